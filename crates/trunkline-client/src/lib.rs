@@ -1,0 +1,342 @@
+//! A Rust client for Trunkline that fails over across nodes.
+//!
+//! Give it every node's client address. A call goes to the node that answered last; when
+//! that node can't be reached it moves on to the next. Reads are retried on another node
+//! after any UNAVAILABLE answer. Writes are retried only when the request certainly never
+//! left this process (the connection could not be made), because any node forwards a write
+//! to the leader itself and a retry after an unknown outcome could apply it twice.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
+
+use tonic::{transport::Channel, Code, Status};
+pub use trunkline_api::v1 as proto;
+use trunkline_api::v1::{
+    admin_service_client::AdminServiceClient, route_service_client::RouteServiceClient,
+};
+
+/// How long to wait for a TCP connection to one node before trying the next.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// The deadline of one request when the caller sets none.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest answer accepted from a node.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Whether a request may be sent again to another node after a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads: any UNAVAILABLE answer moves on to the next node.
+    Idempotent,
+    /// Writes: only a failure to connect moves on.
+    NotSent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no endpoints given: pass --endpoints host:port[,host:port...]")]
+    NoEndpoints,
+    #[error("endpoint {endpoint:?} is not host:port")]
+    BadEndpoint { endpoint: String },
+    #[error("no node could be reached: {}", describe(.attempts))]
+    Unreachable { attempts: Vec<(String, String)> },
+    #[error("{} ({}): {}", .endpoint, code_name(.status.code()), .status.message())]
+    Status { endpoint: String, status: Status },
+}
+
+fn describe(attempts: &[(String, String)]) -> String {
+    attempts
+        .iter()
+        .map(|(endpoint, error)| format!("{endpoint}: {error}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The gRPC code in the form users see in docs, e.g. `FAILED_PRECONDITION`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+impl ClientError {
+    /// The gRPC status a node answered with, if one did.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            ClientError::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+pub struct Client {
+    endpoints: Vec<String>,
+    /// One connection per endpoint, made on first use and kept.
+    channels: Mutex<Vec<Option<Channel>>>,
+    /// The endpoint that answered last; calls start there.
+    preferred: AtomicUsize,
+    request_timeout: Duration,
+}
+
+impl Client {
+    pub fn new<I, S>(endpoints: I) -> Result<Client, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let endpoints: Vec<String> = endpoints
+            .into_iter()
+            .map(Into::into)
+            .map(|endpoint: String| endpoint.trim().to_owned())
+            .filter(|endpoint| !endpoint.is_empty())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        for endpoint in &endpoints {
+            let address = endpoint
+                .strip_prefix("http://")
+                .unwrap_or(endpoint.as_str());
+            let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
+            });
+            if !valid {
+                return Err(ClientError::BadEndpoint {
+                    endpoint: endpoint.clone(),
+                });
+            }
+        }
+        Ok(Client {
+            channels: Mutex::new(vec![None; endpoints.len()]),
+            endpoints,
+            preferred: AtomicUsize::new(0),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        })
+    }
+
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
+        self.request_timeout = timeout;
+        self
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    async fn channel(&self, index: usize) -> Result<Channel, String> {
+        if let Some(channel) = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|channels| channels.get(index).cloned().flatten())
+        {
+            return Ok(channel);
+        }
+        let endpoint = &self.endpoints[index % self.endpoints.len()];
+        let uri = if endpoint.starts_with("http://") {
+            endpoint.clone()
+        } else {
+            format!("http://{endpoint}")
+        };
+        let channel = tonic::transport::Endpoint::from_shared(uri)
+            .map_err(|error| error.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(self.request_timeout)
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|error| error_chain(&error))?;
+        if let Ok(mut channels) = self.channels.lock() {
+            if let Some(slot) = channels.get_mut(index) {
+                *slot = Some(channel.clone());
+            }
+        }
+        Ok(channel)
+    }
+
+    fn forget(&self, index: usize) {
+        if let Ok(mut channels) = self.channels.lock() {
+            if let Some(slot) = channels.get_mut(index) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Calls a method of the service `make` builds on a channel, failing over as `retry`
+    /// allows. The closure is called once per node tried.
+    pub async fn call<S, T, F, Fut>(
+        &self,
+        retry: Retry,
+        make: fn(Channel) -> S,
+        mut method: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let count = self.endpoints.len();
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut attempts = Vec::new();
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            let endpoint = &self.endpoints[index];
+            let channel = match self.channel(index).await {
+                Ok(channel) => channel,
+                Err(error) => {
+                    attempts.push((endpoint.clone(), error));
+                    continue;
+                }
+            };
+            match method(make(channel)).await {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) => {
+                    let transport = is_transport_failure(&status);
+                    if transport {
+                        self.forget(index);
+                    }
+                    let may_retry = match retry {
+                        Retry::Idempotent => status.code() == Code::Unavailable,
+                        Retry::NotSent => transport && never_sent(&status),
+                    };
+                    if may_retry && offset + 1 < count {
+                        attempts.push((endpoint.clone(), status.message().to_owned()));
+                        continue;
+                    }
+                    return Err(ClientError::Status {
+                        endpoint: endpoint.clone(),
+                        status,
+                    });
+                }
+            }
+        }
+        Err(ClientError::Unreachable { attempts })
+    }
+
+    /// Calls an `AdminService` method with failover.
+    pub async fn admin<T, F, Fut>(&self, retry: Retry, method: F) -> Result<T, ClientError>
+    where
+        F: FnMut(AdminServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call(retry, admin_client, method).await
+    }
+
+    /// Calls a `RouteService` method with failover.
+    pub async fn route<T, F, Fut>(&self, retry: Retry, method: F) -> Result<T, ClientError>
+    where
+        F: FnMut(RouteServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call(retry, route_client, method).await
+    }
+}
+
+fn admin_client(channel: Channel) -> AdminServiceClient<Channel> {
+    AdminServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES)
+}
+
+fn route_client(channel: Channel) -> RouteServiceClient<Channel> {
+    RouteServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A status made by this process's transport (no node answered), not by a node.
+fn is_transport_failure(status: &Status) -> bool {
+    use std::error::Error;
+    status.code() == Code::Unavailable
+        && status
+            .source()
+            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+}
+
+/// A transport failure that happened while connecting, so the request never reached a node.
+fn never_sent(status: &Status) -> bool {
+    use std::error::Error;
+    status.source().is_some_and(|source| {
+        let chain = error_chain(source).to_lowercase();
+        chain.contains("tcp connect error") || chain.contains("connection refused")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_validated_before_any_connection() {
+        assert!(matches!(
+            Client::new(Vec::<String>::new()),
+            Err(ClientError::NoEndpoints)
+        ));
+        assert!(matches!(
+            Client::new([" ", ""]),
+            Err(ClientError::NoEndpoints)
+        ));
+        for bad in ["localhost", "host:", ":7400", "host:99999", "host:0"] {
+            assert!(
+                matches!(Client::new([bad]), Err(ClientError::BadEndpoint { .. })),
+                "{bad} accepted"
+            );
+        }
+        let client = Client::new(["127.0.0.1:7400", " node2:7400 ", "http://node3:7400"]).unwrap();
+        assert_eq!(client.endpoints().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn every_endpoint_down_is_reported_with_each_reason() {
+        // Ports bound and closed at once are very unlikely to be reused within the test.
+        let mut addresses = Vec::new();
+        for _ in 0..2 {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            addresses.push(listener.local_addr().unwrap().to_string());
+        }
+        let client = Client::new(addresses.clone()).unwrap();
+        let error = client
+            .admin(Retry::Idempotent, |mut admin| async move {
+                admin.cluster_status(proto::ClusterStatusRequest {}).await
+            })
+            .await
+            .unwrap_err();
+        let ClientError::Unreachable { attempts } = &error else {
+            panic!("unexpected {error:?}");
+        };
+        assert_eq!(attempts.len(), 2);
+        for address in &addresses {
+            assert!(error.to_string().contains(address.as_str()), "{error}");
+        }
+    }
+}

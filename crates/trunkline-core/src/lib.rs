@@ -1,0 +1,13 @@
+//! Trunkline's sans-IO domain.
+//!
+//! Everything here is deterministic: no tokio, tonic, sled or clock. Time and randomness come
+//! in as values, so the replicated state machine gives the same answer on every node and the
+//! routing decisions can be property-tested.
+
+mod error;
+pub mod routing;
+pub mod settings;
+pub mod state;
+
+pub use error::Error;
+pub use state::{Command, Request, Response, State};

@@ -1,0 +1,46 @@
+//! Outbound routing: from a dialled number to an ordered list of carrier gateways to try.
+//!
+//! The pipeline for one call, each step a pure function:
+//!
+//! 1. [`normalize`] turns what the user dialled into E.164 (or an emergency call or an
+//!    extension) with the tenant's [`DialPlan`];
+//! 2. [`classify()`] names the [`DestinationClass`] that usage policy and fraud rules act on;
+//! 3. [`PrefixIndex::lookup`] finds every carrier's longest effective deck prefix for the
+//!    number;
+//! 4. [`select_route`] drops unusable carriers and gateways, orders the rest by the tenant's
+//!    [`Strategy`] and writes each carrier's dial string.
+//!
+//! The configuration types ([`Tenant`], [`Carrier`], [`Gateway`], [`Rate`]) are replicated
+//! through Raft; the prefix index is derived from the decks and rebuilt off the request path.
+//! Nothing here reads a clock or does I/O: time and randomness are arguments.
+
+mod classify;
+mod model;
+mod numbers;
+mod prefix;
+mod select;
+
+#[cfg(test)]
+mod tests;
+
+pub use classify::{
+    classify, DestinationClass, HighRiskList, MAX_HIGH_RISK_PREFIXES,
+    NANP_OTHER_COUNTRY_AREA_CODES, NANP_PREMIUM_AREA_CODE, NANP_PREMIUM_EXCHANGE,
+    NANP_TOLL_FREE_AREA_CODES,
+};
+pub use model::{
+    Capability, Carrier, DialPlan, Gateway, GatewayHealth, ModelError, Rate, SipScheme, SipUri,
+    Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS, MAX_DESCRIPTION_BYTES,
+    MAX_EMERGENCY_NUMBERS, MAX_EXTENSION_DIGITS, MAX_FINAL_CODES, MAX_NAME_BYTES,
+    MAX_PREFIX_DIGITS, MAX_SIP_URI_BYTES, MAX_TECH_PREFIX_CHARS,
+};
+pub use numbers::{
+    normalize, E164Number, Normalized, NumberError, MAX_DIALLED_CHARS, MAX_E164_DIGITS,
+    MIN_E164_DIGITS,
+};
+pub use prefix::{
+    IndexError, PrefixIndex, PrefixIndexBuilder, RateMatch, MAX_INDEX_CARRIERS, MAX_INDEX_ROWS,
+};
+pub use select::{
+    select_route, Candidate, DropReason, Leg, Media, RouteDecision, RouteInput, Verdict,
+};

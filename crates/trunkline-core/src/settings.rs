@@ -1,0 +1,377 @@
+//! The replicated settings namespace: a small, versioned key-value map.
+//!
+//! Cluster-wide settings of later capabilities live here, and the replication and chaos tests
+//! use it as their register: get, set, delete and compare-and-set, each change stamped with
+//! the log index that made it (etcd's `mod_revision`) so readers can tell which write they see.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Longest value, in bytes. Settings are configuration, not a blob store.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most keys the namespace holds; a set of a new key beyond it is refused.
+pub const MAX_KEYS: usize = 100_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    pub value: String,
+    /// Log index of the write that created the key.
+    pub create_index: u64,
+    /// Log index of the write that last changed the key.
+    pub modify_index: u64,
+    /// How many times the key was written since it was created (1 after the first write).
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SettingsCommand {
+    Set {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    /// Writes `value` (or deletes the key when `None`) only if the current value equals
+    /// `expected` (`None`: the key must not exist).
+    CompareAndSet {
+        key: String,
+        expected: Option<String>,
+        value: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SettingsResponse {
+    /// The key after the write, or `None` when it was deleted.
+    Written { current: Option<Setting> },
+    /// Delete of a key that did not exist.
+    Absent,
+    /// A compare-and-set whose comparison failed; `current` is what the key holds.
+    CompareFailed { current: Option<Setting> },
+}
+
+impl SettingsCommand {
+    pub fn key(&self) -> &str {
+        match self {
+            SettingsCommand::Set { key, .. }
+            | SettingsCommand::Delete { key }
+            | SettingsCommand::CompareAndSet { key, .. } => key,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_key(self.key())?;
+        match self {
+            SettingsCommand::Set { value, .. } => validate_value("value", value),
+            SettingsCommand::Delete { .. } => Ok(()),
+            SettingsCommand::CompareAndSet {
+                expected, value, ..
+            } => {
+                if let Some(expected) = expected {
+                    validate_value("expected", expected)?;
+                }
+                match value {
+                    Some(value) => validate_value("value", value),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Keys are 1 to [`MAX_KEY_BYTES`] printable ASCII characters without spaces, so they print
+/// and sort the same everywhere.
+pub fn validate_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::invalid("key", "must not be empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::invalid(
+            "key",
+            format!("is {} bytes; the limit is {MAX_KEY_BYTES}", key.len()),
+        ));
+    }
+    if let Some(bad) = key.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "key",
+            format!("contains {bad:?}; use printable ASCII without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_value(field: &str, value: &str) -> Result<(), Error> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes; the limit is {MAX_VALUE_BYTES}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    entries: BTreeMap<String, Setting>,
+}
+
+impl Settings {
+    pub fn get(&self, key: &str) -> Option<&Setting> {
+        self.entries.get(key)
+    }
+
+    /// Keys starting with `prefix`, in order, at most `limit` of them.
+    pub fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+    ) -> impl Iterator<Item = (&'a String, &'a Setting)> + 'a {
+        self.entries
+            .range(prefix.to_owned()..)
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .take(limit)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn apply(&mut self, log_index: u64, command: &SettingsCommand) -> SettingsResponse {
+        match command {
+            SettingsCommand::Set { key, value } => self.write(log_index, key, Some(value)),
+            SettingsCommand::Delete { key } => match self.entries.remove(key) {
+                Some(_) => SettingsResponse::Written { current: None },
+                None => SettingsResponse::Absent,
+            },
+            SettingsCommand::CompareAndSet {
+                key,
+                expected,
+                value,
+            } => {
+                let current = self.entries.get(key);
+                if current.map(|setting| &setting.value) != expected.as_ref() {
+                    return SettingsResponse::CompareFailed {
+                        current: current.cloned(),
+                    };
+                }
+                self.write(log_index, key, value.as_ref())
+            }
+        }
+    }
+
+    fn write(&mut self, log_index: u64, key: &str, value: Option<&String>) -> SettingsResponse {
+        let Some(value) = value else {
+            self.entries.remove(key);
+            return SettingsResponse::Written { current: None };
+        };
+        if !self.entries.contains_key(key) && self.entries.len() >= MAX_KEYS {
+            return SettingsResponse::CompareFailed { current: None };
+        }
+        let setting = self
+            .entries
+            .entry(key.to_owned())
+            .and_modify(|setting| {
+                setting.value.clone_from(value);
+                setting.modify_index = log_index;
+                setting.version += 1;
+            })
+            .or_insert_with(|| Setting {
+                value: value.clone(),
+                create_index: log_index,
+                modify_index: log_index,
+                version: 1,
+            });
+        SettingsResponse::Written {
+            current: Some(setting.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        commands: &[SettingsCommand],
+        expected_last: SettingsResponse,
+        key: &str,
+        expected: Option<&str>,
+    ) {
+        let mut settings = Settings::default();
+        let mut last = SettingsResponse::Absent;
+        for (index, command) in commands.iter().enumerate() {
+            last = settings.apply(index as u64 + 1, command);
+        }
+        assert_eq!(last, expected_last);
+        assert_eq!(settings.get(key).map(|s| s.value.as_str()), expected);
+    }
+
+    fn set(key: &str, value: &str) -> SettingsCommand {
+        SettingsCommand::Set {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn cas(key: &str, expected: Option<&str>, value: Option<&str>) -> SettingsCommand {
+        SettingsCommand::CompareAndSet {
+            key: key.into(),
+            expected: expected.map(Into::into),
+            value: value.map(Into::into),
+        }
+    }
+
+    fn written(
+        value: &str,
+        create_index: u64,
+        modify_index: u64,
+        version: u64,
+    ) -> SettingsResponse {
+        SettingsResponse::Written {
+            current: Some(Setting {
+                value: value.into(),
+                create_index,
+                modify_index,
+                version,
+            }),
+        }
+    }
+
+    #[test]
+    fn set_then_overwrite_counts_versions_and_indexes() {
+        check(
+            &[set("a", "1"), set("b", "x"), set("a", "2")],
+            written("2", 1, 3, 2),
+            "a",
+            Some("2"),
+        );
+    }
+
+    #[test]
+    fn delete_of_a_missing_key_says_absent() {
+        check(
+            &[SettingsCommand::Delete { key: "a".into() }],
+            SettingsResponse::Absent,
+            "a",
+            None,
+        );
+    }
+
+    #[test]
+    fn delete_then_set_starts_a_new_version_history() {
+        check(
+            &[
+                set("a", "1"),
+                SettingsCommand::Delete { key: "a".into() },
+                set("a", "2"),
+            ],
+            written("2", 3, 3, 1),
+            "a",
+            Some("2"),
+        );
+    }
+
+    #[test]
+    fn compare_and_set_succeeds_only_on_the_expected_value() {
+        check(
+            &[set("a", "1"), cas("a", Some("1"), Some("2"))],
+            written("2", 1, 2, 2),
+            "a",
+            Some("2"),
+        );
+        check(
+            &[set("a", "1"), cas("a", Some("0"), Some("2"))],
+            SettingsResponse::CompareFailed {
+                current: Some(Setting {
+                    value: "1".into(),
+                    create_index: 1,
+                    modify_index: 1,
+                    version: 1,
+                }),
+            },
+            "a",
+            Some("1"),
+        );
+    }
+
+    #[test]
+    fn compare_and_set_on_absence_creates_once() {
+        check(
+            &[cas("a", None, Some("1"))],
+            written("1", 1, 1, 1),
+            "a",
+            Some("1"),
+        );
+        check(
+            &[cas("a", None, Some("1")), cas("a", None, Some("2"))],
+            SettingsResponse::CompareFailed {
+                current: Some(Setting {
+                    value: "1".into(),
+                    create_index: 1,
+                    modify_index: 1,
+                    version: 1,
+                }),
+            },
+            "a",
+            Some("1"),
+        );
+    }
+
+    #[test]
+    fn compare_and_set_to_none_deletes() {
+        check(
+            &[set("a", "1"), cas("a", Some("1"), None)],
+            SettingsResponse::Written { current: None },
+            "a",
+            None,
+        );
+    }
+
+    #[test]
+    fn keys_are_validated_with_the_field_named() {
+        for (key, needle) in [
+            ("", "empty"),
+            ("has space", "' '"),
+            (&"k".repeat(MAX_KEY_BYTES + 1), "limit"),
+        ] {
+            let error = set(key, "v").validate().unwrap_err();
+            let text = error.to_string();
+            assert!(text.starts_with("key: ") && text.contains(needle), "{text}");
+        }
+        assert!(set("routing/default-strategy", "least-cost")
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn oversized_values_are_refused() {
+        let error = set("a", &"v".repeat(MAX_VALUE_BYTES + 1))
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().starts_with("value: "), "{error}");
+    }
+
+    #[test]
+    fn list_returns_only_the_prefix_in_order() {
+        let mut settings = Settings::default();
+        for (index, key) in ["b/2", "a/1", "b/1", "c"].iter().enumerate() {
+            settings.apply(index as u64 + 1, &set(key, "v"));
+        }
+        let keys: Vec<_> = settings
+            .list("b/", 10)
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(keys, ["b/1", "b/2"]);
+        assert_eq!(settings.list("", 2).count(), 2);
+    }
+}

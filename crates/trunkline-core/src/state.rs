@@ -1,0 +1,133 @@
+//! The replicated state machine: every change to Trunkline's state is a [`Request`] in the
+//! Raft log, and [`State::apply`] turns it into the next state and a [`Response`].
+//!
+//! Apply is deterministic: the time it sees is the time stamped into the request by the leader
+//! that proposed it (made monotonic here), never a local clock, so every node that applies the
+//! same log reaches the same state. Requests are validated before they are proposed; apply
+//! still refuses an invalid one with an error response rather than trusting that, because a
+//! log written by an older or buggy version must never make a node panic.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{Settings, SettingsCommand, SettingsResponse};
+
+/// One entry of the replicated log, as proposed by the leader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Unix time in milliseconds on the proposing leader's clock. The state machine treats it
+    /// as the time of the change; see [`State::apply`] for how it is kept monotonic.
+    pub time_ms: u64,
+    pub command: Command,
+}
+
+/// Everything that can change replicated state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    Settings(SettingsCommand),
+}
+
+impl Command {
+    /// Checks the command before it is proposed, so a bad one never reaches the log.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        match self {
+            Command::Settings(command) => command.validate(),
+        }
+    }
+}
+
+/// What applying a request produced; returned to the client that proposed it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Entries that carry no command (blank and membership entries).
+    #[default]
+    None,
+    Settings(SettingsResponse),
+    /// The request was refused at apply time; nothing changed.
+    Rejected(crate::Error),
+}
+
+/// The whole replicated state. Cloning is cheap: each part sits behind an [`Arc`] and is
+/// copied only when a request changes it, so the apply path can publish a new immutable view
+/// per batch while readers keep using the previous one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    settings: Arc<Settings>,
+    /// The time of the last applied request; request times never go backwards past it, even
+    /// when a new leader's clock is behind the old one's.
+    last_time_ms: u64,
+}
+
+impl State {
+    /// Applies the request at `log_index` and returns what it produced.
+    pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
+        self.last_time_ms = self.last_time_ms.max(request.time_ms);
+        if let Err(error) = request.command.validate() {
+            return Response::Rejected(error);
+        }
+        match &request.command {
+            Command::Settings(command) => {
+                Response::Settings(Arc::make_mut(&mut self.settings).apply(log_index, command))
+            }
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The time of the most recently applied request, in unix milliseconds.
+    pub fn time_ms(&self) -> u64 {
+        self.last_time_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(time_ms: u64, key: &str, value: &str) -> Request {
+        Request {
+            time_ms,
+            command: Command::Settings(SettingsCommand::Set {
+                key: key.into(),
+                value: value.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn time_never_goes_backwards_when_a_new_leader_clock_lags() {
+        let mut state = State::default();
+        state.apply(1, &set(5_000, "a", "1"));
+        state.apply(2, &set(4_000, "a", "2"));
+        assert_eq!(state.time_ms(), 5_000);
+        state.apply(3, &set(6_000, "a", "3"));
+        assert_eq!(state.time_ms(), 6_000);
+    }
+
+    #[test]
+    fn an_invalid_command_in_the_log_is_rejected_not_applied() {
+        let mut state = State::default();
+        let response = state.apply(1, &set(1, "", "x"));
+        assert!(matches!(response, Response::Rejected(_)), "{response:?}");
+        assert!(state.settings().is_empty());
+    }
+
+    #[test]
+    fn cloned_states_do_not_share_changes() {
+        let mut state = State::default();
+        state.apply(1, &set(1, "a", "1"));
+        let before = state.clone();
+        state.apply(2, &set(2, "a", "2"));
+        assert_eq!(
+            before.settings().get("a").map(|s| s.value.as_str()),
+            Some("1")
+        );
+        assert_eq!(
+            state.settings().get("a").map(|s| s.value.as_str()),
+            Some("2")
+        );
+    }
+}

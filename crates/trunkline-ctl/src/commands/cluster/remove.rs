@@ -1,0 +1,28 @@
+//! `trunkctl cluster remove N`: take a voter or learner out of the cluster.
+
+use trunkline_client::{proto, Retry};
+
+use crate::context::{require_node_id, Context, Failure};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The member's node id.
+    node_id: u64,
+}
+
+pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
+    let node_id = require_node_id(args.node_id)?;
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .remove_member(proto::RemoveMemberRequest { node_id })
+                .await
+        })
+        .await?;
+    super::print_membership(
+        context,
+        response,
+        format!("Node {node_id} was removed; stop it and clear its data folder before reusing it"),
+    )
+}

@@ -1,0 +1,70 @@
+//! What every subcommand gets: a client for the cluster and the output format, plus the
+//! failures a subcommand can end with and how client errors become messages with a hint.
+
+use std::time::Duration;
+
+use trunkline_client::{Client, ClientError};
+
+use crate::output::Format;
+
+pub struct Context {
+    pub client: Client,
+    pub format: Format,
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line is wrong; nothing was sent.
+    Usage(String),
+    /// The request failed.
+    Request(String),
+    /// The request ran but what it checks did not hold.
+    ConditionFailed(String),
+    /// Standard output was closed (`trunkctl ... | head`).
+    BrokenPipe,
+}
+
+impl Context {
+    pub fn new(endpoints: &[String], format: Format, timeout_ms: u64) -> Result<Context, Failure> {
+        if timeout_ms == 0 {
+            return Err(Failure::Usage("--timeout-ms must be above 0".into()));
+        }
+        let client = Client::new(endpoints.iter().cloned())
+            .map_err(|error| Failure::Usage(error.to_string()))?
+            .with_request_timeout(Duration::from_millis(timeout_ms));
+        Ok(Context { client, format })
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Failure {
+        let hint = match &error {
+            ClientError::Unreachable { .. } => {
+                "\nIs trunkline running there? Check --endpoints (or TRUNKCTL_ENDPOINTS)."
+            }
+            ClientError::Status { status, .. } if status.code() == tonic::Code::Unavailable => {
+                "\nThe cluster may be without a leader; see `trunkctl cluster status` on each node."
+            }
+            _ => "",
+        };
+        Failure::Request(format!("{error}{hint}"))
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Request(format!("can't write the output: {error}"))
+        }
+    }
+}
+
+pub fn require_node_id(node_id: u64) -> Result<u64, Failure> {
+    if node_id == 0 {
+        Err(Failure::Usage("node id must be a positive number".into()))
+    } else {
+        Ok(node_id)
+    }
+}

@@ -1,0 +1,75 @@
+//! `trunkctl`: the Trunkline admin CLI.
+//!
+//! Exit codes: 0 success; 1 the request failed (the message says why and what to do);
+//! 2 a bad command line; 3 the request ran but its condition did not hold (a key not found,
+//! a compare-and-set that did not match). Output to a closed pipe exits 0.
+
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::{
+    context::{Context, Failure},
+    output::Format,
+};
+
+#[derive(Parser)]
+#[command(name = "trunkctl", version, about = "Administer a Trunkline cluster")]
+struct Cli {
+    /// Client addresses of the nodes (host:port, comma separated); the next is tried when one
+    /// is down.
+    #[arg(
+        long,
+        global = true,
+        env = "TRUNKCTL_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7400"
+    )]
+    endpoints: Vec<String>,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Deadline of each request, in milliseconds.
+    #[arg(long, global = true, default_value_t = 15_000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("trunkctl: can't start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms)?;
+        commands::exec(cli.command, &context).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::ConditionFailed(message)) => {
+            eprintln!("trunkctl: {message}");
+            ExitCode::from(3)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("trunkctl: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Request(message)) => {
+            eprintln!("trunkctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Printing results: aligned tables for people, JSON for scripts.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::context::Failure;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Prints `value` as JSON, or the text `human` makes, according to the format.
+pub fn emit<T: Serialize>(
+    format: Format,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(value)
+            .map_err(|error| Failure::Request(format!("can't encode JSON: {error}")))?,
+        Format::Table => human(value),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", text.trim_end())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// An aligned table: a header row, then one row per item.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
+    for row in rows {
+        for (column, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(column) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        text.push_str(padded.join("  ").trim_end());
+        text.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_align_on_the_widest_cell() {
+        let text = table(
+            &["ID", "ADDRESS"],
+            &[
+                vec!["1".into(), "10.0.0.1:7400".into()],
+                vec!["12".into(), "x".into()],
+            ],
+        );
+        assert_eq!(text, "ID  ADDRESS\n1   10.0.0.1:7400\n12  x\n");
+    }
+}

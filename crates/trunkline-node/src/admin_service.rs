@@ -1,0 +1,277 @@
+//! `trunkline.v1.AdminService`: cluster membership and status, and the settings namespace.
+//! Each handler converts the request, calls [`Cluster`], and converts the answer; the rules
+//! live in the cluster and the core.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use trunkline_api::v1::{self as proto, admin_service_server::AdminService};
+use trunkline_core::{
+    settings::{SettingsCommand, SettingsResponse},
+    Command,
+};
+use trunkline_store::Node;
+
+use crate::{
+    cluster::{Cluster, LeaderReply, LeaderRequest},
+    convert, limits,
+};
+
+pub struct AdminApi {
+    cluster: Arc<Cluster>,
+}
+
+impl AdminApi {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        AdminApi { cluster }
+    }
+
+    async fn membership_change(
+        &self,
+        request: LeaderRequest,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let log_index = match self.cluster.submit(request).await? {
+            LeaderReply::MembershipChanged { log_index } => log_index,
+            other => {
+                return Err(Status::internal(format!(
+                    "unexpected reply to a membership change: {other:?}"
+                )))
+            }
+        };
+        let metrics = self.cluster.metrics();
+        Ok(Response::new(proto::MembershipResponse {
+            members: convert::members(
+                metrics.membership_config.membership(),
+                metrics.current_leader,
+            ),
+            log_index,
+        }))
+    }
+
+    async fn write_setting(
+        &self,
+        command: SettingsCommand,
+    ) -> Result<Response<proto::SettingWriteResponse>, Status> {
+        let key = command.key().to_owned();
+        let (response, log_index) = self.cluster.write(Command::Settings(command)).await?;
+        let (succeeded, current) = match response {
+            trunkline_core::Response::Settings(SettingsResponse::Written { current }) => {
+                (true, current)
+            }
+            trunkline_core::Response::Settings(SettingsResponse::Absent) => (false, None),
+            trunkline_core::Response::Settings(SettingsResponse::CompareFailed { current }) => {
+                (false, current)
+            }
+            other => {
+                return Err(Status::internal(format!(
+                    "unexpected response to a settings write: {other:?}"
+                )))
+            }
+        };
+        Ok(Response::new(proto::SettingWriteResponse {
+            succeeded,
+            current: current.map(|setting| convert::setting(&key, &setting)),
+            applied_index: log_index,
+        }))
+    }
+}
+
+fn require_node_id(node_id: u64) -> Result<u64, Status> {
+    if node_id == 0 {
+        Err(Status::invalid_argument(
+            "node_id: must be a positive number",
+        ))
+    } else {
+        Ok(node_id)
+    }
+}
+
+fn require_host_port(field: &str, value: &str) -> Result<(), Status> {
+    let valid = value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+    if valid {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{field}: {value:?} is not host:port"
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn init_cluster(
+        &self,
+        _request: Request<proto::InitClusterRequest>,
+    ) -> Result<Response<proto::InitClusterResponse>, Status> {
+        self.cluster.initialize().await?;
+        tracing::info!(node_id = self.cluster.node_id, "cluster initialised");
+        Ok(Response::new(proto::InitClusterResponse {
+            node_id: self.cluster.node_id,
+            cluster_name: self.cluster.cluster_name.clone(),
+        }))
+    }
+
+    async fn join_cluster(
+        &self,
+        request: Request<proto::JoinClusterRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let request = request.into_inner();
+        let node_id = require_node_id(request.node_id)?;
+        require_host_port("peer_addr", &request.peer_addr)?;
+        require_host_port("api_addr", &request.api_addr)?;
+        self.membership_change(LeaderRequest::AddLearner {
+            node_id,
+            node: Node {
+                peer_addr: request.peer_addr,
+                api_addr: request.api_addr,
+            },
+        })
+        .await
+    }
+
+    async fn promote_member(
+        &self,
+        request: Request<proto::PromoteMemberRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let node_id = require_node_id(request.into_inner().node_id)?;
+        self.membership_change(LeaderRequest::Promote { node_id })
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<proto::RemoveMemberRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let node_id = require_node_id(request.into_inner().node_id)?;
+        self.membership_change(LeaderRequest::Remove { node_id })
+            .await
+    }
+
+    async fn cluster_status(
+        &self,
+        _request: Request<proto::ClusterStatusRequest>,
+    ) -> Result<Response<proto::ClusterStatusResponse>, Status> {
+        let metrics = self.cluster.metrics();
+        let committed_index = self.cluster.committed_index().await;
+        let last_log_index = metrics.last_log_index.unwrap_or(0);
+        let followers = metrics
+            .replication
+            .iter()
+            .flat_map(|replication| replication.iter())
+            .filter(|(node_id, _)| **node_id != self.cluster.node_id)
+            .map(|(node_id, matched)| {
+                let matched_index = matched.map_or(0, |log_id| log_id.index);
+                proto::FollowerLag {
+                    node_id: *node_id,
+                    matched_index,
+                    lag_entries: last_log_index.saturating_sub(matched_index),
+                }
+            })
+            .collect();
+        let membership = metrics.membership_config.membership();
+        Ok(Response::new(proto::ClusterStatusResponse {
+            node_id: self.cluster.node_id,
+            cluster_name: self.cluster.cluster_name.clone(),
+            state: format!("{:?}", metrics.state).to_lowercase(),
+            leader_id: metrics.current_leader.unwrap_or(0),
+            term: metrics.current_term,
+            last_log_index,
+            committed_index,
+            applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+            snapshot_index: metrics.snapshot.map_or(0, |log_id| log_id.index),
+            staleness_ms: self.cluster.staleness_ms(&metrics),
+            members: convert::members(membership, metrics.current_leader),
+            followers,
+            uninitialized: !self.cluster.is_initialized().await,
+        }))
+    }
+
+    async fn list_members(
+        &self,
+        _request: Request<proto::ListMembersRequest>,
+    ) -> Result<Response<proto::ListMembersResponse>, Status> {
+        let (applied, read_state) = self.cluster.read(Default::default()).await?;
+        Ok(Response::new(proto::ListMembersResponse {
+            members: convert::members(applied.membership.membership(), read_state.leader_id),
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn get_setting(
+        &self,
+        request: Request<proto::GetSettingRequest>,
+    ) -> Result<Response<proto::GetSettingResponse>, Status> {
+        let request = request.into_inner();
+        trunkline_core::settings::validate_key(&request.key)
+            .map_err(crate::error::ClusterError::from)?;
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let setting = applied
+            .state
+            .settings()
+            .get(&request.key)
+            .map(|setting| convert::setting(&request.key, setting));
+        Ok(Response::new(proto::GetSettingResponse {
+            setting,
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn list_settings(
+        &self,
+        request: Request<proto::ListSettingsRequest>,
+    ) -> Result<Response<proto::ListSettingsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => limits::MAX_LIST_SETTINGS,
+            limit => (limit as usize).min(limits::MAX_LIST_SETTINGS),
+        };
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let settings = applied
+            .state
+            .settings()
+            .list(&request.prefix, limit)
+            .map(|(key, setting)| convert::setting(key, setting))
+            .collect();
+        Ok(Response::new(proto::ListSettingsResponse {
+            settings,
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn set_setting(
+        &self,
+        request: Request<proto::SetSettingRequest>,
+    ) -> Result<Response<proto::SettingWriteResponse>, Status> {
+        let request = request.into_inner();
+        self.write_setting(SettingsCommand::Set {
+            key: request.key,
+            value: request.value,
+        })
+        .await
+    }
+
+    async fn delete_setting(
+        &self,
+        request: Request<proto::DeleteSettingRequest>,
+    ) -> Result<Response<proto::SettingWriteResponse>, Status> {
+        self.write_setting(SettingsCommand::Delete {
+            key: request.into_inner().key,
+        })
+        .await
+    }
+
+    async fn compare_and_set_setting(
+        &self,
+        request: Request<proto::CompareAndSetSettingRequest>,
+    ) -> Result<Response<proto::SettingWriteResponse>, Status> {
+        let request = request.into_inner();
+        self.write_setting(SettingsCommand::CompareAndSet {
+            key: request.key,
+            expected: request.expected,
+            value: request.value,
+        })
+        .await
+    }
+}

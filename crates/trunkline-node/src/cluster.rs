@@ -1,0 +1,656 @@
+//! The node's handle on the cluster: proposes writes (forwarding them to the leader when this
+//! node does not lead), serves reads from local applied state at the consistency asked for,
+//! and changes membership.
+//!
+//! Forwarding never risks applying a write twice: a write is re-sent to another node only
+//! when it is certain it was not proposed (the node refused it before proposing, or no
+//! connection could be made). When the outcome is unknown (leadership lost while the write
+//! was in flight, a reply that never came) the caller is told so and decides.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use openraft::{
+    error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError},
+    ChangeMembers, Raft, RaftMetrics, ServerState,
+};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+use trunkline_api::v1::internal::raft_service_client::RaftServiceClient;
+use trunkline_core::{Command, Request, Response};
+use trunkline_store::{AppliedState, Node, NodeId, StateReader, TypeConfig};
+
+use crate::{
+    error::ClusterError,
+    limits,
+    network::{self, PeerCall},
+};
+
+/// A request only the leader can carry out; followers forward it over the peer listener.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum LeaderRequest {
+    Write(Command),
+    AddLearner {
+        node_id: NodeId,
+        node: Node,
+    },
+    Promote {
+        node_id: NodeId,
+    },
+    Remove {
+        node_id: NodeId,
+    },
+    /// The log index a linearizable read must wait for.
+    ReadIndex,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum LeaderReply {
+    Written { response: Response, log_index: u64 },
+    MembershipChanged { log_index: u64 },
+    ReadIndex { log_index: u64 },
+}
+
+/// What a node says about itself before it is added to the cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub node_id: NodeId,
+    /// True when the node already has Raft state: it belongs to a cluster already.
+    pub initialized: bool,
+}
+
+/// How fresh a read must be; see `ReadConsistency` in proto/trunkline/v1/common.proto.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Consistency {
+    pub min_applied_index: u64,
+    pub linearizable: bool,
+    pub max_staleness_ms: u64,
+}
+
+/// Where a read was served from and how fresh it is.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadState {
+    pub node_id: NodeId,
+    pub applied_index: u64,
+    pub leader_id: Option<NodeId>,
+    pub staleness_ms: u64,
+}
+
+/// Staleness reported when this node has not heard from any leader since it started.
+pub const STALENESS_UNKNOWN: u64 = u64::MAX;
+
+pub struct Cluster {
+    pub node_id: NodeId,
+    pub cluster_name: String,
+    /// How other members and clients reach this node.
+    pub self_node: Node,
+    pub raft: Raft<TypeConfig>,
+    pub reader: StateReader,
+    pub log_store: trunkline_store::LogStore,
+    /// When an AppendEntries from a leader last succeeded here: the bound on how stale this
+    /// node's state may be.
+    leader_contact: Mutex<Option<Instant>>,
+    /// Connections to the leaders writes were forwarded to, by node id and address.
+    forward_clients: Mutex<HashMap<(NodeId, String), RaftServiceClient<Channel>>>,
+}
+
+impl Cluster {
+    pub fn new(
+        node_id: NodeId,
+        cluster_name: String,
+        self_node: Node,
+        raft: Raft<TypeConfig>,
+        reader: StateReader,
+        log_store: trunkline_store::LogStore,
+    ) -> Cluster {
+        Cluster {
+            node_id,
+            cluster_name,
+            self_node,
+            raft,
+            reader,
+            log_store,
+            leader_contact: Mutex::new(None),
+            forward_clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A snapshot of Raft's metrics. Cloned out at once: a borrow of the watch must never be
+    /// held across an await, or Raft's core blocks on it.
+    pub fn metrics(&self) -> RaftMetrics<NodeId, Node> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    pub fn record_leader_contact(&self) {
+        if let Ok(mut contact) = self.leader_contact.lock() {
+            *contact = Some(Instant::now());
+        }
+    }
+
+    /// Milliseconds since this node last heard from a leader; 0 on a leader with a quorum.
+    pub fn staleness_ms(&self, metrics: &RaftMetrics<NodeId, Node>) -> u64 {
+        if metrics.state == ServerState::Leader {
+            return metrics.millis_since_quorum_ack.unwrap_or(0);
+        }
+        match self.leader_contact.lock().ok().and_then(|contact| *contact) {
+            Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            None => STALENESS_UNKNOWN,
+        }
+    }
+
+    pub async fn hello(&self) -> Hello {
+        Hello {
+            node_id: self.node_id,
+            initialized: self.is_initialized().await,
+        }
+    }
+
+    /// Whether this node has Raft state (a log or a vote from a cluster). Asked of Raft
+    /// itself: the metrics may not show the log yet right after start-up.
+    pub async fn is_initialized(&self) -> bool {
+        self.raft.is_initialized().await.unwrap_or(true)
+    }
+
+    /// Makes this node the first voter of a new cluster.
+    pub async fn initialize(&self) -> Result<(), ClusterError> {
+        let already = || {
+            ClusterError::FailedPrecondition(format!(
+                "node {} is already initialised as a member of cluster {:?}; a cluster is \
+                 initialised once. To grow it, start the new node and run `trunkctl cluster join`",
+                self.node_id, self.cluster_name
+            ))
+        };
+        if self.is_initialized().await {
+            return Err(already());
+        }
+        let members = BTreeMap::from([(self.node_id, self.self_node.clone())]);
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Err(already()),
+            Err(error) => Err(ClusterError::internal(error)),
+        }
+    }
+
+    /// Proposes a command and returns what applying it produced, with its log index.
+    pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
+        command.validate()?;
+        match self.submit(LeaderRequest::Write(command)).await? {
+            LeaderReply::Written {
+                response: Response::Rejected(error),
+                ..
+            } => Err(ClusterError::Domain(error)),
+            LeaderReply::Written {
+                response,
+                log_index,
+            } => Ok((response, log_index)),
+            other => Err(ClusterError::internal(format!(
+                "unexpected reply to a write: {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends a leader-only request to the leader (this node or another) and follows the
+    /// leader when it moves, as long as the request certainly was not proposed.
+    pub async fn submit(&self, request: LeaderRequest) -> Result<LeaderReply, ClusterError> {
+        let deadline = Instant::now() + limits::WRITE_TIMEOUT;
+        for _ in 0..limits::WRITE_MAX_FORWARDS {
+            let metrics = self.metrics();
+            let result = match metrics.current_leader {
+                Some(leader) if leader == self.node_id => self.lead(request.clone()).await,
+                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                    Some(node) => self.forward(leader, node.clone(), &request).await,
+                    None => Err(ClusterError::NotLeader { leader_id: None }),
+                },
+                None => Err(ClusterError::NotLeader { leader_id: None }),
+            };
+            match result {
+                Err(ClusterError::NotLeader { .. }) => {
+                    if !self
+                        .wait_for_new_leader(metrics.current_leader, deadline)
+                        .await
+                    {
+                        break;
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(ClusterError::Unavailable(format!(
+            "no leader could be reached within {:?}: the cluster may have lost its quorum \
+             (check `trunkctl cluster status` on each node); the request was not applied",
+            limits::WRITE_TIMEOUT
+        )))
+    }
+
+    /// Waits until the known leader differs from `previous` (or a short pause passes when a
+    /// leader is known but refused), returning false when the deadline passed.
+    async fn wait_for_new_leader(&self, previous: Option<NodeId>, deadline: Instant) -> bool {
+        let mut metrics = self.raft.metrics();
+        let pause = Instant::now() + Duration::from_millis(50);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            {
+                let current = metrics.borrow_and_update();
+                if current.current_leader.is_some()
+                    && (current.current_leader != previous || now >= pause)
+                {
+                    return true;
+                }
+            }
+            let wait = deadline.min(now + Duration::from_millis(50)) - now;
+            let _ = tokio::time::timeout(wait, metrics.changed()).await;
+        }
+    }
+
+    /// Runs a leader-only request here. Refuses with `NotLeader` before doing anything when
+    /// this node does not lead; once proposed, a lost leadership is an unknown outcome.
+    pub async fn lead(&self, request: LeaderRequest) -> Result<LeaderReply, ClusterError> {
+        let metrics = self.metrics();
+        if metrics.current_leader != Some(self.node_id) {
+            return Err(ClusterError::NotLeader {
+                leader_id: metrics.current_leader,
+            });
+        }
+        match request {
+            LeaderRequest::Write(command) => {
+                let request = Request {
+                    time_ms: now_ms(),
+                    command,
+                };
+                let written =
+                    tokio::time::timeout(limits::WRITE_TIMEOUT, self.raft.client_write(request))
+                        .await
+                        .map_err(|_| {
+                            ClusterError::DeadlineExceeded(format!(
+                        "the write was not committed within {:?}: the leader (node {}) may have \
+                         lost its quorum; it may still be applied: read back before retrying",
+                        limits::WRITE_TIMEOUT,
+                        self.node_id
+                    ))
+                        })?
+                        .map_err(|error| {
+                            match error {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                        ClusterError::Unavailable(
+                            "leadership changed while the write was in flight; it may or may \
+                             not have been applied: read the value back before retrying"
+                                .to_owned(),
+                        )
+                    }
+                    other => ClusterError::internal(other),
+                }
+                        })?;
+                Ok(LeaderReply::Written {
+                    response: written.data,
+                    log_index: written.log_id.index,
+                })
+            }
+            LeaderRequest::ReadIndex => {
+                let (read_log_id, _applied) =
+                    self.raft.get_read_log_id().await.map_err(|error| {
+                        ClusterError::Unavailable(format!(
+                            "leadership could not be confirmed for a linearizable read: {error}"
+                        ))
+                    })?;
+                Ok(LeaderReply::ReadIndex {
+                    log_index: read_log_id.map_or(0, |log_id| log_id.index),
+                })
+            }
+            LeaderRequest::AddLearner { node_id, node } => self.add_learner(node_id, node).await,
+            LeaderRequest::Promote { node_id } => self.promote(node_id, &metrics).await,
+            LeaderRequest::Remove { node_id } => self.remove(node_id, &metrics).await,
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        node: Node,
+        request: &LeaderRequest,
+    ) -> Result<LeaderReply, ClusterError> {
+        let mut client = self.forward_client(leader, &node).await?;
+        // The leader bounds its own work by these; the margin lets its answer arrive.
+        let timeout = match request {
+            LeaderRequest::Write(_) | LeaderRequest::ReadIndex => limits::WRITE_TIMEOUT,
+            _ => limits::MEMBERSHIP_CHANGE_TIMEOUT,
+        } + limits::FORWARD_MARGIN;
+        let reply: Result<Result<LeaderReply, ClusterError>, tonic::Status> = network::call(
+            &mut client,
+            &self.cluster_name,
+            PeerCall::Forward,
+            request,
+            timeout,
+        )
+        .await;
+        match reply {
+            Ok(result) => result,
+            Err(status) => {
+                // The connection was up, so the leader may have proposed the request.
+                self.forget_forward_client(leader, &node);
+                Err(ClusterError::Unavailable(format!(
+                    "the leader (node {leader}) did not answer: {}; the request may or may not \
+                     have been applied: read back before retrying",
+                    status.message()
+                )))
+            }
+        }
+    }
+
+    /// A connected client for the leader. A failure to connect means nothing was sent, so it
+    /// is reported as `NotLeader`, which lets the request be retried.
+    async fn forward_client(
+        &self,
+        leader: NodeId,
+        node: &Node,
+    ) -> Result<RaftServiceClient<Channel>, ClusterError> {
+        let key = (leader, node.peer_addr.clone());
+        if let Some(client) = self
+            .forward_clients
+            .lock()
+            .ok()
+            .and_then(|clients| clients.get(&key).cloned())
+        {
+            return Ok(client);
+        }
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_addr))
+                .map_err(ClusterError::internal)?
+                .connect_timeout(limits::PEER_CONNECT_TIMEOUT)
+                .tcp_nodelay(true);
+        let channel = endpoint.connect().await.map_err(|error| {
+            tracing::debug!(%leader, %error, "can't connect to the leader to forward");
+            ClusterError::NotLeader {
+                leader_id: Some(leader),
+            }
+        })?;
+        let client = RaftServiceClient::new(channel)
+            .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES);
+        if let Ok(mut clients) = self.forward_clients.lock() {
+            clients.insert(key, client.clone());
+        }
+        Ok(client)
+    }
+
+    fn forget_forward_client(&self, leader: NodeId, node: &Node) {
+        if let Ok(mut clients) = self.forward_clients.lock() {
+            clients.remove(&(leader, node.peer_addr.clone()));
+        }
+    }
+
+    /// The applied state to answer a read from, once it is as fresh as asked.
+    pub async fn read(
+        &self,
+        consistency: Consistency,
+    ) -> Result<(Arc<AppliedState>, ReadState), ClusterError> {
+        let mut wait_for = consistency.min_applied_index;
+        if consistency.linearizable {
+            match self.submit(LeaderRequest::ReadIndex).await? {
+                LeaderReply::ReadIndex { log_index } => wait_for = wait_for.max(log_index),
+                other => {
+                    return Err(ClusterError::internal(format!(
+                        "unexpected reply to a read index: {other:?}"
+                    )))
+                }
+            }
+        }
+        if wait_for > 0 {
+            self.wait_applied(wait_for).await?;
+        }
+        let metrics = self.metrics();
+        let staleness_ms = self.staleness_ms(&metrics);
+        if consistency.max_staleness_ms > 0
+            && !consistency.linearizable
+            && staleness_ms > consistency.max_staleness_ms
+        {
+            return Err(ClusterError::FailedPrecondition(format!(
+                "node {} has not heard from a leader for {} (max_staleness_ms is {}); ask \
+                 another node or drop the bound",
+                self.node_id,
+                describe_staleness(staleness_ms),
+                consistency.max_staleness_ms
+            )));
+        }
+        let applied = self.reader.current();
+        let read_state = ReadState {
+            node_id: self.node_id,
+            applied_index: applied.last_applied.map_or(0, |log_id| log_id.index),
+            leader_id: metrics.current_leader,
+            staleness_ms,
+        };
+        Ok((applied, read_state))
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), ClusterError> {
+        let applied = |state: &AppliedState| state.last_applied.map_or(0, |log_id| log_id.index);
+        if applied(&self.reader.current()) >= index {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(limits::READ_WAIT_TIMEOUT))
+            .applied_index_at_least(Some(index), "read")
+            .await
+            .map_err(|_| {
+                ClusterError::DeadlineExceeded(format!(
+                    "node {} did not reach applied index {index} within {:?} (it is at {}); it \
+                     may be cut off from the leader",
+                    self.node_id,
+                    limits::READ_WAIT_TIMEOUT,
+                    applied(&self.reader.current())
+                ))
+            })?;
+        Ok(())
+    }
+
+    async fn add_learner(&self, node_id: NodeId, node: Node) -> Result<LeaderReply, ClusterError> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        if let Some(existing) = membership.get_node(&node_id) {
+            let role = if membership.voter_ids().any(|id| id == node_id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            return Err(ClusterError::FailedPrecondition(format!(
+                "node {node_id} is already a {role} of the cluster ({existing}); remove it first \
+                 to re-add it with other addresses"
+            )));
+        }
+        let mut client = network::peer_client(&node.peer_addr).map_err(|error| {
+            ClusterError::Domain(trunkline_core::Error::invalid(
+                "peer_addr",
+                format!("{:?} is not host:port ({error})", node.peer_addr),
+            ))
+        })?;
+        let hello: Result<Hello, tonic::Status> = network::call(
+            &mut client,
+            &self.cluster_name,
+            PeerCall::Hello,
+            &(),
+            limits::JOIN_HELLO_TIMEOUT,
+        )
+        .await;
+        let hello = hello.map_err(|status| match status.code() {
+            tonic::Code::FailedPrecondition => ClusterError::FailedPrecondition(format!(
+                "node at {} refused to join: {}",
+                node.peer_addr,
+                status.message()
+            )),
+            _ => ClusterError::Unavailable(format!(
+                "can't reach node {node_id}'s peer listener at {} from the leader (node {}): {}. \
+                 Start it first (trunkline serve with node_id = {node_id} and cluster_name = {:?}) \
+                 and check the address",
+                node.peer_addr,
+                self.node_id,
+                status.message(),
+                self.cluster_name
+            )),
+        })?;
+        if hello.node_id != node_id {
+            return Err(ClusterError::FailedPrecondition(format!(
+                "the node at {} is node {}, not node {node_id}: check the address and node_id",
+                node.peer_addr, hello.node_id
+            )));
+        }
+        if hello.initialized {
+            return Err(ClusterError::FailedPrecondition(format!(
+                "node {node_id} at {} already has Raft state (it was initialised or belonged to \
+                 a cluster): start it with an empty data folder to join",
+                node.peer_addr
+            )));
+        }
+        let change = tokio::time::timeout(
+            limits::MEMBERSHIP_CHANGE_TIMEOUT,
+            // Not blocking on catch-up: a large state may take longer than a request may
+            // wait. `cluster status` shows the learner's lag, and promote refuses a learner
+            // that has replicated nothing.
+            self.raft.add_learner(node_id, node, false),
+        )
+        .await
+        .map_err(|_| membership_timeout(node_id))?;
+        membership_reply(change)
+    }
+
+    async fn promote(
+        &self,
+        node_id: NodeId,
+        metrics: &RaftMetrics<NodeId, Node>,
+    ) -> Result<LeaderReply, ClusterError> {
+        let membership = metrics.membership_config.membership();
+        if membership.voter_ids().any(|id| id == node_id) {
+            return Err(ClusterError::FailedPrecondition(format!(
+                "node {node_id} is already a voter"
+            )));
+        }
+        if membership.get_node(&node_id).is_none() {
+            return Err(not_a_member(node_id));
+        }
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|replication| replication.get(&node_id).cloned().flatten());
+        if matched.is_none() {
+            return Err(ClusterError::FailedPrecondition(format!(
+                "learner {node_id} has not replicated anything yet: check it is running and \
+                 reachable, then promote it"
+            )));
+        }
+        let change = tokio::time::timeout(
+            limits::MEMBERSHIP_CHANGE_TIMEOUT,
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false),
+        )
+        .await
+        .map_err(|_| membership_timeout(node_id))?;
+        membership_reply(change)
+    }
+
+    async fn remove(
+        &self,
+        node_id: NodeId,
+        metrics: &RaftMetrics<NodeId, Node>,
+    ) -> Result<LeaderReply, ClusterError> {
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = if voters.contains(&node_id) {
+            if voters.len() == 1 {
+                return Err(ClusterError::FailedPrecondition(format!(
+                    "node {node_id} is the last voter: removing it would leave no cluster. Join \
+                     and promote another node first"
+                )));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+        } else if membership.get_node(&node_id).is_some() {
+            ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+        } else {
+            return Err(not_a_member(node_id));
+        };
+        let change = tokio::time::timeout(
+            limits::MEMBERSHIP_CHANGE_TIMEOUT,
+            self.raft.change_membership(change, false),
+        )
+        .await
+        .map_err(|_| membership_timeout(node_id))?;
+        membership_reply(change)
+    }
+}
+
+fn not_a_member(node_id: NodeId) -> ClusterError {
+    ClusterError::Domain(trunkline_core::Error::not_found(
+        "member",
+        node_id.to_string(),
+    ))
+}
+
+fn membership_timeout(node_id: NodeId) -> ClusterError {
+    ClusterError::DeadlineExceeded(format!(
+        "the membership change for node {node_id} did not commit within {:?}; check `trunkctl \
+         cluster status`",
+        limits::MEMBERSHIP_CHANGE_TIMEOUT
+    ))
+}
+
+type MembershipChange = Result<
+    openraft::raft::ClientWriteResponse<TypeConfig>,
+    RaftError<NodeId, ClientWriteError<NodeId, Node>>,
+>;
+
+fn membership_reply(change: MembershipChange) -> Result<LeaderReply, ClusterError> {
+    match change {
+        Ok(written) => Ok(LeaderReply::MembershipChanged {
+            log_index: written.log_id.index,
+        }),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            Err(ClusterError::Unavailable(
+                "leadership changed during the membership change; check `trunkctl cluster \
+                 members` before retrying"
+                    .to_owned(),
+            ))
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error))) => match error {
+            ChangeMembershipError::InProgress(_) => Err(ClusterError::FailedPrecondition(
+                "another membership change is in progress; retry when it has finished".to_owned(),
+            )),
+            other => Err(ClusterError::FailedPrecondition(other.to_string())),
+        },
+        Err(other) => Err(ClusterError::internal(other)),
+    }
+}
+
+/// Wall-clock time for stamping proposals; the state machine only ever sees it through the
+/// log.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+fn describe_staleness(staleness_ms: u64) -> String {
+    if staleness_ms == STALENESS_UNKNOWN {
+        "ever since it started".to_owned()
+    } else {
+        format!("{staleness_ms} ms")
+    }
+}
+
+impl Cluster {
+    /// The highest log index known committed on this node (0 when none).
+    pub async fn committed_index(&self) -> u64 {
+        let mut log_store = self.log_store.clone();
+        match openraft::storage::RaftLogStorage::read_committed(&mut log_store).await {
+            Ok(committed) => committed.map_or(0, |log_id| log_id.index),
+            Err(error) => {
+                tracing::warn!(%error, "can't read the committed index");
+                0
+            }
+        }
+    }
+}

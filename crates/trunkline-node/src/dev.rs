@@ -1,0 +1,47 @@
+//! `trunkline dev`: a single node for newcomers. Its data lives in a folder it names; it
+//! initialises itself on first start and restarts on its data after that.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use crate::config::{Config, RaftConfig};
+
+/// The dev node's id and cluster name; fixed so a restart finds its own data folder.
+pub const DEV_NODE_ID: u64 = 1;
+pub const DEV_CLUSTER_NAME: &str = "dev";
+pub const DEV_DATA_DIR: &str = "trunkline-dev-data";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Client listener for SIP proxies and trunkctl; the peer listener takes the next port.
+    #[arg(long, default_value = crate::config::DEFAULT_API_ADDR)]
+    pub listen: SocketAddr,
+    /// Where the dev node keeps its data.
+    #[arg(long, default_value = DEV_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+impl DevArgs {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut peer_addr = self.listen;
+        let port = self.listen.port();
+        if port != 0 {
+            let peer_port = port.checked_add(1).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--listen: port {port} leaves no room for the peer listener on the next port"
+                )
+            })?;
+            peer_addr.set_port(peer_port);
+        }
+        Ok(Config {
+            node_id: DEV_NODE_ID,
+            cluster_name: DEV_CLUSTER_NAME.to_owned(),
+            data_dir: self.data_dir.clone(),
+            api_addr: self.listen,
+            peer_addr,
+            advertise_api_addr: None,
+            advertise_peer_addr: None,
+            raft: RaftConfig::default(),
+            log_level: crate::config::DEFAULT_LOG_LEVEL.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! What can go wrong when the node serves a request, and the one place that turns it into a
+//! gRPC status with the right code and a message a user can act on.
+
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
+
+/// An error from cluster operations. It also travels between nodes when a follower forwards a
+/// write, so it is serialisable and owns its strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClusterError {
+    /// A domain error: a malformed field, a missing object, a refused state change.
+    #[error(transparent)]
+    Domain(#[from] trunkline_core::Error),
+    /// The request is well formed but the cluster's state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// No leader can be reached, or a peer is down; retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request ran out of time; a write may or may not have been applied.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// The node that received a forwarded request is not the leader (internal to forwarding:
+    /// the request was not proposed, so it is safe to send it to the new leader).
+    #[error("node is not the leader")]
+    NotLeader { leader_id: Option<u64> },
+    /// A bug or a storage failure; the node logs it.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ClusterError {
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        ClusterError::Internal(error.to_string())
+    }
+}
+
+impl From<ClusterError> for Status {
+    fn from(error: ClusterError) -> Status {
+        use trunkline_core::Error as Domain;
+        let code = match &error {
+            ClusterError::Domain(Domain::InvalidField { .. }) => Code::InvalidArgument,
+            ClusterError::Domain(Domain::NotFound { .. }) => Code::NotFound,
+            ClusterError::Domain(Domain::FailedPrecondition(_)) => Code::FailedPrecondition,
+            ClusterError::Domain(Domain::LimitReached(_)) => Code::ResourceExhausted,
+            ClusterError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ClusterError::Unavailable(_) | ClusterError::NotLeader { .. } => Code::Unavailable,
+            ClusterError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ClusterError::Internal(message) => {
+                tracing::error!(%message, "internal error");
+                Code::Internal
+            }
+        };
+        Status::new(code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_never_internal() {
+        let status = Status::from(ClusterError::Domain(trunkline_core::Error::invalid(
+            "key",
+            "must not be empty",
+        )));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "key: must not be empty");
+        let status = Status::from(ClusterError::Domain(trunkline_core::Error::not_found(
+            "member", "4",
+        )));
+        assert_eq!(status.code(), Code::NotFound);
+    }
+}

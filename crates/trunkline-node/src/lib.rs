@@ -1,0 +1,21 @@
+//! The Trunkline node daemon as a library: the `trunkline` binary is a thin `main` over it,
+//! and tests can start nodes in-process when they need to look inside.
+//!
+//! Codemap: `config` (options and validation), `server` (listeners, services, shutdown),
+//! `cluster` (writes with forwarding, reads at a consistency, membership), `network` and
+//! `peer_service` (the two sides of the peer listener), `admin_service` and `route_service`
+//! (the client API), `convert` (protobuf conversions), `error` (the one mapping to gRPC
+//! status codes), `limits` (every bound).
+
+pub mod admin_service;
+pub mod cluster;
+pub mod config;
+mod convert;
+pub mod dev;
+pub mod error;
+pub mod limits;
+pub mod network;
+pub mod peer_service;
+pub mod route_service;
+pub mod server;
+mod wire;

@@ -1,0 +1,41 @@
+//! Every bound the node puts on work, in one place, each with why it has the value it has.
+
+use std::time::Duration;
+
+/// Largest message on the peer listener: a full batch of log entries or a snapshot chunk,
+/// with room to spare. Entries are bounded by [`RAFT_MAX_PAYLOAD_ENTRIES`] and each command
+/// is bounded by the client listener's [`API_MAX_MESSAGE_BYTES`].
+pub const RAFT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// Log entries per AppendEntries message.
+pub const RAFT_MAX_PAYLOAD_ENTRIES: u64 = 64;
+/// Bytes per InstallSnapshot chunk.
+pub const RAFT_SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+/// How long to wait for a TCP connection to a peer before it counts as unreachable.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Largest request accepted on the client listener.
+pub const API_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Requests in flight on the client listener before new ones are shed with UNAVAILABLE.
+pub const API_MAX_IN_FLIGHT: usize = 4096;
+/// Concurrent requests on one client connection.
+pub const API_MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
+/// A request without its own deadline gets this one.
+pub const API_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write waits for a leader and for commit before giving up with UNAVAILABLE.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times a write follows a changing leader before giving up.
+pub const WRITE_MAX_FORWARDS: usize = 5;
+/// Longest a read waits to reach its `min_applied_index` or linearizable index.
+pub const READ_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the leader waits to reach a node being joined before calling it unreachable.
+pub const JOIN_HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a membership change may take to commit.
+pub const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time a follower gives a forwarded request beyond the leader's own bound, so the
+/// leader's answer (even a timeout) arrives instead of a silent cut-off.
+pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
+/// Time given to in-flight requests after SIGTERM before the node stops anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Settings returned by one list request.
+pub const MAX_LIST_SETTINGS: usize = 1000;

@@ -1,0 +1,121 @@
+//! `trunkline`: the node daemon.
+//!
+//! Exit codes: 0 after a clean shutdown, 1 when the node fails at start or while running,
+//! 2 for a bad command line or configuration.
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use trunkline_node::{
+    config::{Config, FileConfig, Overrides},
+    dev::DevArgs,
+    server::{shutdown_signal, NodeServer},
+};
+
+#[derive(Parser)]
+#[command(name = "trunkline", version, about = "Trunkline call-routing node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node of a real deployment.
+    Serve {
+        /// TOML configuration file; every option can also be given by flag or environment.
+        #[arg(long, short, env = "TRUNKLINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Box<Overrides>,
+    },
+    /// Run a single self-initialising node for development and demos.
+    Dev(DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (config, dev) = match resolve(&cli.command) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            eprintln!("trunkline: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("trunkline: can't start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, dev)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("trunkline: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(command: &Command) -> anyhow::Result<(Config, bool)> {
+    match command {
+        Command::Serve { config, overrides } => {
+            let file = match config {
+                Some(path) => FileConfig::load(path)?,
+                None => FileConfig::default(),
+            };
+            Ok((Config::resolve(file, overrides)?, false))
+        }
+        Command::Dev(args) => Ok((args.config()?, true)),
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let server = NodeServer::start(&config).await?;
+    if dev && !server.cluster().is_initialized().await {
+        server.cluster().initialize().await?;
+    }
+    let mut banner = format!(
+        "trunkline: node {} of cluster {:?}\n  api   {}  (SIP proxies, trunkctl)\n  peer  {}\n  data  {}\n",
+        config.node_id,
+        config.cluster_name,
+        server.api_addr,
+        server.peer_addr,
+        config.data_dir.display()
+    );
+    if dev {
+        banner.push_str(&format!(
+            "Try: trunkctl --endpoints {} cluster status\n",
+            server.api_addr
+        ));
+    } else if !server.cluster().is_initialized().await {
+        banner.push_str(&format!(
+            "Not a cluster member yet: run `trunkctl --endpoints {} cluster init` on one node, \
+             then `trunkctl cluster join` for the others.\n",
+            server.api_addr
+        ));
+    }
+    // A daemon must not die because whoever started it closed its standard output.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(banner.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    server.serve(shutdown).await
+}

@@ -1,0 +1,371 @@
+//! Real `trunkline` processes on 127.0.0.1 for the integration tests: start, kill -9, stop
+//! with SIGTERM, restart on the same data and ports, and a failover client over them.
+//!
+//! Nodes bind port 0 on first start and print the addresses they got; restarts reuse those
+//! ports, because the cluster's membership records them.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use trunkline_client::{proto, Client, Retry};
+
+/// Raft timings for tests: fast elections so failover tests finish quickly.
+pub const FAST_RAFT: &[&str] = &[
+    "--heartbeat-interval-ms",
+    "50",
+    "--election-timeout-min-ms",
+    "300",
+    "--election-timeout-max-ms",
+    "600",
+];
+
+pub fn trunkline_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_trunkline")
+}
+
+pub struct TestNode {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub api_addr: String,
+    pub peer_addr: String,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// Starts node `node_id` with its data under `root`, on fresh ports.
+    pub fn start(root: &Path, node_id: u64, extra: &[&str]) -> TestNode {
+        let mut node = TestNode {
+            node_id,
+            data_dir: root.join(format!("node-{node_id}")),
+            log_path: root.join(format!("node-{node_id}.log")),
+            api_addr: "127.0.0.1:0".into(),
+            peer_addr: "127.0.0.1:0".into(),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "node {} is already running",
+            self.node_id
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut child = Command::new(trunkline_binary())
+            .arg("serve")
+            .args(["--node-id", &self.node_id.to_string()])
+            .args(["--cluster-name", "test"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--api-addr", &self.api_addr])
+            .args(["--peer-addr", &self.peer_addr])
+            .args(["--log-level", "info,openraft=warn"])
+            .args(&self.extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Keep draining after the addresses are read, so the node never writes
+                // into a closed pipe.
+                let _ = sender.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut api, mut peer) = (None, None);
+        while api.is_none() || peer.is_none() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(remaining) {
+                Ok(line) => {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    match words.as_slice() {
+                        ["api", address, ..] => api = Some(address.to_string()),
+                        ["peer", address, ..] => peer = Some(address.to_string()),
+                        _ => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                    panic!("node {} did not start:\n{log}", self.node_id);
+                }
+            }
+        }
+        self.api_addr = api.unwrap();
+        self.peer_addr = peer.unwrap();
+        self.child = Some(child);
+    }
+
+    /// kill -9: no clean shutdown, nothing flushed that was not already.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new([self.api_addr.clone()])
+            .unwrap()
+            .with_request_timeout(Duration::from_secs(10))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Several nodes under one temporary folder.
+pub struct TestCluster {
+    pub root: tempfile::TempDir,
+    pub nodes: Vec<TestNode>,
+}
+
+impl TestCluster {
+    /// Starts `count` nodes, initialises node 1 and makes the others voters.
+    pub async fn start(count: u64, extra: &[&str]) -> TestCluster {
+        let root = tempfile::tempdir().unwrap();
+        let nodes: Vec<TestNode> = (1..=count)
+            .map(|node_id| TestNode::start(root.path(), node_id, extra))
+            .collect();
+        let cluster = TestCluster { root, nodes };
+        cluster.init().await;
+        for node_id in 2..=count {
+            cluster.join(node_id).await;
+            cluster.promote(node_id).await;
+        }
+        cluster
+    }
+
+    pub fn node(&mut self, node_id: u64) -> &mut TestNode {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.node_id == node_id)
+            .unwrap()
+    }
+
+    pub fn get(&self, node_id: u64) -> &TestNode {
+        self.nodes
+            .iter()
+            .find(|node| node.node_id == node_id)
+            .unwrap()
+    }
+
+    pub async fn init(&self) {
+        self.get(1)
+            .client()
+            .admin(Retry::NotSent, |mut admin| async move {
+                admin.init_cluster(proto::InitClusterRequest {}).await
+            })
+            .await
+            .unwrap();
+        wait_for_leader(&self.get(1).client(), Duration::from_secs(10)).await;
+    }
+
+    pub async fn join(&self, node_id: u64) {
+        let node = self.get(node_id);
+        let request = proto::JoinClusterRequest {
+            node_id,
+            peer_addr: node.peer_addr.clone(),
+            api_addr: node.api_addr.clone(),
+        };
+        self.get(1)
+            .client()
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.join_cluster(request).await }
+            })
+            .await
+            .unwrap_or_else(|error| panic!("can't join node {node_id}: {error}\n{}", self.logs()));
+    }
+
+    /// Promotes a learner once it has replicated something.
+    pub async fn promote(&self, node_id: u64) {
+        let client = self.get(1).client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let result = client
+                .admin(Retry::NotSent, |mut admin| async move {
+                    admin
+                        .promote_member(proto::PromoteMemberRequest { node_id })
+                        .await
+                })
+                .await;
+            match result {
+                Ok(_) => return,
+                Err(error) if Instant::now() < deadline => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("can't promote node {node_id}: {error}"),
+            }
+        }
+    }
+
+    /// A client with every running node as an endpoint.
+    pub fn client(&self) -> Client {
+        Client::new(
+            self.nodes
+                .iter()
+                .filter(|node| node.is_running())
+                .map(|node| node.api_addr.clone()),
+        )
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(10))
+    }
+
+    pub async fn leader(&self) -> u64 {
+        for node in self.nodes.iter().filter(|node| node.is_running()) {
+            if let Ok(status) = status(&node.client()).await {
+                if status.leader_id != 0 {
+                    return status.leader_id;
+                }
+            }
+        }
+        panic!("no node knows a leader");
+    }
+
+    /// Every node's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("==== node {} ====\n{}", node.node_id, node.log()))
+            .collect()
+    }
+}
+
+pub async fn status(
+    client: &Client,
+) -> Result<proto::ClusterStatusResponse, trunkline_client::ClientError> {
+    client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.cluster_status(proto::ClusterStatusRequest {}).await
+        })
+        .await
+}
+
+pub async fn wait_for_leader(client: &Client, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(status) = status(client).await {
+            if status.leader_id != 0 {
+                return status.leader_id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn set(
+    client: &Client,
+    key: &str,
+    value: &str,
+) -> Result<proto::SettingWriteResponse, trunkline_client::ClientError> {
+    let request = proto::SetSettingRequest {
+        key: key.into(),
+        value: value.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.set_setting(request).await }
+        })
+        .await
+}
+
+pub async fn get(
+    client: &Client,
+    key: &str,
+    consistency: proto::ReadConsistency,
+) -> Result<proto::GetSettingResponse, trunkline_client::ClientError> {
+    let request = proto::GetSettingRequest {
+        key: key.into(),
+        consistency: Some(consistency),
+    };
+    client
+        .admin(Retry::Idempotent, |mut admin| {
+            let request = request.clone();
+            async move { admin.get_setting(request).await }
+        })
+        .await
+}
+
+/// The value of `key` on the node behind `client` once it has applied `min_applied_index`.
+pub async fn value_at(client: &Client, key: &str, min_applied_index: u64) -> Option<String> {
+    get(
+        client,
+        key,
+        proto::ReadConsistency {
+            min_applied_index,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .setting
+    .map(|setting| setting.value)
+}
+
+/// Multi-node tests take this first: several clusters at once on a 2-core machine starve
+/// each other's heartbeats into spurious elections.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,48 @@
+//! Opening a node's data folder, and handing out the two halves openraft takes ownership of.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::database::Database;
+use crate::folder::{self, Identity};
+use crate::{LogStore, StateMachineStore, StateReader, StoreError};
+
+/// A node's open data folder. Holds the folder's lock for as long as it, or any handle it
+/// gave out, is alive.
+#[derive(Clone, Debug)]
+pub struct Store {
+    log_store: LogStore,
+    state_machine: StateMachineStore,
+}
+
+impl Store {
+    /// Opens the data folder at `data_dir`, creating it on first use for `identity`.
+    ///
+    /// Refuses, without writing anything: an invalid identity, a folder created for another
+    /// cluster or node id ([`StoreError::IdentityMismatch`]), and a folder that is not a
+    /// Trunkline data folder. A folder another process has open gives [`StoreError::InUse`].
+    /// Blocks the calling thread on disk I/O; call it before serving, or on a blocking thread.
+    pub fn open(data_dir: &Path, identity: &Identity) -> Result<Store, StoreError> {
+        let folder = folder::claim(data_dir, identity)?;
+        let database = Arc::new(Database::open(folder, identity)?);
+        Ok(Store {
+            log_store: LogStore::new(Arc::clone(&database)),
+            state_machine: StateMachineStore::open(database)?,
+        })
+    }
+
+    /// The log side, for `openraft::Raft::new`.
+    pub fn log_store(&self) -> LogStore {
+        self.log_store.clone()
+    }
+
+    /// The state-machine side, for `openraft::Raft::new`.
+    pub fn state_machine(&self) -> StateMachineStore {
+        self.state_machine.clone()
+    }
+
+    /// A reader of the applied state; see [`StateMachineStore::reader`].
+    pub fn reader(&self) -> StateReader {
+        self.state_machine.reader()
+    }
+}
