@@ -13,6 +13,16 @@ pub mod v1 {
         tonic::include_proto!("trunkline.v1.internal");
     }
 
+    /// gRPC metadata keys that are part of the contract.
+    pub mod metadata {
+        /// Set on an UNAVAILABLE status when the request was certainly not applied (the node
+        /// could not reach a leader), so a client may send it to another node.
+        pub const RETRY_HEADER: &str = "trunkline-retry";
+        pub const RETRY_NOT_APPLIED: &str = "not-applied";
+        /// The leader's client address, when the answering node knows it.
+        pub const LEADER_HEADER: &str = "trunkline-leader";
+    }
+
     /// Encoded descriptors of the public services, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/trunkline_v1_descriptor.bin"));

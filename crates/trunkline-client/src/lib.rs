@@ -3,10 +3,13 @@
 //! Give it every node's client address. A call goes to the node that answered last; when
 //! that node can't be reached it moves on to the next. Reads are retried on another node
 //! after any UNAVAILABLE answer. Writes are retried only when the request certainly never
-//! left this process (the connection could not be made), because any node forwards a write
-//! to the leader itself and a retry after an unknown outcome could apply it twice.
+//! left this process (the connection could not be made) or the node says it was not applied
+//! (it could not reach a leader), because any node forwards a write to the leader itself and
+//! a retry after an unknown outcome could apply it twice. A node that can't reach the leader
+//! names it when it knows it, and the client tries that endpoint next.
 
 use std::{
+    collections::VecDeque,
     future::Future,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -18,7 +21,9 @@ use std::{
 use tonic::{transport::Channel, Code, Status};
 pub use trunkline_api::v1 as proto;
 use trunkline_api::v1::{
-    admin_service_client::AdminServiceClient, route_service_client::RouteServiceClient,
+    admin_service_client::AdminServiceClient,
+    metadata::{LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED},
+    route_service_client::RouteServiceClient,
 };
 
 /// How long to wait for a TCP connection to one node before trying the next.
@@ -197,9 +202,10 @@ impl Client {
     {
         let count = self.endpoints.len();
         let start = self.preferred.load(Ordering::Relaxed);
+        let mut order: VecDeque<usize> =
+            (0..count).map(|offset| (start + offset) % count).collect();
         let mut attempts = Vec::new();
-        for offset in 0..count {
-            let index = (start + offset) % count;
+        while let Some(index) = order.pop_front() {
             let endpoint = &self.endpoints[index];
             let channel = match self.channel(index).await {
                 Ok(channel) => channel,
@@ -218,11 +224,22 @@ impl Client {
                     if transport {
                         self.forget(index);
                     }
+                    let not_applied = header(&status, RETRY_HEADER) == Some(RETRY_NOT_APPLIED);
                     let may_retry = match retry {
                         Retry::Idempotent => status.code() == Code::Unavailable,
-                        Retry::NotSent => transport && never_sent(&status),
+                        Retry::NotSent => not_applied || (transport && never_sent(&status)),
                     };
-                    if may_retry && offset + 1 < count {
+                    if may_retry && !order.is_empty() {
+                        // Follow the node's leader hint when it names an endpoint we have.
+                        if let Some(leader) = header(&status, LEADER_HEADER) {
+                            if let Some(position) = order.iter().position(|candidate| {
+                                same_address(&self.endpoints[*candidate], leader)
+                            }) {
+                                if let Some(hinted) = order.remove(position) {
+                                    order.push_front(hinted);
+                                }
+                            }
+                        }
                         attempts.push((endpoint.clone(), status.message().to_owned()));
                         continue;
                     }
@@ -253,6 +270,17 @@ impl Client {
     {
         self.call(retry, route_client, method).await
     }
+}
+
+fn header<'a>(status: &'a Status, name: &str) -> Option<&'a str> {
+    status
+        .metadata()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn same_address(endpoint: &str, address: &str) -> bool {
+    endpoint.strip_prefix("http://").unwrap_or(endpoint) == address
 }
 
 fn admin_client(channel: Channel) -> AdminServiceClient<Channel> {

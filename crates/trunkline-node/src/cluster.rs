@@ -218,11 +218,24 @@ impl Cluster {
                 other => return other,
             }
         }
-        Err(ClusterError::Unavailable(format!(
-            "no leader could be reached within {:?}: the cluster may have lost its quorum \
-             (check `trunkctl cluster status` on each node); the request was not applied",
-            limits::WRITE_TIMEOUT
-        )))
+        let metrics = self.metrics();
+        let leader_api_addr = metrics.current_leader.and_then(|leader| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|node| node.api_addr.clone())
+        });
+        Err(ClusterError::NotApplied {
+            message: format!(
+                "node {} could not reach a leader within {:?}: the cluster may have lost its \
+                 quorum, or this node is cut off (check `trunkctl cluster status` on each \
+                 node); the request was not applied",
+                self.node_id,
+                limits::WRITE_TIMEOUT
+            ),
+            leader_api_addr,
+        })
     }
 
     /// Waits until the known leader differs from `previous` (or a short pause passes when a

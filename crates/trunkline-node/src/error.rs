@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
+use trunkline_api::v1::metadata::{LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED};
 
 /// An error from cluster operations. It also travels between nodes when a follower forwards a
 /// write, so it is serialisable and owns its strings.
@@ -17,6 +18,13 @@ pub enum ClusterError {
     /// No leader can be reached, or a peer is down; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// The request was certainly not applied because no leader could be reached from this
+    /// node; a client may send it to another node, preferably the leader named here.
+    #[error("{message}")]
+    NotApplied {
+        message: String,
+        leader_api_addr: Option<String>,
+    },
     /// The request ran out of time; a write may or may not have been applied.
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -37,6 +45,24 @@ impl ClusterError {
 
 impl From<ClusterError> for Status {
     fn from(error: ClusterError) -> Status {
+        if let ClusterError::NotApplied {
+            message,
+            leader_api_addr,
+        } = &error
+        {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert(
+                RETRY_HEADER,
+                tonic::metadata::MetadataValue::from_static(RETRY_NOT_APPLIED),
+            );
+            if let Some(value) = leader_api_addr
+                .as_deref()
+                .and_then(|address| address.parse().ok())
+            {
+                metadata.insert(LEADER_HEADER, value);
+            }
+            return Status::with_metadata(Code::Unavailable, message.clone(), metadata);
+        }
         use trunkline_core::Error as Domain;
         let code = match &error {
             ClusterError::Domain(Domain::InvalidField { .. }) => Code::InvalidArgument,
@@ -44,7 +70,9 @@ impl From<ClusterError> for Status {
             ClusterError::Domain(Domain::FailedPrecondition(_)) => Code::FailedPrecondition,
             ClusterError::Domain(Domain::LimitReached(_)) => Code::ResourceExhausted,
             ClusterError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ClusterError::Unavailable(_) | ClusterError::NotLeader { .. } => Code::Unavailable,
+            ClusterError::Unavailable(_)
+            | ClusterError::NotLeader { .. }
+            | ClusterError::NotApplied { .. } => Code::Unavailable,
             ClusterError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ClusterError::Internal(message) => {
                 tracing::error!(%message, "internal error");
@@ -71,5 +99,22 @@ mod tests {
             "member", "4",
         )));
         assert_eq!(status.code(), Code::NotFound);
+    }
+
+    #[test]
+    fn a_request_not_applied_carries_the_retry_and_leader_hints() {
+        let status = Status::from(ClusterError::NotApplied {
+            message: "no leader".into(),
+            leader_api_addr: Some("10.0.0.2:7400".into()),
+        });
+        assert_eq!(status.code(), Code::Unavailable);
+        let header = |name| {
+            status
+                .metadata()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        assert_eq!(header(RETRY_HEADER), Some(RETRY_NOT_APPLIED));
+        assert_eq!(header(LEADER_HEADER), Some("10.0.0.2:7400"));
     }
 }
