@@ -2,7 +2,7 @@
 //!
 //! It travels inside the Raft log's responses, so it is serialisable and owns its strings.
 //! Each variant maps to one gRPC status code in the node (`InvalidField` to INVALID_ARGUMENT,
-//! `NotFound` to NOT_FOUND, `FailedPrecondition` to FAILED_PRECONDITION, `LimitReached` to
+//! `NotFound` to NOT_FOUND, `AlreadyExists` to ALREADY_EXISTS, `FailedPrecondition` to FAILED_PRECONDITION, `LimitReached` to
 //! RESOURCE_EXHAUSTED), so the message a user sees names what to fix.
 
 use serde::{Deserialize, Serialize};
@@ -15,12 +15,26 @@ pub enum Error {
     /// The named object does not exist.
     #[error("{kind} {name:?} not found")]
     NotFound { kind: String, name: String },
+    /// A create of an object that exists.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: String, name: String },
     /// The request is well formed but the current state does not allow it.
     #[error("{0}")]
     FailedPrecondition(String),
     /// A bound on the size of the replicated state was reached.
     #[error("{0}")]
     LimitReached(String),
+}
+
+impl From<crate::routing::ModelError> for Error {
+    fn from(error: crate::routing::ModelError) -> Self {
+        match error {
+            crate::routing::ModelError::InvalidField { field, reason } => Error::InvalidField {
+                field: field.to_owned(),
+                reason,
+            },
+        }
+    }
 }
 
 impl Error {

@@ -16,6 +16,9 @@ pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// Most keys the namespace holds; a set of a new key beyond it is refused.
 pub const MAX_KEYS: usize = 100_000;
+/// The operator's list of high-risk destination prefixes (E.164 digits, comma separated):
+/// numbers under them are classed high-risk. Validated when written.
+pub const HIGH_RISK_PREFIXES_KEY: &str = "routing/high-risk-prefixes";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
@@ -67,6 +70,21 @@ impl SettingsCommand {
 
     pub fn validate(&self) -> Result<(), Error> {
         validate_key(self.key())?;
+        let value = match self {
+            SettingsCommand::Set { value, .. } => Some(value),
+            SettingsCommand::CompareAndSet { value, .. } => value.as_ref(),
+            SettingsCommand::Delete { .. } => None,
+        };
+        if let (HIGH_RISK_PREFIXES_KEY, Some(value)) = (self.key(), value) {
+            let prefixes = value
+                .split(',')
+                .map(str::trim)
+                .filter(|prefix| !prefix.is_empty())
+                .map(str::to_owned);
+            crate::routing::HighRiskList::new(prefixes).map_err(|error| {
+                Error::invalid("value", format!("{HIGH_RISK_PREFIXES_KEY}: {error}"))
+            })?;
+        }
         match self {
             SettingsCommand::Set { value, .. } => validate_value("value", value),
             SettingsCommand::Delete { .. } => Ok(()),
@@ -351,6 +369,17 @@ mod tests {
         assert!(set("routing/default-strategy", "least-cost")
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn the_high_risk_list_is_validated_when_written() {
+        assert!(set(HIGH_RISK_PREFIXES_KEY, "882, 883,53")
+            .validate()
+            .is_ok());
+        let error = set(HIGH_RISK_PREFIXES_KEY, "882,88x")
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("88x"), "{error}");
     }
 
     #[test]

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{Settings, SettingsCommand, SettingsResponse};
+use crate::{
+    routing::{RoutingCommand, RoutingConfig, RoutingResponse},
+    settings::{Settings, SettingsCommand, SettingsResponse},
+};
 
 /// One entry of the replicated log, as proposed by the leader.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +29,7 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     Settings(SettingsCommand),
+    Routing(RoutingCommand),
 }
 
 impl Command {
@@ -33,6 +37,7 @@ impl Command {
     pub fn validate(&self) -> Result<(), crate::Error> {
         match self {
             Command::Settings(command) => command.validate(),
+            Command::Routing(command) => command.validate(),
         }
     }
 }
@@ -44,6 +49,7 @@ pub enum Response {
     #[default]
     None,
     Settings(SettingsResponse),
+    Routing(RoutingResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -54,6 +60,7 @@ pub enum Response {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     settings: Arc<Settings>,
+    routing: Arc<RoutingConfig>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -70,11 +77,23 @@ impl State {
             Command::Settings(command) => {
                 Response::Settings(Arc::make_mut(&mut self.settings).apply(log_index, command))
             }
+            Command::Routing(command) => {
+                // RoutingConfig::apply checks everything before it changes anything, so a
+                // refused command leaves the state as it was.
+                match Arc::make_mut(&mut self.routing).apply(self.last_time_ms, command) {
+                    Ok(response) => Response::Routing(response),
+                    Err(error) => Response::Rejected(error),
+                }
+            }
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn routing(&self) -> &Arc<RoutingConfig> {
+        &self.routing
     }
 
     /// The time of the most recently applied request, in unix milliseconds.

@@ -4,17 +4,21 @@
 
 use std::sync::Arc;
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use trunkline_api::v1::{self as proto, admin_service_server::AdminService};
 use trunkline_core::{
+    routing::{ObjectKind, PutMode, RoutingCommand, RoutingResponse, MAX_ROWS_PER_CHUNK},
     settings::{SettingsCommand, SettingsResponse},
-    Command,
+    Command, Error,
 };
 use trunkline_store::Node;
 
 use crate::{
     cluster::{Cluster, LeaderReply, LeaderRequest},
-    convert, limits,
+    convert,
+    error::ClusterError,
+    limits,
 };
 
 pub struct AdminApi {
@@ -72,6 +76,49 @@ impl AdminApi {
             succeeded,
             current: current.map(|setting| convert::setting(&key, &setting)),
             applied_index: log_index,
+        }))
+    }
+}
+
+fn put_mode(mode: i32) -> Result<PutMode, Status> {
+    match proto::PutMode::try_from(mode) {
+        Ok(proto::PutMode::Unspecified) => Ok(PutMode::Upsert),
+        Ok(proto::PutMode::Create) => Ok(PutMode::Create),
+        Ok(proto::PutMode::Replace) => Ok(PutMode::Replace),
+        Err(_) => Err(domain(Error::invalid(
+            "mode",
+            format!("{mode} is not a put mode"),
+        ))),
+    }
+}
+
+fn domain(error: Error) -> Status {
+    ClusterError::Domain(error).into()
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T, Status> {
+    value.ok_or_else(|| domain(Error::invalid(field, "is required")))
+}
+
+impl AdminApi {
+    async fn routing_write(
+        &self,
+        command: RoutingCommand,
+    ) -> Result<(RoutingResponse, u64), Status> {
+        let (response, log_index) = self.cluster.write(Command::Routing(command)).await?;
+        match response {
+            trunkline_core::Response::Routing(response) => Ok((response, log_index)),
+            other => Err(Status::internal(format!(
+                "unexpected response to a routing write: {other:?}"
+            ))),
+        }
+    }
+
+    async fn put(&self, command: RoutingCommand) -> Result<Response<proto::PutResponse>, Status> {
+        let (response, applied_index) = self.routing_write(command).await?;
+        Ok(Response::new(proto::PutResponse {
+            applied_index,
+            replaced: matches!(response, RoutingResponse::Put { replaced: true }),
         }))
     }
 }
@@ -273,5 +320,195 @@ impl AdminService for AdminApi {
             value: request.value,
         })
         .await
+    }
+
+    async fn put_tenant(
+        &self,
+        request: Request<proto::PutTenantRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let tenant =
+            convert::tenant_from_proto(required("tenant", request.tenant)?).map_err(domain)?;
+        self.put(RoutingCommand::PutTenant {
+            tenant,
+            mode: put_mode(request.mode)?,
+        })
+        .await
+    }
+
+    async fn put_carrier(
+        &self,
+        request: Request<proto::PutCarrierRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let carrier =
+            convert::carrier_from_proto(required("carrier", request.carrier)?).map_err(domain)?;
+        self.put(RoutingCommand::PutCarrier {
+            carrier,
+            mode: put_mode(request.mode)?,
+        })
+        .await
+    }
+
+    async fn put_gateway(
+        &self,
+        request: Request<proto::PutGatewayRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let gateway =
+            convert::gateway_from_proto(required("gateway", request.gateway)?).map_err(domain)?;
+        self.put(RoutingCommand::PutGateway {
+            gateway,
+            mode: put_mode(request.mode)?,
+        })
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        request: Request<proto::DeleteObjectRequest>,
+    ) -> Result<Response<proto::DeleteObjectResponse>, Status> {
+        let request = request.into_inner();
+        let kind = match proto::ObjectKind::try_from(request.kind) {
+            Ok(proto::ObjectKind::Tenant) => ObjectKind::Tenant,
+            Ok(proto::ObjectKind::Carrier) => ObjectKind::Carrier,
+            Ok(proto::ObjectKind::Gateway) => ObjectKind::Gateway,
+            _ => {
+                return Err(domain(Error::invalid(
+                    "kind",
+                    "must be tenant, carrier or gateway",
+                )))
+            }
+        };
+        let (_, applied_index) = self
+            .routing_write(RoutingCommand::Delete {
+                kind,
+                name: request.name,
+            })
+            .await?;
+        Ok(Response::new(proto::DeleteObjectResponse { applied_index }))
+    }
+
+    async fn list_routing(
+        &self,
+        request: Request<proto::ListRoutingRequest>,
+    ) -> Result<Response<proto::ListRoutingResponse>, Status> {
+        let (applied, read_state) = self
+            .cluster
+            .read(request.into_inner().consistency.into())
+            .await?;
+        let routing = applied.state.routing();
+        Ok(Response::new(proto::ListRoutingResponse {
+            tenants: routing.tenants().map(convert::tenant_to_proto).collect(),
+            carriers: routing.carriers().map(convert::carrier_to_proto).collect(),
+            gateways: routing
+                .gateways()
+                .map(|gateway| {
+                    convert::gateway_to_proto(gateway, routing.is_drained(&gateway.name))
+                })
+                .collect(),
+            deck_rows: routing
+                .decks()
+                .map(|(carrier, deck)| (carrier.clone(), deck.len() as u64))
+                .collect(),
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn drain_gateway(
+        &self,
+        request: Request<proto::DrainGatewayRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        self.put(RoutingCommand::SetDrained {
+            gateway: request.gateway,
+            drained: request.drained,
+        })
+        .await
+    }
+
+    async fn stage_rates(
+        &self,
+        request: Request<proto::StageRatesRequest>,
+    ) -> Result<Response<proto::StageRatesResponse>, Status> {
+        let request = request.into_inner();
+        if request.rates.len() > MAX_ROWS_PER_CHUNK {
+            return Err(domain(Error::invalid(
+                "rates",
+                format!(
+                    "{} rows in one chunk; the limit is {MAX_ROWS_PER_CHUNK}",
+                    request.rates.len()
+                ),
+            )));
+        }
+        let (response, _) = self
+            .routing_write(RoutingCommand::StageRates {
+                import_id: request.import_id,
+                carrier: request.carrier,
+                first_line: request.first_line,
+                rates: request
+                    .rates
+                    .into_iter()
+                    .map(convert::rate_from_proto)
+                    .collect(),
+            })
+            .await?;
+        let staged_rows = match response {
+            RoutingResponse::Staged { staged_rows } => staged_rows,
+            _ => 0,
+        };
+        Ok(Response::new(proto::StageRatesResponse { staged_rows }))
+    }
+
+    async fn commit_rates(
+        &self,
+        request: Request<proto::CommitRatesRequest>,
+    ) -> Result<Response<proto::CommitRatesResponse>, Status> {
+        let request = request.into_inner();
+        let (response, applied_index) = self
+            .routing_write(RoutingCommand::CommitRates {
+                import_id: request.import_id,
+                carrier: request.carrier,
+                replace: request.replace,
+                expected_rows: request.expected_rows,
+            })
+            .await?;
+        let deck_rows = match response {
+            RoutingResponse::Committed { deck_rows } => deck_rows,
+            _ => 0,
+        };
+        Ok(Response::new(proto::CommitRatesResponse {
+            deck_rows,
+            applied_index,
+        }))
+    }
+
+    type ExportRatesStream = ReceiverStream<Result<proto::ExportRatesChunk, Status>>;
+
+    async fn export_rates(
+        &self,
+        request: Request<proto::ExportRatesRequest>,
+    ) -> Result<Response<Self::ExportRatesStream>, Status> {
+        let request = request.into_inner();
+        trunkline_core::routing::validate_name_field("carrier", &request.carrier)
+            .map_err(domain)?;
+        let (applied, _) = self.cluster.read(request.consistency.into()).await?;
+        let routing = applied.state.routing();
+        if routing.carrier(&request.carrier).is_none() {
+            return Err(domain(Error::not_found("carrier", request.carrier)));
+        }
+        let deck = routing.deck(&request.carrier).cloned().unwrap_or_default();
+        let (sender, receiver) = tokio::sync::mpsc::channel(limits::EXPORT_CHANNEL_CHUNKS);
+        tokio::spawn(async move {
+            for chunk in deck.chunks(MAX_ROWS_PER_CHUNK) {
+                let chunk = proto::ExportRatesChunk {
+                    rates: chunk.iter().map(convert::rate_to_proto).collect(),
+                };
+                if sender.send(Ok(chunk)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }

@@ -168,10 +168,17 @@ impl Cluster {
         }
         let members = BTreeMap::from([(self.node_id, self.self_node.clone())]);
         match self.raft.initialize(members).await {
-            Ok(()) => Ok(()),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Err(already()),
-            Err(error) => Err(ClusterError::internal(error)),
+            Ok(()) => {}
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => return Err(already()),
+            Err(error) => return Err(ClusterError::internal(error)),
         }
+        // The secret that authenticates route tokens, chosen once for the whole cluster.
+        let key = rand::random::<[u8; trunkline_core::routing::ROUTE_TOKEN_KEY_BYTES]>().to_vec();
+        self.write(Command::Routing(
+            trunkline_core::routing::RoutingCommand::SetRouteTokenKey { key },
+        ))
+        .await?;
+        Ok(())
     }
 
     /// Proposes a command and returns what applying it produced, with its log index.

@@ -67,6 +67,7 @@ impl From<ClusterError> for Status {
         let code = match &error {
             ClusterError::Domain(Domain::InvalidField { .. }) => Code::InvalidArgument,
             ClusterError::Domain(Domain::NotFound { .. }) => Code::NotFound,
+            ClusterError::Domain(Domain::AlreadyExists { .. }) => Code::AlreadyExists,
             ClusterError::Domain(Domain::FailedPrecondition(_)) => Code::FailedPrecondition,
             ClusterError::Domain(Domain::LimitReached(_)) => Code::ResourceExhausted,
             ClusterError::FailedPrecondition(_) => Code::FailedPrecondition,

@@ -39,3 +39,5 @@ pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Settings returned by one list request.
 pub const MAX_LIST_SETTINGS: usize = 1000;
+/// Chunks of an export buffered ahead of a slow reader.
+pub const EXPORT_CHANNEL_CHUNKS: usize = 4;

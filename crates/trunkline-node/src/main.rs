@@ -91,6 +91,9 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
     if dev && !server.cluster().is_initialized().await {
         server.cluster().initialize().await?;
     }
+    if dev && trunkline_node::demo::seed(server.cluster()).await? {
+        tracing::info!("seeded the demo tenant, carriers and rate decks");
+    }
     let mut banner = format!(
         "trunkline: node {} of cluster {:?}\n  api   {}  (SIP proxies, trunkctl)\n  peer  {}\n  data  {}\n",
         config.node_id,
@@ -101,8 +104,9 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
     );
     if dev {
         banner.push_str(&format!(
-            "Try: trunkctl --endpoints {} cluster status\n",
-            server.api_addr
+            "Try: trunkctl --endpoints {} route test +442071234567 --tenant {}\n",
+            server.api_addr,
+            trunkline_node::demo::DEMO_TENANT
         ));
     } else if !server.cluster().is_initialized().await {
         banner.push_str(&format!(

@@ -19,12 +19,13 @@ use trunkline_store::{Identity, Node, Store};
 
 use crate::{
     admin_service::AdminApi, cluster::Cluster, config::Config, limits, network::PeerNetworkFactory,
-    peer_service::PeerService, route_service::RouteApi,
+    peer_service::PeerService, route_service::RouteApi, routing_view::RoutingViews,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
 pub struct NodeServer {
     cluster: Arc<Cluster>,
+    views: Arc<RoutingViews>,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
@@ -79,6 +80,7 @@ impl NodeServer {
         let log_store = store.log_store();
         let state_machine = store.state_machine();
         let reader = state_machine.reader();
+        let views = RoutingViews::start(reader.clone()).await;
         let network = PeerNetworkFactory {
             cluster_name: config.cluster_name.clone(),
         };
@@ -101,6 +103,7 @@ impl NodeServer {
         ));
         Ok(NodeServer {
             cluster,
+            views,
             api_listener,
             peer_listener,
             api_addr,
@@ -110,6 +113,10 @@ impl NodeServer {
 
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
+    }
+
+    pub fn routing_views(&self) -> &Arc<RoutingViews> {
+        &self.views
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for at most
@@ -154,7 +161,7 @@ impl NodeServer {
                     .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .add_service(
-                RouteServiceServer::new(RouteApi::new(self.cluster.clone()))
+                RouteServiceServer::new(RouteApi::new(self.cluster.clone(), self.views.clone()))
                     .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(

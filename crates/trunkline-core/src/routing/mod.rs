@@ -15,6 +15,7 @@
 //! Nothing here reads a clock or does I/O: time and randomness are arguments.
 
 mod classify;
+mod config;
 mod model;
 mod numbers;
 mod prefix;
@@ -28,11 +29,16 @@ pub use classify::{
     NANP_OTHER_COUNTRY_AREA_CODES, NANP_PREMIUM_AREA_CODE, NANP_PREMIUM_EXCHANGE,
     NANP_TOLL_FREE_AREA_CODES,
 };
+pub use config::{
+    ObjectKind, PutMode, RoutingCommand, RoutingConfig, RoutingResponse, StagedImport,
+    MAX_DECK_ROWS, MAX_IMPORT_ID_BYTES, MAX_OBJECTS, MAX_ROWS_PER_CHUNK, MAX_STAGED_IMPORTS,
+    MAX_STAGED_ROWS, ROUTE_TOKEN_KEY_BYTES, STAGED_IMPORT_TTL_MS,
+};
 pub use model::{
-    Capability, Carrier, DialPlan, Gateway, GatewayHealth, ModelError, Rate, SipScheme, SipUri,
-    Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS, MAX_DESCRIPTION_BYTES,
-    MAX_EMERGENCY_NUMBERS, MAX_EXTENSION_DIGITS, MAX_FINAL_CODES, MAX_NAME_BYTES,
-    MAX_PREFIX_DIGITS, MAX_SIP_URI_BYTES, MAX_TECH_PREFIX_CHARS,
+    validate_name_field, Capability, Carrier, DialPlan, Gateway, GatewayHealth, ModelError, Rate,
+    SipScheme, SipUri, Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS,
+    MAX_DESCRIPTION_BYTES, MAX_EMERGENCY_NUMBERS, MAX_EXTENSION_DIGITS, MAX_FINAL_CODES,
+    MAX_NAME_BYTES, MAX_PREFIX_DIGITS, MAX_SIP_URI_BYTES, MAX_TECH_PREFIX_CHARS,
 };
 pub use numbers::{
     normalize, E164Number, Normalized, NumberError, MAX_DIALLED_CHARS, MAX_E164_DIGITS,

@@ -761,6 +761,11 @@ impl Rate {
 /// Names of tenants, carriers and gateways: 1 to 64 ASCII letters, digits, `-`, `_` or `.`,
 /// starting with a letter or digit. They appear in metrics labels, CSV files and SIP headers,
 /// so nothing that needs quoting is allowed.
+/// Checks a name field of a request (tenant, carrier, gateway), as the domain error.
+pub fn validate_name_field(field: &'static str, name: &str) -> Result<(), crate::Error> {
+    Ok(validate_name(field, name)?)
+}
+
 pub(crate) fn validate_name(field: &'static str, name: &str) -> Result<(), ModelError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_BYTES

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod classify;
+mod config;
 mod model;
 mod numbers;
 mod prefix;

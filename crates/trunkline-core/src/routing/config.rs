@@ -1,0 +1,578 @@
+//! The replicated outbound-routing configuration: tenants, carriers, gateways, operator
+//! drains and rate decks, and the commands that change them.
+//!
+//! Rate decks arrive in bounded chunks staged under an import id and become the deck only at
+//! commit, so the old deck serves until the new one is complete, a failed import changes
+//! nothing, and no single Raft entry is large. Staged imports that are never committed expire
+//! by log time.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{model::validate_name, Carrier, Gateway, GatewayHealth, Rate, Tenant};
+use crate::Error;
+
+/// Rows in one staged chunk: about 250 KiB of log entry.
+pub const MAX_ROWS_PER_CHUNK: usize = 5_000;
+/// Rows staged across all imports at once.
+pub const MAX_STAGED_ROWS: usize = 10_000_000;
+/// Imports staged at once.
+pub const MAX_STAGED_IMPORTS: usize = 16;
+/// Rows in one carrier's deck.
+pub const MAX_DECK_ROWS: usize = 10_000_000;
+/// A staged import not committed within this long (log time) is dropped.
+pub const STAGED_IMPORT_TTL_MS: u64 = 30 * 60 * 1000;
+/// Tenants, carriers and gateways, each.
+pub const MAX_OBJECTS: usize = 100_000;
+/// Longest import id.
+pub const MAX_IMPORT_ID_BYTES: usize = 64;
+
+/// Whether a put may create, replace, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutMode {
+    #[default]
+    Upsert,
+    Create,
+    Replace,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectKind {
+    Tenant,
+    Carrier,
+    Gateway,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Tenant => "tenant",
+            ObjectKind::Carrier => "carrier",
+            ObjectKind::Gateway => "gateway",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RoutingCommand {
+    PutTenant {
+        tenant: Tenant,
+        mode: PutMode,
+    },
+    PutCarrier {
+        carrier: Carrier,
+        mode: PutMode,
+    },
+    PutGateway {
+        gateway: Gateway,
+        mode: PutMode,
+    },
+    Delete {
+        kind: ObjectKind,
+        name: String,
+    },
+    /// Operator maintenance: a drained gateway takes no new calls.
+    SetDrained {
+        gateway: String,
+        drained: bool,
+    },
+    StageRates {
+        import_id: String,
+        carrier: String,
+        /// File line of the chunk's first row, for error messages.
+        first_line: u64,
+        rates: Vec<Rate>,
+    },
+    CommitRates {
+        import_id: String,
+        carrier: String,
+        replace: bool,
+        expected_rows: u64,
+    },
+    /// The cluster's secret for authenticating route tokens; set once, at initialisation.
+    SetRouteTokenKey {
+        key: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoutingResponse {
+    Put { replaced: bool },
+    Deleted,
+    Drained,
+    Staged { staged_rows: u64 },
+    Committed { deck_rows: u64 },
+    KeySet,
+}
+
+/// Rows of one import waiting for their commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StagedImport {
+    pub carrier: String,
+    /// Each chunk's rows with their lines in the imported file. Chunks are shared, so copying
+    /// the configuration on apply never copies staged rows.
+    pub chunks: Vec<Arc<Vec<(u64, Rate)>>>,
+    pub rows: u64,
+    pub started_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutingConfig {
+    tenants: BTreeMap<String, Tenant>,
+    carriers: BTreeMap<String, Carrier>,
+    gateways: BTreeMap<String, Gateway>,
+    drained: BTreeSet<String>,
+    /// Each carrier's deck sorted by prefix, then effective_from.
+    decks: BTreeMap<String, Arc<Vec<Rate>>>,
+    staged: BTreeMap<String, StagedImport>,
+    /// Bumped whenever any deck changes, so the node knows when to rebuild the prefix index.
+    decks_version: u64,
+    route_token_key: Option<Vec<u8>>,
+}
+
+/// Length of the route token key, bytes.
+pub const ROUTE_TOKEN_KEY_BYTES: usize = 32;
+
+impl RoutingCommand {
+    pub fn validate(&self) -> Result<(), Error> {
+        match self {
+            RoutingCommand::PutTenant { tenant, .. } => Ok(tenant.validate()?),
+            RoutingCommand::PutCarrier { carrier, .. } => Ok(carrier.validate()?),
+            RoutingCommand::PutGateway { gateway, .. } => Ok(gateway.validate()?),
+            RoutingCommand::Delete { name, .. } => Ok(validate_name("name", name)?),
+            RoutingCommand::SetDrained { gateway, .. } => Ok(validate_name("gateway", gateway)?),
+            RoutingCommand::StageRates {
+                import_id,
+                carrier,
+                rates,
+                first_line,
+            } => {
+                validate_import_id(import_id)?;
+                validate_name("carrier", carrier)?;
+                if rates.len() > MAX_ROWS_PER_CHUNK {
+                    return Err(Error::invalid(
+                        "rates",
+                        format!(
+                            "{} rows in one chunk; the limit is {MAX_ROWS_PER_CHUNK}",
+                            rates.len()
+                        ),
+                    ));
+                }
+                for (offset, rate) in rates.iter().enumerate() {
+                    rate.validate().map_err(|error| {
+                        let line = first_line.saturating_add(offset as u64);
+                        Error::invalid("rates", format!("line {line}: {error}"))
+                    })?;
+                }
+                Ok(())
+            }
+            RoutingCommand::CommitRates {
+                import_id, carrier, ..
+            } => {
+                validate_import_id(import_id)?;
+                Ok(validate_name("carrier", carrier)?)
+            }
+            RoutingCommand::SetRouteTokenKey { key } => {
+                if key.len() == ROUTE_TOKEN_KEY_BYTES {
+                    Ok(())
+                } else {
+                    Err(Error::invalid(
+                        "key",
+                        format!("must be {ROUTE_TOKEN_KEY_BYTES} bytes"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn validate_import_id(import_id: &str) -> Result<(), Error> {
+    let valid = !import_id.is_empty()
+        && import_id.len() <= MAX_IMPORT_ID_BYTES
+        && import_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "import_id",
+            format!("must be 1 to {MAX_IMPORT_ID_BYTES} letters, digits or '-'"),
+        ))
+    }
+}
+
+impl RoutingConfig {
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.get(name)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values()
+    }
+
+    /// Carriers in name order.
+    pub fn carriers(&self) -> impl Iterator<Item = &Carrier> {
+        self.carriers.values()
+    }
+
+    pub fn carrier(&self, name: &str) -> Option<&Carrier> {
+        self.carriers.get(name)
+    }
+
+    /// Gateways in name order.
+    pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
+        self.gateways.values()
+    }
+
+    pub fn is_drained(&self, gateway: &str) -> bool {
+        self.drained.contains(gateway)
+    }
+
+    /// Operator-set health: drained gateways. Probe and breaker health joins this later.
+    pub fn health(&self) -> BTreeMap<String, GatewayHealth> {
+        self.drained
+            .iter()
+            .map(|gateway| (gateway.clone(), GatewayHealth::Drained))
+            .collect()
+    }
+
+    pub fn deck(&self, carrier: &str) -> Option<&Arc<Vec<Rate>>> {
+        self.decks.get(carrier)
+    }
+
+    pub fn decks(&self) -> impl Iterator<Item = (&String, &Arc<Vec<Rate>>)> {
+        self.decks.iter()
+    }
+
+    pub fn decks_version(&self) -> u64 {
+        self.decks_version
+    }
+
+    pub fn route_token_key(&self) -> Option<&[u8]> {
+        self.route_token_key.as_deref()
+    }
+
+    pub(crate) fn apply(
+        &mut self,
+        time_ms: u64,
+        command: &RoutingCommand,
+    ) -> Result<RoutingResponse, Error> {
+        self.expire_staged(time_ms);
+        match command {
+            RoutingCommand::PutTenant { tenant, mode } => {
+                for carrier in &tenant.allowed_carriers {
+                    if !self.carriers.contains_key(carrier) {
+                        return Err(Error::not_found("carrier", carrier.clone()));
+                    }
+                }
+                put(
+                    &mut self.tenants,
+                    ObjectKind::Tenant,
+                    &tenant.name,
+                    tenant,
+                    *mode,
+                )
+            }
+            RoutingCommand::PutCarrier { carrier, mode } => put(
+                &mut self.carriers,
+                ObjectKind::Carrier,
+                &carrier.name,
+                carrier,
+                *mode,
+            ),
+            RoutingCommand::PutGateway { gateway, mode } => {
+                if !self.carriers.contains_key(&gateway.carrier) {
+                    return Err(Error::not_found("carrier", gateway.carrier.clone()));
+                }
+                if let Some(existing) = self.gateways.get(&gateway.name) {
+                    if existing.carrier != gateway.carrier {
+                        return Err(Error::FailedPrecondition(format!(
+                            "gateway {:?} belongs to carrier {:?}; gateway names are unique \
+                             across carriers: remove it first to move it",
+                            gateway.name, existing.carrier
+                        )));
+                    }
+                }
+                put(
+                    &mut self.gateways,
+                    ObjectKind::Gateway,
+                    &gateway.name,
+                    gateway,
+                    *mode,
+                )
+            }
+            RoutingCommand::Delete { kind, name } => self.delete(*kind, name),
+            RoutingCommand::SetDrained { gateway, drained } => {
+                if !self.gateways.contains_key(gateway) {
+                    return Err(Error::not_found("gateway", gateway.clone()));
+                }
+                if *drained {
+                    self.drained.insert(gateway.clone());
+                } else {
+                    self.drained.remove(gateway);
+                }
+                Ok(RoutingResponse::Drained)
+            }
+            RoutingCommand::StageRates {
+                import_id,
+                carrier,
+                first_line,
+                rates,
+            } => self.stage(time_ms, import_id, carrier, *first_line, rates),
+            RoutingCommand::CommitRates {
+                import_id,
+                carrier,
+                replace,
+                expected_rows,
+            } => self.commit(import_id, carrier, *replace, *expected_rows),
+            RoutingCommand::SetRouteTokenKey { key } => {
+                if self.route_token_key.is_none() {
+                    self.route_token_key = Some(key.clone());
+                }
+                Ok(RoutingResponse::KeySet)
+            }
+        }
+    }
+
+    fn delete(&mut self, kind: ObjectKind, name: &str) -> Result<RoutingResponse, Error> {
+        match kind {
+            ObjectKind::Tenant => {
+                self.tenants
+                    .remove(name)
+                    .ok_or_else(|| Error::not_found("tenant", name))?;
+            }
+            ObjectKind::Carrier => {
+                if !self.carriers.contains_key(name) {
+                    return Err(Error::not_found("carrier", name));
+                }
+                let gateways: Vec<&str> = self
+                    .gateways
+                    .values()
+                    .filter(|gateway| gateway.carrier == name)
+                    .map(|gateway| gateway.name.as_str())
+                    .collect();
+                if !gateways.is_empty() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "carrier {name:?} still has gateways {}: remove them first",
+                        gateways.join(", ")
+                    )));
+                }
+                let tenants: Vec<&str> = self
+                    .tenants
+                    .values()
+                    .filter(|tenant| {
+                        tenant
+                            .allowed_carriers
+                            .iter()
+                            .any(|allowed| allowed == name)
+                    })
+                    .map(|tenant| tenant.name.as_str())
+                    .collect();
+                if !tenants.is_empty() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "carrier {name:?} is allowed for tenants {}: update them first",
+                        tenants.join(", ")
+                    )));
+                }
+                self.carriers.remove(name);
+                if self.decks.remove(name).is_some() {
+                    self.decks_version += 1;
+                }
+                self.staged.retain(|_, staged| staged.carrier != name);
+            }
+            ObjectKind::Gateway => {
+                self.gateways
+                    .remove(name)
+                    .ok_or_else(|| Error::not_found("gateway", name))?;
+                self.drained.remove(name);
+            }
+        }
+        Ok(RoutingResponse::Deleted)
+    }
+
+    fn expire_staged(&mut self, time_ms: u64) {
+        self.staged
+            .retain(|_, staged| time_ms.saturating_sub(staged.started_ms) < STAGED_IMPORT_TTL_MS);
+    }
+
+    fn stage(
+        &mut self,
+        time_ms: u64,
+        import_id: &str,
+        carrier: &str,
+        first_line: u64,
+        rates: &[Rate],
+    ) -> Result<RoutingResponse, Error> {
+        if !self.carriers.contains_key(carrier) {
+            return Err(Error::not_found("carrier", carrier));
+        }
+        let staged_total: u64 = self.staged.values().map(|staged| staged.rows).sum();
+        if staged_total + rates.len() as u64 > MAX_STAGED_ROWS as u64 {
+            return Err(Error::LimitReached(format!(
+                "{MAX_STAGED_ROWS} rows are staged across imports; commit or let them expire"
+            )));
+        }
+        if !self.staged.contains_key(import_id) && self.staged.len() >= MAX_STAGED_IMPORTS {
+            return Err(Error::LimitReached(format!(
+                "{MAX_STAGED_IMPORTS} imports are in progress; wait for them to finish"
+            )));
+        }
+        let staged = self
+            .staged
+            .entry(import_id.to_owned())
+            .or_insert_with(|| StagedImport {
+                carrier: carrier.to_owned(),
+                chunks: Vec::new(),
+                rows: 0,
+                started_ms: time_ms,
+            });
+        if staged.carrier != carrier {
+            return Err(Error::invalid(
+                "import_id",
+                format!("is an import for carrier {:?}", staged.carrier),
+            ));
+        }
+        staged.chunks.push(Arc::new(
+            rates
+                .iter()
+                .enumerate()
+                .map(|(offset, rate)| (first_line.saturating_add(offset as u64), rate.clone()))
+                .collect(),
+        ));
+        staged.rows += rates.len() as u64;
+        Ok(RoutingResponse::Staged {
+            staged_rows: staged.rows,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        import_id: &str,
+        carrier: &str,
+        replace: bool,
+        expected_rows: u64,
+    ) -> Result<RoutingResponse, Error> {
+        let staged = self
+            .staged
+            .get(import_id)
+            .ok_or_else(|| Error::not_found("import", import_id))?;
+        if staged.carrier != carrier {
+            return Err(Error::invalid(
+                "carrier",
+                format!("import {import_id:?} is for carrier {:?}", staged.carrier),
+            ));
+        }
+        if staged.rows != expected_rows {
+            let staged_rows = staged.rows;
+            self.staged.remove(import_id);
+            return Err(Error::FailedPrecondition(format!(
+                "{staged_rows} rows were staged but {expected_rows} were sent: a chunk was lost; \
+                 nothing was applied, run the import again"
+            )));
+        }
+        let Some(staged) = self.staged.remove(import_id) else {
+            return Err(Error::not_found("import", import_id));
+        };
+        let mut incoming: Vec<(u64, Rate)> = staged
+            .chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter().cloned())
+            .collect();
+        incoming.sort_by(|(line_a, a), (line_b, b)| {
+            (&a.prefix, a.effective_from_ms, line_a).cmp(&(&b.prefix, b.effective_from_ms, line_b))
+        });
+        check_overlaps(&incoming)?;
+        let incoming: Vec<Rate> = incoming.into_iter().map(|(_, rate)| rate).collect();
+        let deck = if replace {
+            incoming
+        } else {
+            // Merge: every prefix in the import replaces all rows of that prefix.
+            let replaced: BTreeSet<&str> =
+                incoming.iter().map(|rate| rate.prefix.as_str()).collect();
+            let mut merged: Vec<Rate> = self
+                .decks
+                .get(carrier)
+                .map(|deck| {
+                    deck.iter()
+                        .filter(|rate| !replaced.contains(rate.prefix.as_str()))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            merged.extend(incoming);
+            merged.sort_by(|a, b| {
+                (&a.prefix, a.effective_from_ms).cmp(&(&b.prefix, b.effective_from_ms))
+            });
+            merged
+        };
+        if deck.len() > MAX_DECK_ROWS {
+            return Err(Error::LimitReached(format!(
+                "the deck would have {} rows; the limit is {MAX_DECK_ROWS}",
+                deck.len()
+            )));
+        }
+        let deck_rows = deck.len() as u64;
+        self.decks.insert(carrier.to_owned(), Arc::new(deck));
+        self.decks_version += 1;
+        Ok(RoutingResponse::Committed { deck_rows })
+    }
+}
+
+/// Rows sorted by prefix then start: two rows of one prefix whose effective windows overlap
+/// are a duplicate.
+fn check_overlaps(rows: &[(u64, Rate)]) -> Result<(), Error> {
+    for pair in rows.windows(2) {
+        let [(first_line, first), (second_line, second)] = pair else {
+            continue;
+        };
+        if first.prefix != second.prefix {
+            continue;
+        }
+        let first_ends = first.effective_until_ms.unwrap_or(u64::MAX);
+        let second_starts = second.effective_from_ms.unwrap_or(0);
+        if second_starts < first_ends {
+            return Err(Error::invalid(
+                "prefix",
+                format!(
+                    "line {second_line}: duplicate prefix {} (also on line {first_line}) with an \
+                     overlapping effective period",
+                    second.prefix
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn put<T: Clone>(
+    map: &mut BTreeMap<String, T>,
+    kind: ObjectKind,
+    name: &str,
+    value: &T,
+    mode: PutMode,
+) -> Result<RoutingResponse, Error> {
+    let exists = map.contains_key(name);
+    match (mode, exists) {
+        (PutMode::Create, true) => {
+            return Err(Error::AlreadyExists {
+                kind: kind.as_str().to_owned(),
+                name: name.to_owned(),
+            })
+        }
+        (PutMode::Replace, false) => return Err(Error::not_found(kind.as_str(), name)),
+        _ => {}
+    }
+    if !exists && map.len() >= MAX_OBJECTS {
+        return Err(Error::LimitReached(format!(
+            "{MAX_OBJECTS} {}s exist; the limit is reached",
+            kind.as_str()
+        )));
+    }
+    map.insert(name.to_owned(), value.clone());
+    Ok(RoutingResponse::Put { replaced: exists })
+}

@@ -1,0 +1,284 @@
+//! Outbound routing on a node: one route decision from a [`RoutingView`], and the reroute
+//! decision when a proxy reports how a leg ended.
+//!
+//! Both are pure functions of the view, the request, the token and the time, so every node
+//! gives the same answer: the selection seed comes from the Call-ID and travels in the token.
+
+use std::collections::BTreeSet;
+
+use rand::{rngs::StdRng, SeedableRng};
+use trunkline_api::v1 as proto;
+use trunkline_core::{
+    routing::{
+        classify, normalize, select_route, DestinationClass, Media, RouteInput, Tenant, Verdict,
+    },
+    Error,
+};
+
+use crate::{
+    route_token::{self, RouteToken},
+    routing_view::RoutingView,
+};
+
+/// Legs reported in one call before Trunkline stops offering more.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Longest Call-ID accepted.
+pub const MAX_CALL_ID_BYTES: usize = 256;
+/// SIP codes that are the callee's answer: the call ends, whatever the carrier.
+pub const CALLEE_FINAL_CODES: [u32; 5] = [404, 484, 486, 600, 603];
+
+/// Why a route request was refused before any carrier was considered.
+#[derive(Debug)]
+pub enum Refused {
+    UnknownTenant(String),
+    InvalidNumber(Error),
+    Invalid(Error),
+}
+
+/// A route decision, ready for the wire.
+pub struct Outcome {
+    pub normalized: String,
+    pub destination_class: proto::DestinationClass,
+    pub legs: Vec<proto::Leg>,
+    pub explanation: Vec<proto::Candidate>,
+    pub token: RouteToken,
+}
+
+pub fn validate_call_id(call_id: &str) -> Result<(), Error> {
+    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+        return Err(Error::invalid(
+            "call_id",
+            format!("must be 1 to {MAX_CALL_ID_BYTES} bytes (the SIP Call-ID)"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn media_from_proto(media: i32) -> Result<Media, Error> {
+    match proto::Media::try_from(media) {
+        Ok(proto::Media::Unspecified | proto::Media::Voice) => Ok(Media::Voice),
+        Ok(proto::Media::Fax) => Ok(Media::Fax),
+        Err(_) => Err(Error::invalid(
+            "media",
+            format!("{media} is not a media type"),
+        )),
+    }
+}
+
+fn class_to_proto(class: DestinationClass) -> proto::DestinationClass {
+    match class {
+        DestinationClass::Emergency => proto::DestinationClass::Emergency,
+        DestinationClass::Internal => proto::DestinationClass::Internal,
+        DestinationClass::TollFree => proto::DestinationClass::TollFree,
+        DestinationClass::National => proto::DestinationClass::National,
+        DestinationClass::International => proto::DestinationClass::International,
+        DestinationClass::Premium => proto::DestinationClass::Premium,
+        DestinationClass::HighRisk => proto::DestinationClass::HighRisk,
+    }
+}
+
+fn tenant<'a>(view: &'a RoutingView, name: &str) -> Result<&'a Tenant, Refused> {
+    view.applied
+        .state
+        .routing()
+        .tenant(name)
+        .ok_or_else(|| Refused::UnknownTenant(name.to_owned()))
+}
+
+/// Routes a call as the token describes it: its tenant, number, media, seed and the carriers
+/// already excluded.
+pub fn route(
+    view: &RoutingView,
+    mut token: RouteToken,
+    explain: bool,
+    now_ms: u64,
+) -> Result<Outcome, Refused> {
+    let tenant = tenant(view, &token.tenant)?;
+    let normalized = normalize(&token.dialled, &tenant.dial_plan)
+        .map_err(|error| Refused::InvalidNumber(Error::invalid("to", error.to_string())))?;
+    let class = classify(&normalized, &tenant.dial_plan, &view.high_risk);
+    token.applied_index = token.applied_index.max(view.applied_index);
+    let mut outcome = Outcome {
+        normalized: normalized.to_string(),
+        destination_class: class_to_proto(class),
+        legs: Vec::new(),
+        explanation: Vec::new(),
+        token,
+    };
+    // Extensions are the tenant's own PBX's business, not a carrier's.
+    let Some(digits) = normalized.routing_digits() else {
+        return Ok(outcome);
+    };
+    let rates = view.index.lookup(digits, now_ms);
+    let excluded: BTreeSet<String> = outcome.token.excluded_carriers.iter().cloned().collect();
+    let input = RouteInput {
+        tenant,
+        destination: &normalized,
+        carriers: &view.carriers,
+        gateways: &view.gateways,
+        health: &view.health,
+        concurrent_calls: None,
+        rates: &rates,
+        media: outcome.token.media,
+        excluded_carriers: &excluded,
+        explain,
+    };
+    let decision = select_route(&input, &mut StdRng::seed_from_u64(outcome.token.seed));
+    outcome.legs = decision
+        .legs
+        .iter()
+        .map(|leg| proto::Leg {
+            carrier: leg.carrier.name.clone(),
+            gateway: leg.gateway.name.clone(),
+            uri: leg.gateway.uri.to_string(),
+            dial_string: leg.dial_string(),
+            rate_micros_per_minute: leg.rate.rate_micros_per_minute,
+            connect_fee_micros: leg.rate.connect_fee_micros,
+            prefix: leg.rate.prefix.to_owned(),
+        })
+        .collect();
+    outcome.explanation = decision
+        .explanation
+        .iter()
+        .map(|candidate| {
+            let (kept, rank) = match candidate.verdict {
+                Verdict::Kept { rank } | Verdict::KeptForEmergency { rank, .. } => {
+                    (true, u32::try_from(rank).unwrap_or(u32::MAX))
+                }
+                Verdict::Dropped(_) => (false, 0),
+            };
+            proto::Candidate {
+                carrier: candidate.carrier.to_owned(),
+                gateway: candidate.gateway.unwrap_or_default().to_owned(),
+                kept,
+                rank,
+                reason: candidate.verdict.to_string(),
+            }
+        })
+        .collect();
+    Ok(outcome)
+}
+
+/// The token a fresh call starts with.
+pub fn first_token(
+    tenant: &str,
+    call_id: &str,
+    dialled: &str,
+    media: Media,
+    now_ms: u64,
+    applied_index: u64,
+) -> RouteToken {
+    let call_id_hash = route_token::call_id_hash(call_id);
+    RouteToken {
+        call_id_hash,
+        tenant: tenant.to_owned(),
+        dialled: dialled.to_owned(),
+        media,
+        excluded_carriers: Vec::new(),
+        attempts: 0,
+        seed: call_id_hash,
+        issued_ms: now_ms,
+        applied_index,
+    }
+}
+
+/// What to do after a leg ended.
+pub enum Next {
+    Stop(proto::Stop),
+    /// Try another carrier; the token now excludes the failed one.
+    Reroute(RouteToken),
+}
+
+fn stop(reason: proto::StopReason, sip_code: u32, message: String) -> Next {
+    Next::Stop(proto::Stop {
+        reason: reason.into(),
+        message,
+        sip_code,
+    })
+}
+
+/// Decides from the leg's ending whether the call moves to another carrier. 408, 5xx (unless
+/// the carrier marks the code final) and transport errors mean the carrier or the link
+/// failed; everything else is an answer that ends the call.
+pub fn after_leg(
+    view: &RoutingView,
+    mut token: RouteToken,
+    request: &proto::ReportLegRequest,
+) -> Result<Next, Error> {
+    let carrier = view
+        .applied
+        .state
+        .routing()
+        .carrier(&request.carrier)
+        .ok_or_else(|| Error::not_found("carrier", request.carrier.clone()))?;
+    let transport = proto::TransportError::try_from(request.transport_error).map_err(|_| {
+        Error::invalid(
+            "transport_error",
+            format!("{} is not a transport error", request.transport_error),
+        )
+    })?;
+    let code = request.sip_code;
+    let failed = match (transport, code) {
+        (proto::TransportError::Unspecified, 0) => {
+            return Err(Error::invalid(
+                "sip_code",
+                "set the final SIP code, or transport_error when no reply came",
+            ))
+        }
+        (proto::TransportError::Unspecified, 100..=199) => {
+            return Err(Error::invalid(
+                "sip_code",
+                format!("{code} is provisional: report the final response"),
+            ))
+        }
+        (proto::TransportError::Unspecified, 200..=299) => {
+            return Ok(stop(proto::StopReason::Answered, code, "answered".into()))
+        }
+        (proto::TransportError::Unspecified, 300..=699) => {
+            let carrier_final =
+                u16::try_from(code).is_ok_and(|code| carrier.final_codes.contains(&code));
+            if carrier_final {
+                return Ok(stop(
+                    proto::StopReason::CarrierFinal,
+                    code,
+                    format!(
+                        "carrier {} marks {code} as the callee's final answer",
+                        carrier.name
+                    ),
+                ));
+            }
+            code == 408 || (500..=599).contains(&code)
+        }
+        (proto::TransportError::Unspecified, _) => {
+            return Err(Error::invalid(
+                "sip_code",
+                format!("{code} is not a SIP response code"),
+            ))
+        }
+        (_, _) => true,
+    };
+    if !failed {
+        let reason = if CALLEE_FINAL_CODES.contains(&code) {
+            "the callee's answer"
+        } else {
+            "a final answer that no other carrier would change"
+        };
+        return Ok(stop(
+            proto::StopReason::CalleeAnswer,
+            code,
+            format!("{code}: {reason}"),
+        ));
+    }
+    token.attempts = token.attempts.saturating_add(1);
+    if token.attempts >= MAX_ATTEMPTS {
+        return Ok(stop(
+            proto::StopReason::AttemptsExhausted,
+            503,
+            format!("{MAX_ATTEMPTS} legs failed in this call"),
+        ));
+    }
+    if !token.excluded_carriers.contains(&carrier.name) {
+        token.excluded_carriers.push(carrier.name.clone());
+    }
+    Ok(Next::Reroute(token))
+}

@@ -1,0 +1,155 @@
+//! Route tokens: what a call has tried, carried by the proxy between RouteOutbound and each
+//! ReportLeg, so any node can answer the next report without per-call state in memory.
+//!
+//! A token is `base64url(version ‖ bincode(RouteToken) ‖ tag)` where the tag is the first 16
+//! bytes of HMAC-SHA256 under the cluster's route token key (replicated, set once at cluster
+//! initialisation). A proxy can read nothing useful from it and can't forge or alter it.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use trunkline_core::{routing::Media, Error};
+
+const FORMAT_VERSION: u8 = 1;
+const TAG_BYTES: usize = 16;
+/// Longest token accepted, in characters.
+pub const MAX_TOKEN_CHARS: usize = 4096;
+/// A token older than this is refused: no call fails over after an hour.
+pub const TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteToken {
+    /// Binds the token to one call: the first 8 bytes of SHA-256 of its Call-ID.
+    pub call_id_hash: u64,
+    pub tenant: String,
+    /// The number as dialled; each node normalises it again with the same dial plan.
+    pub dialled: String,
+    pub media: Media,
+    /// Carriers that failed in this call, in order; they are never offered again.
+    pub excluded_carriers: Vec<String>,
+    /// Legs reported so far.
+    pub attempts: u32,
+    /// Seeds weighted selection, so every node orders equal carriers the same way.
+    pub seed: u64,
+    pub issued_ms: u64,
+    /// The applied index of the routing state that issued the token: a node answering the
+    /// next report first catches up to it, so a report never sees older configuration than
+    /// the lookup did.
+    pub applied_index: u64,
+}
+
+/// SHA-256 of the Call-ID, first 8 bytes: the call's identity in the token and its selection
+/// seed.
+pub fn call_id_hash(call_id: &str) -> u64 {
+    let digest = Sha256::digest(call_id.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+fn mac(key: &[u8]) -> Result<HmacSha256, Error> {
+    HmacSha256::new_from_slice(key)
+        .map_err(|_| Error::FailedPrecondition("the route token key is unusable".to_owned()))
+}
+
+pub fn encode(token: &RouteToken, key: &[u8]) -> Result<String, Error> {
+    let mut bytes = vec![FORMAT_VERSION];
+    bincode::serialize_into(&mut bytes, token).map_err(|error| {
+        Error::FailedPrecondition(format!("can't encode a route token: {error}"))
+    })?;
+    let mut mac = mac(key)?;
+    mac.update(&bytes);
+    let tag = mac.finalize().into_bytes();
+    bytes.extend_from_slice(&tag[..TAG_BYTES]);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub fn decode(text: &str, key: &[u8]) -> Result<RouteToken, Error> {
+    let invalid = |reason: &str| Error::invalid("route_token", reason);
+    if text.is_empty() {
+        return Err(invalid(
+            "is required: pass the token from RouteOutbound or the last ReportLeg",
+        ));
+    }
+    if text.len() > MAX_TOKEN_CHARS {
+        return Err(invalid("is too long to be a route token"));
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| invalid("is not a route token (not base64url)"))?;
+    if bytes.len() <= 1 + TAG_BYTES {
+        return Err(invalid("is too short to be a route token"));
+    }
+    let (body, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
+    let mut mac = mac(key)?;
+    mac.update(body);
+    mac.verify_truncated_left(tag).map_err(|_| {
+        invalid("failed authentication: it was altered or issued by another cluster")
+    })?;
+    if body.first() != Some(&FORMAT_VERSION) {
+        return Err(invalid("has an unknown format version"));
+    }
+    bincode::deserialize(&body[1..]).map_err(|_| invalid("is malformed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> RouteToken {
+        RouteToken {
+            call_id_hash: call_id_hash("abc@proxy"),
+            tenant: "acme".into(),
+            dialled: "+442071234567".into(),
+            media: Media::Voice,
+            excluded_carriers: vec!["alpha".into()],
+            attempts: 1,
+            seed: 7,
+            issued_ms: 1_000,
+            applied_index: 12,
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_under_its_key() {
+        let key = [3u8; 32];
+        let text = encode(&token(), &key).unwrap();
+        assert_eq!(decode(&text, &key).unwrap(), token());
+    }
+
+    #[test]
+    fn an_altered_or_foreign_token_is_refused() {
+        let key = [3u8; 32];
+        let text = encode(&token(), &key).unwrap();
+        let error = decode(&text, &[4u8; 32]).unwrap_err();
+        assert!(
+            error.to_string().contains("failed authentication"),
+            "{error}"
+        );
+
+        // Flip one bit of the body: the excluded carrier list, say.
+        let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&text)
+            .unwrap();
+        bytes[10] ^= 1;
+        let altered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert!(decode(&altered, &key)
+            .unwrap_err()
+            .to_string()
+            .contains("failed authentication"));
+
+        for garbage in ["", "%%%", "AAAA", &"A".repeat(MAX_TOKEN_CHARS + 1)] {
+            let error = decode(garbage, &key).unwrap_err();
+            assert!(error.to_string().starts_with("route_token: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn call_ids_hash_apart() {
+        assert_ne!(call_id_hash("a"), call_id_hash("b"));
+        assert_eq!(call_id_hash("a"), call_id_hash("a"));
+    }
+}

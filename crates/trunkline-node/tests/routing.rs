@@ -1,0 +1,471 @@
+//! Outbound routing across three real processes: configuration and a deck written through one
+//! node, lookups through another, leg reports through the third, and a carrier is never
+//! offered twice in one call.
+
+// Tests may unwrap; the serial lock is held across awaits on purpose (one test at a time).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::*;
+use trunkline_client::{proto, Client, Retry};
+
+async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> u64 {
+    let request = proto::PutCarrierRequest {
+        carrier: Some(proto::Carrier {
+            name: name.into(),
+            capabilities: vec![],
+            translation: Some(proto::Translation {
+                strip_digits: 0,
+                tech_prefix: String::new(),
+                plus: true,
+            }),
+            final_codes,
+            disabled: false,
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_carrier(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn put_gateway(client: &Client, name: &str, carrier: &str, priority: u32) -> u64 {
+    let request = proto::PutGatewayRequest {
+        gateway: Some(proto::Gateway {
+            name: name.into(),
+            carrier: carrier.into(),
+            uri: format!("sip:{name}.example.net;transport=udp"),
+            priority,
+            weight: 10,
+            max_concurrent_calls: 0,
+            disabled: false,
+            drained: false,
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_gateway(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64 {
+    let import_id = format!("test-{carrier}");
+    let rates: Vec<proto::Rate> = rows
+        .iter()
+        .map(|(prefix, rate)| proto::Rate {
+            prefix: prefix.to_string(),
+            rate_micros_per_minute: *rate,
+            ..Default::default()
+        })
+        .collect();
+    let stage = proto::StageRatesRequest {
+        carrier: carrier.into(),
+        import_id: import_id.clone(),
+        rates,
+        first_line: 2,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let stage = stage.clone();
+            async move { admin.stage_rates(stage).await }
+        })
+        .await
+        .unwrap();
+    let commit = proto::CommitRatesRequest {
+        carrier: carrier.into(),
+        import_id,
+        replace: true,
+        expected_rows: rows.len() as u64,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let commit = commit.clone();
+            async move { admin.commit_rates(commit).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn route(
+    client: &Client,
+    call_id: &str,
+    to: &str,
+    min_applied_index: u64,
+) -> Result<proto::RouteOutboundResponse, trunkline_client::ClientError> {
+    let request = proto::RouteOutboundRequest {
+        tenant: "acme".into(),
+        call_id: call_id.into(),
+        from: "+14155550100".into(),
+        to: to.into(),
+        media: proto::Media::Voice.into(),
+        explain: true,
+        min_applied_index,
+    };
+    client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+}
+
+async fn report(
+    client: &Client,
+    call_id: &str,
+    token: &str,
+    leg: &proto::Leg,
+    sip_code: u32,
+) -> proto::ReportLegResponse {
+    let request = proto::ReportLegRequest {
+        call_id: call_id.into(),
+        route_token: token.into(),
+        carrier: leg.carrier.clone(),
+        gateway: leg.gateway.clone(),
+        sip_code,
+        transport_error: 0,
+        time_to_first_reply_ms: 100,
+        time_to_failure_ms: 200,
+    };
+    client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.report_leg(request).await }
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legs_fail_over_across_nodes_and_never_revisit_a_carrier() {
+    let _serial = serial();
+    let cluster = TestCluster::start(3, FAST_RAFT).await;
+    let (first, second, third) = (
+        cluster.get(1).client(),
+        cluster.get(2).client(),
+        cluster.get(3).client(),
+    );
+
+    // Configuration and decks through node 1. Prices: alpha < beta < gamma < delta for UK
+    // numbers; delta marks 503 as the callee's final answer.
+    for (carrier, final_codes) in [
+        ("alpha", vec![]),
+        ("beta", vec![]),
+        ("gamma", vec![]),
+        ("delta", vec![503]),
+    ] {
+        put_carrier(&first, carrier, final_codes).await;
+        put_gateway(&first, &format!("{carrier}-1"), carrier, 10).await;
+        put_gateway(&first, &format!("{carrier}-2"), carrier, 20).await;
+    }
+    import(&first, "alpha", &[("44", 10_000), ("4420", 5_000)]).await;
+    import(&first, "beta", &[("44", 6_000)]).await;
+    import(&first, "gamma", &[("442", 7_000)]).await;
+    import(&first, "delta", &[("4", 9_000)]).await;
+    let tenant = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: "acme".into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    let written = first
+        .admin(Retry::NotSent, |mut admin| {
+            let tenant = tenant.clone();
+            async move { admin.put_tenant(tenant).await }
+        })
+        .await
+        .unwrap()
+        .applied_index;
+
+    // Look up through node 2, at least at the last write.
+    let call_id = "call-1@proxy";
+    let routed = route(&second, call_id, "011 44 20 7123 4567", written)
+        .await
+        .unwrap();
+    assert_eq!(routed.normalized, "+442071234567");
+    assert_eq!(
+        routed.destination_class,
+        proto::DestinationClass::International as i32
+    );
+    let carriers: Vec<&str> = routed.legs.iter().map(|leg| leg.carrier.as_str()).collect();
+    // Least cost by each carrier's longest prefix: alpha 4420 @5000, beta 44 @6000,
+    // gamma 442 @7000, delta 4 @9000; each carrier's gateways by priority.
+    assert_eq!(
+        carriers,
+        ["alpha", "alpha", "beta", "beta", "gamma", "gamma", "delta", "delta"]
+    );
+    assert_eq!(routed.legs[0].gateway, "alpha-1");
+    assert_eq!(routed.legs[0].prefix, "4420");
+    assert_eq!(routed.legs[0].dial_string, "+442071234567");
+    assert!(routed.read_state.unwrap().applied_index >= written);
+    assert!(!routed.explanation.is_empty());
+
+    // Report failures through node 3: each report moves to the next carrier, never back.
+    let mut tried = vec![routed.legs[0].carrier.clone()];
+    let mut leg = routed.legs[0].clone();
+    let mut token = routed.route_token.clone();
+    for expected in ["beta", "gamma", "delta"] {
+        let answer = report(&third, call_id, &token, &leg, 503).await;
+        let Some(proto::report_leg_response::Outcome::Next(next)) = answer.outcome else {
+            panic!("expected a next leg, got {:?}", answer.outcome);
+        };
+        assert_eq!(next.carrier, expected);
+        assert!(
+            !tried.contains(&next.carrier),
+            "{} offered twice",
+            next.carrier
+        );
+        tried.push(next.carrier.clone());
+        leg = next;
+        token = answer.route_token;
+    }
+    // delta says 503 is final for it: the call stops there.
+    let answer = report(&first, call_id, &token, &leg, 503).await;
+    let Some(proto::report_leg_response::Outcome::Stop(stop)) = answer.outcome else {
+        panic!("expected a stop, got {:?}", answer.outcome);
+    };
+    assert_eq!(stop.reason, proto::StopReason::CarrierFinal as i32);
+
+    // The same report on any node gives the same answer.
+    let routed = route(&first, "call-2@proxy", "+442071234567", 0)
+        .await
+        .unwrap();
+    let mut answers = BTreeSet::new();
+    for client in [&first, &second, &third] {
+        let answer = report(
+            client,
+            "call-2@proxy",
+            &routed.route_token,
+            &routed.legs[0],
+            408,
+        )
+        .await;
+        answers.insert(format!("{:?}", answer.outcome));
+    }
+    assert_eq!(answers.len(), 1, "nodes disagree: {answers:?}");
+
+    // The callee's answer ends the call; a forged or foreign token is refused.
+    let answer = report(
+        &second,
+        "call-2@proxy",
+        &routed.route_token,
+        &routed.legs[0],
+        486,
+    )
+    .await;
+    assert!(
+        matches!(answer.outcome, Some(proto::report_leg_response::Outcome::Stop(ref stop)) if stop.reason == proto::StopReason::CalleeAnswer as i32)
+    );
+    let mut forged = routed.route_token.clone();
+    forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
+    let request = proto::ReportLegRequest {
+        call_id: "call-2@proxy".into(),
+        route_token: forged,
+        carrier: "alpha".into(),
+        gateway: "alpha-1".into(),
+        sip_code: 503,
+        ..Default::default()
+    };
+    let error = second
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.report_leg(request).await }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status().unwrap().code(),
+        tonic::Code::InvalidArgument,
+        "{error}"
+    );
+
+    // A drained gateway is skipped on every node.
+    let drain = proto::DrainGatewayRequest {
+        gateway: "alpha-1".into(),
+        drained: true,
+    };
+    let drained = third
+        .admin(Retry::NotSent, |mut admin| {
+            let drain = drain.clone();
+            async move { admin.drain_gateway(drain).await }
+        })
+        .await
+        .unwrap()
+        .applied_index;
+    for client in [&first, &second, &third] {
+        let routed = route(client, "call-3@proxy", "+442071234567", drained)
+            .await
+            .unwrap();
+        assert_eq!(routed.legs[0].gateway, "alpha-2");
+        assert!(routed.legs.iter().all(|leg| leg.gateway != "alpha-1"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_route_requests_get_the_right_status_and_name_the_field() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let cluster = TestCluster {
+        nodes: vec![TestNode::start(root.path(), 1, FAST_RAFT)],
+        root,
+    };
+    cluster.init().await;
+    let client = cluster.get(1).client();
+    put_carrier(&client, "alpha", vec![]).await;
+    let tenant = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: "acme".into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    let written = client
+        .admin(Retry::NotSent, |mut admin| {
+            let tenant = tenant.clone();
+            async move { admin.put_tenant(tenant).await }
+        })
+        .await
+        .unwrap()
+        .applied_index;
+
+    let error = route(&client, "c", "12x45", written).await.unwrap_err();
+    let status = error.status().unwrap();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().starts_with("to: "), "{error}");
+    assert_eq!(status.metadata().get("trunkline-sip-code").unwrap(), "484");
+
+    // No deck yet: a valid number gets no legs and a refusal that explain can back up.
+    let routed = route(&client, "c", "+442071234567", written).await.unwrap();
+    assert!(routed.legs.is_empty());
+    assert_eq!(
+        routed.refusal.unwrap().reason,
+        proto::RefusalReason::NoRoute as i32
+    );
+    assert!(routed
+        .explanation
+        .iter()
+        .any(|candidate| candidate.carrier == "alpha" && !candidate.kept));
+
+    let mut request = proto::RouteOutboundRequest {
+        tenant: "nobody".into(),
+        call_id: "c".into(),
+        to: "+442071234567".into(),
+        ..Default::default()
+    };
+    let unknown = client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status().unwrap().code(), tonic::Code::NotFound);
+    assert_eq!(
+        unknown
+            .status()
+            .unwrap()
+            .metadata()
+            .get("trunkline-refusal")
+            .unwrap(),
+        "unknown-tenant"
+    );
+
+    request.tenant = "acme".into();
+    request.call_id = String::new();
+    let missing = client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.status().unwrap().code(),
+        tonic::Code::InvalidArgument
+    );
+    assert!(missing.to_string().contains("call_id"), "{missing}");
+
+    // Configuration errors: unknown carrier referenced, a bad URI, a bad deck row.
+    let error = client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .put_gateway(proto::PutGatewayRequest {
+                    gateway: Some(proto::Gateway {
+                        name: "g".into(),
+                        carrier: "nope".into(),
+                        uri: "sip:a.example".into(),
+                        ..Default::default()
+                    }),
+                    mode: 0,
+                })
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status().unwrap().code(),
+        tonic::Code::NotFound,
+        "{error}"
+    );
+    let error = client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .put_gateway(proto::PutGatewayRequest {
+                    gateway: Some(proto::Gateway {
+                        name: "g".into(),
+                        carrier: "alpha".into(),
+                        uri: "http://x".into(),
+                        ..Default::default()
+                    }),
+                    mode: 0,
+                })
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status().unwrap().code(),
+        tonic::Code::InvalidArgument,
+        "{error}"
+    );
+    assert!(error.to_string().contains("uri"), "{error}");
+    let error = client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .stage_rates(proto::StageRatesRequest {
+                    carrier: "alpha".into(),
+                    import_id: "x".into(),
+                    rates: vec![proto::Rate {
+                        prefix: "44a".into(),
+                        ..Default::default()
+                    }],
+                    first_line: 7,
+                })
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.status().unwrap().code(),
+        tonic::Code::InvalidArgument,
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("line 7") && error.to_string().contains("prefix"),
+        "{error}"
+    );
+}
