@@ -105,14 +105,14 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
     if dev {
         banner.push_str(&format!(
             "Try: trunkctl --endpoints {} route test +442071234567 --tenant {}\n",
-            server.api_addr,
+            server.cluster().self_node.api_addr,
             trunkline_node::demo::DEMO_TENANT
         ));
     } else if !server.cluster().is_initialized().await {
         banner.push_str(&format!(
             "Not a cluster member yet: run `trunkctl --endpoints {} cluster init` on one node, \
              then `trunkctl cluster join` for the others.\n",
-            server.api_addr
+            server.cluster().self_node.api_addr
         ));
     }
     // A daemon must not die because whoever started it closed its standard output.

@@ -469,3 +469,124 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
         "{error}"
     );
 }
+
+/// A large import is staged while the old deck keeps answering; lookups during the import
+/// never fail and never see a half-applied deck; after the commit they see the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_old_deck_serves_until_a_large_import_commits() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let cluster = TestCluster {
+        nodes: vec![TestNode::start(root.path(), 1, FAST_RAFT)],
+        root,
+    };
+    cluster.init().await;
+    let client = cluster.get(1).client();
+    put_carrier(&client, "alpha", vec![]).await;
+    put_gateway(&client, "alpha-1", "alpha", 10).await;
+    import(&client, "alpha", &[("44", 1_000)]).await;
+    let tenant = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: "acme".into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    let written = client
+        .admin(Retry::NotSent, |mut admin| {
+            let tenant = tenant.clone();
+            async move { admin.put_tenant(tenant).await }
+        })
+        .await
+        .unwrap()
+        .applied_index;
+    assert_eq!(
+        route(&client, "c", "+442071234567", written)
+            .await
+            .unwrap()
+            .legs[0]
+            .rate_micros_per_minute,
+        1_000
+    );
+
+    // Lookups run throughout the import.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lookups = {
+        let stop = stop.clone();
+        let client = cluster.get(1).client();
+        tokio::spawn(async move {
+            let (mut answered, mut failed, mut rates) = (0u64, 0u64, BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match route(&client, "lookup", "+442071234567", 0).await {
+                    Ok(routed) if !routed.legs.is_empty() => {
+                        answered += 1;
+                        rates.insert(routed.legs[0].rate_micros_per_minute);
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (answered, failed, rates)
+        })
+    };
+
+    // 100,000 rows in 20 chunks; 44 is re-priced.
+    let import_id = "big";
+    let mut rows: Vec<proto::Rate> = (0..99_999u64)
+        .map(|n| proto::Rate {
+            prefix: format!("9{n:06}"),
+            rate_micros_per_minute: 500,
+            ..Default::default()
+        })
+        .collect();
+    rows.push(proto::Rate {
+        prefix: "44".into(),
+        rate_micros_per_minute: 2_000,
+        ..Default::default()
+    });
+    let mut line = 2;
+    for chunk in rows.chunks(5_000) {
+        let stage = proto::StageRatesRequest {
+            carrier: "alpha".into(),
+            import_id: import_id.into(),
+            rates: chunk.to_vec(),
+            first_line: line,
+        };
+        line += chunk.len() as u64;
+        client
+            .admin(Retry::NotSent, |mut admin| {
+                let stage = stage.clone();
+                async move { admin.stage_rates(stage).await }
+            })
+            .await
+            .unwrap();
+        // Staged rows are not the deck yet.
+        let routed = route(&client, "c", "+442071234567", 0).await.unwrap();
+        assert_eq!(routed.legs[0].rate_micros_per_minute, 1_000);
+    }
+    let commit = proto::CommitRatesRequest {
+        carrier: "alpha".into(),
+        import_id: import_id.into(),
+        replace: true,
+        expected_rows: rows.len() as u64,
+    };
+    let committed = client
+        .admin(Retry::NotSent, |mut admin| {
+            let commit = commit.clone();
+            async move { admin.commit_rates(commit).await }
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed.deck_rows, 100_000);
+    let routed = route(&client, "c", "+442071234567", committed.applied_index)
+        .await
+        .unwrap();
+    assert_eq!(routed.legs[0].rate_micros_per_minute, 2_000);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failed, rates) = lookups.await.unwrap();
+    assert_eq!(failed, 0, "lookups failed during the import");
+    assert!(answered > 0);
+    assert!(
+        rates.iter().all(|rate| *rate == 1_000 || *rate == 2_000),
+        "a half-applied deck answered: {rates:?}"
+    );
+}
