@@ -19,6 +19,7 @@ mod config;
 mod model;
 mod numbers;
 mod prefix;
+mod rate_csv;
 mod select;
 
 #[cfg(test)]
@@ -46,6 +47,11 @@ pub use numbers::{
 };
 pub use prefix::{
     IndexError, PrefixIndex, PrefixIndexBuilder, RateMatch, MAX_INDEX_CARRIERS, MAX_INDEX_ROWS,
+};
+pub use rate_csv::{
+    format_micros, format_unix_ms, parse_micros, parse_unix_ms, write_rates, RateCsvError,
+    RateCsvReader, RateCsvWriter, MAX_IMPORT_ROWS, MAX_RECORD_BYTES, MIN_UNIX_MILLISECONDS,
+    MONEY_DECIMAL_PLACES, RATE_CSV_HEADER,
 };
 pub use select::{
     select_route, Candidate, DropReason, Leg, Media, RouteDecision, RouteInput, Verdict,

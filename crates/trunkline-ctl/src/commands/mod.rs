@@ -1,7 +1,13 @@
 //! trunkctl's subcommands, one file each with its arguments and an `exec`.
 
+pub mod carrier;
 pub mod cluster;
 pub mod config;
+pub mod gateway;
+mod objects;
+pub mod rates;
+pub mod route;
+pub mod tenant;
 mod view;
 
 use crate::context::{Context, Failure};
@@ -14,11 +20,31 @@ pub enum Command {
     /// The replicated settings namespace.
     #[command(subcommand)]
     Config(config::Command),
+    /// Customer accounts: dial plans, routing strategy, allowed carriers.
+    #[command(subcommand)]
+    Tenant(tenant::Command),
+    /// Providers that terminate calls.
+    #[command(subcommand)]
+    Carrier(carrier::Command),
+    /// Carriers' SIP endpoints, and draining them for maintenance.
+    #[command(subcommand)]
+    Gateway(gateway::Command),
+    /// Carrier rate decks as CSV files.
+    #[command(subcommand)]
+    Rates(rates::Command),
+    /// Where a call would go, and why.
+    #[command(subcommand)]
+    Route(route::Command),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
         Command::Cluster(command) => cluster::exec(command, context).await,
         Command::Config(command) => config::exec(command, context).await,
+        Command::Tenant(command) => tenant::exec(command, context).await,
+        Command::Carrier(command) => carrier::exec(command, context).await,
+        Command::Gateway(command) => gateway::exec(command, context).await,
+        Command::Rates(command) => rates::exec(command, context).await,
+        Command::Route(command) => route::exec(command, context).await,
     }
 }

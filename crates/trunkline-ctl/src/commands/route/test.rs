@@ -1,0 +1,257 @@
+//! `trunkctl route test NUMBER --tenant T [--from N] [--fax]`: what RouteOutbound answers for
+//! a call, with the explanation of every candidate.
+//!
+//! An unknown tenant or an invalid number comes back as a gRPC error (NOT_FOUND,
+//! INVALID_ARGUMENT) and exits 1 like any failed request. A valid number that no carrier can
+//! take is an answer with a refusal: the explanation is printed and the command exits 3.
+
+use serde::Serialize;
+use trunkline_client::{proto, Retry};
+use trunkline_core::routing::{format_micros, MAX_DIALLED_CHARS};
+
+use crate::{
+    commands::{objects, view},
+    context::{Context, Failure},
+    output,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The number as a user would dial it (e.g. 4155550100, 011442071234567, +442071234567).
+    number: String,
+    /// The tenant placing the call; its dial plan and carriers apply.
+    #[arg(long)]
+    tenant: String,
+    /// The calling number.
+    #[arg(long, default_value = "")]
+    from: String,
+    /// A fax call: only carriers with T.38.
+    #[arg(long)]
+    fax: bool,
+    /// Wait until the node has applied this log index (read your writes).
+    #[arg(long, default_value_t = 0)]
+    min_index: u64,
+}
+
+#[derive(Serialize)]
+struct Leg {
+    carrier: String,
+    gateway: String,
+    uri: String,
+    dial_string: String,
+    /// The deck prefix that priced the call.
+    prefix: String,
+    rate_micros_per_minute: u64,
+    connect_fee_micros: u64,
+}
+
+#[derive(Serialize)]
+struct Candidate {
+    carrier: String,
+    /// Absent for a verdict on the whole carrier.
+    gateway: Option<String>,
+    kept: bool,
+    /// Position among the kept, from 1.
+    rank: Option<u32>,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct Refusal {
+    reason: &'static str,
+    message: String,
+    sip_code: u32,
+}
+
+#[derive(Serialize)]
+struct Routed {
+    normalized: String,
+    destination_class: &'static str,
+    legs: Vec<Leg>,
+    refusal: Option<Refusal>,
+    explanation: Vec<Candidate>,
+    route_token: String,
+    read_state: view::ReadState,
+}
+
+pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
+    objects::check_name("--tenant", &args.tenant)?;
+    for (flag, value) in [("NUMBER", &args.number), ("--from", &args.from)] {
+        if value.chars().count() > MAX_DIALLED_CHARS {
+            return Err(objects::usage(
+                flag,
+                format!("is longer than {MAX_DIALLED_CHARS} characters"),
+            ));
+        }
+    }
+    if args.number.trim().is_empty() {
+        return Err(objects::usage("NUMBER", "is empty"));
+    }
+    let request = proto::RouteOutboundRequest {
+        tenant: args.tenant.clone(),
+        call_id: format!("trunkctl-route-test-{:016x}", rand::random::<u64>()),
+        from: args.from,
+        to: args.number.clone(),
+        media: if args.fax {
+            proto::Media::Fax
+        } else {
+            proto::Media::Voice
+        }
+        .into(),
+        explain: true,
+        min_applied_index: args.min_index,
+    };
+    let response = context
+        .client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await?;
+    let routed = Routed::from(response);
+    let refused = routed
+        .refusal
+        .as_ref()
+        .map(|refusal| format!("no route for {}: {}", args.number, refusal.message));
+    output::emit(context.format, &routed, render)?;
+    match refused {
+        Some(message) => Err(Failure::ConditionFailed(message)),
+        None => Ok(()),
+    }
+}
+
+fn destination_class_name(class: i32) -> &'static str {
+    match proto::DestinationClass::try_from(class) {
+        Ok(proto::DestinationClass::Emergency) => "emergency",
+        Ok(proto::DestinationClass::Internal) => "internal",
+        Ok(proto::DestinationClass::TollFree) => "toll-free",
+        Ok(proto::DestinationClass::National) => "national",
+        Ok(proto::DestinationClass::International) => "international",
+        Ok(proto::DestinationClass::Premium) => "premium",
+        Ok(proto::DestinationClass::HighRisk) => "high-risk",
+        Ok(proto::DestinationClass::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+impl From<proto::RouteOutboundResponse> for Routed {
+    fn from(response: proto::RouteOutboundResponse) -> Self {
+        Routed {
+            normalized: response.normalized,
+            destination_class: destination_class_name(response.destination_class),
+            legs: response
+                .legs
+                .into_iter()
+                .map(|leg| Leg {
+                    carrier: leg.carrier,
+                    gateway: leg.gateway,
+                    uri: leg.uri,
+                    dial_string: leg.dial_string,
+                    prefix: leg.prefix,
+                    rate_micros_per_minute: leg.rate_micros_per_minute,
+                    connect_fee_micros: leg.connect_fee_micros,
+                })
+                .collect(),
+            refusal: response.refusal.map(|refusal| Refusal {
+                reason: match proto::RefusalReason::try_from(refusal.reason) {
+                    Ok(proto::RefusalReason::NoRoute) => "no-route",
+                    _ => "unknown",
+                },
+                message: refusal.message,
+                sip_code: refusal.sip_code,
+            }),
+            explanation: response
+                .explanation
+                .into_iter()
+                .map(|candidate| Candidate {
+                    carrier: candidate.carrier,
+                    gateway: (!candidate.gateway.is_empty()).then_some(candidate.gateway),
+                    kept: candidate.kept,
+                    rank: (candidate.kept && candidate.rank != 0).then_some(candidate.rank),
+                    reason: candidate.reason,
+                })
+                .collect(),
+            route_token: response.route_token,
+            read_state: response.read_state.as_ref().into(),
+        }
+    }
+}
+
+fn render(routed: &Routed) -> String {
+    let mut text = format!(
+        "Number: {} ({})\n",
+        routed.normalized, routed.destination_class
+    );
+    if let Some(refusal) = &routed.refusal {
+        text.push_str(&format!(
+            "Refused: {} (SIP {})\n",
+            refusal.message, refusal.sip_code
+        ));
+    }
+    if !routed.legs.is_empty() {
+        let rows: Vec<Vec<String>> = routed
+            .legs
+            .iter()
+            .enumerate()
+            .map(|(index, leg)| {
+                vec![
+                    (index + 1).to_string(),
+                    leg.carrier.clone(),
+                    leg.gateway.clone(),
+                    leg.uri.clone(),
+                    leg.dial_string.clone(),
+                    leg.prefix.clone(),
+                    format_micros(leg.rate_micros_per_minute),
+                    format_micros(leg.connect_fee_micros),
+                ]
+            })
+            .collect();
+        text.push_str("\nLegs, in the order to try:\n");
+        text.push_str(&output::table(
+            &[
+                "ORDER",
+                "CARRIER",
+                "GATEWAY",
+                "URI",
+                "DIAL STRING",
+                "PREFIX",
+                "RATE/MIN",
+                "CONNECT FEE",
+            ],
+            &rows,
+        ));
+    }
+    if !routed.explanation.is_empty() {
+        let rows: Vec<Vec<String>> = routed
+            .explanation
+            .iter()
+            .map(|candidate| {
+                vec![
+                    candidate.carrier.clone(),
+                    candidate.gateway.clone().unwrap_or_else(|| "-".to_owned()),
+                    if candidate.kept { "kept" } else { "dropped" }.to_owned(),
+                    rank_or_reason(candidate),
+                ]
+            })
+            .collect();
+        text.push_str("\nWhy:\n");
+        text.push_str(&output::table(
+            &["CARRIER", "GATEWAY", "VERDICT", "RANK OR REASON"],
+            &rows,
+        ));
+    }
+    text
+}
+
+/// The reason without the verdict the node puts in front of it ("kept: rank 1" is shown as
+/// "rank 1" in the VERDICT "kept" row).
+fn rank_or_reason(candidate: &Candidate) -> String {
+    let reason = candidate
+        .reason
+        .strip_prefix("kept: ")
+        .or_else(|| candidate.reason.strip_prefix("dropped: "))
+        .unwrap_or(&candidate.reason);
+    match (reason.is_empty(), candidate.rank) {
+        (true, Some(rank)) => format!("rank {rank}"),
+        _ => reason.to_owned(),
+    }
+}
