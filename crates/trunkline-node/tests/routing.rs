@@ -258,6 +258,24 @@ async fn legs_fail_over_across_nodes_and_never_revisit_a_carrier() {
     }
     assert_eq!(answers.len(), 1, "nodes disagree: {answers:?}");
 
+    // After a failure the next carrier answers: the call stops as answered.
+    let answer = report(
+        &third,
+        "call-2@proxy",
+        &routed.route_token,
+        &routed.legs[0],
+        408,
+    )
+    .await;
+    let Some(proto::report_leg_response::Outcome::Next(next)) = answer.outcome else {
+        panic!("expected a next leg");
+    };
+    assert_ne!(next.carrier, routed.legs[0].carrier);
+    let answered = report(&first, "call-2@proxy", &answer.route_token, &next, 200).await;
+    assert!(
+        matches!(answered.outcome, Some(proto::report_leg_response::Outcome::Stop(ref stop)) if stop.reason == proto::StopReason::Answered as i32 && stop.sip_code == 200)
+    );
+
     // The callee's answer ends the call; a forged or foreign token is refused.
     let answer = report(
         &second,
@@ -466,6 +484,33 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
     );
     assert!(
         error.to_string().contains("line 7") && error.to_string().contains("prefix"),
+        "{error}"
+    );
+
+    // An oversized request is refused by size before it is decoded.
+    let huge = proto::StageRatesRequest {
+        carrier: "alpha".into(),
+        import_id: "huge".into(),
+        rates: vec![proto::Rate {
+            prefix: "44".into(),
+            description: "x".repeat(5 * 1024 * 1024),
+            ..Default::default()
+        }],
+        first_line: 2,
+    };
+    let error = client
+        .admin(Retry::NotSent, |mut admin| {
+            let huge = huge.clone();
+            async move { admin.stage_rates(huge).await }
+        })
+        .await
+        .unwrap_err();
+    let code = error.status().unwrap().code();
+    assert!(
+        matches!(
+            code,
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
         "{error}"
     );
 }
