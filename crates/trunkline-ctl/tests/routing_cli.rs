@@ -5,105 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::path::{Path, PathBuf};
 
 use trunkline_core::routing::format_micros;
-use trunkline_node::{
-    config::{Config, RaftConfig},
-    server::NodeServer,
-};
+mod support;
 
-/// A single initialised node serving on a background runtime until the test ends.
-struct Node {
-    api_addr: String,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _data: tempfile::TempDir,
-}
-
-fn start_node() -> Node {
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        node_id: 1,
-        cluster_name: "routing-cli".into(),
-        data_dir: data.path().join("data"),
-        api_addr: "127.0.0.1:0".parse().unwrap(),
-        peer_addr: "127.0.0.1:0".parse().unwrap(),
-        advertise_api_addr: None,
-        advertise_peer_addr: None,
-        raft: RaftConfig::default(),
-        log_level: "warn".into(),
-    };
-    let (address_sender, address_receiver) = std::sync::mpsc::channel();
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let server = NodeServer::start(&config).await.unwrap();
-            server.cluster().initialize().await.unwrap();
-            address_sender.send(server.api_addr.to_string()).unwrap();
-            server
-                .serve(async {
-                    let _ = stop.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    let api_addr = address_receiver.recv().unwrap();
-    let node = Node {
-        api_addr,
-        _shutdown: shutdown,
-        _data: data,
-    };
-    // Wait until it leads, so the first write doesn't race the election.
-    for _ in 0..100 {
-        let output = trunkctl(&node, &["-o", "json", "cluster", "status"]);
-        if String::from_utf8_lossy(&output.stdout).contains("\"state\": \"leader\"") {
-            return node;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the node did not become leader");
-}
-
-fn trunkctl_with(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trunkctl"))
-        .args(["--endpoints", endpoints, "--timeout-ms", "10000"])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn trunkctl(node: &Node, args: &[&str]) -> Output {
-    trunkctl_with(&node.api_addr, args)
-}
-
-/// Runs trunkctl and checks its exit code and that stdout/stderr contain the needles.
-fn check(output: Output, code: i32, stdout_needles: &[&str], stderr_needles: &[&str]) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
-    for needle in stdout_needles {
-        assert!(
-            stdout.contains(needle),
-            "{needle:?} not in stdout: {stdout}"
-        );
-    }
-    for needle in stderr_needles {
-        assert!(
-            stderr.contains(needle),
-            "{needle:?} not in stderr: {stderr}"
-        );
-    }
-    stdout
-}
+use support::{check, start_node, trunkctl, trunkctl_with};
 
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))

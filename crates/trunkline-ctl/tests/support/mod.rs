@@ -1,0 +1,113 @@
+//! What the trunkctl tests share: a real node started in this process, the real trunkctl
+//! binary run against it, and a check of its exit code and output.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use trunkline_node::{
+    config::{Config, RaftConfig},
+    server::NodeServer,
+};
+
+/// A single initialised node serving on a background runtime until the test ends.
+pub struct Node {
+    pub api_addr: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _data: tempfile::TempDir,
+}
+
+pub fn start_node() -> Node {
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        node_id: 1,
+        cluster_name: "cli".into(),
+        data_dir: data.path().join("data"),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        peer_addr: "127.0.0.1:0".parse().unwrap(),
+        advertise_api_addr: None,
+        advertise_peer_addr: None,
+        raft: RaftConfig::default(),
+        log_level: "warn".into(),
+    };
+    let (address_sender, address_receiver) = std::sync::mpsc::channel();
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let server = NodeServer::start(&config).await.unwrap();
+            server.cluster().initialize().await.unwrap();
+            address_sender.send(server.api_addr.to_string()).unwrap();
+            server
+                .serve(async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    let api_addr = address_receiver.recv().unwrap();
+    let node = Node {
+        api_addr,
+        _shutdown: shutdown,
+        _data: data,
+    };
+    // Wait until it leads, so the first write doesn't race the election.
+    for _ in 0..100 {
+        let output = trunkctl(&node, &["-o", "json", "cluster", "status"]);
+        if String::from_utf8_lossy(&output.stdout).contains("\"state\": \"leader\"") {
+            return node;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the node did not become leader");
+}
+
+pub fn trunkctl_with(endpoints: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+        .args(["--endpoints", endpoints, "--timeout-ms", "10000"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn trunkctl(node: &Node, args: &[&str]) -> Output {
+    trunkctl_with(&node.api_addr, args)
+}
+
+/// Runs trunkctl and checks its exit code and that stdout/stderr contain the needles.
+pub fn check(
+    output: Output,
+    code: i32,
+    stdout_needles: &[&str],
+    stderr_needles: &[&str],
+) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    for needle in stdout_needles {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} not in stdout: {stdout}"
+        );
+    }
+    for needle in stderr_needles {
+        assert!(
+            stderr.contains(needle),
+            "{needle:?} not in stderr: {stderr}"
+        );
+    }
+    stdout
+}
+
+pub fn closed_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
