@@ -149,4 +149,19 @@ impl RoutingSetup {
             required_capabilities: BTreeSet::new(),
         }
     }
+
+    /// A tenant-sized case: the benchmark tenant allowed only the first `count` enabled
+    /// carriers, as a customer account usually is, so an answer has a handful of legs.
+    pub fn tenant_with_carriers(&self, strategy: Strategy, count: usize) -> Tenant {
+        Tenant {
+            allowed_carriers: self
+                .carriers
+                .iter()
+                .filter(|carrier| carrier.enabled)
+                .take(count)
+                .map(|carrier| carrier.name.clone())
+                .collect(),
+            ..self.tenant(strategy)
+        }
+    }
 }

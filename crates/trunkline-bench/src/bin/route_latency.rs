@@ -33,6 +33,9 @@ const WARM_UP_DECISIONS: usize = 100_000;
 /// Seed of the weighted draws during selection.
 const SELECTION_SEED: u64 = 42;
 
+/// Carriers a tenant-sized case allows.
+const TENANT_SIZED_CARRIERS: usize = 4;
+
 fn main() -> ExitCode {
     let rows = match parse_rows(std::env::args().skip(1)) {
         Ok(rows) => rows,
@@ -68,8 +71,15 @@ fn run(sizes: &[usize]) -> io::Result<()> {
         let index = deck.build_index().map_err(io::Error::other)?;
         let setup = RoutingSetup::new(&deck, SETUP_SEED).map_err(io::Error::other)?;
         let numbers = deck.dialled_numbers(BENCH_NUMBERS, NUMBERS_SEED);
-        for strategy in [Strategy::LeastCost, Strategy::Weighted] {
-            let tenant = setup.tenant(strategy);
+        let cases = [
+            ("least-cost", setup.tenant(Strategy::LeastCost)),
+            ("weighted", setup.tenant(Strategy::Weighted)),
+            (
+                "lc-4-carr",
+                setup.tenant_with_carriers(Strategy::LeastCost, TENANT_SIZED_CARRIERS),
+            ),
+        ];
+        for (case, tenant) in cases {
             let router = Router::new(&index, &setup, &tenant);
             let mut rng = SmallRng::seed_from_u64(SELECTION_SEED);
             let mut cycle = numbers.iter().cycle();
@@ -90,7 +100,7 @@ fn run(sizes: &[usize]) -> io::Result<()> {
                 out,
                 "{:<6} {:<11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6.1}",
                 rows_label(rows),
-                strategy.as_str(),
+                case,
                 mean,
                 percentile(&nanos, 50.0),
                 percentile(&nanos, 90.0),
