@@ -37,17 +37,39 @@ async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> u64 
         .applied_index
 }
 
-async fn put_gateway(client: &Client, name: &str, carrier: &str, priority: u32) -> u64 {
+async fn put_tenant(client: &Client, name: &str) -> u64 {
+    let request = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: name.into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_tenant(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn try_put_gateway(
+    client: &Client,
+    name: &str,
+    carrier: &str,
+    uri: &str,
+    priority: u32,
+) -> Result<proto::PutResponse, trunkline_client::ClientError> {
     let request = proto::PutGatewayRequest {
         gateway: Some(proto::Gateway {
             name: name.into(),
             carrier: carrier.into(),
-            uri: format!("sip:{name}.example.net;transport=udp"),
+            uri: uri.into(),
             priority,
             weight: 10,
-            max_concurrent_calls: 0,
-            disabled: false,
-            drained: false,
+            ..Default::default()
         }),
         mode: proto::PutMode::Create.into(),
     };
@@ -56,6 +78,12 @@ async fn put_gateway(client: &Client, name: &str, carrier: &str, priority: u32) 
             let request = request.clone();
             async move { admin.put_gateway(request).await }
         })
+        .await
+}
+
+async fn put_gateway(client: &Client, name: &str, carrier: &str, priority: u32) -> u64 {
+    let uri = format!("sip:{name}.example.net;transport=udp");
+    try_put_gateway(client, name, carrier, &uri, priority)
         .await
         .unwrap()
         .applied_index
@@ -175,21 +203,7 @@ async fn legs_fail_over_across_nodes_and_never_revisit_a_carrier() {
     import(&first, "beta", &[("44", 6_000)]).await;
     import(&first, "gamma", &[("442", 7_000)]).await;
     import(&first, "delta", &[("4", 9_000)]).await;
-    let tenant = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: "acme".into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    let written = first
-        .admin(Retry::NotSent, |mut admin| {
-            let tenant = tenant.clone();
-            async move { admin.put_tenant(tenant).await }
-        })
-        .await
-        .unwrap()
-        .applied_index;
+    let written = put_tenant(&first, "acme").await;
 
     // Look up through node 2, at least at the last write.
     let call_id = "call-1@proxy";
@@ -344,21 +358,7 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
     cluster.init().await;
     let client = cluster.get(1).client();
     put_carrier(&client, "alpha", vec![]).await;
-    let tenant = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: "acme".into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    let written = client
-        .admin(Retry::NotSent, |mut admin| {
-            let tenant = tenant.clone();
-            async move { admin.put_tenant(tenant).await }
-        })
-        .await
-        .unwrap()
-        .applied_index;
+    let written = put_tenant(&client, "acme").await;
 
     let error = route(&client, "c", "12x45", written).await.unwrap_err();
     let status = error.status().unwrap();
@@ -418,20 +418,7 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
     assert!(missing.to_string().contains("call_id"), "{missing}");
 
     // Configuration errors: unknown carrier referenced, a bad URI, a bad deck row.
-    let error = client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .put_gateway(proto::PutGatewayRequest {
-                    gateway: Some(proto::Gateway {
-                        name: "g".into(),
-                        carrier: "nope".into(),
-                        uri: "sip:a.example".into(),
-                        ..Default::default()
-                    }),
-                    mode: 0,
-                })
-                .await
-        })
+    let error = try_put_gateway(&client, "g", "nope", "sip:a.example", 10)
         .await
         .unwrap_err();
     assert_eq!(
@@ -439,20 +426,7 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
         tonic::Code::NotFound,
         "{error}"
     );
-    let error = client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .put_gateway(proto::PutGatewayRequest {
-                    gateway: Some(proto::Gateway {
-                        name: "g".into(),
-                        carrier: "alpha".into(),
-                        uri: "http://x".into(),
-                        ..Default::default()
-                    }),
-                    mode: 0,
-                })
-                .await
-        })
+    let error = try_put_gateway(&client, "g", "alpha", "http://x", 10)
         .await
         .unwrap_err();
     assert_eq!(
@@ -530,21 +504,7 @@ async fn the_old_deck_serves_until_a_large_import_commits() {
     put_carrier(&client, "alpha", vec![]).await;
     put_gateway(&client, "alpha-1", "alpha", 10).await;
     import(&client, "alpha", &[("44", 1_000)]).await;
-    let tenant = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: "acme".into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    let written = client
-        .admin(Retry::NotSent, |mut admin| {
-            let tenant = tenant.clone();
-            async move { admin.put_tenant(tenant).await }
-        })
-        .await
-        .unwrap()
-        .applied_index;
+    let written = put_tenant(&client, "acme").await;
     assert_eq!(
         route(&client, "c", "+442071234567", written)
             .await
