@@ -5,8 +5,10 @@
 //! routing decisions can be property-tested.
 
 mod error;
+pub mod health;
 pub mod routing;
 pub mod settings;
+pub mod sip;
 pub mod state;
 
 pub use error::Error;
