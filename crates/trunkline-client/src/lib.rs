@@ -226,7 +226,16 @@ impl Client {
                     }
                     let not_applied = header(&status, RETRY_HEADER) == Some(RETRY_NOT_APPLIED);
                     let may_retry = match retry {
-                        Retry::Idempotent => status.code() == Code::Unavailable,
+                        // A read may go anywhere again: a node that is down or cut off
+                        // shows as UNAVAILABLE, or as UNKNOWN / CANCELLED when the
+                        // connection broke with the request in flight.
+                        Retry::Idempotent => {
+                            transport
+                                || matches!(
+                                    status.code(),
+                                    Code::Unavailable | Code::Unknown | Code::Cancelled
+                                )
+                        }
                         Retry::NotSent => not_applied || (transport && never_sent(&status)),
                     };
                     if may_retry && !order.is_empty() {
@@ -305,10 +314,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// A status made by this process's transport (no node answered), not by a node.
 fn is_transport_failure(status: &Status) -> bool {
     use std::error::Error;
-    status.code() == Code::Unavailable
-        && status
-            .source()
-            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+    status
+        .source()
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
 }
 
 /// A transport failure that happened while connecting, so the request never reached a node.

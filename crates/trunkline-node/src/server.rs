@@ -164,10 +164,7 @@ impl NodeServer {
                 RouteServiceServer::new(RouteApi::new(self.cluster.clone(), self.views.clone()))
                     .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.api_listener),
-                stopped(stop.clone()),
-            );
+            .serve_with_incoming_shutdown(no_delay(self.api_listener), stopped(stop.clone()));
         let peer_server = Server::builder()
             .tcp_nodelay(true)
             .add_service(
@@ -175,10 +172,7 @@ impl NodeServer {
                     .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.peer_listener),
-                stopped(stop.clone()),
-            );
+            .serve_with_incoming_shutdown(no_delay(self.peer_listener), stopped(stop.clone()));
         let api_task = tokio::spawn(api_server);
         let peer_task = tokio::spawn(peer_server);
 
@@ -199,6 +193,22 @@ impl NodeServer {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The listener's connections with Nagle's algorithm off. tonic's `tcp_nodelay` applies only
+/// to listeners it binds itself, not to an incoming stream; without this every small answer
+/// waits for the peer's delayed ACK (tens of milliseconds a lookup).
+fn no_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "can't set TCP_NODELAY");
+            }
+        })
+    })
 }
 
 /// Completes on SIGTERM (what `docker stop` and systemd send) or SIGINT (Ctrl-C). The handlers
