@@ -372,9 +372,12 @@ impl Report {
             result.failed,
             result.considered_during_faults,
             result.excluded_unreachable,
-            result
-                .max_staleness_ms
-                .map_or("unknown".to_owned(), |ms| format!("{ms} ms"))
+            match result.max_staleness_ms {
+                // The node's sentinel for "has not heard from a leader since it started".
+                Some(u64::MAX) => "unbounded (a node had not yet heard from a leader)".to_owned(),
+                Some(ms) => format!("{ms} ms"),
+                None => "unknown".to_owned(),
+            }
         );
         for (kind, count) in &result.failures_by_kind {
             let _ = writeln!(out, "    {kind:<38} {count:>9}");
