@@ -5,6 +5,14 @@
 
 #![allow(clippy::all, missing_docs, unreachable_pub)]
 
+/// Whether `value` is `host:port` with a non-empty host and a port from 1 to 65535: the form
+/// every address in the contract (advertised addresses, endpoints, join requests) takes.
+pub fn is_host_port(value: &str) -> bool {
+    value.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
+    })
+}
+
 pub mod v1 {
     tonic::include_proto!("trunkline.v1");
 

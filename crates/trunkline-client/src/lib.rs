@@ -123,10 +123,7 @@ impl Client {
             let address = endpoint
                 .strip_prefix("http://")
                 .unwrap_or(endpoint.as_str());
-            let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
-            });
-            if !valid {
+            if !trunkline_api::is_host_port(address) {
                 return Err(ClientError::BadEndpoint {
                     endpoint: endpoint.clone(),
                 });

@@ -134,10 +134,7 @@ fn require_node_id(node_id: u64) -> Result<u64, Status> {
 }
 
 fn require_host_port(field: &str, value: &str) -> Result<(), Status> {
-    let valid = value
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
-    if valid {
+    if trunkline_api::is_host_port(value) {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(

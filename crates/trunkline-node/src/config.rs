@@ -358,10 +358,7 @@ fn parse_addr(
 }
 
 fn validate_host_port(key: &'static str, value: &str) -> Result<(), ConfigError> {
-    let valid = value
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
-    if valid {
+    if trunkline_api::is_host_port(value) {
         Ok(())
     } else {
         Err(invalid(key, format!("{value:?} is not host:port")))

@@ -85,6 +85,23 @@ pub struct DialPlan {
 }
 
 impl DialPlan {
+    /// The defaults for a tenant in `country_code`: NANP's for "1" (or none given), the
+    /// common international ones otherwise (international prefix 00, national prefix 0,
+    /// emergency 112). The admin API and trunkctl fill unset dial-plan fields from here.
+    pub fn defaults_for(country_code: &str) -> Self {
+        if country_code.is_empty() || country_code == "1" {
+            return DialPlan::nanp();
+        }
+        DialPlan {
+            country_code: country_code.to_owned(),
+            home_area_code: None,
+            international_prefix: "00".to_owned(),
+            national_prefix: "0".to_owned(),
+            emergency_numbers: BTreeSet::from(["112".to_owned()]),
+            ..DialPlan::nanp()
+        }
+    }
+
     /// The North American Numbering Plan as dialled from the US and Canada.
     pub fn nanp() -> Self {
         DialPlan {

@@ -139,18 +139,7 @@ pub fn check_tenant(tenant: &proto::Tenant) -> Result<(), Failure> {
 }
 
 fn dial_plan_with_defaults(plan: &proto::DialPlan) -> Result<DialPlan, Failure> {
-    let mut result = if plan.country_code.is_empty() || plan.country_code == "1" {
-        DialPlan::nanp()
-    } else {
-        DialPlan {
-            country_code: plan.country_code.clone(),
-            home_area_code: None,
-            international_prefix: "00".to_owned(),
-            national_prefix: "0".to_owned(),
-            emergency_numbers: BTreeSet::from(["112".to_owned()]),
-            ..DialPlan::nanp()
-        }
-    };
+    let mut result = DialPlan::defaults_for(&plan.country_code);
     if !plan.home_area_code.is_empty() {
         result.home_area_code = Some(plan.home_area_code.clone());
     }

@@ -40,21 +40,9 @@ pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, Error> {
     Ok(tenant)
 }
 
-/// Empty fields take the defaults of the plan's country: NANP's for country code 1 (or none),
-/// the common international ones (00, 0, 112) otherwise.
+/// Empty fields take the defaults of the plan's country ([`DialPlan::defaults_for`]).
 fn dial_plan_from_proto(plan: proto::DialPlan) -> Result<DialPlan, Error> {
-    let mut result = if plan.country_code.is_empty() || plan.country_code == "1" {
-        DialPlan::nanp()
-    } else {
-        DialPlan {
-            country_code: plan.country_code.clone(),
-            home_area_code: None,
-            international_prefix: "00".to_owned(),
-            national_prefix: "0".to_owned(),
-            emergency_numbers: BTreeSet::from(["112".to_owned()]),
-            ..DialPlan::nanp()
-        }
-    };
+    let mut result = DialPlan::defaults_for(&plan.country_code);
     if !plan.home_area_code.is_empty() {
         result.home_area_code = Some(plan.home_area_code);
     }

@@ -23,10 +23,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         ("--peer-addr", &args.peer_addr),
         ("--api-addr", &args.api_addr),
     ] {
-        let valid = value.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
-        });
-        if !valid {
+        if !trunkline_api::is_host_port(value) {
             return Err(Failure::Usage(format!("{flag} {value:?} is not host:port")));
         }
     }
