@@ -416,6 +416,11 @@ pub async fn setup_routing(cluster: &Cluster) -> Result<()> {
                     uri: format!("sip:{carrier}-{index}.example.net;transport=udp"),
                     priority,
                     weight: 10,
+                    // Nobody answers at example.net: unprobed, they stay up.
+                    probe: Some(proto::ProbeOverrides {
+                        disabled: true,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 mode: proto::PutMode::Unspecified.into(),

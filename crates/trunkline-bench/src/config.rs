@@ -111,6 +111,7 @@ impl RoutingSetup {
                     weight: rng.random_range(1..=10) * 10,
                     max_concurrent_calls: Some(limit),
                     enabled: gateways.len() % DISABLED_GATEWAY_EVERY != DISABLED_GATEWAY_EVERY - 1,
+                    probe: Default::default(),
                 };
                 gateway.validate()?;
                 let counted = gateways.len() + 1;

@@ -5,6 +5,7 @@
 //! routing decisions can be property-tested.
 
 mod error;
+pub mod events;
 pub mod health;
 pub mod routing;
 pub mod settings;

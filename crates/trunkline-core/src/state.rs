@@ -12,7 +12,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    routing::{RoutingCommand, RoutingConfig, RoutingResponse},
+    events::{Event, EventKind, EventLog},
+    health::{HealthCommand, HealthResponse, HealthTable},
+    routing::{ObjectKind, RoutingCommand, RoutingConfig, RoutingResponse},
     settings::{Settings, SettingsCommand, SettingsResponse},
 };
 
@@ -30,6 +32,7 @@ pub struct Request {
 pub enum Command {
     Settings(SettingsCommand),
     Routing(RoutingCommand),
+    Health(HealthCommand),
 }
 
 impl Command {
@@ -38,6 +41,7 @@ impl Command {
         match self {
             Command::Settings(command) => command.validate(),
             Command::Routing(command) => command.validate(),
+            Command::Health(command) => command.validate(),
         }
     }
 }
@@ -50,6 +54,7 @@ pub enum Response {
     None,
     Settings(SettingsResponse),
     Routing(RoutingResponse),
+    Health(HealthResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -61,6 +66,8 @@ pub enum Response {
 pub struct State {
     settings: Arc<Settings>,
     routing: Arc<RoutingConfig>,
+    health: Arc<HealthTable>,
+    events: Arc<EventLog>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -81,7 +88,45 @@ impl State {
                 // RoutingConfig::apply checks everything before it changes anything, so a
                 // refused command leaves the state as it was.
                 match Arc::make_mut(&mut self.routing).apply(self.last_time_ms, command) {
-                    Ok(response) => Response::Routing(response),
+                    Ok(response) => {
+                        if let RoutingCommand::Delete {
+                            kind: ObjectKind::Gateway,
+                            name,
+                        } = command
+                        {
+                            if self.health.gateway(name).is_some() {
+                                Arc::make_mut(&mut self.health).remove(name);
+                            }
+                        }
+                        Response::Routing(response)
+                    }
+                    Err(error) => Response::Rejected(error),
+                }
+            }
+            Command::Health(command) => {
+                let gateway_exists = match command {
+                    HealthCommand::Transition { gateway, .. } => {
+                        self.routing.gateway(gateway).is_some()
+                    }
+                    HealthCommand::SetPolicy(_) => true,
+                };
+                let applied = Arc::make_mut(&mut self.health).apply(
+                    log_index,
+                    self.last_time_ms,
+                    command,
+                    gateway_exists,
+                );
+                match applied {
+                    Ok((response, transition)) => {
+                        if let Some(transition) = transition {
+                            Arc::make_mut(&mut self.events).push(Event {
+                                index: log_index,
+                                time_ms: self.last_time_ms,
+                                kind: EventKind::GatewayHealth(transition),
+                            });
+                        }
+                        Response::Health(response)
+                    }
                     Err(error) => Response::Rejected(error),
                 }
             }
@@ -94,6 +139,14 @@ impl State {
 
     pub fn routing(&self) -> &Arc<RoutingConfig> {
         &self.routing
+    }
+
+    pub fn health(&self) -> &Arc<HealthTable> {
+        &self.health
+    }
+
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.events
     }
 
     /// The time of the most recently applied request, in unix milliseconds.

@@ -2,12 +2,14 @@
 //! Each handler converts the request, calls [`Cluster`], and converts the answer; the rules
 //! live in the cluster and the core.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
+use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use trunkline_api::v1::{self as proto, admin_service_server::AdminService};
 use trunkline_core::{
+    health::{assign, HealthCommand},
     routing::{ObjectKind, PutMode, RoutingCommand, RoutingResponse, MAX_ROWS_PER_CHUNK},
     settings::{SettingsCommand, SettingsResponse},
     Command, Error,
@@ -18,16 +20,28 @@ use crate::{
     cluster::{Cluster, LeaderReply, LeaderRequest},
     convert,
     error::ClusterError,
+    health::HealthMonitor,
     limits,
 };
 
 pub struct AdminApi {
     cluster: Arc<Cluster>,
+    health: Arc<HealthMonitor>,
+    /// Turns true at shutdown: open event streams end then, so they don't hold the drain.
+    stopping: watch::Receiver<bool>,
 }
 
 impl AdminApi {
-    pub fn new(cluster: Arc<Cluster>) -> Self {
-        AdminApi { cluster }
+    pub fn new(
+        cluster: Arc<Cluster>,
+        health: Arc<HealthMonitor>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        AdminApi {
+            cluster,
+            health,
+            stopping,
+        }
     }
 
     async fn membership_change(
@@ -503,6 +517,151 @@ impl AdminService for AdminApi {
                 };
                 if sender.send(Ok(chunk)).await.is_err() {
                     break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn get_health_policy(
+        &self,
+        request: Request<proto::GetHealthPolicyRequest>,
+    ) -> Result<Response<proto::GetHealthPolicyResponse>, Status> {
+        let (applied, read_state) = self
+            .cluster
+            .read(request.into_inner().consistency.into())
+            .await?;
+        Ok(Response::new(proto::GetHealthPolicyResponse {
+            policy: Some(convert::health_policy_to_proto(
+                applied.state.health().policy(),
+            )),
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn set_health_policy(
+        &self,
+        request: Request<proto::SetHealthPolicyRequest>,
+    ) -> Result<Response<proto::SetHealthPolicyResponse>, Status> {
+        let policy =
+            convert::health_policy_from_proto(request.into_inner().policy).map_err(domain)?;
+        let (_, applied_index) = self
+            .cluster
+            .write(Command::Health(HealthCommand::SetPolicy(policy)))
+            .await?;
+        Ok(Response::new(proto::SetHealthPolicyResponse {
+            applied_index,
+        }))
+    }
+
+    async fn list_health(
+        &self,
+        request: Request<proto::ListHealthRequest>,
+    ) -> Result<Response<proto::ListHealthResponse>, Status> {
+        let request = request.into_inner();
+        if !request.carrier.is_empty() {
+            trunkline_core::routing::validate_name_field("carrier", &request.carrier)
+                .map_err(domain)?;
+        }
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let routing = applied.state.routing();
+        if !request.carrier.is_empty() && routing.carrier(&request.carrier).is_none() {
+            return Err(domain(Error::not_found("carrier", request.carrier)));
+        }
+        let table = applied.state.health();
+        let live = self.health.liveness().live_voters();
+        let mut gateways: Vec<proto::GatewayHealth> = routing
+            .gateways()
+            .filter(|gateway| request.carrier.is_empty() || gateway.carrier == request.carrier)
+            .map(|gateway| {
+                let mut line = convert::gateway_health(
+                    gateway,
+                    table.gateway(&gateway.name),
+                    routing.is_drained(&gateway.name),
+                );
+                if gateway.enabled {
+                    line.prober_node = assign(&gateway.name, &live).unwrap_or(0);
+                }
+                line
+            })
+            .collect();
+        let probers: BTreeSet<u64> = gateways
+            .iter()
+            .filter(|line| !line.probing_disabled && line.prober_node != 0)
+            .map(|line| line.prober_node)
+            .collect();
+        let (reports, unreachable_probers) = self.health.gather_reports(&probers).await;
+        for line in &mut gateways {
+            if let Some(report) = reports.get(&line.gateway) {
+                line.last_round_trip_ms = report.last_round_trip_ms;
+                line.last_probe_ms = report.last_probe_ms;
+                line.last_result = report.last_result.clone();
+                line.consecutive_failures = report.consecutive_failures;
+                line.consecutive_successes = report.consecutive_successes;
+            }
+        }
+        Ok(Response::new(proto::ListHealthResponse {
+            gateways,
+            read_state: Some(read_state.into()),
+            unreachable_probers,
+        }))
+    }
+
+    type WatchEventsStream = ReceiverStream<Result<proto::Event, Status>>;
+
+    async fn watch_events(
+        &self,
+        request: Request<proto::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let request = request.into_inner();
+        if request.recent > limits::MAX_RECENT_EVENTS {
+            return Err(domain(Error::invalid(
+                "recent",
+                format!("must be at most {}", limits::MAX_RECENT_EVENTS),
+            )));
+        }
+        let mut reader = self.cluster.reader.clone();
+        let mut stopping = self.stopping.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel(limits::EVENT_CHANNEL_EVENTS);
+        tokio::spawn(async move {
+            let applied = reader.current();
+            let events = applied.state.events();
+            // Where to start: after the given index, or before the latest `recent` events.
+            let mut after = if request.after_index > 0 {
+                request.after_index
+            } else {
+                events
+                    .recent(request.recent as usize)
+                    .next()
+                    .map_or(events.last_index(), |first| first.index.saturating_sub(1))
+            };
+            loop {
+                let applied = reader.current();
+                let routing = applied.state.routing();
+                let carrier_of = |gateway: &str| {
+                    routing
+                        .gateway(gateway)
+                        .map(|gateway| gateway.carrier.clone())
+                        .unwrap_or_default()
+                };
+                let (backlog, missed) = applied.state.events().after(after);
+                let mut first = true;
+                for event in backlog {
+                    let missed_before = first && missed;
+                    first = false;
+                    after = event.index;
+                    let message = convert::event_to_proto(event, carrier_of, missed_before);
+                    if sender.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+                if !request.follow {
+                    return;
+                }
+                tokio::select! {
+                    changed = reader.changed() => if changed.is_err() { return },
+                    _ = stopping.wait_for(|stopping| *stopping) => return,
+                    _ = sender.closed() => return,
                 }
             }
         });

@@ -18,6 +18,12 @@ pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7400";
 pub const DEFAULT_PEER_ADDR: &str = "127.0.0.1:7401";
 /// Default log filter: openraft logs every election step at info.
 pub const DEFAULT_LOG_LEVEL: &str = "info,openraft=warn";
+/// Default source of OPTIONS probes: any interface, a port the kernel picks.
+pub const DEFAULT_PROBE_ADDR: &str = "0.0.0.0:0";
+/// Default time without an answer to pings after which a member counts as dead for probing.
+pub const DEFAULT_PEER_LIVENESS_TIMEOUT_MS: u64 = 1_000;
+/// Shortest liveness timeout accepted: a few ping intervals.
+pub const MIN_PEER_LIVENESS_TIMEOUT_MS: u64 = 300;
 /// Default name of a cluster; a node refuses Raft traffic from a cluster of another name.
 pub const DEFAULT_CLUSTER_NAME: &str = "trunkline";
 
@@ -37,6 +43,16 @@ pub struct FileConfig {
     pub raft: RaftFileConfig,
     #[serde(default)]
     pub log: LogFileConfig,
+    #[serde(default)]
+    pub health: HealthFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFileConfig {
+    /// host:port the UDP OPTIONS probes leave from (carriers often allow-list it).
+    pub probe_addr: Option<String>,
+    pub peer_liveness_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +112,12 @@ pub struct Overrides {
     /// A tracing filter such as `info` or `trunkline_node=debug,info`.
     #[arg(long, env = "TRUNKLINE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// host:port the UDP OPTIONS probes to gateways leave from.
+    #[arg(long, env = "TRUNKLINE_PROBE_ADDR")]
+    pub probe_addr: Option<String>,
+    /// A member silent to pings this long stops probing; others take its gateways over.
+    #[arg(long, env = "TRUNKLINE_PEER_LIVENESS_TIMEOUT_MS")]
+    pub peer_liveness_timeout_ms: Option<u64>,
 }
 
 /// Raft timings and snapshot policy.
@@ -135,6 +157,8 @@ pub struct Config {
     pub advertise_peer_addr: Option<String>,
     pub raft: RaftConfig,
     pub log_level: String,
+    pub probe_addr: SocketAddr,
+    pub peer_liveness_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +326,24 @@ impl Config {
             .clone()
             .or(file.log.level)
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+        let probe_addr = parse_addr(
+            "health.probe_addr",
+            overrides
+                .probe_addr
+                .as_deref()
+                .or(file.health.probe_addr.as_deref()),
+            DEFAULT_PROBE_ADDR,
+        )?;
+        let peer_liveness_timeout_ms = overrides
+            .peer_liveness_timeout_ms
+            .or(file.health.peer_liveness_timeout_ms)
+            .unwrap_or(DEFAULT_PEER_LIVENESS_TIMEOUT_MS);
+        if peer_liveness_timeout_ms < MIN_PEER_LIVENESS_TIMEOUT_MS {
+            return Err(invalid(
+                "health.peer_liveness_timeout_ms",
+                format!("must be at least {MIN_PEER_LIVENESS_TIMEOUT_MS}"),
+            ));
+        }
 
         Ok(Config {
             node_id,
@@ -313,6 +355,8 @@ impl Config {
             advertise_peer_addr,
             raft,
             log_level,
+            probe_addr,
+            peer_liveness_timeout_ms,
         })
     }
 

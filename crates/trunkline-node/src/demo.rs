@@ -165,6 +165,12 @@ fn gateway(
         weight,
         max_concurrent_calls: Some(500),
         enabled: true,
+        // The demo's gateways are documentation addresses nobody answers at: probed, they
+        // would all go down a few seconds after `trunkline dev` starts.
+        probe: trunkline_core::health::ProbeOverrides {
+            disabled: true,
+            ..Default::default()
+        },
     })
 }
 

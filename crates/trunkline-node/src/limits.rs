@@ -41,3 +41,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_LIST_SETTINGS: usize = 1000;
 /// Chunks of an export buffered ahead of a slow reader.
 pub const EXPORT_CHANNEL_CHUNKS: usize = 4;
+/// Events a watcher may ask to see from before it connected.
+pub const MAX_RECENT_EVENTS: u32 = 1000;
+/// Events buffered ahead of a slow watcher; beyond it the stream waits (and the watcher may
+/// later be told it missed events the log no longer keeps).
+pub const EVENT_CHANNEL_EVENTS: usize = 64;

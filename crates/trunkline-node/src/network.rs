@@ -29,6 +29,8 @@ pub enum PeerCall {
     InstallSnapshot,
     Forward,
     Hello,
+    Ping,
+    ProbeStatus,
 }
 
 /// A lazily connected client for one peer address.
@@ -62,6 +64,8 @@ pub async fn call<Req: Serialize, Reply: DeserializeOwned>(
             PeerCall::InstallSnapshot => client.install_snapshot(message).await,
             PeerCall::Forward => client.forward(message).await,
             PeerCall::Hello => client.hello(message).await,
+            PeerCall::Ping => client.ping(message).await,
+            PeerCall::ProbeStatus => client.probe_status(message).await,
         }
     };
     // The client-side timer guards against a peer that accepts the connection and then

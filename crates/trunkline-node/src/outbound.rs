@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use rand::{rngs::StdRng, SeedableRng};
 use trunkline_api::v1 as proto;
 use trunkline_core::{
+    health::LegOutcome,
     routing::{
         classify, normalize, select_route, DestinationClass, Media, RouteInput, Tenant, Verdict,
     },
@@ -281,4 +282,20 @@ pub fn after_leg(
         token.excluded_carriers.push(carrier.name.clone());
     }
     Ok(Next::Reroute(token))
+}
+
+/// What a leg report tells the gateway's circuit breaker; `None` when it names no gateway.
+/// Call it only for a report [`after_leg`] accepted.
+pub fn leg_outcome(request: &proto::ReportLegRequest) -> Option<LegOutcome> {
+    if request.gateway.is_empty() {
+        return None;
+    }
+    let transport = proto::TransportError::try_from(request.transport_error).ok()?;
+    if transport != proto::TransportError::Unspecified {
+        return Some(LegOutcome::TransportFailure);
+    }
+    let status_code = u16::try_from(request.sip_code).ok()?;
+    (200..=699)
+        .contains(&status_code)
+        .then_some(LegOutcome::Answer { status_code })
 }

@@ -1,5 +1,6 @@
 //! The server side of the peer listener: Raft messages from other members, requests forwarded
-//! by followers (writes, membership changes, read indexes) and the hello a leader sends before adding this node.
+//! by followers (writes, membership changes, read indexes), the hello a leader sends before
+//! adding this node, liveness pings, and live probe results for another node's ListHealth.
 //!
 //! Traffic from a node of another cluster is refused before it reaches Raft, so a
 //! misconfigured peer can't vote in or append to this cluster.
@@ -14,16 +15,18 @@ use trunkline_store::TypeConfig;
 use crate::{
     cluster::{Cluster, LeaderReply, LeaderRequest},
     error::ClusterError,
+    health::HealthMonitor,
     wire,
 };
 
 pub struct PeerService {
     cluster: Arc<Cluster>,
+    health: Arc<HealthMonitor>,
 }
 
 impl PeerService {
-    pub fn new(cluster: Arc<Cluster>) -> Self {
-        PeerService { cluster }
+    pub fn new(cluster: Arc<Cluster>, health: Arc<HealthMonitor>) -> Self {
+        PeerService { cluster, health }
     }
 
     fn open(&self, request: Request<RaftPayload>) -> Result<Vec<u8>, Status> {
@@ -101,5 +104,18 @@ impl RaftService for PeerService {
     async fn hello(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.open(request)?;
         self.reply(&self.cluster.hello().await)
+    }
+
+    async fn ping(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.open(request)?;
+        self.reply(&self.cluster.node_id)
+    }
+
+    async fn probe_status(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        self.open(request)?;
+        self.reply(&self.health.probe_reports())
     }
 }

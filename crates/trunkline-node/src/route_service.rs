@@ -11,6 +11,7 @@ use trunkline_core::{routing::validate_name_field, Error};
 use crate::{
     cluster::{now_ms, Cluster, ReadState},
     error::ClusterError,
+    health::HealthMonitor,
     limits,
     outbound::{self, Next, Refused},
     route_token,
@@ -27,11 +28,20 @@ pub const MAX_NUMBER_CHARS: usize = 64;
 pub struct RouteApi {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
+    health: Arc<HealthMonitor>,
 }
 
 impl RouteApi {
-    pub fn new(cluster: Arc<Cluster>, views: Arc<RoutingViews>) -> Self {
-        RouteApi { cluster, views }
+    pub fn new(
+        cluster: Arc<Cluster>,
+        views: Arc<RoutingViews>,
+        health: Arc<HealthMonitor>,
+    ) -> Self {
+        RouteApi {
+            cluster,
+            views,
+            health,
+        }
     }
 
     async fn view(&self, min_applied_index: u64) -> Result<Arc<RoutingView>, Status> {
@@ -188,7 +198,11 @@ impl RouteService for RouteApi {
                 "has expired: start the call again with RouteOutbound",
             )));
         }
-        let (outcome, token) = match outbound::after_leg(&view, token, &request).map_err(invalid)? {
+        let next = outbound::after_leg(&view, token, &request).map_err(invalid)?;
+        if let Some(outcome) = outbound::leg_outcome(&request) {
+            self.health.record_leg(&request.gateway, outcome);
+        }
+        let (outcome, token) = match next {
             Next::Stop(stop) => (proto::report_leg_response::Outcome::Stop(stop), None),
             Next::Reroute(token) => {
                 let routed = outbound::route(&view, token, false, now_ms).map_err(refused)?;

@@ -5,6 +5,8 @@
 //! the prefix index on a blocking thread (a million-row deck takes a second or so) while
 //! lookups keep using the previous view; configuration-only changes republish at once with
 //! the existing index. A lookup takes the current `Arc<RoutingView>` without any lock.
+//! Health transitions are configuration-only changes: a gateway that went down is skipped by
+//! the first lookup after the view of its entry is published.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -63,7 +65,7 @@ impl RoutingView {
         });
         RoutingView {
             applied_index: applied.last_applied.map_or(0, |log_id| log_id.index),
-            health: routing.health(),
+            health: routing.health(applied.state.health()),
             carriers,
             gateways,
             high_risk,

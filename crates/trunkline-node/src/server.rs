@@ -18,14 +18,16 @@ use trunkline_api::v1::{
 use trunkline_store::{Identity, Node, Store};
 
 use crate::{
-    admin_service::AdminApi, cluster::Cluster, config::Config, limits, network::PeerNetworkFactory,
-    peer_service::PeerService, route_service::RouteApi, routing_view::RoutingViews,
+    admin_service::AdminApi, cluster::Cluster, config::Config, health::HealthMonitor, limits,
+    liveness::Liveness, network::PeerNetworkFactory, peer_service::PeerService,
+    route_service::RouteApi, routing_view::RoutingViews, sip_probe::SipProber,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
 pub struct NodeServer {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
+    health: Arc<HealthMonitor>,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
@@ -62,6 +64,13 @@ impl NodeServer {
         let raft_config = Arc::new(config.openraft()?);
         let api_listener = bind("api_addr", config.api_addr).await?;
         let peer_listener = bind("peer_addr", config.peer_addr).await?;
+        let prober = SipProber::bind(config.probe_addr).await.with_context(|| {
+            format!(
+                "can't bind the SIP probe socket health.probe_addr {} (UDP): another process \
+                 may hold the port; choose another with --probe-addr",
+                config.probe_addr
+            )
+        })?;
         let api_addr = api_listener.local_addr()?;
         let peer_addr = peer_listener.local_addr()?;
         let self_node = Node {
@@ -101,9 +110,15 @@ impl NodeServer {
             reader,
             log_store,
         ));
+        let liveness = Liveness::start(
+            cluster.clone(),
+            std::time::Duration::from_millis(config.peer_liveness_timeout_ms),
+        );
+        let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
         Ok(NodeServer {
             cluster,
             views,
+            health,
             api_listener,
             peer_listener,
             api_addr,
@@ -117,6 +132,10 @@ impl NodeServer {
 
     pub fn routing_views(&self) -> &Arc<RoutingViews> {
         &self.views
+    }
+
+    pub fn health(&self) -> &Arc<HealthMonitor> {
+        &self.health
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for at most
@@ -157,18 +176,26 @@ impl NodeServer {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(
-                AdminServiceServer::new(AdminApi::new(self.cluster.clone()))
-                    .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
+                AdminServiceServer::new(AdminApi::new(
+                    self.cluster.clone(),
+                    self.health.clone(),
+                    stop.clone(),
+                ))
+                .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .add_service(
-                RouteServiceServer::new(RouteApi::new(self.cluster.clone(), self.views.clone()))
-                    .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
+                RouteServiceServer::new(RouteApi::new(
+                    self.cluster.clone(),
+                    self.views.clone(),
+                    self.health.clone(),
+                ))
+                .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(no_delay(self.api_listener), stopped(stop.clone()));
         let peer_server = Server::builder()
             .tcp_nodelay(true)
             .add_service(
-                RaftServiceServer::new(PeerService::new(self.cluster.clone()))
+                RaftServiceServer::new(PeerService::new(self.cluster.clone(), self.health.clone()))
                     .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),
             )
@@ -179,6 +206,7 @@ impl NodeServer {
         shutdown.await;
         tracing::info!("shutting down: draining requests");
         let _ = stop_sender.send(true);
+        self.health.stop();
         let drained = tokio::time::timeout(limits::SHUTDOWN_GRACE, async {
             let _ = api_task.await;
             let _ = peer_task.await;

@@ -69,6 +69,11 @@ async fn try_put_gateway(
             uri: uri.into(),
             priority,
             weight: 10,
+            // Nobody answers at these addresses: unprobed, they stay up.
+            probe: Some(proto::ProbeOverrides {
+                disabled: true,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         mode: proto::PutMode::Create.into(),

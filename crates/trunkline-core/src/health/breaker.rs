@@ -158,6 +158,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// A breaker that opened at `opened_at_ms`, possibly on another node: the prober of a
+    /// gateway whose breaker opened elsewhere lets its probes decide from here.
+    pub fn opened_at(policy: BreakerPolicy, opened_at_ms: u64) -> Self {
+        let mut breaker = CircuitBreaker::new(policy);
+        breaker.open(opened_at_ms);
+        breaker
+    }
+
     pub fn state(&self) -> BreakerState {
         self.state
     }

@@ -90,6 +90,34 @@ impl TransitionLimiter {
         }
     }
 
+    /// A limiter that continues the budget of the replicated history: `recent_ms` are the log
+    /// times of the gateway's latest transitions, `flapping_since_ms` is set when the last one
+    /// was a flapping hold. A node taking over a gateway starts here, so the takeover does not
+    /// grant a fresh budget.
+    pub fn with_history(
+        policy: TransitionLimiterPolicy,
+        published: Liveness,
+        recent_ms: &[u64],
+        flapping_since_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Self {
+        let keep = policy.max_transitions as usize;
+        let start = recent_ms.len().saturating_sub(keep);
+        let mut limiter = TransitionLimiter {
+            policy,
+            published,
+            recent_ms: recent_ms
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .copied()
+                .collect(),
+            flapping_since_last_proposal_ms: flapping_since_ms,
+        };
+        limiter.forget_before(now_ms);
+        limiter
+    }
+
     pub fn published(&self) -> Liveness {
         self.published
     }

@@ -10,11 +10,14 @@
 //! - [`breaker`]: the passive circuit breaker fed by leg reports ([`CircuitBreaker`]).
 //! - [`limiter`]: at most K transitions per gateway per window ([`TransitionLimiter`]).
 //! - [`assignment`]: which live node probes which gateway ([`assign`], rendezvous hashing).
+//! - [`table`]: the replicated health of every gateway and the cluster's policy
+//!   ([`HealthTable`]).
 
 pub mod assignment;
 pub mod breaker;
 pub mod limiter;
 pub mod probe;
+pub mod table;
 
 #[cfg(test)]
 mod tests;
@@ -23,8 +26,13 @@ use serde::{Deserialize, Serialize};
 
 pub use assignment::{assign, rendezvous_weight, NodeId};
 pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker, LegOutcome};
+pub use limiter::MAX_TRANSITIONS_PER_WINDOW;
 pub use limiter::{LimiterDecision, TransitionLimiter, TransitionLimiterPolicy};
-pub use probe::{ProbePolicy, ProbeResult, ProbeTracker, TransportErrorKind};
+pub use probe::{ProbeOverrides, ProbePolicy, ProbeResult, ProbeTracker, TransportErrorKind};
+pub use table::{
+    AppliedTransition, GatewayState, HealthCommand, HealthPolicy, HealthResponse, HealthTable,
+    TransitionSource,
+};
 
 /// Whether a gateway takes calls, as the health checks see it. Drains are manual and live in
 /// the routing configuration, not here.
@@ -62,17 +70,4 @@ pub struct Transition {
     /// For operators: "3 consecutive timeouts", "503 x3", "200 x2 after down".
     pub reason: String,
     pub at_ms: u64,
-}
-
-/// A gateway's replicated health, as `trunkctl health` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayState {
-    pub state: Liveness,
-    /// Log time of the transition into `state`.
-    pub since_ms: u64,
-    pub reason: String,
-    /// The node that saw the transition (the prober, or the node whose breaker opened).
-    pub observer_node: NodeId,
-    /// Round-trip time of the last probe reply the observer had, if any.
-    pub last_round_trip_ms: Option<u64>,
 }

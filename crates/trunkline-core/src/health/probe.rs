@@ -290,3 +290,66 @@ impl ProbeTracker {
         }
     }
 }
+
+/// How one gateway is probed: the cluster's [`ProbePolicy`] with some fields replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOverrides {
+    /// Not probed at all (some carriers drop OPTIONS): only the breaker and operators decide.
+    pub disabled: bool,
+    pub interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub down_after: Option<u32>,
+    pub up_after: Option<u32>,
+    pub alive_codes: Option<BTreeSet<u16>>,
+}
+
+impl ProbeOverrides {
+    /// Checks each override on its own; [`ProbeOverrides::effective`] reconciles them with
+    /// the cluster policy, which may change later.
+    pub fn validate(&self) -> Result<(), String> {
+        let defaults = ProbePolicy::default();
+        let interval_ms = self.interval_ms.unwrap_or(MAX_PROBE_INTERVAL_MS);
+        ProbePolicy {
+            interval_ms,
+            timeout_ms: self
+                .timeout_ms
+                .unwrap_or(defaults.timeout_ms)
+                .min(interval_ms),
+            down_after: self.down_after.unwrap_or(defaults.down_after),
+            up_after: self.up_after.unwrap_or(defaults.up_after),
+            alive_codes: self.alive_codes.clone().unwrap_or(defaults.alive_codes),
+        }
+        .validate()?;
+        if let Some(timeout_ms) = self.timeout_ms {
+            if let Some(interval_ms) = self.interval_ms {
+                if timeout_ms > interval_ms {
+                    return Err("timeout_ms must be at most interval_ms".to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy the gateway is probed with. A timeout longer than the interval (possible
+    /// when only one of them is overridden) is cut to the interval.
+    pub fn effective(&self, cluster: &ProbePolicy) -> ProbePolicy {
+        let interval_ms = self.interval_ms.unwrap_or(cluster.interval_ms);
+        ProbePolicy {
+            interval_ms,
+            timeout_ms: self
+                .timeout_ms
+                .unwrap_or(cluster.timeout_ms)
+                .min(interval_ms),
+            down_after: self.down_after.unwrap_or(cluster.down_after),
+            up_after: self.up_after.unwrap_or(cluster.up_after),
+            alive_codes: self
+                .alive_codes
+                .clone()
+                .unwrap_or_else(|| cluster.alive_codes.clone()),
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == ProbeOverrides::default()
+    }
+}

@@ -229,16 +229,25 @@ impl RoutingConfig {
         self.gateways.values()
     }
 
+    pub fn gateway(&self, name: &str) -> Option<&Gateway> {
+        self.gateways.get(name)
+    }
+
     pub fn is_drained(&self, gateway: &str) -> bool {
         self.drained.contains(gateway)
     }
 
-    /// Operator-set health: drained gateways. Probe and breaker health joins this later.
-    pub fn health(&self) -> BTreeMap<String, GatewayHealth> {
-        self.drained
-            .iter()
-            .map(|gateway| (gateway.clone(), GatewayHealth::Drained))
-            .collect()
+    /// Every gateway's health for selection: drained (set by operators) wins over the
+    /// replicated probe and breaker health in `health`; absent gateways are up.
+    pub fn health(&self, health: &crate::health::HealthTable) -> BTreeMap<String, GatewayHealth> {
+        let mut combined: BTreeMap<String, GatewayHealth> = health
+            .down()
+            .map(|gateway| (gateway.clone(), GatewayHealth::Down))
+            .collect();
+        for gateway in &self.drained {
+            combined.insert(gateway.clone(), GatewayHealth::Drained);
+        }
+        combined
     }
 
     pub fn deck(&self, carrier: &str) -> Option<&Arc<Vec<Rate>>> {

@@ -707,8 +707,10 @@ pub struct Gateway {
     pub weight: u32,
     /// Most calls at once; `None` for no limit.
     pub max_concurrent_calls: Option<u32>,
-    /// A disabled gateway is never routed to.
+    /// A disabled gateway is never routed to, nor probed.
     pub enabled: bool,
+    /// How its OPTIONS probes differ from the cluster's probe policy.
+    pub probe: crate::health::ProbeOverrides,
 }
 
 impl Gateway {
@@ -721,6 +723,9 @@ impl Gateway {
                 "must be at least 1; disable the gateway to stop its traffic",
             ));
         }
+        self.probe
+            .validate()
+            .map_err(|reason| ModelError::invalid("probe", reason))?;
         Ok(())
     }
 }

@@ -212,6 +212,7 @@ pub fn check_gateway(gateway: &proto::Gateway) -> Result<(), Failure> {
         max_concurrent_calls: (gateway.max_concurrent_calls != 0)
             .then_some(gateway.max_concurrent_calls),
         enabled: !gateway.disabled,
+        probe: Default::default(),
     }
     .validate()
     .map_err(failure)

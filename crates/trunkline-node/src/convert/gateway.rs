@@ -16,6 +16,7 @@ pub fn gateway_from_proto(gateway: proto::Gateway) -> Result<Gateway, Error> {
         max_concurrent_calls: (gateway.max_concurrent_calls != 0)
             .then_some(gateway.max_concurrent_calls),
         enabled: !gateway.disabled,
+        probe: super::probe_overrides_from_proto(gateway.probe)?,
     };
     gateway.validate()?;
     Ok(gateway)
@@ -31,5 +32,6 @@ pub fn gateway_to_proto(gateway: &Gateway, drained: bool) -> proto::Gateway {
         max_concurrent_calls: gateway.max_concurrent_calls.unwrap_or(0),
         disabled: !gateway.enabled,
         drained,
+        probe: super::probe_overrides_to_proto(&gateway.probe),
     }
 }

@@ -3,6 +3,7 @@
 mod carrier;
 mod consistency;
 mod gateway;
+mod health;
 mod member;
 mod rate;
 mod setting;
@@ -10,6 +11,10 @@ mod tenant;
 
 pub use carrier::{carrier_from_proto, carrier_to_proto};
 pub use gateway::{gateway_from_proto, gateway_to_proto};
+pub use health::{
+    event_to_proto, gateway_health, health_policy_from_proto, health_policy_to_proto,
+    probe_overrides_from_proto, probe_overrides_to_proto,
+};
 pub use member::members;
 pub use rate::{rate_from_proto, rate_to_proto};
 pub use setting::setting;

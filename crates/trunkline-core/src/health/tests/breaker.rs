@@ -197,3 +197,28 @@ fn invalid_breaker_policies_are_refused() {
     });
     assert!(base.validate().is_ok());
 }
+
+#[test]
+fn a_breaker_opened_elsewhere_waits_the_cool_down_then_probes_close_it() {
+    let policy = crate::health::BreakerPolicy {
+        cool_down_ms: 1_000,
+        probe_successes_to_close: 2,
+        ..crate::health::BreakerPolicy::default()
+    };
+    let mut breaker = crate::health::CircuitBreaker::opened_at(policy, 10_000);
+    assert!(breaker.is_open());
+    assert_eq!(
+        breaker.record_probe(true, 10_500),
+        None,
+        "still cooling down"
+    );
+    assert_eq!(breaker.record_probe(true, 10_600), None);
+    assert_eq!(
+        breaker.record_probe(true, 11_000),
+        None,
+        "first success counted"
+    );
+    let closed = breaker.record_probe(true, 11_100).expect("closes");
+    assert_eq!(closed.to, crate::health::Liveness::Up);
+    assert!(!breaker.is_open());
+}

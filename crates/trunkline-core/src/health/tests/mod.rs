@@ -4,3 +4,4 @@ mod assignment;
 mod breaker;
 mod limiter;
 mod probe;
+mod table;

@@ -34,6 +34,7 @@ fn gateway(name: &str, carrier: &str) -> Gateway {
         weight: 1,
         max_concurrent_calls: None,
         enabled: true,
+        probe: Default::default(),
     }
 }
 
@@ -260,12 +261,12 @@ fn drain_marks_health_and_needs_a_known_gateway() {
         drained: true,
     });
     assert!(log.state.routing().is_drained("g1"));
-    assert_eq!(log.state.routing().health().len(), 1);
+    assert_eq!(log.state.routing().health(log.state.health()).len(), 1);
     log.ok(RoutingCommand::SetDrained {
         gateway: "g1".into(),
         drained: false,
     });
-    assert!(log.state.routing().health().is_empty());
+    assert!(log.state.routing().health(log.state.health()).is_empty());
 }
 
 #[test]

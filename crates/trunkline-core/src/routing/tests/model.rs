@@ -153,6 +153,7 @@ fn gateway() -> Gateway {
         weight: 0,
         max_concurrent_calls: Some(100),
         enabled: true,
+        probe: Default::default(),
     }
 }
 

@@ -85,6 +85,7 @@ impl World {
             weight,
             max_concurrent_calls: None,
             enabled: true,
+            probe: Default::default(),
         });
         self
     }
@@ -824,6 +825,7 @@ mod properties {
                                 weight: gateway.weight,
                                 max_concurrent_calls: gateway.limit,
                                 enabled: gateway.enabled,
+                                probe: Default::default(),
                             });
                             match gateway.health {
                                 0 => {}

@@ -47,6 +47,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         max_concurrent_calls,
         disabled: args.disabled,
         drained: false,
+        probe: None,
     };
     objects::check_gateway(&gateway)?;
     let applied_index = super::put(context, gateway, proto::PutMode::Create).await?;

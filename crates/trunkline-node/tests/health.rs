@@ -1,0 +1,637 @@
+//! Gateway health across three real processes, with real SIP responders as gateways: a silent
+//! gateway is skipped on every node within interval × down-threshold + 200 ms, comes back
+//! only after the up-threshold, probing moves when its node dies, the breaker opens on 503s
+//! reported by the proxies, a drained gateway keeps being probed, and a flapping gateway
+//! writes at most its budget of transitions.
+
+// Tests may unwrap; the serial lock is held across awaits on purpose (one test at a time).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use support::*;
+use trunkline_client::{proto, Client, Retry};
+use trunkline_node::sip_responder::{Behaviour, SipResponder};
+
+const INTERVAL_MS: u64 = 600;
+const TIMEOUT_MS: u64 = 100;
+const DOWN_AFTER: u32 = 3;
+const UP_AFTER: u32 = 2;
+const COOL_DOWN_MS: u64 = 1_000;
+
+/// Three voters with fast Raft, probes from loopback and a short liveness timeout.
+async fn cluster() -> TestCluster {
+    let mut extra: Vec<&str> = FAST_RAFT.to_vec();
+    extra.extend([
+        "--probe-addr",
+        "127.0.0.1:0",
+        "--peer-liveness-timeout-ms",
+        "300",
+    ]);
+    TestCluster::start(3, &extra).await
+}
+
+fn policy(max_transitions: u32) -> proto::HealthPolicy {
+    proto::HealthPolicy {
+        probe: Some(proto::ProbePolicy {
+            interval_ms: INTERVAL_MS,
+            timeout_ms: TIMEOUT_MS,
+            down_after: DOWN_AFTER,
+            up_after: UP_AFTER,
+            alive_codes: vec![200],
+        }),
+        breaker: Some(proto::BreakerPolicy {
+            consecutive_failures_to_open: 3,
+            window_ms: 10_000,
+            min_samples: 20,
+            failure_ratio_percent: 50,
+            cool_down_ms: COOL_DOWN_MS,
+            probe_successes_to_close: 2,
+        }),
+        flapping: Some(proto::FlappingPolicy {
+            max_transitions,
+            window_ms: 60_000,
+        }),
+    }
+}
+
+async fn set_policy(client: &Client, policy: proto::HealthPolicy) -> u64 {
+    let request = proto::SetHealthPolicyRequest {
+        policy: Some(policy),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.set_health_policy(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+/// Tenant `acme` with carriers alpha (cheaper) and beta, one gateway each, both pricing "1".
+async fn routing(client: &Client, alpha_uri: &str, beta_uri: &str) -> u64 {
+    for (carrier, rate) in [("alpha", 1_000), ("beta", 2_000)] {
+        let request = proto::PutCarrierRequest {
+            carrier: Some(proto::Carrier {
+                name: carrier.into(),
+                translation: Some(proto::Translation {
+                    plus: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            mode: proto::PutMode::Create.into(),
+        };
+        client
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.put_carrier(request).await }
+            })
+            .await
+            .unwrap();
+        let stage = proto::StageRatesRequest {
+            carrier: carrier.into(),
+            import_id: format!("deck-{carrier}"),
+            rates: vec![proto::Rate {
+                prefix: "1".into(),
+                rate_micros_per_minute: rate,
+                ..Default::default()
+            }],
+            first_line: 2,
+        };
+        client
+            .admin(Retry::NotSent, |mut admin| {
+                let stage = stage.clone();
+                async move { admin.stage_rates(stage).await }
+            })
+            .await
+            .unwrap();
+        let commit = proto::CommitRatesRequest {
+            carrier: carrier.into(),
+            import_id: format!("deck-{carrier}"),
+            replace: true,
+            expected_rows: 1,
+        };
+        client
+            .admin(Retry::NotSent, |mut admin| {
+                let commit = commit.clone();
+                async move { admin.commit_rates(commit).await }
+            })
+            .await
+            .unwrap();
+    }
+    for (gateway, carrier, uri) in [("gw-a", "alpha", alpha_uri), ("gw-b", "beta", beta_uri)] {
+        put_gateway(client, gateway, carrier, uri).await;
+    }
+    let request = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: "acme".into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_tenant(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn put_gateway(client: &Client, name: &str, carrier: &str, uri: &str) -> u64 {
+    let request = proto::PutGatewayRequest {
+        gateway: Some(proto::Gateway {
+            name: name.into(),
+            carrier: carrier.into(),
+            uri: uri.into(),
+            priority: 1,
+            weight: 1,
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_gateway(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+async fn route(client: &Client, call_id: &str) -> proto::RouteOutboundResponse {
+    let request = proto::RouteOutboundRequest {
+        tenant: "acme".into(),
+        call_id: call_id.into(),
+        to: "+14155550123".into(),
+        explain: true,
+        ..Default::default()
+    };
+    client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+        .unwrap()
+}
+
+fn gateways(response: &proto::RouteOutboundResponse) -> Vec<String> {
+    response
+        .legs
+        .iter()
+        .map(|leg| leg.gateway.clone())
+        .collect()
+}
+
+/// Polls lookups on every listed node until `gateway` is offered (or not) by all of them;
+/// returns when that first held.
+async fn wait_until_offered_everywhere(
+    cluster: &TestCluster,
+    nodes: &[u64],
+    gateway: &str,
+    offered: bool,
+    within: Duration,
+) -> Instant {
+    let clients: Vec<Client> = nodes.iter().map(|id| cluster.get(*id).client()).collect();
+    let deadline = Instant::now() + within;
+    let mut call = 0;
+    loop {
+        let mut all = true;
+        for client in &clients {
+            call += 1;
+            let legs = gateways(&route(client, &format!("poll-{call}")).await);
+            if legs.iter().any(|leg| leg == gateway) != offered {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{gateway} still {} on some node after {within:?}\n{}",
+            if offered { "skipped" } else { "offered" },
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn list_health(client: &Client) -> proto::ListHealthResponse {
+    client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_health(proto::ListHealthRequest::default()).await
+        })
+        .await
+        .unwrap()
+}
+
+fn line<'a>(health: &'a proto::ListHealthResponse, gateway: &str) -> &'a proto::GatewayHealth {
+    health
+        .gateways
+        .iter()
+        .find(|line| line.gateway == gateway)
+        .unwrap_or_else(|| panic!("{gateway} not in {health:?}"))
+}
+
+/// Every event the node still holds, oldest first.
+async fn events(client: &Client) -> Vec<proto::Event> {
+    let mut stream = client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin
+                .watch_events(proto::WatchEventsRequest {
+                    after_index: 0,
+                    recent: 1000,
+                    follow: false,
+                })
+                .await
+        })
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        events.push(event);
+    }
+    events
+}
+
+fn health_change(event: &proto::Event) -> &proto::GatewayHealthChange {
+    match &event.kind {
+        Some(proto::event::Kind::GatewayHealth(change)) => change,
+        other => panic!("not a health change: {other:?}"),
+    }
+}
+
+fn sources_after(responder: &SipResponder, after: Instant) -> Vec<(Instant, SocketAddr)> {
+    responder
+        .received()
+        .into_iter()
+        .filter(|received| received.at.into_std() > after)
+        .map(|received| (received.at.into_std(), received.from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_gateway_is_skipped_everywhere_comes_back_after_the_threshold_and_probing_moves_on(
+) {
+    let _serial = serial();
+    let alpha = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let beta = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let mut cluster = cluster().await;
+    let client = cluster.client();
+    set_policy(&client, policy(6)).await;
+    routing(&client, &alpha.uri(), &beta.uri()).await;
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
+        .await;
+    // Probing is shared: one node probes each gateway, and everyone agrees which.
+    tokio::time::sleep(Duration::from_millis(2 * INTERVAL_MS)).await;
+    let mut probers = Vec::new();
+    for node in [1, 2, 3] {
+        let health = list_health(&cluster.get(node).client()).await;
+        probers.push(line(&health, "gw-a").prober_node);
+    }
+    assert!(probers[0] != 0, "{probers:?}");
+    assert!(
+        probers.iter().all(|prober| *prober == probers[0]),
+        "{probers:?}"
+    );
+    let health = list_health(&client).await;
+    let window_start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3 * INTERVAL_MS)).await;
+    let probes = sources_after(&alpha, window_start);
+    let sources: std::collections::BTreeSet<SocketAddr> =
+        probes.iter().map(|(_, from)| *from).collect();
+    assert_eq!(sources.len(), 1, "one prober, not three: {probes:?}");
+    assert!(
+        (2..=5).contains(&probes.len()),
+        "about one probe per interval, got {} in {} ms",
+        probes.len(),
+        3 * INTERVAL_MS
+    );
+    assert_eq!(line(&health, "gw-a").last_result, "200");
+    assert!(line(&health, "gw-a").last_round_trip_ms.is_some());
+
+    // Silence: skipped by every node within interval × down-threshold + 200 ms of the last reply.
+    let silenced = Instant::now();
+    alpha.set(Behaviour::Silent);
+    let last_reply = alpha
+        .received()
+        .into_iter()
+        .map(|received| received.at.into_std())
+        .filter(|at| *at <= silenced)
+        .max()
+        .unwrap();
+    let skipped =
+        wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", false, Duration::from_secs(10))
+            .await;
+    let took = skipped.duration_since(last_reply);
+    let bound = Duration::from_millis(INTERVAL_MS * u64::from(DOWN_AFTER) + 200);
+    println!("silent gateway skipped on all nodes {took:?} after its last reply (bound {bound:?})");
+    assert!(took <= bound, "took {took:?}, bound {bound:?}");
+    let health = list_health(&client).await;
+    let gw_a = line(&health, "gw-a");
+    assert_eq!(gw_a.state, proto::GatewayState::Down as i32);
+    assert_eq!(gw_a.reason, "3 consecutive timeouts");
+    assert_eq!(gw_a.source, proto::HealthSource::Probe as i32);
+    // The explanation says why.
+    let explained = route(&client, "explain-down").await;
+    assert!(
+        explained
+            .explanation
+            .iter()
+            .any(|candidate| candidate.gateway == "gw-a" && candidate.reason.contains("down")),
+        "{:?}",
+        explained.explanation
+    );
+
+    // Back only after UP_AFTER alive replies, not after the first.
+    let answering = Instant::now();
+    alpha.set(Behaviour::Reply(200));
+    let back =
+        wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
+            .await;
+    let replied = sources_after(&alpha, answering)
+        .into_iter()
+        .filter(|(at, _)| *at < back)
+        .count();
+    println!(
+        "gateway back after {replied} alive probes, {:?}",
+        back.duration_since(answering)
+    );
+    assert!(
+        replied >= UP_AFTER as usize,
+        "offered again after {replied} alive probes; the threshold is {UP_AFTER}"
+    );
+
+    // Kill the node probing gw-b: another takes over within one interval.
+    let health = list_health(&client).await;
+    let prober = line(&health, "gw-b").prober_node;
+    let before = sources_after(&beta, answering);
+    let old_source = before.last().unwrap().1;
+    let killed = Instant::now();
+    cluster.node(prober).kill();
+    let survivors: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != prober).collect();
+    let deadline = killed + Duration::from_secs(10);
+    let takeover = loop {
+        if let Some((at, _)) = sources_after(&beta, killed)
+            .into_iter()
+            .find(|(_, from)| *from != old_source)
+        {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "nobody took over probing gw-b");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took = takeover.duration_since(killed);
+    println!("probing of gw-b taken over {took:?} after its prober was killed");
+    assert!(
+        took <= Duration::from_millis(INTERVAL_MS),
+        "took {took:?}, longer than one interval"
+    );
+    let survivor = cluster.get(survivors[0]).client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = list_health(&survivor).await;
+        let gw_b = line(&health, "gw-b");
+        if gw_b.prober_node != prober && gw_b.prober_node != 0 {
+            assert_eq!(
+                gw_b.state,
+                proto::GatewayState::Up as i32,
+                "no spurious down"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ListHealth still names node {prober}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the transitions were recorded as events, with the observing node.
+    let events = events(&survivor).await;
+    let changes: Vec<(String, i32, i32)> = events
+        .iter()
+        .map(health_change)
+        .map(|change| (change.gateway.clone(), change.from, change.to))
+        .collect();
+    let (up, down) = (
+        proto::GatewayState::Up as i32,
+        proto::GatewayState::Down as i32,
+    );
+    assert_eq!(
+        changes,
+        vec![("gw-a".to_owned(), up, down), ("gw-a".to_owned(), down, up)],
+        "{events:?}"
+    );
+    assert!(health_change(&events[0]).observer_node != 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_stay_probed() {
+    let _serial = serial();
+    let alpha = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let beta = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let cluster = cluster().await;
+    let client = cluster.client();
+    set_policy(&client, policy(6)).await;
+    routing(&client, &alpha.uri(), &beta.uri()).await;
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
+        .await;
+
+    // Follow the event stream on node 3 from now on.
+    let mut admin = proto::admin_service_client::AdminServiceClient::connect(format!(
+        "http://{}",
+        cluster.get(3).api_addr
+    ))
+    .await
+    .unwrap();
+    let mut stream = admin
+        .watch_events(proto::WatchEventsRequest {
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Calls through gw-a fail with 503 (OPTIONS still answer 200): reported via node 1.
+    let reporter = cluster.get(1).client();
+    for call in 0..3 {
+        let call_id = format!("call-503-{call}");
+        let routed = route(&reporter, &call_id).await;
+        let leg = routed.legs.first().unwrap();
+        assert_eq!(leg.gateway, "gw-a", "cheapest first");
+        let request = proto::ReportLegRequest {
+            call_id: call_id.clone(),
+            route_token: routed.route_token.clone(),
+            carrier: leg.carrier.clone(),
+            gateway: leg.gateway.clone(),
+            sip_code: 503,
+            ..Default::default()
+        };
+        reporter
+            .route(Retry::Idempotent, |mut route| {
+                let request = request.clone();
+                async move { route.report_leg(request).await }
+            })
+            .await
+            .unwrap();
+    }
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", false, Duration::from_secs(5))
+        .await;
+    let event = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the breaker opening is streamed")
+        .unwrap()
+        .unwrap();
+    let change = health_change(&event);
+    assert_eq!(change.gateway, "gw-a");
+    assert_eq!(change.carrier, "alpha");
+    assert_eq!(change.to, proto::GatewayState::Down as i32);
+    assert_eq!(change.source, proto::HealthSource::Breaker as i32);
+    assert_eq!(change.observer_node, 1, "node 1 received the reports");
+    assert!(change.reason.contains("503"), "{}", change.reason);
+    let opened = Instant::now();
+
+    // After the cool-down the probes (still 200) close it, and the stream says so.
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the breaker closing is streamed")
+        .unwrap()
+        .unwrap();
+    let change = health_change(&event);
+    assert_eq!(change.to, proto::GatewayState::Up as i32);
+    assert_eq!(change.source, proto::HealthSource::Breaker as i32);
+    assert!(
+        opened.elapsed() >= Duration::from_millis(COOL_DOWN_MS / 2),
+        "closed before the cool-down"
+    );
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(5)).await;
+
+    // Drain gw-b: skipped everywhere, probes continue, health itself unchanged.
+    let request = proto::DrainGatewayRequest {
+        gateway: "gw-b".into(),
+        drained: true,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.drain_gateway(request).await }
+        })
+        .await
+        .unwrap();
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-b", false, Duration::from_secs(5))
+        .await;
+    let drained = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3 * INTERVAL_MS)).await;
+    let probes = sources_after(&beta, drained).len();
+    assert!(probes >= 2, "only {probes} probes while drained");
+    let health = list_health(&client).await;
+    let gw_b = line(&health, "gw-b");
+    assert!(gw_b.drained);
+    assert_eq!(gw_b.state, proto::GatewayState::Up as i32);
+    assert_eq!(gw_b.last_result, "200");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flapping_tcp_gateway_writes_at_most_its_budget_and_refused_connections_count() {
+    let _serial = serial();
+    let flapping = SipResponder::start_tcp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let cluster = cluster().await;
+    let client = cluster.client();
+    const BUDGET: u32 = 4;
+    let mut fast = policy(BUDGET);
+    if let Some(probe) = fast.probe.as_mut() {
+        probe.interval_ms = 200;
+        probe.down_after = 1;
+        probe.up_after = 1;
+    }
+    set_policy(&client, fast).await;
+    routing(
+        &client,
+        &flapping.uri(),
+        &format!("sip:{refused};transport=tcp"),
+    )
+    .await;
+
+    // The closed TCP port: connection refused is a failure, so gw-b goes down.
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-b", false, Duration::from_secs(5))
+        .await;
+    let health = list_health(&client).await;
+    let gw_b = line(&health, "gw-b");
+    assert!(
+        gw_b.reason.contains("connection refused"),
+        "{}",
+        gw_b.reason
+    );
+
+    // gw-a answers, then goes silent, then answers... every probe or two, for 6 s.
+    let started = Instant::now();
+    let mut silent = false;
+    while started.elapsed() < Duration::from_secs(6) {
+        silent = !silent;
+        flapping.set(if silent {
+            Behaviour::Silent
+        } else {
+            Behaviour::Reply(200)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    flapping.set(Behaviour::Reply(200));
+    let events = events(&client).await;
+    let flaps: Vec<&proto::GatewayHealthChange> = events
+        .iter()
+        .map(health_change)
+        .filter(|change| change.gateway == "gw-a")
+        .collect();
+    println!(
+        "a gateway flapping for 6 s wrote {} transitions",
+        flaps.len()
+    );
+    assert!(
+        flaps.len() <= BUDGET as usize,
+        "{} transitions, budget {BUDGET}: {flaps:?}",
+        flaps.len()
+    );
+    assert!(flaps.len() >= 2, "it did flap: {flaps:?}");
+    let last = flaps.last().unwrap();
+    assert_eq!(
+        last.source,
+        proto::HealthSource::Flapping as i32,
+        "{flaps:?}"
+    );
+    assert_eq!(last.to, proto::GatewayState::Down as i32);
+    // Held down while it keeps answering: stable for less than the window.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let health = list_health(&client).await;
+    assert_eq!(
+        line(&health, "gw-a").state,
+        proto::GatewayState::Down as i32
+    );
+    assert!(!gateways(&route(&client, "held-down").await).contains(&"gw-a".to_owned()));
+}
