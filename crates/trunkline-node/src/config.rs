@@ -513,5 +513,29 @@ mod tests {
             "node_id = 1\ndata_dir = \"/d\"\nadvertise_peer_addr = \"nohost\"\n",
             &["advertise_peer_addr"],
         );
+        check_error(
+            "node_id = 1\ndata_dir = \"/d\"\n[health]\nprobe_addr = \"sip.example\"\n",
+            &["health.probe_addr", "sip.example"],
+        );
+        check_error(
+            "node_id = 1\ndata_dir = \"/d\"\n[health]\npeer_liveness_timeout_ms = 50\n",
+            &["health.peer_liveness_timeout_ms", "at least 300"],
+        );
+    }
+
+    #[test]
+    fn health_options_come_from_the_file_and_flags() {
+        let config = resolve(
+            "node_id = 1\ndata_dir = \"/d\"\n[health]\nprobe_addr = \"10.0.0.1:5060\"\npeer_liveness_timeout_ms = 800\n",
+            Overrides {
+                peer_liveness_timeout_ms: Some(2_000),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.probe_addr.to_string(), "10.0.0.1:5060");
+        assert_eq!(config.peer_liveness_timeout_ms, 2_000);
+        let defaults = resolve("node_id = 1\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
+        assert_eq!(defaults.probe_addr.to_string(), DEFAULT_PROBE_ADDR);
     }
 }

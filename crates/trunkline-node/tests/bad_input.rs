@@ -121,6 +121,31 @@ fn a_port_in_use_is_reported_before_the_data_folder_is_touched() {
 }
 
 #[test]
+fn a_probe_port_in_use_is_reported_before_the_data_folder_is_touched() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let output = run_serve(&[
+        "--node-id",
+        "1",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--api-addr",
+        "127.0.0.1:0",
+        "--peer-addr",
+        "127.0.0.1:0",
+        "--probe-addr",
+        &port,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("health.probe_addr"), "{message}");
+    assert!(message.contains(&port), "{message}");
+    assert!(!data_dir.exists());
+}
+
+#[test]
 fn a_data_folder_of_another_node_or_cluster_is_refused_and_left_as_it_was() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();

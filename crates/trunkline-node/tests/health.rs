@@ -550,6 +550,62 @@ async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_s
     assert!(gw_b.drained);
     assert_eq!(gw_b.state, proto::GatewayState::Up as i32);
     assert_eq!(gw_b.last_result, "200");
+
+    // A gateway nobody probes: the breaker opens it, and after the cool-down it is let back
+    // so calls can decide (nothing else ever would).
+    let request = proto::PutGatewayRequest {
+        gateway: Some(proto::Gateway {
+            name: "gw-c".into(),
+            carrier: "beta".into(),
+            uri: "sip:192.0.2.1".into(),
+            priority: 1,
+            weight: 1,
+            probe: Some(proto::ProbeOverrides {
+                disabled: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_gateway(request).await }
+        })
+        .await
+        .unwrap();
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-c", true, Duration::from_secs(5)).await;
+    for call in 0..3 {
+        let call_id = format!("call-gw-c-{call}");
+        let routed = route(&reporter, &call_id).await;
+        let request = proto::ReportLegRequest {
+            call_id,
+            route_token: routed.route_token.clone(),
+            carrier: "beta".into(),
+            gateway: "gw-c".into(),
+            transport_error: proto::TransportError::Refused.into(),
+            ..Default::default()
+        };
+        reporter
+            .route(Retry::Idempotent, |mut route| {
+                let request = request.clone();
+                async move { route.report_leg(request).await }
+            })
+            .await
+            .unwrap();
+    }
+    let opened =
+        wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-c", false, Duration::from_secs(5))
+            .await;
+    let back =
+        wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-c", true, Duration::from_secs(10))
+            .await;
+    assert!(back.duration_since(opened) >= Duration::from_millis(COOL_DOWN_MS / 2));
+    let health = list_health(&client).await;
+    let gw_c = line(&health, "gw-c");
+    assert!(gw_c.probing_disabled);
+    assert!(gw_c.reason.contains("not probed"), "{}", gw_c.reason);
 }
 
 #[tokio::test(flavor = "multi_thread")]
