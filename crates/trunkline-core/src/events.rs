@@ -5,7 +5,7 @@
 //! and resume after the last index it saw. The log keeps the most recent [`EVENT_LOG_CAPACITY`]
 //! events; a watcher that falls further behind is told how many it missed.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,9 @@ use crate::health::AppliedTransition;
 
 /// Events kept for watchers that resume; older ones are dropped.
 pub const EVENT_LOG_CAPACITY: usize = 4_096;
+/// Events per shared block. Applying an event copies only the newest block (readers hold the
+/// previous state, so the log is copied on write), not the whole log.
+const BLOCK_EVENTS: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -31,51 +34,69 @@ pub enum EventKind {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventLog {
-    events: VecDeque<Event>,
+    /// Oldest block first; every block but the last is full.
+    blocks: VecDeque<Arc<Vec<Event>>>,
+    len: usize,
     /// Events dropped from the front so far.
     dropped: u64,
 }
 
 impl EventLog {
     pub fn push(&mut self, event: Event) {
-        if self.events.len() == EVENT_LOG_CAPACITY {
-            self.events.pop_front();
-            self.dropped = self.dropped.saturating_add(1);
+        if self.len == EVENT_LOG_CAPACITY {
+            // Capacity is a whole number of blocks: drop the oldest block at once.
+            if let Some(oldest) = self.blocks.pop_front() {
+                self.len -= oldest.len();
+                self.dropped = self.dropped.saturating_add(oldest.len() as u64);
+            }
         }
-        self.events.push_back(event);
+        match self.blocks.back_mut() {
+            Some(block) if block.len() < BLOCK_EVENTS => Arc::make_mut(block).push(event),
+            _ => {
+                let mut block = Vec::with_capacity(BLOCK_EVENTS);
+                block.push(event);
+                self.blocks.push_back(Arc::new(block));
+            }
+        }
+        self.len += 1;
     }
 
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len == 0
     }
 
     /// Index of the newest event, 0 when there is none.
     pub fn last_index(&self) -> u64 {
-        self.events.back().map_or(0, |event| event.index)
+        self.iter().next_back().map_or(0, |event| event.index)
     }
 
-    /// Events with an index above `after_index`, oldest first, and whether some of them were
-    /// already dropped (the watcher missed events).
+    /// Every event kept, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Event> {
+        self.blocks.iter().flat_map(|block| block.iter())
+    }
+
+    /// Events with an index above `after_index`, oldest first, and whether some events after
+    /// `after_index` were already dropped (the watcher missed them).
     pub fn after(&self, after_index: u64) -> (impl Iterator<Item = &Event>, bool) {
-        let start = self
-            .events
-            .partition_point(|event| event.index <= after_index);
-        let missed = start == 0
-            && self.dropped > 0
+        let missed = self.dropped > 0
             && self
-                .events
-                .front()
+                .iter()
+                .next()
                 .is_some_and(|oldest| oldest.index > after_index.saturating_add(1));
-        (self.events.range(start..), missed)
+        (
+            self.iter()
+                .skip_while(move |event| event.index <= after_index),
+            missed,
+        )
     }
 
     /// The newest `count` events, oldest first.
     pub fn recent(&self, count: usize) -> impl Iterator<Item = &Event> {
-        self.events.range(self.events.len().saturating_sub(count)..)
+        self.iter().skip(self.len.saturating_sub(count))
     }
 }
 
@@ -120,12 +141,35 @@ mod tests {
         for index in 1..=(EVENT_LOG_CAPACITY as u64 + 10) {
             log.push(event(index));
         }
-        assert_eq!(log.len(), EVENT_LOG_CAPACITY);
+        assert!(log.len() <= EVENT_LOG_CAPACITY);
+        assert!(log.len() > EVENT_LOG_CAPACITY - BLOCK_EVENTS);
+        let oldest = log.iter().next().unwrap().index;
         let (events, missed) = log.after(2);
         assert!(missed);
-        assert_eq!(events.map(|event| event.index).next(), Some(11));
+        assert_eq!(events.map(|event| event.index).next(), Some(oldest));
         // Resuming right before the oldest kept event misses nothing.
-        assert!(!log.after(10).1);
+        assert!(!log.after(oldest - 1).1);
+        let newest: Vec<u64> = log
+            .after(oldest + 5)
+            .0
+            .map(|event| event.index)
+            .take(2)
+            .collect();
+        assert_eq!(newest, vec![oldest + 6, oldest + 7]);
+    }
+
+    #[test]
+    fn a_copied_log_shares_all_but_the_newest_block() {
+        let mut log = EventLog::default();
+        for index in 1..=(3 * BLOCK_EVENTS as u64) {
+            log.push(event(index));
+        }
+        let copy = log.clone();
+        log.push(event(1_000));
+        assert!(Arc::ptr_eq(&log.blocks[0], &copy.blocks[0]));
+        assert_eq!(copy.len(), 3 * BLOCK_EVENTS);
+        assert_eq!(copy.last_index(), 3 * BLOCK_EVENTS as u64);
+        assert_eq!(log.last_index(), 1_000);
     }
 
     #[test]

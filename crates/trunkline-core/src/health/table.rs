@@ -8,12 +8,12 @@
 //! Each gateway keeps the log times of its recent transitions, so whichever node probes it
 //! next (after a takeover) continues the same flapping budget instead of starting afresh.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BreakerPolicy, Liveness, NodeId, ProbePolicy, TransitionLimiterPolicy,
+    rendezvous_weight, BreakerPolicy, Liveness, NodeId, ProbePolicy, TransitionLimiterPolicy,
     MAX_TRANSITIONS_PER_WINDOW,
 };
 use crate::{routing::validate_name_field, Error};
@@ -147,11 +147,21 @@ pub struct AppliedTransition {
     pub round_trip_ms: Option<u64>,
 }
 
+/// Shards of the health table. Readers hold the previous state, so applying a transition
+/// copies what it changes: one shard, about 1/64 of the gateways, not the whole table.
+const SHARDS: usize = 64;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthTable {
     policy: HealthPolicy,
-    /// Gateways that had a transition; absent ones are up.
-    gateways: BTreeMap<String, GatewayState>,
+    /// Gateways that had a transition, by shard ([`shard_of`]); absent ones are up. Empty
+    /// until the first transition.
+    shards: Vec<Arc<BTreeMap<String, GatewayState>>>,
+}
+
+fn shard_of(gateway: &str) -> usize {
+    // The remainder is below SHARDS, so it fits a usize.
+    (rendezvous_weight(gateway, 0) % SHARDS as u64) as usize
 }
 
 impl HealthTable {
@@ -161,30 +171,55 @@ impl HealthTable {
 
     /// The gateway's replicated health; up since forever when it never had a transition.
     pub fn gateway(&self, name: &str) -> Option<&GatewayState> {
-        self.gateways.get(name)
+        self.shards.get(shard_of(name))?.get(name)
     }
 
     pub fn liveness(&self, name: &str) -> Liveness {
-        self.gateways
-            .get(name)
+        self.gateway(name)
             .map_or(Liveness::Up, |gateway| gateway.state)
     }
 
+    /// Every gateway that had a transition, in no particular order.
     pub fn gateways(&self) -> impl Iterator<Item = (&String, &GatewayState)> {
-        self.gateways.iter()
+        self.shards.iter().flat_map(|shard| shard.iter())
     }
 
-    /// Names of the gateways that are down.
+    /// Names of the gateways that are down, in no particular order.
     pub fn down(&self) -> impl Iterator<Item = &String> {
-        self.gateways
-            .iter()
+        self.gateways()
             .filter(|(_, gateway)| gateway.state == Liveness::Down)
             .map(|(name, _)| name)
     }
 
     /// Forgets a deleted gateway.
     pub fn remove(&mut self, gateway: &str) {
-        self.gateways.remove(gateway);
+        if let Some(shard) = self.shards.get_mut(shard_of(gateway)) {
+            if shard.contains_key(gateway) {
+                Arc::make_mut(shard).remove(gateway);
+            }
+        }
+    }
+
+    fn entry(&mut self, gateway: &str) -> &mut GatewayState {
+        if self.shards.len() != SHARDS {
+            // First transition (or a table from a build with another shard count).
+            let mut shards: Vec<BTreeMap<String, GatewayState>> =
+                (0..SHARDS).map(|_| BTreeMap::new()).collect();
+            for (name, state) in self.gateways() {
+                if let Some(shard) = shards.get_mut(shard_of(name)) {
+                    shard.insert(name.clone(), state.clone());
+                }
+            }
+            self.shards = shards.into_iter().map(Arc::new).collect();
+        }
+        let index = shard_of(gateway);
+        // The table now has SHARDS shards and `shard_of` is below SHARDS; the fallback only
+        // keeps this panic-free.
+        if index >= self.shards.len() {
+            self.shards.resize_with(index + 1, Arc::default);
+        }
+        let shard = Arc::make_mut(&mut self.shards[index]);
+        shard.entry(gateway.to_owned()).or_default()
     }
 
     /// Applies a validated command. `gateway_exists` says whether the routing configuration
@@ -221,7 +256,7 @@ impl HealthTable {
                         from.as_str()
                     )));
                 }
-                let entry = self.gateways.entry(gateway.clone()).or_default();
+                let entry = self.entry(gateway);
                 if entry.state != *to || entry.changed_index == 0 {
                     entry.since_ms = time_ms;
                 }
