@@ -28,6 +28,10 @@ use trunkline_api::v1::{
 
 /// How long to wait for a TCP connection to one node before trying the next.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// How often an HTTP/2 ping checks that a connection's node is still there.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a ping may go unanswered before the connection counts as broken.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The deadline of one request when the caller sets none.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest answer accepted from a node.
@@ -166,6 +170,11 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(self.request_timeout)
             .tcp_nodelay(true)
+            // A node that vanished without a reset (a partition, a pulled cable) is noticed
+            // within interval + timeout even on an idle connection or an open event stream.
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect()
             .await
             .map_err(|error| error_chain(&error))?;

@@ -6,6 +6,7 @@
 
 mod commands;
 mod context;
+mod duration;
 mod output;
 
 use std::process::ExitCode;
@@ -71,5 +72,17 @@ fn main() -> ExitCode {
             eprintln!("trunkctl: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

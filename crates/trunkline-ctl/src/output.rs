@@ -29,6 +29,41 @@ pub fn emit<T: Serialize>(
     Ok(())
 }
 
+/// Prints one line of a stream (`events`): `value` as compact JSON (one object per line), or
+/// the text `human` makes. Flushed at once, so a follower sees each line as it comes.
+pub fn emit_line<T: Serialize>(
+    format: Format,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    let text = match format {
+        Format::Json => serde_json::to_string(value)
+            .map_err(|error| Failure::Request(format!("can't encode JSON: {error}")))?,
+        Format::Table => human(value),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A line for the operator on standard error (`trunkctl: note: ...`), kept out of the output
+/// a script reads. Standard output is flushed first so the two stay in order on a terminal.
+pub fn note(message: &str) {
+    to_stderr("note", message);
+}
+
+/// Like [`note`], for something the operator should act on or know is incomplete.
+pub fn warning(message: &str) {
+    to_stderr("warning", message);
+}
+
+fn to_stderr(kind: &str, message: &str) {
+    // Best effort: if standard error is gone there is nowhere left to say so.
+    let _ = std::io::stdout().flush();
+    let _ = writeln!(std::io::stderr().lock(), "trunkctl: {kind}: {message}");
+}
+
 /// An aligned table: a header row, then one row per item.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();

@@ -469,6 +469,9 @@ struct Keeper {
     known_index: u64,
     /// A transition decided here and not yet in the log.
     pending: Option<(Transition, TransitionSource)>,
+    /// The last probe's round trip when it was a reply; `None` after a timeout or a transport
+    /// error, so a down transition does not show an old round trip.
+    last_round_trip_ms: Option<u64>,
 }
 
 impl Keeper {
@@ -497,11 +500,16 @@ impl Keeper {
                 .then(|| CircuitBreaker::opened_at(policy.breaker.clone(), replicated.since_ms)),
             known_index: replicated.changed_index,
             pending: None,
+            last_round_trip_ms: None,
         }
     }
 
     /// Feeds one probe result; a transition to publish becomes `pending`.
     fn record(&mut self, result: ProbeResult, now_ms: u64) {
+        self.last_round_trip_ms = match result {
+            ProbeResult::Reply { round_trip_ms, .. } => Some(round_trip_ms),
+            ProbeResult::Timeout | ProbeResult::TransportError { .. } => None,
+        };
         let transition = self.tracker.record(result, now_ms);
         let alive = self.tracker.consecutive_successes() > 0;
         let candidate = match &mut self.breaker {
@@ -645,7 +653,7 @@ impl GatewayProber {
             transition.to,
             transition.reason.clone(),
             source,
-            keeper.tracker.last_round_trip_ms(),
+            keeper.last_round_trip_ms,
         );
         match propose(&self.cluster, &self.views, command).await {
             Ok(index) => {

@@ -439,6 +439,9 @@ async fn a_silent_gateway_is_skipped_everywhere_comes_back_after_the_threshold_a
         "{events:?}"
     );
     assert!(health_change(&events[0]).observer_node != 0);
+    // Down by timeouts has no round trip (regression: it showed the last reply's); up has one.
+    assert_eq!(health_change(&events[0]).round_trip_ms, None);
+    assert!(health_change(&events[1]).round_trip_ms.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]

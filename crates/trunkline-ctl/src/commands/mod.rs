@@ -3,7 +3,9 @@
 pub mod carrier;
 pub mod cluster;
 pub mod config;
+pub mod events;
 pub mod gateway;
+pub mod health;
 mod objects;
 pub mod rates;
 pub mod route;
@@ -26,9 +28,13 @@ pub enum Command {
     /// Providers that terminate calls.
     #[command(subcommand)]
     Carrier(carrier::Command),
-    /// Carriers' SIP endpoints, and draining them for maintenance.
+    /// Carriers' SIP endpoints, their probe settings, and draining them for maintenance.
     #[command(subcommand)]
     Gateway(gateway::Command),
+    /// Gateway health: each gateway up or down and why; `health policy` for the settings.
+    Health(health::Args),
+    /// The cluster's event log (gateway health changes); --follow to watch it.
+    Events(events::Args),
     /// Carrier rate decks as CSV files.
     #[command(subcommand)]
     Rates(rates::Command),
@@ -44,6 +50,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Tenant(command) => tenant::exec(command, context).await,
         Command::Carrier(command) => carrier::exec(command, context).await,
         Command::Gateway(command) => gateway::exec(command, context).await,
+        Command::Health(args) => health::exec(args, context).await,
+        Command::Events(args) => events::exec(args, context).await,
         Command::Rates(command) => rates::exec(command, context).await,
         Command::Route(command) => route::exec(command, context).await,
     }

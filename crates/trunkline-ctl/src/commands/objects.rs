@@ -1,6 +1,8 @@
 //! What the tenant, carrier and gateway commands share: parsing list flags, checking an
 //! object with the core's own rules before anything is sent (naming the flag at fault),
-//! reading the routing configuration, and printing the outcome of a write.
+//! reading the routing configuration, and printing the outcome of a write. The gateway's
+//! probe overrides and the health policy share the mapping from the core's health messages
+//! to flags ([`health_failure`]).
 //!
 //! The checks build the core's model from the protobuf object the command is about to send,
 //! with the same defaults the node applies to empty fields, so a mistake the node would
@@ -11,9 +13,12 @@ use std::{collections::BTreeSet, fmt::Display};
 
 use serde::Serialize;
 use trunkline_client::{proto, Retry};
-use trunkline_core::routing::{
-    validate_name_field, Capability, Carrier, DialPlan, Gateway, ModelError, SipUri, Strategy,
-    Tenant, Translation,
+use trunkline_core::{
+    health::ProbeOverrides,
+    routing::{
+        validate_name_field, Capability, Carrier, DialPlan, Gateway, ModelError, SipUri, Strategy,
+        Tenant, Translation,
+    },
 };
 
 use crate::{
@@ -201,8 +206,69 @@ pub fn check_carrier(carrier: &proto::Carrier) -> Result<(), Failure> {
     .map_err(failure)
 }
 
+/// The gateway flags that set each probe override, by the field name the core's messages
+/// start with ("interval_ms must be from ...").
+const PROBE_OVERRIDE_FLAGS: &[(&str, &str)] = &[
+    ("interval_ms", "--probe-interval"),
+    ("timeout_ms", "--probe-timeout"),
+    ("down_after", "--down-after"),
+    ("up_after", "--up-after"),
+    ("alive_codes", "--alive-codes"),
+    // "alive code 408 must be a final code ..."
+    ("alive", "--alive-codes"),
+];
+
+/// A usage failure for a reason from the core's health checks, which begin with the field at
+/// fault: names the flag that sets that field (from `flags`, field to flag), keeping the
+/// core's words. `hint` is added to the end.
+pub fn health_failure(reason: &str, flags: &[(&str, &str)], hint: &str) -> Failure {
+    let field = reason.split_whitespace().next().unwrap_or_default();
+    match flags.iter().find(|(name, _)| *name == field) {
+        Some((_, flag)) => usage(flag, format!("{reason}{hint}")),
+        None => Failure::Usage(format!("{reason}{hint}")),
+    }
+}
+
+/// A gateway's probe overrides as the core's model (absent: none), checked with the core's
+/// rules, each on its own: how they combine with the cluster's policy is settled when the
+/// gateway is probed.
+pub fn check_probe_overrides(
+    probe: Option<&proto::ProbeOverrides>,
+) -> Result<ProbeOverrides, Failure> {
+    let Some(probe) = probe else {
+        return Ok(ProbeOverrides::default());
+    };
+    let alive_codes = if probe.alive_codes.is_empty() {
+        None
+    } else {
+        Some(
+            probe
+                .alive_codes
+                .iter()
+                .map(|code| {
+                    u16::try_from(*code)
+                        .map_err(|_| usage("--alive-codes", format!("{code} is not a SIP code")))
+                })
+                .collect::<Result<BTreeSet<_>, _>>()?,
+        )
+    };
+    let overrides = ProbeOverrides {
+        disabled: probe.disabled,
+        interval_ms: probe.interval_ms,
+        timeout_ms: probe.timeout_ms,
+        down_after: probe.down_after,
+        up_after: probe.up_after,
+        alive_codes,
+    };
+    overrides
+        .validate()
+        .map_err(|reason| health_failure(&reason, PROBE_OVERRIDE_FLAGS, ""))?;
+    Ok(overrides)
+}
+
 pub fn check_gateway(gateway: &proto::Gateway) -> Result<(), Failure> {
     let failure = model_failure("gateway");
+    let probe = check_probe_overrides(gateway.probe.as_ref())?;
     Gateway {
         name: gateway.name.clone(),
         carrier: gateway.carrier.clone(),
@@ -212,7 +278,7 @@ pub fn check_gateway(gateway: &proto::Gateway) -> Result<(), Failure> {
         max_concurrent_calls: (gateway.max_concurrent_calls != 0)
             .then_some(gateway.max_concurrent_calls),
         enabled: !gateway.disabled,
-        probe: Default::default(),
+        probe,
     }
     .validate()
     .map_err(failure)
@@ -372,6 +438,60 @@ mod tests {
             ..Default::default()
         };
         assert!(message(check_gateway(&gateway).unwrap_err()).starts_with("--uri: "));
+        let probed = |probe: proto::ProbeOverrides| proto::Gateway {
+            name: "gw1".into(),
+            carrier: "acme".into(),
+            uri: "sip:gw.example.net".into(),
+            probe: Some(probe),
+            ..Default::default()
+        };
+        assert!(check_gateway(&probed(proto::ProbeOverrides {
+            interval_ms: Some(5_000),
+            alive_codes: vec![200, 404],
+            ..Default::default()
+        }))
+        .is_ok());
+        for (probe, needle) in [
+            (
+                proto::ProbeOverrides {
+                    interval_ms: Some(10),
+                    ..Default::default()
+                },
+                "--probe-interval: interval_ms must be from 100",
+            ),
+            (
+                proto::ProbeOverrides {
+                    interval_ms: Some(1_000),
+                    timeout_ms: Some(2_000),
+                    ..Default::default()
+                },
+                "--probe-timeout: timeout_ms must be at most interval_ms",
+            ),
+            (
+                proto::ProbeOverrides {
+                    down_after: Some(0),
+                    ..Default::default()
+                },
+                "--down-after: down_after must be from 1",
+            ),
+            (
+                proto::ProbeOverrides {
+                    alive_codes: vec![200, 408],
+                    ..Default::default()
+                },
+                "--alive-codes: alive code 408 must be",
+            ),
+            (
+                proto::ProbeOverrides {
+                    alive_codes: vec![70_000],
+                    ..Default::default()
+                },
+                "--alive-codes: 70000 is not a SIP code",
+            ),
+        ] {
+            let text = message(check_gateway(&probed(probe)).unwrap_err());
+            assert!(text.starts_with(needle), "{text}");
+        }
         let tenant = proto::Tenant {
             name: "t".into(),
             dial_plan: Some(proto::DialPlan {

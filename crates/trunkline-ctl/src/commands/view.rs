@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 use trunkline_client::proto;
+use trunkline_core::routing::format_unix_ms;
 
-use crate::output;
+use crate::{duration, output};
 
 #[derive(Serialize)]
 pub struct Member {
@@ -375,6 +376,34 @@ pub struct Gateway {
     pub max_concurrent_calls: Option<u32>,
     pub enabled: bool,
     pub drained: bool,
+    /// How its probes differ from the cluster's health policy; absent: they don't.
+    pub probe: Option<ProbeOverrides>,
+}
+
+/// A gateway's probe overrides; each absent field takes the cluster's value.
+#[derive(Serialize)]
+pub struct ProbeOverrides {
+    /// Never probed: only the circuit breaker and operators decide its health.
+    pub disabled: bool,
+    pub interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub down_after: Option<u32>,
+    pub up_after: Option<u32>,
+    /// Empty: the cluster's.
+    pub alive_codes: Vec<u32>,
+}
+
+impl From<&proto::ProbeOverrides> for ProbeOverrides {
+    fn from(probe: &proto::ProbeOverrides) -> Self {
+        ProbeOverrides {
+            disabled: probe.disabled,
+            interval_ms: probe.interval_ms,
+            timeout_ms: probe.timeout_ms,
+            down_after: probe.down_after,
+            up_after: probe.up_after,
+            alive_codes: probe.alive_codes.clone(),
+        }
+    }
 }
 
 impl From<&proto::Gateway> for Gateway {
@@ -389,6 +418,7 @@ impl From<&proto::Gateway> for Gateway {
                 .then_some(gateway.max_concurrent_calls),
             enabled: !gateway.disabled,
             drained: gateway.drained,
+            probe: gateway.probe.as_ref().map(ProbeOverrides::from),
         }
     }
 }
@@ -439,7 +469,7 @@ pub fn gateways_table(gateways: &[Gateway]) -> String {
 }
 
 pub fn gateway_details(gateway: &Gateway) -> String {
-    let rows = vec![
+    let mut rows = vec![
         vec!["name".to_owned(), gateway.name.clone()],
         vec!["carrier".to_owned(), gateway.carrier.clone()],
         vec!["uri".to_owned(), gateway.uri.clone()],
@@ -448,5 +478,447 @@ pub fn gateway_details(gateway: &Gateway) -> String {
         vec!["max calls".to_owned(), gateway.max_calls()],
         vec!["state".to_owned(), gateway.state()],
     ];
+    rows.extend(probe_rows(gateway.probe.as_ref()));
     output::table(&["FIELD", "VALUE"], &rows)
+}
+
+/// A gateway's probing: `on (cluster policy)`, or `on`/`off` and a row per override.
+fn probe_rows(probe: Option<&ProbeOverrides>) -> Vec<Vec<String>> {
+    let Some(probe) = probe else {
+        return vec![vec!["probe".to_owned(), "on (cluster policy)".to_owned()]];
+    };
+    let mut rows = vec![vec![
+        "probe".to_owned(),
+        if probe.disabled {
+            "off (only the breaker and operators decide its health)"
+        } else {
+            "on"
+        }
+        .to_owned(),
+    ]];
+    let mut row = |field: &str, value: Option<String>| {
+        if let Some(value) = value {
+            rows.push(vec![field.to_owned(), value]);
+        }
+    };
+    row("probe interval", probe.interval_ms.map(duration::format_ms));
+    row("probe timeout", probe.timeout_ms.map(duration::format_ms));
+    row("probe down after", probe.down_after.map(|n| n.to_string()));
+    row("probe up after", probe.up_after.map(|n| n.to_string()));
+    row(
+        "probe alive codes",
+        (!probe.alive_codes.is_empty()).then(|| cell_list(&probe.alive_codes, "-")),
+    );
+    rows
+}
+
+/// The cluster's health policy, field for field as on the wire.
+#[derive(Serialize)]
+pub struct HealthPolicy {
+    pub probe: ProbePolicy,
+    pub breaker: BreakerPolicy,
+    pub flapping: FlappingPolicy,
+}
+
+#[derive(Serialize)]
+pub struct ProbePolicy {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub down_after: u32,
+    pub up_after: u32,
+    pub alive_codes: Vec<u32>,
+}
+
+#[derive(Serialize)]
+pub struct BreakerPolicy {
+    pub consecutive_failures_to_open: u32,
+    pub window_ms: u64,
+    pub min_samples: u32,
+    pub failure_ratio_percent: u32,
+    pub cool_down_ms: u64,
+    pub probe_successes_to_close: u32,
+}
+
+#[derive(Serialize)]
+pub struct FlappingPolicy {
+    pub max_transitions: u32,
+    pub window_ms: u64,
+}
+
+impl From<&proto::HealthPolicy> for HealthPolicy {
+    fn from(policy: &proto::HealthPolicy) -> Self {
+        let probe = policy.probe.clone().unwrap_or_default();
+        let breaker = policy.breaker.unwrap_or_default();
+        let flapping = policy.flapping.unwrap_or_default();
+        HealthPolicy {
+            probe: ProbePolicy {
+                interval_ms: probe.interval_ms,
+                timeout_ms: probe.timeout_ms,
+                down_after: probe.down_after,
+                up_after: probe.up_after,
+                alive_codes: probe.alive_codes,
+            },
+            breaker: BreakerPolicy {
+                consecutive_failures_to_open: breaker.consecutive_failures_to_open,
+                window_ms: breaker.window_ms,
+                min_samples: breaker.min_samples,
+                failure_ratio_percent: breaker.failure_ratio_percent,
+                cool_down_ms: breaker.cool_down_ms,
+                probe_successes_to_close: breaker.probe_successes_to_close,
+            },
+            flapping: FlappingPolicy {
+                max_transitions: flapping.max_transitions,
+                window_ms: flapping.window_ms,
+            },
+        }
+    }
+}
+
+/// One setting of the health policy as `health policy set` names it (its flag without
+/// `--`), its value as the flag takes it, and what it means.
+pub struct PolicySetting {
+    pub name: &'static str,
+    pub value: String,
+    pub meaning: &'static str,
+}
+
+/// Every setting of the policy, in the order `health policy show` lists them.
+pub fn health_policy_settings(policy: &HealthPolicy) -> Vec<PolicySetting> {
+    let setting = |name, value, meaning| PolicySetting {
+        name,
+        value,
+        meaning,
+    };
+    let probe = &policy.probe;
+    let breaker = &policy.breaker;
+    let flapping = &policy.flapping;
+    vec![
+        setting(
+            "interval",
+            duration::format_ms(probe.interval_ms),
+            "time between two OPTIONS probes of a gateway",
+        ),
+        setting(
+            "timeout",
+            duration::format_ms(probe.timeout_ms),
+            "a probe without a final reply by then failed",
+        ),
+        setting(
+            "down-after",
+            probe.down_after.to_string(),
+            "failed probes in a row that take an up gateway down",
+        ),
+        setting(
+            "up-after",
+            probe.up_after.to_string(),
+            "alive probes in a row that bring a down gateway back",
+        ),
+        setting(
+            "alive-codes",
+            cell_list(&probe.alive_codes, "-"),
+            "final replies that count as alive",
+        ),
+        setting(
+            "breaker-failures",
+            breaker.consecutive_failures_to_open.to_string(),
+            "failed calls in a row (transport failure, 408, 503) that open the breaker",
+        ),
+        setting(
+            "breaker-window",
+            duration::format_ms(breaker.window_ms),
+            "the window the breaker's failure ratio is counted over",
+        ),
+        setting(
+            "breaker-min-samples",
+            breaker.min_samples.to_string(),
+            "fewer calls in the window never open the breaker by ratio",
+        ),
+        setting(
+            "breaker-ratio",
+            format!("{}%", breaker.failure_ratio_percent),
+            "share of failed calls in the window that opens the breaker",
+        ),
+        setting(
+            "cool-down",
+            duration::format_ms(breaker.cool_down_ms),
+            "how long an open breaker waits before probes may close it",
+        ),
+        setting(
+            "breaker-probe-successes",
+            breaker.probe_successes_to_close.to_string(),
+            "alive probes after the cool-down that close the breaker",
+        ),
+        setting(
+            "max-transitions",
+            flapping.max_transitions.to_string(),
+            "health changes of one gateway per flapping window; the last holds it down",
+        ),
+        setting(
+            "flapping-window",
+            duration::format_ms(flapping.window_ms),
+            "the window max-transitions is counted over",
+        ),
+    ]
+}
+
+pub fn health_policy_table(policy: &HealthPolicy) -> String {
+    let rows: Vec<Vec<String>> = health_policy_settings(policy)
+        .into_iter()
+        .map(|setting| {
+            vec![
+                setting.name.to_owned(),
+                setting.value,
+                setting.meaning.to_owned(),
+            ]
+        })
+        .collect();
+    output::table(&["SETTING", "VALUE", "MEANING"], &rows)
+}
+
+/// `up`, `down` or `unknown` for a replicated gateway state.
+fn gateway_state_name(state: i32) -> &'static str {
+    match proto::GatewayState::try_from(state) {
+        Ok(proto::GatewayState::Up) => "up",
+        Ok(proto::GatewayState::Down) => "down",
+        _ => "unknown",
+    }
+}
+
+/// What made a health change; absent when nothing did yet.
+fn health_source_name(source: i32) -> Option<&'static str> {
+    match proto::HealthSource::try_from(source) {
+        Ok(proto::HealthSource::Probe) => Some("probe"),
+        Ok(proto::HealthSource::Breaker) => Some("breaker"),
+        Ok(proto::HealthSource::Flapping) => Some("flapping"),
+        _ => None,
+    }
+}
+
+/// `trunkctl health`: every gateway's health, and which probers could not be asked.
+#[derive(Serialize)]
+pub struct HealthList {
+    pub gateways: Vec<GatewayHealth>,
+    pub read_state: ReadState,
+    /// Probers whose live results (round trip, last result) are missing, with why.
+    pub unreachable_probers: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct GatewayHealth {
+    pub gateway: String,
+    pub carrier: String,
+    /// `up` or `down`: replicated, the same on every node.
+    pub state: &'static str,
+    /// Log time (unix ms) of the change into `state`; absent if it never changed.
+    pub since_ms: Option<u64>,
+    pub reason: String,
+    /// What made that change: probe, breaker or flapping.
+    pub source: Option<&'static str>,
+    /// The node that saw that change.
+    pub observer_node: Option<u64>,
+    pub drained: bool,
+    pub disabled: bool,
+    pub probing_disabled: bool,
+    /// The node that probes it now; absent when none is live (or it is not probed).
+    pub prober_node: Option<u64>,
+    /// From the prober, live; absent when it could not be asked or has no result yet.
+    pub last_round_trip_ms: Option<u64>,
+    /// Unix ms of the prober's last finished probe.
+    pub last_probe_ms: Option<u64>,
+    /// The last probe's outcome: "200", "503", "timeout", "connection refused"...
+    pub last_result: Option<String>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+}
+
+impl From<&proto::GatewayHealth> for GatewayHealth {
+    fn from(health: &proto::GatewayHealth) -> Self {
+        let positive = |value: u64| (value != 0).then_some(value);
+        GatewayHealth {
+            gateway: health.gateway.clone(),
+            carrier: health.carrier.clone(),
+            state: gateway_state_name(health.state),
+            since_ms: positive(health.since_ms),
+            reason: health.reason.clone(),
+            source: health_source_name(health.source),
+            observer_node: positive(health.observer_node),
+            drained: health.drained,
+            disabled: health.disabled,
+            probing_disabled: health.probing_disabled,
+            prober_node: positive(health.prober_node),
+            last_round_trip_ms: health.last_round_trip_ms,
+            last_probe_ms: positive(health.last_probe_ms),
+            last_result: (!health.last_result.is_empty()).then(|| health.last_result.clone()),
+            consecutive_failures: health.consecutive_failures,
+            consecutive_successes: health.consecutive_successes,
+        }
+    }
+}
+
+impl GatewayHealth {
+    /// `up` or `down`, with the operator states that also keep calls away: `down, drained`.
+    fn state_words(&self) -> String {
+        let mut words = Vec::new();
+        if self.state != "up" || !(self.disabled || self.drained) {
+            words.push(self.state);
+        }
+        if self.disabled {
+            words.push("disabled");
+        }
+        if self.drained {
+            words.push("drained");
+        }
+        words.join(", ")
+    }
+
+    fn why(&self) -> String {
+        match (self.reason.is_empty(), self.source) {
+            (true, _) => "-".to_owned(),
+            (false, Some(source)) => format!("{} ({source})", self.reason),
+            (false, None) => self.reason.clone(),
+        }
+    }
+
+    fn prober(&self) -> String {
+        if self.probing_disabled {
+            "off".to_owned()
+        } else {
+            self.prober_node
+                .map_or("-".to_owned(), |node| format!("node {node}"))
+        }
+    }
+}
+
+/// The health table; `now_ms` (unix ms) makes SINCE read "3m12s ago".
+pub fn health_table(list: &HealthList, now_ms: u64) -> String {
+    let rows: Vec<Vec<String>> = list
+        .gateways
+        .iter()
+        .map(|health| {
+            vec![
+                health.gateway.clone(),
+                health.carrier.clone(),
+                health.state_words(),
+                health.since_ms.map_or("-".to_owned(), |since_ms| {
+                    format!(
+                        "{} ago",
+                        duration::format_age(now_ms.saturating_sub(since_ms))
+                    )
+                }),
+                health.why(),
+                health
+                    .last_round_trip_ms
+                    .map_or("-".to_owned(), |round_trip_ms| {
+                        format!("{round_trip_ms} ms")
+                    }),
+                health.last_result.clone().unwrap_or_else(|| "-".to_owned()),
+                health.prober(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "GATEWAY", "CARRIER", "STATE", "SINCE", "WHY", "RTT", "LAST", "PROBER",
+        ],
+        &rows,
+    )
+}
+
+/// One event of the cluster's event log, as `trunkctl events` prints it.
+#[derive(Serialize)]
+pub struct Event {
+    /// Log index of the entry that made the event: the same on every node.
+    pub index: u64,
+    /// Log time, unix ms, and the same as RFC 3339 UTC.
+    pub time_ms: u64,
+    pub time: String,
+    /// Events before this one were dropped by the node before they reached trunkctl.
+    pub missed_before: bool,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A gateway went up or down.
+    GatewayHealth(GatewayHealthChange),
+    /// A kind this trunkctl does not know (the node is newer).
+    Unknown,
+}
+
+#[derive(Serialize)]
+pub struct GatewayHealthChange {
+    pub gateway: String,
+    /// Empty if the gateway has been removed since.
+    pub carrier: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: String,
+    pub source: Option<&'static str>,
+    pub observer_node: Option<u64>,
+    pub round_trip_ms: Option<u64>,
+}
+
+impl From<&proto::Event> for Event {
+    fn from(event: &proto::Event) -> Self {
+        let kind = match &event.kind {
+            Some(proto::event::Kind::GatewayHealth(change)) => {
+                EventKind::GatewayHealth(GatewayHealthChange {
+                    gateway: change.gateway.clone(),
+                    carrier: change.carrier.clone(),
+                    from: gateway_state_name(change.from),
+                    to: gateway_state_name(change.to),
+                    reason: change.reason.clone(),
+                    source: health_source_name(change.source),
+                    observer_node: (change.observer_node != 0).then_some(change.observer_node),
+                    round_trip_ms: change.round_trip_ms,
+                })
+            }
+            None => EventKind::Unknown,
+        };
+        Event {
+            index: event.index,
+            time_ms: event.time_ms,
+            time: format_unix_ms(event.time_ms),
+            missed_before: event.missed_before,
+            kind,
+        }
+    }
+}
+
+/// `TIME #INDEX what happened`, e.g.
+/// `2026-11-28T12:01:02.345Z #42 gateway gw1 (carrier acme) up -> down: 3 consecutive
+/// timeouts [probe, node 1]`.
+pub fn event_line(event: &Event) -> String {
+    let what = match &event.kind {
+        EventKind::GatewayHealth(change) => {
+            let mut text = format!("gateway {}", change.gateway);
+            if !change.carrier.is_empty() {
+                text.push_str(&format!(" (carrier {})", change.carrier));
+            }
+            text.push_str(&format!(" {} -> {}", change.from, change.to));
+            if !change.reason.is_empty() {
+                text.push_str(&format!(": {}", change.reason));
+            }
+            let details: Vec<String> = [
+                change.source.map(str::to_owned),
+                change.observer_node.map(|node| format!("node {node}")),
+                change
+                    .round_trip_ms
+                    .map(|round_trip_ms| format!("rtt {round_trip_ms} ms")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !details.is_empty() {
+                text.push_str(&format!(" [{}]", details.join(", ")));
+            }
+            text
+        }
+        EventKind::Unknown => {
+            "an event of a kind this trunkctl does not know (a newer trunkctl shows it)".to_owned()
+        }
+    };
+    format!("{} #{} {what}", event.time, event.index)
 }

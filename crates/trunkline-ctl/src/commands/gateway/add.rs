@@ -1,4 +1,5 @@
-//! `trunkctl gateway add NAME --carrier C --uri URI [flags]`: create a gateway.
+//! `trunkctl gateway add NAME --carrier C --uri URI [flags]`: create a gateway, optionally
+//! with its own probe settings.
 
 use trunkline_client::proto;
 
@@ -29,6 +30,8 @@ pub struct Args {
     /// Create it disabled: configured, but never routed to.
     #[arg(long)]
     disabled: bool,
+    #[command(flatten)]
+    probe: super::ProbeFlags,
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
@@ -38,7 +41,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         Some(max_calls) => super::check_max_calls(max_calls, "leave it out for no limit")?,
         None => 0,
     };
-    let gateway = proto::Gateway {
+    let mut gateway = proto::Gateway {
         name: args.name.clone(),
         carrier: args.carrier,
         uri: args.uri,
@@ -49,6 +52,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         drained: false,
         probe: None,
     };
+    args.probe.apply(&mut gateway.probe)?;
     objects::check_gateway(&gateway)?;
     let applied_index = super::put(context, gateway, proto::PutMode::Create).await?;
     objects::print_written(context, "gateway", &args.name, "created", applied_index)

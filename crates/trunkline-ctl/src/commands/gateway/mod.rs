@@ -13,6 +13,7 @@ use trunkline_client::{proto, Retry};
 use crate::{
     commands::objects,
     context::{Context, Failure},
+    duration,
 };
 
 #[derive(clap::Subcommand)]
@@ -54,6 +55,85 @@ fn check_max_calls(max_calls: u32, instead: &str) -> Result<u32, Failure> {
         ))
     } else {
         Ok(max_calls)
+    }
+}
+
+/// `--probe on|off`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Probing {
+    On,
+    Off,
+}
+
+/// How a gateway's OPTIONS probes differ from the cluster's health policy (`trunkctl health
+/// policy show`), shared by `add` and `update`; each flag is optional and an override left
+/// out takes the cluster's value.
+#[derive(clap::Args)]
+struct ProbeFlags {
+    /// on: probe it (the default); off: never probe it (for carriers that drop OPTIONS), so
+    /// only the circuit breaker and operators decide its health.
+    #[arg(long, value_enum, value_name = "on|off")]
+    probe: Option<Probing>,
+    /// Time between two probes of this gateway (500ms, 2s, 1m; a bare number is ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_ms)]
+    probe_interval: Option<u64>,
+    /// How long a probe of this gateway waits for a reply; at most the interval.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_ms)]
+    probe_timeout: Option<u64>,
+    /// Failed probes in a row that take this gateway down.
+    #[arg(long, value_name = "N")]
+    down_after: Option<u32>,
+    /// Alive probes in a row that bring this gateway back.
+    #[arg(long, value_name = "N")]
+    up_after: Option<u32>,
+    /// Final replies that count as alive for this gateway (never 408); '' for the cluster's.
+    #[arg(long, value_name = "CODE,...")]
+    alive_codes: Option<String>,
+}
+
+impl ProbeFlags {
+    fn is_empty(&self) -> bool {
+        self.probe.is_none()
+            && self.probe_interval.is_none()
+            && self.probe_timeout.is_none()
+            && self.down_after.is_none()
+            && self.up_after.is_none()
+            && self.alive_codes.is_none()
+    }
+
+    /// Sets the overrides given on `probe` (absent: none yet); the others are kept. No
+    /// override left makes it absent.
+    fn apply(&self, probe: &mut Option<proto::ProbeOverrides>) -> Result<(), Failure> {
+        let mut overrides = probe.take().unwrap_or_default();
+        if let Some(probing) = self.probe {
+            overrides.disabled = matches!(probing, Probing::Off);
+        }
+        if let Some(interval_ms) = self.probe_interval {
+            overrides.interval_ms = Some(interval_ms);
+        }
+        if let Some(timeout_ms) = self.probe_timeout {
+            overrides.timeout_ms = Some(timeout_ms);
+        }
+        if let Some(down_after) = self.down_after {
+            overrides.down_after = Some(down_after);
+        }
+        if let Some(up_after) = self.up_after {
+            overrides.up_after = Some(up_after);
+        }
+        if let Some(codes) = &self.alive_codes {
+            overrides.alive_codes = objects::parse_codes("--alive-codes", codes)?;
+        }
+        if overrides != proto::ProbeOverrides::default() {
+            *probe = Some(overrides);
+        }
+        Ok(())
+    }
+
+    /// Checks the overrides given, on their own, before anything is sent.
+    fn check(&self) -> Result<(), Failure> {
+        let mut probe = None;
+        self.apply(&mut probe)?;
+        objects::check_probe_overrides(probe.as_ref()).map(drop)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `trunkctl gateway update NAME [flags]`: change some fields of a gateway.
 //!
 //! Reads the gateway as of every committed write, changes only the fields given and writes
-//! it back whole; a drain stays as it is (`gateway drain`/`undrain` change it). A concurrent
+//! it back whole; a drain stays as it is (`gateway drain`/`undrain` change it), and so do
+//! the probe overrides not given (`--probe-defaults` drops them all). A concurrent
 //! update of the same gateway between the read and the write is overwritten (routing objects
 //! have no version to compare yet).
 
@@ -40,6 +41,12 @@ pub struct Args {
     /// Route to it again after --disabled.
     #[arg(long)]
     enabled: bool,
+    /// Drop every probe override first (probed with the cluster's policy); probe flags given
+    /// with it are then set.
+    #[arg(long)]
+    probe_defaults: bool,
+    #[command(flatten)]
+    probe: super::ProbeFlags,
 }
 
 impl Args {
@@ -52,6 +59,8 @@ impl Args {
             && !self.no_max_calls
             && !self.disabled
             && !self.enabled
+            && !self.probe_defaults
+            && self.probe.is_empty()
     }
 }
 
@@ -73,6 +82,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         trunkline_core::routing::SipUri::parse(uri)
             .map_err(|error| objects::usage("--uri", error))?;
     }
+    args.probe.check()?;
     let routing = objects::list_routing_latest(context).await?;
     let mut gateway = super::find(&routing, &args.name)
         .cloned()
@@ -101,6 +111,10 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     if args.enabled {
         gateway.disabled = false;
     }
+    if args.probe_defaults {
+        gateway.probe = None;
+    }
+    args.probe.apply(&mut gateway.probe)?;
     objects::check_gateway(&gateway)?;
     let applied_index = super::put(context, gateway, proto::PutMode::Replace).await?;
     objects::print_written(context, "gateway", &args.name, "updated", applied_index)
