@@ -7,6 +7,7 @@
 mod error;
 pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod routing;
 pub mod settings;
 pub mod sip;

@@ -1,0 +1,282 @@
+//! Where each device is registered: the bindings edge proxies report, with their expiry.
+//!
+//! A device registers through several edges at once (dual path), so an address of record has
+//! up to [`MAX_BINDINGS_PER_AOR`] bindings, one per (edge, contact). Edges refresh bindings
+//! continuously and in batches, so the table is built for cheap refreshes: each AOR's bindings
+//! sit behind an `Arc`, and changing one AOR copies at most that AOR's few bindings even while
+//! readers hold the previous state.
+//!
+//! Time is log time (`now_ms`), never a clock. A binding is live while `now_ms < expires_at_ms`
+//! (the expiry instant itself is already expired). [`Registrations::live`] filters by time, so
+//! it is right even between two calls of [`Registrations::expire`], which only reclaims space.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{validate_aor, validate_name, validate_uri_text, MAX_CONTACT_BYTES};
+use crate::routing::ModelError;
+
+/// Bindings one address of record may have across all edges.
+pub const MAX_BINDINGS_PER_AOR: usize = 16;
+/// Path entries (RFC 3327 Path headers) one binding may carry.
+pub const MAX_PATH_ENTRIES: usize = 8;
+/// Shortest registration lifetime accepted; 0 is accepted too and means "unregister".
+pub const MIN_EXPIRES_IN_MS: u64 = 1_000;
+/// Longest registration lifetime accepted.
+pub const MAX_EXPIRES_IN_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// One place a device can be reached: a contact registered through one edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The edge proxy the registration came through; calls to this binding go through it.
+    pub edge: String,
+    /// The device's Contact URI, verbatim.
+    pub contact: String,
+    /// Log time at which the binding stops being live (exclusive).
+    pub expires_at_ms: u64,
+    /// Log time of the last register or refresh; the most recently refreshed binding is rung
+    /// first because it is the likeliest to work.
+    pub refreshed_at_ms: u64,
+    /// Path URIs to reach the device through the edge (outbound proxies, NAT traversal).
+    pub path: Vec<String>,
+    /// The source address the REGISTER came from, when it differs from the contact (NAT).
+    pub received: Option<String>,
+}
+
+impl Binding {
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_at_ms
+    }
+}
+
+/// One register, refresh or unregister as an edge reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationUpdate {
+    pub aor: String,
+    pub edge: String,
+    pub contact: String,
+    /// Lifetime from the log time of the command; 0 removes the binding.
+    pub expires_in_ms: u64,
+    pub path: Vec<String>,
+    pub received: Option<String>,
+}
+
+impl RegistrationUpdate {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_aor("aor", &self.aor)?;
+        validate_name("edge", &self.edge)?;
+        validate_uri_text("contact", &self.contact, MAX_CONTACT_BYTES)?;
+        if self.expires_in_ms != 0
+            && !(MIN_EXPIRES_IN_MS..=MAX_EXPIRES_IN_MS).contains(&self.expires_in_ms)
+        {
+            return Err(ModelError::invalid(
+                "expires_in_ms",
+                format!("must be 0 (unregister) or {MIN_EXPIRES_IN_MS} to {MAX_EXPIRES_IN_MS} ms"),
+            ));
+        }
+        if self.path.len() > MAX_PATH_ENTRIES {
+            return Err(ModelError::invalid(
+                "path",
+                format!("must list at most {MAX_PATH_ENTRIES} entries"),
+            ));
+        }
+        for entry in &self.path {
+            validate_uri_text("path", entry, MAX_CONTACT_BYTES)?;
+        }
+        if let Some(received) = &self.received {
+            let valid = !received.is_empty()
+                && received.len() <= MAX_CONTACT_BYTES
+                && received
+                    .bytes()
+                    .all(|byte| byte.is_ascii_graphic() && !matches!(byte, b'<' | b'>' | b'"'));
+            if !valid {
+                return Err(ModelError::invalid(
+                    "received",
+                    format!(
+                        "must be 1 to {MAX_CONTACT_BYTES} bytes of printable ASCII without \
+                         spaces, quotes or angle brackets"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a single registration update was not applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{aor}: already has {MAX_BINDINGS_PER_AOR} live bindings")]
+    TooManyBindings { aor: String },
+}
+
+/// Every AOR's bindings. An AOR with no binding has no entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registrations {
+    /// Per AOR, its bindings sorted by (edge, contact): a small map, shared until changed.
+    by_aor: BTreeMap<String, Arc<Vec<Binding>>>,
+    /// No binding expires before this log time, so [`Registrations::expire`] has nothing to
+    /// do until then. It may be earlier than the true earliest expiry (after a refresh), never
+    /// later; an early scan just recomputes it.
+    next_expiry_ms: u64,
+}
+
+impl Registrations {
+    /// Adds, refreshes or (with `expires_in_ms` 0) removes one binding. The arguments are
+    /// assumed valid ([`RegistrationUpdate::validate`]); whether the AOR is a known device is
+    /// the caller's business. A new binding on an AOR that has
+    /// [`MAX_BINDINGS_PER_AOR`] live ones is refused; expired ones are dropped first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn register(
+        &mut self,
+        aor: &str,
+        edge: &str,
+        contact: &str,
+        expires_in_ms: u64,
+        path: &[String],
+        received: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), RegisterError> {
+        if expires_in_ms == 0 {
+            self.remove_where(aor, |binding| {
+                binding.edge == edge && binding.contact == contact
+            });
+            return Ok(());
+        }
+        let expires_at_ms = now_ms.saturating_add(expires_in_ms);
+        let bindings = match self.by_aor.get_mut(aor) {
+            Some(bindings) => bindings,
+            None => self.by_aor.entry(aor.to_owned()).or_default(),
+        };
+        let position = bindings.binary_search_by(|binding| {
+            (binding.edge.as_str(), binding.contact.as_str()).cmp(&(edge, contact))
+        });
+        match position {
+            Ok(index) => {
+                // A refresh: only this AOR's bindings are copied, and only if shared.
+                let binding = &mut Arc::make_mut(bindings)[index];
+                binding.expires_at_ms = expires_at_ms;
+                binding.refreshed_at_ms = now_ms;
+                if binding.path != path {
+                    binding.path = path.to_vec();
+                }
+                if binding.received.as_deref() != received {
+                    binding.received = received.map(str::to_owned);
+                }
+            }
+            Err(_) => {
+                let live_count = bindings.iter().filter(|b| b.is_live(now_ms)).count();
+                if live_count >= MAX_BINDINGS_PER_AOR {
+                    return Err(RegisterError::TooManyBindings {
+                        aor: aor.to_owned(),
+                    });
+                }
+                let list = Arc::make_mut(bindings);
+                list.retain(|binding| binding.is_live(now_ms));
+                let binding = Binding {
+                    edge: edge.to_owned(),
+                    contact: contact.to_owned(),
+                    expires_at_ms,
+                    refreshed_at_ms: now_ms,
+                    path: path.to_vec(),
+                    received: received.map(str::to_owned),
+                };
+                let index = list
+                    .binary_search_by(|existing| {
+                        (existing.edge.as_str(), existing.contact.as_str()).cmp(&(edge, contact))
+                    })
+                    .unwrap_or_else(|index| index);
+                list.insert(index, binding);
+            }
+        }
+        self.next_expiry_ms = self.next_expiry_ms.min(expires_at_ms);
+        Ok(())
+    }
+
+    /// Removes every binding of `aor` through `edge` (the edge lost its registrations, or the
+    /// device moved). Returns how many were removed.
+    pub fn unregister_all(&mut self, aor: &str, edge: &str) -> usize {
+        self.remove_where(aor, |binding| binding.edge == edge)
+    }
+
+    /// Removes every binding of `aor` (the device was deleted).
+    pub fn remove_aor(&mut self, aor: &str) {
+        self.by_aor.remove(aor);
+    }
+
+    /// Live bindings of `aor`, most recently refreshed first, ties by edge then contact.
+    pub fn live(&self, aor: &str, now_ms: u64) -> Vec<&Binding> {
+        let mut live: Vec<&Binding> = self
+            .by_aor
+            .get(aor)
+            .map(|bindings| bindings.iter().filter(|b| b.is_live(now_ms)).collect())
+            .unwrap_or_default();
+        live.sort_by(|a, b| {
+            b.refreshed_at_ms
+                .cmp(&a.refreshed_at_ms)
+                .then_with(|| a.edge.cmp(&b.edge))
+                .then_with(|| a.contact.cmp(&b.contact))
+        });
+        live
+    }
+
+    /// Every binding of `aor`, live or not yet reclaimed, in (edge, contact) order.
+    pub fn all(&self, aor: &str) -> &[Binding] {
+        self.by_aor
+            .get(aor)
+            .map(|bindings| bindings.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// AORs with at least one binding (live or not yet reclaimed).
+    pub fn aors(&self) -> impl Iterator<Item = &String> {
+        self.by_aor.keys()
+    }
+
+    /// Drops bindings expired at `now_ms`. Deterministic: apply calls it with log time. Cheap
+    /// when nothing is due; otherwise one pass that copies only the AORs that lose a binding.
+    /// Returns how many bindings were dropped.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        if self.by_aor.is_empty() || now_ms < self.next_expiry_ms {
+            return 0;
+        }
+        let mut dropped = 0;
+        let mut next_expiry_ms = u64::MAX;
+        self.by_aor.retain(|_, bindings| {
+            if bindings.iter().any(|binding| !binding.is_live(now_ms)) {
+                let list = Arc::make_mut(bindings);
+                let before = list.len();
+                list.retain(|binding| binding.is_live(now_ms));
+                dropped += before - list.len();
+            }
+            for binding in bindings.iter() {
+                next_expiry_ms = next_expiry_ms.min(binding.expires_at_ms);
+            }
+            !bindings.is_empty()
+        });
+        self.next_expiry_ms = if self.by_aor.is_empty() {
+            0
+        } else {
+            next_expiry_ms
+        };
+        dropped
+    }
+
+    fn remove_where(&mut self, aor: &str, remove: impl Fn(&Binding) -> bool) -> usize {
+        let Some(bindings) = self.by_aor.get_mut(aor) else {
+            return 0;
+        };
+        if !bindings.iter().any(&remove) {
+            return 0;
+        }
+        let list = Arc::make_mut(bindings);
+        let before = list.len();
+        list.retain(|binding| !remove(binding));
+        let removed = before - list.len();
+        if list.is_empty() {
+            self.by_aor.remove(aor);
+        }
+        removed
+    }
+}
