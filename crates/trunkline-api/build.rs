@@ -11,6 +11,7 @@ const PUBLIC_FILES: &[&str] = &[
     "trunkline/v1/admin.proto",
     "trunkline/v1/routing.proto",
     "trunkline/v1/health.proto",
+    "trunkline/v1/inbound.proto",
     "trunkline/v1/route.proto",
 ];
 const INTERNAL_FILES: &[&str] = &["trunkline/v1/internal/raft.proto"];

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     events::{Event, EventKind, EventLog},
     health::{HealthCommand, HealthResponse, HealthTable},
+    inbound::{InboundCommand, InboundConfig, InboundResponse},
     routing::{ObjectKind, RoutingCommand, RoutingConfig, RoutingResponse},
     settings::{Settings, SettingsCommand, SettingsResponse},
 };
@@ -33,6 +34,11 @@ pub enum Command {
     Settings(SettingsCommand),
     Routing(RoutingCommand),
     Health(HealthCommand),
+    Inbound(InboundCommand),
+    /// Only moves the log's time on, so time-based state (registration expiry) advances on
+    /// every node alike in a quiet cluster. The leader proposes one when the log has been
+    /// idle for a while.
+    Tick,
 }
 
 impl Command {
@@ -42,6 +48,8 @@ impl Command {
             Command::Settings(command) => command.validate(),
             Command::Routing(command) => command.validate(),
             Command::Health(command) => command.validate(),
+            Command::Inbound(command) => command.validate(),
+            Command::Tick => Ok(()),
         }
     }
 }
@@ -55,6 +63,7 @@ pub enum Response {
     Settings(SettingsResponse),
     Routing(RoutingResponse),
     Health(HealthResponse),
+    Inbound(InboundResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -68,6 +77,7 @@ pub struct State {
     routing: Arc<RoutingConfig>,
     health: Arc<HealthTable>,
     events: Arc<EventLog>,
+    inbound: Arc<InboundConfig>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -85,6 +95,15 @@ impl State {
                 Response::Settings(Arc::make_mut(&mut self.settings).apply(log_index, command))
             }
             Command::Routing(command) => {
+                if let RoutingCommand::Delete {
+                    kind: ObjectKind::Tenant,
+                    name,
+                } = command
+                {
+                    if let Some(error) = self.inbound.tenant_in_use(name) {
+                        return Response::Rejected(error);
+                    }
+                }
                 // RoutingConfig::apply checks everything before it changes anything, so a
                 // refused command leaves the state as it was.
                 match Arc::make_mut(&mut self.routing).apply(self.last_time_ms, command) {
@@ -130,6 +149,25 @@ impl State {
                     Err(error) => Response::Rejected(error),
                 }
             }
+            Command::Tick => {
+                if self.inbound.registrations().expiry_due(self.last_time_ms) {
+                    Arc::make_mut(&mut self.inbound).expire(self.last_time_ms);
+                }
+                Response::None
+            }
+            Command::Inbound(command) => {
+                let routing = &self.routing;
+                let tenant_exists = |tenant: &str| routing.tenant(tenant).is_some();
+                // InboundConfig::apply checks everything before it changes anything.
+                match Arc::make_mut(&mut self.inbound).apply(
+                    self.last_time_ms,
+                    command,
+                    tenant_exists,
+                ) {
+                    Ok(response) => Response::Inbound(response),
+                    Err(error) => Response::Rejected(error),
+                }
+            }
         }
     }
 
@@ -143,6 +181,10 @@ impl State {
 
     pub fn health(&self) -> &Arc<HealthTable> {
         &self.health
+    }
+
+    pub fn inbound(&self) -> &Arc<InboundConfig> {
+        &self.inbound
     }
 
     pub fn events(&self) -> &Arc<EventLog> {

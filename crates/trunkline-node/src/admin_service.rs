@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use trunkline_api::v1::{self as proto, admin_service_server::AdminService};
 use trunkline_core::{
     health::{assign, HealthCommand},
+    inbound::{InboundCommand, InboundResponse},
     routing::{ObjectKind, PutMode, RoutingCommand, RoutingResponse, MAX_ROWS_PER_CHUNK},
     settings::{SettingsCommand, SettingsResponse},
     Command, Error,
@@ -63,6 +64,21 @@ impl AdminApi {
                 metrics.current_leader,
             ),
             log_index,
+        }))
+    }
+
+    async fn inbound_write(
+        &self,
+        command: InboundCommand,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let (response, applied_index) = self.cluster.write(Command::Inbound(command)).await?;
+        let replaced = matches!(
+            response,
+            trunkline_core::Response::Inbound(InboundResponse::Put { replaced: true })
+        );
+        Ok(Response::new(proto::InboundWriteResponse {
+            applied_index,
+            replaced,
         }))
     }
 
@@ -666,5 +682,106 @@ impl AdminService for AdminApi {
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn put_did(
+        &self,
+        request: Request<proto::PutDidRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let did = convert::did_from_proto(request.into_inner().did).map_err(domain)?;
+        self.inbound_write(InboundCommand::PutDid { did }).await
+    }
+
+    async fn delete_did(
+        &self,
+        request: Request<proto::DeleteDidRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let number = request.into_inner().number;
+        self.inbound_write(InboundCommand::DeleteDid { number })
+            .await
+    }
+
+    async fn put_device(
+        &self,
+        request: Request<proto::PutDeviceRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let device = convert::device_from_proto(request.into_inner().device).map_err(domain)?;
+        self.inbound_write(InboundCommand::PutDevice { device })
+            .await
+    }
+
+    async fn delete_device(
+        &self,
+        request: Request<proto::DeleteDeviceRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let aor = request.into_inner().aor;
+        self.inbound_write(InboundCommand::DeleteDevice { aor })
+            .await
+    }
+
+    async fn set_tenant_continuity(
+        &self,
+        request: Request<proto::SetTenantContinuityRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let request = request.into_inner();
+        let plan = convert::plan_from_proto(request.plan).map_err(domain)?;
+        self.inbound_write(InboundCommand::SetTenantContinuity {
+            tenant: request.tenant,
+            plan,
+        })
+        .await
+    }
+
+    async fn list_inbound(
+        &self,
+        request: Request<proto::ListInboundRequest>,
+    ) -> Result<Response<proto::ListInboundResponse>, Status> {
+        let (applied, read_state) = self
+            .cluster
+            .read(request.into_inner().consistency.into())
+            .await?;
+        let inbound = applied.state.inbound();
+        let routing = applied.state.routing();
+        Ok(Response::new(proto::ListInboundResponse {
+            dids: inbound.dids().map(convert::did_to_proto).collect(),
+            devices: inbound.devices().map(convert::device_to_proto).collect(),
+            tenant_plans: routing
+                .tenants()
+                .filter_map(|tenant| {
+                    inbound
+                        .tenant_plan(&tenant.name)
+                        .map(|plan| proto::TenantContinuity {
+                            tenant: tenant.name.clone(),
+                            plan: Some(convert::plan_to_proto(plan)),
+                        })
+                })
+                .collect(),
+            read_state: Some(read_state.into()),
+        }))
+    }
+
+    async fn list_bindings(
+        &self,
+        request: Request<proto::ListBindingsRequest>,
+    ) -> Result<Response<proto::ListBindingsResponse>, Status> {
+        let request = request.into_inner();
+        trunkline_core::inbound::validate_aor("aor", &request.aor)
+            .map_err(|error| domain(error.into()))?;
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let inbound = applied.state.inbound();
+        if inbound.device(&request.aor).is_none() {
+            return Err(domain(Error::not_found("device", request.aor)));
+        }
+        let now_ms = applied.state.time_ms();
+        Ok(Response::new(proto::ListBindingsResponse {
+            bindings: inbound
+                .registrations()
+                .live(&request.aor, now_ms)
+                .into_iter()
+                .map(convert::binding_to_proto)
+                .collect(),
+            now_ms,
+            read_state: Some(read_state.into()),
+        }))
     }
 }

@@ -6,14 +6,23 @@ use std::sync::Arc;
 
 use tonic::{metadata::MetadataValue, Code, Request, Response, Status};
 use trunkline_api::v1::{self as proto, route_service_server::RouteService};
-use trunkline_core::{routing::validate_name_field, Error};
+use trunkline_core::{
+    inbound::{
+        after_leg, plan_inbound, validate_number, Destination, InboundRefusal, Leg,
+        LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
+    },
+    routing::{validate_name_field, Media},
+    Error,
+};
 
 use crate::{
     cluster::{now_ms, Cluster, ReadState},
+    convert,
     error::ClusterError,
     health::HealthMonitor,
     limits,
     outbound::{self, Next, Refused},
+    registrar::Registrar,
     route_token,
     routing_view::{RoutingView, RoutingViews},
 };
@@ -29,6 +38,7 @@ pub struct RouteApi {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
+    registrar: Arc<Registrar>,
 }
 
 impl RouteApi {
@@ -36,11 +46,13 @@ impl RouteApi {
         cluster: Arc<Cluster>,
         views: Arc<RoutingViews>,
         health: Arc<HealthMonitor>,
+        registrar: Arc<Registrar>,
     ) -> Self {
         RouteApi {
             cluster,
             views,
             health,
+            registrar,
         }
     }
 
@@ -113,7 +125,7 @@ fn invalid(error: Error) -> Status {
     ClusterError::Domain(error).into()
 }
 
-fn validate_number(field: &str, number: &str, required: bool) -> Result<(), Status> {
+fn validate_number_text(field: &str, number: &str, required: bool) -> Result<(), Status> {
     if required && number.trim().is_empty() {
         return Err(invalid(Error::invalid(field, "is required")));
     }
@@ -135,8 +147,8 @@ impl RouteService for RouteApi {
         let request = request.into_inner();
         validate_name_field("tenant", &request.tenant).map_err(invalid)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
-        validate_number("to", &request.to, true)?;
-        validate_number("from", &request.from, false)?;
+        validate_number_text("to", &request.to, true)?;
+        validate_number_text("from", &request.from, false)?;
         let media = outbound::media_from_proto(request.media).map_err(invalid)?;
 
         let view = self.view(request.min_applied_index).await?;
@@ -180,9 +192,14 @@ impl RouteService for RouteApi {
     ) -> Result<Response<proto::ReportLegResponse>, Status> {
         let request = request.into_inner();
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
-        validate_name_field("carrier", &request.carrier).map_err(invalid)?;
         let key = Self::token_key(&self.views.current())?;
-        let token = route_token::decode(&request.route_token, &key).map_err(invalid)?;
+        let token = match route_token::decode_any(&request.route_token, &key).map_err(invalid)? {
+            route_token::Token::Outbound(token) => token,
+            route_token::Token::Inbound(token) => {
+                return self.report_inbound_leg(request, token, &key).await
+            }
+        };
+        validate_name_field("carrier", &request.carrier).map_err(invalid)?;
         // Never answer from older configuration than the lookup that issued the token.
         let view = self.view(token.applied_index).await?;
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
@@ -235,4 +252,239 @@ impl RouteService for RouteApi {
             read_state: Some(self.read_state(&view)),
         }))
     }
+
+    async fn report_registration(
+        &self,
+        request: Request<proto::ReportRegistrationRequest>,
+    ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
+        let request = request.into_inner();
+        let update = RegistrationUpdate {
+            aor: request.aor,
+            edge: request.edge,
+            contact: request.contact,
+            expires_in_ms: u64::from(request.expires_s) * 1_000,
+            path: request.path,
+            received: (!request.received.is_empty()).then_some(request.received),
+        };
+        // Checked here so one bad report never fails the batch it would join.
+        update.validate().map_err(|error| invalid(error.into()))?;
+        let applied_index = self.registrar.report(update).await?;
+        Ok(Response::new(proto::ReportRegistrationResponse {
+            applied_index,
+        }))
+    }
+
+    async fn route_inbound(
+        &self,
+        request: Request<proto::RouteInboundRequest>,
+    ) -> Result<Response<proto::RouteInboundResponse>, Status> {
+        let request = request.into_inner();
+        validate_number("did", &request.did).map_err(|error| invalid(error.into()))?;
+        outbound::validate_call_id(&request.call_id).map_err(invalid)?;
+        validate_number_text("from", &request.from, false)?;
+        let view = self.view(request.min_applied_index).await?;
+        let state = &view.applied.state;
+        // Expiry is judged at the log's time, so every node at this index gives this answer.
+        let log_now_ms = state.time_ms();
+        // Edges have no health of their own yet: every edge counts as up.
+        let plan = plan_inbound(state.inbound(), &request.did, log_now_ms, |_| false)
+            .map_err(inbound_refused)?;
+        let now_ms = now_ms();
+        let legs = plan
+            .legs
+            .iter()
+            .map(|leg| inbound_leg(&view, &plan.tenant, &request.call_id, leg, now_ms))
+            .collect();
+        let key = Self::token_key(&view)?;
+        let token = route_token::InboundToken {
+            call_id_hash: route_token::call_id_hash(&request.call_id),
+            did: request.did.clone(),
+            step: if plan.device_legs > 0 {
+                route_token::InboundStep::DeviceFork
+            } else {
+                route_token::InboundStep::Continuity(0)
+            },
+            attempts: 0,
+            issued_ms: now_ms,
+            applied_index: view.applied_index,
+        };
+        Ok(Response::new(proto::RouteInboundResponse {
+            tenant: plan.tenant.clone(),
+            device: plan.device.clone().unwrap_or_default(),
+            legs,
+            straight_to_continuity: plan.straight_to_continuity,
+            reason: plan
+                .reason
+                .map(|reason| reason.as_str().to_owned())
+                .unwrap_or_default(),
+            read_state: Some(self.read_state(&view)),
+            route_token: route_token::encode_inbound(&token, &key).map_err(invalid)?,
+        }))
+    }
+}
+
+impl RouteApi {
+    /// A leg report of an inbound call: the plan is made again at the token's index (or
+    /// later), and the call moves on by the plan's triggers.
+    async fn report_inbound_leg(
+        &self,
+        request: proto::ReportLegRequest,
+        mut token: route_token::InboundToken,
+        key: &[u8],
+    ) -> Result<Response<proto::ReportLegResponse>, Status> {
+        if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
+            return Err(invalid(Error::invalid(
+                "route_token",
+                "was issued for another call_id",
+            )));
+        }
+        let now_ms = now_ms();
+        if now_ms.saturating_sub(token.issued_ms) > route_token::TOKEN_TTL_MS {
+            return Err(invalid(Error::invalid(
+                "route_token",
+                "has expired: start the call again with RouteInbound",
+            )));
+        }
+        let outcome = inbound_outcome(&request).map_err(invalid)?;
+        let view = self.view(token.applied_index).await?;
+        let state = &view.applied.state;
+        let plan = plan_inbound(state.inbound(), &token.did, state.time_ms(), |_| false)
+            .map_err(inbound_refused)?;
+        let leg = match token.step {
+            route_token::InboundStep::DeviceFork if plan.device_legs > 0 => 0,
+            route_token::InboundStep::DeviceFork => plan.device_legs,
+            route_token::InboundStep::Continuity(position) => {
+                plan.device_legs.saturating_add(position as usize)
+            }
+        };
+        token.attempts = token.attempts.saturating_add(1);
+        let stop = |reason: proto::StopReason, sip_code: u32, message: String| {
+            proto::report_leg_response::Outcome::Stop(proto::Stop {
+                reason: reason.into(),
+                message,
+                sip_code,
+            })
+        };
+        let outcome = if leg >= plan.legs.len() {
+            stop(
+                proto::StopReason::NoMoreRoutes,
+                u32::from(trunkline_core::inbound::UNAVAILABLE_CODE),
+                "no continuity target is left".to_owned(),
+            )
+        } else if token.attempts > outbound::MAX_ATTEMPTS {
+            stop(
+                proto::StopReason::AttemptsExhausted,
+                u32::from(trunkline_core::inbound::UNAVAILABLE_CODE),
+                format!("{} legs tried", outbound::MAX_ATTEMPTS),
+            )
+        } else {
+            match after_leg(&plan, leg, outcome) {
+                NextStep::Done => stop(
+                    proto::StopReason::Answered,
+                    request.sip_code,
+                    "answered".to_owned(),
+                ),
+                NextStep::Stop { code } => stop(
+                    proto::StopReason::CalleeAnswer,
+                    u32::from(code),
+                    format!("the call ends with {code}; continuity does not apply"),
+                ),
+                NextStep::Try { leg: next } => {
+                    token.step = route_token::InboundStep::Continuity(
+                        u32::try_from(next.saturating_sub(plan.device_legs)).unwrap_or(u32::MAX),
+                    );
+                    token.applied_index = token.applied_index.max(view.applied_index);
+                    match plan.legs.get(next) {
+                        Some(next_leg) => proto::report_leg_response::Outcome::NextInbound(
+                            inbound_leg(&view, &plan.tenant, &request.call_id, next_leg, now_ms),
+                        ),
+                        None => stop(
+                            proto::StopReason::NoMoreRoutes,
+                            u32::from(trunkline_core::inbound::UNAVAILABLE_CODE),
+                            "no continuity target is left".to_owned(),
+                        ),
+                    }
+                }
+            }
+        };
+        Ok(Response::new(proto::ReportLegResponse {
+            outcome: Some(outcome),
+            route_token: route_token::encode_inbound(&token, key).map_err(invalid)?,
+            read_state: Some(self.read_state(&view)),
+        }))
+    }
+}
+
+/// How an inbound leg ended, from a leg report.
+fn inbound_outcome(request: &proto::ReportLegRequest) -> Result<InboundOutcome, Error> {
+    let transport = proto::TransportError::try_from(request.transport_error).map_err(|_| {
+        Error::invalid(
+            "transport_error",
+            format!("{} is not a transport error", request.transport_error),
+        )
+    })?;
+    if transport != proto::TransportError::Unspecified {
+        return Ok(InboundOutcome::Unreachable);
+    }
+    if request.no_answer {
+        return Ok(InboundOutcome::NoAnswer);
+    }
+    match request.sip_code {
+        200..=299 => Ok(InboundOutcome::Answered),
+        code @ 300..=699 => Ok(InboundOutcome::Final {
+            // The match arm bounds the code to 300..=699.
+            code: u16::try_from(code).unwrap_or(500),
+        }),
+        0 => Err(Error::invalid(
+            "sip_code",
+            "set the final SIP code, no_answer, or transport_error when no reply came",
+        )),
+        code => Err(Error::invalid(
+            "sip_code",
+            format!("{code} is not a final SIP response code"),
+        )),
+    }
+}
+
+/// One inbound leg for the wire; a number target comes with its outbound carrier legs.
+fn inbound_leg(
+    view: &RoutingView,
+    tenant: &str,
+    call_id: &str,
+    leg: &Leg,
+    now_ms: u64,
+) -> proto::InboundLeg {
+    let mut wire = convert::inbound_leg_to_proto(leg);
+    if let Leg::Continuity {
+        destination: Destination::Number(number),
+        ..
+    } = leg
+    {
+        let token = outbound::first_token(
+            tenant,
+            call_id,
+            number,
+            Media::Voice,
+            now_ms,
+            view.applied_index,
+        );
+        if let Ok(routed) = outbound::route(view, token, false, now_ms) {
+            wire.outbound_legs = routed.legs;
+        }
+    }
+    wire
+}
+
+fn inbound_refused(refused_call: InboundRefusal) -> Status {
+    let (code, reason) = match refused_call {
+        InboundRefusal::UnknownDid { .. } => (Code::NotFound, "unknown-did"),
+        InboundRefusal::NoDestination { .. } => (Code::FailedPrecondition, "no-destination"),
+        InboundRefusal::Unavailable { .. } => (Code::FailedPrecondition, "unavailable"),
+    };
+    refusal(
+        code,
+        refused_call.to_error().to_string(),
+        reason,
+        u32::from(refused_call.sip_code()),
+    )
 }

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use trunkline_core::{routing::Media, Error};
 
 const FORMAT_VERSION: u8 = 1;
+/// The first byte of an inbound call's token ([`InboundToken`]).
+const INBOUND_FORMAT_VERSION: u8 = 2;
 const TAG_BYTES: usize = 16;
 /// Longest token accepted, in characters.
 pub const MAX_TOKEN_CHARS: usize = 4096;
@@ -41,6 +43,36 @@ pub struct RouteToken {
     pub applied_index: u64,
 }
 
+/// Where an inbound call is in its plan. Kept by meaning, not by leg index: the plan is made
+/// again at each report, and the device may have gained or lost contacts meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InboundStep {
+    /// The device's contacts, rung together.
+    DeviceFork,
+    /// The continuity target at this position.
+    Continuity(u32),
+}
+
+/// The state of an inbound call between RouteInbound and its leg reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundToken {
+    pub call_id_hash: u64,
+    pub did: String,
+    /// The step the next report is about.
+    pub step: InboundStep,
+    pub attempts: u32,
+    pub issued_ms: u64,
+    /// As for [`RouteToken::applied_index`].
+    pub applied_index: u64,
+}
+
+/// Either kind of token, as a leg report carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Token {
+    Outbound(RouteToken),
+    Inbound(InboundToken),
+}
+
 /// SHA-256 of the Call-ID, first 8 bytes: the call's identity in the token and its selection
 /// seed.
 pub fn call_id_hash(call_id: &str) -> u64 {
@@ -56,7 +88,15 @@ fn mac(key: &[u8]) -> Result<HmacSha256, Error> {
 }
 
 pub fn encode(token: &RouteToken, key: &[u8]) -> Result<String, Error> {
-    let mut bytes = vec![FORMAT_VERSION];
+    seal(FORMAT_VERSION, token, key)
+}
+
+pub fn encode_inbound(token: &InboundToken, key: &[u8]) -> Result<String, Error> {
+    seal(INBOUND_FORMAT_VERSION, token, key)
+}
+
+fn seal<T: Serialize>(version: u8, token: &T, key: &[u8]) -> Result<String, Error> {
+    let mut bytes = vec![version];
     bincode::serialize_into(&mut bytes, token).map_err(|error| {
         Error::FailedPrecondition(format!("can't encode a route token: {error}"))
     })?;
@@ -67,32 +107,55 @@ pub fn encode(token: &RouteToken, key: &[u8]) -> Result<String, Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-pub fn decode(text: &str, key: &[u8]) -> Result<RouteToken, Error> {
-    let invalid = |reason: &str| Error::invalid("route_token", reason);
+fn invalid(reason: &str) -> Error {
+    Error::invalid("route_token", reason)
+}
+
+/// The authenticated body of a token: its version byte, then the payload.
+fn open(text: &str, key: &[u8]) -> Result<Vec<u8>, Error> {
     if text.is_empty() {
         return Err(invalid(
-            "is required: pass the token from RouteOutbound or the last ReportLeg",
+            "is required: pass the token from RouteOutbound, RouteInbound or the last ReportLeg",
         ));
     }
     if text.len() > MAX_TOKEN_CHARS {
         return Err(invalid("is too long to be a route token"));
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| invalid("is not a route token (not base64url)"))?;
     if bytes.len() <= 1 + TAG_BYTES {
         return Err(invalid("is too short to be a route token"));
     }
-    let (body, tag) = bytes.split_at(bytes.len() - TAG_BYTES);
+    let tag = bytes.split_off(bytes.len() - TAG_BYTES);
     let mut mac = mac(key)?;
-    mac.update(body);
-    mac.verify_truncated_left(tag).map_err(|_| {
+    mac.update(&bytes);
+    mac.verify_truncated_left(&tag).map_err(|_| {
         invalid("failed authentication: it was altered or issued by another cluster")
     })?;
-    if body.first() != Some(&FORMAT_VERSION) {
-        return Err(invalid("has an unknown format version"));
+    Ok(bytes)
+}
+
+pub fn decode(text: &str, key: &[u8]) -> Result<RouteToken, Error> {
+    match decode_any(text, key)? {
+        Token::Outbound(token) => Ok(token),
+        Token::Inbound(_) => Err(invalid("belongs to an inbound call")),
     }
-    bincode::deserialize(&body[1..]).map_err(|_| invalid("is malformed"))
+}
+
+/// An outbound or an inbound call's token.
+pub fn decode_any(text: &str, key: &[u8]) -> Result<Token, Error> {
+    let body = open(text, key)?;
+    let payload = body.get(1..).unwrap_or_default();
+    match body.first() {
+        Some(&FORMAT_VERSION) => bincode::deserialize(payload)
+            .map(Token::Outbound)
+            .map_err(|_| invalid("is malformed")),
+        Some(&INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
+            .map(Token::Inbound)
+            .map_err(|_| invalid("is malformed")),
+        _ => Err(invalid("has an unknown format version")),
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +208,28 @@ mod tests {
             let error = decode(garbage, &key).unwrap_err();
             assert!(error.to_string().starts_with("route_token: "), "{error}");
         }
+    }
+
+    #[test]
+    fn inbound_tokens_round_trip_and_are_told_apart() {
+        let key = [3u8; 32];
+        let inbound = InboundToken {
+            call_id_hash: call_id_hash("in@proxy"),
+            did: "+14155550100".into(),
+            step: InboundStep::Continuity(1),
+            attempts: 2,
+            issued_ms: 5,
+            applied_index: 9,
+        };
+        let text = encode_inbound(&inbound, &key).unwrap();
+        assert_eq!(decode_any(&text, &key).unwrap(), Token::Inbound(inbound));
+        let error = decode(&text, &key).unwrap_err();
+        assert!(error.to_string().contains("inbound"), "{error}");
+        let outbound = encode(&token(), &key).unwrap();
+        assert_eq!(
+            decode_any(&outbound, &key).unwrap(),
+            Token::Outbound(token())
+        );
     }
 
     #[test]

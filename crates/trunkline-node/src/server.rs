@@ -20,7 +20,8 @@ use trunkline_store::{Identity, Node, Store};
 use crate::{
     admin_service::AdminApi, cluster::Cluster, config::Config, health::HealthMonitor, limits,
     liveness::Liveness, network::PeerNetworkFactory, peer_service::PeerService,
-    route_service::RouteApi, routing_view::RoutingViews, sip_probe::SipProber,
+    registrar::Registrar, route_service::RouteApi, routing_view::RoutingViews,
+    sip_probe::SipProber, ticker,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -28,6 +29,7 @@ pub struct NodeServer {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
+    registrar: Arc<Registrar>,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
@@ -115,10 +117,13 @@ impl NodeServer {
             std::time::Duration::from_millis(config.peer_liveness_timeout_ms),
         );
         let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
+        let registrar = Registrar::start(cluster.clone());
+        ticker::start(cluster.clone());
         Ok(NodeServer {
             cluster,
             views,
             health,
+            registrar,
             api_listener,
             peer_listener,
             api_addr,
@@ -188,6 +193,7 @@ impl NodeServer {
                     self.cluster.clone(),
                     self.views.clone(),
                     self.health.clone(),
+                    self.registrar.clone(),
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )

@@ -172,6 +172,7 @@ async fn report(
         transport_error: 0,
         time_to_first_reply_ms: 100,
         time_to_failure_ms: 200,
+        no_answer: false,
     };
     client
         .route(Retry::Idempotent, |mut route| {

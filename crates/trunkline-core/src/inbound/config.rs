@@ -15,7 +15,7 @@
 //! - a device that DIDs ring cannot be deleted (FAILED_PRECONDITION naming one DID): clearing
 //!   the DIDs silently would send their calls straight to continuity without anyone asking.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -134,13 +134,15 @@ impl InboundCommand {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InboundConfig {
+    // Each part is shared until changed: the state machine's readers hold the previous
+    // state, so a batch of registration refreshes copies the registrations, not the DIDs.
     /// By E.164 number with `+`.
-    dids: BTreeMap<String, Did>,
+    dids: Arc<BTreeMap<String, Did>>,
     /// By AOR.
-    devices: BTreeMap<String, Device>,
+    devices: Arc<BTreeMap<String, Device>>,
     /// Default continuity plan by tenant name (the routing `Tenant` is not changed for this).
-    tenant_plans: BTreeMap<String, ContinuityPlan>,
-    registrations: Registrations,
+    tenant_plans: Arc<BTreeMap<String, ContinuityPlan>>,
+    registrations: Arc<Registrations>,
 }
 
 /// A change not yet made, seen by the loop check as if it were.
@@ -175,6 +177,38 @@ impl InboundConfig {
         self.tenant_plans.get(tenant)
     }
 
+    /// Why the routing tenant `tenant` can't be deleted: a DID, a device or a continuity plan
+    /// of its still exists. `None` when nothing inbound uses it.
+    pub fn tenant_in_use(&self, tenant: &str) -> Option<Error> {
+        let user = self
+            .dids
+            .values()
+            .find(|did| did.tenant == tenant)
+            .map(|did| format!("DID {}", did.number))
+            .or_else(|| {
+                self.devices
+                    .values()
+                    .find(|device| device.tenant == tenant)
+                    .map(|device| format!("device {}", device.aor))
+            })
+            .or_else(|| {
+                self.tenant_plans
+                    .contains_key(tenant)
+                    .then(|| "its default continuity plan".to_owned())
+            })?;
+        Some(Error::FailedPrecondition(format!(
+            "tenant {tenant:?} is still used by {user}: remove its inbound configuration first"
+        )))
+    }
+
+    /// Drops the bindings expired at log time `now_ms` (the state machine calls it on ticks;
+    /// commands do it themselves).
+    pub fn expire(&mut self, now_ms: u64) {
+        if self.registrations.expiry_due(now_ms) {
+            Arc::make_mut(&mut self.registrations).expire(now_ms);
+        }
+    }
+
     pub fn registrations(&self) -> &Registrations {
         &self.registrations
     }
@@ -197,9 +231,10 @@ impl InboundConfig {
         let response = match command {
             InboundCommand::PutDid { did } => self.put_did(did, &tenant_exists)?,
             InboundCommand::DeleteDid { number } => {
-                if self.dids.remove(number).is_none() {
+                if !self.dids.contains_key(number) {
                     return Err(Error::not_found("did", number.clone()));
                 }
+                Arc::make_mut(&mut self.dids).remove(number);
                 InboundResponse::Deleted
             }
             InboundCommand::PutDevice { device } => self.put_device(device, &tenant_exists)?,
@@ -214,8 +249,8 @@ impl InboundConfig {
                         did.number
                     )));
                 }
-                self.devices.remove(aor);
-                self.registrations.remove_aor(aor);
+                Arc::make_mut(&mut self.devices).remove(aor);
+                Arc::make_mut(&mut self.registrations).remove_aor(aor);
                 InboundResponse::Deleted
             }
             InboundCommand::SetTenantContinuity { tenant, plan } => {
@@ -223,13 +258,24 @@ impl InboundConfig {
             }
             InboundCommand::Register { bindings } => self.register(now_ms, bindings),
             InboundCommand::UnregisterEdge { aor, edge } => {
-                let removed = self.registrations.unregister_all(aor, edge);
+                let removed = if self
+                    .registrations
+                    .all(aor)
+                    .iter()
+                    .any(|binding| binding.edge == *edge)
+                {
+                    Arc::make_mut(&mut self.registrations).unregister_all(aor, edge)
+                } else {
+                    0
+                };
                 InboundResponse::Unregistered {
                     removed: u32::try_from(removed).unwrap_or(u32::MAX),
                 }
             }
         };
-        self.registrations.expire(now_ms);
+        if self.registrations.expiry_due(now_ms) {
+            Arc::make_mut(&mut self.registrations).expire(now_ms);
+        }
         Ok(response)
     }
 
@@ -264,7 +310,7 @@ impl InboundConfig {
             ..Pending::default()
         };
         self.check_no_loop(pending, [did.number.as_str()])?;
-        self.dids.insert(did.number.clone(), did.clone());
+        Arc::make_mut(&mut self.dids).insert(did.number.clone(), did.clone());
         Ok(InboundResponse::Put { replaced })
     }
 
@@ -307,7 +353,7 @@ impl InboundConfig {
             .map(|did| did.number.as_str())
             .collect();
         self.check_no_loop(pending, starts)?;
-        self.devices.insert(device.aor.clone(), device.clone());
+        Arc::make_mut(&mut self.devices).insert(device.aor.clone(), device.clone());
         Ok(InboundResponse::Put { replaced })
     }
 
@@ -319,7 +365,7 @@ impl InboundConfig {
     ) -> Result<InboundResponse, Error> {
         let Some(plan) = plan else {
             // Removing a plan cannot close a loop, and is allowed for a tenant that is gone.
-            self.tenant_plans.remove(tenant);
+            Arc::make_mut(&mut self.tenant_plans).remove(tenant);
             return Ok(InboundResponse::TenantContinuitySet);
         };
         if !tenant_exists(tenant) {
@@ -341,7 +387,7 @@ impl InboundConfig {
             .map(|did| did.number.as_str())
             .collect();
         self.check_no_loop(pending, starts)?;
-        self.tenant_plans.insert(tenant.to_owned(), plan.clone());
+        Arc::make_mut(&mut self.tenant_plans).insert(tenant.to_owned(), plan.clone());
         Ok(InboundResponse::TenantContinuitySet)
     }
 
@@ -360,7 +406,7 @@ impl InboundConfig {
                 });
                 continue;
             }
-            let result = self.registrations.register(
+            let result = Arc::make_mut(&mut self.registrations).register(
                 &update.aor,
                 &update.edge,
                 &update.contact,

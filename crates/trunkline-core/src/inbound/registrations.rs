@@ -234,6 +234,12 @@ impl Registrations {
         self.by_aor.keys()
     }
 
+    /// Whether [`Registrations::expire`] has anything to do at `now_ms`; ask before taking a
+    /// copy of shared registrations to expire them.
+    pub fn expiry_due(&self, now_ms: u64) -> bool {
+        !self.by_aor.is_empty() && now_ms >= self.next_expiry_ms
+    }
+
     /// Drops bindings expired at `now_ms`. Deterministic: apply calls it with log time. Cheap
     /// when nothing is due; otherwise one pass that copies only the AORs that lose a binding.
     /// Returns how many bindings were dropped.

@@ -4,6 +4,7 @@ mod carrier;
 mod consistency;
 mod gateway;
 mod health;
+mod inbound;
 mod member;
 mod rate;
 mod setting;
@@ -14,6 +15,10 @@ pub use gateway::{gateway_from_proto, gateway_to_proto};
 pub use health::{
     event_to_proto, gateway_health, health_policy_from_proto, health_policy_to_proto,
     probe_overrides_from_proto, probe_overrides_to_proto,
+};
+pub use inbound::{
+    binding_to_proto, device_from_proto, device_to_proto, did_from_proto, did_to_proto,
+    inbound_leg_to_proto, plan_from_proto, plan_to_proto,
 };
 pub use member::members;
 pub use rate::{rate_from_proto, rate_to_proto};
