@@ -54,6 +54,14 @@ impl Command {
     }
 }
 
+/// Gateways and edges share one namespace: health is keyed by name.
+fn name_taken_by(what: &str, name: &str) -> crate::Error {
+    crate::Error::FailedPrecondition(format!(
+        "{name:?} is the name of {what}; gateways and edges share names (their health is kept \
+         by name): choose another"
+    ))
+}
+
 /// What applying a request produced; returned to the client that proposed it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -104,6 +112,11 @@ impl State {
                         return Response::Rejected(error);
                     }
                 }
+                if let RoutingCommand::PutGateway { gateway, .. } = command {
+                    if self.inbound.edge(&gateway.name).is_some() {
+                        return Response::Rejected(name_taken_by("an edge", &gateway.name));
+                    }
+                }
                 // RoutingConfig::apply checks everything before it changes anything, so a
                 // refused command leaves the state as it was.
                 match Arc::make_mut(&mut self.routing).apply(self.last_time_ms, command) {
@@ -124,8 +137,10 @@ impl State {
             }
             Command::Health(command) => {
                 let gateway_exists = match command {
+                    // Edges are probed like gateways and share their namespace.
                     HealthCommand::Transition { gateway, .. } => {
                         self.routing.gateway(gateway).is_some()
+                            || self.inbound.edge(gateway).is_some()
                     }
                     HealthCommand::SetPolicy(_) => true,
                 };
@@ -156,6 +171,16 @@ impl State {
                 Response::None
             }
             Command::Inbound(command) => {
+                if let InboundCommand::PutEdge { edge } = command {
+                    if self.routing.gateway(&edge.name).is_some() {
+                        return Response::Rejected(name_taken_by("a gateway", &edge.name));
+                    }
+                }
+                if let InboundCommand::DeleteEdge { name } = command {
+                    if self.inbound.edge(name).is_some() && self.health.gateway(name).is_some() {
+                        Arc::make_mut(&mut self.health).remove(name);
+                    }
+                }
                 let routing = &self.routing;
                 let tenant_exists = |tenant: &str| routing.tenant(tenant).is_some();
                 // InboundConfig::apply checks everything before it changes anything.

@@ -601,6 +601,15 @@ impl AdminService for AdminApi {
                 line
             })
             .collect();
+        if request.carrier.is_empty() {
+            for edge in applied.state.inbound().edges() {
+                let mut line = convert::edge_health(edge, table.gateway(&edge.name));
+                if edge.enabled {
+                    line.prober_node = assign(&edge.name, &live).unwrap_or(0);
+                }
+                gateways.push(line);
+            }
+        }
         let probers: BTreeSet<u64> = gateways
             .iter()
             .filter(|line| !line.probing_disabled && line.prober_node != 0)
@@ -745,6 +754,7 @@ impl AdminService for AdminApi {
         Ok(Response::new(proto::ListInboundResponse {
             dids: inbound.dids().map(convert::did_to_proto).collect(),
             devices: inbound.devices().map(convert::device_to_proto).collect(),
+            edges: inbound.edges().map(convert::edge_to_proto).collect(),
             tenant_plans: routing
                 .tenants()
                 .filter_map(|tenant| {
@@ -783,5 +793,22 @@ impl AdminService for AdminApi {
             now_ms,
             read_state: Some(read_state.into()),
         }))
+    }
+
+    async fn put_edge(
+        &self,
+        request: Request<proto::PutEdgeRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let edge = convert::edge_from_proto(request.into_inner().edge).map_err(domain)?;
+        self.inbound_write(InboundCommand::PutEdge { edge }).await
+    }
+
+    async fn delete_edge(
+        &self,
+        request: Request<proto::DeleteEdgeRequest>,
+    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+        let name = request.into_inner().name;
+        self.inbound_write(InboundCommand::DeleteEdge { name })
+            .await
     }
 }

@@ -31,10 +31,12 @@ use tokio::{task::JoinHandle, time::Instant};
 use trunkline_core::{
     health::{
         assign, BreakerPolicy, CircuitBreaker, GatewayState, HealthCommand, HealthTable,
-        LegOutcome, LimiterDecision, Liveness as GatewayLiveness, ProbePolicy, ProbeResult,
-        ProbeTracker, Transition, TransitionLimiter, TransitionLimiterPolicy, TransitionSource,
+        LegOutcome, LimiterDecision, Liveness as GatewayLiveness, ProbeOverrides, ProbePolicy,
+        ProbeResult, ProbeTracker, Transition, TransitionLimiter, TransitionLimiterPolicy,
+        TransitionSource,
     },
-    Command, Error,
+    routing::SipUri,
+    Command, Error, State,
 };
 use trunkline_store::NodeId;
 
@@ -158,14 +160,14 @@ impl HealthMonitor {
         let live = self.liveness.live_voters();
         let own = self.cluster.node_id;
         let mut mine = BTreeSet::new();
-        for gateway in state.routing().gateways() {
-            if !gateway.enabled || assign(&gateway.name, &live) != Some(own) {
+        for target in probe_targets(state) {
+            if !target.enabled || assign(target.name, &live) != Some(own) {
                 continue;
             }
-            if gateway.probe.disabled {
-                self.recover_unprobed(&gateway.name, state.health());
+            if target.probe.disabled {
+                self.recover_unprobed(target.name, state.health());
             } else {
-                mine.insert(gateway.name.clone());
+                mine.insert(target.name.to_owned());
             }
         }
         let Ok(mut probes) = self.probes.lock() else {
@@ -393,6 +395,39 @@ impl HealthMonitor {
     }
 }
 
+/// Something the health checks probe: a carrier gateway or a declared edge proxy. They share
+/// one namespace, so the health table is keyed by name alone.
+struct ProbeTarget<'a> {
+    name: &'a str,
+    enabled: bool,
+    probe: &'a ProbeOverrides,
+}
+
+fn probe_targets(state: &State) -> impl Iterator<Item = ProbeTarget<'_>> {
+    let gateways = state.routing().gateways().map(|gateway| ProbeTarget {
+        name: &gateway.name,
+        enabled: gateway.enabled,
+        probe: &gateway.probe,
+    });
+    let edges = state.inbound().edges().map(|edge| ProbeTarget {
+        name: &edge.name,
+        enabled: edge.enabled,
+        probe: &edge.probe,
+    });
+    gateways.chain(edges)
+}
+
+/// The address and probe overrides of the gateway or edge called `name`.
+fn probe_target(state: &State, name: &str) -> Option<(SipUri, ProbeOverrides)> {
+    if let Some(gateway) = state.routing().gateway(name) {
+        return Some((gateway.uri.clone(), gateway.probe.clone()));
+    }
+    state
+        .inbound()
+        .edge(name)
+        .map(|edge| (edge.uri.clone(), edge.probe.clone()))
+}
+
 fn transition_command(
     gateway: &str,
     observer_node: NodeId,
@@ -558,18 +593,18 @@ impl GatewayProber {
             tokio::time::sleep_until(next).await;
             let view = self.views.current();
             let state = &view.applied.state;
-            let Some(gateway) = state.routing().gateway(&self.name).cloned() else {
+            let Some((uri, probe)) = probe_target(state, &self.name) else {
                 return;
             };
             let table = state.health().clone();
-            let probe_policy = gateway.probe.effective(&table.policy().probe);
+            let probe_policy = probe.effective(&table.policy().probe);
             let started = Instant::now();
             next = started + Duration::from_millis(probe_policy.interval_ms);
             self.sync(&probe_policy, &table);
 
             let result = self
                 .prober
-                .probe(&gateway.uri, Duration::from_millis(probe_policy.timeout_ms))
+                .probe(&uri, Duration::from_millis(probe_policy.timeout_ms))
                 .await;
             let now = now_ms();
             let Some(keeper) = self.keeper.as_mut() else {

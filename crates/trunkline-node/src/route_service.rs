@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tonic::{metadata::MetadataValue, Code, Request, Response, Status};
 use trunkline_api::v1::{self as proto, route_service_server::RouteService};
 use trunkline_core::{
+    health::Liveness,
     inbound::{
         after_leg, plan_inbound, validate_number, Destination, InboundRefusal, Leg,
         LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
@@ -286,9 +287,11 @@ impl RouteService for RouteApi {
         let state = &view.applied.state;
         // Expiry is judged at the log's time, so every node at this index gives this answer.
         let log_now_ms = state.time_ms();
-        // Edges have no health of their own yet: every edge counts as up.
-        let plan = plan_inbound(state.inbound(), &request.did, log_now_ms, |_| false)
-            .map_err(inbound_refused)?;
+        // A declared edge is probed like a gateway; one never declared counts as up.
+        let plan = plan_inbound(state.inbound(), &request.did, log_now_ms, |edge| {
+            state.health().liveness(edge) == Liveness::Down
+        })
+        .map_err(inbound_refused)?;
         let now_ms = now_ms();
         let legs = plan
             .legs
@@ -348,8 +351,10 @@ impl RouteApi {
         let outcome = inbound_outcome(&request).map_err(invalid)?;
         let view = self.view(token.applied_index).await?;
         let state = &view.applied.state;
-        let plan = plan_inbound(state.inbound(), &token.did, state.time_ms(), |_| false)
-            .map_err(inbound_refused)?;
+        let plan = plan_inbound(state.inbound(), &token.did, state.time_ms(), |edge| {
+            state.health().liveness(edge) == Liveness::Down
+        })
+        .map_err(inbound_refused)?;
         let leg = match token.step {
             route_token::InboundStep::DeviceFork if plan.device_legs > 0 => 0,
             route_token::InboundStep::DeviceFork => plan.device_legs,

@@ -524,3 +524,114 @@ async fn admin_list(client: &Client) -> proto::ListInboundResponse {
         .await
         .unwrap()
 }
+
+async fn put_edge(client: &Client, name: &str, uri: &str) {
+    let request = proto::PutEdgeRequest {
+        edge: Some(proto::Edge {
+            name: name.into(),
+            uri: uri.into(),
+            disabled: false,
+            probe: Some(proto::ProbeOverrides {
+                interval_ms: Some(300),
+                timeout_ms: Some(100),
+                down_after: Some(2),
+                ..Default::default()
+            }),
+        }),
+    };
+    admin_write(client, |mut admin| {
+        let request = request.clone();
+        async move { admin.put_edge(request).await }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bindings_through_a_down_edge_are_skipped_and_only_those_go_straight_to_continuity() {
+    use trunkline_node::sip_responder::{Behaviour, SipResponder};
+    let _serial = serial();
+    let silent = SipResponder::start_udp(Behaviour::Silent).await.unwrap();
+    let answering = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let cluster = TestCluster::start(3, FAST_RAFT).await;
+    let writer = cluster.get(1).client();
+    setup(&writer).await;
+    put_edge(&writer, "edge-a", &silent.uri()).await;
+    put_edge(&writer, "edge-b", &answering.uri()).await;
+    register(&writer, "edge-a", "sip:alice@10.0.0.5:5060", 3_600)
+        .await
+        .unwrap();
+    let registered = register(&writer, "edge-b", "sip:alice@10.0.1.6:5060", 3_600)
+        .await
+        .unwrap();
+
+    // edge-a goes down by its probes: its binding is skipped on every node.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for node in [1, 2, 3] {
+        let client = cluster.get(node).client();
+        loop {
+            let answer = route_inbound(&client, DID, registered).await.unwrap();
+            if contacts(&answer)
+                == vec![("edge-b".to_owned(), "sip:alice@10.0.1.6:5060".to_owned())]
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edge-a still rung on node {node}: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let health = writer
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_health(proto::ListHealthRequest::default()).await
+        })
+        .await
+        .unwrap();
+    let edge_a = health
+        .gateways
+        .iter()
+        .find(|line| line.gateway == "edge-a")
+        .unwrap();
+    assert!(edge_a.edge);
+    assert_eq!(edge_a.state, proto::GatewayState::Down as i32);
+
+    // With only the down edge's binding left, the call doesn't wait for a ring timeout.
+    let gone = register(&writer, "edge-b", "sip:alice@10.0.1.6:5060", 0)
+        .await
+        .unwrap();
+    let answer = route_inbound(&cluster.get(2).client(), DID, gone)
+        .await
+        .unwrap();
+    assert!(answer.straight_to_continuity, "{answer:?}");
+    assert_eq!(
+        answer.reason,
+        "every edge the device is registered at is down"
+    );
+
+    // A gateway can't take an edge's name: health is kept by name.
+    let request = proto::PutGatewayRequest {
+        gateway: Some(proto::Gateway {
+            name: "edge-a".into(),
+            carrier: "alpha".into(),
+            uri: "sip:192.0.2.20".into(),
+            weight: 1,
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    let error = admin_write(&writer, |mut admin| {
+        let request = request.clone();
+        async move { admin.put_gateway(request).await }
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        status_of(&error),
+        tonic::Code::FailedPrecondition,
+        "{error}"
+    );
+}

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     model::{validate_aor, validate_name, validate_number},
     registrations::{RegisterError, RegistrationUpdate, Registrations},
-    ContinuityPlan, Device, Did,
+    ContinuityPlan, Device, Did, Edge,
 };
 use crate::Error;
 
@@ -35,6 +35,8 @@ pub const MAX_TENANT_PLANS: usize = 100_000;
 /// Registration updates in one `Register` command: about 300 KiB of log entry at most, and
 /// enough for an edge to batch thousands of refreshes a second in a few entries.
 pub const MAX_UPDATES_PER_COMMAND: usize = 1_000;
+/// Declared edges.
+pub const MAX_EDGES: usize = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum InboundCommand {
@@ -61,6 +63,13 @@ pub enum InboundCommand {
     /// Registrations, refreshes and unregistrations reported by edges, in order.
     Register {
         bindings: Vec<RegistrationUpdate>,
+    },
+    /// Declares (or replaces) an edge, so it is probed.
+    PutEdge {
+        edge: Edge,
+    },
+    DeleteEdge {
+        name: String,
     },
     /// Drops every binding of `aor` through `edge`.
     UnregisterEdge {
@@ -128,6 +137,8 @@ impl InboundCommand {
                 validate_aor("aor", aor)?;
                 Ok(validate_name("edge", edge)?)
             }
+            InboundCommand::PutEdge { edge } => Ok(edge.validate()?),
+            InboundCommand::DeleteEdge { name } => Ok(validate_name("name", name)?),
         }
     }
 }
@@ -143,6 +154,8 @@ pub struct InboundConfig {
     /// Default continuity plan by tenant name (the routing `Tenant` is not changed for this).
     tenant_plans: Arc<BTreeMap<String, ContinuityPlan>>,
     registrations: Arc<Registrations>,
+    /// Declared edges, by name.
+    edges: Arc<BTreeMap<String, Edge>>,
 }
 
 /// A change not yet made, seen by the loop check as if it were.
@@ -209,6 +222,15 @@ impl InboundConfig {
         }
     }
 
+    pub fn edge(&self, name: &str) -> Option<&Edge> {
+        self.edges.get(name)
+    }
+
+    /// Declared edges in name order.
+    pub fn edges(&self) -> impl Iterator<Item = &Edge> {
+        self.edges.values()
+    }
+
     pub fn registrations(&self) -> &Registrations {
         &self.registrations
     }
@@ -257,6 +279,23 @@ impl InboundConfig {
                 self.set_tenant_plan(tenant, plan.as_ref(), &tenant_exists)?
             }
             InboundCommand::Register { bindings } => self.register(now_ms, bindings),
+            InboundCommand::PutEdge { edge } => {
+                let replaced = self.edges.contains_key(&edge.name);
+                if !replaced && self.edges.len() >= MAX_EDGES {
+                    return Err(Error::LimitReached(format!(
+                        "the cluster has {MAX_EDGES} edges, the most it can hold"
+                    )));
+                }
+                Arc::make_mut(&mut self.edges).insert(edge.name.clone(), edge.clone());
+                InboundResponse::Put { replaced }
+            }
+            InboundCommand::DeleteEdge { name } => {
+                if !self.edges.contains_key(name) {
+                    return Err(Error::not_found("edge", name.clone()));
+                }
+                Arc::make_mut(&mut self.edges).remove(name);
+                InboundResponse::Deleted
+            }
             InboundCommand::UnregisterEdge { aor, edge } => {
                 let removed = if self
                     .registrations

@@ -25,11 +25,11 @@ mod tests;
 
 pub use config::{
     InboundCommand, InboundConfig, InboundResponse, RejectedUpdate, MAX_DEVICES, MAX_DIDS,
-    MAX_TENANT_PLANS, MAX_UPDATES_PER_COMMAND,
+    MAX_EDGES, MAX_TENANT_PLANS, MAX_UPDATES_PER_COMMAND,
 };
 pub use model::{
     validate_aor, validate_number, ContinuityPlan, ContinuityTarget, Destination, Device, Did,
-    Triggers, BUSY_CODES, DEFAULT_NO_ANSWER_MS, MAX_AOR_BYTES, MAX_CONTACT_BYTES,
+    Edge, Triggers, BUSY_CODES, DEFAULT_NO_ANSWER_MS, MAX_AOR_BYTES, MAX_CONTACT_BYTES,
     MAX_CONTINUITY_TARGETS, MAX_FAILURE_CODES, MAX_NAME_BYTES, MAX_NUMBER_DIGITS,
     MAX_RING_TIMEOUT_MS, MIN_NUMBER_DIGITS, MIN_RING_TIMEOUT_MS,
 };

@@ -53,6 +53,29 @@ pub struct Did {
     pub continuity: Option<ContinuityPlan>,
 }
 
+/// An edge proxy devices register through. Declaring one is optional: it makes the edge
+/// probed with OPTIONS like a carrier gateway (its name shares the gateways' namespace in the
+/// health table), so calls skip bindings through an edge that is down. An edge that was never
+/// declared counts as up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    pub name: String,
+    /// Where its probes go.
+    pub uri: crate::routing::SipUri,
+    /// A disabled edge is not probed; its health stays as it was.
+    pub enabled: bool,
+    pub probe: crate::health::ProbeOverrides,
+}
+
+impl Edge {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_name("name", &self.name)?;
+        self.probe
+            .validate()
+            .map_err(|reason| ModelError::invalid("probe", reason))
+    }
+}
+
 /// A customer's phone or softphone, known by its address of record. The edges report where it
 /// is registered; those bindings live in `Registrations`, not here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,9 +3,13 @@
 pub mod carrier;
 pub mod cluster;
 pub mod config;
+pub mod continuity;
+pub mod device;
+pub mod did;
 pub mod events;
 pub mod gateway;
 pub mod health;
+mod inbound;
 mod objects;
 pub mod rates;
 pub mod route;
@@ -38,6 +42,15 @@ pub enum Command {
     /// Carrier rate decks as CSV files.
     #[command(subcommand)]
     Rates(rates::Command),
+    /// Public numbers: the device each rings and where calls go when it can't answer.
+    #[command(subcommand)]
+    Did(did::Command),
+    /// Customers' phones (by address of record) and where they are registered.
+    #[command(subcommand)]
+    Device(device::Command),
+    /// A tenant's default continuity plan, for calls that can't reach the device.
+    #[command(subcommand)]
+    Continuity(continuity::Command),
     /// Where a call would go, and why.
     #[command(subcommand)]
     Route(route::Command),
@@ -53,6 +66,9 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Health(args) => health::exec(args, context).await,
         Command::Events(args) => events::exec(args, context).await,
         Command::Rates(command) => rates::exec(command, context).await,
+        Command::Did(command) => did::exec(command, context).await,
+        Command::Device(command) => device::exec(command, context).await,
+        Command::Continuity(command) => continuity::exec(command, context).await,
         Command::Route(command) => route::exec(command, context).await,
     }
 }

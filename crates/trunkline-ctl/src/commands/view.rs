@@ -922,3 +922,344 @@ pub fn event_line(event: &Event) -> String {
     };
     format!("{} #{} {what}", event.time, event.index)
 }
+
+/// A continuity target; `target` is how `--continuity` takes it.
+#[derive(Serialize)]
+pub struct ContinuityTarget {
+    /// `number`, `sip` or `voicemail`.
+    pub kind: &'static str,
+    /// The number, the SIP URI or the mailbox.
+    pub destination: String,
+    pub ring_timeout_ms: u64,
+    pub target: String,
+}
+
+impl From<&proto::ContinuityTarget> for ContinuityTarget {
+    fn from(target: &proto::ContinuityTarget) -> Self {
+        use proto::continuity_target::Destination as Wire;
+        let (kind, destination) = match &target.destination {
+            Some(Wire::Number(number)) => ("number", number.clone()),
+            Some(Wire::SipUri(uri)) => ("sip", uri.clone()),
+            Some(Wire::Voicemail(mailbox)) => ("voicemail", mailbox.clone()),
+            None => ("unknown", String::new()),
+        };
+        ContinuityTarget {
+            kind,
+            destination,
+            ring_timeout_ms: target.ring_timeout_ms,
+            target: super::inbound::target_text(target),
+        }
+    }
+}
+
+/// What makes a call leave the device for the continuity targets.
+#[derive(Serialize)]
+pub struct Triggers {
+    pub not_registered: bool,
+    /// Absent: ring the default time, then stop the call.
+    pub no_answer_ms: Option<u64>,
+    pub busy: bool,
+    pub failure_codes: Vec<u32>,
+    pub server_errors: bool,
+    pub unreachable: bool,
+}
+
+#[derive(Serialize)]
+pub struct ContinuityPlan {
+    pub targets: Vec<ContinuityTarget>,
+    pub triggers: Triggers,
+}
+
+impl From<&proto::ContinuityPlan> for ContinuityPlan {
+    fn from(plan: &proto::ContinuityPlan) -> Self {
+        // Unset triggers are the defaults on the node.
+        let triggers = plan
+            .triggers
+            .clone()
+            .unwrap_or_else(super::inbound::default_triggers);
+        ContinuityPlan {
+            targets: plan.targets.iter().map(ContinuityTarget::from).collect(),
+            triggers: Triggers {
+                not_registered: triggers.not_registered,
+                no_answer_ms: triggers.no_answer_ms,
+                busy: triggers.busy,
+                failure_codes: triggers.failure_codes,
+                server_errors: triggers.server_errors,
+                unreachable: triggers.unreachable,
+            },
+        }
+    }
+}
+
+impl ContinuityPlan {
+    /// The targets as `--continuity` takes them, `none` when there are none.
+    fn targets_text(&self) -> String {
+        if self.targets.is_empty() {
+            "none".to_owned()
+        } else {
+            self.targets
+                .iter()
+                .map(|target| target.target.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+}
+
+/// A plan as `FIELD VALUE` rows; `absent` says what applies without one.
+fn continuity_rows(plan: Option<&ContinuityPlan>, absent: &str) -> Vec<Vec<String>> {
+    let Some(plan) = plan else {
+        return vec![vec!["continuity".to_owned(), absent.to_owned()]];
+    };
+    let yes_no = |on: bool| if on { "yes" } else { "no" }.to_owned();
+    let triggers = &plan.triggers;
+    vec![
+        vec!["continuity".to_owned(), plan.targets_text()],
+        vec![
+            "on not registered".to_owned(),
+            yes_no(triggers.not_registered),
+        ],
+        vec![
+            "on no answer".to_owned(),
+            triggers.no_answer_ms.map_or(
+                "off (ring, then stop the call)".to_owned(),
+                |no_answer_ms| format!("after {}", duration::format_ms(no_answer_ms)),
+            ),
+        ],
+        vec!["on busy".to_owned(), yes_no(triggers.busy)],
+        vec![
+            "on failure codes".to_owned(),
+            cell_list(&triggers.failure_codes, "none"),
+        ],
+        vec![
+            "on server errors".to_owned(),
+            yes_no(triggers.server_errors),
+        ],
+        vec!["on unreachable".to_owned(), yes_no(triggers.unreachable)],
+    ]
+}
+
+/// A continuity column: the targets, or `-` when the object has no plan of its own.
+fn continuity_cell(plan: Option<&ContinuityPlan>) -> String {
+    plan.map_or("-".to_owned(), ContinuityPlan::targets_text)
+}
+
+#[derive(Serialize)]
+pub struct Did {
+    pub number: String,
+    pub tenant: String,
+    /// Absent: it only forwards.
+    pub device: Option<String>,
+    /// Absent: the device's plan applies, else the tenant's.
+    pub continuity: Option<ContinuityPlan>,
+}
+
+impl From<&proto::Did> for Did {
+    fn from(did: &proto::Did) -> Self {
+        Did {
+            number: did.number.clone(),
+            tenant: did.tenant.clone(),
+            device: (!did.device.is_empty()).then(|| did.device.clone()),
+            continuity: did.continuity.as_ref().map(ContinuityPlan::from),
+        }
+    }
+}
+
+pub fn dids_table(dids: &[Did]) -> String {
+    let rows: Vec<Vec<String>> = dids
+        .iter()
+        .map(|did| {
+            vec![
+                did.number.clone(),
+                did.tenant.clone(),
+                did.device.clone().unwrap_or_else(|| "-".to_owned()),
+                continuity_cell(did.continuity.as_ref()),
+            ]
+        })
+        .collect();
+    output::table(&["DID", "TENANT", "DEVICE", "CONTINUITY"], &rows)
+}
+
+pub fn did_details(did: &Did) -> String {
+    let mut rows = vec![
+        vec!["number".to_owned(), did.number.clone()],
+        vec!["tenant".to_owned(), did.tenant.clone()],
+        vec![
+            "device".to_owned(),
+            did.device
+                .clone()
+                .unwrap_or_else(|| "none (forwards only)".to_owned()),
+        ],
+    ];
+    rows.extend(continuity_rows(
+        did.continuity.as_ref(),
+        "none of its own (the device's plan applies, else the tenant's)",
+    ));
+    output::table(&["FIELD", "VALUE"], &rows)
+}
+
+#[derive(Serialize)]
+pub struct Device {
+    pub aor: String,
+    pub tenant: String,
+    pub enabled: bool,
+    /// Absent: the tenant's plan applies.
+    pub continuity: Option<ContinuityPlan>,
+}
+
+impl From<&proto::Device> for Device {
+    fn from(device: &proto::Device) -> Self {
+        Device {
+            aor: device.aor.clone(),
+            tenant: device.tenant.clone(),
+            enabled: !device.disabled,
+            continuity: device.continuity.as_ref().map(ContinuityPlan::from),
+        }
+    }
+}
+
+pub fn devices_table(devices: &[Device]) -> String {
+    let rows: Vec<Vec<String>> = devices
+        .iter()
+        .map(|device| {
+            vec![
+                device.aor.clone(),
+                device.tenant.clone(),
+                enabled_word(device.enabled),
+                continuity_cell(device.continuity.as_ref()),
+            ]
+        })
+        .collect();
+    output::table(&["DEVICE", "TENANT", "STATE", "CONTINUITY"], &rows)
+}
+
+/// `trunkctl device show`: the device, the DIDs that ring it and its live bindings.
+#[derive(Serialize)]
+pub struct DeviceDetails {
+    #[serde(flatten)]
+    pub device: Device,
+    pub dids: Vec<String>,
+    pub bindings: Bindings,
+}
+
+pub fn device_details(details: &DeviceDetails) -> String {
+    let device = &details.device;
+    let mut rows = vec![
+        vec!["aor".to_owned(), device.aor.clone()],
+        vec!["tenant".to_owned(), device.tenant.clone()],
+        vec!["state".to_owned(), enabled_word(device.enabled)],
+        vec!["dids".to_owned(), cell_list(&details.dids, "none")],
+    ];
+    rows.extend(continuity_rows(
+        device.continuity.as_ref(),
+        "none of its own (the tenant's plan applies)",
+    ));
+    let mut text = output::table(&["FIELD", "VALUE"], &rows);
+    if details.bindings.bindings.is_empty() {
+        text.push_str("\nNot registered: no live bindings.\n");
+    } else {
+        text.push_str("\nLive bindings, most recently refreshed first:\n");
+        text.push_str(&bindings_table(&details.bindings));
+    }
+    text
+}
+
+/// A device's live registrations as of the node's log time `now_ms`.
+#[derive(Serialize)]
+pub struct Bindings {
+    pub aor: String,
+    /// Log time (unix ms) the bindings were judged live at.
+    pub now_ms: u64,
+    pub bindings: Vec<Binding>,
+    pub read_state: ReadState,
+}
+
+#[derive(Serialize)]
+pub struct Binding {
+    pub edge: String,
+    pub contact: String,
+    /// Log time, unix ms.
+    pub expires_at_ms: u64,
+    pub refreshed_at_ms: u64,
+    pub path: Vec<String>,
+    pub received: Option<String>,
+}
+
+impl Bindings {
+    pub fn new(aor: &str, response: &proto::ListBindingsResponse) -> Self {
+        Bindings {
+            aor: aor.to_owned(),
+            now_ms: response.now_ms,
+            bindings: response
+                .bindings
+                .iter()
+                .map(|binding| Binding {
+                    edge: binding.edge.clone(),
+                    contact: binding.contact.clone(),
+                    expires_at_ms: binding.expires_at_ms,
+                    refreshed_at_ms: binding.refreshed_at_ms,
+                    path: binding.path.clone(),
+                    received: (!binding.received.is_empty()).then(|| binding.received.clone()),
+                })
+                .collect(),
+            read_state: response.read_state.as_ref().into(),
+        }
+    }
+}
+
+/// EXPIRES reads "in 3m12s" and REFRESHED "12s ago", both against the node's log time.
+pub fn bindings_table(bindings: &Bindings) -> String {
+    let now_ms = bindings.now_ms;
+    let rows: Vec<Vec<String>> = bindings
+        .bindings
+        .iter()
+        .map(|binding| {
+            vec![
+                binding.edge.clone(),
+                binding.contact.clone(),
+                if binding.expires_at_ms > now_ms {
+                    format!(
+                        "in {}",
+                        duration::format_age(binding.expires_at_ms - now_ms)
+                    )
+                } else {
+                    "expired".to_owned()
+                },
+                format!(
+                    "{} ago",
+                    duration::format_age(now_ms.saturating_sub(binding.refreshed_at_ms))
+                ),
+                cell_list(&binding.path, "-"),
+                binding.received.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "EDGE",
+            "CONTACT",
+            "EXPIRES",
+            "REFRESHED",
+            "PATH",
+            "RECEIVED",
+        ],
+        &rows,
+    )
+}
+
+/// `trunkctl continuity show`: a tenant's default plan.
+#[derive(Serialize)]
+pub struct TenantContinuity {
+    pub tenant: String,
+    /// Absent: calls that can't reach the device stop (480).
+    pub plan: Option<ContinuityPlan>,
+}
+
+pub fn tenant_continuity_details(plan: &TenantContinuity) -> String {
+    let mut rows = vec![vec!["tenant".to_owned(), plan.tenant.clone()]];
+    rows.extend(continuity_rows(
+        plan.plan.as_ref(),
+        "none (calls that can't reach the device stop with 480)",
+    ));
+    output::table(&["FIELD", "VALUE"], &rows)
+}

@@ -166,10 +166,33 @@ pub fn gateway_health(
     state: Option<&GatewayState>,
     drained: bool,
 ) -> proto::GatewayHealth {
+    proto::GatewayHealth {
+        carrier: gateway.carrier.clone(),
+        drained,
+        ..health_line(&gateway.name, gateway.enabled, &gateway.probe, state)
+    }
+}
+
+/// The replicated part of an edge's health line.
+pub fn edge_health(
+    edge: &trunkline_core::inbound::Edge,
+    state: Option<&GatewayState>,
+) -> proto::GatewayHealth {
+    proto::GatewayHealth {
+        edge: true,
+        ..health_line(&edge.name, edge.enabled, &edge.probe, state)
+    }
+}
+
+fn health_line(
+    name: &str,
+    enabled: bool,
+    probe: &ProbeOverrides,
+    state: Option<&GatewayState>,
+) -> proto::GatewayHealth {
     let state = state.cloned().unwrap_or_default();
     proto::GatewayHealth {
-        gateway: gateway.name.clone(),
-        carrier: gateway.carrier.clone(),
+        gateway: name.to_owned(),
         state: liveness_to_proto(state.state).into(),
         since_ms: state.since_ms,
         reason: state.reason,
@@ -179,9 +202,8 @@ pub fn gateway_health(
             source_to_proto(state.source).into()
         },
         observer_node: state.observer_node,
-        drained,
-        disabled: !gateway.enabled,
-        probing_disabled: gateway.probe.disabled,
+        disabled: !enabled,
+        probing_disabled: probe.disabled,
         ..proto::GatewayHealth::default()
     }
 }

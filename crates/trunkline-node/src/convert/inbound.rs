@@ -4,7 +4,10 @@ use std::collections::BTreeSet;
 
 use trunkline_api::v1 as proto;
 use trunkline_core::{
-    inbound::{Binding, ContinuityPlan, ContinuityTarget, Destination, Device, Did, Leg, Triggers},
+    inbound::{
+        Binding, ContinuityPlan, ContinuityTarget, Destination, Device, Did, Edge, Leg, Triggers,
+    },
+    routing::SipUri,
     Error,
 };
 
@@ -186,5 +189,26 @@ pub fn inbound_leg_to_proto(leg: &Leg) -> proto::InboundLeg {
             })),
             ..Default::default()
         },
+    }
+}
+
+pub fn edge_from_proto(edge: Option<proto::Edge>) -> Result<Edge, Error> {
+    let edge = edge.ok_or_else(|| Error::invalid("edge", "is required"))?;
+    let edge = Edge {
+        name: edge.name,
+        uri: SipUri::parse(&edge.uri)?,
+        enabled: !edge.disabled,
+        probe: super::probe_overrides_from_proto(edge.probe)?,
+    };
+    edge.validate()?;
+    Ok(edge)
+}
+
+pub fn edge_to_proto(edge: &Edge) -> proto::Edge {
+    proto::Edge {
+        name: edge.name.clone(),
+        uri: edge.uri.to_string(),
+        disabled: !edge.enabled,
+        probe: super::probe_overrides_to_proto(&edge.probe),
     }
 }

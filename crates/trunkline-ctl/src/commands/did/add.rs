@@ -1,0 +1,48 @@
+//! `trunkctl did add NUMBER --tenant T [--device AOR] [continuity flags]`: create a DID.
+//!
+//! The wire's PutDid replaces, so `add` first reads the configuration as of every committed
+//! write and refuses (exit 3) a number that exists; an add racing it still replaces.
+
+use trunkline_client::proto;
+
+use crate::{
+    commands::{continuity::ContinuityFlags, inbound, objects},
+    context::{Context, Failure},
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The number, E.164 with '+' (e.g. +14155550100).
+    number: String,
+    /// The tenant it belongs to.
+    #[arg(long)]
+    tenant: String,
+    /// The address of record of the device it rings (sip:user@domain); left out: it only
+    /// forwards to its continuity targets.
+    #[arg(long, value_name = "AOR")]
+    device: Option<String>,
+    #[command(flatten)]
+    continuity: ContinuityFlags,
+}
+
+pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
+    inbound::check_number("NUMBER", &args.number)?;
+    objects::check_name("--tenant", &args.tenant)?;
+    if let Some(device) = &args.device {
+        inbound::check_aor("--device", device)?;
+    }
+    let mut did = proto::Did {
+        number: args.number.clone(),
+        tenant: args.tenant,
+        device: args.device.unwrap_or_default(),
+        continuity: None,
+    };
+    args.continuity.apply(&mut did.continuity)?;
+    inbound::check_did(&did)?;
+    let configuration = inbound::list_inbound_latest(context).await?;
+    if inbound::find_did(&configuration, &args.number).is_some() {
+        return Err(inbound::already_exists("did", &args.number));
+    }
+    let applied_index = inbound::put_did(context, did).await?;
+    objects::print_written(context, "DID", &args.number, "created", applied_index)
+}
