@@ -1,5 +1,5 @@
-//! The inbound write path: one `Register` entry of 1,000 refreshes applied to a state holding
-//! 100,000 registered devices, with a reader holding the previous state (as on a node, so apply
+//! The inbound write path: one `Register` entry of 1,000 (and of 50) refreshes applied to a
+//! state holding 100,000 registered devices, with a reader holding the previous state (as on a node, so apply
 //! copies what it changes), and one inbound plan made for a DID.
 //!
 //! Run: `cargo bench -p trunkline-bench --bench inbound`.
@@ -109,27 +109,34 @@ fn inbound(criterion: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     let state = state();
-    let refreshes = Command::Inbound(InboundCommand::Register {
-        bindings: (0..BATCH)
-            .map(|device| update(device * 97 % DEVICES))
-            .collect(),
-    });
     let mut index = 10_000_000;
-    group.bench_function("register_1000_refreshes_100k_devices", |bencher| {
-        bencher.iter(|| {
-            let mut next = state.clone();
-            index += 1;
-            let response = next.apply(
-                index,
-                &Request {
-                    time_ms: 2_000_000,
-                    command: refreshes.clone(),
-                },
-            );
-            black_box(response);
-            next
-        })
-    });
+    // A full batch, and the batch a node writes under a steady 5,000 refreshes a second (what
+    // queued during one ~10 ms write).
+    for batch in [BATCH, 50] {
+        let refreshes = Command::Inbound(InboundCommand::Register {
+            bindings: (0..batch)
+                .map(|device| update(device * 97 % DEVICES))
+                .collect(),
+        });
+        group.bench_function(
+            format!("register_{batch}_refreshes_100k_devices"),
+            |bencher| {
+                bencher.iter(|| {
+                    let mut next = state.clone();
+                    index += 1;
+                    let response = next.apply(
+                        index,
+                        &Request {
+                            time_ms: 2_000_000,
+                            command: refreshes.clone(),
+                        },
+                    );
+                    black_box(response);
+                    next
+                })
+            },
+        );
+    }
     group.bench_function("plan_inbound_100k_devices", |bencher| {
         bencher.iter(|| {
             plan_inbound(

@@ -111,18 +111,71 @@ pub enum RegisterError {
     TooManyBindings { aor: String },
 }
 
+/// Shards of the registrations. Readers hold the previous state, so apply copies what it
+/// changes: a refresh copies one shard (about 1/1024 of the AORs) and that AOR's bindings, and
+/// expiry scans and copies only the shards with a binding due.
+const SHARDS: usize = 1024;
+
+fn shard_of(aor: &str) -> usize {
+    // The remainder is below SHARDS, so it fits a usize.
+    (crate::health::rendezvous_weight(aor, 1) % SHARDS as u64) as usize
+}
+
+/// One shard: AORs and their bindings, and when its first binding may expire.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Shard {
+    /// Per AOR, its bindings sorted by (edge, contact): a small list, shared until changed.
+    by_aor: BTreeMap<String, Arc<Vec<Binding>>>,
+    /// No binding of this shard expires before this log time. It may be earlier than the true
+    /// earliest expiry (after a refresh), never later; an early scan just recomputes it.
+    next_expiry_ms: u64,
+}
+
+impl Shard {
+    fn expiry_due(&self, now_ms: u64) -> bool {
+        !self.by_aor.is_empty() && now_ms >= self.next_expiry_ms
+    }
+}
+
 /// Every AOR's bindings. An AOR with no binding has no entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registrations {
-    /// Per AOR, its bindings sorted by (edge, contact): a small map, shared until changed.
-    by_aor: BTreeMap<String, Arc<Vec<Binding>>>,
-    /// No binding expires before this log time, so [`Registrations::expire`] has nothing to
-    /// do until then. It may be earlier than the true earliest expiry (after a refresh), never
-    /// later; an early scan just recomputes it.
+    /// Empty until the first registration, then [`SHARDS`] shards.
+    shards: Vec<Arc<Shard>>,
+    /// The earliest `next_expiry_ms` of a non-empty shard: nothing is due before it.
     next_expiry_ms: u64,
 }
 
 impl Registrations {
+    fn shard(&self, aor: &str) -> Option<&Shard> {
+        self.shards.get(shard_of(aor)).map(|shard| &**shard)
+    }
+
+    /// The shard of `aor`, copied if shared; the shards are made on first use.
+    fn shard_mut(&mut self, aor: &str) -> &mut Shard {
+        if self.shards.len() != SHARDS {
+            // First registration (or a table from a build with another shard count).
+            let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::default()).collect();
+            for old in self.shards.drain(..) {
+                for (name, bindings) in &old.by_aor {
+                    if let Some(shard) = shards.get_mut(shard_of(name)) {
+                        shard.by_aor.insert(name.clone(), bindings.clone());
+                        shard.next_expiry_ms = 0;
+                    }
+                }
+            }
+            self.shards = shards.into_iter().map(Arc::new).collect();
+            self.next_expiry_ms = 0;
+        }
+        let index = shard_of(aor);
+        // The table now has SHARDS shards and `shard_of` is below SHARDS; the fallback only
+        // keeps this panic-free.
+        if index >= self.shards.len() {
+            self.shards.resize_with(index + 1, Arc::default);
+        }
+        Arc::make_mut(&mut self.shards[index])
+    }
+
     /// Adds, refreshes or (with `expires_in_ms` 0) removes one binding. The arguments are
     /// assumed valid ([`RegistrationUpdate::validate`]); whether the AOR is a known device is
     /// the caller's business. A new binding on an AOR that has
@@ -145,9 +198,33 @@ impl Registrations {
             return Ok(());
         }
         let expires_at_ms = now_ms.saturating_add(expires_in_ms);
-        let bindings = match self.by_aor.get_mut(aor) {
+        let is_new = self
+            .shard(aor)
+            .and_then(|shard| shard.by_aor.get(aor))
+            .is_none_or(|bindings| {
+                bindings
+                    .binary_search_by(|binding| {
+                        (binding.edge.as_str(), binding.contact.as_str()).cmp(&(edge, contact))
+                    })
+                    .is_err()
+            });
+        if is_new {
+            let live_count = self
+                .shard(aor)
+                .and_then(|shard| shard.by_aor.get(aor))
+                .map_or(0, |bindings| {
+                    bindings.iter().filter(|b| b.is_live(now_ms)).count()
+                });
+            if live_count >= MAX_BINDINGS_PER_AOR {
+                return Err(RegisterError::TooManyBindings {
+                    aor: aor.to_owned(),
+                });
+            }
+        }
+        let shard = self.shard_mut(aor);
+        let bindings = match shard.by_aor.get_mut(aor) {
             Some(bindings) => bindings,
-            None => self.by_aor.entry(aor.to_owned()).or_default(),
+            None => shard.by_aor.entry(aor.to_owned()).or_default(),
         };
         let position = bindings.binary_search_by(|binding| {
             (binding.edge.as_str(), binding.contact.as_str()).cmp(&(edge, contact))
@@ -166,12 +243,6 @@ impl Registrations {
                 }
             }
             Err(_) => {
-                let live_count = bindings.iter().filter(|b| b.is_live(now_ms)).count();
-                if live_count >= MAX_BINDINGS_PER_AOR {
-                    return Err(RegisterError::TooManyBindings {
-                        aor: aor.to_owned(),
-                    });
-                }
                 let list = Arc::make_mut(bindings);
                 list.retain(|binding| binding.is_live(now_ms));
                 let binding = Binding {
@@ -190,7 +261,18 @@ impl Registrations {
                 list.insert(index, binding);
             }
         }
-        self.next_expiry_ms = self.next_expiry_ms.min(expires_at_ms);
+        let first = shard.by_aor.len() == 1 && shard.next_expiry_ms == 0;
+        shard.next_expiry_ms = if first {
+            expires_at_ms
+        } else {
+            shard.next_expiry_ms.min(expires_at_ms)
+        };
+        let shard_expiry = shard.next_expiry_ms;
+        self.next_expiry_ms = if self.next_expiry_ms == 0 {
+            shard_expiry
+        } else {
+            self.next_expiry_ms.min(shard_expiry)
+        };
         Ok(())
     }
 
@@ -202,14 +284,19 @@ impl Registrations {
 
     /// Removes every binding of `aor` (the device was deleted).
     pub fn remove_aor(&mut self, aor: &str) {
-        self.by_aor.remove(aor);
+        if self
+            .shard(aor)
+            .is_some_and(|shard| shard.by_aor.contains_key(aor))
+        {
+            self.shard_mut(aor).by_aor.remove(aor);
+        }
     }
 
     /// Live bindings of `aor`, most recently refreshed first, ties by edge then contact.
     pub fn live(&self, aor: &str, now_ms: u64) -> Vec<&Binding> {
         let mut live: Vec<&Binding> = self
-            .by_aor
-            .get(aor)
+            .shard(aor)
+            .and_then(|shard| shard.by_aor.get(aor))
             .map(|bindings| bindings.iter().filter(|b| b.is_live(now_ms)).collect())
             .unwrap_or_default();
         live.sort_by(|a, b| {
@@ -223,45 +310,59 @@ impl Registrations {
 
     /// Every binding of `aor`, live or not yet reclaimed, in (edge, contact) order.
     pub fn all(&self, aor: &str) -> &[Binding] {
-        self.by_aor
-            .get(aor)
+        self.shard(aor)
+            .and_then(|shard| shard.by_aor.get(aor))
             .map(|bindings| bindings.as_slice())
             .unwrap_or_default()
     }
 
-    /// AORs with at least one binding (live or not yet reclaimed).
+    /// AORs with at least one binding (live or not yet reclaimed), in no particular order.
     pub fn aors(&self) -> impl Iterator<Item = &String> {
-        self.by_aor.keys()
+        self.shards.iter().flat_map(|shard| shard.by_aor.keys())
     }
 
     /// Whether [`Registrations::expire`] has anything to do at `now_ms`; ask before taking a
     /// copy of shared registrations to expire them.
     pub fn expiry_due(&self, now_ms: u64) -> bool {
-        !self.by_aor.is_empty() && now_ms >= self.next_expiry_ms
+        now_ms >= self.next_expiry_ms && self.shards.iter().any(|shard| shard.expiry_due(now_ms))
     }
 
     /// Drops bindings expired at `now_ms`. Deterministic: apply calls it with log time. Cheap
-    /// when nothing is due; otherwise one pass that copies only the AORs that lose a binding.
-    /// Returns how many bindings were dropped.
+    /// when nothing is due; otherwise it scans and copies only the shards with something due,
+    /// and within them only the AORs that lose a binding. Returns how many were dropped.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        if self.by_aor.is_empty() || now_ms < self.next_expiry_ms {
+        if now_ms < self.next_expiry_ms {
             return 0;
         }
         let mut dropped = 0;
         let mut next_expiry_ms = u64::MAX;
-        self.by_aor.retain(|_, bindings| {
-            if bindings.iter().any(|binding| !binding.is_live(now_ms)) {
-                let list = Arc::make_mut(bindings);
-                let before = list.len();
-                list.retain(|binding| binding.is_live(now_ms));
-                dropped += before - list.len();
+        for shard in &mut self.shards {
+            if shard.expiry_due(now_ms) {
+                let shard = Arc::make_mut(shard);
+                let mut shard_next = u64::MAX;
+                shard.by_aor.retain(|_, bindings| {
+                    if bindings.iter().any(|binding| !binding.is_live(now_ms)) {
+                        let list = Arc::make_mut(bindings);
+                        let before = list.len();
+                        list.retain(|binding| binding.is_live(now_ms));
+                        dropped += before - list.len();
+                    }
+                    for binding in bindings.iter() {
+                        shard_next = shard_next.min(binding.expires_at_ms);
+                    }
+                    !bindings.is_empty()
+                });
+                shard.next_expiry_ms = if shard.by_aor.is_empty() {
+                    0
+                } else {
+                    shard_next
+                };
             }
-            for binding in bindings.iter() {
-                next_expiry_ms = next_expiry_ms.min(binding.expires_at_ms);
+            if !shard.by_aor.is_empty() {
+                next_expiry_ms = next_expiry_ms.min(shard.next_expiry_ms);
             }
-            !bindings.is_empty()
-        });
-        self.next_expiry_ms = if self.by_aor.is_empty() {
+        }
+        self.next_expiry_ms = if next_expiry_ms == u64::MAX {
             0
         } else {
             next_expiry_ms
@@ -270,18 +371,23 @@ impl Registrations {
     }
 
     fn remove_where(&mut self, aor: &str, remove: impl Fn(&Binding) -> bool) -> usize {
-        let Some(bindings) = self.by_aor.get_mut(aor) else {
-            return 0;
-        };
-        if !bindings.iter().any(&remove) {
+        let present = self
+            .shard(aor)
+            .and_then(|shard| shard.by_aor.get(aor))
+            .is_some_and(|bindings| bindings.iter().any(&remove));
+        if !present {
             return 0;
         }
+        let shard = self.shard_mut(aor);
+        let Some(bindings) = shard.by_aor.get_mut(aor) else {
+            return 0;
+        };
         let list = Arc::make_mut(bindings);
         let before = list.len();
         list.retain(|binding| !remove(binding));
         let removed = before - list.len();
         if list.is_empty() {
-            self.by_aor.remove(aor);
+            shard.by_aor.remove(aor);
         }
         removed
     }
