@@ -1,20 +1,21 @@
-//! What the DID, device and continuity commands share: checking a DID, a device or a
-//! continuity plan with the core's own rules before anything is sent (naming the flag at
-//! fault), parsing `--continuity` targets, and reading and writing the inbound configuration.
+//! What the DID, device, continuity and edge commands share: checking a DID, a device, a
+//! continuity plan or an edge with the core's own rules before anything is sent (naming the
+//! flag at fault), parsing `--continuity` targets, and reading and writing the inbound
+//! configuration.
 //!
 //! Like [`objects`](super::objects) for the routing objects, the checks build the core's model
 //! from the protobuf object about to be sent, with the node's reading of empty fields (no
 //! triggers: the defaults), so a mistake the node would refuse exits 2 here first. The node
 //! checks again, and it alone knows the rest of the configuration (the device exists, no
-//! continuity loop through other DIDs).
+//! continuity loop through other DIDs, no gateway of the edge's name).
 
 use trunkline_client::{proto, Retry};
 use trunkline_core::{
     inbound::{
         validate_aor, validate_number, ContinuityPlan, ContinuityTarget, Destination, Device, Did,
-        Triggers, MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS,
+        Edge, Triggers, MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS,
     },
-    routing::ModelError,
+    routing::{ModelError, SipUri},
 };
 
 use crate::{
@@ -174,6 +175,29 @@ pub fn check_plan(plan: Option<&proto::ContinuityPlan>) -> Result<(), Failure> {
     }
 }
 
+/// Checks an edge as the node will: its name, its URI and its probe overrides (each on its
+/// own, as for a gateway). Whether a gateway has its name only the node knows.
+pub fn check_edge(edge: &proto::Edge) -> Result<(), Failure> {
+    let probe = objects::check_probe_overrides(edge.probe.as_ref())?;
+    Edge {
+        name: edge.name.clone(),
+        uri: check_edge_uri(&edge.uri)?,
+        enabled: !edge.disabled,
+        probe,
+    }
+    .validate()
+    .map_err(|error| match error.field() {
+        "name" => objects::usage("edge name", reason(&error)),
+        // The overrides were checked above, naming their flags; nothing else is left.
+        _ => Failure::Usage(error.to_string()),
+    })
+}
+
+/// Checks an edge's `--uri`: where its probes go.
+pub fn check_edge_uri(uri: &str) -> Result<SipUri, Failure> {
+    SipUri::parse(uri).map_err(|error| objects::usage("--uri", reason(&error)))
+}
+
 /// `--continuity` as targets: `+E164`, `sip:URI` or `voicemail:MAILBOX`, each with an
 /// optional `/RING` (default [`DEFAULT_TARGET_RING_MS`]), comma separated; `''` is none. The
 /// ring time is after the last '/', so a SIP URI with a '/' in it must give its ring time.
@@ -296,7 +320,14 @@ pub fn find_device<'a>(
     inbound.devices.iter().find(|device| device.aor == aor)
 }
 
-/// The failure when a DID or device a command names does not exist (exit code 3).
+pub fn find_edge<'a>(
+    inbound: &'a proto::ListInboundResponse,
+    name: &str,
+) -> Option<&'a proto::Edge> {
+    inbound.edges.iter().find(|edge| edge.name == name)
+}
+
+/// The failure when a DID, device or edge a command names does not exist (exit code 3).
 pub fn not_found(kind: &str, key: &str) -> Failure {
     Failure::ConditionFailed(format!(
         "{kind} {key:?} not found; `trunkctl {kind} list` shows them"
@@ -332,6 +363,18 @@ pub async fn put_device(context: &Context, device: proto::Device) -> Result<u64,
         .admin(Retry::NotSent, |mut admin| {
             let request = request.clone();
             async move { admin.put_device(request).await }
+        })
+        .await?;
+    Ok(response.applied_index)
+}
+
+pub async fn put_edge(context: &Context, edge: proto::Edge) -> Result<u64, Failure> {
+    let request = proto::PutEdgeRequest { edge: Some(edge) };
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_edge(request).await }
         })
         .await?;
     Ok(response.applied_index)

@@ -6,6 +6,7 @@ pub mod config;
 pub mod continuity;
 pub mod device;
 pub mod did;
+pub mod edge;
 pub mod events;
 pub mod gateway;
 pub mod health;
@@ -35,7 +36,7 @@ pub enum Command {
     /// Carriers' SIP endpoints, their probe settings, and draining them for maintenance.
     #[command(subcommand)]
     Gateway(gateway::Command),
-    /// Gateway health: each gateway up or down and why; `health policy` for the settings.
+    /// Gateway and edge health: each up or down and why; `health policy` for the settings.
     Health(health::Args),
     /// The cluster's event log (gateway health changes); --follow to watch it.
     Events(events::Args),
@@ -48,6 +49,9 @@ pub enum Command {
     /// Customers' phones (by address of record) and where they are registered.
     #[command(subcommand)]
     Device(device::Command),
+    /// Edge proxies devices register through, probed like gateways.
+    #[command(subcommand)]
+    Edge(edge::Command),
     /// A tenant's default continuity plan, for calls that can't reach the device.
     #[command(subcommand)]
     Continuity(continuity::Command),
@@ -68,6 +72,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Rates(command) => rates::exec(command, context).await,
         Command::Did(command) => did::exec(command, context).await,
         Command::Device(command) => device::exec(command, context).await,
+        Command::Edge(command) => edge::exec(command, context).await,
         Command::Continuity(command) => continuity::exec(command, context).await,
         Command::Route(command) => route::exec(command, context).await,
     }

@@ -380,7 +380,7 @@ pub struct Gateway {
     pub probe: Option<ProbeOverrides>,
 }
 
-/// A gateway's probe overrides; each absent field takes the cluster's value.
+/// A gateway's or an edge's probe overrides; each absent field takes the cluster's value.
 #[derive(Serialize)]
 pub struct ProbeOverrides {
     /// Never probed: only the circuit breaker and operators decide its health.
@@ -482,7 +482,8 @@ pub fn gateway_details(gateway: &Gateway) -> String {
     output::table(&["FIELD", "VALUE"], &rows)
 }
 
-/// A gateway's probing: `on (cluster policy)`, or `on`/`off` and a row per override.
+/// A gateway's or an edge's probing: `on (cluster policy)`, or `on`/`off` and a row per
+/// override.
 fn probe_rows(probe: Option<&ProbeOverrides>) -> Vec<Vec<String>> {
     let Some(probe) = probe else {
         return vec![vec!["probe".to_owned(), "on (cluster policy)".to_owned()]];
@@ -510,6 +511,64 @@ fn probe_rows(probe: Option<&ProbeOverrides>) -> Vec<Vec<String>> {
         (!probe.alive_codes.is_empty()).then(|| cell_list(&probe.alive_codes, "-")),
     );
     rows
+}
+
+/// A declared edge proxy.
+#[derive(Serialize)]
+pub struct Edge {
+    pub name: String,
+    /// Where its probes go.
+    pub uri: String,
+    /// A disabled edge is not probed; its health stays as it was.
+    pub enabled: bool,
+    /// How its probes differ from the cluster's health policy; absent: they don't.
+    pub probe: Option<ProbeOverrides>,
+}
+
+impl From<&proto::Edge> for Edge {
+    fn from(edge: &proto::Edge) -> Self {
+        Edge {
+            name: edge.name.clone(),
+            uri: edge.uri.clone(),
+            enabled: !edge.disabled,
+            probe: edge.probe.as_ref().map(ProbeOverrides::from),
+        }
+    }
+}
+
+/// `on`, `off`, or `on (overrides)` when some probe setting is its own.
+fn probe_word(probe: Option<&ProbeOverrides>) -> String {
+    match probe {
+        None => "on",
+        Some(probe) if probe.disabled => "off",
+        Some(_) => "on (overrides)",
+    }
+    .to_owned()
+}
+
+pub fn edges_table(edges: &[Edge]) -> String {
+    let rows: Vec<Vec<String>> = edges
+        .iter()
+        .map(|edge| {
+            vec![
+                edge.name.clone(),
+                edge.uri.clone(),
+                enabled_word(edge.enabled),
+                probe_word(edge.probe.as_ref()),
+            ]
+        })
+        .collect();
+    output::table(&["EDGE", "URI", "STATE", "PROBE"], &rows)
+}
+
+pub fn edge_details(edge: &Edge) -> String {
+    let mut rows = vec![
+        vec!["name".to_owned(), edge.name.clone()],
+        vec!["uri".to_owned(), edge.uri.clone()],
+        vec!["state".to_owned(), enabled_word(edge.enabled)],
+    ];
+    rows.extend(probe_rows(edge.probe.as_ref()));
+    output::table(&["FIELD", "VALUE"], &rows)
 }
 
 /// The cluster's health policy, field for field as on the wire.
@@ -694,7 +753,8 @@ fn health_source_name(source: i32) -> Option<&'static str> {
     }
 }
 
-/// `trunkctl health`: every gateway's health, and which probers could not be asked.
+/// `trunkctl health`: every gateway's and edge's health, and which probers could not be
+/// asked.
 #[derive(Serialize)]
 pub struct HealthList {
     pub gateways: Vec<GatewayHealth>,
@@ -705,8 +765,12 @@ pub struct HealthList {
 
 #[derive(Serialize)]
 pub struct GatewayHealth {
+    /// The gateway's or the edge's name (they share one namespace).
     pub gateway: String,
+    /// Empty for an edge.
     pub carrier: String,
+    /// An edge proxy (inbound), not a carrier gateway.
+    pub edge: bool,
     /// `up` or `down`: replicated, the same on every node.
     pub state: &'static str,
     /// Log time (unix ms) of the change into `state`; absent if it never changed.
@@ -737,6 +801,7 @@ impl From<&proto::GatewayHealth> for GatewayHealth {
         GatewayHealth {
             gateway: health.gateway.clone(),
             carrier: health.carrier.clone(),
+            edge: health.edge,
             state: gateway_state_name(health.state),
             since_ms: positive(health.since_ms),
             reason: health.reason.clone(),
@@ -779,6 +844,15 @@ impl GatewayHealth {
         }
     }
 
+    /// The CARRIER cell: `(edge)` for an edge, which has none.
+    fn carrier_cell(&self) -> String {
+        if self.edge {
+            "(edge)".to_owned()
+        } else {
+            cell(&self.carrier)
+        }
+    }
+
     fn prober(&self) -> String {
         if self.probing_disabled {
             "off".to_owned()
@@ -797,7 +871,7 @@ pub fn health_table(list: &HealthList, now_ms: u64) -> String {
         .map(|health| {
             vec![
                 health.gateway.clone(),
-                health.carrier.clone(),
+                health.carrier_cell(),
                 health.state_words(),
                 health.since_ms.map_or("-".to_owned(), |since_ms| {
                     format!(

@@ -1,4 +1,5 @@
-//! `trunkctl gateway ...`: the SIP endpoints of carriers, and draining them for maintenance.
+//! `trunkctl gateway ...`: the SIP endpoints of carriers, and draining them for maintenance;
+//! and the probe override flags `gateway` and `edge` share.
 
 mod add;
 mod drain;
@@ -60,39 +61,39 @@ fn check_max_calls(max_calls: u32, instead: &str) -> Result<u32, Failure> {
 
 /// `--probe on|off`.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Probing {
+pub enum Probing {
     On,
     Off,
 }
 
-/// How a gateway's OPTIONS probes differ from the cluster's health policy (`trunkctl health
-/// policy show`), shared by `add` and `update`; each flag is optional and an override left
-/// out takes the cluster's value.
+/// How the OPTIONS probes of a gateway or an edge differ from the cluster's health policy
+/// (`trunkctl health policy show`), shared by `gateway add|update` and `edge add|update`;
+/// each flag is optional and an override left out takes the cluster's value.
 #[derive(clap::Args)]
-struct ProbeFlags {
-    /// on: probe it (the default); off: never probe it (for carriers that drop OPTIONS), so
+pub struct ProbeFlags {
+    /// on: probe it (the default); off: never probe it (for peers that drop OPTIONS), so
     /// only the circuit breaker and operators decide its health.
     #[arg(long, value_enum, value_name = "on|off")]
     probe: Option<Probing>,
-    /// Time between two probes of this gateway (500ms, 2s, 1m; a bare number is ms).
+    /// Time between two of its probes (500ms, 2s, 1m; a bare number is ms).
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_ms)]
     probe_interval: Option<u64>,
-    /// How long a probe of this gateway waits for a reply; at most the interval.
+    /// How long one of its probes waits for a reply; at most the interval.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse_ms)]
     probe_timeout: Option<u64>,
-    /// Failed probes in a row that take this gateway down.
+    /// Failed probes in a row that take it down.
     #[arg(long, value_name = "N")]
     down_after: Option<u32>,
-    /// Alive probes in a row that bring this gateway back.
+    /// Alive probes in a row that bring it back.
     #[arg(long, value_name = "N")]
     up_after: Option<u32>,
-    /// Final replies that count as alive for this gateway (never 408); '' for the cluster's.
+    /// Final replies that count as alive for it (never 408); '' for the cluster's.
     #[arg(long, value_name = "CODE,...")]
     alive_codes: Option<String>,
 }
 
 impl ProbeFlags {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.probe.is_none()
             && self.probe_interval.is_none()
             && self.probe_timeout.is_none()
@@ -103,7 +104,7 @@ impl ProbeFlags {
 
     /// Sets the overrides given on `probe` (absent: none yet); the others are kept. No
     /// override left makes it absent.
-    fn apply(&self, probe: &mut Option<proto::ProbeOverrides>) -> Result<(), Failure> {
+    pub fn apply(&self, probe: &mut Option<proto::ProbeOverrides>) -> Result<(), Failure> {
         let mut overrides = probe.take().unwrap_or_default();
         if let Some(probing) = self.probe {
             overrides.disabled = matches!(probing, Probing::Off);
@@ -130,7 +131,7 @@ impl ProbeFlags {
     }
 
     /// Checks the overrides given, on their own, before anything is sent.
-    fn check(&self) -> Result<(), Failure> {
+    pub fn check(&self) -> Result<(), Failure> {
         let mut probe = None;
         self.apply(&mut probe)?;
         objects::check_probe_overrides(probe.as_ref()).map(drop)

@@ -1,5 +1,6 @@
-//! `trunkctl health [--carrier C]`: one line per gateway: up or down (and drained or
-//! disabled), since when and why, and the live result of its prober.
+//! `trunkctl health [--carrier C]`: one line per gateway and per declared edge proxy (its
+//! CARRIER `(edge)`): up or down (and drained or disabled), since when and why, and the live
+//! result of its prober.
 //!
 //! The state, its reason and the operator states are replicated, the same on every node; the
 //! round trip and last result come live from whichever node probes the gateway. When that
@@ -15,7 +16,7 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only this carrier's gateways.
+    /// Only this carrier's gateways (no edges: they have no carrier).
     #[arg(long)]
     carrier: Option<String>,
     #[command(flatten)]
@@ -58,7 +59,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     })?;
     for prober in &list.unreachable_probers {
         output::note(&format!(
-            "live probe results (RTT, LAST) are missing for the gateways of {prober}"
+            "live probe results (RTT, LAST) are missing for the gateways and edges of {prober}"
         ));
     }
     Ok(())

@@ -1,7 +1,7 @@
-//! `trunkctl health ...`: every gateway's health as the cluster sees it, and the cluster's
-//! health policy (probes, circuit breaker, flapping limit).
+//! `trunkctl health ...`: every gateway's and edge's health as the cluster sees it, and the
+//! cluster's health policy (probes, circuit breaker, flapping limit).
 //!
-//! `trunkctl health` alone lists the gateways; `trunkctl health policy show|set` reads and
+//! `trunkctl health` alone lists the gateways and edges; `trunkctl health policy show|set` reads and
 //! changes the policy.
 
 mod list;
