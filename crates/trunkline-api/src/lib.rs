@@ -1,9 +1,9 @@
-//! Trunkline's wire contract: the code generated from `proto/trunkline/v1`.
+//! Trunkline's wire contract: the code generated from `proto/trunkline/v1`, and the
+//! conversions to and from the core's types that the node and trunkctl share (`convert`).
 //!
-//! Only this crate and the node know protobuf; conversions between these messages and the
-//! domain types live in the node (and the client), one module per type.
+//! Only this crate, the node and the tools know protobuf; the core does not.
 
-#![allow(clippy::all, missing_docs, unreachable_pub)]
+pub mod convert;
 
 /// Whether `value` is `host:port` with a non-empty host and a port from 1 to 65535: the form
 /// every address in the contract (advertised addresses, endpoints, join requests) takes.
@@ -13,6 +13,7 @@ pub fn is_host_port(value: &str) -> bool {
     })
 }
 
+#[allow(clippy::all, missing_docs, unreachable_pub)]
 pub mod v1 {
     tonic::include_proto!("trunkline.v1");
 

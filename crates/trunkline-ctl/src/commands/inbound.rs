@@ -9,11 +9,13 @@
 //! checks again, and it alone knows the rest of the configuration (the device exists, no
 //! continuity loop through other DIDs, no gateway of the edge's name).
 
+pub use trunkline_api::convert::triggers_to_proto;
+use trunkline_api::convert::{device_from_proto, did_from_proto, plan_from_proto};
 use trunkline_client::{proto, Retry};
 use trunkline_core::{
     inbound::{
-        validate_aor, validate_number, ContinuityPlan, ContinuityTarget, Destination, Device, Did,
-        Edge, Triggers, MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS,
+        validate_aor, validate_number, Destination, Edge, Triggers, MAX_RING_TIMEOUT_MS,
+        MIN_RING_TIMEOUT_MS,
     },
     routing::{ModelError, SipUri},
 };
@@ -69,107 +71,33 @@ pub fn default_triggers() -> proto::Triggers {
     triggers_to_proto(&Triggers::default())
 }
 
-pub fn triggers_to_proto(triggers: &Triggers) -> proto::Triggers {
-    proto::Triggers {
-        not_registered: triggers.not_registered,
-        no_answer_ms: triggers.no_answer_ms,
-        busy: triggers.busy,
-        failure_codes: triggers
-            .failure_codes
-            .iter()
-            .map(|code| u32::from(*code))
-            .collect(),
-        server_errors: triggers.server_errors,
-        unreachable: triggers.unreachable,
+/// A conversion the node would refuse, as a usage error naming the flag.
+fn wire_failure(key: &str) -> impl Fn(trunkline_core::Error) -> Failure + '_ {
+    move |error| match error {
+        trunkline_core::Error::InvalidField { field, reason } => {
+            objects::usage(flag_for(&field, key), reason)
+        }
+        other => Failure::Usage(other.to_string()),
     }
-}
-
-fn triggers_from_proto(triggers: Option<&proto::Triggers>) -> Result<Triggers, Failure> {
-    let Some(triggers) = triggers else {
-        return Ok(Triggers::default());
-    };
-    let failure_codes = triggers
-        .failure_codes
-        .iter()
-        .map(|code| {
-            u16::try_from(*code)
-                .map_err(|_| objects::usage("--failure-codes", format!("{code} is not a SIP code")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Triggers {
-        not_registered: triggers.not_registered,
-        no_answer_ms: triggers.no_answer_ms,
-        busy: triggers.busy,
-        failure_codes,
-        server_errors: triggers.server_errors,
-        unreachable: triggers.unreachable,
-    })
-}
-
-fn destination_from_proto(target: &proto::ContinuityTarget) -> Result<Destination, Failure> {
-    use proto::continuity_target::Destination as Wire;
-    match &target.destination {
-        Some(Wire::Number(number)) => Ok(Destination::Number(number.clone())),
-        Some(Wire::SipUri(uri)) => Ok(Destination::Sip(uri.clone())),
-        Some(Wire::Voicemail(mailbox)) => Ok(Destination::Voicemail {
-            mailbox: mailbox.clone(),
-        }),
-        None => Err(objects::usage(
-            "--continuity",
-            "a target has no destination (number, sip: or voicemail:)",
-        )),
-    }
-}
-
-fn plan_from_proto(
-    plan: Option<&proto::ContinuityPlan>,
-) -> Result<Option<ContinuityPlan>, Failure> {
-    let Some(plan) = plan else {
-        return Ok(None);
-    };
-    let targets = plan
-        .targets
-        .iter()
-        .map(|target| {
-            Ok(ContinuityTarget {
-                destination: destination_from_proto(target)?,
-                ring_timeout_ms: target.ring_timeout_ms,
-            })
-        })
-        .collect::<Result<Vec<_>, Failure>>()?;
-    Ok(Some(ContinuityPlan {
-        targets,
-        triggers: triggers_from_proto(plan.triggers.as_ref())?,
-    }))
 }
 
 /// Checks a DID as the node will, except what needs the rest of the configuration.
 pub fn check_did(did: &proto::Did) -> Result<(), Failure> {
-    Did {
-        number: did.number.clone(),
-        tenant: did.tenant.clone(),
-        device: (!did.device.is_empty()).then(|| did.device.clone()),
-        continuity: plan_from_proto(did.continuity.as_ref())?,
-    }
-    .validate()
-    .map_err(model_failure("NUMBER"))
+    did_from_proto(Some(did.clone()))
+        .map(drop)
+        .map_err(wire_failure("NUMBER"))
 }
 
 /// Checks a device as the node will, except what needs the rest of the configuration.
 pub fn check_device(device: &proto::Device) -> Result<(), Failure> {
-    Device {
-        aor: device.aor.clone(),
-        tenant: device.tenant.clone(),
-        enabled: !device.disabled,
-        continuity: plan_from_proto(device.continuity.as_ref())?,
-    }
-    .validate()
-    .map_err(model_failure("AOR"))
+    device_from_proto(Some(device.clone()))
+        .map(drop)
+        .map_err(wire_failure("AOR"))
 }
 
 /// Checks a tenant's default plan (absent: none).
 pub fn check_plan(plan: Option<&proto::ContinuityPlan>) -> Result<(), Failure> {
-    match plan_from_proto(plan)? {
+    match plan_from_proto(plan.cloned()).map_err(wire_failure("--tenant"))? {
         Some(plan) => plan.validate().map_err(model_failure("--tenant")),
         None => Ok(()),
     }

@@ -3,8 +3,6 @@
 mod carrier;
 mod consistency;
 mod gateway;
-mod health;
-mod inbound;
 mod member;
 mod rate;
 mod setting;
@@ -12,15 +10,8 @@ mod tenant;
 
 pub use carrier::{carrier_from_proto, carrier_to_proto};
 pub use gateway::{gateway_from_proto, gateway_to_proto};
-pub use health::{
-    edge_health, event_to_proto, gateway_health, health_policy_from_proto, health_policy_to_proto,
-    probe_overrides_from_proto, probe_overrides_to_proto,
-};
-pub use inbound::{
-    binding_to_proto, device_from_proto, device_to_proto, did_from_proto, did_to_proto,
-    edge_from_proto, edge_to_proto, inbound_leg_to_proto, plan_from_proto, plan_to_proto,
-};
 pub use member::members;
 pub use rate::{rate_from_proto, rate_to_proto};
 pub use setting::setting;
 pub use tenant::{tenant_from_proto, tenant_to_proto};
+pub use trunkline_api::convert::*;

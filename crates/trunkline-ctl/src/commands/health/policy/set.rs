@@ -9,10 +9,9 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use trunkline_api::convert::{health_policy_from_proto, health_policy_to_proto};
 use trunkline_client::{proto, Retry};
-use trunkline_core::health::{
-    BreakerPolicy, HealthPolicy, ProbeOverrides, ProbePolicy, TransitionLimiterPolicy,
-};
+use trunkline_core::health::{HealthPolicy, ProbeOverrides};
 
 use crate::{
     commands::{objects, view},
@@ -243,7 +242,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         &policy,
         " (the settings not given keep their current values: see `trunkctl health policy show`)",
     )?;
-    let after = to_proto(&policy);
+    let after = health_policy_to_proto(&policy);
     let request = proto::SetHealthPolicyRequest {
         policy: Some(after.clone()),
     };
@@ -291,71 +290,12 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
 
 /// The policy the node sent, as the core's model.
 fn from_proto(policy: &proto::HealthPolicy) -> Result<HealthPolicy, Failure> {
-    let probe = policy.probe.clone().unwrap_or_default();
-    let breaker = policy.breaker.unwrap_or_default();
-    let flapping = policy.flapping.unwrap_or_default();
-    let strange = |what: String| {
+    health_policy_from_proto(Some(policy.clone())).map_err(|error| {
         Failure::Request(format!(
-            "the node sent a health policy with {what}; is trunkctl older than the node?"
+            "the node sent a health policy trunkctl can't read ({error}); is trunkctl older \
+             than the node?"
         ))
-    };
-    let alive_codes = probe
-        .alive_codes
-        .iter()
-        .map(|code| u16::try_from(*code).map_err(|_| strange(format!("alive code {code}"))))
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    let failure_ratio_percent = u8::try_from(breaker.failure_ratio_percent)
-        .map_err(|_| strange(format!("failure ratio {}%", breaker.failure_ratio_percent)))?;
-    Ok(HealthPolicy {
-        probe: ProbePolicy {
-            interval_ms: probe.interval_ms,
-            timeout_ms: probe.timeout_ms,
-            down_after: probe.down_after,
-            up_after: probe.up_after,
-            alive_codes,
-        },
-        breaker: BreakerPolicy {
-            consecutive_failures_to_open: breaker.consecutive_failures_to_open,
-            window_ms: breaker.window_ms,
-            min_samples: breaker.min_samples,
-            failure_ratio_percent,
-            cool_down_ms: breaker.cool_down_ms,
-            probe_successes_to_close: breaker.probe_successes_to_close,
-        },
-        limiter: TransitionLimiterPolicy {
-            max_transitions: flapping.max_transitions,
-            window_ms: flapping.window_ms,
-        },
     })
-}
-
-fn to_proto(policy: &HealthPolicy) -> proto::HealthPolicy {
-    proto::HealthPolicy {
-        probe: Some(proto::ProbePolicy {
-            interval_ms: policy.probe.interval_ms,
-            timeout_ms: policy.probe.timeout_ms,
-            down_after: policy.probe.down_after,
-            up_after: policy.probe.up_after,
-            alive_codes: policy
-                .probe
-                .alive_codes
-                .iter()
-                .map(|code| u32::from(*code))
-                .collect(),
-        }),
-        breaker: Some(proto::BreakerPolicy {
-            consecutive_failures_to_open: policy.breaker.consecutive_failures_to_open,
-            window_ms: policy.breaker.window_ms,
-            min_samples: policy.breaker.min_samples,
-            failure_ratio_percent: u32::from(policy.breaker.failure_ratio_percent),
-            cool_down_ms: policy.breaker.cool_down_ms,
-            probe_successes_to_close: policy.breaker.probe_successes_to_close,
-        }),
-        flapping: Some(proto::FlappingPolicy {
-            max_transitions: policy.limiter.max_transitions,
-            window_ms: policy.limiter.window_ms,
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -445,7 +385,10 @@ mod tests {
         expected.probe.alive_codes = BTreeSet::from([200, 404]);
         expected.breaker.failure_ratio_percent = 25;
         assert_eq!(policy, expected);
-        assert_eq!(from_proto(&to_proto(&policy)).unwrap(), policy);
+        assert_eq!(
+            from_proto(&health_policy_to_proto(&policy)).unwrap(),
+            policy
+        );
 
         let mut policy = HealthPolicy::default();
         args(&["--interval", "500ms"]).apply(&mut policy).unwrap();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::{
     inbound::{
         Binding, ContinuityPlan, ContinuityTarget, Destination, Device, Did, Edge, Leg, Triggers,
@@ -37,7 +37,7 @@ fn triggers_from_proto(triggers: Option<proto::Triggers>) -> Result<Triggers, Er
     })
 }
 
-fn triggers_to_proto(triggers: &Triggers) -> proto::Triggers {
+pub fn triggers_to_proto(triggers: &Triggers) -> proto::Triggers {
     proto::Triggers {
         not_registered: triggers.not_registered,
         no_answer_ms: triggers.no_answer_ms,
@@ -198,7 +198,7 @@ pub fn edge_from_proto(edge: Option<proto::Edge>) -> Result<Edge, Error> {
         name: edge.name,
         uri: SipUri::parse(&edge.uri)?,
         enabled: !edge.disabled,
-        probe: super::probe_overrides_from_proto(edge.probe)?,
+        probe: super::health::probe_overrides_from_proto(edge.probe)?,
     };
     edge.validate()?;
     Ok(edge)
@@ -209,6 +209,6 @@ pub fn edge_to_proto(edge: &Edge) -> proto::Edge {
         name: edge.name.clone(),
         uri: edge.uri.to_string(),
         disabled: !edge.enabled,
-        probe: super::probe_overrides_to_proto(&edge.probe),
+        probe: super::health::probe_overrides_to_proto(&edge.probe),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::{
     events::{Event, EventKind},
     health::{
