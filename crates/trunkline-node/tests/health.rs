@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::*;
+use support::{
+    routing::{gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed},
+    *,
+};
 use trunkline_client::{proto, Client, Retry};
 use trunkline_node::sip_responder::{Behaviour, SipResponder};
 
@@ -77,95 +80,15 @@ async fn set_policy(client: &Client, policy: proto::HealthPolicy) -> u64 {
 /// Tenant `acme` with carriers alpha (cheaper) and beta, one gateway each, both pricing "1".
 async fn routing(client: &Client, alpha_uri: &str, beta_uri: &str) -> u64 {
     for (carrier, rate) in [("alpha", 1_000), ("beta", 2_000)] {
-        let request = proto::PutCarrierRequest {
-            carrier: Some(proto::Carrier {
-                name: carrier.into(),
-                translation: Some(proto::Translation {
-                    plus: true,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            mode: proto::PutMode::Create.into(),
-        };
-        client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.put_carrier(request).await }
-            })
-            .await
-            .unwrap();
-        let stage = proto::StageRatesRequest {
-            carrier: carrier.into(),
-            import_id: format!("deck-{carrier}"),
-            rates: vec![proto::Rate {
-                prefix: "1".into(),
-                rate_micros_per_minute: rate,
-                ..Default::default()
-            }],
-            first_line: 2,
-        };
-        client
-            .admin(Retry::NotSent, |mut admin| {
-                let stage = stage.clone();
-                async move { admin.stage_rates(stage).await }
-            })
-            .await
-            .unwrap();
-        let commit = proto::CommitRatesRequest {
-            carrier: carrier.into(),
-            import_id: format!("deck-{carrier}"),
-            replace: true,
-            expected_rows: 1,
-        };
-        client
-            .admin(Retry::NotSent, |mut admin| {
-                let commit = commit.clone();
-                async move { admin.commit_rates(commit).await }
-            })
+        put_carrier(client, carrier, vec![]).await;
+        import(client, carrier, &[("1", rate)]).await;
+    }
+    for (name, carrier, uri) in [("gw-a", "alpha", alpha_uri), ("gw-b", "beta", beta_uri)] {
+        try_put_gateway(client, gateway(name, carrier, uri))
             .await
             .unwrap();
     }
-    for (gateway, carrier, uri) in [("gw-a", "alpha", alpha_uri), ("gw-b", "beta", beta_uri)] {
-        put_gateway(client, gateway, carrier, uri).await;
-    }
-    let request = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: "acme".into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_tenant(request).await }
-        })
-        .await
-        .unwrap()
-        .applied_index
-}
-
-async fn put_gateway(client: &Client, name: &str, carrier: &str, uri: &str) -> u64 {
-    let request = proto::PutGatewayRequest {
-        gateway: Some(proto::Gateway {
-            name: name.into(),
-            carrier: carrier.into(),
-            uri: uri.into(),
-            priority: 1,
-            weight: 1,
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_gateway(request).await }
-        })
-        .await
-        .unwrap()
-        .applied_index
+    put_tenant(client, "acme").await
 }
 
 async fn route(client: &Client, call_id: &str) -> proto::RouteOutboundResponse {
@@ -556,26 +479,7 @@ async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_s
 
     // A gateway nobody probes: the breaker opens it, and after the cool-down it is let back
     // so calls can decide (nothing else ever would).
-    let request = proto::PutGatewayRequest {
-        gateway: Some(proto::Gateway {
-            name: "gw-c".into(),
-            carrier: "beta".into(),
-            uri: "sip:192.0.2.1".into(),
-            priority: 1,
-            weight: 1,
-            probe: Some(proto::ProbeOverrides {
-                disabled: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_gateway(request).await }
-        })
+    try_put_gateway(&client, unprobed(gateway("gw-c", "beta", "sip:192.0.2.1")))
         .await
         .unwrap();
     wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-c", true, Duration::from_secs(5)).await;

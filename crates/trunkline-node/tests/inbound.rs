@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::*;
+use support::{
+    routing::{gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed},
+    *,
+};
 use trunkline_client::{proto, Client, ClientError, Retry};
 
 const DID: &str = "+14155550100";
@@ -29,85 +32,18 @@ where
     client.admin(Retry::NotSent, call).await
 }
 
+/// Carrier alpha with one unprobed gateway pricing "1", tenant acme, Alice's device, and the
+/// DID that rings it and forwards to FORWARD_TO, then voicemail.
 async fn setup(client: &Client) {
-    let carrier = proto::PutCarrierRequest {
-        carrier: Some(proto::Carrier {
-            name: "alpha".into(),
-            translation: Some(proto::Translation {
-                plus: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    admin_write(client, |mut admin| {
-        let request = carrier.clone();
-        async move { admin.put_carrier(request).await }
-    })
+    put_carrier(client, "alpha", vec![]).await;
+    try_put_gateway(
+        client,
+        unprobed(gateway("alpha-1", "alpha", "sip:192.0.2.10")),
+    )
     .await
     .unwrap();
-    let gateway = proto::PutGatewayRequest {
-        gateway: Some(proto::Gateway {
-            name: "alpha-1".into(),
-            carrier: "alpha".into(),
-            uri: "sip:192.0.2.10".into(),
-            weight: 1,
-            probe: Some(proto::ProbeOverrides {
-                disabled: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    admin_write(client, |mut admin| {
-        let request = gateway.clone();
-        async move { admin.put_gateway(request).await }
-    })
-    .await
-    .unwrap();
-    let stage = proto::StageRatesRequest {
-        carrier: "alpha".into(),
-        import_id: "deck".into(),
-        rates: vec![proto::Rate {
-            prefix: "1".into(),
-            rate_micros_per_minute: 1_000,
-            ..Default::default()
-        }],
-        first_line: 2,
-    };
-    admin_write(client, |mut admin| {
-        let request = stage.clone();
-        async move { admin.stage_rates(request).await }
-    })
-    .await
-    .unwrap();
-    let commit = proto::CommitRatesRequest {
-        carrier: "alpha".into(),
-        import_id: "deck".into(),
-        replace: true,
-        expected_rows: 1,
-    };
-    admin_write(client, |mut admin| {
-        let request = commit.clone();
-        async move { admin.commit_rates(request).await }
-    })
-    .await
-    .unwrap();
-    let tenant = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: "acme".into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    admin_write(client, |mut admin| {
-        let request = tenant.clone();
-        async move { admin.put_tenant(request).await }
-    })
-    .await
-    .unwrap();
+    import(client, "alpha", &[("1", 1_000)]).await;
+    put_tenant(client, "acme").await;
     put_device(client, false).await.unwrap();
     put_did(client, DID, Some(AOR), &[FORWARD_TO])
         .await
@@ -613,22 +549,9 @@ async fn bindings_through_a_down_edge_are_skipped_and_only_those_go_straight_to_
     );
 
     // A gateway can't take an edge's name: health is kept by name.
-    let request = proto::PutGatewayRequest {
-        gateway: Some(proto::Gateway {
-            name: "edge-a".into(),
-            carrier: "alpha".into(),
-            uri: "sip:192.0.2.20".into(),
-            weight: 1,
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    let error = admin_write(&writer, |mut admin| {
-        let request = request.clone();
-        async move { admin.put_gateway(request).await }
-    })
-    .await
-    .unwrap_err();
+    let error = try_put_gateway(&writer, gateway("edge-a", "alpha", "sip:192.0.2.20"))
+        .await
+        .unwrap_err();
     assert_eq!(
         status_of(&error),
         tonic::Code::FailedPrecondition,

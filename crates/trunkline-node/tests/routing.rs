@@ -9,51 +9,11 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use support::*;
+use support::{
+    routing::{gateway, import, put_carrier, put_tenant, unprobed},
+    *,
+};
 use trunkline_client::{proto, Client, Retry};
-
-async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> u64 {
-    let request = proto::PutCarrierRequest {
-        carrier: Some(proto::Carrier {
-            name: name.into(),
-            capabilities: vec![],
-            translation: Some(proto::Translation {
-                strip_digits: 0,
-                tech_prefix: String::new(),
-                plus: true,
-            }),
-            final_codes,
-            disabled: false,
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_carrier(request).await }
-        })
-        .await
-        .unwrap()
-        .applied_index
-}
-
-async fn put_tenant(client: &Client, name: &str) -> u64 {
-    let request = proto::PutTenantRequest {
-        tenant: Some(proto::Tenant {
-            name: name.into(),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_tenant(request).await }
-        })
-        .await
-        .unwrap()
-        .applied_index
-}
 
 async fn try_put_gateway(
     client: &Client,
@@ -62,72 +22,16 @@ async fn try_put_gateway(
     uri: &str,
     priority: u32,
 ) -> Result<proto::PutResponse, trunkline_client::ClientError> {
-    let request = proto::PutGatewayRequest {
-        gateway: Some(proto::Gateway {
-            name: name.into(),
-            carrier: carrier.into(),
-            uri: uri.into(),
-            priority,
-            weight: 10,
-            // Nobody answers at these addresses: unprobed, they stay up.
-            probe: Some(proto::ProbeOverrides {
-                disabled: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Create.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_gateway(request).await }
-        })
-        .await
+    // Nobody answers at these addresses: unprobed, they stay up.
+    let mut gateway = unprobed(gateway(name, carrier, uri));
+    gateway.priority = priority;
+    gateway.weight = 10;
+    support::routing::try_put_gateway(client, gateway).await
 }
 
 async fn put_gateway(client: &Client, name: &str, carrier: &str, priority: u32) -> u64 {
     let uri = format!("sip:{name}.example.net;transport=udp");
     try_put_gateway(client, name, carrier, &uri, priority)
-        .await
-        .unwrap()
-        .applied_index
-}
-
-async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64 {
-    let import_id = format!("test-{carrier}");
-    let rates: Vec<proto::Rate> = rows
-        .iter()
-        .map(|(prefix, rate)| proto::Rate {
-            prefix: prefix.to_string(),
-            rate_micros_per_minute: *rate,
-            ..Default::default()
-        })
-        .collect();
-    let stage = proto::StageRatesRequest {
-        carrier: carrier.into(),
-        import_id: import_id.clone(),
-        rates,
-        first_line: 2,
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let stage = stage.clone();
-            async move { admin.stage_rates(stage).await }
-        })
-        .await
-        .unwrap();
-    let commit = proto::CommitRatesRequest {
-        carrier: carrier.into(),
-        import_id,
-        replace: true,
-        expected_rows: rows.len() as u64,
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let commit = commit.clone();
-            async move { admin.commit_rates(commit).await }
-        })
         .await
         .unwrap()
         .applied_index

@@ -16,6 +16,8 @@ use std::{
 
 use trunkline_client::{proto, Client, Retry};
 
+pub mod routing;
+
 /// Raft timings for tests: fast elections so failover tests finish quickly.
 pub const FAST_RAFT: &[&str] = &[
     "--heartbeat-interval-ms",

@@ -1,0 +1,126 @@
+//! Writing routing configuration through the admin API, for the tests that need carriers,
+//! decks, gateways and tenants around what they test.
+
+use trunkline_client::{proto, Client, ClientError, Retry};
+
+/// A carrier that sends numbers with '+', with these codes final.
+pub async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> u64 {
+    let request = proto::PutCarrierRequest {
+        carrier: Some(proto::Carrier {
+            name: name.into(),
+            capabilities: vec![],
+            translation: Some(proto::Translation {
+                strip_digits: 0,
+                tech_prefix: String::new(),
+                plus: true,
+            }),
+            final_codes,
+            disabled: false,
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_carrier(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+/// A tenant with the default (NANP) dial plan and least-cost routing.
+pub async fn put_tenant(client: &Client, name: &str) -> u64 {
+    let request = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: name.into(),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_tenant(request).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+/// A gateway of weight 1 and priority 1 at `uri`; change fields before putting it.
+pub fn gateway(name: &str, carrier: &str, uri: &str) -> proto::Gateway {
+    proto::Gateway {
+        name: name.into(),
+        carrier: carrier.into(),
+        uri: uri.into(),
+        priority: 1,
+        weight: 1,
+        ..Default::default()
+    }
+}
+
+/// Probing off, for gateways at addresses nobody answers.
+pub fn unprobed(mut gateway: proto::Gateway) -> proto::Gateway {
+    gateway.probe = Some(proto::ProbeOverrides {
+        disabled: true,
+        ..Default::default()
+    });
+    gateway
+}
+
+pub async fn try_put_gateway(
+    client: &Client,
+    gateway: proto::Gateway,
+) -> Result<proto::PutResponse, ClientError> {
+    let request = proto::PutGatewayRequest {
+        gateway: Some(gateway),
+        mode: proto::PutMode::Create.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_gateway(request).await }
+        })
+        .await
+}
+
+/// Replaces `carrier`'s deck with `rows` (prefix, micros per minute) in one import.
+pub async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64 {
+    let import_id = format!("test-{carrier}");
+    let rates: Vec<proto::Rate> = rows
+        .iter()
+        .map(|(prefix, rate)| proto::Rate {
+            prefix: prefix.to_string(),
+            rate_micros_per_minute: *rate,
+            ..Default::default()
+        })
+        .collect();
+    let stage = proto::StageRatesRequest {
+        carrier: carrier.into(),
+        import_id: import_id.clone(),
+        rates,
+        first_line: 2,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let stage = stage.clone();
+            async move { admin.stage_rates(stage).await }
+        })
+        .await
+        .unwrap();
+    let commit = proto::CommitRatesRequest {
+        carrier: carrier.into(),
+        import_id,
+        replace: true,
+        expected_rows: rows.len() as u64,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let commit = commit.clone();
+            async move { admin.commit_rates(commit).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
