@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{check, closed_port, start_node, trunkctl, trunkctl_with, Node};
+use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with, value_of, Node};
 use trunkline_node::sip_responder::{Behaviour, SipResponder};
 
 /// Longest wait for an edge to be probed or change state: probes run every 200 ms here.
@@ -29,21 +29,6 @@ const FAST_PROBES: &[&str] = &[
     "--up-after",
     "1",
 ];
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
-}
-
-/// The value of a `FIELD VALUE` row of a details table.
-fn value_of(table: &str, field: &str) -> String {
-    table
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?;
-            rest.starts_with("  ").then(|| rest.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no {field:?} row in:\n{table}"))
-}
 
 /// The cells of the table line whose first cell is `name`.
 fn cells_of(table: &str, name: &str) -> Vec<String> {

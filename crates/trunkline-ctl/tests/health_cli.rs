@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{check, closed_port, start_node, trunkctl, trunkctl_with, Node};
+use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with, Node};
 use trunkline_node::sip_responder::{Behaviour, SipResponder};
 
 /// Longest wait for a gateway to change state or an event to show: probes run every 200 ms
@@ -39,10 +39,6 @@ const FAST_PROBES: &[&str] = &[
     "--up-after",
     "1",
 ];
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
-}
 
 /// The VALUE column of a `health policy show` or `gateway show` row.
 fn value_of(table: &str, name: &str) -> String {

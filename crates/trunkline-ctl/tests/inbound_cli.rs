@@ -8,26 +8,11 @@
 
 mod support;
 
-use support::{check, closed_port, start_node, trunkctl, trunkctl_with, Node};
+use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with, value_of, Node};
 use trunkline_client::{proto, Client, Retry};
 
 const ALICE: &str = "sip:alice@example.com";
 const DID: &str = "+14155550100";
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
-}
-
-/// The value of a `FIELD VALUE` row of a details table.
-fn value_of(table: &str, field: &str) -> String {
-    table
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?;
-            rest.starts_with("  ").then(|| rest.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no {field:?} row in:\n{table}"))
-}
 
 /// Reports a registration of `aor` through `edge`, as an edge proxy does.
 fn register(node: &Node, edge: &str, aor: &str, contact: &str, expires_s: u32) {

@@ -10,19 +10,7 @@ use std::path::{Path, PathBuf};
 use trunkline_core::routing::format_micros;
 mod support;
 
-use support::{check, start_node, trunkctl, trunkctl_with};
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
-}
-
-fn closed_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
+use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with};
 
 fn write_file(folder: &Path, name: &str, contents: &str) -> PathBuf {
     let path = folder.join(name);

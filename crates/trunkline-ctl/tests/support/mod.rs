@@ -113,3 +113,19 @@ pub fn closed_port() -> String {
         .unwrap()
         .to_string()
 }
+
+/// trunkctl's JSON output, parsed.
+pub fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// The value of a `FIELD VALUE` row of a details table.
+pub fn value_of(table: &str, field: &str) -> String {
+    table
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?;
+            rest.starts_with("  ").then(|| rest.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {field:?} row in:\n{table}"))
+}
