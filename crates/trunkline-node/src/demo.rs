@@ -1,5 +1,7 @@
 //! The demo configuration `trunkline dev` seeds on its first start, so a newcomer's first
-//! `trunkctl route test +442071234567 --tenant demo` returns real legs.
+//! `trunkctl route test +442071234567 --tenant demo` returns real legs, and
+//! `trunkctl route inbound +14155550100` shows a call to an unregistered phone diverted to its
+//! continuity targets.
 //!
 //! Three carriers with different prices and capabilities, two or three gateways each, and
 //! decks of a few thousand prefixes (NANP area codes and exchanges, and international country
@@ -9,6 +11,9 @@
 use std::collections::BTreeSet;
 
 use trunkline_core::{
+    inbound::{
+        ContinuityPlan, ContinuityTarget, Destination, Device, Did, InboundCommand, Triggers,
+    },
     routing::{
         Capability, Carrier, DialPlan, Gateway, PutMode, Rate, RoutingCommand, SipUri, Strategy,
         Tenant, Translation, MAX_ROWS_PER_CHUNK,
@@ -20,6 +25,12 @@ use crate::{cluster::Cluster, error::ClusterError};
 
 /// The demo tenant's name.
 pub const DEMO_TENANT: &str = "demo";
+/// The demo DID: rings the demo device, then forwards to [`DEMO_FORWARD`], then voicemail.
+pub const DEMO_DID: &str = "+14155550100";
+/// The demo device's address of record (never registered until an edge reports it).
+pub const DEMO_DEVICE: &str = "sip:alice@demo.example";
+/// Where the demo DID forwards: a number the demo carriers price.
+pub const DEMO_FORWARD: &str = "+14155550199";
 
 /// Country calling codes with a base price per minute in micros, roughly what wholesale
 /// termination costs.
@@ -286,12 +297,61 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
             mode: PutMode::Upsert,
         }))
         .await?;
+    for command in inbound_commands() {
+        cluster.write(Command::Inbound(command)).await?;
+    }
     Ok(true)
+}
+
+/// Alice's phone and her public number, which forwards when she can't answer.
+fn inbound_commands() -> Vec<InboundCommand> {
+    vec![
+        InboundCommand::PutDevice {
+            device: Device {
+                aor: DEMO_DEVICE.to_owned(),
+                tenant: DEMO_TENANT.to_owned(),
+                enabled: true,
+                continuity: None,
+            },
+        },
+        InboundCommand::PutDid {
+            did: Did {
+                number: DEMO_DID.to_owned(),
+                tenant: DEMO_TENANT.to_owned(),
+                device: Some(DEMO_DEVICE.to_owned()),
+                continuity: Some(ContinuityPlan {
+                    targets: vec![
+                        ContinuityTarget {
+                            destination: Destination::Number(DEMO_FORWARD.to_owned()),
+                            ring_timeout_ms: 20_000,
+                        },
+                        ContinuityTarget {
+                            destination: Destination::Voicemail {
+                                mailbox: "alice".to_owned(),
+                            },
+                            ring_timeout_ms: 30_000,
+                        },
+                    ],
+                    triggers: Triggers {
+                        busy: true,
+                        ..Triggers::default()
+                    },
+                }),
+            },
+        },
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_inbound_configuration_is_valid() {
+        for command in inbound_commands() {
+            command.validate().unwrap();
+        }
+    }
 
     #[test]
     fn demo_decks_are_valid_sizable_and_distinct() {

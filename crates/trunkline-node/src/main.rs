@@ -92,7 +92,21 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
         server.cluster().initialize().await?;
     }
     if dev && trunkline_node::demo::seed(server.cluster()).await? {
-        tracing::info!("seeded the demo tenant, carriers and rate decks");
+        tracing::info!("seeded the demo tenant, carriers, rate decks, device and DID");
+    }
+    if dev {
+        // The banner invites lookups at once: wait until they can see the demo (the prefix
+        // index is built off the apply path, a moment after the writes).
+        let applied = server
+            .cluster()
+            .reader
+            .current()
+            .last_applied
+            .map_or(0, |log_id| log_id.index);
+        server
+            .routing_views()
+            .at_least(applied, std::time::Duration::from_secs(30))
+            .await?;
     }
     let mut banner = format!(
         "trunkline: node {} of cluster {:?}\n  api   {}  (SIP proxies, trunkctl)\n  peer  {}\n  data  {}\n",
@@ -104,9 +118,11 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
     );
     if dev {
         banner.push_str(&format!(
-            "Try: trunkctl --endpoints {} route test +442071234567 --tenant {}\n",
-            server.cluster().self_node.api_addr,
-            trunkline_node::demo::DEMO_TENANT
+            "Try: trunkctl --endpoints {addr} route test +442071234567 --tenant {}\n     \
+             trunkctl --endpoints {addr} route inbound {}\n",
+            trunkline_node::demo::DEMO_TENANT,
+            trunkline_node::demo::DEMO_DID,
+            addr = server.cluster().self_node.api_addr,
         ));
     } else if !server.cluster().is_initialized().await {
         banner.push_str(&format!(
