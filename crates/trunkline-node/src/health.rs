@@ -16,6 +16,8 @@
 //!   opening is proposed once, as a compare-and-set from up.
 //! - A gateway nobody probes (probing disabled) does not stay down past the breaker's
 //!   cool-down: the node that would probe it proposes it up, and calls decide again.
+//! - Declared edge proxies (inbound) are probed the same way; gateways and edges share one
+//!   namespace, so the health table is keyed by name alone.
 //!
 //! Only transitions reach the log, never probe results; the live results stay in memory and
 //! are served to `ListHealth` through the peer listener.
@@ -147,11 +149,6 @@ impl HealthMonitor {
 
     pub fn liveness(&self) -> &Arc<Liveness> {
         &self.liveness
-    }
-
-    /// The node that probes `gateway` as this node sees it; `None` when no voter is live.
-    pub fn prober_of(&self, gateway: &str, live: &[NodeId]) -> Option<NodeId> {
-        assign(gateway, live)
     }
 
     fn supervise(self: &Arc<Self>) {
