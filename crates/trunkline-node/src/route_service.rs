@@ -9,7 +9,7 @@ use trunkline_api::v1::{self as proto, route_service_server::RouteService};
 use trunkline_core::{
     health::Liveness,
     inbound::{
-        after_leg, plan_inbound, validate_number, Destination, InboundRefusal, Leg,
+        after_leg, plan_inbound, validate_number, Destination, InboundPlan, InboundRefusal, Leg,
         LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
     },
     routing::{validate_name_field, Media},
@@ -284,14 +284,7 @@ impl RouteService for RouteApi {
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("from", &request.from, false)?;
         let view = self.view(request.min_applied_index).await?;
-        let state = &view.applied.state;
-        // Expiry is judged at the log's time, so every node at this index gives this answer.
-        let log_now_ms = state.time_ms();
-        // A declared edge is probed like a gateway; one never declared counts as up.
-        let plan = plan_inbound(state.inbound(), &request.did, log_now_ms, |edge| {
-            state.health().liveness(edge) == Liveness::Down
-        })
-        .map_err(inbound_refused)?;
+        let plan = inbound_plan(&view, &request.did)?;
         let now_ms = now_ms();
         let legs = plan
             .legs
@@ -350,11 +343,7 @@ impl RouteApi {
         }
         let outcome = inbound_outcome(&request).map_err(invalid)?;
         let view = self.view(token.applied_index).await?;
-        let state = &view.applied.state;
-        let plan = plan_inbound(state.inbound(), &token.did, state.time_ms(), |edge| {
-            state.health().liveness(edge) == Liveness::Down
-        })
-        .map_err(inbound_refused)?;
+        let plan = inbound_plan(&view, &token.did)?;
         let leg = match token.step {
             route_token::InboundStep::DeviceFork if plan.device_legs > 0 => 0,
             route_token::InboundStep::DeviceFork => plan.device_legs,
@@ -418,6 +407,17 @@ impl RouteApi {
             read_state: Some(self.read_state(&view)),
         }))
     }
+}
+
+/// The plan for a call to `did` from `view`: expiry judged at the log's time, so every node
+/// at this index gives this answer; a declared edge that is down is skipped, one never
+/// declared counts as up.
+fn inbound_plan(view: &RoutingView, did: &str) -> Result<InboundPlan, Status> {
+    let state = &view.applied.state;
+    plan_inbound(state.inbound(), did, state.time_ms(), |edge| {
+        state.health().liveness(edge) == Liveness::Down
+    })
+    .map_err(inbound_refused)
 }
 
 /// How an inbound leg ended, from a leg report.
