@@ -7,11 +7,16 @@
 //!
 //! A value is one format-version byte followed by the payload:
 //!
-//! - version [`FORMAT_BINCODE`]: bincode 1.3 with its default options (variable-length
-//!   integers, little-endian, trailing bytes rejected), at most [`MAX_ENCODED_BYTES`].
+//! - version [`FORMAT_CHECKED`]: a CRC-32 (IEEE, as `crc32fast` computes it) of the payload, 4 bytes little-endian, then the payload: bincode 1.3 with its default
+//!   options (variable-length integers, little-endian, trailing bytes rejected), at most
+//!   [`MAX_ENCODED_BYTES`].
 //!
-//! Decoding refuses a version it does not know instead of guessing, so a folder written by a
-//! newer Trunkline fails loudly on an older one.
+//! Every read verifies the checksum: sled 0.34 can hand back damaged bytes after a crash or a
+//! bad disk, and a value that decodes is not necessarily the value that was written. Decoding
+//! refuses a version it does not know instead of guessing, so a folder written by a newer
+//! Trunkline fails loudly on an older one; version 1 (the same payload without a checksum,
+//! written by development builds before checksums) is refused too, because a value without a
+//! checksum can't be trusted.
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
@@ -19,8 +24,12 @@ use serde::Serialize;
 
 use crate::StoreError;
 
-/// Format version of a plain bincode payload.
-pub const FORMAT_BINCODE: u8 = 1;
+/// Format version of a bincode payload without a checksum; no longer read or written.
+pub const FORMAT_UNCHECKED: u8 = 1;
+/// Format version of a checksummed bincode payload.
+pub const FORMAT_CHECKED: u8 = 2;
+/// Bytes of the checksum that follows the version byte.
+const CHECKSUM_BYTES: usize = 4;
 
 /// Largest payload encoded or decoded, in bytes. A snapshot of the whole state is the largest
 /// value; the bound keeps a damaged length prefix from asking for an absurd allocation.
@@ -33,20 +42,41 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new().with_limit(MAX_ENCODED_BYTES)
 }
 
-/// Encodes `value` as a format-version byte followed by its bincode payload.
+/// Encodes `value` as a format-version byte, the payload's checksum and the bincode payload.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = vec![FORMAT_BINCODE];
+    let mut bytes = vec![FORMAT_CHECKED, 0, 0, 0, 0];
     options()
         .serialize_into(&mut bytes, value)
         .map_err(StoreError::Encode)?;
+    let checksum = crc32fast::hash(&bytes[1 + CHECKSUM_BYTES..]);
+    bytes[1..1 + CHECKSUM_BYTES].copy_from_slice(&checksum.to_le_bytes());
     Ok(bytes)
 }
 
-/// Decodes bytes written by [`encode`].
+/// Decodes bytes written by [`encode`], after checking the payload against its checksum.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
         None => Err(StoreError::EmptyValue),
-        Some((&FORMAT_BINCODE, payload)) => {
+        Some((&FORMAT_CHECKED, rest)) => {
+            let Some((stored, payload)) = rest.split_first_chunk::<CHECKSUM_BYTES>() else {
+                return Err(StoreError::Checksum {
+                    detail: format!(
+                        "the value is {} bytes, too short for its checksum",
+                        bytes.len()
+                    ),
+                });
+            };
+            let stored = u32::from_le_bytes(*stored);
+            let computed = crc32fast::hash(payload);
+            if stored != computed {
+                return Err(StoreError::Checksum {
+                    detail: format!(
+                        "a {}-byte value has checksum {computed:08x}, but {stored:08x} was \
+                         written with it",
+                        payload.len()
+                    ),
+                });
+            }
             options().deserialize(payload).map_err(StoreError::Decode)
         }
         Some((&version, _)) => Err(StoreError::UnsupportedFormat { version }),
@@ -74,7 +104,7 @@ mod tests {
     fn a_value_round_trips_behind_its_version_byte() {
         let value = (7u64, String::from("trunk"), Some(vec![1u8, 2, 3]));
         let bytes = encode(&value).unwrap();
-        assert_eq!(bytes[0], FORMAT_BINCODE);
+        assert_eq!(bytes[0], FORMAT_CHECKED);
         let back: (u64, String, Option<Vec<u8>>) = decode(&bytes).unwrap();
         assert_eq!(back, value);
     }
@@ -91,6 +121,35 @@ mod tests {
     }
 
     #[test]
+    fn a_flipped_bit_anywhere_after_the_version_is_caught() {
+        let bytes = encode(&(42u64, "a gateway drain".to_owned())).unwrap();
+        for position in 1..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[position] ^= 1 << bit;
+                assert!(
+                    decode::<(u64, String)>(&damaged).is_err(),
+                    "bit {bit} of byte {position} flipped and the value still decoded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_without_a_checksum_is_refused() {
+        let mut bytes = vec![FORMAT_UNCHECKED];
+        options().serialize_into(&mut bytes, &7u64).unwrap();
+        assert!(matches!(
+            decode::<u64>(&bytes),
+            Err(StoreError::UnsupportedFormat { version: 1 })
+        ));
+        assert!(matches!(
+            decode::<u64>(&[FORMAT_CHECKED, 1, 2]),
+            Err(StoreError::Checksum { .. })
+        ));
+    }
+
+    #[test]
     fn an_empty_value_is_an_error() {
         assert!(matches!(decode::<u64>(&[]), Err(StoreError::EmptyValue)));
     }
@@ -99,6 +158,17 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut bytes = encode(&1u64).unwrap();
         bytes.push(0);
+        // The checksum no longer matches; with a matching checksum bincode refuses them.
+        assert!(matches!(
+            decode::<u64>(&bytes),
+            Err(StoreError::Checksum { .. })
+        ));
+        let mut payload = Vec::new();
+        options().serialize_into(&mut payload, &1u64).unwrap();
+        payload.push(0);
+        let mut bytes = vec![FORMAT_CHECKED];
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
         assert!(matches!(decode::<u64>(&bytes), Err(StoreError::Decode(_))));
     }
 

@@ -13,10 +13,12 @@
 //! runs the blocking `flush` on tokio's blocking pool, one at a time.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sled::{Db, Tree};
 
+use crate::acknowledged::{Acknowledged, AcknowledgedFile, ACKNOWLEDGED_FILE};
 use crate::codec;
 use crate::folder::{DataFolder, Identity, DATABASE_DIR};
 use crate::StoreError;
@@ -45,6 +47,9 @@ pub(crate) struct Database {
     pub(crate) raft_state: Tree,
     pub(crate) snapshot: Tree,
     db: Db,
+    /// What this node acknowledged, kept outside sled (see [`crate::acknowledged`]). Updated
+    /// after sled's flush and before the acknowledgement; a blocking write, one at a time.
+    acknowledged: Mutex<AcknowledgedFile>,
     /// Serialises flushes: concurrent flushes are where sled 0.34.7 has deadlocked.
     flush_lock: tokio::sync::Mutex<()>,
     /// Declared last so it is dropped last: the folder lock outlives every sled handle.
@@ -56,6 +61,14 @@ impl Database {
     /// identity inside it. Blocks the calling thread on disk I/O.
     pub(crate) fn open(folder: DataFolder, identity: &Identity) -> Result<Database, StoreError> {
         let path = folder.path.clone();
+        let acknowledged = AcknowledgedFile::open(&path)?.ok_or_else(|| StoreError::Corrupt {
+            path: path.clone(),
+            detail: format!(
+                "{ACKNOWLEDGED_FILE} (the record of what this node acknowledged) is missing, so \
+                 the node can't tell whether its database lost acknowledged writes"
+            ),
+        })?;
+        remove_partial_snapshots(&path.join(DATABASE_DIR))?;
         let database_error = |source: sled::Error| match source {
             sled::Error::Io(ref error) if error.to_string().contains(SLED_LOCK_ERROR) => {
                 StoreError::InUse { path: path.clone() }
@@ -65,10 +78,19 @@ impl Database {
                 source,
             },
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path.join(DATABASE_DIR))
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .open()
+            .cache_capacity(CACHE_CAPACITY_BYTES);
+        // sled 0.34 panics on some damaged files (a database file cut in half) instead of
+        // returning an error; that is a damaged folder, not a crash of this process.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()))
+            .map_err(|panic| StoreError::Corrupt {
+                path: path.clone(),
+                detail: format!(
+                    "the database in {DATABASE_DIR}/ can't be opened (sled failed: {})",
+                    panic_message(&panic)
+                ),
+            })?
             .map_err(database_error)?;
         let open_tree = |name: &str| db.open_tree(name).map_err(database_error);
         let logs = open_tree(TREE_LOGS)?;
@@ -106,9 +128,50 @@ impl Database {
             raft_state,
             snapshot,
             db,
+            acknowledged: Mutex::new(acknowledged),
             flush_lock: tokio::sync::Mutex::new(()),
             _folder: folder,
         })
+    }
+
+    /// What the record outside sled says this node acknowledged.
+    pub(crate) fn acknowledged(&self) -> Acknowledged {
+        match self.acknowledged.lock() {
+            Ok(file) => file.record().clone(),
+            Err(poisoned) => poisoned.into_inner().record().clone(),
+        }
+    }
+
+    /// Changes the acknowledged record with `change` and writes it durably (on a blocking
+    /// thread). Call it only after sled has flushed what the change claims.
+    pub(crate) async fn acknowledge(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Acknowledged) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let database = Arc::clone(self);
+        let written = tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock can only come from a bug in `change`; the record
+            // in the file is still whole, so carry on with it.
+            let mut file = match database.acknowledged.lock() {
+                Ok(file) => file,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut record = file.record().clone();
+            change(&mut record);
+            if &record == file.record() {
+                return Ok(());
+            }
+            file.write(record)
+        })
+        .await;
+        match written {
+            Ok(result) => result,
+            Err(join_error) => Err(StoreError::Io {
+                action: "write",
+                path: self.path.join(ACKNOWLEDGED_FILE),
+                source: io::Error::other(format!("the write did not finish: {join_error}")),
+            }),
+        }
     }
 
     /// Makes every write made so far durable. Runs sled's blocking flush on tokio's blocking
@@ -122,5 +185,53 @@ impl Database {
                 "the flush task did not finish: {join_error}"
             )))),
         }
+    }
+}
+
+/// Removes the partial snapshot files (`snap.*.generating`) a failed sled start leaves
+/// behind: sled writes its snapshot under that name and renames it when complete, so such a
+/// file is never the only copy of anything, but sled 0.34 refuses to start while one exists
+/// ("Read corrupted data at file offset None").
+fn remove_partial_snapshots(database_dir: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(database_dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "list",
+                path: database_dir.to_owned(),
+                source,
+            })
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| StoreError::Io {
+            action: "list",
+            path: database_dir.to_owned(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let path = entry.path();
+            tracing::warn!(path = %path.display(), "removing a partial sled snapshot left by a failed start");
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                action: "remove",
+                path,
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_owned()
     }
 }

@@ -73,9 +73,13 @@ pub enum StoreError {
     },
 
     /// Something read back from the folder breaks an invariant the store wrote it with.
+    /// The node must not start on it: it could serve, or vote on, state older than it
+    /// acknowledged.
     #[error(
-        "the data folder {path} is damaged: {detail}; restore it from a backup, or move it \
-         aside and let this node catch up from the cluster with an empty folder"
+        "the data folder {path} is damaged: {detail}. This node will not start on it. To bring \
+         it back as an empty member that catches up from the cluster, run `trunkline recover \
+         --data-dir {}` (it moves the folder aside and keeps this node's last vote)",
+        path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
 
@@ -84,6 +88,10 @@ pub enum StoreError {
 
     #[error("could not decode a stored value: {0}")]
     Decode(bincode::Error),
+
+    /// A stored value does not match the checksum written with it.
+    #[error("a stored value is damaged: {detail}")]
+    Checksum { detail: String },
 
     #[error("a stored value is empty")]
     EmptyValue,

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::acknowledged::{AcknowledgedFile, ACKNOWLEDGED_FILE};
 use crate::{NodeId, StoreError};
 
 /// The file that ties a data folder to one cluster and one node id.
@@ -108,7 +109,12 @@ pub(crate) fn claim(path: &Path, identity: &Identity) -> Result<DataFolder, Stor
     // Read again under the lock: another process may have created the folder in between.
     match read_identity(path)? {
         Some(found) => check_identity(path, &found, identity)?,
-        None => write_identity(path, identity)?,
+        None => {
+            // The record first: a folder with an identity always has one, so a missing record
+            // is damage, never a folder that was created half-way.
+            AcknowledgedFile::create(path)?;
+            write_identity(path, identity)?;
+        }
     }
     Ok(DataFolder {
         path: path.to_owned(),
@@ -141,7 +147,8 @@ fn inspect(path: &Path) -> Result<Option<Identity>, StoreError> {
         let name = name.to_string_lossy();
         match name.as_ref() {
             // Left by a first start that stopped before it wrote the identity file.
-            LOCK_FILE | IDENTITY_TEMP_FILE => {}
+            LOCK_FILE | IDENTITY_TEMP_FILE | ACKNOWLEDGED_FILE => {}
+            name if name.starts_with(".trunkline-acknowledged") => {}
             DATABASE_DIR => {
                 return Err(StoreError::MissingIdentity {
                     path: path.to_owned(),

@@ -15,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod acknowledged;
 pub mod codec;
 mod database;
 mod error;
@@ -23,7 +24,9 @@ mod log_store;
 mod snapshot_store;
 mod state_machine;
 mod store;
+mod verify;
 
+pub use acknowledged::{read_acknowledged, Acknowledged};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};

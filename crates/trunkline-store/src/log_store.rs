@@ -28,7 +28,6 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError, Vote,
 };
-use sled::IVec;
 
 use crate::codec::{self, log_key};
 use crate::database::Database;
@@ -36,11 +35,11 @@ use crate::error::{storage_error, violation};
 use crate::{NodeId, TypeConfig};
 
 /// In the raft-state tree: the last saved [`Vote`].
-const KEY_VOTE: &str = "vote";
+pub(crate) const KEY_VOTE: &str = "vote";
 /// In the raft-state tree: the last saved committed [`LogId`].
-const KEY_COMMITTED: &str = "committed";
+pub(crate) const KEY_COMMITTED: &str = "committed";
 /// In the raft-state tree: the [`LogId`] of the last purged entry.
-const KEY_LAST_PURGED: &str = "last_purged";
+pub(crate) const KEY_LAST_PURGED: &str = "last_purged";
 
 /// Most bytes of encoded entries one [`RaftLogReader::limited_get_log_entries`] call returns
 /// (at least one entry is always returned). Replication reads through it, so it bounds one
@@ -131,7 +130,7 @@ impl LogStore {
 }
 
 /// Decodes a stored entry and checks it sits under its own index.
-fn decode_entry(key: &IVec, value: &IVec) -> StorageResult<Entry<TypeConfig>> {
+pub(crate) fn decode_entry(key: &[u8], value: &[u8]) -> StorageResult<Entry<TypeConfig>> {
     let index = codec::log_index(key)
         .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
     let entry: Entry<TypeConfig> = codec::decode(value)
@@ -228,7 +227,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .raft_state
             .insert(KEY_VOTE, bytes)
             .map_err(|error| storage_error(ErrorSubject::Vote, ErrorVerb::Write, &error))?;
-        self.flush(ErrorSubject::Vote).await
+        self.flush(ErrorSubject::Vote).await?;
+        let vote = *vote;
+        self.database
+            .acknowledge(move |record| record.vote = Some(vote))
+            .await
+            .map_err(|error| storage_error(ErrorSubject::Vote, ErrorVerb::Write, &error))
     }
 
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
@@ -283,13 +287,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .apply_batch(batch)
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
 
-        match self.database.flush().await {
+        let flushed = match self.database.flush().await {
+            Ok(()) => match previous {
+                // Sled holds the batch durably: record that before acknowledging it.
+                Some(last) => self
+                    .database
+                    .acknowledge(move |record| record.last_log_id = Some(last))
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => Ok(()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        match flushed {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
             Err(error) => {
-                let result = storage_error(ErrorSubject::Logs, ErrorVerb::Write, &error);
+                let result = violation(ErrorSubject::Logs, ErrorVerb::Write, &error);
                 callback.log_io_completed(Err(io::Error::other(error)));
                 Err(result)
             }
@@ -307,6 +323,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 format!("truncating from {log_id} would remove the purged entry {purged}"),
             ));
         }
+        // The record first: once it says the log ends before `log_id`, a crash half-way through
+        // the truncation leaves sled with more than the record, never less.
+        let new_last = match log_id.index.checked_sub(1) {
+            Some(previous) => match self
+                .database
+                .logs
+                .get(log_key(previous))
+                .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?
+            {
+                Some(value) => Some(decode_entry(&log_key(previous), &value)?.log_id),
+                None => self.last_purged()?,
+            },
+            None => None,
+        };
+        let truncated_index = log_id.index;
+        self.database
+            .acknowledge(move |record| {
+                if record
+                    .last_log_id
+                    .is_some_and(|last| last.index >= truncated_index)
+                {
+                    record.last_log_id = new_last;
+                }
+            })
+            .await
+            .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Delete, &error))?;
         let mut batch = sled::Batch::default();
         for key in self.database.logs.range(log_key(log_id.index)..).keys() {
             let key =

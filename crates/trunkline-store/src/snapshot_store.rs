@@ -25,7 +25,7 @@ use crate::state_machine::AppliedState;
 use crate::{Node, NodeId, TypeConfig};
 
 /// The [`SnapshotMeta`] of the current snapshot.
-const KEY_META: &str = "meta";
+pub(crate) const KEY_META: &str = "meta";
 /// The data of the current snapshot, as sent to followers.
 const KEY_DATA: &str = "data";
 /// How many snapshots this folder has built; part of every snapshot id.
@@ -154,7 +154,7 @@ impl SnapshotStore {
         Ok(Some((meta, data.to_vec())))
     }
 
-    fn load_meta(&self) -> StorageResult<Option<Meta>> {
+    pub(crate) fn load_meta(&self) -> StorageResult<Option<Meta>> {
         let subject = ErrorSubject::Snapshot(None);
         let bytes = self
             .database
@@ -181,13 +181,27 @@ impl SnapshotStore {
         }
     }
 
+    /// Flushes, then records the snapshot in the acknowledged record (at least this one is
+    /// stored now: this one, or a newer one that overtook it).
     async fn flush(&self, meta: &Meta) -> StorageResult<()> {
-        self.database.flush().await.map_err(|error| {
-            storage_error(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                &error,
-            )
-        })
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        self.database
+            .flush()
+            .await
+            .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
+        let Some(covered) = meta.last_log_id else {
+            return Ok(());
+        };
+        self.database
+            .acknowledge(move |record| {
+                if record
+                    .snapshot
+                    .is_none_or(|known| known.index < covered.index)
+                {
+                    record.snapshot = Some(covered);
+                }
+            })
+            .await
+            .map_err(|error| storage_error(subject, ErrorVerb::Write, &error))
     }
 }

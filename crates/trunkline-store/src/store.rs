@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::database::Database;
 use crate::folder::{self, Identity};
+use crate::verify;
 use crate::{LogStore, StateMachineStore, StateReader, StoreError};
 
 /// A node's open data folder. Holds the folder's lock for as long as it, or any handle it
@@ -18,6 +19,8 @@ pub struct Store {
 impl Store {
     /// Opens the data folder at `data_dir`, creating it on first use for `identity`.
     ///
+    /// Refuses a damaged folder ([`StoreError::Corrupt`]): a value that fails its checksum, a
+    /// log with a hole, or less than the node acknowledged (see [`crate::verify`]).
     /// Refuses, without writing anything: an invalid identity, a folder created for another
     /// cluster or node id ([`StoreError::IdentityMismatch`]), and a folder that is not a
     /// Trunkline data folder. A folder another process has open gives [`StoreError::InUse`].
@@ -25,6 +28,7 @@ impl Store {
     pub fn open(data_dir: &Path, identity: &Identity) -> Result<Store, StoreError> {
         let folder = folder::claim(data_dir, identity)?;
         let database = Arc::new(Database::open(folder, identity)?);
+        verify::check(&database)?;
         Ok(Store {
             log_store: LogStore::new(Arc::clone(&database)),
             state_machine: StateMachineStore::open(database)?,
