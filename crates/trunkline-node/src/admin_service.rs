@@ -245,18 +245,27 @@ impl AdminService for AdminApi {
             })
             .collect();
         let membership = metrics.membership_config.membership();
+        // A core stopped by a storage error still shows its last role and leader in the
+        // metrics; say what it really is, and that it leads nothing.
+        let (state, leader) = match &metrics.running_state {
+            Err(fatal) => (format!("stopped: {fatal}"), None),
+            Ok(()) => (
+                format!("{:?}", metrics.state).to_lowercase(),
+                metrics.current_leader,
+            ),
+        };
         Ok(Response::new(proto::ClusterStatusResponse {
             node_id: self.cluster.node_id,
             cluster_name: self.cluster.cluster_name.clone(),
-            state: format!("{:?}", metrics.state).to_lowercase(),
-            leader_id: metrics.current_leader.unwrap_or(0),
+            state,
+            leader_id: leader.unwrap_or(0),
             term: metrics.current_term,
             last_log_index,
             committed_index,
             applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
             snapshot_index: metrics.snapshot.map_or(0, |log_id| log_id.index),
             staleness_ms: self.cluster.staleness_ms(&metrics),
-            members: convert::members(membership, metrics.current_leader),
+            members: convert::members(membership, leader),
             followers,
             uninitialized: !self.cluster.is_initialized().await,
         }))

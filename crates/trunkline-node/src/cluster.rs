@@ -23,6 +23,7 @@ use trunkline_api::v1::internal::raft_service_client::RaftServiceClient;
 use trunkline_core::{Command, Request, Response};
 use trunkline_store::{AppliedState, Node, NodeId, StateReader, TypeConfig};
 
+use crate::storage_guard::DiskReserve;
 use crate::{
     error::ClusterError,
     limits,
@@ -95,6 +96,8 @@ pub struct Cluster {
     leader_contact: Mutex<Option<Instant>>,
     /// Connections to the leaders writes were forwarded to, by node id and address.
     forward_clients: Mutex<HashMap<(NodeId, String), RaftServiceClient<Channel>>>,
+    /// Refuses client writes while the data folder's disk is below its reserve.
+    disk: DiskReserve,
 }
 
 impl Cluster {
@@ -105,6 +108,7 @@ impl Cluster {
         raft: Raft<TypeConfig>,
         reader: StateReader,
         log_store: trunkline_store::LogStore,
+        disk: DiskReserve,
     ) -> Cluster {
         Cluster {
             node_id,
@@ -115,6 +119,7 @@ impl Cluster {
             log_store,
             leader_contact: Mutex::new(None),
             forward_clients: Mutex::new(HashMap::new()),
+            disk,
         }
     }
 
@@ -132,6 +137,13 @@ impl Cluster {
 
     /// Milliseconds since this node last heard from a leader; 0 on a leader with a quorum.
     pub fn staleness_ms(&self, metrics: &RaftMetrics<NodeId, Node>) -> u64 {
+        if metrics.running_state.is_err() {
+            // A stopped core leads nothing: its state is as old as its last leader contact.
+            return match self.leader_contact.lock().ok().and_then(|contact| *contact) {
+                Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+                None => STALENESS_UNKNOWN,
+            };
+        }
         if metrics.state == ServerState::Leader {
             return metrics.millis_since_quorum_ack.unwrap_or(0);
         }
@@ -184,6 +196,7 @@ impl Cluster {
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
         command.validate()?;
+        self.disk.check(&command)?;
         match self.submit(LeaderRequest::Write(command)).await? {
             LeaderReply::Written {
                 response: Response::Rejected(error),
@@ -279,6 +292,8 @@ impl Cluster {
         }
         match request {
             LeaderRequest::Write(command) => {
+                // The leader's disk too: a write forwarded here grows this node's log first.
+                self.disk.check(&command)?;
                 let request = Request {
                     time_ms: now_ms(),
                     command,
@@ -303,7 +318,13 @@ impl Cluster {
                                 .to_owned(),
                         )
                     }
-                    other => ClusterError::internal(other),
+                    // Proposed, then the core failed (a storage error stops it): the entry may
+                    // be in the log, and may even be committed.
+                    other => ClusterError::Unavailable(format!(
+                        "the write may or may not have been applied: node {} failed while \
+                         committing it ({other}); read the value back before retrying",
+                        self.node_id
+                    )),
                 }
                         })?;
                 Ok(LeaderReply::Written {

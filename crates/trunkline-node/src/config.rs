@@ -24,6 +24,9 @@ pub const DEFAULT_PROBE_ADDR: &str = "0.0.0.0:0";
 pub const DEFAULT_PEER_LIVENESS_TIMEOUT_MS: u64 = 1_000;
 /// Shortest liveness timeout accepted: a few ping intervals.
 pub const MIN_PEER_LIVENESS_TIMEOUT_MS: u64 = 300;
+/// Free space kept on the data folder's disk by default: room for a few thousand of the
+/// largest writes (4 MiB), sled's own rewrites and a snapshot of a typical state.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 /// Default name of a cluster; a node refuses Raft traffic from a cluster of another name.
 pub const DEFAULT_CLUSTER_NAME: &str = "trunkline";
 
@@ -45,6 +48,15 @@ pub struct FileConfig {
     pub log: LogFileConfig,
     #[serde(default)]
     pub health: HealthFileConfig,
+    #[serde(default)]
+    pub storage: StorageFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileConfig {
+    /// Client writes are refused while the data folder's disk has less free space than this.
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +130,10 @@ pub struct Overrides {
     /// A member silent to pings this long stops probing; others take its gateways over.
     #[arg(long, env = "TRUNKLINE_PEER_LIVENESS_TIMEOUT_MS")]
     pub peer_liveness_timeout_ms: Option<u64>,
+    /// Refuse client writes (RESOURCE_EXHAUSTED) while the data folder's disk has less free
+    /// space than this many bytes; 0 turns the check off.
+    #[arg(long, env = "TRUNKLINE_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<u64>,
 }
 
 /// Raft timings and snapshot policy.
@@ -159,6 +175,9 @@ pub struct Config {
     pub log_level: String,
     pub probe_addr: SocketAddr,
     pub peer_liveness_timeout_ms: u64,
+    /// Free space kept on the data folder's disk: client writes are refused below it, so
+    /// they never drive the store to ENOSPC (`storage.min_free_bytes`).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +363,10 @@ impl Config {
                 format!("must be at least {MIN_PEER_LIVENESS_TIMEOUT_MS}"),
             ));
         }
+        let min_free_bytes = overrides
+            .min_free_bytes
+            .or(file.storage.min_free_bytes)
+            .unwrap_or(DEFAULT_MIN_FREE_BYTES);
 
         Ok(Config {
             node_id,
@@ -357,6 +380,7 @@ impl Config {
             log_level,
             probe_addr,
             peer_liveness_timeout_ms,
+            min_free_bytes,
         })
     }
 

@@ -32,7 +32,12 @@ pub enum ClusterError {
     /// the request was not proposed, so it is safe to send it to the new leader).
     #[error("node is not the leader")]
     NotLeader { leader_id: Option<u64> },
-    /// A bug or a storage failure; the node logs it.
+    /// A resource this node keeps in reserve would be used up (the data disk's free space);
+    /// the request was not applied.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A bug; the node logs it. Never a write whose outcome is unknown: that is
+    /// `Unavailable` saying it may or may not have been applied.
     #[error("{0}")]
     Internal(String),
 }
@@ -75,6 +80,7 @@ impl From<ClusterError> for Status {
             | ClusterError::NotLeader { .. }
             | ClusterError::NotApplied { .. } => Code::Unavailable,
             ClusterError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ClusterError::ResourceExhausted(_) => Code::ResourceExhausted,
             ClusterError::Internal(message) => {
                 tracing::error!(%message, "internal error");
                 Code::Internal

@@ -27,5 +27,6 @@ pub mod routing_view;
 pub mod server;
 pub mod sip_probe;
 pub mod sip_responder;
+pub mod storage_guard;
 pub mod ticker;
 mod wire;

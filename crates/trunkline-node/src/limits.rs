@@ -35,8 +35,17 @@ pub const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time a follower gives a forwarded request beyond the leader's own bound, so the
 /// leader's answer (even a timeout) arrives instead of a silent cut-off.
 pub const FORWARD_MARGIN: Duration = Duration::from_secs(1);
-/// Time given to in-flight requests after SIGTERM before the node stops anyway.
+/// From SIGTERM (or a storage failure) to the end of the process, whatever hangs: a
+/// watchdog thread exits the process then.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Time given to in-flight requests to finish after the listeners stop.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(1500);
+/// Time given to Raft to stop after the drain.
+pub const RAFT_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(1000);
+/// After the Raft core fails on a storage error: how long the node keeps answering lookups
+/// from its last applied state (reporting NOT_SERVING, so proxies and load balancers move
+/// away) before it stops. With the drain and Raft's stop it stays within SHUTDOWN_GRACE.
+pub const STORAGE_FAILURE_LOOKUP_WINDOW: Duration = Duration::from_millis(2000);
 /// Settings returned by one list request.
 pub const MAX_LIST_SETTINGS: usize = 1000;
 /// Chunks of an export buffered ahead of a slow reader.

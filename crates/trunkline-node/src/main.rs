@@ -1,7 +1,8 @@
 //! `trunkline`: the node daemon.
 //!
-//! Exit codes: 0 after a clean shutdown, 1 when the node fails at start or while running,
-//! 2 for a bad command line or configuration.
+//! Exit codes: 0 after a clean shutdown, 1 when the node fails at start or while running
+//! (a supervisor should restart it), 2 for a bad command line or configuration, 3 when the
+//! data folder is damaged (restarting won't help: `trunkline recover --data-dir DIR`).
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -31,10 +32,31 @@ enum Command {
     },
     /// Run a single self-initialising node for development and demos.
     Dev(DevArgs),
+    /// Bring a node back from a damaged data folder: move the folder aside and start it
+    /// again empty (keeping its last vote), to catch up from the cluster's leader.
+    Recover {
+        /// The node's data folder (stop the node first).
+        #[arg(long, env = "TRUNKLINE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Go on even when the node's last vote can't be read. Safe only after the node was
+        /// removed from the cluster (`trunkctl cluster remove N`); join it again afterwards.
+        #[arg(long)]
+        forget_vote: bool,
+    },
 }
+
+/// The exit code of a node that refused its damaged data folder.
+const EXIT_DAMAGED_DATA: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Recover {
+        data_dir,
+        forget_vote,
+    } = &cli.command
+    {
+        return recover(data_dir, *forget_vote);
+    }
     let (config, dev) = match resolve(&cli.command) {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -53,10 +75,59 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, dev)) {
+    let result = runtime.block_on(run(config, dev));
+    // Tasks still blocked on the disk (a flush on a full disk) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("trunkline: {error:#}");
+            let damaged = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<trunkline_store::StoreError>(),
+                    Some(trunkline_store::StoreError::Corrupt { .. })
+                )
+            });
+            if damaged {
+                ExitCode::from(EXIT_DAMAGED_DATA)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("trunkline: can't start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(trunkline_store::recover(data_dir, forget_vote)) {
+        Ok(recovered) => {
+            let vote = match recovered.vote {
+                Some(vote) => format!("kept its last vote ({vote})"),
+                None => "has no vote to keep".to_owned(),
+            };
+            println!(
+                "trunkline: moved the damaged folder to {}\n  {} is now an empty folder for \
+                 {} that {vote}.\n  Start the node as before: it catches up from the \
+                 cluster's leader (by snapshot if the log was compacted). A single-node \
+                 cluster has no leader to catch up from: restore it from a backup, or \
+                 initialise it again.",
+                recovered.moved_to.display(),
+                data_dir.display(),
+                recovered.identity
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("trunkline: recover: {error}");
             ExitCode::FAILURE
         }
     }
@@ -72,6 +143,7 @@ fn resolve(command: &Command) -> anyhow::Result<(Config, bool)> {
             Ok((Config::resolve(file, overrides)?, false))
         }
         Command::Dev(args) => Ok((args.config()?, true)),
+        Command::Recover { .. } => anyhow::bail!("recover runs without a node configuration"),
     }
 }
 
@@ -137,5 +209,5 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
         .write_all(banner.as_bytes())
         .and_then(|()| stdout.flush());
     drop(stdout);
-    server.serve(shutdown).await
+    server.with_exit_watchdog().serve(shutdown).await
 }

@@ -21,7 +21,7 @@ use crate::{
     admin_service::AdminApi, cluster::Cluster, config::Config, health::HealthMonitor, limits,
     liveness::Liveness, network::PeerNetworkFactory, peer_service::PeerService,
     registrar::Registrar, route_service::RouteApi, routing_view::RoutingViews,
-    sip_probe::SipProber, ticker,
+    sip_probe::SipProber, storage_guard, storage_guard::DiskReserve, ticker,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -34,6 +34,9 @@ pub struct NodeServer {
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    /// Whether stopping ends the process within the grace period, whatever hangs. Set by the
+    /// daemon; a node embedded in a test process must not end that process.
+    exit_watchdog: bool,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -111,6 +114,7 @@ impl NodeServer {
             raft,
             reader,
             log_store,
+            DiskReserve::new(config.data_dir.clone(), config.min_free_bytes),
         ));
         let liveness = Liveness::start(
             cluster.clone(),
@@ -128,7 +132,15 @@ impl NodeServer {
             peer_listener,
             api_addr,
             peer_addr,
+            exit_watchdog: false,
         })
+    }
+
+    /// Makes stopping end the process with exit code 1 if it takes longer than
+    /// [`limits::SHUTDOWN_GRACE`]: for the daemon, never for a node inside another program.
+    pub fn with_exit_watchdog(mut self) -> Self {
+        self.exit_watchdog = true;
+        self
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -143,8 +155,10 @@ impl NodeServer {
         &self.health
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests for at most
-    /// [`limits::SHUTDOWN_GRACE`] and stops Raft.
+    /// Serves until `shutdown` completes, then drains in-flight requests and stops Raft, all
+    /// within [`limits::SHUTDOWN_GRACE`]. If the Raft core stops on a storage error first, the
+    /// node reports NOT_SERVING, keeps answering lookups for
+    /// [`limits::STORAGE_FAILURE_LOOKUP_WINDOW`], then stops the same way and returns an error.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_sender, stop) = watch::channel(false);
         let stopped = |mut stop: watch::Receiver<bool>| async move {
@@ -209,23 +223,79 @@ impl NodeServer {
         let api_task = tokio::spawn(api_server);
         let peer_task = tokio::spawn(peer_server);
 
-        shutdown.await;
+        let failure = tokio::select! {
+            () = shutdown => None,
+            failure = storage_guard::storage_failure(&self.cluster.raft) => Some(failure),
+        };
+        // From here the process ends within the grace period, whatever hangs (a sled flush
+        // on a full disk never returns).
+        if self.exit_watchdog {
+            start_exit_watchdog();
+        }
+        if let Some(failure) = &failure {
+            tracing::error!(
+                %failure,
+                "the Raft core stopped on a storage error: reporting NOT_SERVING, answering \
+                 lookups from the last applied state for {:?}, then exiting so a supervisor \
+                 restarts the node",
+                limits::STORAGE_FAILURE_LOOKUP_WINDOW
+            );
+            health_reporter
+                .set_not_serving::<AdminServiceServer<AdminApi>>()
+                .await;
+            health_reporter
+                .set_not_serving::<RouteServiceServer<RouteApi>>()
+                .await;
+            health_reporter
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tokio::time::sleep(limits::STORAGE_FAILURE_LOOKUP_WINDOW).await;
+        }
         tracing::info!("shutting down: draining requests");
         let _ = stop_sender.send(true);
         self.health.stop();
-        let drained = tokio::time::timeout(limits::SHUTDOWN_GRACE, async {
+        let drained = tokio::time::timeout(limits::SHUTDOWN_DRAIN, async {
             let _ = api_task.await;
             let _ = peer_task.await;
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(grace = ?limits::SHUTDOWN_GRACE, "requests still in flight after the grace period; stopping anyway");
+            tracing::warn!(grace = ?limits::SHUTDOWN_DRAIN, "requests still in flight after the grace period; stopping anyway");
         }
-        if let Err(error) = self.cluster.raft.shutdown().await {
-            tracing::warn!(%error, "Raft did not shut down cleanly");
+        match tokio::time::timeout(limits::RAFT_SHUTDOWN_TIMEOUT, self.cluster.raft.shutdown())
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "Raft did not shut down cleanly"),
+            Err(_) => tracing::warn!("Raft did not shut down in time; stopping anyway"),
+        }
+        if let Some(failure) = failure {
+            anyhow::bail!(
+                "stopped because the Raft core failed on a storage error: {failure}; the node \
+                 restarts on its data once the cause (a full or failing disk) is fixed"
+            );
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Ends the process with exit code 1 if it is still running [`limits::SHUTDOWN_GRACE`] from
+/// now: a drain, a Raft shutdown or a store that can't flush (a full disk) must never keep a
+/// stopping node alive. A plain thread, so a stuck runtime can't stop it.
+fn start_exit_watchdog() {
+    let spawned = std::thread::Builder::new()
+        .name("exit-watchdog".to_owned())
+        .spawn(|| {
+            std::thread::sleep(limits::SHUTDOWN_GRACE);
+            eprintln!(
+                "trunkline: still stopping {:?} after shutdown began; exiting now",
+                limits::SHUTDOWN_GRACE
+            );
+            std::process::exit(1);
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "can't start the exit watchdog");
     }
 }
 

@@ -122,6 +122,22 @@ pub(crate) fn claim(path: &Path, identity: &Identity) -> Result<DataFolder, Stor
     })
 }
 
+/// The identity of an existing data folder; an error when `path` is not one.
+pub(crate) fn identity_of(path: &Path) -> Result<Identity, StoreError> {
+    match inspect(path)? {
+        Some(identity) => Ok(identity),
+        None => Err(StoreError::NotADataFolder {
+            path: path.to_owned(),
+            found: "nothing of a node's data".to_owned(),
+        }),
+    }
+}
+
+/// Takes the lock of an existing data folder, without writing anything else.
+pub(crate) fn lock_existing(path: &Path) -> Result<File, StoreError> {
+    lock(path)
+}
+
 /// Looks at the folder without writing: `None` when it is absent or empty (a new node), the
 /// recorded identity when it is a data folder, an error when it is something else.
 fn inspect(path: &Path) -> Result<Option<Identity>, StoreError> {

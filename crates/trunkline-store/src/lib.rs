@@ -21,6 +21,7 @@ mod database;
 mod error;
 mod folder;
 mod log_store;
+mod recover;
 mod snapshot_store;
 mod state_machine;
 mod store;
@@ -30,8 +31,14 @@ pub use acknowledged::{read_acknowledged, Acknowledged};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};
+pub use recover::{recover, Recovered};
 pub use state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
 pub use store::Store;
+
+/// Bytes free for this process on the disk holding `path` (what `df` shows as available).
+pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {
+    fs2::available_space(path)
+}
 
 /// A node's id in the cluster; chosen by the operator, unique and never reused.
 pub type NodeId = u64;

@@ -152,6 +152,52 @@ impl TestNode {
         self.spawn();
     }
 
+    /// Starts the node again with other extra arguments (same data folder and ports).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|arg| arg.to_string()).collect();
+        self.spawn();
+    }
+
+    /// Starts the node on its data folder and ports expecting it to refuse to start: waits
+    /// for the process to exit and returns its status with what it wrote to stderr.
+    pub fn start_expecting_exit(&mut self) -> (std::process::ExitStatus, String) {
+        assert!(self.child.is_none(), "node {} is running", self.node_id);
+        let output = Command::new(trunkline_binary())
+            .arg("serve")
+            .args(["--node-id", &self.node_id.to_string()])
+            .args(["--cluster-name", "test"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--api-addr", &self.api_addr])
+            .args(["--peer-addr", &self.peer_addr])
+            .args(["--log-level", "warn"])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Waits up to `timeout` for the running process to exit by itself; its status, or
+    /// `None` if it is still running (then it is left running).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

@@ -1,0 +1,134 @@
+//! The node's side of storage failures: keeping client writes from filling the disk, and
+//! noticing when the Raft core has stopped on a storage error.
+//!
+//! sled and openraft treat a failed write (ENOSPC, EIO, a checksum that fails at run time) as
+//! fatal: the Raft core stops and never starts again in this process. Before this module
+//! existed such a node lingered as a zombie: health SERVING, every write INTERNAL, and a
+//! SIGTERM that never finished. Now:
+//!
+//! - [`DiskReserve`] refuses client writes with RESOURCE_EXHAUSTED while the data folder's
+//!   disk has less free space than the configured reserve, so writes never drive the store to
+//!   ENOSPC. The log's own housekeeping (ticks, health transitions) is small and goes on.
+//! - [`storage_failure`] completes when the Raft core has stopped on an error; the server then
+//!   reports NOT_SERVING, keeps answering lookups from the last applied state for a moment so
+//!   proxies move away, and exits non-zero so a supervisor restarts it.
+
+use std::path::PathBuf;
+
+use openraft::Raft;
+use trunkline_core::health::HealthCommand;
+use trunkline_core::Command;
+use trunkline_store::TypeConfig;
+
+use crate::error::ClusterError;
+
+/// Keeps client writes from taking the last free space of the data folder's disk.
+#[derive(Debug)]
+pub struct DiskReserve {
+    data_dir: PathBuf,
+    /// Free bytes to keep; 0 turns the check off.
+    min_free_bytes: u64,
+}
+
+impl DiskReserve {
+    pub fn new(data_dir: PathBuf, min_free_bytes: u64) -> Self {
+        DiskReserve {
+            data_dir,
+            min_free_bytes,
+        }
+    }
+
+    /// Refuses `command` when it is a client write and the disk is below the reserve. One
+    /// `statvfs` a write: microseconds, against the milliseconds of a replicated write.
+    pub fn check(&self, command: &Command) -> Result<(), ClusterError> {
+        if self.min_free_bytes == 0 || is_housekeeping(command) {
+            return Ok(());
+        }
+        let free = match trunkline_store::free_space(&self.data_dir) {
+            Ok(free) => free,
+            Err(error) => {
+                // Not knowing is no reason to refuse: the store reports a real failure itself.
+                tracing::debug!(%error, "can't read the data folder's free space");
+                return Ok(());
+            }
+        };
+        if free >= self.min_free_bytes {
+            return Ok(());
+        }
+        Err(ClusterError::ResourceExhausted(format!(
+            "the disk of the data folder {} has {} free, below the reserve of {} \
+             (storage.min_free_bytes): writes are refused until space is freed; reads and \
+             lookups go on; the write was not applied",
+            self.data_dir.display(),
+            mebibytes(free),
+            mebibytes(self.min_free_bytes)
+        )))
+    }
+}
+
+/// The log's own upkeep: small entries the cluster needs to stay correct (registration
+/// expiry moves with ticks; health changes keep calls off dead gateways).
+fn is_housekeeping(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Tick | Command::Health(HealthCommand::Transition { .. })
+    )
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Completes when the Raft core has stopped because of an error (a storage failure: openraft
+/// stops on any), with what went wrong. Never completes while the core runs or after a clean
+/// shutdown.
+pub async fn storage_failure(raft: &Raft<TypeConfig>) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        // Copied out: a borrow of the watch must never be held across an await.
+        let running = metrics.borrow_and_update().running_state.clone();
+        if let Err(fatal) = running {
+            if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                return fatal.to_string();
+            }
+        }
+        if metrics.changed().await.is_err() {
+            // The core is gone; the watch's last value said why, and it was not an error.
+            return std::future::pending().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_core::settings::SettingsCommand;
+
+    fn set() -> Command {
+        Command::Settings(SettingsCommand::Set {
+            key: "k".into(),
+            value: "v".into(),
+        })
+    }
+
+    #[test]
+    fn a_client_write_is_refused_below_the_reserve_and_upkeep_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = trunkline_store::free_space(dir.path()).unwrap();
+        let over = DiskReserve::new(dir.path().to_owned(), free.saturating_mul(2).max(1));
+        let error = over.check(&set()).unwrap_err();
+        assert!(
+            matches!(error, ClusterError::ResourceExhausted(_)),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("storage.min_free_bytes"),
+            "{error}"
+        );
+        assert!(over.check(&Command::Tick).is_ok());
+        let under = DiskReserve::new(dir.path().to_owned(), 1);
+        assert!(under.check(&set()).is_ok());
+        let off = DiskReserve::new(dir.path().to_owned(), 0);
+        assert!(off.check(&set()).is_ok());
+    }
+}
