@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub health: HealthFileConfig,
     #[serde(default)]
     pub storage: StorageFileConfig,
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +59,21 @@ pub struct FileConfig {
 pub struct StorageFileConfig {
     /// Client writes are refused while the data folder's disk has less free space than this.
     pub min_free_bytes: Option<u64>,
+}
+
+/// The `[limits]` section: bounds on what clients and peers can make a listener hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    pub api_max_connections: Option<usize>,
+    pub peer_max_connections: Option<usize>,
+    pub connection_idle_timeout_ms: Option<u64>,
+    pub http2_max_concurrent_streams: Option<u32>,
+    pub http2_stream_window_bytes: Option<u32>,
+    pub http2_connection_window_bytes: Option<u32>,
+    pub api_max_buffered_request_bytes: Option<usize>,
+    pub peer_request_timeout_ms: Option<u64>,
+    pub peer_max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,7 +151,84 @@ pub struct Overrides {
     /// space than this many bytes; 0 turns the check off.
     #[arg(long, env = "TRUNKLINE_MIN_FREE_BYTES")]
     pub min_free_bytes: Option<u64>,
+    /// Open connections on the client listener; beyond it new ones are closed at once.
+    #[arg(long, env = "TRUNKLINE_API_MAX_CONNECTIONS")]
+    pub api_max_connections: Option<usize>,
+    /// Open connections on the peer listener; beyond it new ones are closed at once.
+    #[arg(long, env = "TRUNKLINE_PEER_MAX_CONNECTIONS")]
+    pub peer_max_connections: Option<usize>,
+    /// A connection that carries no request for this long is closed (both listeners).
+    #[arg(long, env = "TRUNKLINE_CONNECTION_IDLE_TIMEOUT_MS")]
+    pub connection_idle_timeout_ms: Option<u64>,
+    /// HTTP/2 streams a client may open at once on one connection (client listener).
+    #[arg(long, env = "TRUNKLINE_HTTP2_MAX_CONCURRENT_STREAMS")]
+    pub http2_max_concurrent_streams: Option<u32>,
+    /// HTTP/2 flow-control window per stream on the client listener.
+    #[arg(long, env = "TRUNKLINE_HTTP2_STREAM_WINDOW_BYTES")]
+    pub http2_stream_window_bytes: Option<u32>,
+    /// HTTP/2 flow-control window per connection on the client listener.
+    #[arg(long, env = "TRUNKLINE_HTTP2_CONNECTION_WINDOW_BYTES")]
+    pub http2_connection_window_bytes: Option<u32>,
+    /// Request bytes read and not yet decoded across the client listener.
+    #[arg(long, env = "TRUNKLINE_API_MAX_BUFFERED_REQUEST_BYTES")]
+    pub api_max_buffered_request_bytes: Option<usize>,
+    /// A peer request without its own deadline ends after this long.
+    #[arg(long, env = "TRUNKLINE_PEER_REQUEST_TIMEOUT_MS")]
+    pub peer_request_timeout_ms: Option<u64>,
+    /// Requests in flight on the peer listener before new ones are shed.
+    #[arg(long, env = "TRUNKLINE_PEER_MAX_IN_FLIGHT")]
+    pub peer_max_in_flight: Option<usize>,
 }
+
+/// Bounds on what clients and peers can make a listener hold; the defaults and why are in
+/// [`crate::limits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub api_max_connections: usize,
+    pub peer_max_connections: usize,
+    pub connection_idle_timeout_ms: u64,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_stream_window_bytes: u32,
+    pub http2_connection_window_bytes: u32,
+    pub api_max_buffered_request_bytes: usize,
+    pub peer_request_timeout_ms: u64,
+    pub peer_max_in_flight: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        use crate::limits;
+        LimitsConfig {
+            api_max_connections: limits::API_MAX_CONNECTIONS,
+            peer_max_connections: limits::PEER_MAX_CONNECTIONS,
+            connection_idle_timeout_ms: duration_ms(limits::CONNECTION_IDLE_TIMEOUT),
+            http2_max_concurrent_streams: limits::API_HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_stream_window_bytes: limits::API_HTTP2_STREAM_WINDOW_BYTES,
+            http2_connection_window_bytes: limits::API_HTTP2_CONNECTION_WINDOW_BYTES,
+            api_max_buffered_request_bytes: limits::API_MAX_BUFFERED_REQUEST_BYTES,
+            peer_request_timeout_ms: duration_ms(limits::PEER_REQUEST_TIMEOUT),
+            peer_max_in_flight: limits::PEER_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn connection_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.connection_idle_timeout_ms)
+    }
+
+    pub fn peer_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.peer_request_timeout_ms)
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Shortest idle timeout accepted: below it a client's connection could close between two
+/// requests of one command.
+pub const MIN_CONNECTION_IDLE_TIMEOUT_MS: u64 = 100;
 
 /// Raft timings and snapshot policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +272,7 @@ pub struct Config {
     /// Free space kept on the data folder's disk: client writes are refused below it, so
     /// they never drive the store to ENOSPC (`storage.min_free_bytes`).
     pub min_free_bytes: u64,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +463,8 @@ impl Config {
             .or(file.storage.min_free_bytes)
             .unwrap_or(DEFAULT_MIN_FREE_BYTES);
 
+        let limits = resolve_limits(&file.limits, overrides, &raft)?;
+
         Ok(Config {
             node_id,
             cluster_name,
@@ -381,6 +478,7 @@ impl Config {
             probe_addr,
             peer_liveness_timeout_ms,
             min_free_bytes,
+            limits,
         })
     }
 
@@ -409,6 +507,123 @@ impl Config {
     pub fn raft_rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.raft.election_timeout_min_ms)
     }
+}
+
+fn resolve_limits(
+    file: &LimitsFileConfig,
+    overrides: &Overrides,
+    raft: &RaftConfig,
+) -> Result<LimitsConfig, ConfigError> {
+    use crate::limits;
+    let defaults = LimitsConfig::default();
+    let resolved = LimitsConfig {
+        api_max_connections: overrides
+            .api_max_connections
+            .or(file.api_max_connections)
+            .unwrap_or(defaults.api_max_connections),
+        peer_max_connections: overrides
+            .peer_max_connections
+            .or(file.peer_max_connections)
+            .unwrap_or(defaults.peer_max_connections),
+        connection_idle_timeout_ms: overrides
+            .connection_idle_timeout_ms
+            .or(file.connection_idle_timeout_ms)
+            .unwrap_or(defaults.connection_idle_timeout_ms),
+        http2_max_concurrent_streams: overrides
+            .http2_max_concurrent_streams
+            .or(file.http2_max_concurrent_streams)
+            .unwrap_or(defaults.http2_max_concurrent_streams),
+        http2_stream_window_bytes: overrides
+            .http2_stream_window_bytes
+            .or(file.http2_stream_window_bytes)
+            .unwrap_or(defaults.http2_stream_window_bytes),
+        http2_connection_window_bytes: overrides
+            .http2_connection_window_bytes
+            .or(file.http2_connection_window_bytes)
+            .unwrap_or(defaults.http2_connection_window_bytes),
+        api_max_buffered_request_bytes: overrides
+            .api_max_buffered_request_bytes
+            .or(file.api_max_buffered_request_bytes)
+            .unwrap_or(defaults.api_max_buffered_request_bytes),
+        peer_request_timeout_ms: overrides
+            .peer_request_timeout_ms
+            .or(file.peer_request_timeout_ms)
+            .unwrap_or(defaults.peer_request_timeout_ms),
+        peer_max_in_flight: overrides
+            .peer_max_in_flight
+            .or(file.peer_max_in_flight)
+            .unwrap_or(defaults.peer_max_in_flight),
+    };
+    for (key, value) in [
+        ("limits.api_max_connections", resolved.api_max_connections),
+        ("limits.peer_max_connections", resolved.peer_max_connections),
+        ("limits.peer_max_in_flight", resolved.peer_max_in_flight),
+        (
+            "limits.http2_max_concurrent_streams",
+            resolved.http2_max_concurrent_streams as usize,
+        ),
+    ] {
+        if value == 0 {
+            return Err(invalid(key, "must be above 0"));
+        }
+    }
+    if resolved.connection_idle_timeout_ms < MIN_CONNECTION_IDLE_TIMEOUT_MS {
+        return Err(invalid(
+            "limits.connection_idle_timeout_ms",
+            format!("must be at least {MIN_CONNECTION_IDLE_TIMEOUT_MS}"),
+        ));
+    }
+    for (key, value) in [
+        (
+            "limits.http2_stream_window_bytes",
+            resolved.http2_stream_window_bytes,
+        ),
+        (
+            "limits.http2_connection_window_bytes",
+            resolved.http2_connection_window_bytes,
+        ),
+    ] {
+        if !(limits::MIN_HTTP2_WINDOW_BYTES..=limits::MAX_HTTP2_WINDOW_BYTES).contains(&value) {
+            return Err(invalid(
+                key,
+                format!(
+                    "({value}) must be from {} to {} (what HTTP/2 allows)",
+                    limits::MIN_HTTP2_WINDOW_BYTES,
+                    limits::MAX_HTTP2_WINDOW_BYTES
+                ),
+            ));
+        }
+    }
+    if resolved.http2_connection_window_bytes < resolved.http2_stream_window_bytes {
+        return Err(invalid(
+            "limits.http2_connection_window_bytes",
+            format!(
+                "({}) must be at least limits.http2_stream_window_bytes ({}), or one stream                  can never use its window",
+                resolved.http2_connection_window_bytes, resolved.http2_stream_window_bytes
+            ),
+        ));
+    }
+    if resolved.api_max_buffered_request_bytes < limits::API_MAX_MESSAGE_BYTES {
+        return Err(invalid(
+            "limits.api_max_buffered_request_bytes",
+            format!(
+                "({}) must be at least the largest request, {} bytes, or such a request                  could never be served",
+                resolved.api_max_buffered_request_bytes,
+                limits::API_MAX_MESSAGE_BYTES
+            ),
+        ));
+    }
+    if resolved.peer_request_timeout_ms < raft.install_snapshot_timeout_ms {
+        return Err(invalid(
+            "limits.peer_request_timeout_ms",
+            format!(
+                "({}) must be at least raft.install_snapshot_timeout_ms ({}), or snapshot \
+                 chunks are cut off",
+                resolved.peer_request_timeout_ms, raft.install_snapshot_timeout_ms
+            ),
+        ));
+    }
+    Ok(resolved)
 }
 
 fn parse_addr(
@@ -544,6 +759,70 @@ mod tests {
         check_error(
             "node_id = 1\ndata_dir = \"/d\"\n[health]\npeer_liveness_timeout_ms = 50\n",
             &["health.peer_liveness_timeout_ms", "at least 300"],
+        );
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_flags_and_default_to_the_named_limits() {
+        let config = resolve(
+            "node_id = 1\ndata_dir = \"/d\"\n[limits]\napi_max_connections = 10\nconnection_idle_timeout_ms = 1000\n",
+            Overrides {
+                api_max_connections: Some(20),
+                peer_max_in_flight: Some(7),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.limits.api_max_connections, 20);
+        assert_eq!(config.limits.peer_max_in_flight, 7);
+        assert_eq!(
+            config.limits.connection_idle_timeout(),
+            Duration::from_secs(1)
+        );
+        let defaults = resolve("node_id = 1\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
+        assert_eq!(
+            defaults.limits.api_max_buffered_request_bytes,
+            crate::limits::API_MAX_BUFFERED_REQUEST_BYTES
+        );
+        assert_eq!(
+            defaults.limits.peer_request_timeout(),
+            crate::limits::PEER_REQUEST_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_their_key() {
+        let base = "node_id = 1\ndata_dir = \"/d\"\n[limits]\n";
+        check_error(
+            &format!("{base}api_max_connections = 0\n"),
+            &["limits.api_max_connections", "above 0"],
+        );
+        check_error(
+            &format!("{base}connection_idle_timeout_ms = 5\n"),
+            &["limits.connection_idle_timeout_ms", "at least"],
+        );
+        check_error(
+            &format!("{base}http2_stream_window_bytes = 100\n"),
+            &["limits.http2_stream_window_bytes", "65535"],
+        );
+        check_error(
+            &format!("{base}http2_stream_window_bytes = 2000000\nhttp2_connection_window_bytes = 1000000\n"),
+            &["limits.http2_connection_window_bytes", "at least"],
+        );
+        check_error(
+            &format!("{base}api_max_buffered_request_bytes = 1000\n"),
+            &["limits.api_max_buffered_request_bytes", "largest request"],
+        );
+        check_error(
+            &format!("{base}peer_request_timeout_ms = 1000\n"),
+            &[
+                "limits.peer_request_timeout_ms",
+                "install_snapshot_timeout_ms",
+            ],
+        );
+        check_error(
+            &format!("{base}max_connections = 5\n"),
+            &["unknown field `max_connections`"],
         );
     }
 

@@ -45,6 +45,7 @@ impl DevArgs {
             probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             peer_liveness_timeout_ms: crate::config::DEFAULT_PEER_LIVENESS_TIMEOUT_MS,
             min_free_bytes: crate::config::DEFAULT_MIN_FREE_BYTES,
+            limits: crate::config::LimitsConfig::default(),
         })
     }
 }

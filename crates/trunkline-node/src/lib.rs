@@ -8,6 +8,7 @@
 //! status codes), `limits` (every bound).
 
 pub mod admin_service;
+pub mod body_budget;
 pub mod cluster;
 pub mod config;
 mod convert;
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod listener;
 pub mod liveness;
 pub mod network;
 pub mod outbound;

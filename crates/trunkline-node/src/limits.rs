@@ -2,10 +2,20 @@
 
 use std::time::Duration;
 
-/// Largest message on the peer listener: a full batch of log entries or a snapshot chunk,
-/// with room to spare. Entries are bounded by [`RAFT_MAX_PAYLOAD_ENTRIES`] and each command
-/// is bounded by the client listener's [`API_MAX_MESSAGE_BYTES`].
-pub const RAFT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// Largest message on the peer listener (and what a node sends to a peer).
+///
+/// What a real message needs: an AppendEntries batch is at most [`RAFT_MAX_PAYLOAD_ENTRIES`]
+/// entries, but the log reader also stops a batch once it holds
+/// `trunkline_store::MAX_READ_BYTES` (4 MiB) of encoded entries, so a batch is under 4 MiB
+/// plus its last entry. One entry carries one command, and a command came in as one client
+/// request of at most [`API_MAX_MESSAGE_BYTES`] (4 MiB). A batch is therefore under 8 MiB
+/// plus per-entry framing (a log id and a leader time, tens of bytes, times 64). A snapshot
+/// chunk is [`RAFT_SNAPSHOT_CHUNK_BYTES`] (4 MiB) plus its metadata; a forwarded write is one
+/// command plus an envelope. 16 MiB is twice the largest of these: bincode (varint lengths)
+/// may encode a command somewhat larger than the protobuf request it came from, and the
+/// margin must never be what stops replication. It was 256 MiB, which let four stalled
+/// messages hold a gigabyte.
+pub const RAFT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Log entries per AppendEntries message.
 pub const RAFT_MAX_PAYLOAD_ENTRIES: u64 = 64;
 /// Bytes per InstallSnapshot chunk.
@@ -55,3 +65,82 @@ pub const MAX_RECENT_EVENTS: u32 = 1000;
 /// Events buffered ahead of a slow watcher; beyond it the stream waits (and the watcher may
 /// later be told it missed events the log no longer keeps).
 pub const EVENT_CHANNEL_EVENTS: usize = 64;
+
+// ---- Listeners: connections, HTTP/2 and buffered request bytes ----
+//
+// Memory a client can make a listener hold is bounded by: open connections
+// ([`API_MAX_CONNECTIONS`]) times the HTTP/2 connection window (bytes received but not yet
+// read by a request), plus the request bytes read but not yet decoded, which all requests
+// together may hold at most [`API_MAX_BUFFERED_REQUEST_BYTES`] of.
+
+/// Open connections on the client listener. Beyond it a new connection is accepted and
+/// closed at once, so the client fails fast (and a failover client tries another node)
+/// instead of waiting in the kernel's backlog. SIP proxies and trunkctl hold a few
+/// connections each; 2,048 leaves room for hundreds of proxies and stays well under the
+/// systemd unit's `LimitNOFILE=65536`.
+pub const API_MAX_CONNECTIONS: usize = 2048;
+/// Open connections on the peer listener. Each other member opens a handful (Raft
+/// replication, forwarded requests, pings, probe status); 256 covers a cluster of dozens of
+/// nodes and learners.
+pub const PEER_MAX_CONNECTIONS: usize = 256;
+/// A connection that carries no request for this long is closed (on both listeners). A
+/// request in flight (including a long-lived watch stream) keeps it open; bytes alone
+/// (HTTP/2 pings) do not. Clients reconnect transparently; a minute keeps an active proxy's
+/// connection open between bursts while an abandoned one frees its slot soon.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Concurrent HTTP/2 streams a client may open on one connection: the same as the requests
+/// served at once per connection ([`API_MAX_IN_FLIGHT_PER_CONNECTION`]), so a proxy that
+/// multiplexes its lookups on one connection is not throttled by the transport.
+pub const API_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// HTTP/2 flow-control window per stream on the client listener: the most request bytes a
+/// client can push on one stream before the request reads them. Lookups are a few hundred
+/// bytes; 256 KiB still moves a 4 MiB rate deck chunk in 16 round trips (milliseconds on a
+/// LAN).
+pub const API_HTTP2_STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+/// HTTP/2 flow-control window per connection on the client listener: the most unread
+/// request bytes one connection can make the node hold, whatever its number of streams.
+pub const API_HTTP2_CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
+/// Smallest window accepted in the configuration: the HTTP/2 default (RFC 9113 6.9.2).
+pub const MIN_HTTP2_WINDOW_BYTES: u32 = 65_535;
+/// Largest window HTTP/2 can express (RFC 9113 6.9.1).
+pub const MAX_HTTP2_WINDOW_BYTES: u32 = (1 << 31) - 1;
+/// Request bytes read from all connections of the client listener and not yet decoded into
+/// messages. A request that would go beyond fails with RESOURCE_EXHAUSTED (and releases what
+/// it held); the bytes are released when a request's body is decoded or dropped. A thousand
+/// clients that each send most of a 4 MiB body and stall would otherwise hold 4 GB. 256 MiB
+/// fits 64 maximum-size requests at once, far more than real imports ever overlap.
+pub const API_MAX_BUFFERED_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// Requests in flight on the peer listener before new ones are shed with UNAVAILABLE (the
+/// sender retries). A follower forwards at most what its own client listener admits
+/// ([`API_MAX_IN_FLIGHT`]), so this matches it.
+pub const PEER_MAX_IN_FLIGHT: usize = 4096;
+/// A peer request that sends no `grpc-timeout` of its own ends after this long. Every real
+/// peer call sets its own, shorter deadline (openraft's TTL, the install-snapshot timeout,
+/// the forward timeout); this bounds a sender that stalls mid-message. It must not be below
+/// `raft.install_snapshot_timeout_ms` (checked by the configuration).
+pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request bytes read and not yet decoded across the peer listener: eight maximum-size
+/// messages ([`RAFT_MAX_MESSAGE_BYTES`]). A node receives one append or snapshot chunk at a
+/// time from its leader plus forwarded commands (each at most 4 MiB).
+pub const PEER_MAX_BUFFERED_REQUEST_BYTES: usize = 8 * RAFT_MAX_MESSAGE_BYTES;
+/// HTTP/2 windows on the peer listener: wider than the client listener's, because peers may
+/// sit a WAN round trip apart and move 4-8 MiB messages; at 50 ms a 2 MiB stream window
+/// still moves 40 MB/s. The connection cap bounds their total.
+pub const PEER_HTTP2_STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+pub const PEER_HTTP2_CONNECTION_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// Concurrent HTTP/2 streams per peer connection.
+pub const PEER_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// HTTP/2 pings on an otherwise quiet connection: a peer that stops answering (host gone,
+/// cable cut) has its connection and its in-flight streams (a watch) closed after
+/// interval + timeout, instead of holding them until TCP gives up after many minutes.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// First pause after `accept` fails for want of a resource (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM); it doubles up to [`ACCEPT_BACKOFF_MAX`]. Retrying at once spins a core and starves
+/// the connections being served, which are what frees the resource.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one warning per listener per this interval about refused connections or failed
+/// accepts (with a count of what was not logged), so an attack does not flood the log.
+pub const LISTENER_WARNING_INTERVAL: Duration = Duration::from_secs(10);

@@ -8,7 +8,6 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 use trunkline_api::v1::{
@@ -18,10 +17,23 @@ use trunkline_api::v1::{
 use trunkline_store::{Identity, Node, Store};
 
 use crate::{
-    admin_service::AdminApi, cluster::Cluster, config::Config, health::HealthMonitor, limits,
-    liveness::Liveness, network::PeerNetworkFactory, peer_service::PeerService,
-    registrar::Registrar, route_service::RouteApi, routing_view::RoutingViews,
-    sip_probe::SipProber, storage_guard, storage_guard::DiskReserve, ticker,
+    admin_service::AdminApi,
+    body_budget::BodyBudgetLayer,
+    cluster::Cluster,
+    config::{Config, LimitsConfig},
+    health::HealthMonitor,
+    limits,
+    listener::{self, ConnectionActivityLayer, ListenerLimits},
+    liveness::Liveness,
+    network::PeerNetworkFactory,
+    peer_service::PeerService,
+    registrar::Registrar,
+    route_service::RouteApi,
+    routing_view::RoutingViews,
+    sip_probe::SipProber,
+    storage_guard,
+    storage_guard::DiskReserve,
+    ticker,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -37,6 +49,7 @@ pub struct NodeServer {
     /// Whether stopping ends the process within the grace period, whatever hangs. Set by the
     /// daemon; a node embedded in a test process must not end that process.
     exit_watchdog: bool,
+    limits: LimitsConfig,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -133,6 +146,7 @@ impl NodeServer {
             api_addr,
             peer_addr,
             exit_watchdog: false,
+            limits: config.limits.clone(),
         })
     }
 
@@ -181,15 +195,34 @@ impl NodeServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let configured = &self.limits;
         // One stack for every client-facing service: each concern one layer. Authentication
         // joins this chain.
         let client_layers = ServiceBuilder::new()
+            .layer(ConnectionActivityLayer)
             .load_shed()
-            .concurrency_limit(limits::API_MAX_IN_FLIGHT);
+            .concurrency_limit(limits::API_MAX_IN_FLIGHT)
+            .layer(BodyBudgetLayer::new(
+                configured.api_max_buffered_request_bytes,
+                "limits.api_max_buffered_request_bytes",
+            ));
+        let api_incoming = listener::accept(
+            self.api_listener,
+            ListenerLimits {
+                name: "api",
+                max_connections_key: "limits.api_max_connections",
+                max_connections: configured.api_max_connections,
+                idle_timeout: configured.connection_idle_timeout(),
+            },
+        );
         let api_server = Server::builder()
             .timeout(limits::API_DEFAULT_TIMEOUT)
             .concurrency_limit_per_connection(limits::API_MAX_IN_FLIGHT_PER_CONNECTION)
-            .tcp_nodelay(true)
+            .max_concurrent_streams(configured.http2_max_concurrent_streams)
+            .initial_stream_window_size(configured.http2_stream_window_bytes)
+            .initial_connection_window_size(configured.http2_connection_window_bytes)
+            .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
             .layer(client_layers)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -211,15 +244,40 @@ impl NodeServer {
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(no_delay(self.api_listener), stopped(stop.clone()));
+            .serve_with_incoming_shutdown(api_incoming, stopped(stop.clone()));
+        // The peer listener gets the same kinds of bounds: a timeout for senders that stall,
+        // a concurrency limit, a connection cap, windows and a byte budget. mTLS joins here.
+        let peer_layers = ServiceBuilder::new()
+            .layer(ConnectionActivityLayer)
+            .load_shed()
+            .concurrency_limit(configured.peer_max_in_flight)
+            .layer(BodyBudgetLayer::new(
+                limits::PEER_MAX_BUFFERED_REQUEST_BYTES,
+                "PEER_MAX_BUFFERED_REQUEST_BYTES",
+            ));
+        let peer_incoming = listener::accept(
+            self.peer_listener,
+            ListenerLimits {
+                name: "peer",
+                max_connections_key: "limits.peer_max_connections",
+                max_connections: configured.peer_max_connections,
+                idle_timeout: configured.connection_idle_timeout(),
+            },
+        );
         let peer_server = Server::builder()
-            .tcp_nodelay(true)
+            .timeout(configured.peer_request_timeout())
+            .max_concurrent_streams(limits::PEER_HTTP2_MAX_CONCURRENT_STREAMS)
+            .initial_stream_window_size(limits::PEER_HTTP2_STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(limits::PEER_HTTP2_CONNECTION_WINDOW_BYTES)
+            .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
+            .layer(peer_layers)
             .add_service(
                 RaftServiceServer::new(PeerService::new(self.cluster.clone(), self.health.clone()))
                     .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(no_delay(self.peer_listener), stopped(stop.clone()));
+            .serve_with_incoming_shutdown(peer_incoming, stopped(stop.clone()));
         let api_task = tokio::spawn(api_server);
         let peer_task = tokio::spawn(peer_server);
 
@@ -297,22 +355,6 @@ fn start_exit_watchdog() {
     if let Err(error) = spawned {
         tracing::warn!(%error, "can't start the exit watchdog");
     }
-}
-
-/// The listener's connections with Nagle's algorithm off. tonic's `tcp_nodelay` applies only
-/// to listeners it binds itself, not to an incoming stream; without this every small answer
-/// waits for the peer's delayed ACK (tens of milliseconds a lookup).
-fn no_delay(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "can't set TCP_NODELAY");
-            }
-        })
-    })
 }
 
 /// Completes on SIGTERM (what `docker stop` and systemd send) or SIGINT (Ctrl-C). The handlers

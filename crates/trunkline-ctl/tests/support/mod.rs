@@ -32,6 +32,7 @@ pub fn start_node() -> Node {
         probe_addr: "127.0.0.1:0".parse().unwrap(),
         peer_liveness_timeout_ms: 1_000,
         min_free_bytes: trunkline_node::config::DEFAULT_MIN_FREE_BYTES,
+        limits: trunkline_node::config::LimitsConfig::default(),
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();

@@ -198,6 +198,11 @@ impl TestNode {
         }
     }
 
+    /// The process id while the node runs (for /proc and prlimit).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
