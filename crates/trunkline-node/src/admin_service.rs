@@ -259,6 +259,7 @@ impl AdminService for AdminApi {
             members: convert::members(membership, metrics.current_leader),
             followers,
             uninitialized: !self.cluster.is_initialized().await,
+            refused_peer_messages: self.cluster.refused_peer_messages(),
         }))
     }
 
