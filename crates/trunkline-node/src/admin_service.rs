@@ -268,6 +268,7 @@ impl AdminService for AdminApi {
             members: convert::members(membership, leader),
             followers,
             uninitialized: !self.cluster.is_initialized().await,
+            refused_peer_messages: self.cluster.refused_peer_messages(),
         }))
     }
 

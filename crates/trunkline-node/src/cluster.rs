@@ -9,7 +9,10 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -98,6 +101,9 @@ pub struct Cluster {
     forward_clients: Mutex<HashMap<(NodeId, String), RaftServiceClient<Channel>>>,
     /// Refuses client writes while the data folder's disk is below its reserve.
     disk: DiskReserve,
+    /// Peer messages refused since start (malformed, or failing `peer_check`), shown in the
+    /// cluster status: a count that grows says someone sends this node bad Raft traffic.
+    refused_peer_messages: AtomicU64,
 }
 
 impl Cluster {
@@ -120,6 +126,7 @@ impl Cluster {
             leader_contact: Mutex::new(None),
             forward_clients: Mutex::new(HashMap::new()),
             disk,
+            refused_peer_messages: AtomicU64::new(0),
         }
     }
 
@@ -133,6 +140,24 @@ impl Cluster {
         if let Ok(mut contact) = self.leader_contact.lock() {
             *contact = Some(Instant::now());
         }
+    }
+
+    /// How long ago an AppendEntries from a leader last succeeded here, if one ever did.
+    pub fn since_leader_contact(&self) -> Option<Duration> {
+        self.leader_contact
+            .lock()
+            .ok()
+            .and_then(|contact| *contact)
+            .map(|at| at.elapsed())
+    }
+
+    pub fn count_refused_peer_message(&self) {
+        self.refused_peer_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Peer messages refused since this node started.
+    pub fn refused_peer_messages(&self) -> u64 {
+        self.refused_peer_messages.load(Ordering::Relaxed)
     }
 
     /// Milliseconds since this node last heard from a leader; 0 on a leader with a quorum.

@@ -3,7 +3,8 @@
 //!
 //! Codemap: `config` (options and validation), `server` (listeners, services, shutdown),
 //! `cluster` (writes with forwarding, reads at a consistency, membership), `network` and
-//! `peer_service` (the two sides of the peer listener), `admin_service` and `route_service`
+//! `peer_service` (the two sides of the peer listener), `peer_check` (what a peer message may
+//! carry), `admin_service` and `route_service`
 //! (the client API), `convert` (protobuf conversions), `error` (the one mapping to gRPC
 //! status codes), `limits` (every bound).
 
@@ -21,6 +22,7 @@ pub mod listener;
 pub mod liveness;
 pub mod network;
 pub mod outbound;
+pub mod peer_check;
 pub mod peer_service;
 pub mod registrar;
 pub mod route_service;

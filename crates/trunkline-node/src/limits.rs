@@ -144,3 +144,30 @@ pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// At most one warning per listener per this interval about refused connections or failed
 /// accepts (with a count of what was not logged), so an attack does not flood the log.
 pub const LISTENER_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+// Peer input: bounds on what a message on the peer listener may carry (see `peer_check`).
+
+/// Largest term jump a peer message may ask of this node. Terms grow by one an election; a
+/// node cut off for 20 years campaigning every 150 ms reaches about 2^32, so a bigger jump is
+/// no election history. It also means a forger needs about 2^30 accepted messages to push a
+/// term to [`PEER_MAX_TERM`].
+pub const PEER_MAX_TERM_JUMP: u64 = 1 << 32;
+/// Largest term a node takes from a peer: far below `u64::MAX`, so openraft's `term + 1`
+/// when it campaigns can never overflow (it panics, or wraps and then panics, if it does).
+pub const PEER_MAX_TERM: u64 = 1 << 62;
+/// Largest log index a peer message may name: a million entries a second for over 100,000
+/// years, and far from overflow when openraft adds to an index.
+pub const PEER_MAX_LOG_INDEX: u64 = 1 << 62;
+/// Largest snapshot a node receives. A snapshot is held in memory whole on both sides, so
+/// this is more than a node's state can be; the real guard is that chunks arrive in order.
+pub const PEER_MAX_SNAPSHOT_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// Longest snapshot id (the store makes ids of a few dozen bytes).
+pub const PEER_MAX_SNAPSHOT_ID_BYTES: usize = 256;
+/// Most nodes a membership carried in a peer message may list (3 or 5 voters plus learners).
+pub const PEER_MAX_MEMBERS: usize = 1024;
+/// Longest address (host:port) in a membership or a forwarded join: a DNS name is at most
+/// 253 bytes.
+pub const PEER_MAX_ADDRESS_BYTES: usize = 512;
+/// A refused peer message is logged at most this often; the others are counted and the
+/// count goes into the next line.
+pub const PEER_REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);

@@ -2,42 +2,183 @@
 //! by followers (writes, membership changes, read indexes), the hello a leader sends before
 //! adding this node, liveness pings, and live probe results for another node's ListHealth.
 //!
-//! Traffic from a node of another cluster is refused before it reaches Raft, so a
-//! misconfigured peer can't vote in or append to this cluster.
+//! Nothing a peer sends reaches Raft unchecked: traffic from a node of another cluster is
+//! refused, payloads are decoded with a bound, and every field of every message is checked
+//! by `peer_check` against this node's own view of the cluster. A refused message is answered
+//! with the field it got wrong, counted (`refused_peer_messages` in the cluster status) and
+//! logged at most once a second; it is never persisted.
 
-use std::sync::Arc;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::{
+    raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest},
+    ServerState,
+};
 use tonic::{Request, Response, Status};
 use trunkline_api::v1::internal::{raft_service_server::RaftService, RaftPayload};
-use trunkline_store::TypeConfig;
+use trunkline_store::{NodeId, TypeConfig};
 
 use crate::{
     cluster::{Cluster, LeaderReply, LeaderRequest},
     error::ClusterError,
     health::HealthMonitor,
+    limits,
+    peer_check::{self, PeerView, Refusal, SnapshotProgress},
     wire,
 };
 
 pub struct PeerService {
     cluster: Arc<Cluster>,
     health: Arc<HealthMonitor>,
+    /// The snapshot being received and how much of it arrived: chunks must come in order.
+    snapshot_progress: Mutex<Option<SnapshotProgress>>,
+    /// When a refusal was last logged and how many were not logged since, so a flood of bad
+    /// messages makes one log line a second.
+    refusal_log: Mutex<RefusalLog>,
+}
+
+#[derive(Default)]
+struct RefusalLog {
+    last_logged: Option<Instant>,
+    not_logged: u64,
+}
+
+/// The peer's address and the payload of a message from this cluster.
+struct Opened {
+    peer: Option<SocketAddr>,
+    payload: Vec<u8>,
 }
 
 impl PeerService {
     pub fn new(cluster: Arc<Cluster>, health: Arc<HealthMonitor>) -> Self {
-        PeerService { cluster, health }
+        PeerService {
+            cluster,
+            health,
+            snapshot_progress: Mutex::new(None),
+            refusal_log: Mutex::new(RefusalLog::default()),
+        }
     }
 
-    fn open(&self, request: Request<RaftPayload>) -> Result<Vec<u8>, Status> {
+    fn open(&self, rpc: &'static str, request: Request<RaftPayload>) -> Result<Opened, Status> {
+        let peer = request.remote_addr();
         let message = request.into_inner();
         if message.cluster_name != self.cluster.cluster_name {
-            return Err(Status::failed_precondition(format!(
+            let status = Status::failed_precondition(format!(
                 "node {} belongs to cluster {:?}, not {:?}",
                 self.cluster.node_id, self.cluster.cluster_name, message.cluster_name
-            )));
+            ));
+            return Err(self.refuse(peer, rpc, status));
         }
-        Ok(message.payload)
+        Ok(Opened {
+            peer,
+            payload: message.payload,
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        rpc: &'static str,
+        opened: &Opened,
+    ) -> Result<T, Status> {
+        wire::decode(&opened.payload).map_err(|status| self.refuse(opened.peer, rpc, status))
+    }
+
+    /// Passes a checked message on, or counts, logs and answers a refused one.
+    fn checked(
+        &self,
+        rpc: &'static str,
+        opened: &Opened,
+        checked: Result<(), Refusal>,
+    ) -> Result<(), Status> {
+        checked.map_err(|refusal| self.refuse(opened.peer, rpc, refusal.into()))
+    }
+
+    fn refuse(&self, peer: Option<SocketAddr>, rpc: &'static str, status: Status) -> Status {
+        self.cluster.count_refused_peer_message();
+        let now = Instant::now();
+        let not_logged = match self.refusal_log.lock() {
+            Ok(mut log) => {
+                let recent = log
+                    .last_logged
+                    .is_some_and(|at| now.duration_since(at) < limits::PEER_REFUSAL_LOG_INTERVAL);
+                if recent {
+                    log.not_logged += 1;
+                    return status;
+                }
+                log.last_logged = Some(now);
+                std::mem::take(&mut log.not_logged)
+            }
+            Err(_) => 0,
+        };
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |address| address.to_string());
+        tracing::warn!(
+            %peer,
+            rpc,
+            code = ?status.code(),
+            refused_since_last_line = not_logged,
+            total_refused = self.cluster.refused_peer_messages(),
+            "refused a peer message: {}",
+            status.message()
+        );
+        status
+    }
+
+    /// This node's view of the cluster, copied out of the metrics (the watch's borrow is
+    /// never held across an await).
+    fn view(&self) -> PeerView {
+        // openraft's followers keep a leader's lease for election_timeout_max; the minimum
+        // leaves a margin.
+        let lease = Duration::from_millis(self.cluster.raft.config().election_timeout_min);
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let metrics = self.cluster.raft.metrics();
+        let (vote, membership, leading_with_live_quorum) = {
+            let metrics = metrics.borrow();
+            let leading = metrics.state == ServerState::Leader
+                && metrics
+                    .millis_since_quorum_ack
+                    .is_some_and(|since| since < lease_ms);
+            (
+                metrics.vote,
+                metrics.membership_config.membership().clone(),
+                leading,
+            )
+        };
+        let heard_from_leader = self
+            .cluster
+            .since_leader_contact()
+            .is_some_and(|since| since < lease);
+        PeerView {
+            node_id: self.cluster.node_id,
+            vote,
+            membership,
+            leading_with_live_quorum,
+            has_live_leader: leading_with_live_quorum || heard_from_leader,
+        }
+    }
+
+    fn snapshot_progress(&self) -> Option<SnapshotProgress> {
+        self.snapshot_progress
+            .lock()
+            .ok()
+            .and_then(|progress| progress.clone())
+    }
+
+    fn record_snapshot_chunk(&self, request: &InstallSnapshotRequest<TypeConfig>) {
+        if let Ok(mut progress) = self.snapshot_progress.lock() {
+            *progress = if request.done {
+                None
+            } else {
+                let chunk_bytes = u64::try_from(request.data.len()).unwrap_or(u64::MAX);
+                Some(SnapshotProgress {
+                    snapshot_id: request.meta.snapshot_id.clone(),
+                    received_bytes: request.offset.saturating_add(chunk_bytes),
+                })
+            };
+        }
     }
 
     fn reply<T: serde::Serialize>(&self, value: &T) -> Result<Response<RaftPayload>, Status> {
@@ -54,8 +195,14 @@ impl RaftService for PeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let payload = self.open(request)?;
-        let request: AppendEntriesRequest<TypeConfig> = wire::decode(&payload)?;
+        const RPC: &str = "AppendEntries";
+        let opened = self.open(RPC, request)?;
+        let request: AppendEntriesRequest<TypeConfig> = self.decode(RPC, &opened)?;
+        self.checked(
+            RPC,
+            &opened,
+            peer_check::append_entries(&request, &self.view()),
+        )?;
         let result = self.cluster.raft.append_entries(request).await;
         if matches!(&result, Ok(response) if !matches!(response, openraft::raft::AppendEntriesResponse::HigherVote(_)))
         {
@@ -65,8 +212,10 @@ impl RaftService for PeerService {
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let payload = self.open(request)?;
-        let request: VoteRequest<u64> = wire::decode(&payload)?;
+        const RPC: &str = "Vote";
+        let opened = self.open(RPC, request)?;
+        let request: VoteRequest<u64> = self.decode(RPC, &opened)?;
+        self.checked(RPC, &opened, peer_check::vote(&request, &self.view()))?;
         let result = self.cluster.raft.vote(request).await;
         self.reply(&result)
     }
@@ -75,10 +224,18 @@ impl RaftService for PeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let payload = self.open(request)?;
-        let request: InstallSnapshotRequest<TypeConfig> = wire::decode(&payload)?;
-        let result = self.cluster.raft.install_snapshot(request).await;
+        const RPC: &str = "InstallSnapshot";
+        let opened = self.open(RPC, request)?;
+        let request: InstallSnapshotRequest<TypeConfig> = self.decode(RPC, &opened)?;
+        let progress = self.snapshot_progress();
+        self.checked(
+            RPC,
+            &opened,
+            peer_check::install_snapshot(&request, &self.view(), progress.as_ref()),
+        )?;
+        let result = self.cluster.raft.install_snapshot(request.clone()).await;
         if result.is_ok() {
+            self.record_snapshot_chunk(&request);
             self.cluster.record_leader_contact();
         }
         self.reply(&result)
@@ -88,8 +245,10 @@ impl RaftService for PeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let payload = self.open(request)?;
-        let request: LeaderRequest = wire::decode(&payload)?;
+        const RPC: &str = "Forward";
+        let opened = self.open(RPC, request)?;
+        let request: LeaderRequest = self.decode(RPC, &opened)?;
+        self.checked(RPC, &opened, peer_check::forward(&request))?;
         if let LeaderRequest::Write(command) = &request {
             // The follower validated it too, but this node must not trust that.
             if let Err(error) = command.validate() {
@@ -102,12 +261,17 @@ impl RaftService for PeerService {
     }
 
     async fn hello(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        self.open(request)?;
+        const RPC: &str = "Hello";
+        let opened = self.open(RPC, request)?;
+        self.checked(RPC, &opened, peer_check::empty_payload(&opened.payload))?;
         self.reply(&self.cluster.hello().await)
     }
 
     async fn ping(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        self.open(request)?;
+        const RPC: &str = "Ping";
+        let opened = self.open(RPC, request)?;
+        let sender: NodeId = self.decode(RPC, &opened)?;
+        self.checked(RPC, &opened, peer_check::ping(sender, self.cluster.node_id))?;
         self.reply(&self.cluster.node_id)
     }
 
@@ -115,7 +279,9 @@ impl RaftService for PeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        self.open(request)?;
+        const RPC: &str = "ProbeStatus";
+        let opened = self.open(RPC, request)?;
+        self.checked(RPC, &opened, peer_check::empty_payload(&opened.payload))?;
         self.reply(&self.health.probe_reports())
     }
 }

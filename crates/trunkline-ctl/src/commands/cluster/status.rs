@@ -31,6 +31,8 @@ struct NodeStatus {
     snapshot_index: u64,
     staleness_ms: u64,
     uninitialized: bool,
+    /// Peer-listener messages the node refused since it started.
+    refused_peer_messages: u64,
     followers: Vec<FollowerLag>,
     members: Vec<view::Member>,
 }
@@ -67,6 +69,7 @@ pub async fn exec(_args: Args, context: &Context) -> Result<(), Failure> {
                 snapshot_index: status.snapshot_index,
                 staleness_ms: status.staleness_ms,
                 uninitialized: status.uninitialized,
+                refused_peer_messages: status.refused_peer_messages,
                 followers: status
                     .followers
                     .iter()
@@ -92,6 +95,7 @@ pub async fn exec(_args: Args, context: &Context) -> Result<(), Failure> {
                 snapshot_index: 0,
                 staleness_ms: 0,
                 uninitialized: false,
+                refused_peer_messages: 0,
                 followers: Vec::new(),
                 members: Vec::new(),
             },
@@ -168,6 +172,13 @@ fn render(statuses: &[NodeStatus]) -> String {
     for status in statuses {
         if let Some(error) = &status.error {
             text.push_str(&format!("\n{}: {error}\n", status.endpoint));
+        }
+        if status.refused_peer_messages > 0 {
+            text.push_str(&format!(
+                "\nnode {} refused {} peer messages since it started; its log names the \
+                 senders\n",
+                status.node_id, status.refused_peer_messages
+            ));
         }
         if !status.followers.is_empty() {
             let lag: Vec<Vec<String>> = status
