@@ -44,6 +44,7 @@ impl DevArgs {
             log_level: crate::config::DEFAULT_LOG_LEVEL.to_owned(),
             probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             peer_liveness_timeout_ms: crate::config::DEFAULT_PEER_LIVENESS_TIMEOUT_MS,
+            service_limits: crate::config::ServiceLimits::default(),
         })
     }
 }

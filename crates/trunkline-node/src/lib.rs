@@ -5,7 +5,7 @@
 //! `cluster` (writes with forwarding, reads at a consistency, membership), `network` and
 //! `peer_service` (the two sides of the peer listener), `admin_service` and `route_service`
 //! (the client API), `convert` (protobuf conversions), `error` (the one mapping to gRPC
-//! status codes), `limits` (every bound).
+//! status codes), `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
 
 pub mod admin_service;
 pub mod cluster;
@@ -27,5 +27,6 @@ pub mod routing_view;
 pub mod server;
 pub mod sip_probe;
 pub mod sip_responder;
+pub mod streams;
 pub mod ticker;
 mod wire;

@@ -18,10 +18,19 @@ use trunkline_api::v1::{
 use trunkline_store::{Identity, Node, Store};
 
 use crate::{
-    admin_service::AdminApi, cluster::Cluster, config::Config, health::HealthMonitor, limits,
-    liveness::Liveness, network::PeerNetworkFactory, peer_service::PeerService,
-    registrar::Registrar, route_service::RouteApi, routing_view::RoutingViews,
-    sip_probe::SipProber, ticker,
+    admin_service::AdminApi,
+    cluster::Cluster,
+    config::{Config, ServiceLimits},
+    health::HealthMonitor,
+    limits,
+    liveness::Liveness,
+    network::PeerNetworkFactory,
+    peer_service::PeerService,
+    registrar::Registrar,
+    route_service::RouteApi,
+    routing_view::RoutingViews,
+    sip_probe::SipProber,
+    ticker,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -30,6 +39,7 @@ pub struct NodeServer {
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
+    service_limits: ServiceLimits,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
@@ -124,6 +134,7 @@ impl NodeServer {
             views,
             health,
             registrar,
+            service_limits: config.service_limits,
             api_listener,
             peer_listener,
             api_addr,
@@ -185,6 +196,7 @@ impl NodeServer {
                     self.cluster.clone(),
                     self.health.clone(),
                     stop.clone(),
+                    self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
@@ -194,6 +206,7 @@ impl NodeServer {
                     self.views.clone(),
                     self.health.clone(),
                     self.registrar.clone(),
+                    self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
