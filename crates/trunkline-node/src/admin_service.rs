@@ -480,6 +480,7 @@ impl AdminService for AdminApi {
         let (response, _) = self
             .routing_write(RoutingCommand::StageRates {
                 import_id: request.import_id,
+                owner: request.owner,
                 carrier: request.carrier,
                 first_line: request.first_line,
                 rates: request
@@ -504,6 +505,7 @@ impl AdminService for AdminApi {
         let (response, applied_index) = self
             .routing_write(RoutingCommand::CommitRates {
                 import_id: request.import_id,
+                owner: request.owner,
                 carrier: request.carrier,
                 replace: request.replace,
                 expected_rows: request.expected_rows,
@@ -516,6 +518,56 @@ impl AdminService for AdminApi {
         Ok(Response::new(proto::CommitRatesResponse {
             deck_rows,
             applied_index,
+        }))
+    }
+
+    async fn abort_rates(
+        &self,
+        request: Request<proto::AbortRatesRequest>,
+    ) -> Result<Response<proto::AbortRatesResponse>, Status> {
+        let request = request.into_inner();
+        let (response, applied_index) = self
+            .routing_write(RoutingCommand::AbortRates {
+                import_id: request.import_id,
+                owner: request.owner,
+            })
+            .await?;
+        let staged_rows = match response {
+            RoutingResponse::Aborted { staged_rows } => staged_rows,
+            _ => 0,
+        };
+        Ok(Response::new(proto::AbortRatesResponse {
+            staged_rows,
+            applied_index,
+        }))
+    }
+
+    async fn list_imports(
+        &self,
+        request: Request<proto::ListImportsRequest>,
+    ) -> Result<Response<proto::ListImportsResponse>, Status> {
+        let (applied, read_state) = self
+            .cluster
+            .read(request.into_inner().consistency.into())
+            .await?;
+        // Idle time at the log's time, so every node at one index gives one answer.
+        let now_ms = applied.state.time_ms();
+        let imports = applied
+            .state
+            .routing()
+            .staged_imports()
+            .map(|(import_id, staged)| proto::StagedImport {
+                import_id: import_id.clone(),
+                carrier: staged.carrier.clone(),
+                staged_rows: staged.rows,
+                started_ms: staged.started_ms,
+                last_chunk_ms: staged.last_chunk_ms,
+                idle_ms: staged.idle_ms(now_ms),
+            })
+            .collect();
+        Ok(Response::new(proto::ListImportsResponse {
+            imports,
+            read_state: Some(read_state.into()),
         }))
     }
 

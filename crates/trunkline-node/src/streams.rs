@@ -383,6 +383,7 @@ mod tests {
                     index,
                     Command::Routing(RoutingCommand::StageRates {
                         import_id: "deck".into(),
+                        owner: "0123456789abcdef0123456789abcdef".into(),
                         carrier: "alpha".into(),
                         first_line: 1,
                         rates: chunk.to_vec(),
@@ -395,6 +396,7 @@ mod tests {
                 index,
                 Command::Routing(RoutingCommand::CommitRates {
                     import_id: "deck".into(),
+                    owner: "0123456789abcdef0123456789abcdef".into(),
                     carrier: "alpha".into(),
                     replace: true,
                     expected_rows: rows as u64,

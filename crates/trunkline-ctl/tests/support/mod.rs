@@ -31,6 +31,7 @@ pub fn start_node() -> Node {
         log_level: "warn".into(),
         probe_addr: "127.0.0.1:0".parse().unwrap(),
         peer_liveness_timeout_ms: 1_000,
+        service_limits: Default::default(),
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
