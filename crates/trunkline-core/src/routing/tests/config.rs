@@ -650,7 +650,7 @@ fn one_owner_token_holds_at_most_a_few_imports() {
     let ids = ["a", "b", "c", "d", "e"];
     let mut steps: Vec<(Step, &str)> = ids[..MAX_STAGED_IMPORTS_PER_OWNER]
         .iter()
-        .map(|id| (Step::Stage(*id, OWNER, 0), "staged 1"))
+        .map(|id| (Step::Stage(id, OWNER, 0), "staged 1"))
         .collect();
     steps.push((
         Step::Stage(ids[MAX_STAGED_IMPORTS_PER_OWNER], OWNER, 0),

@@ -48,9 +48,8 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     };
     let response = context
         .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_imports(request).await }
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_imports(request).await
         })
         .await?;
     let imports: Vec<Import> = response.imports.into_iter().map(Import::from).collect();
