@@ -434,9 +434,11 @@ pub async fn setup_routing(cluster: &Cluster) -> Result<()> {
                 .map_err(fail("gateway"))?;
         }
         let import_id = format!("chaos-{carrier}-{}", rand::rng().random::<u64>());
+        let owner = format!("{:032x}", rand::rng().random::<u128>());
         let stage = proto::StageRatesRequest {
             carrier: carrier.to_owned(),
             import_id: import_id.clone(),
+            owner: owner.clone(),
             rates: rates
                 .iter()
                 .map(|(prefix, rate)| proto::Rate {
@@ -457,6 +459,7 @@ pub async fn setup_routing(cluster: &Cluster) -> Result<()> {
         let commit = proto::CommitRatesRequest {
             carrier: carrier.to_owned(),
             import_id,
+            owner: owner.clone(),
             replace: true,
             expected_rows: rates.len() as u64,
         };

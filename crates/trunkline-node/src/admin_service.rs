@@ -19,10 +19,12 @@ use trunkline_store::Node;
 
 use crate::{
     cluster::{Cluster, LeaderReply, LeaderRequest},
+    config::ServiceLimits,
     convert,
     error::ClusterError,
     health::HealthMonitor,
     limits,
+    streams::{self, StreamKind, StreamSlots, WatchRequest},
 };
 
 pub struct AdminApi {
@@ -30,6 +32,10 @@ pub struct AdminApi {
     health: Arc<HealthMonitor>,
     /// Turns true at shutdown: open event streams end then, so they don't hold the drain.
     stopping: watch::Receiver<bool>,
+    /// Open WatchEvents streams, bounded.
+    watch_slots: StreamSlots,
+    /// Open ExportRates streams, bounded.
+    export_slots: StreamSlots,
 }
 
 impl AdminApi {
@@ -37,11 +43,14 @@ impl AdminApi {
         cluster: Arc<Cluster>,
         health: Arc<HealthMonitor>,
         stopping: watch::Receiver<bool>,
+        service_limits: ServiceLimits,
     ) -> Self {
         AdminApi {
             cluster,
             health,
             stopping,
+            watch_slots: StreamSlots::new(StreamKind::Watch, service_limits.max_watch_streams),
+            export_slots: StreamSlots::new(StreamKind::Export, service_limits.max_export_streams),
         }
     }
 
@@ -481,6 +490,7 @@ impl AdminService for AdminApi {
         let (response, _) = self
             .routing_write(RoutingCommand::StageRates {
                 import_id: request.import_id,
+                owner: request.owner,
                 carrier: request.carrier,
                 first_line: request.first_line,
                 rates: request
@@ -505,6 +515,7 @@ impl AdminService for AdminApi {
         let (response, applied_index) = self
             .routing_write(RoutingCommand::CommitRates {
                 import_id: request.import_id,
+                owner: request.owner,
                 carrier: request.carrier,
                 replace: request.replace,
                 expected_rows: request.expected_rows,
@@ -520,6 +531,56 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn abort_rates(
+        &self,
+        request: Request<proto::AbortRatesRequest>,
+    ) -> Result<Response<proto::AbortRatesResponse>, Status> {
+        let request = request.into_inner();
+        let (response, applied_index) = self
+            .routing_write(RoutingCommand::AbortRates {
+                import_id: request.import_id,
+                owner: request.owner,
+            })
+            .await?;
+        let staged_rows = match response {
+            RoutingResponse::Aborted { staged_rows } => staged_rows,
+            _ => 0,
+        };
+        Ok(Response::new(proto::AbortRatesResponse {
+            staged_rows,
+            applied_index,
+        }))
+    }
+
+    async fn list_imports(
+        &self,
+        request: Request<proto::ListImportsRequest>,
+    ) -> Result<Response<proto::ListImportsResponse>, Status> {
+        let (applied, read_state) = self
+            .cluster
+            .read(request.into_inner().consistency.into())
+            .await?;
+        // Idle time at the log's time, so every node at one index gives one answer.
+        let now_ms = applied.state.time_ms();
+        let imports = applied
+            .state
+            .routing()
+            .staged_imports()
+            .map(|(import_id, staged)| proto::StagedImport {
+                import_id: import_id.clone(),
+                carrier: staged.carrier.clone(),
+                staged_rows: staged.rows,
+                started_ms: staged.started_ms,
+                last_chunk_ms: staged.last_chunk_ms,
+                idle_ms: staged.idle_ms(now_ms),
+            })
+            .collect();
+        Ok(Response::new(proto::ListImportsResponse {
+            imports,
+            read_state: Some(read_state.into()),
+        }))
+    }
+
     type ExportRatesStream = ReceiverStream<Result<proto::ExportRatesChunk, Status>>;
 
     async fn export_rates(
@@ -529,23 +590,19 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         trunkline_core::routing::validate_name_field("carrier", &request.carrier)
             .map_err(domain)?;
+        let permit = self.export_slots.acquire()?;
         let (applied, _) = self.cluster.read(request.consistency.into()).await?;
         let routing = applied.state.routing();
         if routing.carrier(&request.carrier).is_none() {
             return Err(domain(Error::not_found("carrier", request.carrier)));
         }
-        let deck = routing.deck(&request.carrier).cloned().unwrap_or_default();
-        let (sender, receiver) = tokio::sync::mpsc::channel(limits::EXPORT_CHANNEL_CHUNKS);
-        tokio::spawn(async move {
-            for chunk in deck.chunks(MAX_ROWS_PER_CHUNK) {
-                let chunk = proto::ExportRatesChunk {
-                    rates: chunk.iter().map(convert::rate_to_proto).collect(),
-                };
-                if sender.send(Ok(chunk)).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let receiver = streams::export_rates(
+            self.cluster.reader.clone(),
+            request.carrier.clone(),
+            routing.deck(&request.carrier),
+            permit,
+            limits::EXPORT_CHANNEL_CHUNKS,
+        );
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
@@ -655,51 +712,18 @@ impl AdminService for AdminApi {
                 format!("must be at most {}", limits::MAX_RECENT_EVENTS),
             )));
         }
-        let mut reader = self.cluster.reader.clone();
-        let mut stopping = self.stopping.clone();
-        let (sender, receiver) = tokio::sync::mpsc::channel(limits::EVENT_CHANNEL_EVENTS);
-        tokio::spawn(async move {
-            let applied = reader.current();
-            let events = applied.state.events();
-            // Where to start: after the given index, or before the latest `recent` events.
-            let mut after = if request.after_index > 0 {
-                request.after_index
-            } else {
-                events
-                    .recent(request.recent as usize)
-                    .next()
-                    .map_or(events.last_index(), |first| first.index.saturating_sub(1))
-            };
-            loop {
-                let applied = reader.current();
-                let routing = applied.state.routing();
-                let carrier_of = |gateway: &str| {
-                    routing
-                        .gateway(gateway)
-                        .map(|gateway| gateway.carrier.clone())
-                        .unwrap_or_default()
-                };
-                let (backlog, missed) = applied.state.events().after(after);
-                let mut first = true;
-                for event in backlog {
-                    let missed_before = first && missed;
-                    first = false;
-                    after = event.index;
-                    let message = convert::event_to_proto(event, carrier_of, missed_before);
-                    if sender.send(Ok(message)).await.is_err() {
-                        return;
-                    }
-                }
-                if !request.follow {
-                    return;
-                }
-                tokio::select! {
-                    changed = reader.changed() => if changed.is_err() { return },
-                    _ = stopping.wait_for(|stopping| *stopping) => return,
-                    _ = sender.closed() => return,
-                }
-            }
-        });
+        let permit = self.watch_slots.acquire()?;
+        let receiver = streams::watch_events(
+            self.cluster.reader.clone(),
+            WatchRequest {
+                after_index: request.after_index,
+                recent: request.recent,
+                follow: request.follow,
+            },
+            self.stopping.clone(),
+            permit,
+            limits::EVENT_CHANNEL_EVENTS,
+        );
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 

@@ -12,6 +12,8 @@ use std::{
 
 use serde::Deserialize;
 
+use crate::limits;
+
 /// Default client listener: SIP proxies and trunkctl.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7400";
 /// Default peer listener: Raft traffic between nodes.
@@ -52,6 +54,10 @@ pub struct FileConfig {
     pub storage: StorageFileConfig,
     #[serde(default)]
     pub limits: LimitsFileConfig,
+    #[serde(default)]
+    pub streams: StreamsFileConfig,
+    #[serde(default)]
+    pub answers: AnswersFileConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +80,21 @@ pub struct LimitsFileConfig {
     pub api_max_buffered_request_bytes: Option<usize>,
     pub peer_request_timeout_ms: Option<u64>,
     pub peer_max_in_flight: Option<usize>,
+}
+
+/// `[streams]`: open server streams per node (see `limits.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsFileConfig {
+    pub max_watch_streams: Option<usize>,
+    pub max_export_streams: Option<usize>,
+}
+
+/// `[answers]`: the size of route answers (see `limits.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswersFileConfig {
+    pub max_legs: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +199,76 @@ pub struct Overrides {
     /// Requests in flight on the peer listener before new ones are shed.
     #[arg(long, env = "TRUNKLINE_PEER_MAX_IN_FLIGHT")]
     pub peer_max_in_flight: Option<usize>,
+    /// Open WatchEvents streams this node serves at once; more are refused.
+    #[arg(long, env = "TRUNKLINE_MAX_WATCH_STREAMS")]
+    pub max_watch_streams: Option<usize>,
+    /// Open ExportRates streams this node serves at once; more are refused.
+    #[arg(long, env = "TRUNKLINE_MAX_EXPORT_STREAMS")]
+    pub max_export_streams: Option<usize>,
+    /// Legs in one route answer (RouteOutbound, an inbound number target).
+    #[arg(long, env = "TRUNKLINE_MAX_LEGS")]
+    pub max_legs: Option<usize>,
+}
+
+/// What one client's streams and answers may make a node hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceLimits {
+    pub max_watch_streams: usize,
+    pub max_export_streams: usize,
+    pub max_legs: usize,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        ServiceLimits {
+            max_watch_streams: limits::DEFAULT_MAX_WATCH_STREAMS,
+            max_export_streams: limits::DEFAULT_MAX_EXPORT_STREAMS,
+            max_legs: limits::DEFAULT_MAX_LEGS_PER_ANSWER,
+        }
+    }
+}
+
+impl ServiceLimits {
+    fn resolve(
+        streams: &StreamsFileConfig,
+        answers: &AnswersFileConfig,
+        overrides: &Overrides,
+    ) -> Result<ServiceLimits, ConfigError> {
+        let defaults = ServiceLimits::default();
+        let bounded = |key: &'static str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(key, format!("({value}) must be 1 to {max}")))
+            }
+        };
+        Ok(ServiceLimits {
+            max_watch_streams: bounded(
+                "streams.max_watch_streams",
+                overrides
+                    .max_watch_streams
+                    .or(streams.max_watch_streams)
+                    .unwrap_or(defaults.max_watch_streams),
+                limits::MAX_STREAMS_LIMIT,
+            )?,
+            max_export_streams: bounded(
+                "streams.max_export_streams",
+                overrides
+                    .max_export_streams
+                    .or(streams.max_export_streams)
+                    .unwrap_or(defaults.max_export_streams),
+                limits::MAX_STREAMS_LIMIT,
+            )?,
+            max_legs: bounded(
+                "answers.max_legs",
+                overrides
+                    .max_legs
+                    .or(answers.max_legs)
+                    .unwrap_or(defaults.max_legs),
+                limits::MAX_LEGS_PER_ANSWER,
+            )?,
+        })
+    }
 }
 
 /// Bounds on what clients and peers can make a listener hold; the defaults and why are in
@@ -273,6 +364,7 @@ pub struct Config {
     /// they never drive the store to ENOSPC (`storage.min_free_bytes`).
     pub min_free_bytes: u64,
     pub limits: LimitsConfig,
+    pub service_limits: ServiceLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -464,6 +556,7 @@ impl Config {
             .unwrap_or(DEFAULT_MIN_FREE_BYTES);
 
         let limits = resolve_limits(&file.limits, overrides, &raft)?;
+        let service_limits = ServiceLimits::resolve(&file.streams, &file.answers, overrides)?;
 
         Ok(Config {
             node_id,
@@ -479,6 +572,7 @@ impl Config {
             peer_liveness_timeout_ms,
             min_free_bytes,
             limits,
+            service_limits,
         })
     }
 
@@ -840,5 +934,35 @@ mod tests {
         assert_eq!(config.peer_liveness_timeout_ms, 2_000);
         let defaults = resolve("node_id = 1\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
         assert_eq!(defaults.probe_addr.to_string(), DEFAULT_PROBE_ADDR);
+    }
+
+    #[test]
+    fn stream_and_answer_limits_come_from_the_file_and_flags() {
+        let config = resolve(
+            "node_id = 1\ndata_dir = \"/d\"\n[streams]\nmax_watch_streams = 8\nmax_export_streams = 2\n[answers]\nmax_legs = 10\n",
+            Overrides {
+                max_legs: Some(12),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config.service_limits,
+            ServiceLimits {
+                max_watch_streams: 8,
+                max_export_streams: 2,
+                max_legs: 12,
+            }
+        );
+        let defaults = resolve("node_id = 1\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
+        assert_eq!(defaults.service_limits, ServiceLimits::default());
+        check_error(
+            "node_id = 1\ndata_dir = \"/d\"\n[streams]\nmax_watch_streams = 0\n",
+            &["streams.max_watch_streams", "must be 1 to"],
+        );
+        check_error(
+            "node_id = 1\ndata_dir = \"/d\"\n[answers]\nmax_legs = 5000\n",
+            &["answers.max_legs", "must be 1 to 1000"],
+        );
     }
 }

@@ -31,6 +31,8 @@ pub const DEMO_DID: &str = "+14155550100";
 pub const DEMO_DEVICE: &str = "sip:alice@demo.example";
 /// Where the demo DID forwards: a number the demo carriers price.
 pub const DEMO_FORWARD: &str = "+14155550199";
+/// The owner token of the demo's deck imports (the demo stages and commits them at once).
+const DEMO_IMPORT_OWNER: &str = "00000000000000000000000000000de0";
 
 /// Country calling codes with a base price per minute in micros, roughly what wholesale
 /// termination costs.
@@ -257,6 +259,7 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
             cluster
                 .write(Command::Routing(RoutingCommand::StageRates {
                     import_id: import_id.clone(),
+                    owner: DEMO_IMPORT_OWNER.to_owned(),
                     carrier: name.clone(),
                     first_line,
                     rates: chunk.to_vec(),
@@ -267,6 +270,7 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
         cluster
             .write(Command::Routing(RoutingCommand::CommitRates {
                 import_id,
+                owner: DEMO_IMPORT_OWNER.to_owned(),
                 carrier: name,
                 replace: true,
                 expected_rows: rates.len() as u64,

@@ -46,6 +46,7 @@ impl DevArgs {
             peer_liveness_timeout_ms: crate::config::DEFAULT_PEER_LIVENESS_TIMEOUT_MS,
             min_free_bytes: crate::config::DEFAULT_MIN_FREE_BYTES,
             limits: crate::config::LimitsConfig::default(),
+            service_limits: crate::config::ServiceLimits::default(),
         })
     }
 }

@@ -6,7 +6,7 @@
 //! `peer_service` (the two sides of the peer listener), `peer_check` (what a peer message may
 //! carry), `admin_service` and `route_service`
 //! (the client API), `convert` (protobuf conversions), `error` (the one mapping to gRPC
-//! status codes), `limits` (every bound).
+//! status codes), `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
 
 pub mod admin_service;
 pub mod body_budget;
@@ -32,5 +32,6 @@ pub mod server;
 pub mod sip_probe;
 pub mod sip_responder;
 pub mod storage_guard;
+pub mod streams;
 pub mod ticker;
 mod wire;

@@ -171,3 +171,34 @@ pub const PEER_MAX_ADDRESS_BYTES: usize = 512;
 /// A refused peer message is logged at most this often; the others are counted and the
 /// count goes into the next line.
 pub const PEER_REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+// Streams and answers: what one client can make a node hold. The defaults below are the
+// values of the `[streams]` and `[answers]` options in config.rs, where an operator may need
+// another value; the rest are fixed.
+
+/// Default open `WatchEvents` streams per node (`streams.max_watch_streams`). A watcher is
+/// an operator's dashboard or an alerting bridge: a few per cluster, so 64 leaves room while
+/// bounding what stalled watchers can hold ([`EVENT_CHANNEL_EVENTS`] events each).
+pub const DEFAULT_MAX_WATCH_STREAMS: usize = 64;
+/// Default open `ExportRates` streams per node (`streams.max_export_streams`). Exports are
+/// occasional operator runs; each buffers up to [`EXPORT_CHANNEL_CHUNKS`] chunks of
+/// [`EXPORT_CHUNK_ROWS`] rows (about 100 KiB a chunk) ahead of a slow reader.
+pub const DEFAULT_MAX_EXPORT_STREAMS: usize = 16;
+/// Events a watcher copies out of the published state at a time before it sends them and
+/// looks again; the state itself is never held while a send waits.
+pub const EVENT_BATCH_EVENTS: usize = 64;
+/// Rows in one exported chunk, copied out of the deck before the send; smaller than the
+/// import's chunk so a stalled export holds little.
+pub const EXPORT_CHUNK_ROWS: usize = 1_000;
+/// Default legs in one route answer, RouteOutbound or an inbound number target
+/// (`answers.max_legs`). A proxy tries legs in order and a call gives up after
+/// `outbound::MAX_ATTEMPTS` failed legs anyway, so more than a few dozen only cost bytes
+/// (10,000 gateways made a 558 KB answer); a reroute after a failed carrier still reaches
+/// carriers beyond the first answer, because it routes again without the failed carrier.
+pub const DEFAULT_MAX_LEGS_PER_ANSWER: usize = 32;
+/// Largest `answers.max_legs` accepted: keeps an answer well under the message limit.
+pub const MAX_LEGS_PER_ANSWER: usize = 1_000;
+/// Candidate lines in one explanation before the rest are summed up in one "and N more" line.
+pub const MAX_EXPLANATION_LINES: usize = 64;
+/// Largest `streams.max_*_streams` accepted.
+pub const MAX_STREAMS_LIMIT: usize = 10_000;

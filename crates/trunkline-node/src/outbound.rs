@@ -11,12 +11,14 @@ use trunkline_api::v1 as proto;
 use trunkline_core::{
     health::LegOutcome,
     routing::{
-        classify, normalize, select_route, DestinationClass, Media, RouteInput, Tenant, Verdict,
+        classify, normalize, select_route, Candidate, DestinationClass, Media, RouteInput, Tenant,
+        Verdict,
     },
     Error,
 };
 
 use crate::{
+    limits,
     route_token::{self, RouteToken},
     routing_view::RoutingView,
 };
@@ -87,12 +89,15 @@ fn tenant<'a>(view: &'a RoutingView, name: &str) -> Result<&'a Tenant, Refused> 
 }
 
 /// Routes a call as the token describes it: its tenant, number, media, seed and the carriers
-/// already excluded.
+/// already excluded. The answer has at most `max_legs` legs (the first ones in order); a
+/// reroute after a failed carrier routes again without it, so carriers beyond the first
+/// answer are still reached. The explanation is bounded too (see [`explanation_lines`]).
 pub fn route(
     view: &RoutingView,
     mut token: RouteToken,
     explain: bool,
     now_ms: u64,
+    max_legs: usize,
 ) -> Result<Outcome, Refused> {
     let tenant = tenant(view, &token.tenant)?;
     let normalized = normalize(&token.dialled, &tenant.dial_plan)
@@ -128,6 +133,7 @@ pub fn route(
     outcome.legs = decision
         .legs
         .iter()
+        .take(max_legs)
         .map(|leg| proto::Leg {
             carrier: leg.carrier.name.clone(),
             gateway: leg.gateway.name.clone(),
@@ -138,26 +144,69 @@ pub fn route(
             prefix: leg.rate.prefix.to_owned(),
         })
         .collect();
-    outcome.explanation = decision
-        .explanation
-        .iter()
-        .map(|candidate| {
-            let (kept, rank) = match candidate.verdict {
-                Verdict::Kept { rank } | Verdict::KeptForEmergency { rank, .. } => {
-                    (true, u32::try_from(rank).unwrap_or(u32::MAX))
-                }
-                Verdict::Dropped(_) => (false, 0),
-            };
-            proto::Candidate {
-                carrier: candidate.carrier.to_owned(),
-                gateway: candidate.gateway.unwrap_or_default().to_owned(),
-                kept,
-                rank,
-                reason: candidate.verdict.to_string(),
-            }
-        })
-        .collect();
+    outcome.explanation = explanation_lines(&decision.explanation, max_legs);
     Ok(outcome)
+}
+
+/// The explanation for the wire: a line for every leg in the answer, then at most
+/// [`limits::MAX_EXPLANATION_LINES`] other lines (carriers, dropped gateways, gateways beyond
+/// the answer's leg limit) in the core's order, then one line summing up the rest.
+fn explanation_lines(candidates: &[Candidate<'_>], max_legs: usize) -> Vec<proto::Candidate> {
+    let mut lines = Vec::new();
+    let mut others_shown = 0;
+    let (mut hidden_dropped, mut hidden_beyond, mut hidden_carriers) = (0usize, 0usize, 0usize);
+    for candidate in candidates {
+        let rank = match candidate.verdict {
+            Verdict::Kept { rank } | Verdict::KeptForEmergency { rank, .. } => Some(rank),
+            Verdict::Dropped(_) => None,
+        };
+        let is_gateway = candidate.gateway.is_some();
+        let beyond_limit = is_gateway && rank.is_some_and(|rank| rank > max_legs);
+        let in_answer = is_gateway && rank.is_some() && !beyond_limit;
+        if !in_answer {
+            if others_shown >= limits::MAX_EXPLANATION_LINES {
+                match (rank, is_gateway) {
+                    (None, _) => hidden_dropped += 1,
+                    (Some(_), true) => hidden_beyond += 1,
+                    (Some(_), false) => hidden_carriers += 1,
+                }
+                continue;
+            }
+            others_shown += 1;
+        }
+        let reason = if beyond_limit {
+            format!(
+                "{}, beyond the answer's {max_legs}-leg limit: reached by reroute only if the \
+                 carriers before it fail",
+                candidate.verdict
+            )
+        } else {
+            candidate.verdict.to_string()
+        };
+        lines.push(proto::Candidate {
+            carrier: candidate.carrier.to_owned(),
+            gateway: candidate.gateway.unwrap_or_default().to_owned(),
+            kept: in_answer || (!is_gateway && rank.is_some()),
+            rank: rank
+                .filter(|_| !beyond_limit)
+                .map_or(0, |rank| u32::try_from(rank).unwrap_or(u32::MAX)),
+            reason,
+        });
+    }
+    let hidden = hidden_dropped + hidden_beyond + hidden_carriers;
+    if hidden > 0 {
+        lines.push(proto::Candidate {
+            carrier: String::new(),
+            gateway: String::new(),
+            kept: false,
+            rank: 0,
+            reason: format!(
+                "and {hidden} more not shown: {hidden_dropped} dropped, {hidden_beyond} gateways \
+                 beyond the {max_legs}-leg limit, {hidden_carriers} kept carriers"
+            ),
+        });
+    }
+    lines
 }
 
 /// The token a fresh call starts with.

@@ -18,6 +18,7 @@ use trunkline_core::{
 
 use crate::{
     cluster::{now_ms, Cluster, ReadState},
+    config::ServiceLimits,
     convert,
     error::ClusterError,
     health::HealthMonitor,
@@ -40,6 +41,8 @@ pub struct RouteApi {
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
+    /// Legs in one answer (`answers.max_legs`).
+    max_legs: usize,
 }
 
 impl RouteApi {
@@ -48,12 +51,14 @@ impl RouteApi {
         views: Arc<RoutingViews>,
         health: Arc<HealthMonitor>,
         registrar: Arc<Registrar>,
+        service_limits: ServiceLimits,
     ) -> Self {
         RouteApi {
             cluster,
             views,
             health,
             registrar,
+            max_legs: service_limits.max_legs,
         }
     }
 
@@ -163,7 +168,8 @@ impl RouteService for RouteApi {
             now_ms,
             view.applied_index,
         );
-        let outcome = outbound::route(&view, token, request.explain, now_ms).map_err(refused)?;
+        let outcome = outbound::route(&view, token, request.explain, now_ms, self.max_legs)
+            .map_err(refused)?;
         let refusal = outcome.legs.is_empty().then(|| {
             let internal = outcome.destination_class == proto::DestinationClass::Internal;
             proto::Refusal {
@@ -223,7 +229,8 @@ impl RouteService for RouteApi {
         let (outcome, token) = match next {
             Next::Stop(stop) => (proto::report_leg_response::Outcome::Stop(stop), None),
             Next::Reroute(token) => {
-                let routed = outbound::route(&view, token, false, now_ms).map_err(refused)?;
+                let routed =
+                    outbound::route(&view, token, false, now_ms, self.max_legs).map_err(refused)?;
                 match routed.legs.into_iter().next() {
                     Some(leg) => (
                         proto::report_leg_response::Outcome::Next(leg),
@@ -289,7 +296,16 @@ impl RouteService for RouteApi {
         let legs = plan
             .legs
             .iter()
-            .map(|leg| inbound_leg(&view, &plan.tenant, &request.call_id, leg, now_ms))
+            .map(|leg| {
+                inbound_leg(
+                    &view,
+                    &plan.tenant,
+                    &request.call_id,
+                    leg,
+                    now_ms,
+                    self.max_legs,
+                )
+            })
             .collect();
         let key = Self::token_key(&view)?;
         let token = route_token::InboundToken {
@@ -389,9 +405,16 @@ impl RouteApi {
                     );
                     token.applied_index = token.applied_index.max(view.applied_index);
                     match plan.legs.get(next) {
-                        Some(next_leg) => proto::report_leg_response::Outcome::NextInbound(
-                            inbound_leg(&view, &plan.tenant, &request.call_id, next_leg, now_ms),
-                        ),
+                        Some(next_leg) => {
+                            proto::report_leg_response::Outcome::NextInbound(inbound_leg(
+                                &view,
+                                &plan.tenant,
+                                &request.call_id,
+                                next_leg,
+                                now_ms,
+                                self.max_legs,
+                            ))
+                        }
                         None => stop(
                             proto::StopReason::NoMoreRoutes,
                             u32::from(trunkline_core::inbound::UNAVAILABLE_CODE),
@@ -458,6 +481,7 @@ fn inbound_leg(
     call_id: &str,
     leg: &Leg,
     now_ms: u64,
+    max_legs: usize,
 ) -> proto::InboundLeg {
     let mut wire = convert::inbound_leg_to_proto(leg);
     if let Leg::Continuity {
@@ -473,7 +497,7 @@ fn inbound_leg(
             now_ms,
             view.applied_index,
         );
-        if let Ok(routed) = outbound::route(view, token, false, now_ms) {
+        if let Ok(routed) = outbound::route(view, token, false, now_ms, max_legs) {
             wire.outbound_legs = routed.legs;
         }
     }

@@ -20,7 +20,7 @@ use crate::{
     admin_service::AdminApi,
     body_budget::BodyBudgetLayer,
     cluster::Cluster,
-    config::{Config, LimitsConfig},
+    config::{Config, LimitsConfig, ServiceLimits},
     health::HealthMonitor,
     limits,
     listener::{self, ConnectionActivityLayer, ListenerLimits},
@@ -42,6 +42,7 @@ pub struct NodeServer {
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
+    service_limits: ServiceLimits,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     pub api_addr: SocketAddr,
@@ -141,6 +142,7 @@ impl NodeServer {
             views,
             health,
             registrar,
+            service_limits: config.service_limits,
             api_listener,
             peer_listener,
             api_addr,
@@ -232,6 +234,7 @@ impl NodeServer {
                     self.cluster.clone(),
                     self.health.clone(),
                     stop.clone(),
+                    self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
@@ -241,6 +244,7 @@ impl NodeServer {
                     self.views.clone(),
                     self.health.clone(),
                     self.registrar.clone(),
+                    self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )

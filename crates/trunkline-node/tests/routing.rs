@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use support::{
-    routing::{gateway, import, put_carrier, put_tenant, unprobed},
+    routing::{gateway, import, put_carrier, put_tenant, unprobed, OWNER},
     *,
 };
 use trunkline_client::{proto, Client, Retry};
@@ -351,6 +351,7 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
                 .stage_rates(proto::StageRatesRequest {
                     carrier: "alpha".into(),
                     import_id: "x".into(),
+                    owner: OWNER.into(),
                     rates: vec![proto::Rate {
                         prefix: "44a".into(),
                         ..Default::default()
@@ -375,6 +376,7 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
     let huge = proto::StageRatesRequest {
         carrier: "alpha".into(),
         import_id: "huge".into(),
+        owner: OWNER.into(),
         rates: vec![proto::Rate {
             prefix: "44".into(),
             description: "x".repeat(5 * 1024 * 1024),
@@ -463,6 +465,7 @@ async fn the_old_deck_serves_until_a_large_import_commits() {
         let stage = proto::StageRatesRequest {
             carrier: "alpha".into(),
             import_id: import_id.into(),
+            owner: OWNER.into(),
             rates: chunk.to_vec(),
             first_line: line,
         };
@@ -481,6 +484,7 @@ async fn the_old_deck_serves_until_a_large_import_commits() {
     let commit = proto::CommitRatesRequest {
         carrier: "alpha".into(),
         import_id: import_id.into(),
+        owner: OWNER.into(),
         replace: true,
         expected_rows: rows.len() as u64,
     };

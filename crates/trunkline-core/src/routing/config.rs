@@ -5,6 +5,15 @@
 //! commit, so the old deck serves until the new one is complete, a failed import changes
 //! nothing, and no single Raft entry is large. Staged imports that are never committed expire
 //! by log time.
+//!
+//! An import belongs to the client that staged its first chunk: that chunk carries an owner
+//! token the client chose (128 random bits, in hex), and every later chunk, the commit and an
+//! abort must carry the same token, so knowing an import id (`ListImports` shows them) is not
+//! enough to commit or abort someone else's import. Staging slots are few
+//! ([`MAX_STAGED_IMPORTS`]); so that abandoned imports can't hold them for the whole
+//! [`STAGED_IMPORT_TTL_MS`], a new import may evict one that has had no chunk for
+//! [`STAGED_IMPORT_IDLE_MS`] of log time when the slots (or the staged rows) are full, and
+//! one owner token holds at most [`MAX_STAGED_IMPORTS_PER_OWNER`] imports.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -30,6 +39,17 @@ pub const STAGED_IMPORT_TTL_MS: u64 = 30 * 60 * 1000;
 pub const MAX_OBJECTS: usize = 100_000;
 /// Longest import id.
 pub const MAX_IMPORT_ID_BYTES: usize = 64;
+/// An import with no chunk for this long (log time) may be evicted by a new import when the
+/// staging slots or rows are full. A live import sends a chunk every few hundred
+/// milliseconds; a minute covers a slow link or a pause without letting unused ids block
+/// imports for long.
+pub const STAGED_IMPORT_IDLE_MS: u64 = 60 * 1000;
+/// Imports one owner token may have staged at once, so one client reusing a token can't
+/// take every slot.
+pub const MAX_STAGED_IMPORTS_PER_OWNER: usize = 4;
+/// Hex digits of an owner token: 128 bits at least, 256 at most.
+pub const MIN_OWNER_TOKEN_CHARS: usize = 32;
+pub const MAX_OWNER_TOKEN_CHARS: usize = 64;
 
 /// Whether a put may create, replace, or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +102,8 @@ pub enum RoutingCommand {
     },
     StageRates {
         import_id: String,
+        /// The import's owner token: set by the first chunk, required on every later one.
+        owner: String,
         carrier: String,
         /// File line of the chunk's first row, for error messages.
         first_line: u64,
@@ -89,9 +111,15 @@ pub enum RoutingCommand {
     },
     CommitRates {
         import_id: String,
+        owner: String,
         carrier: String,
         replace: bool,
         expected_rows: u64,
+    },
+    /// Drops a staged import now, freeing its slot; only its owner may.
+    AbortRates {
+        import_id: String,
+        owner: String,
     },
     /// The cluster's secret for authenticating route tokens; set once, at initialisation.
     SetRouteTokenKey {
@@ -106,6 +134,7 @@ pub enum RoutingResponse {
     Drained,
     Staged { staged_rows: u64 },
     Committed { deck_rows: u64 },
+    Aborted { staged_rows: u64 },
     KeySet,
 }
 
@@ -118,6 +147,17 @@ pub struct StagedImport {
     pub chunks: Vec<Arc<Vec<(u64, Rate)>>>,
     pub rows: u64,
     pub started_ms: u64,
+    /// Log time of the last chunk: an import idle for [`STAGED_IMPORT_IDLE_MS`] may be evicted.
+    pub last_chunk_ms: u64,
+    /// The token the first chunk carried; never shown by reads.
+    pub owner: String,
+}
+
+impl StagedImport {
+    /// How long no chunk has arrived, at log time `now_ms`.
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_chunk_ms)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -147,11 +187,13 @@ impl RoutingCommand {
             RoutingCommand::SetDrained { gateway, .. } => Ok(validate_name("gateway", gateway)?),
             RoutingCommand::StageRates {
                 import_id,
+                owner,
                 carrier,
                 rates,
                 first_line,
             } => {
                 validate_import_id(import_id)?;
+                validate_owner(owner)?;
                 validate_name("carrier", carrier)?;
                 if rates.len() > MAX_ROWS_PER_CHUNK {
                     return Err(Error::invalid(
@@ -171,10 +213,18 @@ impl RoutingCommand {
                 Ok(())
             }
             RoutingCommand::CommitRates {
-                import_id, carrier, ..
+                import_id,
+                owner,
+                carrier,
+                ..
             } => {
                 validate_import_id(import_id)?;
+                validate_owner(owner)?;
                 Ok(validate_name("carrier", carrier)?)
+            }
+            RoutingCommand::AbortRates { import_id, owner } => {
+                validate_import_id(import_id)?;
+                validate_owner(owner)
             }
             RoutingCommand::SetRouteTokenKey { key } => {
                 if key.len() == ROUTE_TOKEN_KEY_BYTES {
@@ -206,7 +256,29 @@ fn validate_import_id(import_id: &str) -> Result<(), Error> {
     }
 }
 
+/// An owner token: [`MIN_OWNER_TOKEN_CHARS`] to [`MAX_OWNER_TOKEN_CHARS`] hex digits.
+pub fn validate_owner(owner: &str) -> Result<(), Error> {
+    let valid = (MIN_OWNER_TOKEN_CHARS..=MAX_OWNER_TOKEN_CHARS).contains(&owner.len())
+        && owner.bytes().all(|byte| byte.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "owner",
+            format!(
+                "must be {MIN_OWNER_TOKEN_CHARS} to {MAX_OWNER_TOKEN_CHARS} hex digits (a random \
+                 token the client chose when it staged the import's first chunk)"
+            ),
+        ))
+    }
+}
+
 impl RoutingConfig {
+    /// Imports staged now, by import id.
+    pub fn staged_imports(&self) -> impl Iterator<Item = (&String, &StagedImport)> {
+        self.staged.iter()
+    }
+
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.get(name)
     }
@@ -329,16 +401,26 @@ impl RoutingConfig {
             }
             RoutingCommand::StageRates {
                 import_id,
+                owner,
                 carrier,
                 first_line,
                 rates,
-            } => self.stage(time_ms, import_id, carrier, *first_line, rates),
+            } => self.stage(time_ms, import_id, owner, carrier, *first_line, rates),
             RoutingCommand::CommitRates {
                 import_id,
+                owner,
                 carrier,
                 replace,
                 expected_rows,
-            } => self.commit(import_id, carrier, *replace, *expected_rows),
+            } => {
+                self.owned(import_id, owner)?;
+                self.commit(import_id, carrier, *replace, *expected_rows)
+            }
+            RoutingCommand::AbortRates { import_id, owner } => {
+                let staged_rows = self.owned(import_id, owner)?.rows;
+                self.staged.remove(import_id);
+                Ok(RoutingResponse::Aborted { staged_rows })
+            }
             RoutingCommand::SetRouteTokenKey { key } => {
                 if self.route_token_key.is_none() {
                     self.route_token_key = Some(key.clone());
@@ -409,10 +491,78 @@ impl RoutingConfig {
             .retain(|_, staged| time_ms.saturating_sub(staged.started_ms) < STAGED_IMPORT_TTL_MS);
     }
 
+    /// The staged import `import_id`, if `owner` is its owner.
+    fn owned(&self, import_id: &str, owner: &str) -> Result<&StagedImport, Error> {
+        let staged = self
+            .staged
+            .get(import_id)
+            .ok_or_else(|| Error::not_found("import", import_id))?;
+        if staged.owner != owner {
+            return Err(Error::invalid(
+                "owner",
+                format!(
+                    "is not the owner token of import {import_id:?}: only the client that \
+                     started an import may add to, commit or abort it"
+                ),
+            ));
+        }
+        Ok(staged)
+    }
+
+    /// Makes room for a chunk of `rows` rows of a new import (`new_import`) or of an existing
+    /// one, evicting imports idle for [`STAGED_IMPORT_IDLE_MS`], longest idle first, only as
+    /// far as needed. Changes nothing when even that is not enough.
+    fn make_room(&mut self, time_ms: u64, new_import: bool, rows: u64) -> Result<(), Error> {
+        let staged_rows: u64 = self.staged.values().map(|staged| staged.rows).sum();
+        let fits = |imports: usize, staged_rows: u64| {
+            (!new_import || imports < MAX_STAGED_IMPORTS)
+                && staged_rows.saturating_add(rows) <= MAX_STAGED_ROWS as u64
+        };
+        if fits(self.staged.len(), staged_rows) {
+            return Ok(());
+        }
+        let mut idle: Vec<(u64, &String, u64)> = self
+            .staged
+            .iter()
+            .filter(|(_, staged)| staged.idle_ms(time_ms) >= STAGED_IMPORT_IDLE_MS)
+            .map(|(id, staged)| (staged.last_chunk_ms, id, staged.rows))
+            .collect();
+        idle.sort();
+        let (mut imports, mut remaining_rows) = (self.staged.len(), staged_rows);
+        let mut evict = Vec::new();
+        for (_, id, rows) in idle {
+            if fits(imports, remaining_rows) {
+                break;
+            }
+            evict.push(id.clone());
+            imports -= 1;
+            remaining_rows -= rows;
+        }
+        if !fits(imports, remaining_rows) {
+            let idle_seconds = STAGED_IMPORT_IDLE_MS / 1000;
+            return Err(if new_import && self.staged.len() >= MAX_STAGED_IMPORTS {
+                Error::LimitReached(format!(
+                    "{MAX_STAGED_IMPORTS} imports are in progress and none has been idle for \
+                     {idle_seconds} s; wait, or abort one (trunkctl rates imports lists them)"
+                ))
+            } else {
+                Error::LimitReached(format!(
+                    "{MAX_STAGED_ROWS} rows are staged across imports and no idle import frees \
+                     enough; commit, abort or let them expire"
+                ))
+            });
+        }
+        for id in evict {
+            self.staged.remove(&id);
+        }
+        Ok(())
+    }
+
     fn stage(
         &mut self,
         time_ms: u64,
         import_id: &str,
+        owner: &str,
         carrier: &str,
         first_line: u64,
         rates: &[Rate],
@@ -420,17 +570,33 @@ impl RoutingConfig {
         if !self.carriers.contains_key(carrier) {
             return Err(Error::not_found("carrier", carrier));
         }
-        let staged_total: u64 = self.staged.values().map(|staged| staged.rows).sum();
-        if staged_total + rates.len() as u64 > MAX_STAGED_ROWS as u64 {
-            return Err(Error::LimitReached(format!(
-                "{MAX_STAGED_ROWS} rows are staged across imports; commit or let them expire"
-            )));
-        }
-        if !self.staged.contains_key(import_id) && self.staged.len() >= MAX_STAGED_IMPORTS {
-            return Err(Error::LimitReached(format!(
-                "{MAX_STAGED_IMPORTS} imports are in progress; wait for them to finish"
-            )));
-        }
+        let new_import = match self.staged.get(import_id) {
+            Some(staged) => {
+                self.owned(import_id, owner)?;
+                if staged.carrier != carrier {
+                    return Err(Error::invalid(
+                        "import_id",
+                        format!("is an import for carrier {:?}", staged.carrier),
+                    ));
+                }
+                false
+            }
+            None => {
+                let owned = self
+                    .staged
+                    .values()
+                    .filter(|staged| staged.owner == owner)
+                    .count();
+                if owned >= MAX_STAGED_IMPORTS_PER_OWNER {
+                    return Err(Error::LimitReached(format!(
+                        "{MAX_STAGED_IMPORTS_PER_OWNER} imports are staged under this owner \
+                         token; commit or abort one first"
+                    )));
+                }
+                true
+            }
+        };
+        self.make_room(time_ms, new_import, rates.len() as u64)?;
         let staged = self
             .staged
             .entry(import_id.to_owned())
@@ -439,13 +605,9 @@ impl RoutingConfig {
                 chunks: Vec::new(),
                 rows: 0,
                 started_ms: time_ms,
+                last_chunk_ms: time_ms,
+                owner: owner.to_owned(),
             });
-        if staged.carrier != carrier {
-            return Err(Error::invalid(
-                "import_id",
-                format!("is an import for carrier {:?}", staged.carrier),
-            ));
-        }
         staged.chunks.push(Arc::new(
             rates
                 .iter()
@@ -454,6 +616,7 @@ impl RoutingConfig {
                 .collect(),
         ));
         staged.rows += rates.len() as u64;
+        staged.last_chunk_ms = time_ms;
         Ok(RoutingResponse::Staged {
             staged_rows: staged.rows,
         })

@@ -31,9 +31,10 @@ pub use classify::{
     NANP_TOLL_FREE_AREA_CODES,
 };
 pub use config::{
-    ObjectKind, PutMode, RoutingCommand, RoutingConfig, RoutingResponse, StagedImport,
-    MAX_DECK_ROWS, MAX_IMPORT_ID_BYTES, MAX_OBJECTS, MAX_ROWS_PER_CHUNK, MAX_STAGED_IMPORTS,
-    MAX_STAGED_ROWS, ROUTE_TOKEN_KEY_BYTES, STAGED_IMPORT_TTL_MS,
+    validate_owner, ObjectKind, PutMode, RoutingCommand, RoutingConfig, RoutingResponse,
+    StagedImport, MAX_DECK_ROWS, MAX_IMPORT_ID_BYTES, MAX_OBJECTS, MAX_OWNER_TOKEN_CHARS,
+    MAX_ROWS_PER_CHUNK, MAX_STAGED_IMPORTS, MAX_STAGED_IMPORTS_PER_OWNER, MAX_STAGED_ROWS,
+    MIN_OWNER_TOKEN_CHARS, ROUTE_TOKEN_KEY_BYTES, STAGED_IMPORT_IDLE_MS, STAGED_IMPORT_TTL_MS,
 };
 pub use model::{
     validate_name_field, Capability, Carrier, DialPlan, Gateway, GatewayHealth, ModelError, Rate,

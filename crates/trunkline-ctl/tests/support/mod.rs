@@ -33,6 +33,7 @@ pub fn start_node() -> Node {
         peer_liveness_timeout_ms: 1_000,
         min_free_bytes: trunkline_node::config::DEFAULT_MIN_FREE_BYTES,
         limits: trunkline_node::config::LimitsConfig::default(),
+        service_limits: Default::default(),
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();

@@ -85,6 +85,9 @@ pub async fn try_put_gateway(
         .await
 }
 
+/// The owner token the tests' imports are staged under.
+pub const OWNER: &str = "0123456789abcdef0123456789abcdef";
+
 /// Replaces `carrier`'s deck with `rows` (prefix, micros per minute) in one import.
 pub async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64 {
     let import_id = format!("test-{carrier}");
@@ -99,6 +102,7 @@ pub async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64
     let stage = proto::StageRatesRequest {
         carrier: carrier.into(),
         import_id: import_id.clone(),
+        owner: OWNER.into(),
         rates,
         first_line: 2,
     };
@@ -112,6 +116,7 @@ pub async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64
     let commit = proto::CommitRatesRequest {
         carrier: carrier.into(),
         import_id,
+        owner: OWNER.into(),
         replace: true,
         expected_rows: rows.len() as u64,
     };

@@ -5,7 +5,10 @@
 //! 1. check every row with `RateCsvReader` before anything is sent; any bad row is printed
 //!    as `FILE:LINE: column: message` and the command exits 2 with nothing sent;
 //! 2. read it again and stage it in chunks of at most [`ROWS_PER_CHUNK`] rows under a random
-//!    import id, then commit with the number of rows sent. The node swaps the deck in at
+//!    import id and a random owner token (128 bits; the node lets only that token add to,
+//!    commit or abort the import), then commit with the number of rows sent. Both are printed
+//!    on standard error before the first chunk, with the `rates abort` command that drops
+//!    the import, so an operator can free its slot if this client hangs. The node swaps the deck in at
 //!    commit, so the old deck serves until then, and an import that fails half-way changes
 //!    nothing (the staged rows expire on the node).
 //!
@@ -73,7 +76,15 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     }
 
     let import_id = format!("{:032x}", rand::random::<u128>());
-    let sent = send_file(context, &args, &file_name, &import_id, rows, &mut progress).await;
+    let owner = format!("{:032x}", rand::random::<u128>());
+    output::note(&format!(
+        "import {import_id} started; to drop it: trunkctl rates abort {import_id} --owner {owner}"
+    ));
+    let import = Import {
+        id: &import_id,
+        owner: &owner,
+    };
+    let sent = send_file(context, &args, &file_name, import, rows, &mut progress).await;
     progress.finish();
     let sent = sent?;
     if sent != rows {
@@ -86,6 +97,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     let request = proto::CommitRatesRequest {
         carrier: args.carrier.clone(),
         import_id,
+        owner,
         replace: args.replace,
         expected_rows: rows,
     };
@@ -121,12 +133,19 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     })
 }
 
+/// The import being sent: its id and owner token.
+#[derive(Clone, Copy)]
+struct Import<'a> {
+    id: &'a str,
+    owner: &'a str,
+}
+
 /// The second pass: stages the file in chunks; returns the number of rows sent.
 async fn send_file(
     context: &Context,
     args: &Args,
     file_name: &str,
-    import_id: &str,
+    import: Import<'_>,
     rows: u64,
     progress: &mut Progress,
 ) -> Result<u64, Failure> {
@@ -142,7 +161,7 @@ async fn send_file(
         if chunk.len() == ROWS_PER_CHUNK || (row.is_none() && !chunk.is_empty()) {
             let rates = std::mem::replace(&mut chunk, Vec::with_capacity(ROWS_PER_CHUNK));
             sent += rates.len() as u64;
-            stage(context, &args.carrier, import_id, rates, first_line).await?;
+            stage(context, &args.carrier, import, rates, first_line).await?;
             progress.show(format_args!(
                 "sending {file_name}: {sent}/{rows} rows ({}%)",
                 sent * 100 / rows.max(1)
@@ -224,15 +243,16 @@ fn check_file(path: &Path, file_name: &str, progress: &mut Progress) -> Result<u
 async fn stage(
     context: &Context,
     carrier: &str,
-    import_id: &str,
+    import: Import<'_>,
     rates: Vec<proto::Rate>,
     first_line: u64,
 ) -> Result<(), Failure> {
     let request = proto::StageRatesRequest {
         carrier: carrier.to_owned(),
-        import_id: import_id.to_owned(),
+        import_id: import.id.to_owned(),
         rates,
         first_line,
+        owner: import.owner.to_owned(),
     };
     context
         .client
