@@ -221,6 +221,7 @@ impl Cluster {
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
         command.validate()?;
+        check_command_size(&command)?;
         self.disk.check(&command)?;
         match self.submit(LeaderRequest::Write(command)).await? {
             LeaderReply::Written {
@@ -699,6 +700,25 @@ pub fn now_ms() -> u64 {
         })
 }
 
+/// Refuses a command too large to replicate (see [`limits::MAX_COMMAND_WIRE_BYTES`]) before
+/// it is proposed: once in the log, an entry no AppendEntries can carry would stall
+/// replication for good.
+fn check_command_size(command: &Command) -> Result<(), ClusterError> {
+    let size = crate::wire::encoded_size(command);
+    if size.is_some_and(|size| size <= limits::MAX_COMMAND_WIRE_BYTES) {
+        return Ok(());
+    }
+    Err(ClusterError::Domain(trunkline_core::Error::invalid(
+        "request",
+        format!(
+            "the change encodes to {} bytes, more than one write may carry ({} bytes); \
+             split it into smaller changes (rate decks are imported in chunks)",
+            size.map_or_else(|| "too many".to_owned(), |size| size.to_string()),
+            limits::MAX_COMMAND_WIRE_BYTES
+        ),
+    )))
+}
+
 fn describe_staleness(staleness_ms: u64) -> String {
     if staleness_ms == STALENESS_UNKNOWN {
         "ever since it started".to_owned()
@@ -718,5 +738,31 @@ impl Cluster {
                 0
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline_core::settings::SettingsCommand;
+
+    fn set(value_bytes: usize) -> Command {
+        Command::Settings(SettingsCommand::Set {
+            key: "k".into(),
+            value: "x".repeat(value_bytes),
+        })
+    }
+
+    #[test]
+    fn a_command_too_large_to_replicate_is_refused_before_it_is_proposed() {
+        assert!(check_command_size(&set(64 * 1024)).is_ok());
+        let error = check_command_size(&set(limits::MAX_COMMAND_WIRE_BYTES as usize)).unwrap_err();
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("request:"),
+            "{}",
+            status.message()
+        );
     }
 }

@@ -23,6 +23,12 @@ pub const RAFT_SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 /// How long to wait for a TCP connection to a peer before it counts as unreachable.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Largest command one write may propose, as encoded on the peer wire. Every entry must
+/// fit an AppendEntries message ([`RAFT_MAX_MESSAGE_BYTES`]) beside a full read batch of
+/// others (the log reader stops after 4 MiB, plus one entry), or it could never be
+/// replicated; the largest real commands (a 5,000-row rate chunk, 1,000 registrations) are
+/// well under 1 MiB.
+pub const MAX_COMMAND_WIRE_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest request accepted on the client listener.
 pub const API_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Requests in flight on the client listener before new ones are shed with UNAVAILABLE.

@@ -65,15 +65,8 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("trunkline: can't start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(run(config, dev));
     // Tasks still blocked on the disk (a flush on a full disk) must not hold the exit.
@@ -97,16 +90,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+/// The async runtime `builder` makes, or `None` after saying why there is none.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
         Err(error) => {
             eprintln!("trunkline: can't start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(trunkline_store::recover(data_dir, forget_vote)) {
         Ok(recovered) => {

@@ -26,6 +26,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, tonic::Status> {
         .map_err(|error| tonic::Status::internal(format!("can't encode a peer message: {error}")))
 }
 
+/// Bytes `value` takes on the peer wire; `None` when it can't be encoded within the bound.
+pub fn encoded_size<T: Serialize>(value: &T) -> Option<u64> {
+    options().serialized_size(value).ok()
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, tonic::Status> {
     options().deserialize(bytes).map_err(|error| {
         tonic::Status::invalid_argument(format!(

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use openraft::{LogId, Vote};
 use serde::{Deserialize, Serialize};
 
+use crate::folder::io_error;
 use crate::{codec, NodeId, StoreError};
 
 /// The record's file, in the data folder beside the database.
@@ -184,14 +185,6 @@ fn decode_slot(slot: &[u8; SLOT_BYTES]) -> Option<(u64, Acknowledged)> {
     let payload = body.get(HEADER_BYTES..HEADER_BYTES.checked_add(length)?)?;
     let record = codec::decode(payload).ok()?;
     Some((sequence, record))
-}
-
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,22 @@ impl TestNode {
         node
     }
 
+    /// `trunkline serve` for this node: its id, data folder, ports and extra arguments.
+    fn serve_command(&self, log_level: &str) -> Command {
+        let mut command = Command::new(trunkline_binary());
+        command
+            .arg("serve")
+            .args(["--node-id", &self.node_id.to_string()])
+            .args(["--cluster-name", "test"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--api-addr", &self.api_addr])
+            .args(["--peer-addr", &self.peer_addr])
+            .args(["--log-level", log_level])
+            .args(&self.extra);
+        command
+    }
+
     fn spawn(&mut self) {
         assert!(
             self.child.is_none(),
@@ -69,16 +85,8 @@ impl TestNode {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let mut child = Command::new(trunkline_binary())
-            .arg("serve")
-            .args(["--node-id", &self.node_id.to_string()])
-            .args(["--cluster-name", "test"])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--api-addr", &self.api_addr])
-            .args(["--peer-addr", &self.peer_addr])
-            .args(["--log-level", "info,openraft=warn"])
-            .args(&self.extra)
+        let mut child = self
+            .serve_command("info,openraft=warn")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -162,16 +170,8 @@ impl TestNode {
     /// for the process to exit and returns its status with what it wrote to stderr.
     pub fn start_expecting_exit(&mut self) -> (std::process::ExitStatus, String) {
         assert!(self.child.is_none(), "node {} is running", self.node_id);
-        let output = Command::new(trunkline_binary())
-            .arg("serve")
-            .args(["--node-id", &self.node_id.to_string()])
-            .args(["--cluster-name", "test"])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--api-addr", &self.api_addr])
-            .args(["--peer-addr", &self.peer_addr])
-            .args(["--log-level", "warn"])
-            .args(&self.extra)
+        let output = self
+            .serve_command("warn")
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -179,6 +179,29 @@ impl TestNode {
             output.status,
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    /// Starts the node on its data folder and ports, lets it run at most `timeout`, then
+    /// kills it if it is still running; how it exited if it exited by itself.
+    pub fn run_briefly(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        assert!(self.child.is_none(), "node {} is running", self.node_id);
+        let mut child = self
+            .serve_command("warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Waits up to `timeout` for the running process to exit by itself; its status, or
