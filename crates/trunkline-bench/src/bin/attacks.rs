@@ -367,6 +367,8 @@ struct Node {
     peer_addr: String,
     /// The node's stderr (its log), appended to across restarts.
     log_path: PathBuf,
+    /// Where this process's part of the log starts.
+    log_start: usize,
 }
 
 impl Node {
@@ -379,6 +381,7 @@ impl Node {
         fd_limit: Option<u64>,
     ) -> anyhow::Result<Node> {
         let listen = free_port_pair()?;
+        let log_start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
         let log = File::options()
             .create(true)
             .append(true)
@@ -430,6 +433,7 @@ impl Node {
             api_addr: String::new(),
             peer_addr: String::new(),
             log_path: log_path.to_owned(),
+            log_start,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         while node.api_addr.is_empty() || node.peer_addr.is_empty() {
@@ -476,9 +480,15 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// What this process wrote to the log.
+    fn log(&self) -> String {
+        let log = std::fs::read(&self.log_path).unwrap_or_default();
+        String::from_utf8_lossy(log.get(self.log_start..).unwrap_or_default()).into_owned()
+    }
+
     /// The last lines of the node's log, for an error message.
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
@@ -1056,8 +1066,7 @@ async fn out_of_descriptors(
         }
         None => notes.push_str("NO new client served within 15 s after the flood closed"),
     }
-    let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
-    if log.contains("can't accept connections") {
+    if node.log().contains("can't accept connections") {
         notes.push_str("; the node logged that it can't accept connections");
     }
     Ok(PhaseReport {
@@ -1114,8 +1123,19 @@ async fn stalled_watchers(node: &Node, scale: Scale) -> anyhow::Result<String> {
         import_deck(&mut admin, &big_deck(scale.deck_rows, replacement as u64)).await?;
         rss_after_each.push(mib(usage(node.pid)?.rss_bytes));
     }
-    let open = held.len();
-    drop(held);
+    // A stream the node accepted and then ended with an error was refused late.
+    let mut open = 0;
+    for mut stream in held {
+        match tokio::time::timeout(Duration::from_millis(10), stream.message()).await {
+            Ok(Err(status)) => {
+                *refusals
+                    .entry(format!("{} after opening", code_name(status.code())))
+                    .or_default() += 1
+            }
+            Ok(Ok(None)) => *refusals.entry("ended".to_owned()).or_default() += 1,
+            Ok(Ok(Some(_))) | Err(_) => open += 1,
+        }
+    }
     drop(channels);
     let refusals: Vec<String> = refusals
         .iter()
