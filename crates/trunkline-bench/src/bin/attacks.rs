@@ -14,14 +14,17 @@
 //! c. idle connections: more TCP connections than the node's cap, held without a request;
 //! d. out of file descriptors: the node restarted under `prlimit --nofile=128:128` and
 //!    flooded with connections (its CPU time, a connection opened before, a new client);
-//! e. stalled watchers: WatchEvents streams never read while a big rate deck is replaced;
+//! e. stalled watchers: WatchEvents streams never read while a big rate deck is replaced
+//!    (after e0, the same replacements with no watcher, to tell the two apart);
 //! f. stalled exports: ExportRates streams read once, then never again;
 //! g. forged peer messages: AppendEntries and Vote of term `u64::MAX` from a node 99.
 //!
 //! A prober on its own thread and runtime (so the attack's client-side work does not delay
 //! it) routes `+442071234567` for tenant `demo` at a fixed rate over its own connection.
 //!
-//! Usage: `attacks --trunkline PATH [--quick]`; `--quick` shrinks every count for a smoke run.
+//! Usage: `attacks --trunkline PATH [--quick] [--deck-replacements N]`; `--quick` shrinks every
+//! count for a smoke run; `--deck-replacements` (5 by default) shows whether the RSS of e0 and
+//! e levels off.
 //! Build and run:
 //! `cargo build --release -p trunkline-node -p trunkline-bench &&
 //!  $CARGO_TARGET_DIR/release/attacks --trunkline $CARGO_TARGET_DIR/release/trunkline`.
@@ -158,11 +161,14 @@ impl Scale {
 struct Args {
     trunkline: PathBuf,
     quick: bool,
+    /// Overrides the scale's deck replacements in e0 and e (to see whether RSS levels off).
+    deck_replacements: Option<usize>,
 }
 
 fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut trunkline = None;
     let mut quick = false;
+    let mut deck_replacements = None;
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--trunkline" => {
@@ -171,6 +177,16 @@ fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, Strin
                 ))
             }
             "--quick" => quick = true,
+            "--deck-replacements" => {
+                let count = arguments
+                    .next()
+                    .ok_or("--deck-replacements needs a count")?;
+                deck_replacements = Some(
+                    count
+                        .parse()
+                        .map_err(|_| format!("--deck-replacements: {count:?} is no count"))?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -179,7 +195,11 @@ fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, Strin
     if !trunkline.is_file() {
         return Err(format!("{}: no such file", trunkline.display()));
     }
-    Ok(Args { trunkline, quick })
+    Ok(Args {
+        trunkline,
+        quick,
+        deck_replacements,
+    })
 }
 
 fn main() -> ExitCode {
@@ -189,7 +209,7 @@ fn main() -> ExitCode {
             if !message.is_empty() {
                 eprintln!("attacks: {message}");
             }
-            eprintln!("usage: attacks --trunkline PATH [--quick]");
+            eprintln!("usage: attacks --trunkline PATH [--quick] [--deck-replacements N]");
             return ExitCode::from(2);
         }
     };
@@ -218,11 +238,14 @@ fn main() -> ExitCode {
 
 /// Runs every attack in turn, pushing a report after each; fails when the node died.
 async fn run(args: &Args, reports: &mut Vec<PhaseReport>) -> anyhow::Result<()> {
-    let scale = if args.quick {
+    let mut scale = if args.quick {
         Scale::QUICK
     } else {
         Scale::FULL
     };
+    if let Some(count) = args.deck_replacements {
+        scale.deck_replacements = count;
+    }
     check_own_fd_limit(scale.idle_connections as u64 + SPARE_FDS)?;
     let folder = tempfile::tempdir().context("can't make a temporary folder")?;
     let data_dir = folder.path().join("data");
@@ -284,6 +307,15 @@ async fn run(args: &Args, reports: &mut Vec<PhaseReport>) -> anyhow::Result<()> 
         started.elapsed().as_secs_f64()
     );
     tokio::time::sleep(SETTLE).await;
+
+    let report = measure(
+        "e0. deck replaced (control)",
+        &node,
+        &prober,
+        deck_replaced_alone(&node, scale),
+    )
+    .await?;
+    record(reports, report, &mut node)?;
 
     let report = measure(
         "e. stalled watchers",
@@ -1117,12 +1149,7 @@ async fn stalled_watchers(node: &Node, scale: Scale) -> anyhow::Result<String> {
             Err(_) => *refusals.entry("no answer in 5 s".to_owned()).or_default() += 1,
         }
     }
-    let mut admin = admin_client(&node.api_addr)?;
-    let mut rss_after_each = Vec::new();
-    for replacement in 1..=scale.deck_replacements {
-        import_deck(&mut admin, &big_deck(scale.deck_rows, replacement as u64)).await?;
-        rss_after_each.push(mib(usage(node.pid)?.rss_bytes));
-    }
+    let rss_after_each = replace_deck(node, scale, 100).await?;
     // A stream the node accepted and then ended with an error was refused late.
     let mut open = 0;
     for mut stream in held {
@@ -1154,6 +1181,35 @@ async fn stalled_watchers(node: &Node, scale: Scale) -> anyhow::Result<String> {
         scale.deck_replacements,
         rss_after_each.join(", ")
     ))
+}
+
+/// The control for [`stalled_watchers`]: the big deck replaced as often with no watcher, so
+/// what the store, the index and the allocator keep anyway can be told from what watchers
+/// make the node hold.
+async fn deck_replaced_alone(node: &Node, scale: Scale) -> anyhow::Result<String> {
+    let rss_after_each = replace_deck(node, scale, 0).await?;
+    Ok(format!(
+        "no watcher; deck of {} rows replaced {} times, RSS MiB after each: {}",
+        scale.deck_rows,
+        scale.deck_replacements,
+        rss_after_each.join(", ")
+    ))
+}
+
+/// Replaces the big deck `scale.deck_replacements` times with new prices (salted from
+/// `first_salt` on); the node's RSS in MiB after each.
+async fn replace_deck(node: &Node, scale: Scale, first_salt: u64) -> anyhow::Result<Vec<String>> {
+    let mut admin = admin_client(&node.api_addr)?;
+    let mut rss_after_each = Vec::new();
+    for replacement in 1..=scale.deck_replacements as u64 {
+        import_deck(
+            &mut admin,
+            &big_deck(scale.deck_rows, first_salt + replacement),
+        )
+        .await?;
+        rss_after_each.push(mib(usage(node.pid)?.rss_bytes));
+    }
+    Ok(rss_after_each)
 }
 
 /// ExportRates streams of the big deck, more than the node allows (16), each read once and
