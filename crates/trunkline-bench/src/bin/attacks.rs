@@ -248,8 +248,27 @@ async fn run(args: &Args, reports: &mut Vec<PhaseReport>) -> anyhow::Result<()> 
     }
     check_own_fd_limit(scale.idle_connections as u64 + SPARE_FDS)?;
     let folder = tempfile::tempdir().context("can't make a temporary folder")?;
-    let data_dir = folder.path().join("data");
-    let log_path = folder.path().join("node.log");
+    let result = run_attacks(args, scale, folder.path(), reports).await;
+    if result.is_err() {
+        // The node's log and data explain a failure: keep them.
+        let kept = folder.keep();
+        eprintln!(
+            "attacks: the node's log and data are kept in {}",
+            kept.display()
+        );
+    }
+    result
+}
+
+/// Runs the attacks against nodes whose data and log are in `folder`.
+async fn run_attacks(
+    args: &Args,
+    scale: Scale,
+    folder: &Path,
+    reports: &mut Vec<PhaseReport>,
+) -> anyhow::Result<()> {
+    let data_dir = folder.join("data");
+    let log_path = folder.join("node.log");
     let mut node = Node::start(&args.trunkline, &data_dir, &log_path, None)?;
     eprintln!(
         "node pid {} api {} peer {}",
@@ -1202,11 +1221,20 @@ async fn replace_deck(node: &Node, scale: Scale, first_salt: u64) -> anyhow::Res
     let mut admin = admin_client(&node.api_addr)?;
     let mut rss_after_each = Vec::new();
     for replacement in 1..=scale.deck_replacements as u64 {
+        let started = Instant::now();
         import_deck(
             &mut admin,
             &big_deck(scale.deck_rows, first_salt + replacement),
         )
-        .await?;
+        .await
+        .with_context(|| {
+            format!(
+                "replacement {replacement} of the deck failed after {:.1} s; RSS MiB after \
+                     each one before: {}",
+                started.elapsed().as_secs_f64(),
+                rss_after_each.join(", ")
+            )
+        })?;
         rss_after_each.push(mib(usage(node.pid)?.rss_bytes));
     }
     Ok(rss_after_each)
