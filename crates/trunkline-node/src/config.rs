@@ -29,6 +29,10 @@ pub const MIN_PEER_LIVENESS_TIMEOUT_MS: u64 = 300;
 /// Free space kept on the data folder's disk by default: room for a few thousand of the
 /// largest writes (4 MiB), sled's own rewrites and a snapshot of a typical state.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+/// Log bytes appended since the last snapshot that make a node build one (and then purge):
+/// sled keeps the log's values in memory, so this bounds that memory where the entry count
+/// alone (`raft.snapshot_logs_since_last`) would let 10,000 rate-deck chunks hold 2.5 GB.
+pub const DEFAULT_SNAPSHOT_AFTER_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// Default name of a cluster; a node refuses Raft traffic from a cluster of another name.
 pub const DEFAULT_CLUSTER_NAME: &str = "trunkline";
 
@@ -112,6 +116,7 @@ pub struct RaftFileConfig {
     pub election_timeout_min_ms: Option<u64>,
     pub election_timeout_max_ms: Option<u64>,
     pub snapshot_logs_since_last: Option<u64>,
+    pub snapshot_after_log_bytes: Option<u64>,
     pub max_in_snapshot_log_to_keep: Option<u64>,
     pub install_snapshot_timeout_ms: Option<u64>,
 }
@@ -156,6 +161,10 @@ pub struct Overrides {
     /// Build a snapshot after this many log entries since the last one.
     #[arg(long, env = "TRUNKLINE_SNAPSHOT_LOGS_SINCE_LAST")]
     pub snapshot_logs_since_last: Option<u64>,
+    /// Also build a snapshot once this many bytes of log were appended since the last one
+    /// (the log's values sit in memory until purged); 0: by entry count only.
+    #[arg(long, env = "TRUNKLINE_SNAPSHOT_AFTER_LOG_BYTES")]
+    pub snapshot_after_log_bytes: Option<u64>,
     /// Log entries kept after a snapshot, so slow followers catch up without one.
     #[arg(long, env = "TRUNKLINE_MAX_IN_SNAPSHOT_LOG_TO_KEEP")]
     pub max_in_snapshot_log_to_keep: Option<u64>,
@@ -328,6 +337,9 @@ pub struct RaftConfig {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub snapshot_logs_since_last: u64,
+    /// A snapshot is also built once this many bytes of log were appended since the last
+    /// one; 0 turns it off.
+    pub snapshot_after_log_bytes: u64,
     pub max_in_snapshot_log_to_keep: u64,
     pub install_snapshot_timeout_ms: u64,
 }
@@ -339,6 +351,7 @@ impl Default for RaftConfig {
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
             snapshot_logs_since_last: 10_000,
+            snapshot_after_log_bytes: DEFAULT_SNAPSHOT_AFTER_LOG_BYTES,
             max_in_snapshot_log_to_keep: 1_000,
             install_snapshot_timeout_ms: 30_000,
         }
@@ -494,6 +507,10 @@ impl Config {
                 .snapshot_logs_since_last
                 .or(file.raft.snapshot_logs_since_last)
                 .unwrap_or(defaults.snapshot_logs_since_last),
+            snapshot_after_log_bytes: overrides
+                .snapshot_after_log_bytes
+                .or(file.raft.snapshot_after_log_bytes)
+                .unwrap_or(defaults.snapshot_after_log_bytes),
             max_in_snapshot_log_to_keep: overrides
                 .max_in_snapshot_log_to_keep
                 .or(file.raft.max_in_snapshot_log_to_keep)

@@ -106,6 +106,7 @@ impl NodeServer {
         let store =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, &identity)).await??;
         let log_store = store.log_store();
+        let log_growth = store.log_growth();
         let state_machine = store.state_machine();
         let reader = state_machine.reader();
         let views = RoutingViews::start(reader.clone()).await;
@@ -129,6 +130,11 @@ impl NodeServer {
             reader,
             log_store,
             DiskReserve::new(config.data_dir.clone(), config.min_free_bytes),
+        ));
+        tokio::spawn(storage_guard::snapshot_by_log_size(
+            cluster.raft.clone(),
+            log_growth,
+            config.raft.snapshot_after_log_bytes,
         ));
         let liveness = Liveness::start(
             cluster.clone(),

@@ -360,3 +360,41 @@ async fn a_full_disk_stops_the_node_visibly_and_it_restarts_with_every_acknowled
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// sled keeps the log's values in memory until a purge, and a purge follows a snapshot: the
+/// node snapshots once the log grew by `raft.snapshot_after_log_bytes`, long before the
+/// entry count (10,000) would. Before, 243 replaced 200,000-row decks held 2.4 GB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_grown_by_its_byte_threshold_is_snapshotted() {
+    let _serial = support::serial();
+    let root = tempfile::tempdir().unwrap();
+    let mut args = FAST_RAFT.to_vec();
+    args.extend([
+        "--snapshot-after-log-bytes",
+        "1048576",
+        "--max-in-snapshot-log-to-keep",
+        "0",
+    ]);
+    let node = TestNode::start(root.path(), 1, &args);
+    init_single(&node).await;
+    let client = node.client();
+    assert_eq!(status(&client).await.unwrap().snapshot_index, 0);
+    for n in 0..40 {
+        set(&client, &format!("big-{n}"), &filler(n)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let snapshot_index = loop {
+        let index = status(&client).await.unwrap().snapshot_index;
+        if index > 0 {
+            break index;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot after 2.4 MB of log with a 1 MiB threshold:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // By entry count (raft.snapshot_logs_since_last, 10,000) there would be none.
+    println!("log size: snapshot at index {snapshot_index} after 40 writes of 60 KiB");
+}

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use sled::{Db, Tree};
@@ -50,6 +51,9 @@ pub(crate) struct Database {
     /// What this node acknowledged, kept outside sled (see [`crate::acknowledged`]). Updated
     /// after sled's flush and before the acknowledgement; a blocking write, one at a time.
     acknowledged: Mutex<AcknowledgedFile>,
+    /// Bytes of log entries appended since the last snapshot was stored: sled holds what the
+    /// log holds in memory, so the node snapshots (and purges) by size too, not only by count.
+    pub(crate) log_bytes_since_snapshot: Arc<AtomicU64>,
     /// Serialises flushes: concurrent flushes are where sled 0.34.7 has deadlocked.
     flush_lock: tokio::sync::Mutex<()>,
     /// Declared last so it is dropped last: the folder lock outlives every sled handle.
@@ -129,6 +133,7 @@ impl Database {
             snapshot,
             db,
             acknowledged: Mutex::new(acknowledged),
+            log_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
             flush_lock: tokio::sync::Mutex::new(()),
             _folder: folder,
         })

@@ -33,7 +33,7 @@ pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};
 pub use recover::{recover, Recovered};
 pub use state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
-pub use store::Store;
+pub use store::{LogGrowth, Store};
 
 /// Bytes free for this process on the disk holding `path` (what `df` shows as available).
 pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {

@@ -265,6 +265,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         let mut previous: Option<LogId<NodeId>> = None;
+        let mut appended_bytes = 0u64;
         for entry in entries {
             let log_id = entry.log_id;
             if let Some(previous) = previous {
@@ -279,6 +280,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = codec::encode(&entry).map_err(|error| {
                 storage_error(ErrorSubject::Log(log_id), ErrorVerb::Write, &error)
             })?;
+            appended_bytes = appended_bytes.saturating_add(bytes.len() as u64);
             batch.insert(&log_key(log_id.index), bytes);
             previous = Some(log_id);
         }
@@ -286,6 +288,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .logs
             .apply_batch(batch)
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
+        self.database
+            .log_bytes_since_snapshot
+            .fetch_add(appended_bytes, std::sync::atomic::Ordering::Relaxed);
 
         let flushed = match self.database.flush().await {
             Ok(()) => match previous {

@@ -189,6 +189,10 @@ impl SnapshotStore {
             .flush()
             .await
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
+        // The log before this snapshot may now be purged: start counting again.
+        self.database
+            .log_bytes_since_snapshot
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         let Some(covered) = meta.last_log_id else {
             return Ok(());
         };

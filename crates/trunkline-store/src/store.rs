@@ -14,6 +14,19 @@ use crate::{LogStore, StateMachineStore, StateReader, StoreError};
 pub struct Store {
     log_store: LogStore,
     state_machine: StateMachineStore,
+    log_growth: LogGrowth,
+}
+
+/// How many bytes of log entries were appended since the last snapshot was stored. sled 0.34
+/// keeps the values of the log it holds in memory, so a node must snapshot (and so purge) by
+/// size, not only by entry count: 10,000 rate-deck chunks are 2.5 GB.
+#[derive(Clone, Debug)]
+pub struct LogGrowth(Arc<std::sync::atomic::AtomicU64>);
+
+impl LogGrowth {
+    pub fn bytes_since_snapshot(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Store {
@@ -29,7 +42,9 @@ impl Store {
         let folder = folder::claim(data_dir, identity)?;
         let database = Arc::new(Database::open(folder, identity)?);
         verify::check(&database)?;
+        let log_growth = LogGrowth(Arc::clone(&database.log_bytes_since_snapshot));
         Ok(Store {
+            log_growth,
             log_store: LogStore::new(Arc::clone(&database)),
             state_machine: StateMachineStore::open(database)?,
         })
@@ -43,6 +58,11 @@ impl Store {
     /// The state-machine side, for `openraft::Raft::new`.
     pub fn state_machine(&self) -> StateMachineStore {
         self.state_machine.clone()
+    }
+
+    /// Bytes appended to the log since the last snapshot.
+    pub fn log_growth(&self) -> LogGrowth {
+        self.log_growth.clone()
     }
 
     /// A reader of the applied state; see [`StateMachineStore::reader`].
