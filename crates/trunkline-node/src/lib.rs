@@ -30,6 +30,7 @@ pub mod route_token;
 pub mod routing_view;
 pub mod server;
 pub mod sip_probe;
+#[cfg(any(test, feature = "test-support"))]
 pub mod sip_responder;
 pub mod storage_guard;
 pub mod streams;
