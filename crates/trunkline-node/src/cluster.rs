@@ -218,11 +218,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// Refuses a client write while this node's data disk is below its reserve. `write`
+    /// checks the receiving node; the peer service checks the leader for a forwarded write.
+    pub fn check_disk(&self, command: &Command) -> Result<(), ClusterError> {
+        self.disk.check(command)
+    }
+
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
         command.validate()?;
         check_command_size(&command)?;
-        self.disk.check(&command)?;
+        self.check_disk(&command)?;
         match self.submit(LeaderRequest::Write(command)).await? {
             LeaderReply::Written {
                 response: Response::Rejected(error),
@@ -318,8 +324,6 @@ impl Cluster {
         }
         match request {
             LeaderRequest::Write(command) => {
-                // The leader's disk too: a write forwarded here grows this node's log first.
-                self.disk.check(&command)?;
                 let request = Request {
                     time_ms: now_ms(),
                     command,

@@ -251,8 +251,13 @@ impl RaftService for PeerService {
         self.checked(RPC, &opened, peer_check::forward(&request))?;
         if let LeaderRequest::Write(command) = &request {
             // The follower validated it too, but this node must not trust that.
-            if let Err(error) = command.validate() {
-                let result: Result<LeaderReply, ClusterError> = Err(error.into());
+            // And the leader's disk: a forwarded write grows this node's log first.
+            if let Err(error) = command
+                .validate()
+                .map_err(ClusterError::from)
+                .and_then(|()| self.cluster.check_disk(command))
+            {
+                let result: Result<LeaderReply, ClusterError> = Err(error);
                 return self.reply(&result);
             }
         }

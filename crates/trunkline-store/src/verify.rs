@@ -31,35 +31,25 @@ pub(crate) fn check(database: &Database) -> Result<(), StoreError> {
         detail,
     };
     let acknowledged = database.acknowledged();
-    let read = |tree: &sled::Tree, key: &str, what: &str| -> Result<Option<Vec<u8>>, StoreError> {
-        tree.get(key)
-            .map(|value| value.map(|value| value.to_vec()))
-            .map_err(|error| damaged(format!("{what} can't be read ({error})")))
-    };
-
-    let vote: Option<Vote<NodeId>> = read(&database.raft_state, KEY_VOTE, "the vote")?
-        .map(|bytes| codec::decode(&bytes))
-        .transpose()
-        .map_err(|error| damaged(format!("the vote is unreadable ({error})")))?;
-    let committed: Option<LogId<NodeId>> =
-        read(&database.raft_state, KEY_COMMITTED, "the committed log id")?
-            .map(|bytes| codec::decode(&bytes))
-            .transpose()
-            .map_err(|error| damaged(format!("the committed log id is unreadable ({error})")))?;
-    let purged: Option<LogId<NodeId>> =
-        read(&database.raft_state, KEY_LAST_PURGED, "the purged log id")?
-            .map(|bytes| codec::decode(&bytes))
-            .transpose()
-            .map_err(|error| damaged(format!("the purged log id is unreadable ({error})")))?;
-    let snapshot: Option<SnapshotMeta<NodeId, Node>> =
-        read(&database.snapshot, KEY_META, "the snapshot's description")?
-            .map(|bytes| codec::decode(&bytes))
-            .transpose()
-            .map_err(|error| {
-                damaged(format!(
-                    "the snapshot's description is unreadable ({error})"
-                ))
-            })?;
+    let vote: Option<Vote<NodeId>> = read(database, &database.raft_state, KEY_VOTE, "the vote")?;
+    let committed: Option<LogId<NodeId>> = read(
+        database,
+        &database.raft_state,
+        KEY_COMMITTED,
+        "the committed log id",
+    )?;
+    let purged: Option<LogId<NodeId>> = read(
+        database,
+        &database.raft_state,
+        KEY_LAST_PURGED,
+        "the purged log id",
+    )?;
+    let snapshot: Option<SnapshotMeta<NodeId, Node>> = read(
+        database,
+        &database.snapshot,
+        KEY_META,
+        "the snapshot's description",
+    )?;
 
     if let Some(acknowledged_vote) = acknowledged.vote {
         let kept = vote.is_some_and(|vote| {
@@ -171,6 +161,26 @@ pub(crate) fn check(database: &Database) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The value under `key`, decoded and checked; damage names `what` it was.
+fn read<T: serde::de::DeserializeOwned>(
+    database: &Database,
+    tree: &sled::Tree,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    let damaged = |detail: String| StoreError::Corrupt {
+        path: database.path.clone(),
+        detail,
+    };
+    let bytes = tree
+        .get(key)
+        .map_err(|error| damaged(format!("{what} can't be read ({error})")))?;
+    bytes
+        .map(|bytes| codec::decode(&bytes))
+        .transpose()
+        .map_err(|error| damaged(format!("{what} is unreadable ({error})")))
 }
 
 fn describe<T: std::fmt::Display>(value: Option<&T>) -> String {
