@@ -11,9 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use trunkline_core::routing::{
-    Capability, Carrier, Gateway, GatewayHealth, HighRiskList, ModelError, SipUri, Strategy,
-    Tenant, Translation,
+use trunkline_core::{
+    routing::{
+        Capability, Carrier, Gateway, GatewayHealth, HighRiskList, SipUri, Strategy, Tenant,
+        Translation,
+    },
+    FieldError,
 };
 
 use crate::deck::Deck;
@@ -52,7 +55,7 @@ pub struct RoutingSetup {
 
 impl RoutingSetup {
     /// The configuration for `deck`'s carriers, drawn from `seed`.
-    pub fn new(deck: &Deck, seed: u64) -> Result<RoutingSetup, ModelError> {
+    pub fn new(deck: &Deck, seed: u64) -> Result<RoutingSetup, FieldError> {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut carriers = Vec::new();
         let mut gateways = Vec::new();

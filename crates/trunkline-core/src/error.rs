@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::FieldError;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Error {
     /// A field of the request is malformed; `field` is its name on the wire.
@@ -26,14 +28,9 @@ pub enum Error {
     LimitReached(String),
 }
 
-impl From<crate::routing::ModelError> for Error {
-    fn from(error: crate::routing::ModelError) -> Self {
-        match error {
-            crate::routing::ModelError::InvalidField { field, reason } => Error::InvalidField {
-                field: field.to_owned(),
-                reason,
-            },
-        }
+impl From<FieldError> for Error {
+    fn from(error: FieldError) -> Self {
+        Error::invalid(error.field(), error.reason())
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod events;
+mod field;
 pub mod health;
 pub mod inbound;
 pub mod routing;
@@ -14,4 +15,5 @@ pub mod sip;
 pub mod state;
 
 pub use error::Error;
+pub use field::FieldError;
 pub use state::{Command, Request, Response, State};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, FieldError};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -86,7 +86,7 @@ impl SettingsCommand {
             })?;
         }
         match self {
-            SettingsCommand::Set { value, .. } => validate_value("value", value),
+            SettingsCommand::Set { value, .. } => Ok(validate_value("value", value)?),
             SettingsCommand::Delete { .. } => Ok(()),
             SettingsCommand::CompareAndSet {
                 expected, value, ..
@@ -95,7 +95,7 @@ impl SettingsCommand {
                     validate_value("expected", expected)?;
                 }
                 match value {
-                    Some(value) => validate_value("value", value),
+                    Some(value) => Ok(validate_value("value", value)?),
                     None => Ok(()),
                 }
             }
@@ -105,18 +105,18 @@ impl SettingsCommand {
 
 /// Keys are 1 to [`MAX_KEY_BYTES`] printable ASCII characters without spaces, so they print
 /// and sort the same everywhere.
-pub fn validate_key(key: &str) -> Result<(), Error> {
+pub fn validate_key(key: &str) -> Result<(), FieldError> {
     if key.is_empty() {
-        return Err(Error::invalid("key", "must not be empty"));
+        return Err(FieldError::new("key", "must not be empty"));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "key",
             format!("is {} bytes; the limit is {MAX_KEY_BYTES}", key.len()),
         ));
     }
     if let Some(bad) = key.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             "key",
             format!("contains {bad:?}; use printable ASCII without spaces"),
         ));
@@ -124,9 +124,9 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_value(field: &str, value: &str) -> Result<(), Error> {
+fn validate_value(field: &'static str, value: &str) -> Result<(), FieldError> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid(
+        return Err(FieldError::new(
             field,
             format!("is {} bytes; the limit is {MAX_VALUE_BYTES}", value.len()),
         ));

@@ -218,9 +218,9 @@ fn tenants_carriers_and_gateways_round_trip_through_trunkctl() {
     );
     check(
         trunkctl(&node, &["carrier", "add", "acme"]),
-        1,
+        3,
         &[],
-        &["ALREADY_EXISTS"],
+        &["carrier \"acme\" already exists; `trunkctl carrier update`"],
     );
     check(
         trunkctl(

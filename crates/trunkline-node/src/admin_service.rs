@@ -131,8 +131,8 @@ fn put_mode(mode: i32) -> Result<PutMode, Status> {
     }
 }
 
-fn domain(error: Error) -> Status {
-    ClusterError::Domain(error).into()
+fn domain(error: impl Into<Error>) -> Status {
+    ClusterError::Domain(error.into()).into()
 }
 
 fn required<T>(field: &str, value: Option<T>) -> Result<T, Status> {
@@ -297,8 +297,7 @@ impl AdminService for AdminApi {
         request: Request<proto::GetSettingRequest>,
     ) -> Result<Response<proto::GetSettingResponse>, Status> {
         let request = request.into_inner();
-        trunkline_core::settings::validate_key(&request.key)
-            .map_err(crate::error::ClusterError::from)?;
+        trunkline_core::settings::validate_key(&request.key).map_err(domain)?;
         let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         let setting = applied
             .state
@@ -588,8 +587,7 @@ impl AdminService for AdminApi {
         request: Request<proto::ExportRatesRequest>,
     ) -> Result<Response<Self::ExportRatesStream>, Status> {
         let request = request.into_inner();
-        trunkline_core::routing::validate_name_field("carrier", &request.carrier)
-            .map_err(domain)?;
+        trunkline_core::routing::validate_name("carrier", &request.carrier).map_err(domain)?;
         let permit = self.export_slots.acquire()?;
         let (applied, _) = self.cluster.read(request.consistency.into()).await?;
         let routing = applied.state.routing();
@@ -643,8 +641,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<proto::ListHealthResponse>, Status> {
         let request = request.into_inner();
         if !request.carrier.is_empty() {
-            trunkline_core::routing::validate_name_field("carrier", &request.carrier)
-                .map_err(domain)?;
+            trunkline_core::routing::validate_name("carrier", &request.carrier).map_err(domain)?;
         }
         let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         let routing = applied.state.routing();
@@ -809,8 +806,7 @@ impl AdminService for AdminApi {
         request: Request<proto::ListBindingsRequest>,
     ) -> Result<Response<proto::ListBindingsResponse>, Status> {
         let request = request.into_inner();
-        trunkline_core::inbound::validate_aor("aor", &request.aor)
-            .map_err(|error| domain(error.into()))?;
+        trunkline_core::inbound::validate_aor("aor", &request.aor).map_err(domain)?;
         let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         let inbound = applied.state.inbound();
         if inbound.device(&request.aor).is_none() {

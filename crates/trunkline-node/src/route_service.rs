@@ -12,7 +12,7 @@ use trunkline_core::{
         after_leg, plan_inbound, validate_number, Destination, InboundPlan, InboundRefusal, Leg,
         LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
     },
-    routing::{validate_name_field, Media},
+    routing::{validate_name, Media},
     Error,
 };
 
@@ -127,8 +127,8 @@ fn refused(refused: Refused) -> Status {
     }
 }
 
-fn invalid(error: Error) -> Status {
-    ClusterError::Domain(error).into()
+fn invalid(error: impl Into<Error>) -> Status {
+    ClusterError::Domain(error.into()).into()
 }
 
 fn validate_number_text(field: &str, number: &str, required: bool) -> Result<(), Status> {
@@ -151,7 +151,7 @@ impl RouteService for RouteApi {
         request: Request<proto::RouteOutboundRequest>,
     ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
         let request = request.into_inner();
-        validate_name_field("tenant", &request.tenant).map_err(invalid)?;
+        validate_name("tenant", &request.tenant).map_err(invalid)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("to", &request.to, true)?;
         validate_number_text("from", &request.from, false)?;
@@ -206,7 +206,7 @@ impl RouteService for RouteApi {
                 return self.report_inbound_leg(request, token, &key).await
             }
         };
-        validate_name_field("carrier", &request.carrier).map_err(invalid)?;
+        validate_name("carrier", &request.carrier).map_err(invalid)?;
         // Never answer from older configuration than the lookup that issued the token.
         let view = self.view(token.applied_index).await?;
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
@@ -275,7 +275,7 @@ impl RouteService for RouteApi {
             received: (!request.received.is_empty()).then_some(request.received),
         };
         // Checked here so one bad report never fails the batch it would join.
-        update.validate().map_err(|error| invalid(error.into()))?;
+        update.validate().map_err(invalid)?;
         let applied_index = self.registrar.report(update).await?;
         Ok(Response::new(proto::ReportRegistrationResponse {
             applied_index,
@@ -287,7 +287,7 @@ impl RouteService for RouteApi {
         request: Request<proto::RouteInboundRequest>,
     ) -> Result<Response<proto::RouteInboundResponse>, Status> {
         let request = request.into_inner();
-        validate_number("did", &request.did).map_err(|error| invalid(error.into()))?;
+        validate_number("did", &request.did).map_err(invalid)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("from", &request.from, false)?;
         let view = self.view(request.min_applied_index).await?;

@@ -9,22 +9,22 @@ use trunkline_core::{
         BreakerPolicy, GatewayState, HealthPolicy, Liveness, ProbeOverrides, ProbePolicy,
         TransitionLimiterPolicy, TransitionSource,
     },
-    Error,
+    FieldError,
 };
 
-fn status_codes(field: &str, codes: &[u32]) -> Result<BTreeSet<u16>, Error> {
+fn status_codes(field: &'static str, codes: &[u32]) -> Result<BTreeSet<u16>, FieldError> {
     codes
         .iter()
         .map(|code| {
             u16::try_from(*code)
-                .map_err(|_| Error::invalid(field, format!("{code} is not a SIP status code")))
+                .map_err(|_| FieldError::new(field, format!("{code} is not a SIP code")))
         })
         .collect()
 }
 
 pub fn probe_overrides_from_proto(
     probe: Option<proto::ProbeOverrides>,
-) -> Result<ProbeOverrides, Error> {
+) -> Result<ProbeOverrides, FieldError> {
     let Some(probe) = probe else {
         return Ok(ProbeOverrides::default());
     };
@@ -61,19 +61,19 @@ pub fn probe_overrides_to_proto(probe: &ProbeOverrides) -> Option<proto::ProbeOv
 
 pub fn health_policy_from_proto(
     policy: Option<proto::HealthPolicy>,
-) -> Result<HealthPolicy, Error> {
-    let policy = policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
+) -> Result<HealthPolicy, FieldError> {
+    let policy = policy.ok_or_else(|| FieldError::new("policy", "is required"))?;
     let probe = policy
         .probe
-        .ok_or_else(|| Error::invalid("policy.probe", "is required"))?;
+        .ok_or_else(|| FieldError::new("policy.probe", "is required"))?;
     let breaker = policy
         .breaker
-        .ok_or_else(|| Error::invalid("policy.breaker", "is required"))?;
+        .ok_or_else(|| FieldError::new("policy.breaker", "is required"))?;
     let flapping = policy
         .flapping
-        .ok_or_else(|| Error::invalid("policy.flapping", "is required"))?;
+        .ok_or_else(|| FieldError::new("policy.flapping", "is required"))?;
     let failure_ratio_percent = u8::try_from(breaker.failure_ratio_percent).map_err(|_| {
-        Error::invalid(
+        FieldError::new(
             "policy.breaker.failure_ratio_percent",
             "must be from 1 to 100",
         )
@@ -99,20 +99,7 @@ pub fn health_policy_from_proto(
             window_ms: flapping.window_ms,
         },
     };
-    policy.validate().map_err(|error| match error {
-        Error::InvalidField { field, reason } => Error::InvalidField {
-            field: format!(
-                "policy.{}",
-                if field == "limiter" {
-                    "flapping"
-                } else {
-                    &field
-                }
-            ),
-            reason,
-        },
-        other => other,
-    })?;
+    policy.validate().map_err(|error| error.within("policy"))?;
     Ok(policy)
 }
 

@@ -8,10 +8,10 @@ use trunkline_core::{
         Binding, ContinuityPlan, ContinuityTarget, Destination, Device, Did, Edge, Leg, Triggers,
     },
     routing::SipUri,
-    Error,
+    FieldError,
 };
 
-fn triggers_from_proto(triggers: Option<proto::Triggers>) -> Result<Triggers, Error> {
+fn triggers_from_proto(triggers: Option<proto::Triggers>) -> Result<Triggers, FieldError> {
     let Some(triggers) = triggers else {
         return Ok(Triggers::default());
     };
@@ -20,13 +20,13 @@ fn triggers_from_proto(triggers: Option<proto::Triggers>) -> Result<Triggers, Er
         .iter()
         .map(|code| {
             u16::try_from(*code).map_err(|_| {
-                Error::invalid(
+                FieldError::new(
                     "continuity.triggers.failure_codes",
-                    format!("{code} is not a SIP status code"),
+                    format!("{code} is not a SIP code"),
                 )
             })
         })
-        .collect::<Result<BTreeSet<u16>, Error>>()?;
+        .collect::<Result<BTreeSet<u16>, FieldError>>()?;
     Ok(Triggers {
         not_registered: triggers.not_registered,
         no_answer_ms: triggers.no_answer_ms,
@@ -66,7 +66,7 @@ pub fn target_to_proto(target: &ContinuityTarget) -> proto::ContinuityTarget {
 
 pub fn plan_from_proto(
     plan: Option<proto::ContinuityPlan>,
-) -> Result<Option<ContinuityPlan>, Error> {
+) -> Result<Option<ContinuityPlan>, FieldError> {
     use proto::continuity_target::Destination as Wire;
     let Some(plan) = plan else {
         return Ok(None);
@@ -81,7 +81,7 @@ pub fn plan_from_proto(
                 Some(Wire::SipUri(uri)) => Destination::Sip(uri),
                 Some(Wire::Voicemail(mailbox)) => Destination::Voicemail { mailbox },
                 None => {
-                    return Err(Error::invalid(
+                    return Err(FieldError::new(
                         "continuity.targets",
                         format!("target {index} has no destination (number, sip_uri or voicemail)"),
                     ))
@@ -92,7 +92,7 @@ pub fn plan_from_proto(
                 ring_timeout_ms: target.ring_timeout_ms,
             })
         })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect::<Result<Vec<_>, FieldError>>()?;
     Ok(Some(ContinuityPlan {
         targets,
         triggers: triggers_from_proto(plan.triggers)?,
@@ -106,8 +106,8 @@ pub fn plan_to_proto(plan: &ContinuityPlan) -> proto::ContinuityPlan {
     }
 }
 
-pub fn did_from_proto(did: Option<proto::Did>) -> Result<Did, Error> {
-    let did = did.ok_or_else(|| Error::invalid("did", "is required"))?;
+pub fn did_from_proto(did: Option<proto::Did>) -> Result<Did, FieldError> {
+    let did = did.ok_or_else(|| FieldError::new("did", "is required"))?;
     let did = Did {
         number: did.number,
         tenant: did.tenant,
@@ -127,8 +127,8 @@ pub fn did_to_proto(did: &Did) -> proto::Did {
     }
 }
 
-pub fn device_from_proto(device: Option<proto::Device>) -> Result<Device, Error> {
-    let device = device.ok_or_else(|| Error::invalid("device", "is required"))?;
+pub fn device_from_proto(device: Option<proto::Device>) -> Result<Device, FieldError> {
+    let device = device.ok_or_else(|| FieldError::new("device", "is required"))?;
     let device = Device {
         aor: device.aor,
         tenant: device.tenant,
@@ -192,8 +192,8 @@ pub fn inbound_leg_to_proto(leg: &Leg) -> proto::InboundLeg {
     }
 }
 
-pub fn edge_from_proto(edge: Option<proto::Edge>) -> Result<Edge, Error> {
-    let edge = edge.ok_or_else(|| Error::invalid("edge", "is required"))?;
+pub fn edge_from_proto(edge: Option<proto::Edge>) -> Result<Edge, FieldError> {
+    let edge = edge.ok_or_else(|| FieldError::new("edge", "is required"))?;
     let edge = Edge {
         name: edge.name,
         uri: SipUri::parse(&edge.uri)?,

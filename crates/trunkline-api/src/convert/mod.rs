@@ -1,11 +1,19 @@
-//! Conversions between the wire messages and the core's domain types that both the node and
-//! trunkctl need: health policy and probe overrides, gateway health lines and events, and the
-//! inbound configuration. Each `*_from_proto` checks what the core would and names the bad
-//! field as it is called on the wire, so a command-line tool can map it to its flag.
+//! Conversions between the wire messages and the core's domain types, one file a type, used by
+//! the node and trunkctl alike. Each `*_from_proto` checks what the core would and returns a
+//! [`FieldError`](trunkline_core::FieldError) naming the bad field as it is called on the wire
+//! (`dial_plan.home_area_code`, `probe.timeout_ms`), so the node can say what to fix and
+//! trunkctl can name the flag that sets it.
 
+mod carrier;
+mod gateway;
 mod health;
 mod inbound;
+mod rate;
+mod setting;
+mod tenant;
 
+pub use carrier::{carrier_from_proto, carrier_to_proto};
+pub use gateway::{gateway_from_proto, gateway_to_proto};
 pub use health::{
     edge_health, event_to_proto, gateway_health, health_policy_from_proto, health_policy_to_proto,
     liveness_to_proto, probe_overrides_from_proto, probe_overrides_to_proto, source_to_proto,
@@ -15,3 +23,6 @@ pub use inbound::{
     edge_from_proto, edge_to_proto, inbound_leg_to_proto, plan_from_proto, plan_to_proto,
     target_to_proto, triggers_to_proto,
 };
+pub use rate::{rate_from_proto, rate_to_proto};
+pub use setting::setting;
+pub use tenant::{tenant_from_proto, tenant_to_proto};

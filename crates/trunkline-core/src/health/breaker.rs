@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::probe::MAX_THRESHOLD;
 use super::{Liveness, Transition};
+use crate::FieldError;
 
 /// Buckets the sliding window is divided into; the window slides one bucket at a time.
 pub const WINDOW_BUCKETS: usize = 10;
@@ -57,30 +58,42 @@ impl Default for BreakerPolicy {
 }
 
 impl BreakerPolicy {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if !(1..=MAX_THRESHOLD).contains(&self.consecutive_failures_to_open) {
-            return Err(format!(
-                "consecutive_failures_to_open must be from 1 to {MAX_THRESHOLD}"
+            return Err(FieldError::new(
+                "consecutive_failures_to_open",
+                format!("consecutive_failures_to_open must be from 1 to {MAX_THRESHOLD}"),
             ));
         }
         if !(1..=MAX_THRESHOLD).contains(&self.probe_successes_to_close) {
-            return Err(format!(
-                "probe_successes_to_close must be from 1 to {MAX_THRESHOLD}"
+            return Err(FieldError::new(
+                "probe_successes_to_close",
+                format!("probe_successes_to_close must be from 1 to {MAX_THRESHOLD}"),
             ));
         }
         if !(MIN_WINDOW_MS..=MAX_WINDOW_MS).contains(&self.window_ms) {
-            return Err(format!(
-                "window_ms must be from {MIN_WINDOW_MS} to {MAX_WINDOW_MS}"
+            return Err(FieldError::new(
+                "window_ms",
+                format!("window_ms must be from {MIN_WINDOW_MS} to {MAX_WINDOW_MS}"),
             ));
         }
         if self.cool_down_ms > MAX_WINDOW_MS {
-            return Err(format!("cool_down_ms must be at most {MAX_WINDOW_MS}"));
+            return Err(FieldError::new(
+                "cool_down_ms",
+                format!("cool_down_ms must be at most {MAX_WINDOW_MS}"),
+            ));
         }
         if !(1..=MAX_MIN_SAMPLES).contains(&self.min_samples) {
-            return Err(format!("min_samples must be from 1 to {MAX_MIN_SAMPLES}"));
+            return Err(FieldError::new(
+                "min_samples",
+                format!("min_samples must be from 1 to {MAX_MIN_SAMPLES}"),
+            ));
         }
         if !(1..=100).contains(&self.failure_ratio_percent) {
-            return Err("failure_ratio_percent must be from 1 to 100".to_owned());
+            return Err(FieldError::new(
+                "failure_ratio_percent",
+                "failure_ratio_percent must be from 1 to 100",
+            ));
         }
         Ok(())
     }

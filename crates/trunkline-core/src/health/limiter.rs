@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::{Liveness, Transition};
+use crate::FieldError;
 
 /// Most transitions a policy may allow per window.
 pub const MAX_TRANSITIONS_PER_WINDOW: u32 = 100;
@@ -39,17 +40,21 @@ impl Default for TransitionLimiterPolicy {
 }
 
 impl TransitionLimiterPolicy {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if !(MIN_TRANSITIONS_PER_WINDOW..=MAX_TRANSITIONS_PER_WINDOW)
             .contains(&self.max_transitions)
         {
-            return Err(format!(
-                "max_transitions must be from {MIN_TRANSITIONS_PER_WINDOW} to {MAX_TRANSITIONS_PER_WINDOW}"
+            return Err(FieldError::new(
+                "max_transitions",
+                format!(
+                    "max_transitions must be from {MIN_TRANSITIONS_PER_WINDOW} to {MAX_TRANSITIONS_PER_WINDOW}"
+                ),
             ));
         }
         if !(1..=MAX_LIMITER_WINDOW_MS).contains(&self.window_ms) {
-            return Err(format!(
-                "window_ms must be from 1 to {MAX_LIMITER_WINDOW_MS}"
+            return Err(FieldError::new(
+                "window_ms",
+                format!("window_ms must be from 1 to {MAX_LIMITER_WINDOW_MS}"),
             ));
         }
         Ok(())

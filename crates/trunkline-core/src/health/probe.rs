@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{Liveness, Transition};
+use crate::FieldError;
 
 /// Most consecutive results a threshold may ask for.
 pub const MAX_THRESHOLD: u32 = 100;
@@ -53,31 +54,42 @@ impl Default for ProbePolicy {
 
 impl ProbePolicy {
     /// Refuses a policy that would probe too often, never decide, or count 408 as alive.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if !(MIN_PROBE_INTERVAL_MS..=MAX_PROBE_INTERVAL_MS).contains(&self.interval_ms) {
-            return Err(format!(
-                "interval_ms must be from {MIN_PROBE_INTERVAL_MS} to {MAX_PROBE_INTERVAL_MS}"
+            return Err(FieldError::new(
+                "interval_ms",
+                format!(
+                    "interval_ms must be from {MIN_PROBE_INTERVAL_MS} to {MAX_PROBE_INTERVAL_MS}"
+                ),
             ));
         }
         if self.timeout_ms < MIN_PROBE_INTERVAL_MS || self.timeout_ms > self.interval_ms {
-            return Err(format!(
-                "timeout_ms must be from {MIN_PROBE_INTERVAL_MS} to interval_ms"
+            return Err(FieldError::new(
+                "timeout_ms",
+                format!("timeout_ms must be from {MIN_PROBE_INTERVAL_MS} to interval_ms"),
             ));
         }
         for (name, value) in [("down_after", self.down_after), ("up_after", self.up_after)] {
             if !(1..=MAX_THRESHOLD).contains(&value) {
-                return Err(format!("{name} must be from 1 to {MAX_THRESHOLD}"));
+                return Err(FieldError::new(
+                    name,
+                    format!("{name} must be from 1 to {MAX_THRESHOLD}"),
+                ));
             }
         }
         if self.alive_codes.is_empty() || self.alive_codes.len() > MAX_ALIVE_CODES {
-            return Err(format!(
-                "alive_codes must hold 1 to {MAX_ALIVE_CODES} codes"
+            return Err(FieldError::new(
+                "alive_codes",
+                format!("alive_codes must hold 1 to {MAX_ALIVE_CODES} codes"),
             ));
         }
         for code in &self.alive_codes {
             if !(200..=699).contains(code) || *code == REQUEST_TIMEOUT_CODE {
-                return Err(format!(
-                    "alive code {code} must be a final code from 200 to 699 other than 408"
+                return Err(FieldError::new(
+                    "alive_codes",
+                    format!(
+                        "alive code {code} must be a final code from 200 to 699 other than 408"
+                    ),
                 ));
             }
         }
@@ -306,7 +318,7 @@ pub struct ProbeOverrides {
 impl ProbeOverrides {
     /// Checks each override on its own; [`ProbeOverrides::effective`] reconciles them with
     /// the cluster policy, which may change later.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let defaults = ProbePolicy::default();
         let interval_ms = self.interval_ms.unwrap_or(MAX_PROBE_INTERVAL_MS);
         ProbePolicy {
@@ -323,7 +335,10 @@ impl ProbeOverrides {
         if let Some(timeout_ms) = self.timeout_ms {
             if let Some(interval_ms) = self.interval_ms {
                 if timeout_ms > interval_ms {
-                    return Err("timeout_ms must be at most interval_ms".to_owned());
+                    return Err(FieldError::new(
+                        "timeout_ms",
+                        "timeout_ms must be at most interval_ms",
+                    ));
                 }
             }
         }

@@ -16,7 +16,7 @@ use super::{
     rendezvous_weight, BreakerPolicy, Liveness, NodeId, ProbePolicy, TransitionLimiterPolicy,
     MAX_TRANSITIONS_PER_WINDOW,
 };
-use crate::{routing::validate_name_field, Error};
+use crate::{routing::validate_name, Error, FieldError};
 
 /// Longest reason text kept with a transition.
 pub const MAX_REASON_BYTES: usize = 256;
@@ -30,16 +30,17 @@ pub struct HealthPolicy {
 }
 
 impl HealthPolicy {
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Fields are named as the wire names them: the limiter's are `flapping.*`.
+    pub fn validate(&self) -> Result<(), FieldError> {
         self.probe
             .validate()
-            .map_err(|reason| Error::invalid("probe", reason))?;
+            .map_err(|error| error.within("probe"))?;
         self.breaker
             .validate()
-            .map_err(|reason| Error::invalid("breaker", reason))?;
+            .map_err(|error| error.within("breaker"))?;
         self.limiter
             .validate()
-            .map_err(|reason| Error::invalid("limiter", reason))
+            .map_err(|error| error.within("flapping"))
     }
 }
 
@@ -103,7 +104,7 @@ pub enum HealthCommand {
 impl HealthCommand {
     pub fn validate(&self) -> Result<(), Error> {
         match self {
-            HealthCommand::SetPolicy(policy) => policy.validate(),
+            HealthCommand::SetPolicy(policy) => policy.validate().map_err(Error::from),
             HealthCommand::Transition {
                 gateway,
                 from,
@@ -112,7 +113,7 @@ impl HealthCommand {
                 source,
                 ..
             } => {
-                validate_name_field("gateway", gateway)?;
+                validate_name("gateway", gateway)?;
                 if reason.len() > MAX_REASON_BYTES {
                     return Err(Error::invalid(
                         "reason",

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::routing::ModelError;
+use crate::FieldError;
 
 /// Shortest E.164 number accepted for a DID or a continuity target, in digits after the `+`.
 pub const MIN_NUMBER_DIGITS: usize = 8;
@@ -68,11 +68,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("name", &self.name)?;
-        self.probe
-            .validate()
-            .map_err(|reason| ModelError::invalid("probe", reason))
+        self.probe.validate().map_err(|error| error.within("probe"))
     }
 }
 
@@ -156,25 +154,25 @@ impl Triggers {
         self.failure_codes.contains(&code) || (self.server_errors && (500..=599).contains(&code))
     }
 
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if let Some(no_answer_ms) = self.no_answer_ms {
             validate_ring_timeout("continuity.triggers.no_answer_ms", no_answer_ms)?;
         }
         if self.failure_codes.len() > MAX_FAILURE_CODES {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "continuity.triggers.failure_codes",
                 format!("must list at most {MAX_FAILURE_CODES} codes"),
             ));
         }
         for code in &self.failure_codes {
             if !(400..=699).contains(code) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "continuity.triggers.failure_codes",
                     format!("{code} is not a final failure code (400 to 699)"),
                 ));
             }
             if BUSY_CODES.contains(code) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "continuity.triggers.failure_codes",
                     format!("{code} means busy: use triggers.busy instead"),
                 ));
@@ -195,17 +193,19 @@ impl ContinuityPlan {
             })
     }
 
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.targets.len() > MAX_CONTINUITY_TARGETS {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "continuity.targets",
                 format!("must list at most {MAX_CONTINUITY_TARGETS} targets"),
             ));
         }
         for (index, target) in self.targets.iter().enumerate() {
-            let at = |error: ModelError| {
-                let field = error.field();
-                ModelError::invalid(field, format!("target {index}: {}", reason(&error)))
+            let at = |error: FieldError| {
+                FieldError::new(
+                    error.field().to_owned(),
+                    format!("target {index}: {}", error.reason()),
+                )
             };
             validate_ring_timeout("continuity.targets.ring_timeout_ms", target.ring_timeout_ms)
                 .map_err(at)?;
@@ -216,7 +216,7 @@ impl ContinuityPlan {
 }
 
 impl Destination {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         match self {
             Destination::Number(number) => {
                 validate_number("continuity.targets.destination.number", number)
@@ -230,7 +230,7 @@ impl Destination {
 }
 
 impl Did {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_number("number", &self.number)?;
         validate_name("tenant", &self.tenant)?;
         if let Some(device) = &self.device {
@@ -239,7 +239,7 @@ impl Did {
         if let Some(plan) = &self.continuity {
             plan.validate()?;
             if plan.numbers().any(|number| number == self.number) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "continuity.targets",
                     format!(
                         "continuity loop: {} -> {} (a DID cannot forward to itself)",
@@ -253,7 +253,7 @@ impl Did {
 }
 
 impl Device {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_aor("aor", &self.aor)?;
         validate_name("tenant", &self.tenant)?;
         if let Some(plan) = &self.continuity {
@@ -263,17 +263,11 @@ impl Device {
     }
 }
 
-fn reason(error: &ModelError) -> &str {
-    match error {
-        ModelError::InvalidField { reason, .. } => reason,
-    }
-}
-
-fn validate_ring_timeout(field: &'static str, value_ms: u64) -> Result<(), ModelError> {
+fn validate_ring_timeout(field: &'static str, value_ms: u64) -> Result<(), FieldError> {
     if (MIN_RING_TIMEOUT_MS..=MAX_RING_TIMEOUT_MS).contains(&value_ms) {
         Ok(())
     } else {
-        Err(ModelError::invalid(
+        Err(FieldError::new(
             field,
             format!("must be {MIN_RING_TIMEOUT_MS} to {MAX_RING_TIMEOUT_MS} ms"),
         ))
@@ -282,7 +276,7 @@ fn validate_ring_timeout(field: &'static str, value_ms: u64) -> Result<(), Model
 
 /// An E.164 number with `+`: `+` then 8 to 15 digits, the first not 0. No spaces, no dial-plan
 /// forms: those are normalised before the request is proposed.
-pub fn validate_number(field: &'static str, number: &str) -> Result<(), ModelError> {
+pub fn validate_number(field: &'static str, number: &str) -> Result<(), FieldError> {
     let valid = match number.strip_prefix('+') {
         Some(digits) => {
             (MIN_NUMBER_DIGITS..=MAX_NUMBER_DIGITS).contains(&digits.len())
@@ -294,7 +288,7 @@ pub fn validate_number(field: &'static str, number: &str) -> Result<(), ModelErr
     if valid {
         Ok(())
     } else {
-        Err(ModelError::invalid(
+        Err(FieldError::new(
             field,
             format!(
                 "must be E.164 with '+': '+' then {MIN_NUMBER_DIGITS} to {MAX_NUMBER_DIGITS} \
@@ -306,7 +300,7 @@ pub fn validate_number(field: &'static str, number: &str) -> Result<(), ModelErr
 
 /// Tenant, edge and mailbox names: the routing model's name rule (1 to 64 ASCII letters,
 /// digits, `-`, `_` or `.`, starting with a letter or digit).
-pub fn validate_name(field: &'static str, name: &str) -> Result<(), ModelError> {
+pub fn validate_name(field: &'static str, name: &str) -> Result<(), FieldError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_BYTES
         && name.starts_with(|character: char| character.is_ascii_alphanumeric())
@@ -316,7 +310,7 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), ModelError> 
     if valid {
         Ok(())
     } else {
-        Err(ModelError::invalid(
+        Err(FieldError::new(
             field,
             "must be 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
         ))
@@ -327,8 +321,8 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), ModelError> 
 /// so that it can be compared byte for byte. The user part is letters, digits and
 /// `-_.!~*'()+`; the domain a host name or IPv4 address with an optional port. Nothing else
 /// (parameters, headers, display names) is allowed: the AOR is a key, not a route.
-pub fn validate_aor(field: &'static str, aor: &str) -> Result<(), ModelError> {
-    let invalid = |reason: &str| ModelError::invalid(field, format!("{reason} (got {aor:?})"));
+pub fn validate_aor(field: &'static str, aor: &str) -> Result<(), FieldError> {
+    let invalid = |reason: &str| FieldError::new(field, format!("{reason} (got {aor:?})"));
     if aor.len() > MAX_AOR_BYTES {
         return Err(invalid("must be at most 256 bytes"));
     }
@@ -386,7 +380,7 @@ fn is_host(host: &str) -> bool {
 
 /// A SIP continuity destination: a `sip:` or `sips:` URI of printable ASCII without spaces,
 /// quotes or angle brackets, at most [`MAX_AOR_BYTES`].
-fn validate_sip_destination(uri: &str) -> Result<(), ModelError> {
+fn validate_sip_destination(uri: &str) -> Result<(), FieldError> {
     validate_uri_text("continuity.targets.destination.sip", uri, MAX_AOR_BYTES)
 }
 
@@ -397,7 +391,7 @@ pub fn validate_uri_text(
     field: &'static str,
     uri: &str,
     max_bytes: usize,
-) -> Result<(), ModelError> {
+) -> Result<(), FieldError> {
     let lower_scheme = uri.get(..5).map(str::to_ascii_lowercase);
     let rest = match lower_scheme.as_deref() {
         Some("sips:") => uri.get(5..),
@@ -414,7 +408,7 @@ pub fn validate_uri_text(
     if valid {
         Ok(())
     } else {
-        Err(ModelError::invalid(
+        Err(FieldError::new(
             field,
             format!(
                 "must be a sip: or sips: URI of at most {max_bytes} bytes, without spaces, \

@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 use super::model::{validate_aor, validate_name, validate_uri_text, MAX_CONTACT_BYTES};
-use crate::routing::ModelError;
+use crate::FieldError;
 
 /// Bindings one address of record may have across all edges.
 pub const MAX_BINDINGS_PER_AOR: usize = 16;
@@ -63,20 +63,20 @@ pub struct RegistrationUpdate {
 }
 
 impl RegistrationUpdate {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_aor("aor", &self.aor)?;
         validate_name("edge", &self.edge)?;
         validate_uri_text("contact", &self.contact, MAX_CONTACT_BYTES)?;
         if self.expires_in_ms != 0
             && !(MIN_EXPIRES_IN_MS..=MAX_EXPIRES_IN_MS).contains(&self.expires_in_ms)
         {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "expires_in_ms",
                 format!("must be 0 (unregister) or {MIN_EXPIRES_IN_MS} to {MAX_EXPIRES_IN_MS} ms"),
             ));
         }
         if self.path.len() > MAX_PATH_ENTRIES {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "path",
                 format!("must list at most {MAX_PATH_ENTRIES} entries"),
             ));
@@ -91,7 +91,7 @@ impl RegistrationUpdate {
                     .bytes()
                     .all(|byte| byte.is_ascii_graphic() && !matches!(byte, b'<' | b'>' | b'"'));
             if !valid {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "received",
                     format!(
                         "must be 1 to {MAX_CONTACT_BYTES} bytes of printable ASCII without \

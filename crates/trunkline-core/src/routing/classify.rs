@@ -25,8 +25,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{is_digits, DialPlan, ModelError, MAX_PREFIX_DIGITS};
+use super::model::{is_digits, DialPlan, MAX_PREFIX_DIGITS};
 use super::numbers::{E164Number, Normalized};
+use crate::FieldError;
 
 /// NANP toll-free area codes in service.
 pub const NANP_TOLL_FREE_AREA_CODES: [&str; 7] = ["800", "833", "844", "855", "866", "877", "888"];
@@ -109,18 +110,18 @@ pub struct HighRiskList {
 
 impl HighRiskList {
     /// Builds the list; every prefix must be 1 to 15 digits. Duplicates are merged.
-    pub fn new(prefixes: impl IntoIterator<Item = String>) -> Result<Self, ModelError> {
+    pub fn new(prefixes: impl IntoIterator<Item = String>) -> Result<Self, FieldError> {
         let mut set = BTreeSet::new();
         for prefix in prefixes {
             if !is_digits(&prefix, 1, MAX_PREFIX_DIGITS) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "high_risk_prefixes",
                     format!("{prefix:?} is not 1 to {MAX_PREFIX_DIGITS} digits"),
                 ));
             }
             set.insert(prefix);
             if set.len() > MAX_HIGH_RISK_PREFIXES {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "high_risk_prefixes",
                     format!("must hold at most {MAX_HIGH_RISK_PREFIXES} prefixes"),
                 ));
@@ -153,7 +154,7 @@ impl HighRiskList {
 }
 
 impl TryFrom<Vec<String>> for HighRiskList {
-    type Error = ModelError;
+    type Error = FieldError;
 
     fn try_from(prefixes: Vec<String>) -> Result<Self, Self::Error> {
         HighRiskList::new(prefixes)

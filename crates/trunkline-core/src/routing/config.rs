@@ -23,7 +23,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{model::validate_name, Carrier, Gateway, GatewayHealth, Rate, Tenant};
-use crate::Error;
+use crate::{Error, FieldError};
 
 /// Rows in one staged chunk: about 250 KiB of log entry.
 pub const MAX_ROWS_PER_CHUNK: usize = 5_000;
@@ -224,7 +224,7 @@ impl RoutingCommand {
             }
             RoutingCommand::AbortRates { import_id, owner } => {
                 validate_import_id(import_id)?;
-                validate_owner(owner)
+                Ok(validate_owner(owner)?)
             }
             RoutingCommand::SetRouteTokenKey { key } => {
                 if key.len() == ROUTE_TOKEN_KEY_BYTES {
@@ -240,7 +240,7 @@ impl RoutingCommand {
     }
 }
 
-fn validate_import_id(import_id: &str) -> Result<(), Error> {
+fn validate_import_id(import_id: &str) -> Result<(), FieldError> {
     let valid = !import_id.is_empty()
         && import_id.len() <= MAX_IMPORT_ID_BYTES
         && import_id
@@ -249,7 +249,7 @@ fn validate_import_id(import_id: &str) -> Result<(), Error> {
     if valid {
         Ok(())
     } else {
-        Err(Error::invalid(
+        Err(FieldError::new(
             "import_id",
             format!("must be 1 to {MAX_IMPORT_ID_BYTES} letters, digits or '-'"),
         ))
@@ -257,13 +257,13 @@ fn validate_import_id(import_id: &str) -> Result<(), Error> {
 }
 
 /// An owner token: [`MIN_OWNER_TOKEN_CHARS`] to [`MAX_OWNER_TOKEN_CHARS`] hex digits.
-pub fn validate_owner(owner: &str) -> Result<(), Error> {
+pub fn validate_owner(owner: &str) -> Result<(), FieldError> {
     let valid = (MIN_OWNER_TOKEN_CHARS..=MAX_OWNER_TOKEN_CHARS).contains(&owner.len())
         && owner.bytes().all(|byte| byte.is_ascii_hexdigit());
     if valid {
         Ok(())
     } else {
-        Err(Error::invalid(
+        Err(FieldError::new(
             "owner",
             format!(
                 "must be {MIN_OWNER_TOKEN_CHARS} to {MAX_OWNER_TOKEN_CHARS} hex digits (a random \

@@ -37,10 +37,10 @@ pub use config::{
     MIN_OWNER_TOKEN_CHARS, ROUTE_TOKEN_KEY_BYTES, STAGED_IMPORT_IDLE_MS, STAGED_IMPORT_TTL_MS,
 };
 pub use model::{
-    validate_name_field, Capability, Carrier, DialPlan, Gateway, GatewayHealth, ModelError, Rate,
-    SipScheme, SipUri, Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS,
-    MAX_DESCRIPTION_BYTES, MAX_EMERGENCY_NUMBERS, MAX_EXTENSION_DIGITS, MAX_FINAL_CODES,
-    MAX_NAME_BYTES, MAX_PREFIX_DIGITS, MAX_SIP_URI_BYTES, MAX_TECH_PREFIX_CHARS,
+    validate_name, Capability, Carrier, DialPlan, Gateway, GatewayHealth, Rate, SipScheme, SipUri,
+    Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS, MAX_DESCRIPTION_BYTES,
+    MAX_EMERGENCY_NUMBERS, MAX_EXTENSION_DIGITS, MAX_FINAL_CODES, MAX_NAME_BYTES,
+    MAX_PREFIX_DIGITS, MAX_SIP_URI_BYTES, MAX_TECH_PREFIX_CHARS,
 };
 pub use numbers::{
     normalize, E164Number, Normalized, NumberError, MAX_DIALLED_CHARS, MAX_E164_DIGITS,

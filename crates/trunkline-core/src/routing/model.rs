@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::FieldError;
+
 /// Longest name of a tenant, carrier or gateway, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Most digits a rate-deck prefix may have: E.164 numbers have at most 15.
@@ -32,30 +34,6 @@ pub const MAX_EMERGENCY_NUMBERS: usize = 8;
 pub const MAX_ALLOWED_CARRIERS: usize = 1_000;
 /// Most final SIP codes one carrier may list.
 pub const MAX_FINAL_CODES: usize = 300;
-
-/// A configuration value that is not acceptable. `field` is the name of the field as the admin
-/// API spells it, so the message can be shown to the operator as is.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ModelError {
-    #[error("{field}: {reason}")]
-    InvalidField { field: &'static str, reason: String },
-}
-
-impl ModelError {
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        ModelError::InvalidField {
-            field,
-            reason: reason.into(),
-        }
-    }
-
-    /// The name of the field at fault.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ModelError::InvalidField { field, .. } => field,
-        }
-    }
-}
 
 /// How a tenant's users dial, used to turn what they dial into E.164.
 ///
@@ -120,60 +98,60 @@ impl DialPlan {
         self.country_code == "1"
     }
 
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let country_code = self.country_code.as_str();
         if !is_digits(country_code, 1, 3) || country_code.starts_with('0') {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.country_code",
                 "must be 1 to 3 digits not starting with 0",
             ));
         }
         if let Some(area_code) = &self.home_area_code {
             if !self.is_nanp() {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "dial_plan.home_area_code",
                     "is only used by NANP plans (country code 1)",
                 ));
             }
             if !is_nanp_area_code(area_code) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "dial_plan.home_area_code",
                     "must be a NANP area code: 3 digits, the first 2 to 9, not N11",
                 ));
             }
         }
         if !is_digits(&self.international_prefix, 1, 4) {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.international_prefix",
                 "must be 1 to 4 digits",
             ));
         }
         if !self.national_prefix.is_empty() && !is_digits(&self.national_prefix, 1, 2) {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.national_prefix",
                 "must be empty or 1 to 2 digits",
             ));
         }
         if self.international_prefix == self.national_prefix {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.national_prefix",
                 "must differ from the international prefix",
             ));
         }
         if self.is_nanp() && self.national_prefix != "1" {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.national_prefix",
                 "must be \"1\" in a NANP plan",
             ));
         }
         if self.emergency_numbers.is_empty() {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.emergency_numbers",
                 "must list at least one emergency number",
             ));
         }
         if self.emergency_numbers.len() > MAX_EMERGENCY_NUMBERS {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.emergency_numbers",
                 format!("must list at most {MAX_EMERGENCY_NUMBERS} numbers"),
             ));
@@ -183,19 +161,19 @@ impl DialPlan {
             .iter()
             .any(|number| !is_digits(number, 2, 6))
         {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.emergency_numbers",
                 "each must be 2 to 6 digits",
             ));
         }
         if self.extension_min_digits < 1 || self.extension_min_digits > self.extension_max_digits {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.extension_min_digits",
                 "must be at least 1 and at most extension_max_digits",
             ));
         }
         if self.extension_max_digits > MAX_EXTENSION_DIGITS {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "dial_plan.extension_max_digits",
                 format!(
                     "must be at most {MAX_EXTENSION_DIGITS}, shorter than any public number form"
@@ -241,14 +219,14 @@ impl fmt::Display for Strategy {
 }
 
 impl FromStr for Strategy {
-    type Err = ModelError;
+    type Err = FieldError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "least-cost" | "least_cost" => Ok(Strategy::LeastCost),
             "priority" => Ok(Strategy::Priority),
             "weighted" => Ok(Strategy::Weighted),
-            _ => Err(ModelError::invalid(
+            _ => Err(FieldError::new(
                 "strategy",
                 "must be one of least-cost, priority, weighted",
             )),
@@ -285,14 +263,14 @@ impl fmt::Display for Capability {
 }
 
 impl FromStr for Capability {
-    type Err = ModelError;
+    type Err = FieldError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.to_ascii_lowercase().as_str() {
             "t38" => Ok(Capability::T38),
             "tls" => Ok(Capability::Tls),
             "srtp" => Ok(Capability::Srtp),
-            _ => Err(ModelError::invalid(
+            _ => Err(FieldError::new(
                 "capability",
                 "must be one of t38, tls, srtp",
             )),
@@ -315,11 +293,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("name", &self.name)?;
         self.dial_plan.validate()?;
         if self.allowed_carriers.len() > MAX_ALLOWED_CARRIERS {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "allowed_carriers",
                 format!("must list at most {MAX_ALLOWED_CARRIERS} carriers"),
             ));
@@ -328,7 +306,7 @@ impl Tenant {
         for carrier in &self.allowed_carriers {
             validate_name("allowed_carriers", carrier)?;
             if !seen.insert(carrier.as_str()) {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "allowed_carriers",
                     format!("lists {carrier:?} twice"),
                 ));
@@ -358,9 +336,9 @@ pub struct Translation {
 }
 
 impl Translation {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if usize::from(self.strip_digits) > MAX_PREFIX_DIGITS {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "translation.strip_digits",
                 format!("must be at most {MAX_PREFIX_DIGITS}"),
             ));
@@ -371,13 +349,13 @@ impl Translation {
                 .bytes()
                 .all(|byte| byte.is_ascii_digit() || byte == b'#' || byte == b'*')
         {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "translation.tech_prefix",
                 format!("must be at most {MAX_TECH_PREFIX_CHARS} of the characters 0-9 # *"),
             ));
         }
         if self.plus && self.strip_digits != 0 {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "translation.plus",
                 "a '+' number must keep every digit; set strip_digits to 0",
             ));
@@ -418,11 +396,11 @@ pub struct Carrier {
 }
 
 impl Carrier {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("name", &self.name)?;
         self.translation.validate()?;
         if self.final_codes.len() > MAX_FINAL_CODES {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "final_codes",
                 format!("must list at most {MAX_FINAL_CODES} codes"),
             ));
@@ -432,7 +410,7 @@ impl Carrier {
             .iter()
             .find(|code| !(400..=699).contains(*code))
         {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "final_codes",
                 format!("{code} is not a SIP failure code (400 to 699)"),
             ));
@@ -494,8 +472,8 @@ pub struct SipUri {
 }
 
 impl SipUri {
-    pub fn parse(text: &str) -> Result<Self, ModelError> {
-        let invalid = |reason: &str| ModelError::invalid("uri", reason);
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        let invalid = |reason: &str| FieldError::new("uri", reason);
         if text.len() > MAX_SIP_URI_BYTES {
             return Err(invalid("is longer than 256 bytes"));
         }
@@ -596,7 +574,7 @@ impl fmt::Display for SipUri {
 }
 
 impl FromStr for SipUri {
-    type Err = ModelError;
+    type Err = FieldError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         SipUri::parse(text)
@@ -604,7 +582,7 @@ impl FromStr for SipUri {
 }
 
 impl TryFrom<String> for SipUri {
-    type Error = ModelError;
+    type Error = FieldError;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         SipUri::parse(&text)
@@ -714,18 +692,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("name", &self.name)?;
         validate_name("carrier", &self.carrier)?;
         if self.max_concurrent_calls == Some(0) {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "max_concurrent_calls",
                 "must be at least 1; disable the gateway to stop its traffic",
             ));
         }
         self.probe
             .validate()
-            .map_err(|reason| ModelError::invalid("probe", reason))?;
+            .map_err(|error| error.within("probe"))?;
         Ok(())
     }
 }
@@ -746,22 +724,22 @@ pub struct Rate {
 }
 
 impl Rate {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         if !is_digits(&self.prefix, 1, MAX_PREFIX_DIGITS) {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "prefix",
                 format!("must be 1 to {MAX_PREFIX_DIGITS} digits"),
             ));
         }
         if self.description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(ModelError::invalid(
+            return Err(FieldError::new(
                 "description",
                 format!("must be at most {MAX_DESCRIPTION_BYTES} bytes"),
             ));
         }
         if let (Some(from_ms), Some(until_ms)) = (self.effective_from_ms, self.effective_until_ms) {
             if from_ms >= until_ms {
-                return Err(ModelError::invalid(
+                return Err(FieldError::new(
                     "effective_until",
                     "must be later than effective_from",
                 ));
@@ -783,12 +761,7 @@ impl Rate {
 /// Names of tenants, carriers and gateways: 1 to 64 ASCII letters, digits, `-`, `_` or `.`,
 /// starting with a letter or digit. They appear in metrics labels, CSV files and SIP headers,
 /// so nothing that needs quoting is allowed.
-/// Checks a name field of a request (tenant, carrier, gateway), as the domain error.
-pub fn validate_name_field(field: &'static str, name: &str) -> Result<(), crate::Error> {
-    Ok(validate_name(field, name)?)
-}
-
-pub(crate) fn validate_name(field: &'static str, name: &str) -> Result<(), ModelError> {
+pub fn validate_name(field: &'static str, name: &str) -> Result<(), FieldError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_BYTES
         && name.starts_with(|character: char| character.is_ascii_alphanumeric())
@@ -798,7 +771,7 @@ pub(crate) fn validate_name(field: &'static str, name: &str) -> Result<(), Model
     if valid {
         Ok(())
     } else {
-        Err(ModelError::invalid(
+        Err(FieldError::new(
             field,
             "must be 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
         ))

@@ -43,7 +43,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::model::{validate_name, ModelError, Rate, MAX_PREFIX_DIGITS};
+use super::model::{validate_name, Rate, MAX_PREFIX_DIGITS};
+use crate::FieldError;
 
 /// Most rows an index may hold; keeps every offset in a `u32`.
 pub const MAX_INDEX_ROWS: usize = 50_000_000;
@@ -72,14 +73,14 @@ pub enum IndexError {
     InvalidCarrier {
         carrier: String,
         #[source]
-        source: ModelError,
+        source: FieldError,
     },
     #[error("carrier {carrier:?}, prefix {prefix:?}: {source}")]
     InvalidRate {
         carrier: String,
         prefix: String,
         #[source]
-        source: ModelError,
+        source: FieldError,
     },
     #[error("carrier {carrier:?} has rows for prefix {prefix} whose effective periods overlap")]
     OverlappingRates { carrier: String, prefix: String },

@@ -40,7 +40,8 @@ use std::{
     io::{self, BufRead, Read, Write},
 };
 
-use super::{ModelError, Rate, MAX_PREFIX_DIGITS};
+use super::{Rate, MAX_PREFIX_DIGITS};
+use crate::FieldError;
 
 /// Most rows one import may have.
 pub const MAX_IMPORT_ROWS: u64 = 10_000_000;
@@ -130,7 +131,7 @@ pub enum RateCsvError {
     #[error("{column}: {reason}")]
     InvalidValue {
         line: u64,
-        column: &'static str,
+        column: String,
         reason: String,
     },
     #[error(
@@ -170,9 +171,9 @@ impl RateCsvError {
         match self {
             RateCsvError::Quoting { column, .. }
             | RateCsvError::UnknownColumn { column, .. }
-            | RateCsvError::DuplicateColumn { column, .. } => Some(column),
-            RateCsvError::MissingColumn { column, .. }
+            | RateCsvError::DuplicateColumn { column, .. }
             | RateCsvError::InvalidValue { column, .. } => Some(column),
+            RateCsvError::MissingColumn { column, .. } => Some(column),
             RateCsvError::DuplicatePrefix { .. } => Some(Column::Prefix.name()),
             RateCsvError::Read { .. }
             | RateCsvError::NotUtf8 { .. }
@@ -547,7 +548,7 @@ fn parse_row(
 ) -> Result<Rate, RateCsvError> {
     let invalid = |column: Column, reason: String| RateCsvError::InvalidValue {
         line,
-        column: column.name(),
+        column: column.name().to_owned(),
         reason,
     };
     let field = |position: Option<usize>| position.and_then(|position| fields.get(position));
@@ -616,17 +617,11 @@ fn parse_row(
 }
 
 /// A [`Rate::validate`] error as the column it names and the reason alone.
-fn invalid_field(error: &ModelError, line: u64) -> RateCsvError {
-    let column = error.field();
-    let message = error.to_string();
-    let reason = message
-        .strip_prefix(column)
-        .and_then(|rest| rest.strip_prefix(": "))
-        .unwrap_or(&message);
+fn invalid_field(error: &FieldError, line: u64) -> RateCsvError {
     RateCsvError::InvalidValue {
         line,
-        column,
-        reason: reason.to_owned(),
+        column: error.field().to_owned(),
+        reason: error.reason().to_owned(),
     }
 }
 

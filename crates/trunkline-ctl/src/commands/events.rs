@@ -17,7 +17,7 @@ use trunkline_client::{proto, ClientError, Retry};
 use trunkline_core::events::EVENT_LOG_CAPACITY;
 
 use crate::{
-    commands::{objects, view},
+    commands::{check, view},
     context::{Context, Failure},
     output,
 };
@@ -64,13 +64,13 @@ enum StreamEnd {
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     if args.recent > MAX_RECENT_EVENTS {
-        return Err(objects::usage(
+        return Err(check::usage(
             "--recent",
             format!("must be at most {MAX_RECENT_EVENTS}"),
         ));
     }
     if args.after == Some(0) {
-        return Err(objects::usage(
+        return Err(check::usage(
             "--after",
             "must be a positive log index; leave it out to start from the latest events",
         ));

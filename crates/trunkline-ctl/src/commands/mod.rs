@@ -1,6 +1,9 @@
-//! trunkctl's subcommands, one file each with its arguments and an `exec`.
+//! trunkctl's subcommands. Each kind of object (tenant, carrier, gateway, DID, device, edge)
+//! is a module describing it once ([`kinds::Kind`]) with the flags of its `add` and `update`;
+//! what every kind has (`show`, `list`, `remove`...) is written once in [`kinds`].
 
 pub mod carrier;
+mod check;
 pub mod cluster;
 pub mod config;
 pub mod continuity;
@@ -10,8 +13,7 @@ pub mod edge;
 pub mod events;
 pub mod gateway;
 pub mod health;
-mod inbound;
-mod objects;
+mod kinds;
 pub mod rates;
 pub mod route;
 pub mod tenant;

@@ -1,17 +1,9 @@
-//! Conversions between protobuf messages and the node's and core's types, one file a type.
+//! Conversions between protobuf messages and the node's own types (Raft membership, read
+//! consistency); the domain's conversions live in `trunkline_api::convert` and are re-exported
+//! here so the node has one place to look.
 
-mod carrier;
 mod consistency;
-mod gateway;
 mod member;
-mod rate;
-mod setting;
-mod tenant;
 
-pub use carrier::{carrier_from_proto, carrier_to_proto};
-pub use gateway::{gateway_from_proto, gateway_to_proto};
 pub use member::members;
-pub use rate::{rate_from_proto, rate_to_proto};
-pub use setting::setting;
-pub use tenant::{tenant_from_proto, tenant_to_proto};
 pub use trunkline_api::convert::*;

@@ -205,7 +205,7 @@ fn an_invalid_policy_is_refused_naming_the_part() {
         .apply(Command::Health(HealthCommand::SetPolicy(policy)))
         .unwrap_err();
     assert!(
-        error.to_string().starts_with("probe: interval_ms"),
+        error.to_string().starts_with("probe.interval_ms: interval_ms"),
         "{error}"
     );
     assert_eq!(log.state.health().policy(), &HealthPolicy::default());
@@ -284,7 +284,7 @@ fn probe_overrides_replace_only_what_they_name() {
         alive_codes: Some(BTreeSet::from([408])),
         ..ProbeOverrides::default()
     };
-    assert!(bad.validate().unwrap_err().contains("408"));
+    assert!(bad.validate().unwrap_err().reason().contains("408"));
     let inverted = ProbeOverrides {
         interval_ms: Some(200),
         timeout_ms: Some(300),

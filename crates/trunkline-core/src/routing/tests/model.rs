@@ -169,10 +169,10 @@ fn rate() -> Rate {
 }
 
 /// Validation result as "ok" or the name of the field it blames.
-fn blamed(result: Result<(), crate::routing::ModelError>) -> &'static str {
+fn blamed(result: Result<(), crate::FieldError>) -> String {
     match result {
-        Ok(()) => "ok",
-        Err(error) => error.field(),
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.field().to_owned(),
     }
 }
 

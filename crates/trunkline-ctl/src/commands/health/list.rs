@@ -9,7 +9,7 @@
 use trunkline_client::{proto, Retry};
 
 use crate::{
-    commands::{config::ReadFlags, objects, view},
+    commands::{check, config::ReadFlags, kinds, view},
     context::{Context, Failure},
     duration, output,
 };
@@ -25,7 +25,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     if let Some(carrier) = &args.carrier {
-        objects::check_name("--carrier", carrier)?;
+        check::check_name("--carrier", carrier)?;
     }
     let request = proto::ListHealthRequest {
         consistency: Some(args.read.into()),
@@ -38,11 +38,9 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
             async move { admin.list_health(request).await }
         })
         .await
-        .map_err(|error| match (&args.carrier, error.status()) {
-            (Some(carrier), Some(status)) if status.code() == tonic::Code::NotFound => {
-                objects::not_found("carrier", carrier)
-            }
-            _ => Failure::from(error),
+        .map_err(|error| match &args.carrier {
+            Some(carrier) => kinds::or_not_found("carrier", carrier)(error),
+            None => Failure::from(error),
         })?;
     let list = view::HealthList {
         gateways: response

@@ -10,7 +10,7 @@ use trunkline_client::{proto, Retry};
 use trunkline_core::routing::RoutingCommand;
 
 use crate::{
-    commands::objects,
+    commands::check,
     context::{Context, Failure},
     output,
 };
@@ -43,7 +43,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
             } else {
                 "IMPORT"
             };
-            objects::usage(flag, reason)
+            check::usage(flag, reason)
         }
         other => Failure::Usage(other.to_string()),
     })?;

@@ -16,7 +16,7 @@ use trunkline_client::{code_name, proto, Retry};
 use trunkline_core::routing::{RateCsvWriter, MAX_IMPORT_ROWS};
 
 use crate::{
-    commands::{config::ReadFlags, objects},
+    commands::{check, config::ReadFlags},
     context::{Context, Failure},
     output,
 };
@@ -44,10 +44,10 @@ struct Exported {
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
-    objects::check_name("--carrier", &args.carrier)?;
+    check::check_name("--carrier", &args.carrier)?;
     if let Some(path) = &args.output_file {
         if path.file_name().is_none() || path.is_dir() {
-            return Err(objects::usage(
+            return Err(check::usage(
                 "--output-file",
                 format!("{} is a folder, not a file", path.display()),
             ));
@@ -144,7 +144,7 @@ async fn write_deck<W: Write>(
                     "the deck has more than {MAX_IMPORT_ROWS} rows, more than an import takes"
                 )));
             }
-            deck.write(&super::rate_from_proto(rate))?;
+            deck.write(&trunkline_api::convert::rate_from_proto(rate))?;
         }
     }
     let writer = deck.finish()?;

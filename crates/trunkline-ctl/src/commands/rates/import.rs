@@ -26,7 +26,7 @@ use trunkline_client::{proto, Retry};
 use trunkline_core::routing::{RateCsvError, RateCsvReader, MAX_ROWS_PER_CHUNK};
 
 use crate::{
-    commands::objects,
+    commands::check,
     context::{Context, Failure},
     output,
 };
@@ -65,7 +65,7 @@ struct Imported {
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
-    objects::check_name("--carrier", &args.carrier)?;
+    check::check_name("--carrier", &args.carrier)?;
     let file_name = args.file.display().to_string();
     let mut progress = Progress::new();
     let rows = check_file(&args.file, &file_name, &mut progress)?;
@@ -179,7 +179,7 @@ async fn send_file(
                 if chunk.is_empty() {
                     first_line = line;
                 }
-                chunk.push(super::rate_to_proto(rate));
+                chunk.push(trunkline_api::convert::rate_to_proto(&rate));
             }
         }
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use trunkline_client::{proto, Retry};
 
 use crate::{
-    commands::{inbound, view},
+    commands::{check, continuity, view},
     context::{Context, Failure},
     duration, output,
 };
@@ -49,7 +49,7 @@ struct Leg {
     path: Vec<String>,
     received: Option<String>,
     /// Continuity legs.
-    target: Option<view::ContinuityTarget>,
+    target: Option<continuity::ContinuityTarget>,
     /// A number target: the carrier legs outbound routing gives it, in order.
     outbound_legs: Vec<CarrierLeg>,
 }
@@ -68,9 +68,9 @@ struct Routed {
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
-    inbound::check_number("DID", &args.did)?;
+    check::check_number("DID", &args.did)?;
     if !args.from.is_empty() && args.from.chars().count() > MAX_FROM_CHARS {
-        return Err(crate::commands::objects::usage(
+        return Err(crate::commands::check::usage(
             "--from",
             format!("is longer than {MAX_FROM_CHARS} characters"),
         ));
@@ -140,7 +140,7 @@ impl Routed {
                     contact: positive(leg.contact),
                     path: leg.path,
                     received: positive(leg.received),
-                    target: leg.target.as_ref().map(view::ContinuityTarget::from),
+                    target: leg.target.as_ref().map(continuity::ContinuityTarget::from),
                     outbound_legs: leg
                         .outbound_legs
                         .into_iter()

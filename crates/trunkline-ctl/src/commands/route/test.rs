@@ -10,7 +10,7 @@ use trunkline_client::{proto, Retry};
 use trunkline_core::routing::{format_micros, MAX_DIALLED_CHARS};
 
 use crate::{
-    commands::{objects, view},
+    commands::{check, view},
     context::{Context, Failure},
     output,
 };
@@ -75,17 +75,17 @@ struct Routed {
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
-    objects::check_name("--tenant", &args.tenant)?;
+    check::check_name("--tenant", &args.tenant)?;
     for (flag, value) in [("NUMBER", &args.number), ("--from", &args.from)] {
         if value.chars().count() > MAX_DIALLED_CHARS {
-            return Err(objects::usage(
+            return Err(check::usage(
                 flag,
                 format!("is longer than {MAX_DIALLED_CHARS} characters"),
             ));
         }
     }
     if args.number.trim().is_empty() {
-        return Err(objects::usage("NUMBER", "is empty"));
+        return Err(check::usage("NUMBER", "is empty"));
     }
     let request = proto::RouteOutboundRequest {
         tenant: args.tenant.clone(),

@@ -11,38 +11,16 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use trunkline_api::convert::{health_policy_from_proto, health_policy_to_proto};
 use trunkline_client::{proto, Retry};
-use trunkline_core::health::{HealthPolicy, ProbeOverrides};
+use trunkline_core::{
+    health::{HealthPolicy, ProbeOverrides},
+    FieldError,
+};
 
 use crate::{
-    commands::{objects, view},
+    commands::{check, view},
     context::{Context, Failure},
     duration, output,
 };
-
-/// The flag that sets each probe field, by the name the core's messages start with.
-const PROBE_FLAGS: &[(&str, &str)] = &[
-    ("interval_ms", "--interval"),
-    ("timeout_ms", "--timeout"),
-    ("down_after", "--down-after"),
-    ("up_after", "--up-after"),
-    ("alive_codes", "--alive-codes"),
-    // "alive code 408 must be a final code ..."
-    ("alive", "--alive-codes"),
-];
-
-const BREAKER_FLAGS: &[(&str, &str)] = &[
-    ("consecutive_failures_to_open", "--breaker-failures"),
-    ("window_ms", "--breaker-window"),
-    ("min_samples", "--breaker-min-samples"),
-    ("failure_ratio_percent", "--breaker-ratio"),
-    ("cool_down_ms", "--cool-down"),
-    ("probe_successes_to_close", "--breaker-probe-successes"),
-];
-
-const FLAPPING_FLAGS: &[(&str, &str)] = &[
-    ("max_transitions", "--max-transitions"),
-    ("window_ms", "--flapping-window"),
-];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -109,7 +87,7 @@ impl Args {
         let Some(text) = &self.alive_codes else {
             return Ok(None);
         };
-        let codes = objects::parse_codes("--alive-codes", text)?;
+        let codes = check::parse_codes("--alive-codes", text)?;
         // parse_codes read each code as a u16, so none is dropped here.
         Ok(Some(
             codes
@@ -136,7 +114,7 @@ impl Args {
         set(&mut breaker.min_samples, self.breaker_min_samples);
         if let Some(ratio) = self.breaker_ratio {
             breaker.failure_ratio_percent = u8::try_from(ratio).map_err(|_| {
-                objects::usage(
+                check::usage(
                     "--breaker-ratio",
                     "failure_ratio_percent must be from 1 to 100",
                 )
@@ -166,10 +144,21 @@ impl Args {
             alive_codes: self.alive_codes()?,
         }
         .validate()
-        .map_err(|reason| objects::health_failure(&reason, PROBE_FLAGS, ""))?;
+        .map_err(|error| error.within("probe"))
+        .map_err(policy_failure(""))?;
         let mut policy = HealthPolicy::default();
         self.apply(&mut policy)?;
-        check_breaker_and_flapping(&policy, "")
+        policy
+            .breaker
+            .validate()
+            .map_err(|error| error.within("breaker"))
+            .and_then(|()| {
+                policy
+                    .limiter
+                    .validate()
+                    .map_err(|error| error.within("flapping"))
+            })
+            .map_err(policy_failure(""))
     }
 }
 
@@ -179,24 +168,14 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-fn check_breaker_and_flapping(policy: &HealthPolicy, hint: &str) -> Result<(), Failure> {
-    policy
-        .breaker
-        .validate()
-        .map_err(|reason| objects::health_failure(&reason, BREAKER_FLAGS, hint))?;
-    policy
-        .limiter
-        .validate()
-        .map_err(|reason| objects::health_failure(&reason, FLAPPING_FLAGS, hint))
+/// A field of the policy refused, naming its flag.
+fn policy_failure(hint: &str) -> impl Fn(FieldError) -> Failure + '_ {
+    move |error| check::field_failure("", hint)(error.within("policy"))
 }
 
 /// Checks the whole policy with the core's rules.
 fn check(policy: &HealthPolicy, hint: &str) -> Result<(), Failure> {
-    policy
-        .probe
-        .validate()
-        .map_err(|reason| objects::health_failure(&reason, PROBE_FLAGS, hint))?;
-    check_breaker_and_flapping(policy, hint)
+    policy.validate().map_err(policy_failure(hint))
 }
 
 /// The outcome, as printed.

@@ -2,21 +2,25 @@
 
 use std::collections::BTreeSet;
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::{
     routing::{Capability, Carrier, Translation},
-    Error,
+    FieldError,
 };
 
-pub fn carrier_from_proto(carrier: proto::Carrier) -> Result<Carrier, Error> {
+pub fn carrier_from_proto(carrier: proto::Carrier) -> Result<Carrier, FieldError> {
     let capabilities = carrier
         .capabilities
         .iter()
-        .map(|capability| capability.parse::<Capability>().map_err(Error::from))
+        .map(|capability| {
+            capability
+                .parse::<Capability>()
+                .map_err(|error| error.renamed("capabilities"))
+        })
         .collect::<Result<BTreeSet<_>, _>>()?;
     let translation = carrier.translation.unwrap_or_default();
     let strip_digits = u8::try_from(translation.strip_digits).map_err(|_| {
-        Error::invalid(
+        FieldError::new(
             "translation.strip_digits",
             format!("{} is too large", translation.strip_digits),
         )
@@ -26,7 +30,7 @@ pub fn carrier_from_proto(carrier: proto::Carrier) -> Result<Carrier, Error> {
         .iter()
         .map(|code| {
             u16::try_from(*code)
-                .map_err(|_| Error::invalid("final_codes", format!("{code} is not a SIP code")))
+                .map_err(|_| FieldError::new("final_codes", format!("{code} is not a SIP code")))
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
     let carrier = Carrier {

@@ -1,6 +1,6 @@
 //! `trunkline.v1.Rate` to and from the core's [`Rate`].
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::routing::Rate;
 
 /// Validation happens when the command is proposed, where the row's line is known.

@@ -1,6 +1,6 @@
 //! `trunkline_core::settings::Setting` to `trunkline.v1.Setting`.
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::settings::Setting;
 
 pub fn setting(key: &str, setting: &Setting) -> proto::Setting {

@@ -2,19 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::{
     routing::{Capability, DialPlan, Strategy, Tenant},
-    Error,
+    FieldError,
 };
 
-pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, Error> {
+pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, FieldError> {
     let strategy = match proto::Strategy::try_from(tenant.strategy) {
         Ok(proto::Strategy::Unspecified | proto::Strategy::LeastCost) => Strategy::LeastCost,
         Ok(proto::Strategy::Priority) => Strategy::Priority,
         Ok(proto::Strategy::Weighted) => Strategy::Weighted,
         Err(_) => {
-            return Err(Error::invalid(
+            return Err(FieldError::new(
                 "strategy",
                 format!("{} is not a strategy", tenant.strategy),
             ))
@@ -23,7 +23,11 @@ pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, Error> {
     let required_capabilities = tenant
         .required_capabilities
         .iter()
-        .map(|capability| capability.parse::<Capability>().map_err(Error::from))
+        .map(|capability| {
+            capability
+                .parse::<Capability>()
+                .map_err(|error| error.renamed("required_capabilities"))
+        })
         .collect::<Result<BTreeSet<_>, _>>()?;
     let tenant = Tenant {
         name: tenant.name,
@@ -41,7 +45,7 @@ pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, Error> {
 }
 
 /// Empty fields take the defaults of the plan's country ([`DialPlan::defaults_for`]).
-fn dial_plan_from_proto(plan: proto::DialPlan) -> Result<DialPlan, Error> {
+fn dial_plan_from_proto(plan: proto::DialPlan) -> Result<DialPlan, FieldError> {
     let mut result = DialPlan::defaults_for(&plan.country_code);
     if !plan.home_area_code.is_empty() {
         result.home_area_code = Some(plan.home_area_code);
@@ -55,8 +59,8 @@ fn dial_plan_from_proto(plan: proto::DialPlan) -> Result<DialPlan, Error> {
     if !plan.emergency_numbers.is_empty() {
         result.emergency_numbers = plan.emergency_numbers.into_iter().collect();
     }
-    let digits = |field: &str, value: u32| {
-        u8::try_from(value).map_err(|_| Error::invalid(field, format!("{value} is too large")))
+    let digits = |field: &'static str, value: u32| {
+        u8::try_from(value).map_err(|_| FieldError::new(field, format!("{value} is too large")))
     };
     if plan.extension_min_digits != 0 {
         result.extension_min_digits =

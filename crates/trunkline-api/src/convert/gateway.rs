@@ -1,12 +1,12 @@
 //! `trunkline.v1.Gateway` to and from the core's [`Gateway`].
 
-use trunkline_api::v1 as proto;
+use crate::v1 as proto;
 use trunkline_core::{
     routing::{Gateway, SipUri},
-    Error,
+    FieldError,
 };
 
-pub fn gateway_from_proto(gateway: proto::Gateway) -> Result<Gateway, Error> {
+pub fn gateway_from_proto(gateway: proto::Gateway) -> Result<Gateway, FieldError> {
     let gateway = Gateway {
         name: gateway.name,
         carrier: gateway.carrier,
@@ -16,7 +16,7 @@ pub fn gateway_from_proto(gateway: proto::Gateway) -> Result<Gateway, Error> {
         max_concurrent_calls: (gateway.max_concurrent_calls != 0)
             .then_some(gateway.max_concurrent_calls),
         enabled: !gateway.disabled,
-        probe: super::probe_overrides_from_proto(gateway.probe)?,
+        probe: super::health::probe_overrides_from_proto(gateway.probe)?,
     };
     gateway.validate()?;
     Ok(gateway)
@@ -32,6 +32,6 @@ pub fn gateway_to_proto(gateway: &Gateway, drained: bool) -> proto::Gateway {
         max_concurrent_calls: gateway.max_concurrent_calls.unwrap_or(0),
         disabled: !gateway.enabled,
         drained,
-        probe: super::probe_overrides_to_proto(&gateway.probe),
+        probe: super::health::probe_overrides_to_proto(&gateway.probe),
     }
 }

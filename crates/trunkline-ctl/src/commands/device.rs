@@ -1,0 +1,397 @@
+//! `trunkctl device ...`: customers' phones and softphones, known by their address of record,
+//! and where the edges have seen them registered.
+
+use serde::Serialize;
+use trunkline_api::convert::device_from_proto;
+use trunkline_client::{proto, ClientError, Retry};
+
+use crate::{
+    commands::{
+        check,
+        config::ReadFlags,
+        continuity::{continuity_cell, continuity_rows, ContinuityFlags, ContinuityPlan},
+        did::list_of_tenant,
+        gateway::{set, EnableFlags},
+        kinds::{self, Key, Kind, Listing},
+        view::{cell_list, details_table, enabled_word, ReadState},
+    },
+    context::{Context, Failure},
+    duration, output,
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create a device (fails if it exists).
+    Add {
+        #[command(flatten)]
+        key: Key<Device>,
+        /// The tenant it belongs to.
+        #[arg(long)]
+        tenant: String,
+        /// Create it disabled: its DIDs go straight to continuity.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        continuity: ContinuityFlags,
+    },
+    /// Change the given fields of a device; the others keep their values.
+    Update {
+        #[command(flatten)]
+        key: Key<Device>,
+        /// Move the device to another tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        enable: EnableFlags,
+        #[command(flatten)]
+        continuity: ContinuityFlags,
+    },
+    /// One device's settings, the DIDs that ring it and its live registrations.
+    Show {
+        #[command(flatten)]
+        key: Key<Device>,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    /// Every device, or a tenant's.
+    List {
+        /// Only this tenant's devices.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    /// Delete a device.
+    Remove(Key<Device>),
+    /// A device's live registrations, most recently refreshed first.
+    Bindings {
+        #[command(flatten)]
+        key: Key<Device>,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+}
+
+pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
+    match command {
+        Command::Add {
+            key,
+            tenant,
+            disabled,
+            continuity,
+        } => {
+            Device::check_key(&key.key)?;
+            check::check_name("--tenant", &tenant)?;
+            let mut device = proto::Device {
+                aor: key.key,
+                tenant,
+                disabled,
+                continuity: None,
+            };
+            continuity.apply(&mut device.continuity)?;
+            kinds::add::<Device>(context, device).await
+        }
+        Command::Update {
+            key,
+            tenant,
+            enable,
+            continuity,
+        } => {
+            Device::check_key(&key.key)?;
+            if tenant.is_none() && enable.is_empty() && continuity.is_empty() {
+                return Err(kinds::nothing_to_change::<Device>());
+            }
+            if let Some(tenant) = &tenant {
+                check::check_name("--tenant", tenant)?;
+            }
+            continuity.check()?;
+            kinds::read_modify_write::<Device>(context, &key.key, "updated", |device| {
+                set(&mut device.tenant, tenant);
+                enable.apply(&mut device.disabled);
+                continuity.apply(&mut device.continuity)
+            })
+            .await
+        }
+        Command::Show { key, read } => show(context, key.key, read).await,
+        Command::List { tenant, read } => list_of_tenant::<Device>(context, tenant, read).await,
+        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Bindings { key, read } => {
+            Device::check_key(&key.key)?;
+            let response = list_bindings(context, &key.key, read.into()).await?;
+            let bindings = Bindings::new(&key.key, &response);
+            output::emit(context.format, &bindings, bindings_table)?;
+            if bindings.bindings.is_empty() {
+                output::note(&format!(
+                    "{} has no live registration: its DIDs go to continuity",
+                    key.key
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `device show`: the device, the DIDs that ring it and its live bindings.
+async fn show(context: &Context, aor: String, read: ReadFlags) -> Result<(), Failure> {
+    Device::check_key(&aor)?;
+    let mut consistency: proto::ReadConsistency = read.into();
+    let configuration = proto::ListInboundResponse::fetch(context, consistency).await?;
+    let device = Device::find(&configuration, &aor)
+        .map(|device| Device::view(device, &configuration))
+        .ok_or_else(|| kinds::not_found(Device::NAME, &aor))?;
+    let dids = configuration
+        .dids
+        .iter()
+        .filter(|did| did.device == aor)
+        .map(|did| did.number.clone())
+        .collect();
+    // The same node answers both; at least the configuration's index, so both agree.
+    consistency.min_applied_index = consistency.min_applied_index.max(
+        configuration
+            .read_state
+            .as_ref()
+            .map_or(0, |state| state.applied_index),
+    );
+    let bindings = list_bindings(context, &aor, consistency).await?;
+    let details = DeviceDetails {
+        device,
+        dids,
+        bindings: Bindings::new(&aor, &bindings),
+    };
+    output::emit(context.format, &details, |details| {
+        let device = &details.device;
+        let mut rows = vec![
+            ("aor", device.aor.clone()),
+            ("tenant", device.tenant.clone()),
+            ("state", enabled_word(device.enabled)),
+            ("dids", cell_list(&details.dids, "none")),
+        ];
+        rows.extend(continuity_rows(
+            device.continuity.as_ref(),
+            "none of its own (the tenant's plan applies)",
+        ));
+        let mut text = details_table(rows);
+        if details.bindings.bindings.is_empty() {
+            text.push_str("\nNot registered: no live bindings.\n");
+        } else {
+            text.push_str("\nLive bindings, most recently refreshed first:\n");
+            text.push_str(&bindings_table(&details.bindings));
+        }
+        text
+    })
+}
+
+/// A device's live bindings.
+async fn list_bindings(
+    context: &Context,
+    aor: &str,
+    consistency: proto::ReadConsistency,
+) -> Result<proto::ListBindingsResponse, Failure> {
+    let request = proto::ListBindingsRequest {
+        aor: aor.to_owned(),
+        consistency: Some(consistency),
+    };
+    context
+        .client
+        .admin(Retry::Idempotent, |mut admin| {
+            let request = request.clone();
+            async move { admin.list_bindings(request).await }
+        })
+        .await
+        .map_err(kinds::or_not_found(Device::NAME, aor))
+}
+
+pub struct Device;
+
+impl Kind for Device {
+    const NAME: &'static str = "device";
+    const WRITTEN: &'static str = "device";
+    const VALUE_NAME: &'static str = "AOR";
+    const KEY_HELP: &'static str =
+        "Its address of record: sip:user@domain, the domain in lower case.";
+    const KEY: &'static str = "AOR";
+    type Wire = proto::Device;
+    type Listing = proto::ListInboundResponse;
+    type View = DeviceView;
+    type Shown = DeviceView;
+
+    fn check_key(aor: &str) -> Result<(), Failure> {
+        check::check_aor(Self::KEY, aor)
+    }
+
+    fn items(listing: &Self::Listing) -> &[Self::Wire] {
+        &listing.devices
+    }
+
+    fn key(device: &proto::Device) -> &str {
+        &device.aor
+    }
+
+    fn view(device: &proto::Device, _: &Self::Listing) -> DeviceView {
+        DeviceView {
+            aor: device.aor.clone(),
+            tenant: device.tenant.clone(),
+            enabled: !device.disabled,
+            continuity: device.continuity.as_ref().map(ContinuityPlan::from),
+        }
+    }
+
+    fn shown(device: &proto::Device, listing: &Self::Listing) -> DeviceView {
+        Self::view(device, listing)
+    }
+
+    fn table(devices: &[DeviceView]) -> String {
+        let rows: Vec<Vec<String>> = devices
+            .iter()
+            .map(|device| {
+                vec![
+                    device.aor.clone(),
+                    device.tenant.clone(),
+                    enabled_word(device.enabled),
+                    continuity_cell(device.continuity.as_ref()),
+                ]
+            })
+            .collect();
+        output::table(&["DEVICE", "TENANT", "STATE", "CONTINUITY"], &rows)
+    }
+
+    /// `device show` has its own details, with the bindings.
+    fn details(device: &DeviceView) -> String {
+        Self::table(std::slice::from_ref(device))
+    }
+
+    fn check(device: &proto::Device) -> Result<(), Failure> {
+        check::converts(&Some(device.clone()), device_from_proto, Self::KEY).map(drop)
+    }
+
+    async fn put(
+        context: &Context,
+        device: proto::Device,
+        _mode: proto::PutMode,
+    ) -> Result<u64, ClientError> {
+        let request = proto::PutDeviceRequest {
+            device: Some(device),
+        };
+        let response = context
+            .client
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.put_device(request).await }
+            })
+            .await?;
+        Ok(response.applied_index)
+    }
+
+    async fn delete(context: &Context, aor: String) -> Result<u64, ClientError> {
+        let request = proto::DeleteDeviceRequest { aor };
+        let response = context
+            .client
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.delete_device(request).await }
+            })
+            .await?;
+        Ok(response.applied_index)
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeviceView {
+    pub aor: String,
+    pub tenant: String,
+    pub enabled: bool,
+    /// Absent: the tenant's plan applies.
+    pub continuity: Option<ContinuityPlan>,
+}
+
+/// `trunkctl device show`: the device, the DIDs that ring it and its live bindings.
+#[derive(Serialize)]
+struct DeviceDetails {
+    #[serde(flatten)]
+    device: DeviceView,
+    dids: Vec<String>,
+    bindings: Bindings,
+}
+
+/// A device's live registrations as of the node's log time `now_ms`.
+#[derive(Serialize)]
+struct Bindings {
+    aor: String,
+    /// Log time (unix ms) the bindings were judged live at.
+    now_ms: u64,
+    bindings: Vec<Binding>,
+    read_state: ReadState,
+}
+
+#[derive(Serialize)]
+struct Binding {
+    edge: String,
+    contact: String,
+    /// Log time, unix ms.
+    expires_at_ms: u64,
+    refreshed_at_ms: u64,
+    path: Vec<String>,
+    received: Option<String>,
+}
+
+impl Bindings {
+    fn new(aor: &str, response: &proto::ListBindingsResponse) -> Self {
+        Bindings {
+            aor: aor.to_owned(),
+            now_ms: response.now_ms,
+            bindings: response
+                .bindings
+                .iter()
+                .map(|binding| Binding {
+                    edge: binding.edge.clone(),
+                    contact: binding.contact.clone(),
+                    expires_at_ms: binding.expires_at_ms,
+                    refreshed_at_ms: binding.refreshed_at_ms,
+                    path: binding.path.clone(),
+                    received: (!binding.received.is_empty()).then(|| binding.received.clone()),
+                })
+                .collect(),
+            read_state: response.read_state.as_ref().into(),
+        }
+    }
+}
+
+/// EXPIRES reads "in 3m12s" and REFRESHED "12s ago", both against the node's log time.
+fn bindings_table(bindings: &Bindings) -> String {
+    let now_ms = bindings.now_ms;
+    let rows: Vec<Vec<String>> = bindings
+        .bindings
+        .iter()
+        .map(|binding| {
+            vec![
+                binding.edge.clone(),
+                binding.contact.clone(),
+                if binding.expires_at_ms > now_ms {
+                    format!(
+                        "in {}",
+                        duration::format_age(binding.expires_at_ms - now_ms)
+                    )
+                } else {
+                    "expired".to_owned()
+                },
+                format!(
+                    "{} ago",
+                    duration::format_age(now_ms.saturating_sub(binding.refreshed_at_ms))
+                ),
+                cell_list(&binding.path, "-"),
+                binding.received.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "EDGE",
+            "CONTACT",
+            "EXPIRES",
+            "REFRESHED",
+            "PATH",
+            "RECEIVED",
+        ],
+        &rows,
+    )
+}

@@ -1,0 +1,211 @@
+//! `trunkctl edge ...`: the edge proxies devices register through, probed like gateways.
+
+use serde::Serialize;
+use trunkline_api::convert::edge_from_proto;
+use trunkline_client::{proto, ClientError, Retry};
+
+use crate::{
+    commands::{
+        check,
+        gateway::{check_uri, set, EnableFlags, ProbeFlags},
+        kinds::{self, Key, Kind, ListArgs, ShowArgs},
+        view::{details_table, enabled_word, probe_rows, ProbeOverrides},
+    },
+    context::{Context, Failure},
+    output,
+};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Declare an edge proxy, probed from then on (fails if it exists).
+    Add {
+        #[command(flatten)]
+        key: Key<Edge>,
+        /// Where its probes go: sip:host[:port][;transport=udp|tcp].
+        #[arg(long)]
+        uri: String,
+        /// Declare it disabled: not probed, its health stays as it was.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        probe: ProbeFlags,
+    },
+    /// Change the given fields of an edge; the others keep their values.
+    Update {
+        #[command(flatten)]
+        key: Key<Edge>,
+        /// Where its probes go: sip:host[:port][;transport=udp|tcp].
+        #[arg(long)]
+        uri: Option<String>,
+        #[command(flatten)]
+        enable: EnableFlags,
+        /// Drop every probe override first (probed with the cluster's policy); probe flags
+        /// given with it are then set.
+        #[arg(long)]
+        probe_defaults: bool,
+        #[command(flatten)]
+        probe: ProbeFlags,
+    },
+    /// One edge's settings.
+    Show(ShowArgs<Edge>),
+    /// Every declared edge.
+    List(ListArgs),
+    /// Forget an edge: no longer probed, its bindings count as up again.
+    Remove(Key<Edge>),
+}
+
+pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
+    match command {
+        Command::Add {
+            key,
+            uri,
+            disabled,
+            probe,
+        } => {
+            Edge::check_key(&key.key)?;
+            let mut edge = proto::Edge {
+                name: key.key,
+                uri,
+                disabled,
+                probe: None,
+            };
+            probe.apply(&mut edge.probe, false)?;
+            kinds::add::<Edge>(context, edge).await
+        }
+        Command::Update {
+            key,
+            uri,
+            enable,
+            probe_defaults,
+            probe,
+        } => {
+            Edge::check_key(&key.key)?;
+            if uri.is_none() && enable.is_empty() && !probe_defaults && probe.is_empty() {
+                return Err(kinds::nothing_to_change::<Edge>());
+            }
+            if let Some(uri) = &uri {
+                check_uri(uri)?;
+            }
+            probe.check()?;
+            kinds::read_modify_write::<Edge>(context, &key.key, "updated", |edge| {
+                set(&mut edge.uri, uri);
+                enable.apply(&mut edge.disabled);
+                probe.apply(&mut edge.probe, probe_defaults)
+            })
+            .await
+        }
+        Command::Show(args) => kinds::show(context, args).await,
+        Command::List(args) => kinds::list::<Edge>(context, args.read, |_| true).await,
+        Command::Remove(key) => kinds::remove(context, key).await,
+    }
+}
+
+pub struct Edge;
+
+impl Kind for Edge {
+    const NAME: &'static str = "edge";
+    const WRITTEN: &'static str = "edge";
+    const VALUE_NAME: &'static str = "NAME";
+    const KEY_HELP: &'static str = "The edge's name as it reports registrations, unique across \
+                                    edges and gateways: letters, digits, '-', '_' or '.'.";
+    const KEY: &'static str = "edge name";
+    type Wire = proto::Edge;
+    type Listing = proto::ListInboundResponse;
+    type View = EdgeView;
+    type Shown = EdgeView;
+
+    fn items(listing: &Self::Listing) -> &[Self::Wire] {
+        &listing.edges
+    }
+
+    fn key(edge: &proto::Edge) -> &str {
+        &edge.name
+    }
+
+    fn view(edge: &proto::Edge, _: &Self::Listing) -> EdgeView {
+        EdgeView {
+            name: edge.name.clone(),
+            uri: edge.uri.clone(),
+            enabled: !edge.disabled,
+            probe: edge.probe.as_ref().map(ProbeOverrides::from),
+        }
+    }
+
+    fn shown(edge: &proto::Edge, listing: &Self::Listing) -> EdgeView {
+        Self::view(edge, listing)
+    }
+
+    fn table(edges: &[EdgeView]) -> String {
+        let rows: Vec<Vec<String>> = edges
+            .iter()
+            .map(|edge| {
+                let probe = match &edge.probe {
+                    None => "on",
+                    Some(probe) if probe.disabled => "off",
+                    Some(_) => "on (overrides)",
+                };
+                vec![
+                    edge.name.clone(),
+                    edge.uri.clone(),
+                    enabled_word(edge.enabled),
+                    probe.to_owned(),
+                ]
+            })
+            .collect();
+        output::table(&["EDGE", "URI", "STATE", "PROBE"], &rows)
+    }
+
+    fn details(edge: &EdgeView) -> String {
+        let mut rows = vec![
+            ("name", edge.name.clone()),
+            ("uri", edge.uri.clone()),
+            ("state", enabled_word(edge.enabled)),
+        ];
+        rows.extend(probe_rows(edge.probe.as_ref()));
+        details_table(rows)
+    }
+
+    fn check(edge: &proto::Edge) -> Result<(), Failure> {
+        check::converts(&Some(edge.clone()), edge_from_proto, Self::KEY).map(drop)
+    }
+
+    async fn put(
+        context: &Context,
+        edge: proto::Edge,
+        _mode: proto::PutMode,
+    ) -> Result<u64, ClientError> {
+        let request = proto::PutEdgeRequest { edge: Some(edge) };
+        let response = context
+            .client
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.put_edge(request).await }
+            })
+            .await?;
+        Ok(response.applied_index)
+    }
+
+    async fn delete(context: &Context, name: String) -> Result<u64, ClientError> {
+        let request = proto::DeleteEdgeRequest { name };
+        let response = context
+            .client
+            .admin(Retry::NotSent, |mut admin| {
+                let request = request.clone();
+                async move { admin.delete_edge(request).await }
+            })
+            .await?;
+        Ok(response.applied_index)
+    }
+}
+
+/// A declared edge proxy.
+#[derive(Serialize)]
+pub struct EdgeView {
+    pub name: String,
+    /// Where its probes go.
+    pub uri: String,
+    /// A disabled edge is not probed; its health stays as it was.
+    pub enabled: bool,
+    /// How its probes differ from the cluster's health policy; absent: they don't.
+    pub probe: Option<ProbeOverrides>,
+}

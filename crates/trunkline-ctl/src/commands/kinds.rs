@@ -1,0 +1,309 @@
+//! The commands every kind of object has, written once: `show`, `list`, `remove`, `add`,
+//! `update` and `enable`/`disable` as read-modify-writes, and the line a write prints. Each
+//! kind (tenant, carrier, gateway, DID, device, edge) describes itself once with [`Kind`]: its
+//! names, where the node lists it, its key, how it is checked, written and shown. What is
+//! its own (the flags of `add` and `update`, `device show`'s bindings) stays in its module.
+
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use trunkline_client::{proto, ClientError, Retry};
+
+use crate::{
+    commands::{check, config::ReadFlags},
+    context::{Context, Failure},
+    output,
+};
+
+/// A configuration the node lists whole, which objects of some kinds are read from.
+pub trait Listing: Sized {
+    async fn fetch(context: &Context, consistency: proto::ReadConsistency)
+        -> Result<Self, Failure>;
+
+    /// As of every committed write, for a read-modify-write.
+    async fn latest(context: &Context) -> Result<Self, Failure> {
+        let consistency = proto::ReadConsistency {
+            linearizable: true,
+            ..Default::default()
+        };
+        Self::fetch(context, consistency).await
+    }
+}
+
+impl Listing for proto::ListRoutingResponse {
+    async fn fetch(
+        context: &Context,
+        consistency: proto::ReadConsistency,
+    ) -> Result<Self, Failure> {
+        let request = proto::ListRoutingRequest {
+            consistency: Some(consistency),
+        };
+        Ok(context
+            .client
+            .admin(Retry::Idempotent, |mut admin| async move {
+                admin.list_routing(request).await
+            })
+            .await?)
+    }
+}
+
+impl Listing for proto::ListInboundResponse {
+    async fn fetch(
+        context: &Context,
+        consistency: proto::ReadConsistency,
+    ) -> Result<Self, Failure> {
+        let request = proto::ListInboundRequest {
+            consistency: Some(consistency),
+        };
+        Ok(context
+            .client
+            .admin(Retry::Idempotent, |mut admin| async move {
+                admin.list_inbound(request).await
+            })
+            .await?)
+    }
+}
+
+/// One kind of object, described once for every command that handles it.
+pub trait Kind: Sized + Send + Sync + 'static {
+    /// How commands and messages name it: `trunkctl tenant ...`, `tenant "acme" not found`.
+    const NAME: &'static str;
+    /// How the line a write prints names it (`DID "+1..." created`), capitalised there.
+    const WRITTEN: &'static str;
+    /// Its key argument in usage lines (`NAME`, `NUMBER`, `AOR`) and what it is.
+    const VALUE_NAME: &'static str;
+    const KEY_HELP: &'static str;
+    /// How failures name the key argument (`tenant name`, `NUMBER`).
+    const KEY: &'static str;
+    /// The object on the wire.
+    type Wire: Clone + Send + 'static;
+    /// The configuration it is listed in.
+    type Listing: Listing;
+    /// Its JSON form in `list` (and, for most kinds, `show`).
+    type View: Serialize;
+    /// What `show` prints.
+    type Shown: Serialize;
+
+    fn items(listing: &Self::Listing) -> &[Self::Wire];
+    fn key(item: &Self::Wire) -> &str;
+    fn view(item: &Self::Wire, listing: &Self::Listing) -> Self::View;
+    fn shown(item: &Self::Wire, listing: &Self::Listing) -> Self::Shown;
+    fn table(views: &[Self::View]) -> String;
+    fn details(shown: &Self::Shown) -> String;
+    /// Checks the object as the node's conversion will, naming the flag at fault.
+    fn check(item: &Self::Wire) -> Result<(), Failure>;
+    async fn put(
+        context: &Context,
+        item: Self::Wire,
+        mode: proto::PutMode,
+    ) -> Result<u64, ClientError>;
+    async fn delete(context: &Context, key: String) -> Result<u64, ClientError>;
+
+    /// Checks a key given on the command line before anything is sent.
+    fn check_key(key: &str) -> Result<(), Failure> {
+        check::check_name(Self::KEY, key)
+    }
+
+    fn find<'a>(listing: &'a Self::Listing, key: &str) -> Option<&'a Self::Wire> {
+        Self::items(listing)
+            .iter()
+            .find(|item| Self::key(item) == key)
+    }
+}
+
+/// The key of the object a command is about.
+#[derive(clap::Args)]
+pub struct Key<K: Kind> {
+    #[arg(value_name = K::VALUE_NAME, help = K::KEY_HELP)]
+    pub key: String,
+    #[arg(skip)]
+    kind: PhantomData<K>,
+}
+
+/// `show KEY`.
+#[derive(clap::Args)]
+pub struct ShowArgs<K: Kind> {
+    #[command(flatten)]
+    key: Key<K>,
+    #[command(flatten)]
+    read: ReadFlags,
+}
+
+/// `list`, for the kinds that list everything.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub read: ReadFlags,
+}
+
+/// The failure when the object a command names does not exist (exit code 3).
+pub fn not_found(kind: &str, key: &str) -> Failure {
+    Failure::ConditionFailed(format!(
+        "{kind} {key:?} not found; `trunkctl {kind} list` shows them"
+    ))
+}
+
+/// Maps NOT_FOUND to exit code 3 naming the object, other failures as usual.
+pub fn or_not_found<'a>(kind: &'a str, key: &'a str) -> impl FnOnce(ClientError) -> Failure + 'a {
+    move |error| match error.status() {
+        Some(status) if status.code() == tonic::Code::NotFound => not_found(kind, key),
+        _ => Failure::from(error),
+    }
+}
+
+pub async fn show<K: Kind>(context: &Context, args: ShowArgs<K>) -> Result<(), Failure> {
+    let key = args.key.key;
+    K::check_key(&key)?;
+    let listing = K::Listing::fetch(context, args.read.into()).await?;
+    let shown = K::find(&listing, &key)
+        .map(|item| K::shown(item, &listing))
+        .ok_or_else(|| not_found(K::NAME, &key))?;
+    output::emit(context.format, &shown, K::details)
+}
+
+/// Lists the objects `keep` keeps.
+pub async fn list<K: Kind>(
+    context: &Context,
+    read: ReadFlags,
+    keep: impl Fn(&K::Wire) -> bool,
+) -> Result<(), Failure> {
+    let listing = K::Listing::fetch(context, read.into()).await?;
+    let views: Vec<K::View> = K::items(&listing)
+        .iter()
+        .filter(|item| keep(item))
+        .map(|item| K::view(item, &listing))
+        .collect();
+    output::emit(context.format, &views, |views| K::table(views))
+}
+
+pub async fn remove<K: Kind>(context: &Context, key: Key<K>) -> Result<(), Failure> {
+    let key = key.key;
+    K::check_key(&key)?;
+    let applied_index = K::delete(context, key.clone())
+        .await
+        .map_err(or_not_found(K::NAME, &key))?;
+    print_written(context, K::WRITTEN, &key, "removed", applied_index)
+}
+
+/// Creates `item`; an object of its key that exists already is refused (exit code 3).
+pub async fn add<K: Kind>(context: &Context, item: K::Wire) -> Result<(), Failure> {
+    K::check(&item)?;
+    let key = K::key(&item).to_owned();
+    let applied_index = K::put(context, item, proto::PutMode::Create)
+        .await
+        .map_err(|error| match error.status() {
+            Some(status) if status.code() == tonic::Code::AlreadyExists => {
+                Failure::ConditionFailed(format!(
+                    "{} {key:?} already exists; `trunkctl {} update` changes it",
+                    K::NAME,
+                    K::NAME
+                ))
+            }
+            _ => Failure::from(error),
+        })?;
+    print_written(context, K::WRITTEN, &key, "created", applied_index)
+}
+
+/// The usage failure of an `update` given no flag.
+pub fn nothing_to_change<K: Kind>() -> Failure {
+    Failure::Usage(format!(
+        "nothing to change: give at least one flag (see `trunkctl {} update --help`)",
+        K::NAME
+    ))
+}
+
+/// Reads the object as of every committed write, lets `change` alter it, checks it and
+/// writes it back whole, printing `action`. A concurrent change of the same object between
+/// the read and the write is overwritten (objects have no version to compare yet).
+pub async fn read_modify_write<K: Kind>(
+    context: &Context,
+    key: &str,
+    action: &str,
+    change: impl FnOnce(&mut K::Wire) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    K::check_key(key)?;
+    let listing = K::Listing::latest(context).await?;
+    let mut item = K::find(&listing, key)
+        .cloned()
+        .ok_or_else(|| not_found(K::NAME, key))?;
+    change(&mut item)?;
+    K::check(&item)?;
+    let applied_index = K::put(context, item, proto::PutMode::Replace)
+        .await
+        .map_err(or_not_found(K::NAME, key))?;
+    print_written(context, K::WRITTEN, key, action, applied_index)
+}
+
+/// The outcome of a write, as printed.
+#[derive(Serialize)]
+struct Written<'a> {
+    kind: &'a str,
+    name: &'a str,
+    /// What happened, in a word: created, updated, removed, drained...
+    action: &'a str,
+    applied_index: u64,
+}
+
+/// Prints `Kind "name" action (log index N)`, or the JSON form.
+pub fn print_written(
+    context: &Context,
+    kind: &str,
+    name: &str,
+    action: &str,
+    applied_index: u64,
+) -> Result<(), Failure> {
+    let written = Written {
+        kind,
+        name,
+        action,
+        applied_index,
+    };
+    output::emit(context.format, &written, |written| {
+        let mut label = written.kind.chars();
+        let label: String = label
+            .next()
+            .map(|first| first.to_uppercase().chain(label).collect())
+            .unwrap_or_default();
+        format!(
+            "{label} {:?} {} (log index {})",
+            written.name, written.action, written.applied_index
+        )
+    })
+}
+
+/// A client of the admin service, as a put is called with.
+pub type Admin = proto::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
+
+/// Calls a put RPC that answers with a [`proto::PutResponse`].
+pub async fn put_with<R, F, Fut>(context: &Context, request: R, call: F) -> Result<u64, ClientError>
+where
+    R: Clone,
+    F: Fn(Admin, R) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<proto::PutResponse>, tonic::Status>>,
+{
+    let response = context
+        .client
+        .admin(Retry::NotSent, |admin| call(admin, request.clone()))
+        .await?;
+    Ok(response.applied_index)
+}
+
+/// Deletes an object with `DeleteObject`.
+pub async fn delete_object(
+    context: &Context,
+    kind: proto::ObjectKind,
+    name: String,
+) -> Result<u64, ClientError> {
+    let request = proto::DeleteObjectRequest {
+        kind: kind.into(),
+        name,
+    };
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.delete_object(request).await }
+        })
+        .await?;
+    Ok(response.applied_index)
+}
