@@ -3,6 +3,9 @@
 //!
 //! Both are pure functions of the view, the request, the token and the time, so every node
 //! gives the same answer: the selection seed comes from the Call-ID and travels in the token.
+//! The rules themselves live in the core (`select_route`, and `leg_verdict` for how a leg's
+//! ending moves the call on); this module reads the protobuf request, keeps the token's
+//! count of failed legs and carriers tried, and writes the protobuf answer.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +14,8 @@ use trunkline_api::v1 as proto;
 use trunkline_core::{
     health::LegOutcome,
     routing::{
-        classify, normalize, select_route, Candidate, DestinationClass, Media, RouteInput, Tenant,
-        Verdict,
+        classify, leg_verdict, normalize, select_route, Candidate, DestinationClass, LegEnding,
+        LegTransportError, LegVerdict, Media, RouteInput, StopCause, Tenant, Verdict,
     },
     Error,
 };
@@ -27,8 +30,6 @@ use crate::{
 pub const MAX_ATTEMPTS: u32 = 8;
 /// Longest Call-ID accepted.
 pub const MAX_CALL_ID_BYTES: usize = 256;
-/// SIP codes that are the callee's answer: the call ends, whatever the carrier.
-pub const CALLEE_FINAL_CODES: [u32; 5] = [404, 484, 486, 600, 603];
 
 /// Why a route request was refused before any carrier was considered.
 #[derive(Debug)]
@@ -239,17 +240,37 @@ pub enum Next {
     Reroute(RouteToken),
 }
 
-fn stop(reason: proto::StopReason, sip_code: u32, message: String) -> Next {
+fn stop(reason: proto::StopReason, sip_code: u16, message: String) -> Next {
     Next::Stop(proto::Stop {
         reason: reason.into(),
         message,
-        sip_code,
+        sip_code: sip_code.into(),
     })
 }
 
-/// Decides from the leg's ending whether the call moves to another carrier. 408, 5xx (unless
-/// the carrier marks the code final) and transport errors mean the carrier or the link
-/// failed; everything else is an answer that ends the call.
+/// The leg's ending as the core judges it. A transport error wins over any code in the same
+/// report; with neither, proto3's zero code means the proxy reported nothing.
+fn ending_from_proto(request: &proto::ReportLegRequest) -> Result<LegEnding, Error> {
+    let transport = proto::TransportError::try_from(request.transport_error).map_err(|_| {
+        Error::invalid(
+            "transport_error",
+            format!("{} is not a transport error", request.transport_error),
+        )
+    })?;
+    Ok(match (transport, request.sip_code) {
+        (proto::TransportError::Unspecified, 0) => LegEnding::Unreported,
+        (proto::TransportError::Unspecified, code) => LegEnding::Reply { code },
+        (proto::TransportError::Timeout, _) => LegEnding::Transport(LegTransportError::Timeout),
+        (proto::TransportError::Refused, _) => LegEnding::Transport(LegTransportError::Refused),
+        (proto::TransportError::Unreachable, _) => {
+            LegEnding::Transport(LegTransportError::Unreachable)
+        }
+    })
+}
+
+/// Decides from the leg's ending whether the call moves to another carrier: the rules are
+/// [`leg_verdict`]'s; here the report is read, the verdict is put into words, and a reroute
+/// is counted against [`MAX_ATTEMPTS`] and excludes the failed carrier in the token.
 pub fn after_leg(
     view: &RoutingView,
     mut token: RouteToken,
@@ -261,76 +282,65 @@ pub fn after_leg(
         .routing()
         .carrier(&request.carrier)
         .ok_or_else(|| Error::not_found("carrier", request.carrier.clone()))?;
-    let transport = proto::TransportError::try_from(request.transport_error).map_err(|_| {
-        Error::invalid(
-            "transport_error",
-            format!("{} is not a transport error", request.transport_error),
-        )
-    })?;
-    let code = request.sip_code;
-    let failed = match (transport, code) {
-        (proto::TransportError::Unspecified, 0) => {
-            return Err(Error::invalid(
-                "sip_code",
-                "set the final SIP code, or transport_error when no reply came",
-            ))
+    let ending = ending_from_proto(request)?;
+    match leg_verdict(ending, &carrier.final_codes) {
+        LegVerdict::Unreported => Err(Error::invalid(
+            "sip_code",
+            "set the final SIP code, or transport_error when no reply came",
+        )),
+        LegVerdict::Provisional { code } => Err(Error::invalid(
+            "sip_code",
+            format!("{code} is provisional: report the final response"),
+        )),
+        LegVerdict::UnknownCode { code } => Err(Error::invalid(
+            "sip_code",
+            format!("{code} is not a SIP response code"),
+        )),
+        LegVerdict::Answered { code } => {
+            Ok(stop(proto::StopReason::Answered, code, "answered".into()))
         }
-        (proto::TransportError::Unspecified, 100..=199) => {
-            return Err(Error::invalid(
-                "sip_code",
-                format!("{code} is provisional: report the final response"),
-            ))
-        }
-        (proto::TransportError::Unspecified, 200..=299) => {
-            return Ok(stop(proto::StopReason::Answered, code, "answered".into()))
-        }
-        (proto::TransportError::Unspecified, 300..=699) => {
-            let carrier_final =
-                u16::try_from(code).is_ok_and(|code| carrier.final_codes.contains(&code));
-            if carrier_final {
-                return Ok(stop(
-                    proto::StopReason::CarrierFinal,
-                    code,
-                    format!(
-                        "carrier {} marks {code} as the callee's final answer",
-                        carrier.name
-                    ),
-                ));
-            }
-            code == 408 || (500..=599).contains(&code)
-        }
-        (proto::TransportError::Unspecified, _) => {
-            return Err(Error::invalid(
-                "sip_code",
-                format!("{code} is not a SIP response code"),
-            ))
-        }
-        (_, _) => true,
-    };
-    if !failed {
-        let reason = if CALLEE_FINAL_CODES.contains(&code) {
-            "the callee's answer"
-        } else {
-            "a final answer that no other carrier would change"
-        };
-        return Ok(stop(
+        LegVerdict::Stop {
+            code,
+            cause: StopCause::CarrierFinal,
+        } => Ok(stop(
+            proto::StopReason::CarrierFinal,
+            code,
+            format!(
+                "carrier {} marks {code} as the callee's final answer",
+                carrier.name
+            ),
+        )),
+        LegVerdict::Stop {
+            code,
+            cause: StopCause::Callee,
+        } => Ok(stop(
             proto::StopReason::CalleeAnswer,
             code,
-            format!("{code}: {reason}"),
-        ));
+            format!("{code}: the callee's answer"),
+        )),
+        LegVerdict::Stop {
+            code,
+            cause: StopCause::OtherFinal,
+        } => Ok(stop(
+            proto::StopReason::CalleeAnswer,
+            code,
+            format!("{code}: a final answer that no other carrier would change"),
+        )),
+        LegVerdict::Reroute => {
+            token.attempts = token.attempts.saturating_add(1);
+            if token.attempts >= MAX_ATTEMPTS {
+                return Ok(stop(
+                    proto::StopReason::AttemptsExhausted,
+                    503,
+                    format!("{MAX_ATTEMPTS} legs failed in this call"),
+                ));
+            }
+            if !token.excluded_carriers.contains(&carrier.name) {
+                token.excluded_carriers.push(carrier.name.clone());
+            }
+            Ok(Next::Reroute(token))
+        }
     }
-    token.attempts = token.attempts.saturating_add(1);
-    if token.attempts >= MAX_ATTEMPTS {
-        return Ok(stop(
-            proto::StopReason::AttemptsExhausted,
-            503,
-            format!("{MAX_ATTEMPTS} legs failed in this call"),
-        ));
-    }
-    if !token.excluded_carriers.contains(&carrier.name) {
-        token.excluded_carriers.push(carrier.name.clone());
-    }
-    Ok(Next::Reroute(token))
 }
 
 /// What a leg report tells the gateway's circuit breaker; `None` when it names no gateway.

@@ -1,4 +1,5 @@
-//! Outbound routing: from a dialled number to an ordered list of carrier gateways to try.
+//! Outbound routing: from a dialled number to an ordered list of carrier gateways to try, and
+//! whether the call moves on when a leg ends.
 //!
 //! The pipeline for one call, each step a pure function:
 //!
@@ -8,7 +9,9 @@
 //! 3. [`PrefixIndex::lookup`] finds every carrier's longest effective deck prefix for the
 //!    number;
 //! 4. [`select_route`] drops unusable carriers and gateways, orders the rest by the tenant's
-//!    [`Strategy`] and writes each carrier's dial string.
+//!    [`Strategy`] and writes each carrier's dial string;
+//! 5. [`leg_verdict`] says, when a leg ends, whether the call is answered, stops with a final
+//!    code, or moves on to the next carrier.
 //!
 //! The configuration types ([`Tenant`], [`Carrier`], [`Gateway`], [`Rate`]) are replicated
 //! through Raft; the prefix index is derived from the decks and rebuilt off the request path.
@@ -20,6 +23,7 @@ mod model;
 mod numbers;
 mod prefix;
 mod rate_csv;
+mod reroute;
 mod select;
 
 #[cfg(test)]
@@ -53,6 +57,9 @@ pub use rate_csv::{
     format_micros, format_unix_ms, parse_micros, parse_unix_ms, write_rates, RateCsvError,
     RateCsvReader, RateCsvWriter, MAX_IMPORT_ROWS, MAX_RECORD_BYTES, MIN_UNIX_MILLISECONDS,
     MONEY_DECIMAL_PLACES, RATE_CSV_HEADER,
+};
+pub use reroute::{
+    leg_verdict, LegEnding, LegTransportError, LegVerdict, StopCause, CALLEE_FINAL_CODES,
 };
 pub use select::{
     select_route, Candidate, DropReason, Leg, Media, RouteDecision, RouteInput, Verdict,

@@ -8,4 +8,5 @@ mod config;
 mod model;
 mod numbers;
 mod prefix;
+mod reroute;
 mod select;
