@@ -262,29 +262,46 @@ pub fn not_found(kind: &str, key: &str) -> Failure {
     ))
 }
 
-/// The failure for `add` when the object exists: the wire's puts replace, so `add` checks
-/// first (a concurrent add between the check and the write still replaces).
+/// The failure for `add` when the object exists (exit code 3): the put's Create mode made
+/// the node refuse it.
 pub fn already_exists(kind: &str, key: &str) -> Failure {
     Failure::ConditionFailed(format!(
         "{kind} {key:?} already exists; `trunkctl {kind} update` changes it"
     ))
 }
 
-pub async fn put_did(context: &Context, did: proto::Did) -> Result<u64, Failure> {
-    let request = proto::PutDidRequest { did: Some(did) };
+/// Writes `did` whole; `mode` says whether it may create it, replace it, or both.
+pub async fn put_did(
+    context: &Context,
+    did: proto::Did,
+    mode: proto::PutMode,
+) -> Result<u64, Failure> {
+    let number = did.number.clone();
+    let request = proto::PutDidRequest {
+        did: Some(did),
+        mode: mode.into(),
+    };
     let response = context
         .client
         .admin(Retry::NotSent, |mut admin| {
             let request = request.clone();
             async move { admin.put_did(request).await }
         })
-        .await?;
+        .await
+        .map_err(or_put_refused("did", &number))?;
     Ok(response.applied_index)
 }
 
-pub async fn put_device(context: &Context, device: proto::Device) -> Result<u64, Failure> {
+/// Writes `device` whole; `mode` says whether it may create it, replace it, or both.
+pub async fn put_device(
+    context: &Context,
+    device: proto::Device,
+    mode: proto::PutMode,
+) -> Result<u64, Failure> {
+    let aor = device.aor.clone();
     let request = proto::PutDeviceRequest {
         device: Some(device),
+        mode: mode.into(),
     };
     let response = context
         .client
@@ -292,20 +309,73 @@ pub async fn put_device(context: &Context, device: proto::Device) -> Result<u64,
             let request = request.clone();
             async move { admin.put_device(request).await }
         })
-        .await?;
+        .await
+        .map_err(or_put_refused("device", &aor))?;
     Ok(response.applied_index)
 }
 
-pub async fn put_edge(context: &Context, edge: proto::Edge) -> Result<u64, Failure> {
-    let request = proto::PutEdgeRequest { edge: Some(edge) };
+/// Writes `edge` whole; `mode` says whether it may create it, replace it, or both.
+pub async fn put_edge(
+    context: &Context,
+    edge: proto::Edge,
+    mode: proto::PutMode,
+) -> Result<u64, Failure> {
+    let name = edge.name.clone();
+    let request = proto::PutEdgeRequest {
+        edge: Some(edge),
+        mode: mode.into(),
+    };
     let response = context
         .client
         .admin(Retry::NotSent, |mut admin| {
             let request = request.clone();
             async move { admin.put_edge(request).await }
         })
-        .await?;
+        .await
+        .map_err(or_put_refused("edge", &name))?;
     Ok(response.applied_index)
+}
+
+/// Deletes the `kind` object (`kind_name`: did, device or edge) whose key is `key`; NOT_FOUND
+/// exits 3 naming it.
+pub async fn delete(
+    context: &Context,
+    kind: proto::ObjectKind,
+    kind_name: &str,
+    key: &str,
+) -> Result<u64, Failure> {
+    let request = proto::DeleteObjectRequest {
+        kind: kind.into(),
+        name: key.to_owned(),
+    };
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.delete_object(request).await }
+        })
+        .await
+        .map_err(or_not_found(kind_name, key))?;
+    Ok(response.applied_index)
+}
+
+/// Maps what a put's mode refused to exit code 3: ALREADY_EXISTS (a create of an object that
+/// exists) and a NOT_FOUND naming the object itself (a replace of one that is gone). A
+/// NOT_FOUND about something it refers to (its tenant, its device) stays as the node said it.
+fn or_put_refused<'a>(
+    kind: &'a str,
+    key: &'a str,
+) -> impl FnOnce(trunkline_client::ClientError) -> Failure + 'a {
+    move |error| match error.status() {
+        Some(status) if status.code() == tonic::Code::AlreadyExists => already_exists(kind, key),
+        Some(status)
+            if status.code() == tonic::Code::NotFound
+                && status.message() == trunkline_core::Error::not_found(kind, key).to_string() =>
+        {
+            not_found(kind, key)
+        }
+        _ => Failure::from(error),
+    }
 }
 
 /// Maps NOT_FOUND to exit code 3 naming the object, other failures as usual.

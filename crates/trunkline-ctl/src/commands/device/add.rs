@@ -1,8 +1,7 @@
 //! `trunkctl device add AOR --tenant T [--disabled] [continuity flags]`: create a device.
 //!
-//! The wire's PutDevice replaces, so `add` first reads the configuration as of every
-//! committed write and refuses (exit 3) a device that exists; an add racing it still
-//! replaces.
+//! The put is a create: the node refuses a device that exists (exit 3), even one added by a
+//! racing `add`.
 
 use trunkline_client::proto;
 
@@ -36,10 +35,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     };
     args.continuity.apply(&mut device.continuity)?;
     inbound::check_device(&device)?;
-    let configuration = inbound::list_inbound_latest(context).await?;
-    if inbound::find_device(&configuration, &args.aor).is_some() {
-        return Err(inbound::already_exists("device", &args.aor));
-    }
-    let applied_index = inbound::put_device(context, device).await?;
+    let applied_index = inbound::put_device(context, device, proto::PutMode::Create).await?;
     objects::print_written(context, "device", &args.aor, "created", applied_index)
 }

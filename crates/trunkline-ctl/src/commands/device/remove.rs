@@ -1,6 +1,6 @@
 //! `trunkctl device remove AOR`: delete a device (the node refuses while a DID rings it).
 
-use trunkline_client::{proto, Retry};
+use trunkline_client::proto;
 
 use crate::{
     commands::{inbound, objects},
@@ -15,22 +15,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     inbound::check_aor("AOR", &args.aor)?;
-    let request = proto::DeleteDeviceRequest {
-        aor: args.aor.clone(),
-    };
-    let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.delete_device(request).await }
-        })
-        .await
-        .map_err(inbound::or_not_found("device", &args.aor))?;
-    objects::print_written(
-        context,
-        "device",
-        &args.aor,
-        "removed",
-        response.applied_index,
-    )
+    let applied_index =
+        inbound::delete(context, proto::ObjectKind::Device, "device", &args.aor).await?;
+    objects::print_written(context, "device", &args.aor, "removed", applied_index)
 }

@@ -2,7 +2,10 @@
 //!
 //! Reads the device as of every committed write, changes only the fields given and writes it
 //! back whole; continuity triggers not given keep their values. A concurrent update of the
-//! same device between the read and the write is overwritten.
+//! same device between the read and the write is overwritten; the write is a replace, so a
+//! device removed in between is not brought back (exit 3, not found).
+
+use trunkline_client::proto;
 
 use crate::{
     commands::{continuity::ContinuityFlags, inbound, objects},
@@ -53,6 +56,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     }
     args.continuity.apply(&mut device.continuity)?;
     inbound::check_device(&device)?;
-    let applied_index = inbound::put_device(context, device).await?;
+    let applied_index = inbound::put_device(context, device, proto::PutMode::Replace).await?;
     objects::print_written(context, "device", &args.aor, "updated", applied_index)
 }

@@ -1,7 +1,7 @@
 //! `trunkctl did add NUMBER --tenant T [--device AOR] [continuity flags]`: create a DID.
 //!
-//! The wire's PutDid replaces, so `add` first reads the configuration as of every committed
-//! write and refuses (exit 3) a number that exists; an add racing it still replaces.
+//! The put is a create: the node refuses a number that exists (exit 3), even one added by a
+//! racing `add`.
 
 use trunkline_client::proto;
 
@@ -39,10 +39,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     };
     args.continuity.apply(&mut did.continuity)?;
     inbound::check_did(&did)?;
-    let configuration = inbound::list_inbound_latest(context).await?;
-    if inbound::find_did(&configuration, &args.number).is_some() {
-        return Err(inbound::already_exists("did", &args.number));
-    }
-    let applied_index = inbound::put_did(context, did).await?;
+    let applied_index = inbound::put_did(context, did, proto::PutMode::Create).await?;
     objects::print_written(context, "DID", &args.number, "created", applied_index)
 }

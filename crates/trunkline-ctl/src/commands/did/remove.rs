@@ -1,6 +1,6 @@
 //! `trunkctl did remove NUMBER`: delete a DID.
 
-use trunkline_client::{proto, Retry};
+use trunkline_client::proto;
 
 use crate::{
     commands::{inbound, objects},
@@ -15,22 +15,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     inbound::check_number("NUMBER", &args.number)?;
-    let request = proto::DeleteDidRequest {
-        number: args.number.clone(),
-    };
-    let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.delete_did(request).await }
-        })
-        .await
-        .map_err(inbound::or_not_found("did", &args.number))?;
-    objects::print_written(
-        context,
-        "DID",
-        &args.number,
-        "removed",
-        response.applied_index,
-    )
+    let applied_index =
+        inbound::delete(context, proto::ObjectKind::Did, "did", &args.number).await?;
+    objects::print_written(context, "DID", &args.number, "removed", applied_index)
 }

@@ -2,7 +2,10 @@
 //!
 //! Reads the DID as of every committed write, changes only the fields given and writes it
 //! back whole; continuity triggers not given keep their values. A concurrent update of the
-//! same DID between the read and the write is overwritten.
+//! same DID between the read and the write is overwritten; the write is a replace, so a DID
+//! removed in between is not brought back (exit 3, not found).
+
+use trunkline_client::proto;
 
 use crate::{
     commands::{continuity::ContinuityFlags, inbound, objects},
@@ -59,6 +62,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     }
     args.continuity.apply(&mut did.continuity)?;
     inbound::check_did(&did)?;
-    let applied_index = inbound::put_did(context, did).await?;
+    let applied_index = inbound::put_did(context, did, proto::PutMode::Replace).await?;
     objects::print_written(context, "DID", &args.number, "updated", applied_index)
 }

@@ -1,9 +1,9 @@
 //! `trunkctl edge add NAME --uri URI [--disabled] [probe flags]`: declare an edge proxy,
 //! optionally with its own probe settings.
 //!
-//! The wire's PutEdge replaces, so `add` first reads the configuration as of every committed
-//! write and refuses (exit 3) an edge that exists; an add racing it still replaces. A gateway
-//! of the same name is refused by the node (edges and gateways share names).
+//! The put is a create: the node refuses an edge that exists (exit 3), even one added by a
+//! racing `add`. A gateway of the same name is refused by the node too (edges and gateways
+//! share names).
 
 use trunkline_client::proto;
 
@@ -37,10 +37,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     };
     args.probe.apply(&mut edge.probe)?;
     inbound::check_edge(&edge)?;
-    let configuration = inbound::list_inbound_latest(context).await?;
-    if inbound::find_edge(&configuration, &args.name).is_some() {
-        return Err(inbound::already_exists("edge", &args.name));
-    }
-    let applied_index = inbound::put_edge(context, edge).await?;
+    let applied_index = inbound::put_edge(context, edge, proto::PutMode::Create).await?;
     objects::print_written(context, "edge", &args.name, "created", applied_index)
 }

@@ -1,7 +1,7 @@
 //! `trunkctl edge remove NAME`: forget an edge proxy; it is no longer probed and bindings
 //! through it count as up again. Its registrations are not touched.
 
-use trunkline_client::{proto, Retry};
+use trunkline_client::proto;
 
 use crate::{
     commands::{inbound, objects},
@@ -16,22 +16,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     objects::check_name("edge name", &args.name)?;
-    let request = proto::DeleteEdgeRequest {
-        name: args.name.clone(),
-    };
-    let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.delete_edge(request).await }
-        })
-        .await
-        .map_err(inbound::or_not_found("edge", &args.name))?;
-    objects::print_written(
-        context,
-        "edge",
-        &args.name,
-        "removed",
-        response.applied_index,
-    )
+    let applied_index =
+        inbound::delete(context, proto::ObjectKind::Edge, "edge", &args.name).await?;
+    objects::print_written(context, "edge", &args.name, "removed", applied_index)
 }

@@ -3,7 +3,10 @@
 //! Reads the edge as of every committed write, changes only the fields given and writes it
 //! back whole; the probe overrides not given keep their values (`--probe-defaults` drops
 //! them all). A concurrent update of the same edge between the read and the write is
-//! overwritten.
+//! overwritten; the write is a replace, so an edge removed in between is not brought back
+//! (exit 3, not found).
+
+use trunkline_client::proto;
 
 use crate::{
     commands::{gateway::ProbeFlags, inbound, objects},
@@ -70,6 +73,6 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     }
     args.probe.apply(&mut edge.probe)?;
     inbound::check_edge(&edge)?;
-    let applied_index = inbound::put_edge(context, edge).await?;
+    let applied_index = inbound::put_edge(context, edge, proto::PutMode::Replace).await?;
     objects::print_written(context, "edge", &args.name, "updated", applied_index)
 }
