@@ -77,6 +77,7 @@ fn state() -> State {
                     enabled: true,
                     continuity: None,
                 },
+                mode: Default::default(),
             }),
         );
     }
@@ -89,6 +90,7 @@ fn state() -> State {
                 device: Some(aor(7)),
                 continuity: None,
             },
+            mode: Default::default(),
         }),
     );
     for batch in (0..DEVICES).step_by(BATCH) {

@@ -171,7 +171,7 @@ impl State {
                 Response::None
             }
             Command::Inbound(command) => {
-                if let InboundCommand::PutEdge { edge } = command {
+                if let InboundCommand::PutEdge { edge, .. } = command {
                     if self.routing.gateway(&edge.name).is_some() {
                         return Response::Rejected(name_taken_by("a gateway", &edge.name));
                     }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use trunkline_api::v1::{self as proto, admin_service_server::AdminService};
 use trunkline_core::{
     health::{assign, HealthCommand},
-    inbound::{InboundCommand, InboundResponse},
+    inbound::{validate_aor, validate_number, InboundCommand, InboundResponse},
     routing::{ObjectKind, PutMode, RoutingCommand, RoutingResponse, MAX_ROWS_PER_CHUNK},
     settings::{SettingsCommand, SettingsResponse},
     Command, Error,
@@ -76,21 +76,6 @@ impl AdminApi {
         }))
     }
 
-    async fn inbound_write(
-        &self,
-        command: InboundCommand,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let (response, applied_index) = self.cluster.write(Command::Inbound(command)).await?;
-        let replaced = matches!(
-            response,
-            trunkline_core::Response::Inbound(InboundResponse::Put { replaced: true })
-        );
-        Ok(Response::new(proto::InboundWriteResponse {
-            applied_index,
-            replaced,
-        }))
-    }
-
     async fn write_setting(
         &self,
         command: SettingsCommand,
@@ -153,13 +138,55 @@ impl AdminApi {
         }
     }
 
-    async fn put(&self, command: RoutingCommand) -> Result<Response<proto::PutResponse>, Status> {
-        let (response, applied_index) = self.routing_write(command).await?;
+    /// Writes a routing or inbound put (or another write answered with a PutResponse).
+    async fn put(&self, command: Command) -> Result<Response<proto::PutResponse>, Status> {
+        let (response, applied_index) = self.cluster.write(command).await?;
+        let replaced = match response {
+            trunkline_core::Response::Routing(RoutingResponse::Put { replaced })
+            | trunkline_core::Response::Inbound(InboundResponse::Put { replaced }) => replaced,
+            trunkline_core::Response::Routing(_) | trunkline_core::Response::Inbound(_) => false,
+            other => {
+                return Err(Status::internal(format!(
+                    "unexpected response to a put: {other:?}"
+                )))
+            }
+        };
         Ok(Response::new(proto::PutResponse {
             applied_index,
-            replaced: matches!(response, RoutingResponse::Put { replaced: true }),
+            replaced,
         }))
     }
+}
+
+/// The command that deletes the `kind` object whose key is `name`: a routing delete, or the
+/// inbound one for a DID (by number), a device (by AOR) or an edge. The key is checked here
+/// so an error names the wire's field, `name`.
+fn delete_command(kind: i32, name: String) -> Result<Command, Status> {
+    let inbound = match proto::ObjectKind::try_from(kind) {
+        Ok(proto::ObjectKind::Tenant) => return Ok(routing_delete(ObjectKind::Tenant, name)),
+        Ok(proto::ObjectKind::Carrier) => return Ok(routing_delete(ObjectKind::Carrier, name)),
+        Ok(proto::ObjectKind::Gateway) => return Ok(routing_delete(ObjectKind::Gateway, name)),
+        Ok(proto::ObjectKind::Did) => {
+            validate_number("name", &name).map_err(domain)?;
+            InboundCommand::DeleteDid { number: name }
+        }
+        Ok(proto::ObjectKind::Device) => {
+            validate_aor("name", &name).map_err(domain)?;
+            InboundCommand::DeleteDevice { aor: name }
+        }
+        Ok(proto::ObjectKind::Edge) => InboundCommand::DeleteEdge { name },
+        Ok(proto::ObjectKind::Unspecified) | Err(_) => {
+            return Err(domain(Error::invalid(
+                "kind",
+                "must be tenant, carrier, gateway, did, device or edge",
+            )))
+        }
+    };
+    Ok(Command::Inbound(inbound))
+}
+
+fn routing_delete(kind: ObjectKind, name: String) -> Command {
+    Command::Routing(RoutingCommand::Delete { kind, name })
 }
 
 fn require_node_id(node_id: u64) -> Result<u64, Status> {
@@ -374,10 +401,10 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         let tenant =
             convert::tenant_from_proto(required("tenant", request.tenant)?).map_err(domain)?;
-        self.put(RoutingCommand::PutTenant {
+        self.put(Command::Routing(RoutingCommand::PutTenant {
             tenant,
             mode: put_mode(request.mode)?,
-        })
+        }))
         .await
     }
 
@@ -388,10 +415,10 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         let carrier =
             convert::carrier_from_proto(required("carrier", request.carrier)?).map_err(domain)?;
-        self.put(RoutingCommand::PutCarrier {
+        self.put(Command::Routing(RoutingCommand::PutCarrier {
             carrier,
             mode: put_mode(request.mode)?,
-        })
+        }))
         .await
     }
 
@@ -402,10 +429,10 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         let gateway =
             convert::gateway_from_proto(required("gateway", request.gateway)?).map_err(domain)?;
-        self.put(RoutingCommand::PutGateway {
+        self.put(Command::Routing(RoutingCommand::PutGateway {
             gateway,
             mode: put_mode(request.mode)?,
-        })
+        }))
         .await
     }
 
@@ -414,23 +441,8 @@ impl AdminService for AdminApi {
         request: Request<proto::DeleteObjectRequest>,
     ) -> Result<Response<proto::DeleteObjectResponse>, Status> {
         let request = request.into_inner();
-        let kind = match proto::ObjectKind::try_from(request.kind) {
-            Ok(proto::ObjectKind::Tenant) => ObjectKind::Tenant,
-            Ok(proto::ObjectKind::Carrier) => ObjectKind::Carrier,
-            Ok(proto::ObjectKind::Gateway) => ObjectKind::Gateway,
-            _ => {
-                return Err(domain(Error::invalid(
-                    "kind",
-                    "must be tenant, carrier or gateway",
-                )))
-            }
-        };
-        let (_, applied_index) = self
-            .routing_write(RoutingCommand::Delete {
-                kind,
-                name: request.name,
-            })
-            .await?;
+        let command = delete_command(request.kind, request.name)?;
+        let (_, applied_index) = self.cluster.write(command).await?;
         Ok(Response::new(proto::DeleteObjectResponse { applied_index }))
     }
 
@@ -465,10 +477,10 @@ impl AdminService for AdminApi {
         request: Request<proto::DrainGatewayRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
         let request = request.into_inner();
-        self.put(RoutingCommand::SetDrained {
+        self.put(Command::Routing(RoutingCommand::SetDrained {
             gateway: request.gateway,
             drained: request.drained,
-        })
+        }))
         .await
     }
 
@@ -727,48 +739,39 @@ impl AdminService for AdminApi {
     async fn put_did(
         &self,
         request: Request<proto::PutDidRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let did = convert::did_from_proto(request.into_inner().did).map_err(domain)?;
-        self.inbound_write(InboundCommand::PutDid { did }).await
-    }
-
-    async fn delete_did(
-        &self,
-        request: Request<proto::DeleteDidRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let number = request.into_inner().number;
-        self.inbound_write(InboundCommand::DeleteDid { number })
-            .await
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let did = convert::did_from_proto(request.did).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutDid {
+            did,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
     }
 
     async fn put_device(
         &self,
         request: Request<proto::PutDeviceRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let device = convert::device_from_proto(request.into_inner().device).map_err(domain)?;
-        self.inbound_write(InboundCommand::PutDevice { device })
-            .await
-    }
-
-    async fn delete_device(
-        &self,
-        request: Request<proto::DeleteDeviceRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let aor = request.into_inner().aor;
-        self.inbound_write(InboundCommand::DeleteDevice { aor })
-            .await
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let device = convert::device_from_proto(request.device).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutDevice {
+            device,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
     }
 
     async fn set_tenant_continuity(
         &self,
         request: Request<proto::SetTenantContinuityRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
+    ) -> Result<Response<proto::PutResponse>, Status> {
         let request = request.into_inner();
         let plan = convert::plan_from_proto(request.plan).map_err(domain)?;
-        self.inbound_write(InboundCommand::SetTenantContinuity {
+        self.put(Command::Inbound(InboundCommand::SetTenantContinuity {
             tenant: request.tenant,
             plan,
-        })
+        }))
         .await
     }
 
@@ -828,17 +831,13 @@ impl AdminService for AdminApi {
     async fn put_edge(
         &self,
         request: Request<proto::PutEdgeRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let edge = convert::edge_from_proto(request.into_inner().edge).map_err(domain)?;
-        self.inbound_write(InboundCommand::PutEdge { edge }).await
-    }
-
-    async fn delete_edge(
-        &self,
-        request: Request<proto::DeleteEdgeRequest>,
-    ) -> Result<Response<proto::InboundWriteResponse>, Status> {
-        let name = request.into_inner().name;
-        self.inbound_write(InboundCommand::DeleteEdge { name })
-            .await
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let request = request.into_inner();
+        let edge = convert::edge_from_proto(request.edge).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutEdge {
+            edge,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
     }
 }

@@ -317,6 +317,7 @@ fn inbound_commands() -> Vec<InboundCommand> {
                 enabled: true,
                 continuity: None,
             },
+            mode: PutMode::Upsert,
         },
         InboundCommand::PutDid {
             did: Did {
@@ -342,6 +343,7 @@ fn inbound_commands() -> Vec<InboundCommand> {
                     },
                 }),
             },
+            mode: PutMode::Upsert,
         },
     ]
 }

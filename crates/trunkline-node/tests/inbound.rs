@@ -2,7 +2,8 @@
 //! batched into few entries and seen by lookups on the others; a device registered through two
 //! edges gets both contacts, most recently refreshed first; expiry (by log time) and
 //! un-registering leave fewer; with none left, or the device disabled, the call goes straight
-//! to continuity, number targets with their outbound legs; bad input is refused whole.
+//! to continuity, number targets with their outbound legs; bad input is refused whole. DID,
+//! device and edge puts honour their PutMode, and all three are deleted through DeleteObject.
 
 // Tests may unwrap; the serial lock is held across awaits on purpose (one test at a time).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
@@ -58,6 +59,7 @@ async fn put_device(client: &Client, disabled: bool) -> Result<u64, ClientError>
             disabled,
             continuity: None,
         }),
+        mode: proto::PutMode::Unspecified.into(),
     };
     admin_write(client, |mut admin| {
         let request = request.clone();
@@ -98,6 +100,7 @@ async fn put_did(
             device: device.unwrap_or_default().into(),
             continuity,
         }),
+        mode: proto::PutMode::Unspecified.into(),
     };
     admin_write(client, |mut admin| {
         let request = request.clone();
@@ -445,6 +448,167 @@ async fn refreshes_are_batched_and_bad_input_is_refused_whole() {
     );
 }
 
+/// Deletes the `kind` object called `name` through DeleteObject; the log index of the write.
+async fn delete(client: &Client, kind: proto::ObjectKind, name: &str) -> Result<u64, ClientError> {
+    let request = proto::DeleteObjectRequest {
+        kind: kind.into(),
+        name: name.into(),
+    };
+    admin_write(client, |mut admin| {
+        let request = request.clone();
+        async move { admin.delete_object(request).await }
+    })
+    .await
+    .map(|response| response.applied_index)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_puts_take_a_mode_and_inbound_objects_are_deleted_like_routing_ones() {
+    let _serial = serial();
+    let cluster = TestCluster::start(1, FAST_RAFT).await;
+    let writer = cluster.get(1).client();
+    setup(&writer).await;
+    let did = |number: &str| proto::Did {
+        number: number.into(),
+        tenant: "acme".into(),
+        ..Default::default()
+    };
+    let put_did = |did: proto::Did, mode: proto::PutMode| {
+        let request = proto::PutDidRequest {
+            did: Some(did),
+            mode: mode.into(),
+        };
+        admin_write(&writer, move |mut admin| {
+            let request = request.clone();
+            async move { admin.put_did(request).await }
+        })
+    };
+    let put_device = |aor: &str, mode: proto::PutMode| {
+        let request = proto::PutDeviceRequest {
+            device: Some(proto::Device {
+                aor: aor.into(),
+                tenant: "acme".into(),
+                ..Default::default()
+            }),
+            mode: mode.into(),
+        };
+        admin_write(&writer, move |mut admin| {
+            let request = request.clone();
+            async move { admin.put_device(request).await }
+        })
+    };
+    let put_edge = |name: &str, mode: proto::PutMode| {
+        let request = proto::PutEdgeRequest {
+            edge: Some(proto::Edge {
+                name: name.into(),
+                uri: "sip:192.0.2.50".into(),
+                disabled: true,
+                probe: None,
+            }),
+            mode: mode.into(),
+        };
+        admin_write(&writer, move |mut admin| {
+            let request = request.clone();
+            async move { admin.put_edge(request).await }
+        })
+    };
+    let refused = |result: Result<proto::PutResponse, ClientError>, code, message: &str| {
+        let error = result.unwrap_err();
+        assert_eq!(status_of(&error), code, "{error}");
+        assert!(error.to_string().contains(message), "{error}");
+    };
+
+    // Create refuses an existing object, Replace a missing one; both answer `replaced`.
+    refused(
+        put_did(did(DID), proto::PutMode::Create).await,
+        tonic::Code::AlreadyExists,
+        "did \"+14155550100\" already exists",
+    );
+    refused(
+        put_did(did("+14155550123"), proto::PutMode::Replace).await,
+        tonic::Code::NotFound,
+        "did \"+14155550123\" not found",
+    );
+    let created = put_did(did("+14155550123"), proto::PutMode::Create)
+        .await
+        .unwrap();
+    assert!(!created.replaced);
+    refused(
+        put_device(AOR, proto::PutMode::Create).await,
+        tonic::Code::AlreadyExists,
+        "device \"sip:alice@acme.example\" already exists",
+    );
+    refused(
+        put_device("sip:bob@acme.example", proto::PutMode::Replace).await,
+        tonic::Code::NotFound,
+        "device \"sip:bob@acme.example\" not found",
+    );
+    let created = put_edge("edge-m", proto::PutMode::Create).await.unwrap();
+    assert!(!created.replaced);
+    refused(
+        put_edge("edge-m", proto::PutMode::Create).await,
+        tonic::Code::AlreadyExists,
+        "edge \"edge-m\" already exists",
+    );
+    let replaced = put_edge("edge-m", proto::PutMode::Replace).await.unwrap();
+    assert!(replaced.replaced);
+    assert!(replaced.applied_index > created.applied_index);
+
+    // SetTenantContinuity answers with a PutResponse too.
+    let request = proto::SetTenantContinuityRequest {
+        tenant: "acme".into(),
+        plan: None,
+    };
+    let answer = admin_write(&writer, |mut admin| {
+        let request = request.clone();
+        async move { admin.set_tenant_continuity(request).await }
+    })
+    .await
+    .unwrap();
+    assert!(answer.applied_index >= replaced.applied_index);
+
+    // DIDs, devices and edges are deleted through DeleteObject, keyed by number, AOR, name.
+    delete(&writer, proto::ObjectKind::Did, "+14155550123")
+        .await
+        .unwrap();
+    let error = delete(&writer, proto::ObjectKind::Did, "+14155550123")
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&error), tonic::Code::NotFound, "{error}");
+    let error = delete(&writer, proto::ObjectKind::Device, AOR)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_of(&error),
+        tonic::Code::FailedPrecondition,
+        "{error}"
+    );
+    delete(&writer, proto::ObjectKind::Did, DID).await.unwrap();
+    delete(&writer, proto::ObjectKind::Device, AOR)
+        .await
+        .unwrap();
+    delete(&writer, proto::ObjectKind::Edge, "edge-m")
+        .await
+        .unwrap();
+    let after = admin_list(&writer).await;
+    assert!(after.dids.is_empty() && after.devices.is_empty() && after.edges.is_empty());
+    // A malformed key names the wire's field; an unknown kind is refused.
+    for (kind, name) in [
+        (proto::ObjectKind::Did, "4155550100"),
+        (proto::ObjectKind::Device, "alice"),
+        (proto::ObjectKind::Edge, "bad name"),
+    ] {
+        let error = delete(&writer, kind, name).await.unwrap_err();
+        assert_eq!(status_of(&error), tonic::Code::InvalidArgument, "{error}");
+        assert!(error.to_string().contains("name: "), "{kind:?}: {error}");
+    }
+    let error = delete(&writer, proto::ObjectKind::Unspecified, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&error), tonic::Code::InvalidArgument, "{error}");
+    assert!(error.to_string().contains("kind"), "{error}");
+}
+
 async fn admin_list(client: &Client) -> proto::ListInboundResponse {
     client
         .admin(Retry::Idempotent, |mut admin| async move {
@@ -474,6 +638,7 @@ async fn put_edge(client: &Client, name: &str, uri: &str) {
                 ..Default::default()
             }),
         }),
+        mode: proto::PutMode::Unspecified.into(),
     };
     admin_write(client, |mut admin| {
         let request = request.clone();

@@ -14,6 +14,11 @@
 //!   `SetTenantContinuity`) is checked, and the error names the chain;
 //! - a device that DIDs ring cannot be deleted (FAILED_PRECONDITION naming one DID): clearing
 //!   the DIDs silently would send their calls straight to continuity without anyone asking.
+//!
+//! DID, device and edge puts take the routing configuration's [`PutMode`], checked first
+//! (after the command's own validation): a create of an existing object is refused with
+//! AlreadyExists, a replace of a missing one with NotFound, so `trunkctl ... add` can't
+//! silently replace and `... update` can't bring back an object deleted under it.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -24,7 +29,7 @@ use super::{
     registrations::{RegisterError, RegistrationUpdate, Registrations},
     ContinuityPlan, Device, Did, Edge,
 };
-use crate::Error;
+use crate::{routing::PutMode, Error};
 
 /// DIDs in the configuration.
 pub const MAX_DIDS: usize = 100_000;
@@ -38,18 +43,25 @@ pub const MAX_UPDATES_PER_COMMAND: usize = 1_000;
 /// Declared edges.
 pub const MAX_EDGES: usize = 10_000;
 
+// `#[serde(default)]` on the puts' `mode` reads a missing mode as Upsert where the encoding
+// names fields. The log's bincode does not: a put written before `mode` existed does not
+// decode into these variants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum InboundCommand {
-    /// Creates or replaces the DID with this number.
+    /// Creates or replaces the DID with this number, as `mode` allows.
     PutDid {
         did: Did,
+        #[serde(default)]
+        mode: PutMode,
     },
     DeleteDid {
         number: String,
     },
-    /// Creates or replaces the device with this AOR.
+    /// Creates or replaces the device with this AOR, as `mode` allows.
     PutDevice {
         device: Device,
+        #[serde(default)]
+        mode: PutMode,
     },
     DeleteDevice {
         aor: String,
@@ -64,9 +76,11 @@ pub enum InboundCommand {
     Register {
         bindings: Vec<RegistrationUpdate>,
     },
-    /// Declares (or replaces) an edge, so it is probed.
+    /// Declares (or replaces) an edge, as `mode` allows, so it is probed.
     PutEdge {
         edge: Edge,
+        #[serde(default)]
+        mode: PutMode,
     },
     DeleteEdge {
         name: String,
@@ -105,9 +119,9 @@ impl InboundCommand {
     /// Checks the command on its own, before it is proposed. Apply checks it again.
     pub fn validate(&self) -> Result<(), Error> {
         match self {
-            InboundCommand::PutDid { did } => Ok(did.validate()?),
+            InboundCommand::PutDid { did, .. } => Ok(did.validate()?),
             InboundCommand::DeleteDid { number } => Ok(validate_number("number", number)?),
-            InboundCommand::PutDevice { device } => Ok(device.validate()?),
+            InboundCommand::PutDevice { device, .. } => Ok(device.validate()?),
             InboundCommand::DeleteDevice { aor } => Ok(validate_aor("aor", aor)?),
             InboundCommand::SetTenantContinuity { tenant, plan } => {
                 validate_name("tenant", tenant)?;
@@ -137,7 +151,7 @@ impl InboundCommand {
                 validate_aor("aor", aor)?;
                 Ok(validate_name("edge", edge)?)
             }
-            InboundCommand::PutEdge { edge } => Ok(edge.validate()?),
+            InboundCommand::PutEdge { edge, .. } => Ok(edge.validate()?),
             InboundCommand::DeleteEdge { name } => Ok(validate_name("name", name)?),
         }
     }
@@ -251,7 +265,7 @@ impl InboundConfig {
     ) -> Result<InboundResponse, Error> {
         command.validate()?;
         let response = match command {
-            InboundCommand::PutDid { did } => self.put_did(did, &tenant_exists)?,
+            InboundCommand::PutDid { did, mode } => self.put_did(did, *mode, &tenant_exists)?,
             InboundCommand::DeleteDid { number } => {
                 if !self.dids.contains_key(number) {
                     return Err(Error::not_found("did", number.clone()));
@@ -259,7 +273,9 @@ impl InboundConfig {
                 Arc::make_mut(&mut self.dids).remove(number);
                 InboundResponse::Deleted
             }
-            InboundCommand::PutDevice { device } => self.put_device(device, &tenant_exists)?,
+            InboundCommand::PutDevice { device, mode } => {
+                self.put_device(device, *mode, &tenant_exists)?
+            }
             InboundCommand::DeleteDevice { aor } => {
                 if !self.devices.contains_key(aor) {
                     return Err(Error::not_found("device", aor.clone()));
@@ -279,8 +295,9 @@ impl InboundConfig {
                 self.set_tenant_plan(tenant, plan.as_ref(), &tenant_exists)?
             }
             InboundCommand::Register { bindings } => self.register(now_ms, bindings),
-            InboundCommand::PutEdge { edge } => {
+            InboundCommand::PutEdge { edge, mode } => {
                 let replaced = self.edges.contains_key(&edge.name);
+                mode.check("edge", &edge.name, replaced)?;
                 if !replaced && self.edges.len() >= MAX_EDGES {
                     return Err(Error::LimitReached(format!(
                         "the cluster has {MAX_EDGES} edges, the most it can hold"
@@ -321,8 +338,11 @@ impl InboundConfig {
     fn put_did(
         &mut self,
         did: &Did,
+        mode: PutMode,
         tenant_exists: &impl Fn(&str) -> bool,
     ) -> Result<InboundResponse, Error> {
+        let replaced = self.dids.contains_key(&did.number);
+        mode.check("did", &did.number, replaced)?;
         if !tenant_exists(&did.tenant) {
             return Err(Error::not_found("tenant", did.tenant.clone()));
         }
@@ -338,7 +358,6 @@ impl InboundConfig {
                 )));
             }
         }
-        let replaced = self.dids.contains_key(&did.number);
         if !replaced && self.dids.len() >= MAX_DIDS {
             return Err(Error::LimitReached(format!(
                 "the configuration has {MAX_DIDS} DIDs, the most it may have"
@@ -356,8 +375,14 @@ impl InboundConfig {
     fn put_device(
         &mut self,
         device: &Device,
+        mode: PutMode,
         tenant_exists: &impl Fn(&str) -> bool,
     ) -> Result<InboundResponse, Error> {
+        mode.check(
+            "device",
+            &device.aor,
+            self.devices.contains_key(&device.aor),
+        )?;
         if !tenant_exists(&device.tenant) {
             return Err(Error::not_found("tenant", device.tenant.clone()));
         }

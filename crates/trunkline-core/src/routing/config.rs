@@ -51,13 +51,29 @@ pub const MAX_STAGED_IMPORTS_PER_OWNER: usize = 4;
 pub const MIN_OWNER_TOKEN_CHARS: usize = 32;
 pub const MAX_OWNER_TOKEN_CHARS: usize = 64;
 
-/// Whether a put may create, replace, or both.
+/// Whether a put may create, replace, or both. The inbound puts (DIDs, devices, edges) take
+/// it too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PutMode {
     #[default]
     Upsert,
     Create,
     Replace,
+}
+
+impl PutMode {
+    /// Refuses a put of the `kind` object `name` this mode does not allow: a create of one
+    /// that `exists` (AlreadyExists), a replace of one that does not (NotFound).
+    pub(crate) fn check(self, kind: &str, name: &str, exists: bool) -> Result<(), Error> {
+        match (self, exists) {
+            (PutMode::Create, true) => Err(Error::AlreadyExists {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            }),
+            (PutMode::Replace, false) => Err(Error::not_found(kind, name)),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -729,16 +745,7 @@ fn put<T: Clone>(
     mode: PutMode,
 ) -> Result<RoutingResponse, Error> {
     let exists = map.contains_key(name);
-    match (mode, exists) {
-        (PutMode::Create, true) => {
-            return Err(Error::AlreadyExists {
-                kind: kind.as_str().to_owned(),
-                name: name.to_owned(),
-            })
-        }
-        (PutMode::Replace, false) => return Err(Error::not_found(kind.as_str(), name)),
-        _ => {}
-    }
+    mode.check(kind.as_str(), name, exists)?;
     if !exists && map.len() >= MAX_OBJECTS {
         return Err(Error::LimitReached(format!(
             "{MAX_OBJECTS} {}s exist; the limit is reached",

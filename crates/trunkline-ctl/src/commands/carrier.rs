@@ -98,10 +98,10 @@ impl Kind for Carrier {
     const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str = "The carrier's name: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "carrier name";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Carrier;
     type Wire = proto::Carrier;
     type Listing = proto::ListRoutingResponse;
     type View = CarrierView;
-    type Shown = Shown;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire] {
         &listing.carriers
@@ -124,18 +124,6 @@ impl Kind for Carrier {
             },
             final_codes: carrier.final_codes.clone(),
             deck_rows: routing.deck_rows.get(&carrier.name).copied().unwrap_or(0),
-        }
-    }
-
-    fn shown(carrier: &proto::Carrier, routing: &Self::Listing) -> Shown {
-        Shown {
-            carrier: Self::view(carrier, routing),
-            gateways: routing
-                .gateways
-                .iter()
-                .filter(|gateway| gateway.carrier == carrier.name)
-                .map(|gateway| Gateway::view(gateway, routing))
-                .collect(),
         }
     }
 
@@ -166,10 +154,9 @@ impl Kind for Carrier {
         )
     }
 
-    fn details(shown: &Shown) -> String {
-        let carrier = &shown.carrier;
+    fn details(carrier: &CarrierView) -> String {
         let translation = &carrier.translation;
-        let mut text = details_table(vec![
+        details_table(vec![
             ("name", carrier.name.clone()),
             ("state", enabled_word(carrier.enabled)),
             ("capabilities", cell_list(&carrier.capabilities, "none")),
@@ -181,14 +168,35 @@ impl Kind for Carrier {
             ),
             ("final codes", cell_list(&carrier.final_codes, "none")),
             ("deck rows", carrier.deck_rows.to_string()),
-        ]);
-        if shown.gateways.is_empty() {
-            text.push_str("\nNo gateways: add one with `trunkctl gateway add`.\n");
-        } else {
-            text.push('\n');
-            text.push_str(&Gateway::table(&shown.gateways));
-        }
-        text
+        ])
+    }
+
+    /// The carrier, then its gateways.
+    async fn show(
+        context: &Context,
+        carrier: &proto::Carrier,
+        routing: &Self::Listing,
+        _: proto::ReadConsistency,
+    ) -> Result<(), Failure> {
+        let shown = Shown {
+            carrier: Self::view(carrier, routing),
+            gateways: routing
+                .gateways
+                .iter()
+                .filter(|gateway| gateway.carrier == carrier.name)
+                .map(|gateway| Gateway::view(gateway, routing))
+                .collect(),
+        };
+        output::emit(context.format, &shown, |shown| {
+            let mut text = Self::details(&shown.carrier);
+            if shown.gateways.is_empty() {
+                text.push_str("\nNo gateways: add one with `trunkctl gateway add`.\n");
+            } else {
+                text.push('\n');
+                text.push_str(&Gateway::table(&shown.gateways));
+            }
+            text
+        })
     }
 
     fn check(carrier: &proto::Carrier) -> Result<(), Failure> {
@@ -208,10 +216,6 @@ impl Kind for Carrier {
             admin.put_carrier(request).await
         })
         .await
-    }
-
-    async fn delete(context: &Context, name: String) -> Result<u64, ClientError> {
-        kinds::delete_object(context, proto::ObjectKind::Carrier, name).await
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
         continuity::{continuity_cell, continuity_rows, ContinuityFlags, ContinuityPlan},
         did::list_of_tenant,
         gateway::{set, EnableFlags},
-        kinds::{self, Key, Kind, Listing},
+        kinds::{self, Key, Kind, ShowArgs},
         view::{cell_list, details_table, enabled_word, ReadState},
     },
     context::{Context, Failure},
@@ -47,12 +47,7 @@ pub enum Command {
         continuity: ContinuityFlags,
     },
     /// One device's settings, the DIDs that ring it and its live registrations.
-    Show {
-        #[command(flatten)]
-        key: Key<Device>,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
+    Show(ShowArgs<Device>),
     /// Every device, or a tenant's.
     List {
         /// Only this tenant's devices.
@@ -112,7 +107,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             })
             .await
         }
-        Command::Show { key, read } => show(context, key.key, read).await,
+        Command::Show(args) => kinds::show(context, args).await,
         Command::List { tenant, read } => list_of_tenant::<Device>(context, tenant, read).await,
         Command::Remove(key) => kinds::remove(context, key).await,
         Command::Bindings { key, read } => {
@@ -131,54 +126,19 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     }
 }
 
-/// `device show`: the device, the DIDs that ring it and its live bindings.
-async fn show(context: &Context, aor: String, read: ReadFlags) -> Result<(), Failure> {
-    Device::check_key(&aor)?;
-    let mut consistency: proto::ReadConsistency = read.into();
-    let configuration = proto::ListInboundResponse::fetch(context, consistency).await?;
-    let device = Device::find(&configuration, &aor)
-        .map(|device| Device::view(device, &configuration))
-        .ok_or_else(|| kinds::not_found(Device::NAME, &aor))?;
-    let dids = configuration
-        .dids
-        .iter()
-        .filter(|did| did.device == aor)
-        .map(|did| did.number.clone())
-        .collect();
-    // The same node answers both; at least the configuration's index, so both agree.
-    consistency.min_applied_index = consistency.min_applied_index.max(
-        configuration
-            .read_state
-            .as_ref()
-            .map_or(0, |state| state.applied_index),
-    );
-    let bindings = list_bindings(context, &aor, consistency).await?;
-    let details = DeviceDetails {
-        device,
-        dids,
-        bindings: Bindings::new(&aor, &bindings),
-    };
-    output::emit(context.format, &details, |details| {
-        let device = &details.device;
-        let mut rows = vec![
-            ("aor", device.aor.clone()),
-            ("tenant", device.tenant.clone()),
-            ("state", enabled_word(device.enabled)),
-            ("dids", cell_list(&details.dids, "none")),
-        ];
-        rows.extend(continuity_rows(
-            device.continuity.as_ref(),
-            "none of its own (the tenant's plan applies)",
-        ));
-        let mut text = details_table(rows);
-        if details.bindings.bindings.is_empty() {
-            text.push_str("\nNot registered: no live bindings.\n");
-        } else {
-            text.push_str("\nLive bindings, most recently refreshed first:\n");
-            text.push_str(&bindings_table(&details.bindings));
-        }
-        text
-    })
+/// A device as `FIELD VALUE` rows, with the DIDs that ring it when they are known.
+fn rows<'a>(device: &DeviceView, dids: Option<&[String]>) -> Vec<(&'a str, String)> {
+    let mut rows = vec![
+        ("aor", device.aor.clone()),
+        ("tenant", device.tenant.clone()),
+        ("state", enabled_word(device.enabled)),
+    ];
+    rows.extend(dids.map(|dids| ("dids", cell_list(dids, "none"))));
+    rows.extend(continuity_rows(
+        device.continuity.as_ref(),
+        "none of its own (the tenant's plan applies)",
+    ));
+    rows
 }
 
 /// A device's live bindings.
@@ -210,10 +170,10 @@ impl Kind for Device {
     const KEY_HELP: &'static str =
         "Its address of record: sip:user@domain, the domain in lower case.";
     const KEY: &'static str = "AOR";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Device;
     type Wire = proto::Device;
     type Listing = proto::ListInboundResponse;
     type View = DeviceView;
-    type Shown = DeviceView;
 
     fn check_key(aor: &str) -> Result<(), Failure> {
         check::check_aor(Self::KEY, aor)
@@ -236,10 +196,6 @@ impl Kind for Device {
         }
     }
 
-    fn shown(device: &proto::Device, listing: &Self::Listing) -> DeviceView {
-        Self::view(device, listing)
-    }
-
     fn table(devices: &[DeviceView]) -> String {
         let rows: Vec<Vec<String>> = devices
             .iter()
@@ -255,9 +211,46 @@ impl Kind for Device {
         output::table(&["DEVICE", "TENANT", "STATE", "CONTINUITY"], &rows)
     }
 
-    /// `device show` has its own details, with the bindings.
     fn details(device: &DeviceView) -> String {
-        Self::table(std::slice::from_ref(device))
+        details_table(rows(device, None))
+    }
+
+    /// The device, the DIDs that ring it and its live bindings.
+    async fn show(
+        context: &Context,
+        device: &proto::Device,
+        configuration: &Self::Listing,
+        mut consistency: proto::ReadConsistency,
+    ) -> Result<(), Failure> {
+        let dids = configuration
+            .dids
+            .iter()
+            .filter(|did| did.device == device.aor)
+            .map(|did| did.number.clone())
+            .collect();
+        // The same node answers both; at least the configuration's index, so both agree.
+        consistency.min_applied_index = consistency.min_applied_index.max(
+            configuration
+                .read_state
+                .as_ref()
+                .map_or(0, |state| state.applied_index),
+        );
+        let bindings = list_bindings(context, &device.aor, consistency).await?;
+        let details = DeviceDetails {
+            device: Self::view(device, configuration),
+            dids,
+            bindings: Bindings::new(&device.aor, &bindings),
+        };
+        output::emit(context.format, &details, |details| {
+            let mut text = details_table(rows(&details.device, Some(&details.dids)));
+            if details.bindings.bindings.is_empty() {
+                text.push_str("\nNot registered: no live bindings.\n");
+            } else {
+                text.push_str("\nLive bindings, most recently refreshed first:\n");
+                text.push_str(&bindings_table(&details.bindings));
+            }
+            text
+        })
     }
 
     fn check(device: &proto::Device) -> Result<(), Failure> {
@@ -267,31 +260,16 @@ impl Kind for Device {
     async fn put(
         context: &Context,
         device: proto::Device,
-        _mode: proto::PutMode,
+        mode: proto::PutMode,
     ) -> Result<u64, ClientError> {
         let request = proto::PutDeviceRequest {
             device: Some(device),
+            mode: mode.into(),
         };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.put_device(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
-    }
-
-    async fn delete(context: &Context, aor: String) -> Result<u64, ClientError> {
-        let request = proto::DeleteDeviceRequest { aor };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.delete_device(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
+        kinds::put_with(context, request, |mut admin, request| async move {
+            admin.put_device(request).await
+        })
+        .await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::did_from_proto;
-use trunkline_client::{proto, ClientError, Retry};
+use trunkline_client::{proto, ClientError};
 
 use crate::{
     commands::{
@@ -163,10 +163,10 @@ impl Kind for Did {
     const VALUE_NAME: &'static str = "NUMBER";
     const KEY_HELP: &'static str = "The number, E.164 with '+' (e.g. +14155550100).";
     const KEY: &'static str = "NUMBER";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Did;
     type Wire = proto::Did;
     type Listing = proto::ListInboundResponse;
     type View = DidView;
-    type Shown = DidView;
 
     fn check_key(number: &str) -> Result<(), Failure> {
         check::check_number(Self::KEY, number)
@@ -187,10 +187,6 @@ impl Kind for Did {
             device: (!did.device.is_empty()).then(|| did.device.clone()),
             continuity: did.continuity.as_ref().map(ContinuityPlan::from),
         }
-    }
-
-    fn shown(did: &proto::Did, listing: &Self::Listing) -> DidView {
-        Self::view(did, listing)
     }
 
     fn table(dids: &[DidView]) -> String {
@@ -233,29 +229,16 @@ impl Kind for Did {
     async fn put(
         context: &Context,
         did: proto::Did,
-        _mode: proto::PutMode,
+        mode: proto::PutMode,
     ) -> Result<u64, ClientError> {
-        let request = proto::PutDidRequest { did: Some(did) };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.put_did(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
-    }
-
-    async fn delete(context: &Context, number: String) -> Result<u64, ClientError> {
-        let request = proto::DeleteDidRequest { number };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.delete_did(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
+        let request = proto::PutDidRequest {
+            did: Some(did),
+            mode: mode.into(),
+        };
+        kinds::put_with(context, request, |mut admin, request| async move {
+            admin.put_did(request).await
+        })
+        .await
     }
 }
 

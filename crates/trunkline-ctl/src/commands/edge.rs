@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::edge_from_proto;
-use trunkline_client::{proto, ClientError, Retry};
+use trunkline_client::{proto, ClientError};
 
 use crate::{
     commands::{
@@ -109,10 +109,10 @@ impl Kind for Edge {
     const KEY_HELP: &'static str = "The edge's name as it reports registrations, unique across \
                                     edges and gateways: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "edge name";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Edge;
     type Wire = proto::Edge;
     type Listing = proto::ListInboundResponse;
     type View = EdgeView;
-    type Shown = EdgeView;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire] {
         &listing.edges
@@ -129,10 +129,6 @@ impl Kind for Edge {
             enabled: !edge.disabled,
             probe: edge.probe.as_ref().map(ProbeOverrides::from),
         }
-    }
-
-    fn shown(edge: &proto::Edge, listing: &Self::Listing) -> EdgeView {
-        Self::view(edge, listing)
     }
 
     fn table(edges: &[EdgeView]) -> String {
@@ -172,29 +168,16 @@ impl Kind for Edge {
     async fn put(
         context: &Context,
         edge: proto::Edge,
-        _mode: proto::PutMode,
+        mode: proto::PutMode,
     ) -> Result<u64, ClientError> {
-        let request = proto::PutEdgeRequest { edge: Some(edge) };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.put_edge(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
-    }
-
-    async fn delete(context: &Context, name: String) -> Result<u64, ClientError> {
-        let request = proto::DeleteEdgeRequest { name };
-        let response = context
-            .client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.delete_edge(request).await }
-            })
-            .await?;
-        Ok(response.applied_index)
+        let request = proto::PutEdgeRequest {
+            edge: Some(edge),
+            mode: mode.into(),
+        };
+        kinds::put_with(context, request, |mut admin, request| async move {
+            admin.put_edge(request).await
+        })
+        .await
     }
 }
 

@@ -234,10 +234,10 @@ impl Kind for Gateway {
     const KEY_HELP: &'static str =
         "The gateway's name, unique across carriers: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "gateway name";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Gateway;
     type Wire = proto::Gateway;
     type Listing = proto::ListRoutingResponse;
     type View = GatewayView;
-    type Shown = GatewayView;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire] {
         &listing.gateways
@@ -260,10 +260,6 @@ impl Kind for Gateway {
             drained: gateway.drained,
             probe: gateway.probe.as_ref().map(ProbeOverrides::from),
         }
-    }
-
-    fn shown(gateway: &proto::Gateway, routing: &Self::Listing) -> GatewayView {
-        Self::view(gateway, routing)
     }
 
     fn table(gateways: &[GatewayView]) -> String {
@@ -326,10 +322,6 @@ impl Kind for Gateway {
             admin.put_gateway(request).await
         })
         .await
-    }
-
-    async fn delete(context: &Context, name: String) -> Result<u64, ClientError> {
-        kinds::delete_object(context, proto::ObjectKind::Gateway, name).await
     }
 }
 

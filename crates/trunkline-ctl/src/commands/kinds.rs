@@ -75,21 +75,22 @@ pub trait Kind: Sized + Send + Sync + 'static {
     const KEY_HELP: &'static str;
     /// How failures name the key argument (`tenant name`, `NUMBER`).
     const KEY: &'static str;
+    /// How `DeleteObject` names the kind.
+    const OBJECT_KIND: proto::ObjectKind;
     /// The object on the wire.
     type Wire: Clone + Send + 'static;
     /// The configuration it is listed in.
     type Listing: Listing;
-    /// Its JSON form in `list` (and, for most kinds, `show`).
+    /// Its JSON form in `list` and `show`.
     type View: Serialize;
-    /// What `show` prints.
-    type Shown: Serialize;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire];
     fn key(item: &Self::Wire) -> &str;
     fn view(item: &Self::Wire, listing: &Self::Listing) -> Self::View;
-    fn shown(item: &Self::Wire, listing: &Self::Listing) -> Self::Shown;
+    /// `list`'s table.
     fn table(views: &[Self::View]) -> String;
-    fn details(shown: &Self::Shown) -> String;
+    /// `show`'s `FIELD VALUE` lines.
+    fn details(view: &Self::View) -> String;
     /// Checks the object as the node's conversion will, naming the flag at fault.
     fn check(item: &Self::Wire) -> Result<(), Failure>;
     async fn put(
@@ -97,7 +98,18 @@ pub trait Kind: Sized + Send + Sync + 'static {
         item: Self::Wire,
         mode: proto::PutMode,
     ) -> Result<u64, ClientError>;
-    async fn delete(context: &Context, key: String) -> Result<u64, ClientError>;
+
+    /// Prints `item` for `show`; a kind that shows more than its view (a carrier's gateways,
+    /// a device's bindings) says so here. `consistency` is how `listing` was read.
+    async fn show(
+        context: &Context,
+        item: &Self::Wire,
+        listing: &Self::Listing,
+        consistency: proto::ReadConsistency,
+    ) -> Result<(), Failure> {
+        let _ = consistency;
+        output::emit(context.format, &Self::view(item, listing), Self::details)
+    }
 
     /// Checks a key given on the command line before anything is sent.
     fn check_key(key: &str) -> Result<(), Failure> {
@@ -154,11 +166,10 @@ pub fn or_not_found<'a>(kind: &'a str, key: &'a str) -> impl FnOnce(ClientError)
 pub async fn show<K: Kind>(context: &Context, args: ShowArgs<K>) -> Result<(), Failure> {
     let key = args.key.key;
     K::check_key(&key)?;
-    let listing = K::Listing::fetch(context, args.read.into()).await?;
-    let shown = K::find(&listing, &key)
-        .map(|item| K::shown(item, &listing))
-        .ok_or_else(|| not_found(K::NAME, &key))?;
-    output::emit(context.format, &shown, K::details)
+    let consistency: proto::ReadConsistency = args.read.into();
+    let listing = K::Listing::fetch(context, consistency).await?;
+    let item = K::find(&listing, &key).ok_or_else(|| not_found(K::NAME, &key))?;
+    K::show(context, item, &listing, consistency).await
 }
 
 /// Lists the objects `keep` keeps.
@@ -179,9 +190,19 @@ pub async fn list<K: Kind>(
 pub async fn remove<K: Kind>(context: &Context, key: Key<K>) -> Result<(), Failure> {
     let key = key.key;
     K::check_key(&key)?;
-    let applied_index = K::delete(context, key.clone())
+    let request = proto::DeleteObjectRequest {
+        kind: K::OBJECT_KIND.into(),
+        name: key.clone(),
+    };
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.delete_object(request).await }
+        })
         .await
         .map_err(or_not_found(K::NAME, &key))?;
+    let applied_index = response.applied_index;
     print_written(context, K::WRITTEN, &key, "removed", applied_index)
 }
 
@@ -228,9 +249,9 @@ pub async fn read_modify_write<K: Kind>(
         .ok_or_else(|| not_found(K::NAME, key))?;
     change(&mut item)?;
     K::check(&item)?;
-    let applied_index = K::put(context, item, proto::PutMode::Replace)
-        .await
-        .map_err(or_not_found(K::NAME, key))?;
+    // A NOT_FOUND here is about something the object refers to (its carrier, its tenant),
+    // or a remove that raced this update: the node's message says which.
+    let applied_index = K::put(context, item, proto::PutMode::Replace).await?;
     print_written(context, K::WRITTEN, key, action, applied_index)
 }
 
@@ -284,26 +305,6 @@ where
     let response = context
         .client
         .admin(Retry::NotSent, |admin| call(admin, request.clone()))
-        .await?;
-    Ok(response.applied_index)
-}
-
-/// Deletes an object with `DeleteObject`.
-pub async fn delete_object(
-    context: &Context,
-    kind: proto::ObjectKind,
-    name: String,
-) -> Result<u64, ClientError> {
-    let request = proto::DeleteObjectRequest {
-        kind: kind.into(),
-        name,
-    };
-    let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.delete_object(request).await }
-        })
         .await?;
     Ok(response.applied_index)
 }

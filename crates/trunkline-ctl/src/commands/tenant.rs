@@ -74,10 +74,10 @@ impl Kind for Tenant {
     const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str = "The tenant's name: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "tenant name";
+    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Tenant;
     type Wire = proto::Tenant;
     type Listing = proto::ListRoutingResponse;
     type View = TenantView;
-    type Shown = TenantView;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire] {
         &listing.tenants
@@ -88,10 +88,6 @@ impl Kind for Tenant {
     }
 
     fn view(tenant: &proto::Tenant, _: &Self::Listing) -> TenantView {
-        TenantView::from(tenant)
-    }
-
-    fn shown(tenant: &proto::Tenant, _: &Self::Listing) -> TenantView {
         TenantView::from(tenant)
     }
 
@@ -178,10 +174,6 @@ impl Kind for Tenant {
             admin.put_tenant(request).await
         })
         .await
-    }
-
-    async fn delete(context: &Context, name: String) -> Result<u64, ClientError> {
-        kinds::delete_object(context, proto::ObjectKind::Tenant, name).await
     }
 }
 

@@ -205,7 +205,9 @@ fn an_invalid_policy_is_refused_naming_the_part() {
         .apply(Command::Health(HealthCommand::SetPolicy(policy)))
         .unwrap_err();
     assert!(
-        error.to_string().starts_with("probe.interval_ms: interval_ms"),
+        error
+            .to_string()
+            .starts_with("probe.interval_ms: interval_ms"),
         "{error}"
     );
     assert_eq!(log.state.health().policy(), &HealthPolicy::default());

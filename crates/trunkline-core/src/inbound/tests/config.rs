@@ -3,19 +3,13 @@
 
 use super::*;
 use crate::{
-    inbound::{InboundResponse, RejectedUpdate, MAX_UPDATES_PER_COMMAND},
+    health::ProbeOverrides,
+    inbound::{Edge, InboundResponse, RejectedUpdate, MAX_UPDATES_PER_COMMAND},
+    routing::PutMode,
     Error,
 };
 
 const ALICE: &str = "sip:alice@example.com";
-
-fn put_did(did: Did) -> InboundCommand {
-    InboundCommand::PutDid { did }
-}
-
-fn put_device(device: Device) -> InboundCommand {
-    InboundCommand::PutDevice { device }
-}
 
 /// Applies `command` to `config`, checks that it is refused with an error whose message
 /// contains `expected`, and that nothing changed.
@@ -425,5 +419,111 @@ fn refused_commands_change_nothing() {
             plan: Some(plan(vec![])),
         },
         "not found",
+    );
+}
+
+fn edge(name: &str) -> Edge {
+    Edge {
+        name: name.to_owned(),
+        uri: "sip:edge.example.net".parse().unwrap(),
+        enabled: true,
+        probe: ProbeOverrides::default(),
+    }
+}
+
+/// Applies a put to `config` and checks what it gives: `Ok(replaced)`, or the error with
+/// nothing changed.
+fn check_put(config: &InboundConfig, command: InboundCommand, expected: Result<bool, Error>) {
+    let mut after = config.clone();
+    let actual = after
+        .apply(5_000, &command, tenants)
+        .map(|response| response == InboundResponse::Put { replaced: true });
+    assert_eq!(actual, expected, "{command:?}");
+    if actual.is_err() {
+        assert_eq!(&after, config, "a refused put changed the configuration");
+    }
+}
+
+#[test]
+fn put_modes_create_only_new_and_replace_only_existing_objects() {
+    const NUMBER: &str = "+14155550100";
+    let config = config_with(&[
+        (1, put_device(device(ALICE, None))),
+        (2, put_did(did(NUMBER, Some(ALICE), None))),
+        (
+            3,
+            InboundCommand::PutEdge {
+                edge: edge("edge-a"),
+                mode: PutMode::Upsert,
+            },
+        ),
+    ]);
+    let exists = |kind: &str, name: &str| Error::AlreadyExists {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+    };
+    // A put of the `kind` object keyed `key`.
+    let put_of_kind = |kind: &str, key: &str, mode: PutMode| match kind {
+        "did" => InboundCommand::PutDid {
+            did: did(key, None, None),
+            mode,
+        },
+        "device" => InboundCommand::PutDevice {
+            device: device(key, None),
+            mode,
+        },
+        _ => InboundCommand::PutEdge {
+            edge: edge(key),
+            mode,
+        },
+    };
+    for (kind, existing, missing) in [
+        ("did", NUMBER, "+14155550199"),
+        ("device", ALICE, "sip:bob@example.com"),
+        ("edge", "edge-a", "edge-b"),
+    ] {
+        let put = |key, mode| put_of_kind(kind, key, mode);
+        check_put(&config, put(missing, PutMode::Create), Ok(false));
+        check_put(
+            &config,
+            put(existing, PutMode::Create),
+            Err(exists(kind, existing)),
+        );
+        check_put(&config, put(existing, PutMode::Replace), Ok(true));
+        check_put(
+            &config,
+            put(missing, PutMode::Replace),
+            Err(Error::not_found(kind, missing)),
+        );
+        check_put(&config, put(existing, PutMode::Upsert), Ok(true));
+        check_put(&config, put(missing, PutMode::Upsert), Ok(false));
+    }
+}
+
+#[test]
+fn a_put_mode_is_checked_before_what_the_object_refers_to() {
+    // `trunkctl did add` of an existing number says it exists, whatever else is wrong.
+    let config = config_with(&[(1, put_did(did("+14155550100", None, None)))]);
+    let mut foreign = did("+14155550100", Some("sip:nobody@example.com"), None);
+    foreign.tenant = "initech".to_owned();
+    check_put(
+        &config,
+        InboundCommand::PutDid {
+            did: foreign.clone(),
+            mode: PutMode::Create,
+        },
+        Err(Error::AlreadyExists {
+            kind: "did".to_owned(),
+            name: "+14155550100".to_owned(),
+        }),
+    );
+    foreign.number = "+14155550199".to_owned();
+    check_put(
+        &config,
+        InboundCommand::PutDid {
+            did: foreign,
+            mode: PutMode::Replace,
+        },
+        Err(Error::not_found("did", "+14155550199")),
     );
 }

@@ -10,12 +10,30 @@ mod registrations;
 
 use std::collections::BTreeSet;
 
+use crate::routing::PutMode;
+
 use super::{
     ContinuityPlan, ContinuityTarget, Destination, Device, Did, InboundCommand, InboundConfig,
     RegistrationUpdate, Triggers,
 };
 
 pub(super) const TENANT: &str = "acme";
+
+/// A put of `did` that creates or replaces it.
+pub(super) fn put_did(did: Did) -> InboundCommand {
+    InboundCommand::PutDid {
+        did,
+        mode: PutMode::Upsert,
+    }
+}
+
+/// A put of `device` that creates or replaces it.
+pub(super) fn put_device(device: Device) -> InboundCommand {
+    InboundCommand::PutDevice {
+        device,
+        mode: PutMode::Upsert,
+    }
+}
 
 pub(super) fn number_target(number: &str) -> ContinuityTarget {
     ContinuityTarget {

@@ -53,18 +53,8 @@ fn registered(
     did_plan: Option<ContinuityPlan>,
 ) -> InboundConfig {
     config_with(&[
-        (
-            1,
-            InboundCommand::PutDevice {
-                device: device(ALICE, device_plan),
-            },
-        ),
-        (
-            2,
-            InboundCommand::PutDid {
-                did: did(DID, Some(ALICE), did_plan),
-            },
-        ),
+        (1, put_device(device(ALICE, device_plan))),
+        (2, put_did(did(DID, Some(ALICE), did_plan))),
         (
             1_000,
             InboundCommand::Register {
@@ -176,13 +166,7 @@ fn a_disabled_device_goes_to_continuity_only() {
     let mut config = registered(None, Some(plan(vec![voicemail()])));
     let mut disabled = device(ALICE, None);
     disabled.enabled = false;
-    config
-        .apply(
-            2_500,
-            &InboundCommand::PutDevice { device: disabled },
-            tenants,
-        )
-        .unwrap();
+    config.apply(2_500, &put_device(disabled), tenants).unwrap();
     check(
         &config,
         3_000,
@@ -216,13 +200,7 @@ fn the_plan_falls_back_from_did_to_device_to_tenant() {
         Some(SkipReason::NotRegistered),
     );
     config
-        .apply(
-            2_600,
-            &InboundCommand::PutDid {
-                did: did(DID, Some(ALICE), None),
-            },
-            tenants,
-        )
+        .apply(2_600, &put_did(did(DID, Some(ALICE), None)), tenants)
         .unwrap();
     check(
         &config,
@@ -232,13 +210,7 @@ fn the_plan_falls_back_from_did_to_device_to_tenant() {
         Some(SkipReason::NotRegistered),
     );
     config
-        .apply(
-            2_700,
-            &InboundCommand::PutDevice {
-                device: device(ALICE, None),
-            },
-            tenants,
-        )
+        .apply(2_700, &put_device(device(ALICE, None)), tenants)
         .unwrap();
     check(
         &config,
@@ -294,12 +266,7 @@ fn refusals() {
     assert_eq!(refusal.sip_code(), 480);
 
     // No device and no target.
-    let forward_only = config_with(&[(
-        1,
-        InboundCommand::PutDid {
-            did: did(DID, None, None),
-        },
-    )]);
+    let forward_only = config_with(&[(1, put_did(did(DID, None, None)))]);
     let refusal = plan_inbound(&forward_only, DID, 3_000, |_| false).unwrap_err();
     assert_eq!(
         refusal,
