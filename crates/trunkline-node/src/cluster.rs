@@ -18,7 +18,7 @@ use std::{
 
 use openraft::{
     error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError},
-    ChangeMembers, Raft, RaftMetrics, ServerState,
+    ChangeMembers, Raft, RaftMetrics, ServerState, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
@@ -731,7 +731,88 @@ fn describe_staleness(staleness_ms: u64) -> String {
     }
 }
 
+/// What `cluster status` shows: this node as it sees itself and, when it leads, how far
+/// each follower's log matches its own.
+#[derive(Clone, Debug)]
+pub struct ClusterStatus {
+    pub node_id: NodeId,
+    pub cluster_name: String,
+    /// The Raft role in lower case (leader, follower, candidate, learner), or `stopped: why`
+    /// once a storage error stopped the Raft core.
+    pub state: String,
+    /// None when no leader is known, or when the core is stopped (it leads nothing then,
+    /// whatever its last metrics say).
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub staleness_ms: u64,
+    pub membership: Arc<StoredMembership<NodeId, Node>>,
+    /// Empty unless this node leads.
+    pub followers: Vec<FollowerLag>,
+    /// False until `cluster init` or a join gives the node a membership.
+    pub initialized: bool,
+    pub refused_peer_messages: u64,
+}
+
+/// How far a follower's log matches the leader's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerLag {
+    pub node_id: NodeId,
+    pub matched_index: u64,
+    /// Entries the leader has that the follower is not known to have.
+    pub lag_entries: u64,
+}
+
 impl Cluster {
+    /// This node's status from its Raft metrics, its log and its counters.
+    pub async fn status(&self) -> ClusterStatus {
+        let metrics = self.metrics();
+        let committed_index = self.committed_index().await;
+        let last_log_index = metrics.last_log_index.unwrap_or(0);
+        let followers = metrics
+            .replication
+            .iter()
+            .flat_map(|replication| replication.iter())
+            .filter(|(node_id, _)| **node_id != self.node_id)
+            .map(|(node_id, matched)| {
+                let matched_index = matched.map_or(0, |log_id| log_id.index);
+                FollowerLag {
+                    node_id: *node_id,
+                    matched_index,
+                    lag_entries: last_log_index.saturating_sub(matched_index),
+                }
+            })
+            .collect();
+        // A core stopped by a storage error still shows its last role and leader in the
+        // metrics; say what it really is, and that it leads nothing.
+        let (state, leader) = match &metrics.running_state {
+            Err(fatal) => (format!("stopped: {fatal}"), None),
+            Ok(()) => (
+                format!("{:?}", metrics.state).to_lowercase(),
+                metrics.current_leader,
+            ),
+        };
+        ClusterStatus {
+            node_id: self.node_id,
+            cluster_name: self.cluster_name.clone(),
+            state,
+            leader,
+            term: metrics.current_term,
+            last_log_index,
+            committed_index,
+            applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+            snapshot_index: metrics.snapshot.map_or(0, |log_id| log_id.index),
+            staleness_ms: self.staleness_ms(&metrics),
+            membership: metrics.membership_config.clone(),
+            followers,
+            initialized: self.is_initialized().await,
+            refused_peer_messages: self.refused_peer_messages(),
+        }
+    }
+
     /// The highest log index known committed on this node (0 when none).
     pub async fn committed_index(&self) -> u64 {
         let mut log_store = self.log_store.clone();

@@ -48,6 +48,12 @@ impl ClusterError {
     }
 }
 
+impl From<trunkline_core::FieldError> for ClusterError {
+    fn from(error: trunkline_core::FieldError) -> Self {
+        ClusterError::Domain(error.into())
+    }
+}
+
 impl From<ClusterError> for Status {
     fn from(error: ClusterError) -> Status {
         if let ClusterError::NotApplied {

@@ -20,7 +20,9 @@
 //!   namespace, so the health table is keyed by name alone.
 //!
 //! Only transitions reach the log, never probe results; the live results stay in memory and
-//! are served to `ListHealth` through the peer listener.
+//! are served to `ListHealth` through the peer listener. [`HealthMonitor::health_lines`]
+//! builds `ListHealth`'s lines: the replicated state of every gateway and edge, who probes
+//! it, and the live results gathered from those probers.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -30,6 +32,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::{task::JoinHandle, time::Instant};
+use trunkline_api::v1 as proto;
 use trunkline_core::{
     health::{
         assign, BreakerPolicy, CircuitBreaker, GatewayState, HealthCommand, HealthTable,
@@ -44,6 +47,7 @@ use trunkline_store::NodeId;
 
 use crate::{
     cluster::{now_ms, Cluster},
+    convert,
     error::ClusterError,
     liveness::Liveness,
     network::{self, PeerCall},
@@ -69,6 +73,15 @@ pub struct ProbeReport {
     pub last_result: String,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
+}
+
+/// `ListHealth`'s answer: see [`HealthMonitor::health_lines`].
+#[derive(Clone, Debug)]
+pub struct HealthLines {
+    /// Gateways in name order, then edges in name order.
+    pub lines: Vec<proto::GatewayHealth>,
+    /// The probers that did not answer for their live results, each with why.
+    pub unreachable_probers: Vec<String>,
 }
 
 struct ProbeTask {
@@ -145,10 +158,6 @@ impl HealthMonitor {
                 task.handle.abort();
             }
         }
-    }
-
-    pub fn liveness(&self) -> &Arc<Liveness> {
-        &self.liveness
     }
 
     fn supervise(self: &Arc<Self>) {
@@ -332,10 +341,63 @@ impl HealthMonitor {
             .collect()
     }
 
+    /// What `ListHealth` shows of `state`: a line per gateway (only `carrier`'s when given)
+    /// and, for the whole cluster, per declared edge, each naming the node that probes it (as
+    /// this node sees the live voters) and carrying that prober's live results.
+    pub async fn health_lines(&self, state: &State, carrier: Option<&str>) -> HealthLines {
+        let routing = state.routing();
+        let table = state.health();
+        let live = self.liveness.live_voters();
+        let prober = |name: &str| assign(name, &live).unwrap_or(0);
+        let mut lines: Vec<proto::GatewayHealth> = routing
+            .gateways()
+            .filter(|gateway| carrier.is_none_or(|carrier| gateway.carrier == carrier))
+            .map(|gateway| {
+                let mut line = convert::gateway_health(
+                    gateway,
+                    table.gateway(&gateway.name),
+                    routing.is_drained(&gateway.name),
+                );
+                if gateway.enabled {
+                    line.prober_node = prober(&gateway.name);
+                }
+                line
+            })
+            .collect();
+        if carrier.is_none() {
+            for edge in state.inbound().edges() {
+                let mut line = convert::edge_health(edge, table.gateway(&edge.name));
+                if edge.enabled {
+                    line.prober_node = prober(&edge.name);
+                }
+                lines.push(line);
+            }
+        }
+        let probers: BTreeSet<NodeId> = lines
+            .iter()
+            .filter(|line| !line.probing_disabled && line.prober_node != 0)
+            .map(|line| line.prober_node)
+            .collect();
+        let (reports, unreachable_probers) = self.gather_reports(&probers).await;
+        for line in &mut lines {
+            if let Some(report) = reports.get(&line.gateway) {
+                line.last_round_trip_ms = report.last_round_trip_ms;
+                line.last_probe_ms = report.last_probe_ms;
+                line.last_result = report.last_result.clone();
+                line.consecutive_failures = report.consecutive_failures;
+                line.consecutive_successes = report.consecutive_successes;
+            }
+        }
+        HealthLines {
+            lines,
+            unreachable_probers,
+        }
+    }
+
     /// Live probe results from every prober node in `probers`: this node's from memory,
     /// others' through the peer listener. Returns the reports and the probers that did not
     /// answer, with why.
-    pub async fn gather_reports(
+    async fn gather_reports(
         &self,
         probers: &BTreeSet<NodeId>,
     ) -> (HashMap<String, ProbeReport>, Vec<String>) {

@@ -4,11 +4,11 @@
 //! Codemap: `config` (options and validation), `server` (listeners, services, shutdown),
 //! `cluster` (writes with forwarding, reads at a consistency, membership), `network` and
 //! `peer_service` (the two sides of the peer listener), `peer_check` (what a peer message may
-//! carry), `admin_service` and `route_service`
-//! (the client API), `convert` (protobuf conversions), `error` (the one mapping to gRPC
-//! status codes), `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
+//! carry), `admin` (the operators' API, a file per area) and `route_service` (the client
+//! API), `convert` (protobuf conversions), `error` (the one mapping to gRPC status codes),
+//! `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
 
-pub mod admin_service;
+pub mod admin;
 pub mod body_budget;
 pub mod cluster;
 pub mod config;

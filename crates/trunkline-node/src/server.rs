@@ -17,7 +17,7 @@ use trunkline_api::v1::{
 use trunkline_store::{Identity, Node, Store};
 
 use crate::{
-    admin_service::AdminApi,
+    admin::AdminApi,
     body_budget::BodyBudgetLayer,
     cluster::Cluster,
     config::{Config, LimitsConfig, ServiceLimits},

@@ -18,7 +18,8 @@ use support::{
     routing::{gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed},
     *,
 };
-use trunkline_client::{proto, Client, Retry};
+use tonic::Code;
+use trunkline_client::{proto, Client, ClientError, Retry};
 use trunkline_node::sip_responder::{Behaviour, SipResponder};
 
 const INTERVAL_MS: u64 = 600;
@@ -92,6 +93,13 @@ async fn routing(client: &Client, alpha_uri: &str, beta_uri: &str) -> u64 {
 }
 
 async fn route(client: &Client, call_id: &str) -> proto::RouteOutboundResponse {
+    try_route(client, call_id).await.unwrap()
+}
+
+async fn try_route(
+    client: &Client,
+    call_id: &str,
+) -> Result<proto::RouteOutboundResponse, ClientError> {
     let request = proto::RouteOutboundRequest {
         tenant: "acme".into(),
         call_id: call_id.into(),
@@ -105,7 +113,6 @@ async fn route(client: &Client, call_id: &str) -> proto::RouteOutboundResponse {
             async move { route.route_outbound(request).await }
         })
         .await
-        .unwrap()
 }
 
 fn gateways(response: &proto::RouteOutboundResponse) -> Vec<String> {
@@ -132,7 +139,17 @@ async fn wait_until_offered_everywhere(
         let mut all = true;
         for client in &clients {
             call += 1;
-            let legs = gateways(&route(client, &format!("poll-{call}")).await);
+            // A follower that has not applied the tenant yet answers NOT_FOUND: not yet.
+            let legs = match try_route(client, &format!("poll-{call}")).await {
+                Ok(response) => gateways(&response),
+                Err(error)
+                    if error.status().map(|status| status.code()) == Some(Code::NotFound) =>
+                {
+                    all = false;
+                    break;
+                }
+                Err(error) => panic!("route failed: {error}"),
+            };
             if legs.iter().any(|leg| leg == gateway) != offered {
                 all = false;
                 break;

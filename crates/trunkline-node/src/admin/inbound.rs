@@ -1,0 +1,114 @@
+//! Inbound configuration: DID, device and edge puts, tenants' default continuity plans, the
+//! configuration list and a device's live bindings. Their deletes go through `DeleteObject`
+//! (`routing`). The rules (references, put modes, no continuity loop) live in the core's
+//! `InboundConfig`.
+
+use tonic::Status;
+use trunkline_api::v1 as proto;
+use trunkline_core::{
+    inbound::{validate_aor, InboundCommand},
+    Command, Error,
+};
+
+use super::{domain, put_mode, AdminApi};
+use crate::convert;
+
+impl AdminApi {
+    pub(super) async fn put_did(
+        &self,
+        request: proto::PutDidRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let did = convert::did_from_proto(request.did).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutDid {
+            did,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn put_device(
+        &self,
+        request: proto::PutDeviceRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let device = convert::device_from_proto(request.device).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutDevice {
+            device,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn set_tenant_continuity(
+        &self,
+        request: proto::SetTenantContinuityRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let plan = convert::plan_from_proto(request.plan).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::SetTenantContinuity {
+            tenant: request.tenant,
+            plan,
+        }))
+        .await
+    }
+
+    pub(super) async fn put_edge(
+        &self,
+        request: proto::PutEdgeRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let edge = convert::edge_from_proto(request.edge).map_err(domain)?;
+        self.put(Command::Inbound(InboundCommand::PutEdge {
+            edge,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn list_inbound(
+        &self,
+        request: proto::ListInboundRequest,
+    ) -> Result<proto::ListInboundResponse, Status> {
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let inbound = applied.state.inbound();
+        let routing = applied.state.routing();
+        Ok(proto::ListInboundResponse {
+            dids: inbound.dids().map(convert::did_to_proto).collect(),
+            devices: inbound.devices().map(convert::device_to_proto).collect(),
+            edges: inbound.edges().map(convert::edge_to_proto).collect(),
+            tenant_plans: routing
+                .tenants()
+                .filter_map(|tenant| {
+                    inbound
+                        .tenant_plan(&tenant.name)
+                        .map(|plan| proto::TenantContinuity {
+                            tenant: tenant.name.clone(),
+                            plan: Some(convert::plan_to_proto(plan)),
+                        })
+                })
+                .collect(),
+            read_state: Some(read_state.into()),
+        })
+    }
+
+    pub(super) async fn list_bindings(
+        &self,
+        request: proto::ListBindingsRequest,
+    ) -> Result<proto::ListBindingsResponse, Status> {
+        validate_aor("aor", &request.aor).map_err(domain)?;
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let inbound = applied.state.inbound();
+        if inbound.device(&request.aor).is_none() {
+            return Err(domain(Error::not_found("device", request.aor)));
+        }
+        // Live at the log's time, so every node at one index gives one answer.
+        let now_ms = applied.state.time_ms();
+        Ok(proto::ListBindingsResponse {
+            bindings: inbound
+                .registrations()
+                .live(&request.aor, now_ms)
+                .into_iter()
+                .map(convert::binding_to_proto)
+                .collect(),
+            now_ms,
+            read_state: Some(read_state.into()),
+        })
+    }
+}

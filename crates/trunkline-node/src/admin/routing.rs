@@ -1,0 +1,131 @@
+//! Outbound routing configuration: tenant, carrier and gateway puts, draining a gateway,
+//! listing it all, and `DeleteObject`, which deletes an object of any kind (the inbound
+//! DIDs, devices and edges too, so every kind is deleted one way). The rules (references,
+//! put modes, what a delete must leave consistent) live in the core's `RoutingConfig`,
+//! `InboundConfig` and `State`.
+
+use tonic::Status;
+use trunkline_api::v1 as proto;
+use trunkline_core::{
+    inbound::{validate_aor, validate_number, InboundCommand},
+    routing::{ObjectKind, RoutingCommand},
+    Command, Error,
+};
+
+use super::{domain, put_mode, required, AdminApi};
+use crate::convert;
+
+impl AdminApi {
+    pub(super) async fn put_tenant(
+        &self,
+        request: proto::PutTenantRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let tenant =
+            convert::tenant_from_proto(required("tenant", request.tenant)?).map_err(domain)?;
+        self.put(Command::Routing(RoutingCommand::PutTenant {
+            tenant,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn put_carrier(
+        &self,
+        request: proto::PutCarrierRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let carrier =
+            convert::carrier_from_proto(required("carrier", request.carrier)?).map_err(domain)?;
+        self.put(Command::Routing(RoutingCommand::PutCarrier {
+            carrier,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn put_gateway(
+        &self,
+        request: proto::PutGatewayRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        let gateway =
+            convert::gateway_from_proto(required("gateway", request.gateway)?).map_err(domain)?;
+        self.put(Command::Routing(RoutingCommand::PutGateway {
+            gateway,
+            mode: put_mode(request.mode)?,
+        }))
+        .await
+    }
+
+    pub(super) async fn delete_object(
+        &self,
+        request: proto::DeleteObjectRequest,
+    ) -> Result<proto::DeleteObjectResponse, Status> {
+        let command = delete_command(request.kind, request.name)?;
+        let (_, applied_index) = self.cluster.write(command).await?;
+        Ok(proto::DeleteObjectResponse { applied_index })
+    }
+
+    pub(super) async fn list_routing(
+        &self,
+        request: proto::ListRoutingRequest,
+    ) -> Result<proto::ListRoutingResponse, Status> {
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let routing = applied.state.routing();
+        Ok(proto::ListRoutingResponse {
+            tenants: routing.tenants().map(convert::tenant_to_proto).collect(),
+            carriers: routing.carriers().map(convert::carrier_to_proto).collect(),
+            gateways: routing
+                .gateways()
+                .map(|gateway| {
+                    convert::gateway_to_proto(gateway, routing.is_drained(&gateway.name))
+                })
+                .collect(),
+            deck_rows: routing
+                .decks()
+                .map(|(carrier, deck)| (carrier.clone(), deck.len() as u64))
+                .collect(),
+            read_state: Some(read_state.into()),
+        })
+    }
+
+    pub(super) async fn drain_gateway(
+        &self,
+        request: proto::DrainGatewayRequest,
+    ) -> Result<proto::PutResponse, Status> {
+        self.put(Command::Routing(RoutingCommand::SetDrained {
+            gateway: request.gateway,
+            drained: request.drained,
+        }))
+        .await
+    }
+}
+
+/// The command that deletes the `kind` object whose key is `name`: a routing delete, or the
+/// inbound one for a DID (by number), a device (by AOR) or an edge. The key is checked here
+/// so an error names the wire's field, `name`.
+fn delete_command(kind: i32, name: String) -> Result<Command, Status> {
+    let inbound = match proto::ObjectKind::try_from(kind) {
+        Ok(proto::ObjectKind::Tenant) => return Ok(routing_delete(ObjectKind::Tenant, name)),
+        Ok(proto::ObjectKind::Carrier) => return Ok(routing_delete(ObjectKind::Carrier, name)),
+        Ok(proto::ObjectKind::Gateway) => return Ok(routing_delete(ObjectKind::Gateway, name)),
+        Ok(proto::ObjectKind::Did) => {
+            validate_number("name", &name).map_err(domain)?;
+            InboundCommand::DeleteDid { number: name }
+        }
+        Ok(proto::ObjectKind::Device) => {
+            validate_aor("name", &name).map_err(domain)?;
+            InboundCommand::DeleteDevice { aor: name }
+        }
+        Ok(proto::ObjectKind::Edge) => InboundCommand::DeleteEdge { name },
+        Ok(proto::ObjectKind::Unspecified) | Err(_) => {
+            return Err(domain(Error::invalid(
+                "kind",
+                "must be tenant, carrier, gateway, did, device or edge",
+            )))
+        }
+    };
+    Ok(Command::Inbound(inbound))
+}
+
+fn routing_delete(kind: ObjectKind, name: String) -> Command {
+    Command::Routing(RoutingCommand::Delete { kind, name })
+}
