@@ -54,23 +54,25 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             flags,
             disabled,
         } => {
-            Carrier::check_key(&key.key)?;
-            let mut carrier = proto::Carrier {
-                name: key.key,
-                disabled,
-                ..Default::default()
-            };
-            flags.apply(&mut carrier)?;
-            kinds::add::<Carrier>(context, carrier).await
+            kinds::add(context, key, |name| {
+                let mut carrier = proto::Carrier {
+                    name,
+                    disabled,
+                    ..Default::default()
+                };
+                flags.apply(&mut carrier).map(|()| carrier)
+            })
+            .await
         }
         Command::Update { key, flags } => {
-            Carrier::check_key(&key.key)?;
-            if flags.is_empty() {
-                return Err(kinds::nothing_to_change::<Carrier>());
-            }
-            kinds::read_modify_write::<Carrier>(context, &key.key, "updated", |carrier| {
-                flags.apply(carrier)
-            })
+            let empty = flags.is_empty();
+            kinds::update(
+                context,
+                key,
+                empty,
+                || Ok(()),
+                |carrier| flags.apply(carrier),
+            )
             .await
         }
         Command::Show(args) => kinds::show(context, args).await,
@@ -94,8 +96,6 @@ pub struct Carrier;
 
 impl Kind for Carrier {
     const NAME: &'static str = "carrier";
-    const WRITTEN: &'static str = "carrier";
-    const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str = "The carrier's name: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "carrier name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Carrier;

@@ -56,7 +56,7 @@ pub fn flag_for(field: &str, key: &str) -> String {
         return (*flag).to_owned();
     }
     match field {
-        "name" | "number" | "aor" => key.to_owned(),
+        "name" | "number" | "aor" | "import_id" => key.to_owned(),
         _ if field.starts_with("continuity") => "--continuity".to_owned(),
         _ => {
             let last = field.rsplit('.').next().unwrap_or(field);

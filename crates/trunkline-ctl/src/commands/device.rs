@@ -75,16 +75,17 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             disabled,
             continuity,
         } => {
-            Device::check_key(&key.key)?;
-            check::check_name("--tenant", &tenant)?;
-            let mut device = proto::Device {
-                aor: key.key,
-                tenant,
-                disabled,
-                continuity: None,
-            };
-            continuity.apply(&mut device.continuity)?;
-            kinds::add::<Device>(context, device).await
+            kinds::add(context, key, |aor| {
+                check::check_name("--tenant", &tenant)?;
+                let mut device = proto::Device {
+                    aor,
+                    tenant,
+                    disabled,
+                    continuity: None,
+                };
+                continuity.apply(&mut device.continuity).map(|()| device)
+            })
+            .await
         }
         Command::Update {
             key,
@@ -92,16 +93,15 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             enable,
             continuity,
         } => {
-            Device::check_key(&key.key)?;
-            if tenant.is_none() && enable.is_empty() && continuity.is_empty() {
-                return Err(kinds::nothing_to_change::<Device>());
-            }
-            if let Some(tenant) = &tenant {
-                check::check_name("--tenant", tenant)?;
-            }
-            continuity.check()?;
-            kinds::read_modify_write::<Device>(context, &key.key, "updated", |device| {
-                set(&mut device.tenant, tenant);
+            let empty = tenant.is_none() && enable.is_empty() && continuity.is_empty();
+            let check = || {
+                if let Some(tenant) = &tenant {
+                    check::check_name("--tenant", tenant)?;
+                }
+                continuity.check()
+            };
+            kinds::update(context, key, empty, check, |device| {
+                set(&mut device.tenant, &tenant);
                 enable.apply(&mut device.disabled);
                 continuity.apply(&mut device.continuity)
             })
@@ -165,7 +165,6 @@ pub struct Device;
 
 impl Kind for Device {
     const NAME: &'static str = "device";
-    const WRITTEN: &'static str = "device";
     const VALUE_NAME: &'static str = "AOR";
     const KEY_HELP: &'static str =
         "Its address of record: sip:user@domain, the domain in lower case.";

@@ -72,19 +72,20 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             device,
             continuity,
         } => {
-            Did::check_key(&key.key)?;
-            check::check_name("--tenant", &tenant)?;
-            if let Some(device) = &device {
-                check::check_aor("--device", device)?;
-            }
-            let mut did = proto::Did {
-                number: key.key,
-                tenant,
-                device: device.unwrap_or_default(),
-                continuity: None,
-            };
-            continuity.apply(&mut did.continuity)?;
-            kinds::add::<Did>(context, did).await
+            kinds::add(context, key, |number| {
+                check::check_name("--tenant", &tenant)?;
+                if let Some(device) = &device {
+                    check::check_aor("--device", device)?;
+                }
+                let mut did = proto::Did {
+                    number,
+                    tenant,
+                    device: device.unwrap_or_default(),
+                    continuity: None,
+                };
+                continuity.apply(&mut did.continuity).map(|()| did)
+            })
+            .await
         }
         Command::Update {
             key,
@@ -93,20 +94,19 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             no_device,
             continuity,
         } => {
-            Did::check_key(&key.key)?;
-            if tenant.is_none() && device.is_none() && !no_device && continuity.is_empty() {
-                return Err(kinds::nothing_to_change::<Did>());
-            }
-            if let Some(tenant) = &tenant {
-                check::check_name("--tenant", tenant)?;
-            }
-            if let Some(device) = &device {
-                check::check_aor("--device", device)?;
-            }
-            continuity.check()?;
-            kinds::read_modify_write::<Did>(context, &key.key, "updated", |did| {
-                set(&mut did.tenant, tenant);
-                set(&mut did.device, device);
+            let empty = tenant.is_none() && device.is_none() && !no_device && continuity.is_empty();
+            let check = || {
+                if let Some(tenant) = &tenant {
+                    check::check_name("--tenant", tenant)?;
+                }
+                if let Some(device) = &device {
+                    check::check_aor("--device", device)?;
+                }
+                continuity.check()
+            };
+            kinds::update(context, key, empty, check, |did| {
+                set(&mut did.tenant, &tenant);
+                set(&mut did.device, &device);
                 if no_device {
                     did.device.clear();
                 }

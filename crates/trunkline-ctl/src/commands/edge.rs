@@ -62,15 +62,16 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             disabled,
             probe,
         } => {
-            Edge::check_key(&key.key)?;
-            let mut edge = proto::Edge {
-                name: key.key,
-                uri,
-                disabled,
-                probe: None,
-            };
-            probe.apply(&mut edge.probe, false)?;
-            kinds::add::<Edge>(context, edge).await
+            kinds::add(context, key, |name| {
+                let mut edge = proto::Edge {
+                    name,
+                    uri,
+                    disabled,
+                    probe: None,
+                };
+                probe.apply(&mut edge.probe, false).map(|()| edge)
+            })
+            .await
         }
         Command::Update {
             key,
@@ -79,16 +80,15 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             probe_defaults,
             probe,
         } => {
-            Edge::check_key(&key.key)?;
-            if uri.is_none() && enable.is_empty() && !probe_defaults && probe.is_empty() {
-                return Err(kinds::nothing_to_change::<Edge>());
-            }
-            if let Some(uri) = &uri {
-                check_uri(uri)?;
-            }
-            probe.check()?;
-            kinds::read_modify_write::<Edge>(context, &key.key, "updated", |edge| {
-                set(&mut edge.uri, uri);
+            let empty = uri.is_none() && enable.is_empty() && !probe_defaults && probe.is_empty();
+            let check = || {
+                if let Some(uri) = &uri {
+                    check_uri(uri)?;
+                }
+                probe.check()
+            };
+            kinds::update(context, key, empty, check, |edge| {
+                set(&mut edge.uri, &uri);
                 enable.apply(&mut edge.disabled);
                 probe.apply(&mut edge.probe, probe_defaults)
             })
@@ -104,8 +104,6 @@ pub struct Edge;
 
 impl Kind for Edge {
     const NAME: &'static str = "edge";
-    const WRITTEN: &'static str = "edge";
-    const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str = "The edge's name as it reports registrations, unique across \
                                     edges and gateways: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "edge name";

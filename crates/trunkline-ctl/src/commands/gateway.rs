@@ -89,25 +89,27 @@ pub struct AddArgs {
 }
 
 async fn add(args: AddArgs, context: &Context) -> Result<(), Failure> {
-    Gateway::check_key(&args.key.key)?;
-    check::check_name("--carrier", &args.carrier)?;
-    let max_concurrent_calls = match args.max_calls {
-        Some(max_calls) => check_max_calls(max_calls, "leave it out for no limit")?,
-        None => 0,
-    };
-    let mut gateway = proto::Gateway {
-        name: args.key.key,
-        carrier: args.carrier,
-        uri: args.uri,
-        priority: args.priority,
-        weight: args.weight,
-        max_concurrent_calls,
-        disabled: args.disabled,
-        drained: false,
-        probe: None,
-    };
-    args.probe.apply(&mut gateway.probe, false)?;
-    kinds::add::<Gateway>(context, gateway).await
+    kinds::add(context, args.key, |name| {
+        check::check_name("--carrier", &args.carrier)?;
+        let max_concurrent_calls = match args.max_calls {
+            Some(max_calls) => check_max_calls(max_calls, "leave it out for no limit")?,
+            None => 0,
+        };
+        let mut gateway = proto::Gateway {
+            name,
+            carrier: args.carrier,
+            uri: args.uri,
+            priority: args.priority,
+            weight: args.weight,
+            max_concurrent_calls,
+            disabled: args.disabled,
+            drained: false,
+            probe: None,
+        };
+        args.probe.apply(&mut gateway.probe, false)?;
+        Ok(gateway)
+    })
+    .await
 }
 
 #[derive(clap::Args)]
@@ -143,8 +145,7 @@ pub struct UpdateArgs {
 }
 
 async fn update(args: UpdateArgs, context: &Context) -> Result<(), Failure> {
-    Gateway::check_key(&args.key.key)?;
-    if args.carrier.is_none()
+    let empty = args.carrier.is_none()
         && args.uri.is_none()
         && args.priority.is_none()
         && args.weight.is_none()
@@ -152,26 +153,25 @@ async fn update(args: UpdateArgs, context: &Context) -> Result<(), Failure> {
         && !args.no_max_calls
         && args.enable.is_empty()
         && !args.probe_defaults
-        && args.probe.is_empty()
-    {
-        return Err(kinds::nothing_to_change::<Gateway>());
-    }
-    if let Some(carrier) = &args.carrier {
-        check::check_name("--carrier", carrier)?;
-    }
-    if let Some(max_calls) = args.max_calls {
-        check_max_calls(max_calls, "use --no-max-calls for no limit")?;
-    }
-    if let Some(uri) = &args.uri {
-        check_uri(uri)?;
-    }
-    args.probe.check()?;
-    kinds::read_modify_write::<Gateway>(context, &args.key.key, "updated", |gateway| {
-        set(&mut gateway.carrier, args.carrier);
-        set(&mut gateway.uri, args.uri);
-        set(&mut gateway.priority, args.priority);
-        set(&mut gateway.weight, args.weight);
-        set(&mut gateway.max_concurrent_calls, args.max_calls);
+        && args.probe.is_empty();
+    let check = || {
+        if let Some(carrier) = &args.carrier {
+            check::check_name("--carrier", carrier)?;
+        }
+        if let Some(max_calls) = args.max_calls {
+            check_max_calls(max_calls, "use --no-max-calls for no limit")?;
+        }
+        if let Some(uri) = &args.uri {
+            check_uri(uri)?;
+        }
+        args.probe.check()
+    };
+    kinds::update(context, args.key, empty, check, |gateway| {
+        set(&mut gateway.carrier, &args.carrier);
+        set(&mut gateway.uri, &args.uri);
+        set(&mut gateway.priority, &args.priority);
+        set(&mut gateway.weight, &args.weight);
+        set(&mut gateway.max_concurrent_calls, &args.max_calls);
         if args.no_max_calls {
             gateway.max_concurrent_calls = 0;
         }
@@ -182,9 +182,9 @@ async fn update(args: UpdateArgs, context: &Context) -> Result<(), Failure> {
 }
 
 /// Sets `field` to `value` when one is given.
-pub fn set<T>(field: &mut T, value: Option<T>) {
+pub fn set<T: Clone>(field: &mut T, value: &Option<T>) {
     if let Some(value) = value {
-        *field = value;
+        *field = value.clone();
     }
 }
 
@@ -229,8 +229,6 @@ pub struct Gateway;
 
 impl Kind for Gateway {
     const NAME: &'static str = "gateway";
-    const WRITTEN: &'static str = "gateway";
-    const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str =
         "The gateway's name, unique across carriers: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "gateway name";

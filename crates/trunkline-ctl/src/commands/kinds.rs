@@ -69,9 +69,9 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// How commands and messages name it: `trunkctl tenant ...`, `tenant "acme" not found`.
     const NAME: &'static str;
     /// How the line a write prints names it (`DID "+1..." created`), capitalised there.
-    const WRITTEN: &'static str;
+    const WRITTEN: &'static str = Self::NAME;
     /// Its key argument in usage lines (`NAME`, `NUMBER`, `AOR`) and what it is.
-    const VALUE_NAME: &'static str;
+    const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str;
     /// How failures name the key argument (`tenant name`, `NUMBER`).
     const KEY: &'static str;
@@ -206,8 +206,15 @@ pub async fn remove<K: Kind>(context: &Context, key: Key<K>) -> Result<(), Failu
     print_written(context, K::WRITTEN, &key, "removed", applied_index)
 }
 
-/// Creates `item`; an object of its key that exists already is refused (exit code 3).
-pub async fn add<K: Kind>(context: &Context, item: K::Wire) -> Result<(), Failure> {
+/// `add KEY [flags]`: checks the key, lets `build` make the object from it, checks that and
+/// creates it; an object of its key that exists already is refused (exit code 3).
+pub async fn add<K: Kind>(
+    context: &Context,
+    key: Key<K>,
+    build: impl FnOnce(String) -> Result<K::Wire, Failure>,
+) -> Result<(), Failure> {
+    K::check_key(&key.key)?;
+    let item = build(key.key)?;
     K::check(&item)?;
     let key = K::key(&item).to_owned();
     let applied_index = K::put(context, item, proto::PutMode::Create)
@@ -225,12 +232,25 @@ pub async fn add<K: Kind>(context: &Context, item: K::Wire) -> Result<(), Failur
     print_written(context, K::WRITTEN, &key, "created", applied_index)
 }
 
-/// The usage failure of an `update` given no flag.
-pub fn nothing_to_change<K: Kind>() -> Failure {
-    Failure::Usage(format!(
-        "nothing to change: give at least one flag (see `trunkctl {} update --help`)",
-        K::NAME
-    ))
+/// `update KEY [flags]`: checks the key, refuses an update without a flag (`empty`), checks
+/// the flags given on their own (`check`) before anything is read, then lets `change` alter
+/// the object in a [`read_modify_write`].
+pub async fn update<K: Kind>(
+    context: &Context,
+    key: Key<K>,
+    empty: bool,
+    check: impl FnOnce() -> Result<(), Failure>,
+    change: impl FnOnce(&mut K::Wire) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    K::check_key(&key.key)?;
+    if empty {
+        return Err(Failure::Usage(format!(
+            "nothing to change: give at least one flag (see `trunkctl {} update --help`)",
+            K::NAME
+        )));
+    }
+    check()?;
+    read_modify_write::<K>(context, &key.key, "updated", change).await
 }
 
 /// Reads the object as of every committed write, lets `change` alter it, checks it and

@@ -41,24 +41,19 @@ pub enum Command {
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
         Command::Add { key, flags } => {
-            Tenant::check_key(&key.key)?;
-            let mut tenant = proto::Tenant {
-                name: key.key,
-                strategy: proto::Strategy::LeastCost.into(),
-                ..Default::default()
-            };
-            flags.apply(&mut tenant)?;
-            kinds::add::<Tenant>(context, tenant).await
-        }
-        Command::Update { key, flags } => {
-            Tenant::check_key(&key.key)?;
-            if flags.is_empty() {
-                return Err(kinds::nothing_to_change::<Tenant>());
-            }
-            kinds::read_modify_write::<Tenant>(context, &key.key, "updated", |tenant| {
-                flags.apply(tenant)
+            kinds::add(context, key, |name| {
+                let mut tenant = proto::Tenant {
+                    name,
+                    strategy: proto::Strategy::LeastCost.into(),
+                    ..Default::default()
+                };
+                flags.apply(&mut tenant).map(|()| tenant)
             })
             .await
+        }
+        Command::Update { key, flags } => {
+            let empty = flags.is_empty();
+            kinds::update(context, key, empty, || Ok(()), |tenant| flags.apply(tenant)).await
         }
         Command::Show(args) => kinds::show(context, args).await,
         Command::List(args) => kinds::list::<Tenant>(context, args.read, |_| true).await,
@@ -70,8 +65,6 @@ pub struct Tenant;
 
 impl Kind for Tenant {
     const NAME: &'static str = "tenant";
-    const WRITTEN: &'static str = "tenant";
-    const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str = "The tenant's name: letters, digits, '-', '_' or '.'.";
     const KEY: &'static str = "tenant name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Tenant;

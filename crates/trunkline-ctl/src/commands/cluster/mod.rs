@@ -1,62 +1,186 @@
 //! `trunkctl cluster ...`: membership and status.
 
-mod init;
-mod join;
-mod members;
-mod promote;
-mod remove;
 mod status;
 
-use crate::context::{Context, Failure};
+use serde::Serialize;
+use trunkline_client::{proto, Retry};
+
+use crate::{
+    commands::view,
+    context::{require_node_id, Context, Failure},
+    output,
+};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Make the node at the first endpoint the first member of a new cluster (once).
-    Init(init::Args),
+    Init,
     /// Add a running, empty node as a learner (replicates and serves reads, no vote).
-    Join(join::Args),
+    Join {
+        /// The new node's id (its `node_id` setting).
+        #[arg(long)]
+        node_id: u64,
+        /// Where the members reach its peer listener (host:port).
+        #[arg(long)]
+        peer_addr: String,
+        /// Where clients reach its API listener (host:port).
+        #[arg(long)]
+        api_addr: String,
+    },
     /// Make a learner a voter.
-    Promote(promote::Args),
+    Promote {
+        /// The learner's node id.
+        node_id: u64,
+    },
     /// Remove a voter or learner.
-    Remove(remove::Args),
+    Remove {
+        /// The member's node id.
+        node_id: u64,
+    },
     /// Leader, term, indexes and replication lag.
-    Status(status::Args),
+    Status,
     /// Members with their roles and addresses.
-    Members(members::Args),
+    Members,
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
-        Command::Init(args) => init::exec(args, context).await,
-        Command::Join(args) => join::exec(args, context).await,
-        Command::Promote(args) => promote::exec(args, context).await,
-        Command::Remove(args) => remove::exec(args, context).await,
-        Command::Status(args) => status::exec(args, context).await,
-        Command::Members(args) => members::exec(args, context).await,
+        Command::Init => init(context).await,
+        Command::Join {
+            node_id,
+            peer_addr,
+            api_addr,
+        } => {
+            let node_id = require_node_id(node_id)?;
+            for (flag, value) in [("--peer-addr", &peer_addr), ("--api-addr", &api_addr)] {
+                if !trunkline_api::is_host_port(value) {
+                    return Err(Failure::Usage(format!("{flag} {value:?} is not host:port")));
+                }
+            }
+            let request = proto::JoinClusterRequest {
+                node_id,
+                peer_addr,
+                api_addr,
+            };
+            let response = context
+                .client
+                .admin(Retry::NotSent, |mut admin| {
+                    let request = request.clone();
+                    async move { admin.join_cluster(request).await }
+                })
+                .await?;
+            print_membership(
+                context,
+                response,
+                format!(
+                    "Node {node_id} joined as a learner; promote it with `trunkctl cluster \
+                     promote {node_id}`"
+                ),
+            )
+        }
+        Command::Promote { node_id } => {
+            let node_id = require_node_id(node_id)?;
+            let response = context
+                .client
+                .admin(Retry::NotSent, |mut admin| async move {
+                    let request = proto::PromoteMemberRequest { node_id };
+                    admin.promote_member(request).await
+                })
+                .await?;
+            print_membership(context, response, format!("Node {node_id} is now a voter"))
+        }
+        Command::Remove { node_id } => {
+            let node_id = require_node_id(node_id)?;
+            let response = context
+                .client
+                .admin(Retry::NotSent, |mut admin| async move {
+                    let request = proto::RemoveMemberRequest { node_id };
+                    admin.remove_member(request).await
+                })
+                .await?;
+            print_membership(
+                context,
+                response,
+                format!(
+                    "Node {node_id} was removed; stop it and clear its data folder before \
+                     reusing it"
+                ),
+            )
+        }
+        Command::Status => status::exec(context).await,
+        Command::Members => {
+            let response = context
+                .client
+                .admin(Retry::Idempotent, |mut admin| async move {
+                    admin.list_members(proto::ListMembersRequest {}).await
+                })
+                .await?;
+            let members = view::members(&response.members);
+            output::emit(context.format, &members, |members| {
+                if members.is_empty() {
+                    "No members: the cluster is not initialised (run `trunkctl cluster init`)."
+                        .to_owned()
+                } else {
+                    view::members_table(members)
+                }
+            })
+        }
     }
 }
 
+/// `cluster init`: makes one node the first voter of a new cluster.
+async fn init(context: &Context) -> Result<(), Failure> {
+    if context.client.endpoints().len() != 1 {
+        return Err(Failure::Usage(
+            "cluster init initialises exactly one node: give exactly one --endpoints address"
+                .into(),
+        ));
+    }
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin.init_cluster(proto::InitClusterRequest {}).await
+        })
+        .await?;
+    #[derive(Serialize)]
+    struct Initialized {
+        node_id: u64,
+        cluster_name: String,
+    }
+    let initialized = Initialized {
+        node_id: response.node_id,
+        cluster_name: response.cluster_name,
+    };
+    output::emit(context.format, &initialized, |initialized| {
+        format!(
+            "Initialised cluster {:?} with node {} as its first voter.\nAdd nodes with \
+             `trunkctl cluster join --node-id N --peer-addr HOST:PORT --api-addr HOST:PORT`.",
+            initialized.cluster_name, initialized.node_id
+        )
+    })
+}
+
 /// The answer to a membership change, as printed.
-#[derive(serde::Serialize)]
+#[derive(Serialize)]
 struct MembershipChange {
     log_index: u64,
-    members: Vec<super::view::Member>,
+    members: Vec<view::Member>,
 }
 
 fn print_membership(
     context: &Context,
-    response: trunkline_client::proto::MembershipResponse,
+    response: proto::MembershipResponse,
     done: String,
 ) -> Result<(), Failure> {
     let change = MembershipChange {
         log_index: response.log_index,
-        members: super::view::members(&response.members),
+        members: view::members(&response.members),
     };
-    crate::output::emit(context.format, &change, |change| {
+    output::emit(context.format, &change, |change| {
         format!(
             "{done} (log index {})\n\n{}",
             change.log_index,
-            super::view::members_table(&change.members)
+            view::members_table(&change.members)
         )
     })
 }

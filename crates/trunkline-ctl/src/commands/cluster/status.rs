@@ -12,9 +12,6 @@ use crate::{
     output,
 };
 
-#[derive(clap::Args)]
-pub struct Args {}
-
 #[derive(Serialize)]
 struct NodeStatus {
     endpoint: String,
@@ -44,7 +41,7 @@ struct FollowerLag {
     lag_entries: u64,
 }
 
-pub async fn exec(_args: Args, context: &Context) -> Result<(), Failure> {
+pub async fn exec(context: &Context) -> Result<(), Failure> {
     let mut statuses = Vec::new();
     for endpoint in context.client.endpoints() {
         let client =

@@ -1,13 +1,23 @@
 //! `trunkctl health ...`: every gateway's and edge's health as the cluster sees it, and the
 //! cluster's health policy (probes, circuit breaker, flapping limit).
 //!
-//! `trunkctl health` alone lists the gateways and edges; `trunkctl health policy show|set` reads and
-//! changes the policy.
+//! `trunkctl health [--carrier C]` lists one line per gateway and per declared edge proxy (its
+//! CARRIER `(edge)`): up or down (and drained or disabled), since when and why, and the live
+//! result of its prober. The state, its reason and the operator states are replicated, the
+//! same on every node; the round trip and last result come live from whichever node probes
+//! the gateway. When that node can't be asked they show as `-`, and a note on standard error
+//! says which node. `trunkctl health policy show|set` reads and changes the policy.
 
-mod list;
-mod policy;
+mod set;
 
-use crate::context::{Context, Failure};
+use serde::Serialize;
+use trunkline_client::{proto, Retry};
+
+use crate::{
+    commands::{check, config::ReadFlags, kinds, view},
+    context::{Context, Failure},
+    duration, output,
+};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -15,20 +25,100 @@ use crate::context::{Context, Failure};
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Only this carrier's gateways (no edges: they have no carrier).
+    #[arg(long)]
+    carrier: Option<String>,
     #[command(flatten)]
-    list: list::Args,
+    read: ReadFlags,
 }
 
 #[derive(clap::Subcommand)]
 enum Command {
     /// The cluster's health policy: probes, circuit breaker, flapping limit.
     #[command(subcommand)]
-    Policy(policy::Command),
+    Policy(PolicyCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum PolicyCommand {
+    /// Every setting of the policy, with what it means, named as `health policy set` takes
+    /// them.
+    Show {
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    /// Change the given settings; the others keep their values.
+    Set(set::Args),
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     match args.command {
-        Some(Command::Policy(command)) => policy::exec(command, context).await,
-        None => list::exec(args.list, context).await,
+        Some(Command::Policy(PolicyCommand::Show { read })) => show_policy(context, read).await,
+        Some(Command::Policy(PolicyCommand::Set(args))) => set::exec(args, context).await,
+        None => list(context, args.carrier, args.read).await,
     }
+}
+
+async fn list(context: &Context, carrier: Option<String>, read: ReadFlags) -> Result<(), Failure> {
+    if let Some(carrier) = &carrier {
+        check::check_name("--carrier", carrier)?;
+    }
+    let request = proto::ListHealthRequest {
+        consistency: Some(read.into()),
+        carrier: carrier.clone().unwrap_or_default(),
+    };
+    let response = context
+        .client
+        .admin(Retry::Idempotent, |mut admin| {
+            let request = request.clone();
+            async move { admin.list_health(request).await }
+        })
+        .await
+        .map_err(|error| match &carrier {
+            Some(carrier) => kinds::or_not_found("carrier", carrier)(error),
+            None => Failure::from(error),
+        })?;
+    let list = view::HealthList {
+        gateways: response
+            .gateways
+            .iter()
+            .map(view::GatewayHealth::from)
+            .collect(),
+        read_state: response.read_state.as_ref().into(),
+        unreachable_probers: response.unreachable_probers,
+    };
+    let now_ms = duration::now_unix_ms();
+    output::emit(context.format, &list, |list| {
+        view::health_table(list, now_ms)
+    })?;
+    for prober in &list.unreachable_probers {
+        output::note(&format!(
+            "live probe results (RTT, LAST) are missing for the gateways and edges of {prober}"
+        ));
+    }
+    Ok(())
+}
+
+async fn show_policy(context: &Context, read: ReadFlags) -> Result<(), Failure> {
+    let request = proto::GetHealthPolicyRequest {
+        consistency: Some(read.into()),
+    };
+    let response = context
+        .client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.get_health_policy(request).await
+        })
+        .await?;
+    #[derive(Serialize)]
+    struct Shown {
+        policy: view::HealthPolicy,
+        read_state: view::ReadState,
+    }
+    let shown = Shown {
+        policy: view::HealthPolicy::from(&response.policy.unwrap_or_default()),
+        read_state: response.read_state.as_ref().into(),
+    };
+    output::emit(context.format, &shown, |shown| {
+        view::health_policy_table(&shown.policy)
+    })
 }

@@ -3,12 +3,21 @@
 //! The file format is the one `trunkline_core::routing::RateCsvReader` reads and
 //! `RateCsvWriter` writes, so `rates export` output imports again unchanged.
 
-mod abort;
 mod export;
 mod import;
-mod imports;
 
-use crate::context::{Context, Failure};
+use serde::Serialize;
+use trunkline_client::{proto, Retry};
+use trunkline_core::{
+    routing::{format_unix_ms, RoutingCommand},
+    Error, FieldError,
+};
+
+use crate::{
+    commands::{check, config::ReadFlags},
+    context::{Context, Failure},
+    duration, output,
+};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -17,16 +26,128 @@ pub enum Command {
     /// Write a carrier's deck as CSV.
     Export(export::Args),
     /// List the imports staged now (id, carrier, rows, idle time).
-    Imports(imports::Args),
+    ///
+    /// Times are the log's; an import idle for a minute may be evicted by a new import when
+    /// all staging slots are taken. Owner tokens are never shown.
+    Imports {
+        #[command(flatten)]
+        read: ReadFlags,
+    },
     /// Drop a staged import now, with the owner token `rates import` printed.
-    Abort(abort::Args),
+    ///
+    /// An import nobody aborts still frees its slot: a new import may evict it once it has
+    /// been idle for a minute, and it expires after 30 minutes.
+    Abort {
+        /// The import id `rates import` printed (`rates imports` lists them).
+        import: String,
+        /// The import's owner token, printed by `rates import` beside the id.
+        #[arg(long)]
+        owner: String,
+    },
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
         Command::Import(args) => import::exec(args, context).await,
         Command::Export(args) => export::exec(args, context).await,
-        Command::Imports(args) => imports::exec(args, context).await,
-        Command::Abort(args) => abort::exec(args, context).await,
+        Command::Imports { read } => imports(context, read).await,
+        Command::Abort { import, owner } => abort(context, import, owner).await,
     }
+}
+
+/// `rates imports`: the imports staged now, with how long each has been idle.
+async fn imports(context: &Context, read: ReadFlags) -> Result<(), Failure> {
+    let request = proto::ListImportsRequest {
+        consistency: Some(read.into()),
+    };
+    let response = context
+        .client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_imports(request).await
+        })
+        .await?;
+    #[derive(Serialize)]
+    struct Import {
+        import_id: String,
+        carrier: String,
+        staged_rows: u64,
+        started_ms: u64,
+        last_chunk_ms: u64,
+        idle_ms: u64,
+    }
+    let imports: Vec<Import> = response
+        .imports
+        .into_iter()
+        .map(|import| Import {
+            import_id: import.import_id,
+            carrier: import.carrier,
+            staged_rows: import.staged_rows,
+            started_ms: import.started_ms,
+            last_chunk_ms: import.last_chunk_ms,
+            idle_ms: import.idle_ms,
+        })
+        .collect();
+    output::emit(context.format, &imports, |imports| {
+        if imports.is_empty() {
+            return "No imports are staged.".to_owned();
+        }
+        let rows: Vec<Vec<String>> = imports
+            .iter()
+            .map(|import| {
+                vec![
+                    import.import_id.clone(),
+                    import.carrier.clone(),
+                    import.staged_rows.to_string(),
+                    format_unix_ms(import.started_ms),
+                    format_unix_ms(import.last_chunk_ms),
+                    duration::format_age(import.idle_ms),
+                ]
+            })
+            .collect();
+        output::table(
+            &["IMPORT", "CARRIER", "ROWS", "STARTED", "LAST CHUNK", "IDLE"],
+            &rows,
+        )
+    })
+}
+
+/// `rates abort IMPORT --owner TOKEN`: drops a staged import now and frees its slot. Only the
+/// client that started an import holds its owner token; `rates import` prints both on
+/// standard error when it starts, so an operator can abort an import whose client hung.
+async fn abort(context: &Context, import_id: String, owner: String) -> Result<(), Failure> {
+    let command = RoutingCommand::AbortRates {
+        import_id: import_id.clone(),
+        owner: owner.clone(),
+    };
+    command.validate().map_err(|error| match error {
+        Error::InvalidField { field, reason } => {
+            check::field_failure("IMPORT", "")(FieldError::new(field, reason))
+        }
+        other => Failure::Usage(other.to_string()),
+    })?;
+    let request = proto::AbortRatesRequest { import_id, owner };
+    let response = context
+        .client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.abort_rates(request).await }
+        })
+        .await?;
+    #[derive(Serialize)]
+    struct Aborted {
+        import_id: String,
+        staged_rows: u64,
+        applied_index: u64,
+    }
+    let aborted = Aborted {
+        import_id: request.import_id,
+        staged_rows: response.staged_rows,
+        applied_index: response.applied_index,
+    };
+    output::emit(context.format, &aborted, |aborted| {
+        format!(
+            "Aborted import {} ({} staged rows dropped; log index {})",
+            aborted.import_id, aborted.staged_rows, aborted.applied_index
+        )
+    })
 }
