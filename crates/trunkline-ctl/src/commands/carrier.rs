@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::carrier_from_proto;
-use trunkline_client::{proto, ClientError};
+use trunkline_client::proto;
 
 use crate::{
     commands::{
@@ -203,20 +203,7 @@ impl Kind for Carrier {
         check::converts(carrier, carrier_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        carrier: proto::Carrier,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutCarrierRequest {
-            carrier: Some(carrier),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_carrier(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutCarrierRequest, carrier, put_carrier);
 }
 
 /// The settings `add` and `update` take; each is optional. Lists are comma separated, and

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::device_from_proto;
-use trunkline_client::{proto, ClientError, Retry};
+use trunkline_client::{proto, Retry};
 
 use crate::{
     commands::{
@@ -256,20 +256,7 @@ impl Kind for Device {
         check::converts(&Some(device.clone()), device_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        device: proto::Device,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutDeviceRequest {
-            device: Some(device),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_device(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutDeviceRequest, device, put_device);
 }
 
 #[derive(Serialize)]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::did_from_proto;
-use trunkline_client::{proto, ClientError};
+use trunkline_client::proto;
 
 use crate::{
     commands::{
@@ -226,20 +226,7 @@ impl Kind for Did {
         check::converts(&Some(did.clone()), did_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        did: proto::Did,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutDidRequest {
-            did: Some(did),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_did(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutDidRequest, did, put_did);
 }
 
 #[derive(Serialize)]

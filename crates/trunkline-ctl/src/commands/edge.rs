@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::edge_from_proto;
-use trunkline_client::{proto, ClientError};
+use trunkline_client::proto;
 
 use crate::{
     commands::{
@@ -163,20 +163,7 @@ impl Kind for Edge {
         check::converts(&Some(edge.clone()), edge_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        edge: proto::Edge,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutEdgeRequest {
-            edge: Some(edge),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_edge(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutEdgeRequest, edge, put_edge);
 }
 
 /// A declared edge proxy.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::{gateway_from_proto, probe_overrides_from_proto};
-use trunkline_client::{proto, ClientError, Retry};
+use trunkline_client::{proto, Retry};
 
 use crate::{
     commands::{
@@ -307,20 +307,7 @@ impl Kind for Gateway {
         check::converts(gateway, gateway_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        gateway: proto::Gateway,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutGatewayRequest {
-            gateway: Some(gateway),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_gateway(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutGatewayRequest, gateway, put_gateway);
 }
 
 #[derive(Serialize)]

@@ -315,6 +315,29 @@ pub fn print_written(
 /// A client of the admin service, as a put is called with.
 pub type Admin = proto::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
 
+/// A kind's [`Kind::put`]: its request is `$request { $field: Some(item), mode }`, sent with
+/// `AdminService.$rpc`. Every put answers a [`proto::PutResponse`], so only these three names
+/// differ from kind to kind.
+macro_rules! put_rpc {
+    ($request:ident, $field:ident, $rpc:ident) => {
+        async fn put(
+            context: &$crate::context::Context,
+            item: Self::Wire,
+            mode: trunkline_client::proto::PutMode,
+        ) -> Result<u64, trunkline_client::ClientError> {
+            let request = trunkline_client::proto::$request {
+                $field: Some(item),
+                mode: mode.into(),
+            };
+            $crate::commands::kinds::put_with(context, request, |mut admin, request| async move {
+                admin.$rpc(request).await
+            })
+            .await
+        }
+    };
+}
+pub(crate) use put_rpc;
+
 /// Calls a put RPC that answers with a [`proto::PutResponse`].
 pub async fn put_with<R, F, Fut>(context: &Context, request: R, call: F) -> Result<u64, ClientError>
 where

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use trunkline_api::convert::tenant_from_proto;
-use trunkline_client::{proto, ClientError};
+use trunkline_client::proto;
 
 use crate::{
     commands::{
@@ -154,20 +154,7 @@ impl Kind for Tenant {
         check::converts(tenant, tenant_from_proto, Self::KEY).map(drop)
     }
 
-    async fn put(
-        context: &Context,
-        tenant: proto::Tenant,
-        mode: proto::PutMode,
-    ) -> Result<u64, ClientError> {
-        let request = proto::PutTenantRequest {
-            tenant: Some(tenant),
-            mode: mode.into(),
-        };
-        kinds::put_with(context, request, |mut admin, request| async move {
-            admin.put_tenant(request).await
-        })
-        .await
-    }
+    kinds::put_rpc!(PutTenantRequest, tenant, put_tenant);
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
