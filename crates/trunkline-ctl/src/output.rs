@@ -64,6 +64,19 @@ fn to_stderr(kind: &str, message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "trunkctl: {kind}: {message}");
 }
 
+/// A cell of a table: how one column shows an item.
+pub type Cell<'a, T> = &'a dyn Fn(&T) -> String;
+
+/// An aligned table of `items`, one column per `(header, cell)`.
+pub fn columns<T>(items: &[T], columns: &[(&str, Cell<'_, T>)]) -> String {
+    let headers: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| columns.iter().map(|(_, cell)| cell(item)).collect())
+        .collect();
+    table(&headers, &rows)
+}
+
 /// An aligned table: a header row, then one row per item.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();

@@ -128,29 +128,20 @@ impl Kind for Carrier {
     }
 
     fn table(carriers: &[CarrierView]) -> String {
-        let rows: Vec<Vec<String>> = carriers
-            .iter()
-            .map(|carrier| {
-                vec![
-                    carrier.name.clone(),
-                    enabled_word(carrier.enabled),
-                    cell_list(&carrier.capabilities, "-"),
-                    carrier.translation_summary(),
-                    cell_list(&carrier.final_codes, "-"),
-                    carrier.deck_rows.to_string(),
-                ]
-            })
-            .collect();
-        output::table(
+        output::columns(
+            carriers,
             &[
-                "CARRIER",
-                "STATE",
-                "CAPABILITIES",
-                "TRANSLATION",
-                "FINAL CODES",
-                "DECK ROWS",
+                ("CARRIER", &|carrier| carrier.name.clone()),
+                ("STATE", &|carrier| enabled_word(carrier.enabled)),
+                ("CAPABILITIES", &|carrier| {
+                    cell_list(&carrier.capabilities, "-")
+                }),
+                ("TRANSLATION", &CarrierView::translation_summary),
+                ("FINAL CODES", &|carrier| {
+                    cell_list(&carrier.final_codes, "-")
+                }),
+                ("DECK ROWS", &|carrier| carrier.deck_rows.to_string()),
             ],
-            &rows,
         )
     }
 

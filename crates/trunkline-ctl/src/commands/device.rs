@@ -13,7 +13,7 @@ use crate::{
         did::list_of_tenant,
         gateway::{set, EnableFlags},
         kinds::{self, Key, Kind, ShowArgs},
-        view::{cell_list, details_table, enabled_word, ReadState},
+        view::{cell, cell_list, details_table, enabled_word, ReadState},
     },
     context::{Context, Failure},
     duration, output,
@@ -196,18 +196,17 @@ impl Kind for Device {
     }
 
     fn table(devices: &[DeviceView]) -> String {
-        let rows: Vec<Vec<String>> = devices
-            .iter()
-            .map(|device| {
-                vec![
-                    device.aor.clone(),
-                    device.tenant.clone(),
-                    enabled_word(device.enabled),
-                    continuity_cell(device.continuity.as_ref()),
-                ]
-            })
-            .collect();
-        output::table(&["DEVICE", "TENANT", "STATE", "CONTINUITY"], &rows)
+        output::columns(
+            devices,
+            &[
+                ("DEVICE", &|device| device.aor.clone()),
+                ("TENANT", &|device| device.tenant.clone()),
+                ("STATE", &|device| enabled_word(device.enabled)),
+                ("CONTINUITY", &|device| {
+                    continuity_cell(device.continuity.as_ref())
+                }),
+            ],
+        )
     }
 
     fn details(device: &DeviceView) -> String {
@@ -323,39 +322,26 @@ impl Bindings {
 /// EXPIRES reads "in 3m12s" and REFRESHED "12s ago", both against the node's log time.
 fn bindings_table(bindings: &Bindings) -> String {
     let now_ms = bindings.now_ms;
-    let rows: Vec<Vec<String>> = bindings
-        .bindings
-        .iter()
-        .map(|binding| {
-            vec![
-                binding.edge.clone(),
-                binding.contact.clone(),
-                if binding.expires_at_ms > now_ms {
-                    format!(
-                        "in {}",
-                        duration::format_age(binding.expires_at_ms - now_ms)
-                    )
-                } else {
-                    "expired".to_owned()
-                },
-                format!(
-                    "{} ago",
-                    duration::format_age(now_ms.saturating_sub(binding.refreshed_at_ms))
-                ),
-                cell_list(&binding.path, "-"),
-                binding.received.clone().unwrap_or_else(|| "-".to_owned()),
-            ]
-        })
-        .collect();
-    output::table(
+    output::columns(
+        &bindings.bindings,
         &[
-            "EDGE",
-            "CONTACT",
-            "EXPIRES",
-            "REFRESHED",
-            "PATH",
-            "RECEIVED",
+            ("EDGE", &|binding| binding.edge.clone()),
+            ("CONTACT", &|binding| binding.contact.clone()),
+            (
+                "EXPIRES",
+                &|binding| match binding.expires_at_ms.checked_sub(now_ms) {
+                    Some(left_ms) if left_ms > 0 => format!("in {}", duration::format_age(left_ms)),
+                    _ => "expired".to_owned(),
+                },
+            ),
+            ("REFRESHED", &|binding| {
+                let age_ms = now_ms.saturating_sub(binding.refreshed_at_ms);
+                format!("{} ago", duration::format_age(age_ms))
+            }),
+            ("PATH", &|binding| cell_list(&binding.path, "-")),
+            ("RECEIVED", &|binding| {
+                cell(binding.received.as_deref().unwrap_or(""))
+            }),
         ],
-        &rows,
     )
 }

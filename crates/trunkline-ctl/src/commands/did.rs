@@ -12,7 +12,7 @@ use crate::{
         continuity::{continuity_cell, continuity_rows, ContinuityFlags, ContinuityPlan},
         gateway::set,
         kinds::{self, Key, Kind, ShowArgs},
-        view::details_table,
+        view::{cell, details_table},
     },
     context::{Context, Failure},
     output,
@@ -190,18 +190,17 @@ impl Kind for Did {
     }
 
     fn table(dids: &[DidView]) -> String {
-        let rows: Vec<Vec<String>> = dids
-            .iter()
-            .map(|did| {
-                vec![
-                    did.number.clone(),
-                    did.tenant.clone(),
-                    did.device.clone().unwrap_or_else(|| "-".to_owned()),
-                    continuity_cell(did.continuity.as_ref()),
-                ]
-            })
-            .collect();
-        output::table(&["DID", "TENANT", "DEVICE", "CONTINUITY"], &rows)
+        output::columns(
+            dids,
+            &[
+                ("DID", &|did| did.number.clone()),
+                ("TENANT", &|did| did.tenant.clone()),
+                ("DEVICE", &|did| cell(did.device.as_deref().unwrap_or(""))),
+                ("CONTINUITY", &|did| {
+                    continuity_cell(did.continuity.as_ref())
+                }),
+            ],
+        )
     }
 
     fn details(did: &DidView) -> String {

@@ -130,23 +130,22 @@ impl Kind for Edge {
     }
 
     fn table(edges: &[EdgeView]) -> String {
-        let rows: Vec<Vec<String>> = edges
-            .iter()
-            .map(|edge| {
-                let probe = match &edge.probe {
-                    None => "on",
-                    Some(probe) if probe.disabled => "off",
-                    Some(_) => "on (overrides)",
-                };
-                vec![
-                    edge.name.clone(),
-                    edge.uri.clone(),
-                    enabled_word(edge.enabled),
-                    probe.to_owned(),
-                ]
-            })
-            .collect();
-        output::table(&["EDGE", "URI", "STATE", "PROBE"], &rows)
+        output::columns(
+            edges,
+            &[
+                ("EDGE", &|edge| edge.name.clone()),
+                ("URI", &|edge| edge.uri.clone()),
+                ("STATE", &|edge| enabled_word(edge.enabled)),
+                ("PROBE", &|edge| {
+                    match &edge.probe {
+                        None => "on",
+                        Some(probe) if probe.disabled => "off",
+                        Some(_) => "on (overrides)",
+                    }
+                    .to_owned()
+                }),
+            ],
+        )
     }
 
     fn details(edge: &EdgeView) -> String {

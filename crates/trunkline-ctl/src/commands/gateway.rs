@@ -261,31 +261,17 @@ impl Kind for Gateway {
     }
 
     fn table(gateways: &[GatewayView]) -> String {
-        let rows: Vec<Vec<String>> = gateways
-            .iter()
-            .map(|gateway| {
-                vec![
-                    gateway.name.clone(),
-                    gateway.carrier.clone(),
-                    gateway.uri.clone(),
-                    gateway.priority.to_string(),
-                    gateway.weight.to_string(),
-                    gateway.max_calls(),
-                    gateway.state(),
-                ]
-            })
-            .collect();
-        output::table(
+        output::columns(
+            gateways,
             &[
-                "GATEWAY",
-                "CARRIER",
-                "URI",
-                "PRIORITY",
-                "WEIGHT",
-                "MAX CALLS",
-                "STATE",
+                ("GATEWAY", &|gateway| gateway.name.clone()),
+                ("CARRIER", &|gateway| gateway.carrier.clone()),
+                ("URI", &|gateway| gateway.uri.clone()),
+                ("PRIORITY", &|gateway| gateway.priority.to_string()),
+                ("WEIGHT", &|gateway| gateway.weight.to_string()),
+                ("MAX CALLS", &GatewayView::max_calls),
+                ("STATE", &GatewayView::state),
             ],
-            &rows,
         )
     }
 

@@ -85,31 +85,29 @@ impl Kind for Tenant {
     }
 
     fn table(tenants: &[TenantView]) -> String {
-        let rows: Vec<Vec<String>> = tenants
-            .iter()
-            .map(|tenant| {
-                let plan = tenant.dial_plan.as_ref();
-                vec![
-                    tenant.name.clone(),
-                    tenant.strategy.to_owned(),
-                    plan.map_or("1".to_owned(), |plan| cell(&plan.country_code)),
-                    plan.and_then(|plan| plan.home_area_code.clone())
-                        .unwrap_or_else(|| "-".to_owned()),
-                    cell_list(&tenant.allowed_carriers, "all"),
-                    cell_list(&tenant.required_capabilities, "-"),
-                ]
-            })
-            .collect();
-        output::table(
+        output::columns(
+            tenants,
             &[
-                "TENANT",
-                "STRATEGY",
-                "COUNTRY",
-                "HOME AREA",
-                "CARRIERS",
-                "REQUIRES",
+                ("TENANT", &|tenant| tenant.name.clone()),
+                ("STRATEGY", &|tenant| tenant.strategy.to_owned()),
+                ("COUNTRY", &|tenant| {
+                    let plan = tenant.dial_plan.as_ref();
+                    plan.map_or("1".to_owned(), |plan| cell(&plan.country_code))
+                }),
+                ("HOME AREA", &|tenant| {
+                    let plan = tenant.dial_plan.as_ref();
+                    cell(
+                        plan.and_then(|plan| plan.home_area_code.as_deref())
+                            .unwrap_or(""),
+                    )
+                }),
+                ("CARRIERS", &|tenant| {
+                    cell_list(&tenant.allowed_carriers, "all")
+                }),
+                ("REQUIRES", &|tenant| {
+                    cell_list(&tenant.required_capabilities, "-")
+                }),
             ],
-            &rows,
         )
     }
 

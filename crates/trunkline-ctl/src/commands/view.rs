@@ -38,22 +38,18 @@ pub fn members(members: &[proto::Member]) -> Vec<Member> {
 }
 
 pub fn members_table(members: &[Member]) -> String {
-    let rows: Vec<Vec<String>> = members
-        .iter()
-        .map(|member| {
-            vec![
-                member.node_id.to_string(),
-                if member.leader {
-                    format!("{} (leader)", member.role)
-                } else {
-                    member.role.to_owned()
-                },
-                member.peer_addr.clone(),
-                member.api_addr.clone(),
-            ]
-        })
-        .collect();
-    output::table(&["NODE", "ROLE", "PEER ADDRESS", "API ADDRESS"], &rows)
+    output::columns(
+        members,
+        &[
+            ("NODE", &|member| member.node_id.to_string()),
+            ("ROLE", &|member| match member.leader {
+                true => format!("{} (leader)", member.role),
+                false => member.role.to_owned(),
+            }),
+            ("PEER ADDRESS", &|member| member.peer_addr.clone()),
+            ("API ADDRESS", &|member| member.api_addr.clone()),
+        ],
+    )
 }
 
 #[derive(Serialize)]
@@ -339,17 +335,14 @@ pub fn health_policy_settings(policy: &HealthPolicy) -> Vec<PolicySetting> {
 }
 
 pub fn health_policy_table(policy: &HealthPolicy) -> String {
-    let rows: Vec<Vec<String>> = health_policy_settings(policy)
-        .into_iter()
-        .map(|setting| {
-            vec![
-                setting.name.to_owned(),
-                setting.value,
-                setting.meaning.to_owned(),
-            ]
-        })
-        .collect();
-    output::table(&["SETTING", "VALUE", "MEANING"], &rows)
+    output::columns(
+        &health_policy_settings(policy),
+        &[
+            ("SETTING", &|setting| setting.name.to_owned()),
+            ("VALUE", &|setting| setting.value.clone()),
+            ("MEANING", &|setting| setting.meaning.to_owned()),
+        ],
+    )
 }
 
 /// `up`, `down` or `unknown` for a replicated gateway state.
@@ -483,36 +476,32 @@ impl GatewayHealth {
 
 /// The health table; `now_ms` (unix ms) makes SINCE read "3m12s ago".
 pub fn health_table(list: &HealthList, now_ms: u64) -> String {
-    let rows: Vec<Vec<String>> = list
-        .gateways
-        .iter()
-        .map(|health| {
-            vec![
-                health.gateway.clone(),
-                health.carrier_cell(),
-                health.state_words(),
-                health.since_ms.map_or("-".to_owned(), |since_ms| {
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    output::columns(
+        &list.gateways,
+        &[
+            ("GATEWAY", &|health| health.gateway.clone()),
+            ("CARRIER", &GatewayHealth::carrier_cell),
+            ("STATE", &GatewayHealth::state_words),
+            ("SINCE", &|health| {
+                or_dash(health.since_ms.map(|since_ms| {
                     format!(
                         "{} ago",
                         duration::format_age(now_ms.saturating_sub(since_ms))
                     )
-                }),
-                health.why(),
-                health
-                    .last_round_trip_ms
-                    .map_or("-".to_owned(), |round_trip_ms| {
-                        format!("{round_trip_ms} ms")
-                    }),
-                health.last_result.clone().unwrap_or_else(|| "-".to_owned()),
-                health.prober(),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "GATEWAY", "CARRIER", "STATE", "SINCE", "WHY", "RTT", "LAST", "PROBER",
+                }))
+            }),
+            ("WHY", &GatewayHealth::why),
+            ("RTT", &|health| {
+                or_dash(
+                    health
+                        .last_round_trip_ms
+                        .map(|round_trip_ms| format!("{round_trip_ms} ms")),
+                )
+            }),
+            ("LAST", &|health| or_dash(health.last_result.clone())),
+            ("PROBER", &GatewayHealth::prober),
         ],
-        &rows,
     )
 }
 

@@ -110,61 +110,49 @@ pub async fn exec(context: &Context) -> Result<(), Failure> {
 }
 
 fn render(statuses: &[NodeStatus]) -> String {
-    let rows: Vec<Vec<String>> = statuses
-        .iter()
-        .map(|status| {
-            if status.error.is_some() {
-                return vec![
-                    status.endpoint.clone(),
-                    "-".into(),
-                    "unreachable".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                ];
-            }
-            let state = if status.uninitialized {
-                "uninitialised".to_owned()
-            } else {
-                status.state.clone()
-            };
-            vec![
-                status.endpoint.clone(),
-                status.node_id.to_string(),
-                state,
-                if status.leader_id == 0 {
-                    "none".into()
-                } else {
-                    status.leader_id.to_string()
-                },
-                status.term.to_string(),
-                status.last_log_index.to_string(),
-                status.committed_index.to_string(),
-                status.applied_index.to_string(),
-                if status.staleness_ms == u64::MAX {
-                    "never".into()
-                } else {
-                    format!("{} ms", status.staleness_ms)
-                },
-            ]
-        })
-        .collect();
-    let mut text = output::table(
+    // An unreachable endpoint shows its address, "unreachable" and dashes.
+    let known = |status: &NodeStatus, value: String| match status.error {
+        Some(_) => "-".to_owned(),
+        None => value,
+    };
+    let mut text = output::columns(
+        statuses,
         &[
-            "ENDPOINT",
-            "NODE",
-            "STATE",
-            "LEADER",
-            "TERM",
-            "LAST LOG",
-            "COMMITTED",
-            "APPLIED",
-            "LEADER CONTACT",
+            ("ENDPOINT", &|status| status.endpoint.clone()),
+            ("NODE", &|status| known(status, status.node_id.to_string())),
+            (
+                "STATE",
+                &|status| match (&status.error, status.uninitialized) {
+                    (Some(_), _) => "unreachable".to_owned(),
+                    (None, true) => "uninitialised".to_owned(),
+                    (None, false) => status.state.clone(),
+                },
+            ),
+            ("LEADER", &|status| {
+                let leader = match status.leader_id {
+                    0 => "none".to_owned(),
+                    leader => leader.to_string(),
+                };
+                known(status, leader)
+            }),
+            ("TERM", &|status| known(status, status.term.to_string())),
+            ("LAST LOG", &|status| {
+                known(status, status.last_log_index.to_string())
+            }),
+            ("COMMITTED", &|status| {
+                known(status, status.committed_index.to_string())
+            }),
+            ("APPLIED", &|status| {
+                known(status, status.applied_index.to_string())
+            }),
+            ("LEADER CONTACT", &|status| {
+                let contact = match status.staleness_ms {
+                    u64::MAX => "never".to_owned(),
+                    staleness_ms => format!("{staleness_ms} ms"),
+                };
+                known(status, contact)
+            }),
         ],
-        &rows,
     );
     for status in statuses {
         if let Some(error) = &status.error {
@@ -178,21 +166,17 @@ fn render(statuses: &[NodeStatus]) -> String {
             ));
         }
         if !status.followers.is_empty() {
-            let lag: Vec<Vec<String>> = status
-                .followers
-                .iter()
-                .map(|lag| {
-                    vec![
-                        lag.node_id.to_string(),
-                        lag.matched_index.to_string(),
-                        lag.lag_entries.to_string(),
-                    ]
-                })
-                .collect();
+            let lag = output::columns(
+                &status.followers,
+                &[
+                    ("FOLLOWER", &|lag| lag.node_id.to_string()),
+                    ("MATCHED", &|lag| lag.matched_index.to_string()),
+                    ("LAG", &|lag| lag.lag_entries.to_string()),
+                ],
+            );
             text.push_str(&format!(
-                "\nReplication from leader {}:\n{}",
-                status.node_id,
-                output::table(&["FOLLOWER", "MATCHED", "LAG"], &lag)
+                "\nReplication from leader {}:\n{lag}",
+                status.node_id
             ));
         }
     }

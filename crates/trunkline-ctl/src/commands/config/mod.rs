@@ -196,18 +196,15 @@ async fn list(
         .await?;
     let settings: Vec<view::Setting> = response.settings.iter().map(view::Setting::from).collect();
     output::emit(context.format, &settings, |settings| {
-        let rows: Vec<Vec<String>> = settings
-            .iter()
-            .map(|setting| {
-                vec![
-                    setting.key.clone(),
-                    setting.value.clone(),
-                    setting.version.to_string(),
-                    setting.modify_index.to_string(),
-                ]
-            })
-            .collect();
-        output::table(&["KEY", "VALUE", "VERSION", "MODIFIED AT"], &rows)
+        output::columns(
+            settings,
+            &[
+                ("KEY", &|setting| setting.key.clone()),
+                ("VALUE", &|setting| setting.value.clone()),
+                ("VERSION", &|setting| setting.version.to_string()),
+                ("MODIFIED AT", &|setting| setting.modify_index.to_string()),
+            ],
+        )
     })
 }
 

@@ -91,22 +91,16 @@ async fn imports(context: &Context, read: ReadFlags) -> Result<(), Failure> {
         if imports.is_empty() {
             return "No imports are staged.".to_owned();
         }
-        let rows: Vec<Vec<String>> = imports
-            .iter()
-            .map(|import| {
-                vec![
-                    import.import_id.clone(),
-                    import.carrier.clone(),
-                    import.staged_rows.to_string(),
-                    format_unix_ms(import.started_ms),
-                    format_unix_ms(import.last_chunk_ms),
-                    duration::format_age(import.idle_ms),
-                ]
-            })
-            .collect();
-        output::table(
-            &["IMPORT", "CARRIER", "ROWS", "STARTED", "LAST CHUNK", "IDLE"],
-            &rows,
+        output::columns(
+            imports,
+            &[
+                ("IMPORT", &|import| import.import_id.clone()),
+                ("CARRIER", &|import| import.carrier.clone()),
+                ("ROWS", &|import| import.staged_rows.to_string()),
+                ("STARTED", &|import| format_unix_ms(import.started_ms)),
+                ("LAST CHUNK", &|import| format_unix_ms(import.last_chunk_ms)),
+                ("IDLE", &|import| duration::format_age(import.idle_ms)),
+            ],
         )
     })
 }

@@ -224,53 +224,41 @@ fn render(routed: &Routed) -> String {
     if routed.legs.is_empty() {
         return text;
     }
-    let rows: Vec<Vec<String>> = routed
-        .legs
-        .iter()
-        .map(|leg| {
-            vec![
-                leg.step.to_string(),
-                leg.kind.to_owned(),
-                leg.destination(),
-                leg.via(),
-                duration::format_ms(leg.ring_timeout_ms),
-            ]
-        })
-        .collect();
     text.push_str(
         "\nLegs, in the order to try (device contacts ring together, continuity targets one \
          at a time):\n",
     );
-    text.push_str(&output::table(
-        &["STEP", "KIND", "DESTINATION", "VIA", "RING"],
-        &rows,
+    text.push_str(&output::columns(
+        &routed.legs,
+        &[
+            ("STEP", &|leg| leg.step.to_string()),
+            ("KIND", &|leg| leg.kind.to_owned()),
+            ("DESTINATION", &Leg::destination),
+            ("VIA", &Leg::via),
+            ("RING", &|leg| duration::format_ms(leg.ring_timeout_ms)),
+        ],
     ));
     for leg in &routed.legs {
         if leg.outbound_legs.is_empty() {
             continue;
         }
-        let rows: Vec<Vec<String>> = leg
-            .outbound_legs
-            .iter()
-            .enumerate()
-            .map(|(index, carrier_leg)| {
-                vec![
-                    (index + 1).to_string(),
-                    carrier_leg.carrier.clone(),
-                    carrier_leg.gateway.clone(),
-                    carrier_leg.uri.clone(),
-                    carrier_leg.dial_string.clone(),
-                ]
-            })
-            .collect();
+        let carrier_legs: Vec<_> = leg.outbound_legs.iter().enumerate().collect();
         text.push_str(&format!(
             "\nCarrier legs of step {} ({}):\n",
             leg.step,
             leg.destination()
         ));
-        text.push_str(&output::table(
-            &["ORDER", "CARRIER", "GATEWAY", "URI", "DIAL STRING"],
-            &rows,
+        text.push_str(&output::columns(
+            &carrier_legs,
+            &[
+                ("ORDER", &|(index, _)| (index + 1).to_string()),
+                ("CARRIER", &|(_, carrier_leg)| carrier_leg.carrier.clone()),
+                ("GATEWAY", &|(_, carrier_leg)| carrier_leg.gateway.clone()),
+                ("URI", &|(_, carrier_leg)| carrier_leg.uri.clone()),
+                ("DIAL STRING", &|(_, carrier_leg)| {
+                    carrier_leg.dial_string.clone()
+                }),
+            ],
         ));
     }
     text

@@ -188,55 +188,40 @@ fn render(routed: &Routed) -> String {
         ));
     }
     if !routed.legs.is_empty() {
-        let rows: Vec<Vec<String>> = routed
-            .legs
-            .iter()
-            .enumerate()
-            .map(|(index, leg)| {
-                vec![
-                    (index + 1).to_string(),
-                    leg.carrier.clone(),
-                    leg.gateway.clone(),
-                    leg.uri.clone(),
-                    leg.dial_string.clone(),
-                    leg.prefix.clone(),
-                    format_micros(leg.rate_micros_per_minute),
-                    format_micros(leg.connect_fee_micros),
-                ]
-            })
-            .collect();
+        let legs: Vec<(usize, &Leg)> = routed.legs.iter().enumerate().collect();
         text.push_str("\nLegs, in the order to try:\n");
-        text.push_str(&output::table(
+        text.push_str(&output::columns(
+            &legs,
             &[
-                "ORDER",
-                "CARRIER",
-                "GATEWAY",
-                "URI",
-                "DIAL STRING",
-                "PREFIX",
-                "RATE/MIN",
-                "CONNECT FEE",
+                ("ORDER", &|(index, _)| (index + 1).to_string()),
+                ("CARRIER", &|(_, leg)| leg.carrier.clone()),
+                ("GATEWAY", &|(_, leg)| leg.gateway.clone()),
+                ("URI", &|(_, leg)| leg.uri.clone()),
+                ("DIAL STRING", &|(_, leg)| leg.dial_string.clone()),
+                ("PREFIX", &|(_, leg)| leg.prefix.clone()),
+                ("RATE/MIN", &|(_, leg)| {
+                    format_micros(leg.rate_micros_per_minute)
+                }),
+                ("CONNECT FEE", &|(_, leg)| {
+                    format_micros(leg.connect_fee_micros)
+                }),
             ],
-            &rows,
         ));
     }
     if !routed.explanation.is_empty() {
-        let rows: Vec<Vec<String>> = routed
-            .explanation
-            .iter()
-            .map(|candidate| {
-                vec![
-                    candidate.carrier.clone(),
-                    candidate.gateway.clone().unwrap_or_else(|| "-".to_owned()),
-                    if candidate.kept { "kept" } else { "dropped" }.to_owned(),
-                    rank_or_reason(candidate),
-                ]
-            })
-            .collect();
         text.push_str("\nWhy:\n");
-        text.push_str(&output::table(
-            &["CARRIER", "GATEWAY", "VERDICT", "RANK OR REASON"],
-            &rows,
+        text.push_str(&output::columns(
+            &routed.explanation,
+            &[
+                ("CARRIER", &|candidate| candidate.carrier.clone()),
+                ("GATEWAY", &|candidate| {
+                    candidate.gateway.clone().unwrap_or_else(|| "-".to_owned())
+                }),
+                ("VERDICT", &|candidate| {
+                    if candidate.kept { "kept" } else { "dropped" }.to_owned()
+                }),
+                ("RANK OR REASON", &rank_or_reason),
+            ],
         ));
     }
     text
