@@ -5,6 +5,19 @@
 
 pub mod convert;
 
+use trunkline_core::FieldError;
+
+/// A node id from a request: 0 is proto3's "not set", so ids start at 1. Node ids name Raft
+/// members, which the core never sees, so the rule lives here, where the node and trunkctl
+/// both find it.
+pub fn node_id(field: &'static str, node_id: u64) -> Result<u64, FieldError> {
+    if node_id == 0 {
+        Err(FieldError::new(field, "must be a positive number"))
+    } else {
+        Ok(node_id)
+    }
+}
+
 /// Whether `value` is `host:port` with a non-empty host and a port from 1 to 65535: the form
 /// every address in the contract (advertised addresses, endpoints, join requests) takes.
 pub fn is_host_port(value: &str) -> bool {

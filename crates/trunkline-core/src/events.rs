@@ -13,6 +13,8 @@ use crate::health::AppliedTransition;
 
 /// Events kept for watchers that resume; older ones are dropped.
 pub const EVENT_LOG_CAPACITY: usize = 4_096;
+/// Events a watcher may ask to see from before it connected.
+pub const MAX_RECENT_EVENTS: u32 = 1_000;
 /// Events per shared block. Applying an event copies only the newest block (readers hold the
 /// previous state, so the log is copied on write), not the whole log.
 const BLOCK_EVENTS: usize = 64;

@@ -61,10 +61,8 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// A node id given on the command line, checked with the node's rule.
 pub fn require_node_id(node_id: u64) -> Result<u64, Failure> {
-    if node_id == 0 {
-        Err(Failure::Usage("node id must be a positive number".into()))
-    } else {
-        Ok(node_id)
-    }
+    trunkline_api::node_id("node_id", node_id)
+        .map_err(|error| Failure::Usage(format!("node id {}", error.reason())))
 }

@@ -66,8 +66,9 @@ pub const STORAGE_FAILURE_LOOKUP_WINDOW: Duration = Duration::from_millis(2000);
 pub const MAX_LIST_SETTINGS: usize = 1000;
 /// Chunks of an export buffered ahead of a slow reader.
 pub const EXPORT_CHANNEL_CHUNKS: usize = 4;
-/// Events a watcher may ask to see from before it connected.
-pub const MAX_RECENT_EVENTS: u32 = 1000;
+/// Events a watcher may ask to see from before it connected (the core's, which trunkctl
+/// checks too).
+pub use trunkline_core::events::MAX_RECENT_EVENTS;
 /// Events buffered ahead of a slow watcher; beyond it the stream waits (and the watcher may
 /// later be told it missed events the log no longer keeps).
 pub const EVENT_CHANNEL_EVENTS: usize = 64;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Code, Streaming};
 use trunkline_client::{proto, ClientError, Retry};
-use trunkline_core::events::EVENT_LOG_CAPACITY;
+use trunkline_core::events::{EVENT_LOG_CAPACITY, MAX_RECENT_EVENTS};
 
 use crate::{
     commands::{check, view},
@@ -22,8 +22,6 @@ use crate::{
     output,
 };
 
-/// The most events a node sends from before the request (its `--recent` limit).
-const MAX_RECENT_EVENTS: u32 = 1_000;
 /// Reconnections tried in a row before giving up.
 const RECONNECT_ATTEMPTS: u32 = 10;
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(200);

@@ -128,13 +128,7 @@ impl AdminApi {
 }
 
 fn require_node_id(node_id: u64) -> Result<u64, Status> {
-    if node_id == 0 {
-        Err(Status::invalid_argument(
-            "node_id: must be a positive number",
-        ))
-    } else {
-        Ok(node_id)
-    }
+    trunkline_api::node_id("node_id", node_id).map_err(super::domain)
 }
 
 fn require_host_port(field: &str, value: &str) -> Result<(), Status> {
