@@ -96,7 +96,7 @@ pub struct Carrier;
 
 impl Kind for Carrier {
     const NAME: &'static str = "carrier";
-    const KEY_HELP: &'static str = "The carrier's name: letters, digits, '-', '_' or '.'.";
+    const KEY_HELP: &'static str = "The carrier's name: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "carrier name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Carrier;
     type Wire = proto::Carrier;

@@ -167,7 +167,7 @@ impl Kind for Device {
     const NAME: &'static str = "device";
     const VALUE_NAME: &'static str = "AOR";
     const KEY_HELP: &'static str =
-        "Its address of record: sip:user@domain, the domain in lower case.";
+        "Its address of record: sip:user@domain, the domain in lower case";
     const KEY: &'static str = "AOR";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Device;
     type Wire = proto::Device;

@@ -161,7 +161,7 @@ impl Kind for Did {
     const NAME: &'static str = "did";
     const WRITTEN: &'static str = "DID";
     const VALUE_NAME: &'static str = "NUMBER";
-    const KEY_HELP: &'static str = "The number, E.164 with '+' (e.g. +14155550100).";
+    const KEY_HELP: &'static str = "The number, E.164 with '+' (e.g. +14155550100)";
     const KEY: &'static str = "NUMBER";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Did;
     type Wire = proto::Did;

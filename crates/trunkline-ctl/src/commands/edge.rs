@@ -105,7 +105,7 @@ pub struct Edge;
 impl Kind for Edge {
     const NAME: &'static str = "edge";
     const KEY_HELP: &'static str = "The edge's name as it reports registrations, unique across \
-                                    edges and gateways: letters, digits, '-', '_' or '.'.";
+                                    edges and gateways: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "edge name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Edge;
     type Wire = proto::Edge;

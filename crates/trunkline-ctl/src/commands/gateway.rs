@@ -230,7 +230,7 @@ pub struct Gateway;
 impl Kind for Gateway {
     const NAME: &'static str = "gateway";
     const KEY_HELP: &'static str =
-        "The gateway's name, unique across carriers: letters, digits, '-', '_' or '.'.";
+        "The gateway's name, unique across carriers: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "gateway name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Gateway;
     type Wire = proto::Gateway;

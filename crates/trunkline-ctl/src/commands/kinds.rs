@@ -70,7 +70,8 @@ pub trait Kind: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// How the line a write prints names it (`DID "+1..." created`), capitalised there.
     const WRITTEN: &'static str = Self::NAME;
-    /// Its key argument in usage lines (`NAME`, `NUMBER`, `AOR`) and what it is.
+    /// Its key argument in usage lines (`NAME`, `NUMBER`, `AOR`) and its help, without a
+    /// final period like every other help line.
     const VALUE_NAME: &'static str = "NAME";
     const KEY_HELP: &'static str;
     /// How failures name the key argument (`tenant name`, `NUMBER`).

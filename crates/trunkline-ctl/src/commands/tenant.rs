@@ -65,7 +65,7 @@ pub struct Tenant;
 
 impl Kind for Tenant {
     const NAME: &'static str = "tenant";
-    const KEY_HELP: &'static str = "The tenant's name: letters, digits, '-', '_' or '.'.";
+    const KEY_HELP: &'static str = "The tenant's name: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "tenant name";
     const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Tenant;
     type Wire = proto::Tenant;
