@@ -9,7 +9,7 @@ use crate::{
     commands::{
         check,
         gateway::{Gateway, GatewayView},
-        kinds::{self, Key, Kind, ListArgs, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{cell, cell_list, details_table, enabled_word},
     },
     context::{Context, Failure},
@@ -35,12 +35,8 @@ pub enum Command {
         #[command(flatten)]
         flags: CarrierFlags,
     },
-    /// One carrier's settings and gateways.
-    Show(ShowArgs<Carrier>),
-    /// Every carrier.
-    List(ListArgs),
-    /// Delete a carrier.
-    Remove(Key<Carrier>),
+    #[command(flatten)]
+    Common(kinds::Common<Carrier>),
     /// Stop routing to a carrier; its configuration and deck are kept.
     Disable(Key<Carrier>),
     /// Route to a disabled carrier again.
@@ -75,9 +71,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List(args) => kinds::list::<Carrier>(context, args.read, |_| true).await,
-        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Common(command) => kinds::exec(context, command).await,
         Command::Disable(key) => set_disabled(context, key, true).await,
         Command::Enable(key) => set_disabled(context, key, false).await,
     }
@@ -95,21 +89,17 @@ async fn set_disabled(context: &Context, key: Key<Carrier>, disabled: bool) -> R
 pub struct Carrier;
 
 impl Kind for Carrier {
+    kinds::wire!(Carrier in ListRoutingResponse.carriers by name,
+        checked by carrier_from_proto, put by PutCarrierRequest.carrier with put_carrier);
+
     const NAME: &'static str = "carrier";
     const KEY_HELP: &'static str = "The carrier's name: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "carrier name";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Carrier;
-    type Wire = proto::Carrier;
-    type Listing = proto::ListRoutingResponse;
     type View = CarrierView;
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.carriers
-    }
-
-    fn key(carrier: &proto::Carrier) -> &str {
-        &carrier.name
-    }
+    type Owner = kinds::Everything;
+    const SHOW_ABOUT: &'static str = "One carrier's settings and gateways";
+    const LIST_ABOUT: &'static str = "Every carrier";
+    const REMOVE_ABOUT: &'static str = "Delete a carrier";
 
     fn view(carrier: &proto::Carrier, routing: &Self::Listing) -> CarrierView {
         let translation = carrier.translation.clone().unwrap_or_default();
@@ -189,12 +179,6 @@ impl Kind for Carrier {
             text
         })
     }
-
-    fn check(carrier: &proto::Carrier) -> Result<(), Failure> {
-        check::converts(carrier, carrier_from_proto, Self::KEY).map(drop)
-    }
-
-    kinds::put_rpc!(PutCarrierRequest, carrier, put_carrier);
 }
 
 /// The settings `add` and `update` take; each is optional. Lists are comma separated, and

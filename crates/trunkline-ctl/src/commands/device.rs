@@ -10,9 +10,8 @@ use crate::{
         check,
         config::ReadFlags,
         continuity::{continuity_cell, continuity_rows, ContinuityFlags, ContinuityPlan},
-        did::list_of_tenant,
         gateway::{set, EnableFlags},
-        kinds::{self, Key, Kind, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{cell, cell_list, details_table, enabled_word, ReadState},
     },
     context::{Context, Failure},
@@ -46,18 +45,8 @@ pub enum Command {
         #[command(flatten)]
         continuity: ContinuityFlags,
     },
-    /// One device's settings, the DIDs that ring it and its live registrations.
-    Show(ShowArgs<Device>),
-    /// Every device, or a tenant's.
-    List {
-        /// Only this tenant's devices.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
-    /// Delete a device.
-    Remove(Key<Device>),
+    #[command(flatten)]
+    Common(kinds::Common<Device>),
     /// A device's live registrations, most recently refreshed first.
     Bindings {
         #[command(flatten)]
@@ -107,9 +96,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             })
             .await
         }
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List { tenant, read } => list_of_tenant::<Device>(context, tenant, read).await,
-        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Common(command) => kinds::exec(context, command).await,
         Command::Bindings { key, read } => {
             Device::check_key(&key.key)?;
             let response = list_bindings(context, &key.key, read.into()).await?;
@@ -164,26 +151,23 @@ async fn list_bindings(
 pub struct Device;
 
 impl Kind for Device {
+    kinds::wire!(Device in ListInboundResponse.devices by aor,
+        checked by |device| device_from_proto(Some(device)), put by PutDeviceRequest.device with put_device);
+
     const NAME: &'static str = "device";
     const VALUE_NAME: &'static str = "AOR";
     const KEY_HELP: &'static str =
         "Its address of record: sip:user@domain, the domain in lower case";
     const KEY: &'static str = "AOR";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Device;
-    type Wire = proto::Device;
-    type Listing = proto::ListInboundResponse;
     type View = DeviceView;
+    type Owner = kinds::ByOwner<Self>;
+    const SHOW_ABOUT: &'static str =
+        "One device's settings, the DIDs that ring it and its live registrations";
+    const LIST_ABOUT: &'static str = "Every device, or a tenant's";
+    const REMOVE_ABOUT: &'static str = "Delete a device";
 
     fn check_key(aor: &str) -> Result<(), Failure> {
         check::check_aor(Self::KEY, aor)
-    }
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.devices
-    }
-
-    fn key(device: &proto::Device) -> &str {
-        &device.aor
     }
 
     fn view(device: &proto::Device, _: &Self::Listing) -> DeviceView {
@@ -250,12 +234,16 @@ impl Kind for Device {
             text
         })
     }
+}
 
-    fn check(device: &proto::Device) -> Result<(), Failure> {
-        check::converts(&Some(device.clone()), device_from_proto, Self::KEY).map(drop)
+impl kinds::Owned for Device {
+    const OWNER: &'static str = "tenant";
+    const OWNER_HELP: &'static str = "Only this tenant's devices";
+    const OWNER_VALUE: &'static str = "TENANT";
+
+    fn owner(item: &proto::Device) -> &str {
+        &item.tenant
     }
-
-    kinds::put_rpc!(PutDeviceRequest, device, put_device);
 }
 
 #[derive(Serialize)]

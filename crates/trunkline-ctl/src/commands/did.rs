@@ -8,10 +8,9 @@ use trunkline_client::proto;
 use crate::{
     commands::{
         check,
-        config::ReadFlags,
         continuity::{continuity_cell, continuity_rows, ContinuityFlags, ContinuityPlan},
         gateway::set,
-        kinds::{self, Key, Kind, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{cell, details_table},
     },
     context::{Context, Failure},
@@ -50,18 +49,8 @@ pub enum Command {
         #[command(flatten)]
         continuity: ContinuityFlags,
     },
-    /// One DID's settings.
-    Show(ShowArgs<Did>),
-    /// Every DID, or a tenant's.
-    List {
-        /// Only this tenant's DIDs.
-        #[arg(long)]
-        tenant: Option<String>,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
-    /// Delete a DID.
-    Remove(Key<Did>),
+    #[command(flatten)]
+    Common(kinds::Common<Did>),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -114,70 +103,29 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             })
             .await
         }
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List { tenant, read } => list_of_tenant::<Did>(context, tenant, read).await,
-        Command::Remove(key) => kinds::remove(context, key).await,
-    }
-}
-
-/// `list [--tenant T]` of DIDs or devices.
-pub async fn list_of_tenant<K: Kind>(
-    context: &Context,
-    tenant: Option<String>,
-    read: ReadFlags,
-) -> Result<(), Failure>
-where
-    K::Wire: OfTenant,
-{
-    if let Some(tenant) = &tenant {
-        check::check_name("--tenant", tenant)?;
-    }
-    kinds::list::<K>(context, read, |item| {
-        tenant.as_ref().is_none_or(|tenant| item.tenant() == tenant)
-    })
-    .await
-}
-
-/// An object that belongs to a tenant.
-pub trait OfTenant {
-    fn tenant(&self) -> &str;
-}
-
-impl OfTenant for proto::Did {
-    fn tenant(&self) -> &str {
-        &self.tenant
-    }
-}
-
-impl OfTenant for proto::Device {
-    fn tenant(&self) -> &str {
-        &self.tenant
+        Command::Common(command) => kinds::exec(context, command).await,
     }
 }
 
 pub struct Did;
 
 impl Kind for Did {
+    kinds::wire!(Did in ListInboundResponse.dids by number,
+        checked by |did| did_from_proto(Some(did)), put by PutDidRequest.did with put_did);
+
     const NAME: &'static str = "did";
     const WRITTEN: &'static str = "DID";
     const VALUE_NAME: &'static str = "NUMBER";
     const KEY_HELP: &'static str = "The number, E.164 with '+' (e.g. +14155550100)";
     const KEY: &'static str = "NUMBER";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Did;
-    type Wire = proto::Did;
-    type Listing = proto::ListInboundResponse;
     type View = DidView;
+    type Owner = kinds::ByOwner<Self>;
+    const SHOW_ABOUT: &'static str = "One DID's settings";
+    const LIST_ABOUT: &'static str = "Every DID, or a tenant's";
+    const REMOVE_ABOUT: &'static str = "Delete a DID";
 
     fn check_key(number: &str) -> Result<(), Failure> {
         check::check_number(Self::KEY, number)
-    }
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.dids
-    }
-
-    fn key(did: &proto::Did) -> &str {
-        &did.number
     }
 
     fn view(did: &proto::Did, _: &Self::Listing) -> DidView {
@@ -220,12 +168,16 @@ impl Kind for Did {
         ));
         details_table(rows)
     }
+}
 
-    fn check(did: &proto::Did) -> Result<(), Failure> {
-        check::converts(&Some(did.clone()), did_from_proto, Self::KEY).map(drop)
+impl kinds::Owned for Did {
+    const OWNER: &'static str = "tenant";
+    const OWNER_HELP: &'static str = "Only this tenant's DIDs";
+    const OWNER_VALUE: &'static str = "TENANT";
+
+    fn owner(item: &proto::Did) -> &str {
+        &item.tenant
     }
-
-    kinds::put_rpc!(PutDidRequest, did, put_did);
 }
 
 #[derive(Serialize)]

@@ -6,9 +6,8 @@ use trunkline_client::proto;
 
 use crate::{
     commands::{
-        check,
         gateway::{check_uri, set, EnableFlags, ProbeFlags},
-        kinds::{self, Key, Kind, ListArgs, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{details_table, enabled_word, probe_rows, ProbeOverrides},
     },
     context::{Context, Failure},
@@ -46,12 +45,8 @@ pub enum Command {
         #[command(flatten)]
         probe: ProbeFlags,
     },
-    /// One edge's settings.
-    Show(ShowArgs<Edge>),
-    /// Every declared edge.
-    List(ListArgs),
-    /// Forget an edge: no longer probed, its bindings count as up again.
-    Remove(Key<Edge>),
+    #[command(flatten)]
+    Common(kinds::Common<Edge>),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -94,31 +89,26 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             })
             .await
         }
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List(args) => kinds::list::<Edge>(context, args.read, |_| true).await,
-        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Common(command) => kinds::exec(context, command).await,
     }
 }
 
 pub struct Edge;
 
 impl Kind for Edge {
+    kinds::wire!(Edge in ListInboundResponse.edges by name,
+        checked by |edge| edge_from_proto(Some(edge)), put by PutEdgeRequest.edge with put_edge);
+
     const NAME: &'static str = "edge";
     const KEY_HELP: &'static str = "The edge's name as it reports registrations, unique across \
                                     edges and gateways: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "edge name";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Edge;
-    type Wire = proto::Edge;
-    type Listing = proto::ListInboundResponse;
     type View = EdgeView;
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.edges
-    }
-
-    fn key(edge: &proto::Edge) -> &str {
-        &edge.name
-    }
+    type Owner = kinds::Everything;
+    const SHOW_ABOUT: &'static str = "One edge's settings";
+    const LIST_ABOUT: &'static str = "Every declared edge";
+    const REMOVE_ABOUT: &'static str =
+        "Forget an edge: no longer probed, its bindings count as up again";
 
     fn view(edge: &proto::Edge, _: &Self::Listing) -> EdgeView {
         EdgeView {
@@ -157,12 +147,6 @@ impl Kind for Edge {
         rows.extend(probe_rows(edge.probe.as_ref()));
         details_table(rows)
     }
-
-    fn check(edge: &proto::Edge) -> Result<(), Failure> {
-        check::converts(&Some(edge.clone()), edge_from_proto, Self::KEY).map(drop)
-    }
-
-    kinds::put_rpc!(PutEdgeRequest, edge, put_edge);
 }
 
 /// A declared edge proxy.

@@ -8,8 +8,7 @@ use trunkline_client::{proto, Retry};
 use crate::{
     commands::{
         check,
-        config::ReadFlags,
-        kinds::{self, Key, Kind, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{details_table, probe_rows, ProbeOverrides},
     },
     context::{Context, Failure},
@@ -22,18 +21,8 @@ pub enum Command {
     Add(AddArgs),
     /// Change the given fields of a gateway; the others keep their values.
     Update(UpdateArgs),
-    /// One gateway's settings.
-    Show(ShowArgs<Gateway>),
-    /// Every gateway, or a carrier's.
-    List {
-        /// Only this carrier's gateways.
-        #[arg(long)]
-        carrier: Option<String>,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
-    /// Delete a gateway.
-    Remove(Key<Gateway>),
+    #[command(flatten)]
+    Common(kinds::Common<Gateway>),
     /// Maintenance: send no new calls to a gateway until it is undrained.
     Drain(Key<Gateway>),
     /// End maintenance: route to a drained gateway again.
@@ -44,19 +33,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
         Command::Add(args) => add(args, context).await,
         Command::Update(args) => update(args, context).await,
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List { carrier, read } => {
-            if let Some(carrier) = &carrier {
-                check::check_name("--carrier", carrier)?;
-            }
-            kinds::list::<Gateway>(context, read, |gateway| {
-                carrier
-                    .as_ref()
-                    .is_none_or(|carrier| &gateway.carrier == carrier)
-            })
-            .await
-        }
-        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Common(command) => kinds::exec(context, command).await,
         Command::Drain(key) => set_drained(context, key.key, true).await,
         Command::Undrain(key) => set_drained(context, key.key, false).await,
     }
@@ -228,22 +205,18 @@ async fn set_drained(context: &Context, name: String, drained: bool) -> Result<(
 pub struct Gateway;
 
 impl Kind for Gateway {
+    kinds::wire!(Gateway in ListRoutingResponse.gateways by name,
+        checked by gateway_from_proto, put by PutGatewayRequest.gateway with put_gateway);
+
     const NAME: &'static str = "gateway";
     const KEY_HELP: &'static str =
         "The gateway's name, unique across carriers: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "gateway name";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Gateway;
-    type Wire = proto::Gateway;
-    type Listing = proto::ListRoutingResponse;
     type View = GatewayView;
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.gateways
-    }
-
-    fn key(gateway: &proto::Gateway) -> &str {
-        &gateway.name
-    }
+    type Owner = kinds::ByOwner<Self>;
+    const SHOW_ABOUT: &'static str = "One gateway's settings";
+    const LIST_ABOUT: &'static str = "Every gateway, or a carrier's";
+    const REMOVE_ABOUT: &'static str = "Delete a gateway";
 
     fn view(gateway: &proto::Gateway, _: &Self::Listing) -> GatewayView {
         GatewayView {
@@ -288,12 +261,16 @@ impl Kind for Gateway {
         rows.extend(probe_rows(gateway.probe.as_ref()));
         details_table(rows)
     }
+}
 
-    fn check(gateway: &proto::Gateway) -> Result<(), Failure> {
-        check::converts(gateway, gateway_from_proto, Self::KEY).map(drop)
+impl kinds::Owned for Gateway {
+    const OWNER: &'static str = "carrier";
+    const OWNER_HELP: &'static str = "Only this carrier's gateways";
+    const OWNER_VALUE: &'static str = "CARRIER";
+
+    fn owner(item: &proto::Gateway) -> &str {
+        &item.carrier
     }
-
-    kinds::put_rpc!(PutGatewayRequest, gateway, put_gateway);
 }
 
 #[derive(Serialize)]

@@ -84,6 +84,12 @@ pub trait Kind: Sized + Send + Sync + 'static {
     type Listing: Listing;
     /// Its JSON form in `list` and `show`.
     type View: Serialize;
+    /// How `list` narrows the objects it lists: [`Everything`] or [`ByOwner`].
+    type Owner: Owner<Self::Wire>;
+    /// The help lines of `show`, `list` and `remove`.
+    const SHOW_ABOUT: &'static str;
+    const LIST_ABOUT: &'static str;
+    const REMOVE_ABOUT: &'static str;
 
     fn items(listing: &Self::Listing) -> &[Self::Wire];
     fn key(item: &Self::Wire) -> &str;
@@ -133,20 +139,94 @@ pub struct Key<K: Kind> {
     kind: PhantomData<K>,
 }
 
-/// `show KEY`.
-#[derive(clap::Args)]
-pub struct ShowArgs<K: Kind> {
-    #[command(flatten)]
-    key: Key<K>,
-    #[command(flatten)]
-    read: ReadFlags,
+/// `show`, `list` and `remove`, which every kind has: its `Command` flattens them in after
+/// `add` and `update`, and [`exec`] runs them.
+#[derive(clap::Subcommand)]
+pub enum Common<K: Kind> {
+    #[command(about = K::SHOW_ABOUT)]
+    Show {
+        #[command(flatten)]
+        key: Key<K>,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    #[command(about = K::LIST_ABOUT)]
+    List {
+        #[command(flatten)]
+        owner: K::Owner,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    #[command(about = K::REMOVE_ABOUT)]
+    Remove(Key<K>),
 }
 
-/// `list`, for the kinds that list everything.
+pub async fn exec<K: Kind>(context: &Context, command: Common<K>) -> Result<(), Failure> {
+    match command {
+        Common::Show { key, read } => show(context, key, read).await,
+        Common::List { owner, read } => {
+            owner.check()?;
+            list::<K>(context, read, |item| owner.keeps(item)).await
+        }
+        Common::Remove(key) => remove(context, key).await,
+    }
+}
+
+/// The flag that narrows `list` to one owner's objects (a carrier's gateways, a tenant's
+/// DIDs), if the kind has one.
+pub trait Owner<W>: clap::Args + clap::FromArgMatches + Send + Sync + 'static {
+    fn check(&self) -> Result<(), Failure>;
+    fn keeps(&self, item: &W) -> bool;
+}
+
+/// `list` of a kind that lists everything.
 #[derive(clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub read: ReadFlags,
+pub struct Everything {}
+
+impl<W> Owner<W> for Everything {
+    fn check(&self) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn keeps(&self, _: &W) -> bool {
+        true
+    }
+}
+
+/// An object that belongs to another: a gateway to a carrier, a DID or a device to a tenant.
+pub trait Owned: Kind {
+    /// The flag, without `--`, naming the owner (`carrier`, `tenant`).
+    const OWNER: &'static str;
+    /// Its help: `Only this tenant's DIDs`.
+    const OWNER_HELP: &'static str;
+    /// Its value in usage lines (`CARRIER`, `TENANT`).
+    const OWNER_VALUE: &'static str;
+
+    fn owner(item: &Self::Wire) -> &str;
+}
+
+/// `list --carrier NAME` or `list --tenant NAME`.
+#[derive(clap::Args)]
+pub struct ByOwner<K: Owned> {
+    #[arg(long = K::OWNER, value_name = K::OWNER_VALUE, help = K::OWNER_HELP)]
+    owner: Option<String>,
+    #[arg(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: Owned> Owner<K::Wire> for ByOwner<K> {
+    fn check(&self) -> Result<(), Failure> {
+        match &self.owner {
+            Some(owner) => check::check_name(&format!("--{}", K::OWNER), owner),
+            None => Ok(()),
+        }
+    }
+
+    fn keeps(&self, item: &K::Wire) -> bool {
+        self.owner
+            .as_ref()
+            .is_none_or(|owner| K::owner(item) == owner)
+    }
 }
 
 /// The failure when the object a command names does not exist (exit code 3).
@@ -164,10 +244,10 @@ pub fn or_not_found<'a>(kind: &'a str, key: &'a str) -> impl FnOnce(ClientError)
     }
 }
 
-pub async fn show<K: Kind>(context: &Context, args: ShowArgs<K>) -> Result<(), Failure> {
-    let key = args.key.key;
+pub async fn show<K: Kind>(context: &Context, key: Key<K>, read: ReadFlags) -> Result<(), Failure> {
+    let key = key.key;
     K::check_key(&key)?;
-    let consistency: proto::ReadConsistency = args.read.into();
+    let consistency: proto::ReadConsistency = read.into();
     let listing = K::Listing::fetch(context, consistency).await?;
     let item = K::find(&listing, &key).ok_or_else(|| not_found(K::NAME, &key))?;
     K::show(context, item, &listing, consistency).await
@@ -316,11 +396,36 @@ pub fn print_written(
 /// A client of the admin service, as a put is called with.
 pub type Admin = proto::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
 
-/// A kind's [`Kind::put`]: its request is `$request { $field: Some(item), mode }`, sent with
-/// `AdminService.$rpc`. Every put answers a [`proto::PutResponse`], so only these three names
-/// differ from kind to kind.
-macro_rules! put_rpc {
-    ($request:ident, $field:ident, $rpc:ident) => {
+/// The part of a [`Kind`] that only names things on the wire, inside its `impl`:
+///
+/// ```text
+/// kinds::wire!(Gateway in ListRoutingResponse.gateways by name,
+///     checked by gateway_from_proto, put by PutGatewayRequest.gateway with put_gateway);
+/// ```
+///
+/// `proto::Gateway` is the object, `ObjectKind::Gateway` deletes it, the listing's
+/// `gateways` lists it and its `name` is its key; the api crate's conversion checks it; a put
+/// sends `PutGatewayRequest { gateway: Some(item), mode }` with `AdminService.put_gateway`.
+macro_rules! wire {
+    ($wire:ident in $listing:ident.$items:ident by $key:ident,
+     checked by $convert:expr, put by $request:ident.$field:ident with $rpc:ident) => {
+        const OBJECT_KIND: trunkline_client::proto::ObjectKind =
+            trunkline_client::proto::ObjectKind::$wire;
+        type Wire = trunkline_client::proto::$wire;
+        type Listing = trunkline_client::proto::$listing;
+
+        fn items(listing: &Self::Listing) -> &[Self::Wire] {
+            &listing.$items
+        }
+
+        fn key(item: &Self::Wire) -> &str {
+            &item.$key
+        }
+
+        fn check(item: &Self::Wire) -> Result<(), $crate::context::Failure> {
+            $crate::commands::check::converts(item, $convert, Self::KEY).map(drop)
+        }
+
         async fn put(
             context: &$crate::context::Context,
             item: Self::Wire,
@@ -337,7 +442,7 @@ macro_rules! put_rpc {
         }
     };
 }
-pub(crate) use put_rpc;
+pub(crate) use wire;
 
 /// Calls a put RPC that answers with a [`proto::PutResponse`].
 pub async fn put_with<R, F, Fut>(context: &Context, request: R, call: F) -> Result<u64, ClientError>

@@ -7,7 +7,7 @@ use trunkline_client::proto;
 use crate::{
     commands::{
         check,
-        kinds::{self, Key, Kind, ListArgs, ShowArgs},
+        kinds::{self, Key, Kind},
         view::{cell, cell_list, details_table},
     },
     context::{Context, Failure},
@@ -30,12 +30,8 @@ pub enum Command {
         #[command(flatten)]
         flags: TenantFlags,
     },
-    /// One tenant's settings.
-    Show(ShowArgs<Tenant>),
-    /// Every tenant.
-    List(ListArgs),
-    /// Delete a tenant.
-    Remove(Key<Tenant>),
+    #[command(flatten)]
+    Common(kinds::Common<Tenant>),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -55,30 +51,24 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             let empty = flags.is_empty();
             kinds::update(context, key, empty, || Ok(()), |tenant| flags.apply(tenant)).await
         }
-        Command::Show(args) => kinds::show(context, args).await,
-        Command::List(args) => kinds::list::<Tenant>(context, args.read, |_| true).await,
-        Command::Remove(key) => kinds::remove(context, key).await,
+        Command::Common(command) => kinds::exec(context, command).await,
     }
 }
 
 pub struct Tenant;
 
 impl Kind for Tenant {
+    kinds::wire!(Tenant in ListRoutingResponse.tenants by name,
+        checked by tenant_from_proto, put by PutTenantRequest.tenant with put_tenant);
+
     const NAME: &'static str = "tenant";
     const KEY_HELP: &'static str = "The tenant's name: letters, digits, '-', '_' or '.'";
     const KEY: &'static str = "tenant name";
-    const OBJECT_KIND: proto::ObjectKind = proto::ObjectKind::Tenant;
-    type Wire = proto::Tenant;
-    type Listing = proto::ListRoutingResponse;
     type View = TenantView;
-
-    fn items(listing: &Self::Listing) -> &[Self::Wire] {
-        &listing.tenants
-    }
-
-    fn key(tenant: &proto::Tenant) -> &str {
-        &tenant.name
-    }
+    type Owner = kinds::Everything;
+    const SHOW_ABOUT: &'static str = "One tenant's settings";
+    const LIST_ABOUT: &'static str = "Every tenant";
+    const REMOVE_ABOUT: &'static str = "Delete a tenant";
 
     fn view(tenant: &proto::Tenant, _: &Self::Listing) -> TenantView {
         TenantView::from(tenant)
@@ -147,12 +137,6 @@ impl Kind for Tenant {
         }
         details_table(rows)
     }
-
-    fn check(tenant: &proto::Tenant) -> Result<(), Failure> {
-        check::converts(tenant, tenant_from_proto, Self::KEY).map(drop)
-    }
-
-    kinds::put_rpc!(PutTenantRequest, tenant, put_tenant);
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
