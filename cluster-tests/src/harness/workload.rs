@@ -102,7 +102,9 @@ pub const MAX_FINAL_SETTINGS: u32 = 1_000;
 pub fn classify(error: &ClientError) -> (ErrorKind, String) {
     let detail = error.to_string();
     let kind = match error {
-        ClientError::NoEndpoints | ClientError::BadEndpoint { .. } => ErrorKind::InvalidArgument,
+        ClientError::NoEndpoints | ClientError::BadEndpoint { .. } | ClientError::BadToken => {
+            ErrorKind::InvalidArgument
+        }
         // No node could even be connected to (the client tries the next node only when the
         // request was not sent, or the node said it was not applied).
         ClientError::Unreachable { .. } => ErrorKind::ConnectFailed,

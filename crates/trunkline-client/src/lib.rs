@@ -18,7 +18,12 @@ use std::{
     time::Duration,
 };
 
-use tonic::{transport::Channel, Code, Status};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+    Code, Status,
+};
 pub use trunkline_api::v1 as proto;
 use trunkline_api::v1::{
     admin_service_client::AdminServiceClient,
@@ -52,6 +57,8 @@ pub enum ClientError {
     NoEndpoints,
     #[error("endpoint {endpoint:?} is not host:port")]
     BadEndpoint { endpoint: String },
+    #[error("the token holds characters a header can't carry: give the token as printed")]
+    BadToken,
     #[error("no node could be reached: {}", describe(.attempts))]
     Unreachable { attempts: Vec<(String, String)> },
     #[error("{} ({}): {}", .endpoint, code_name(.status.code()), .status.message())]
@@ -99,8 +106,36 @@ impl ClientError {
     }
 }
 
+/// Adds `authorization: Bearer <token>` to every request when the client has a token.
+#[derive(Clone, Debug, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// A token for the `authorization` header; `None` if it can't be a header value.
+    pub fn new(token: &str) -> Option<Bearer> {
+        MetadataValue::try_from(format!("Bearer {}", token.trim()))
+            .ok()
+            .map(|value| Bearer(Some(value)))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel a service client is made on: one node's connection, with the token.
+pub type Transport = InterceptedService<Channel, Bearer>;
+
 pub struct Client {
     endpoints: Vec<String>,
+    bearer: Bearer,
     /// One connection per endpoint, made on first use and kept.
     channels: Mutex<Vec<Option<Channel>>>,
     /// The endpoint that answered last; calls start there.
@@ -134,6 +169,7 @@ impl Client {
             }
         }
         Ok(Client {
+            bearer: Bearer::default(),
             channels: Mutex::new(vec![None; endpoints.len()]),
             endpoints,
             preferred: AtomicUsize::new(0),
@@ -141,9 +177,22 @@ impl Client {
         })
     }
 
+    /// Sends `token` with every call (`authorization: Bearer <token>`).
+    pub fn with_token(mut self, token: &str) -> Result<Client, ClientError> {
+        self.bearer = Bearer::new(token).ok_or(ClientError::BadToken)?;
+        Ok(self)
+    }
+
     pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
         self.request_timeout = timeout;
         self
+    }
+
+    /// A client of one of the endpoints, with this one's token and timeout.
+    pub fn only(&self, endpoint: &str) -> Result<Client, ClientError> {
+        let mut client = Client::new([endpoint])?.with_request_timeout(self.request_timeout);
+        client.bearer = self.bearer.clone();
+        Ok(client)
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -199,7 +248,7 @@ impl Client {
     pub async fn call<S, T, F, Fut>(
         &self,
         retry: Retry,
-        make: fn(Channel) -> S,
+        make: fn(Transport) -> S,
         mut method: F,
     ) -> Result<T, ClientError>
     where
@@ -220,7 +269,7 @@ impl Client {
                     continue;
                 }
             };
-            match method(make(channel)).await {
+            match method(make(InterceptedService::new(channel, self.bearer.clone()))).await {
                 Ok(response) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(response.into_inner());
@@ -271,7 +320,7 @@ impl Client {
     /// Calls an `AdminService` method with failover.
     pub async fn admin<T, F, Fut>(&self, retry: Retry, method: F) -> Result<T, ClientError>
     where
-        F: FnMut(AdminServiceClient<Channel>) -> Fut,
+        F: FnMut(AdminServiceClient<Transport>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(retry, admin_client, method).await
@@ -280,7 +329,7 @@ impl Client {
     /// Calls a `RouteService` method with failover.
     pub async fn route<T, F, Fut>(&self, retry: Retry, method: F) -> Result<T, ClientError>
     where
-        F: FnMut(RouteServiceClient<Channel>) -> Fut,
+        F: FnMut(RouteServiceClient<Transport>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(retry, route_client, method).await
@@ -298,11 +347,11 @@ fn same_address(endpoint: &str, address: &str) -> bool {
     endpoint.strip_prefix("http://").unwrap_or(endpoint) == address
 }
 
-fn admin_client(channel: Channel) -> AdminServiceClient<Channel> {
+fn admin_client(channel: Transport) -> AdminServiceClient<Transport> {
     AdminServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES)
 }
 
-fn route_client(channel: Channel) -> RouteServiceClient<Channel> {
+fn route_client(channel: Transport) -> RouteServiceClient<Transport> {
     RouteServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES)
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    auth::tokens::{TokenCommand, TokenResponse, Tokens},
     events::{Event, EventKind, EventLog},
     health::{HealthCommand, HealthResponse, HealthTable},
     inbound::{InboundCommand, InboundConfig, InboundResponse},
@@ -35,6 +36,8 @@ pub enum Command {
     Routing(RoutingCommand),
     Health(HealthCommand),
     Inbound(InboundCommand),
+    /// Who may use the cluster.
+    Tokens(TokenCommand),
     /// Only moves the log's time on, so time-based state (registration expiry) advances on
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
@@ -49,6 +52,7 @@ impl Command {
             Command::Routing(command) => command.validate(),
             Command::Health(command) => command.validate(),
             Command::Inbound(command) => command.validate(),
+            Command::Tokens(command) => command.validate(),
             Command::Tick => Ok(()),
         }
     }
@@ -72,6 +76,7 @@ pub enum Response {
     Routing(RoutingResponse),
     Health(HealthResponse),
     Inbound(InboundResponse),
+    Tokens(TokenResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -86,6 +91,7 @@ pub struct State {
     health: Arc<HealthTable>,
     events: Arc<EventLog>,
     inbound: Arc<InboundConfig>,
+    tokens: Arc<Tokens>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -164,6 +170,18 @@ impl State {
                     Err(error) => Response::Rejected(error),
                 }
             }
+            Command::Tokens(command) => {
+                let routing = &self.routing;
+                let tenant_exists = |tenant: &str| routing.tenant(tenant).is_some();
+                match Arc::make_mut(&mut self.tokens).apply(
+                    self.last_time_ms,
+                    command,
+                    tenant_exists,
+                ) {
+                    Ok(response) => Response::Tokens(response),
+                    Err(error) => Response::Rejected(error),
+                }
+            }
             Command::Tick => {
                 if self.inbound.registrations().expiry_due(self.last_time_ms) {
                     Arc::make_mut(&mut self.inbound).expire(self.last_time_ms);
@@ -210,6 +228,10 @@ impl State {
 
     pub fn inbound(&self) -> &Arc<InboundConfig> {
         &self.inbound
+    }
+
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
     }
 
     pub fn events(&self) -> &Arc<EventLog> {

@@ -25,14 +25,50 @@ pub enum Failure {
 }
 
 impl Context {
-    pub fn new(endpoints: &[String], format: Format, timeout_ms: u64) -> Result<Context, Failure> {
+    pub fn new(
+        endpoints: &[String],
+        format: Format,
+        timeout_ms: u64,
+        token: Option<String>,
+    ) -> Result<Context, Failure> {
         if timeout_ms == 0 {
             return Err(Failure::Usage("--timeout-ms must be above 0".into()));
         }
-        let client = Client::new(endpoints.iter().cloned())
+        let mut client = Client::new(endpoints.iter().cloned())
             .map_err(|error| Failure::Usage(error.to_string()))?
             .with_request_timeout(Duration::from_millis(timeout_ms));
+        if let Some(token) = token {
+            client = client
+                .with_token(&token)
+                .map_err(|error| Failure::Usage(format!("--token: {error}")))?;
+        }
         Ok(Context { client, format })
+    }
+}
+
+/// Where `trunkline dev` writes its first admin token, from the folder it was started in.
+pub const DEV_TOKEN_FILE: &str = "trunkline-dev-data/admin.token";
+
+/// The token to call with: `--token`, else the contents of `--token-file`, else the dev
+/// node's admin token when trunkctl runs where `trunkline dev` did; `None`: call without.
+pub fn token(
+    token: Option<String>,
+    token_file: Option<std::path::PathBuf>,
+) -> Result<Option<String>, Failure> {
+    if let Some(token) = token {
+        return Ok(Some(token));
+    }
+    let (path, given) = match token_file {
+        Some(path) => (path, true),
+        None => (std::path::PathBuf::from(DEV_TOKEN_FILE), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(error) if given => Err(Failure::Usage(format!(
+            "--token-file {}: {error}; give the file the token was saved to",
+            path.display()
+        ))),
+        Err(_) => Ok(None),
     }
 }
 
@@ -44,6 +80,10 @@ impl From<ClientError> for Failure {
             }
             ClientError::Status { status, .. } if status.code() == tonic::Code::Unavailable => {
                 "\nThe cluster may be without a leader; see `trunkctl cluster status` on each node."
+            }
+            ClientError::Status { status, .. } if status.code() == tonic::Code::Unauthenticated => {
+                "\nGive a valid token with --token, TRUNKLINE_TOKEN or --token-file (for \
+                 `cluster init`: the node's bootstrap.token)."
             }
             _ => "",
         };

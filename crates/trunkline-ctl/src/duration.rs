@@ -16,7 +16,9 @@ pub fn parse_ms(text: &str) -> Result<u64, String> {
     let digits = text.chars().take_while(char::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     let not_a_duration = || {
-        format!("{text:?} is not a duration: use e.g. 500ms, 2s, 1m or a number of milliseconds")
+        format!(
+            "{text:?} is not a duration: use e.g. 500ms, 2s, 1m, 90d or a number of milliseconds"
+        )
     };
     let number: u64 = number.parse().map_err(|_| not_a_duration())?;
     let scale = match unit.trim() {
@@ -24,6 +26,7 @@ pub fn parse_ms(text: &str) -> Result<u64, String> {
         "s" => MILLISECONDS_PER_SECOND,
         "m" => MILLISECONDS_PER_MINUTE,
         "h" => MILLISECONDS_PER_HOUR,
+        "d" => MILLISECONDS_PER_DAY,
         _ => return Err(not_a_duration()),
     };
     number

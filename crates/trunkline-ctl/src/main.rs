@@ -37,6 +37,18 @@ struct Cli {
     /// Deadline of each request, in milliseconds.
     #[arg(long, global = true, default_value_t = 15_000)]
     timeout_ms: u64,
+    /// The bearer token to call with (`trunkctl token create` makes one).
+    #[arg(long, global = true, env = "TRUNKLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the token (for `cluster init`: the node's bootstrap.token). Without
+    /// --token or this, trunkctl uses trunkline-dev-data/admin.token when there is one.
+    #[arg(
+        long,
+        global = true,
+        env = "TRUNKLINE_TOKEN_FILE",
+        conflicts_with = "token"
+    )]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -54,7 +66,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms)?;
+        let token = context::token(cli.token, cli.token_file)?;
+        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms, token)?;
         commands::exec(cli.command, &context).await
     });
     match result {

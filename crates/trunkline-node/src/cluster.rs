@@ -15,6 +15,10 @@ use std::{
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+use trunkline_core::auth::{
+    tokens::{Minted, TokenCommand, TokenRecord},
+    Role, Scope,
+};
 
 use openraft::{
     error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError},
@@ -192,7 +196,9 @@ impl Cluster {
     }
 
     /// Makes this node the first voter of a new cluster.
-    pub async fn initialize(&self) -> Result<(), ClusterError> {
+    /// Makes this node the first member of a new cluster, chooses the route token key and
+    /// creates the first admin token, whose text it returns (shown once, kept nowhere).
+    pub async fn initialize(&self) -> Result<String, ClusterError> {
         let already = || {
             ClusterError::FailedPrecondition(format!(
                 "node {} is already initialised as a member of cluster {:?}; a cluster is \
@@ -215,7 +221,20 @@ impl Cluster {
             trunkline_core::routing::RoutingCommand::SetRouteTokenKey { key },
         ))
         .await?;
-        Ok(())
+        self.create_first_admin_token().await
+    }
+
+    /// Creates the admin token a cluster starts with and returns its text.
+    pub async fn create_first_admin_token(&self) -> Result<String, ClusterError> {
+        let (command, minted) = new_token(
+            "initial-admin".into(),
+            Role::Admin,
+            Scope::All,
+            None,
+            String::new(),
+        );
+        self.write(command).await?;
+        Ok(minted.text)
     }
 
     /// Refuses a client write while this node's data disk is below its reserve. `write`
@@ -696,6 +715,29 @@ fn membership_reply(change: MembershipChange) -> Result<LeaderReply, ClusterErro
 
 /// Wall-clock time for stamping proposals; the state machine only ever sees it through the
 /// log.
+/// A command creating a token with fresh random id and secret, and the token made.
+pub fn new_token(
+    name: String,
+    role: Role,
+    scope: Scope,
+    expires_ms: Option<u64>,
+    created_by: String,
+) -> (Command, Minted) {
+    let minted = trunkline_core::auth::tokens::mint(rand::random(), rand::random());
+    let record = TokenRecord {
+        id: minted.id.clone(),
+        name,
+        role,
+        scope,
+        hash: minted.hash,
+        created_ms: 0,
+        expires_ms,
+        revoked_ms: None,
+        created_by,
+    };
+    (Command::Tokens(TokenCommand::Create(record)), minted)
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -177,6 +177,11 @@ pub struct Overrides {
     /// A member silent to pings this long stops probing; others take its gateways over.
     #[arg(long, env = "TRUNKLINE_PEER_LIVENESS_TIMEOUT_MS")]
     pub peer_liveness_timeout_ms: Option<u64>,
+    /// Refuse every client call without a valid token (`trunkctl token create`); the first
+    /// admin token comes from `trunkctl cluster init`, which then needs the node's bootstrap
+    /// secret (TRUNKLINE_BOOTSTRAP_TOKEN, else the file `bootstrap.token` in the data folder).
+    #[arg(long, env = "TRUNKLINE_REQUIRE_AUTH")]
+    pub require_auth: bool,
     /// Refuse client writes (RESOURCE_EXHAUSTED) while the data folder's disk has less free
     /// space than this many bytes; 0 turns the check off.
     #[arg(long, env = "TRUNKLINE_MIN_FREE_BYTES")]
@@ -378,6 +383,8 @@ pub struct Config {
     pub min_free_bytes: u64,
     pub limits: LimitsConfig,
     pub service_limits: ServiceLimits,
+    /// Client calls need a token (`--require-auth`).
+    pub require_auth: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -590,6 +597,7 @@ impl Config {
             min_free_bytes,
             limits,
             service_limits,
+            require_auth: overrides.require_auth,
         })
     }
 

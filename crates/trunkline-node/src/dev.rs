@@ -9,6 +9,41 @@ use crate::config::{Config, RaftConfig};
 pub const DEV_NODE_ID: u64 = 1;
 pub const DEV_CLUSTER_NAME: &str = "dev";
 pub const DEV_DATA_DIR: &str = "trunkline-dev-data";
+/// The file in the dev data folder holding the first admin token, which trunkctl reads when
+/// it is given none.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Writes a secret to a new file only its owner can read.
+pub fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()
+}
+
+/// Initialises the dev node on its first start, and writes its first admin token to
+/// [`ADMIN_TOKEN_FILE`] in the data folder. A folder initialised by a build without tokens
+/// gets its first admin token now.
+pub async fn initialize(
+    cluster: &crate::cluster::Cluster,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let admin_token = if !cluster.is_initialized().await {
+        cluster.initialize().await?
+    } else if cluster.reader.current().state.tokens().is_empty() {
+        cluster.create_first_admin_token().await?
+    } else {
+        return Ok(());
+    };
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    write_secret(&path, &admin_token).map_err(|error| {
+        anyhow::anyhow!("can't write the admin token to {}: {error}", path.display())
+    })
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
@@ -18,6 +53,11 @@ pub struct DevArgs {
     /// Where the dev node keeps its data.
     #[arg(long, default_value = DEV_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Answer every caller without a token (for tools that measure the node itself). By
+    /// default the dev node requires one, and trunkctl run in this folder finds the first
+    /// admin token in the data folder's admin.token.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 impl DevArgs {
@@ -47,6 +87,7 @@ impl DevArgs {
             min_free_bytes: crate::config::DEFAULT_MIN_FREE_BYTES,
             limits: crate::config::LimitsConfig::default(),
             service_limits: crate::config::ServiceLimits::default(),
+            require_auth: !self.no_auth,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
 
 pub mod admin;
+pub mod auth;
 pub mod body_budget;
 pub mod cluster;
 pub mod config;

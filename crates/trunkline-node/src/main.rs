@@ -157,8 +157,8 @@ fn init_tracing(filter: &str) {
 async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let server = NodeServer::start(&config).await?;
-    if dev && !server.cluster().is_initialized().await {
-        server.cluster().initialize().await?;
+    if dev {
+        trunkline_node::dev::initialize(server.cluster(), &config.data_dir).await?;
     }
     if dev && trunkline_node::demo::seed(server.cluster()).await? {
         tracing::info!("seeded the demo tenant, carriers, rate decks, device and DID");
@@ -185,6 +185,15 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
         server.peer_addr,
         config.data_dir.display()
     );
+    if dev && config.require_auth {
+        banner.push_str(&format!(
+            "  token {}  (trunkctl run in this folder finds it)\n",
+            config
+                .data_dir
+                .join(trunkline_node::dev::ADMIN_TOKEN_FILE)
+                .display()
+        ));
+    }
     if dev {
         banner.push_str(&format!(
             "Try: trunkctl --endpoints {addr} route test +442071234567 --tenant {}\n     \

@@ -150,8 +150,10 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::RouteOutboundRequest>,
     ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
+        let principal = crate::auth::principal(&request);
         let request = request.into_inner();
         validate_name("tenant", &request.tenant).map_err(invalid)?;
+        crate::auth::require_tenant(&principal, &request.tenant)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("to", &request.to, true)?;
         validate_number_text("from", &request.from, false)?;

@@ -18,6 +18,7 @@ use trunkline_store::{Identity, Node, Store};
 
 use crate::{
     admin::AdminApi,
+    auth::{AuthLayer, Authenticator},
     body_budget::BodyBudgetLayer,
     cluster::Cluster,
     config::{Config, LimitsConfig, ServiceLimits},
@@ -51,6 +52,7 @@ pub struct NodeServer {
     /// daemon; a node embedded in a test process must not end that process.
     exit_watchdog: bool,
     limits: LimitsConfig,
+    authenticator: Arc<Authenticator>,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -143,6 +145,28 @@ impl NodeServer {
         let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
         let registrar = Registrar::start(cluster.clone());
         ticker::start(cluster.clone());
+        let bootstrap = if config.require_auth && !cluster.is_initialized().await {
+            let (hash, path) = crate::auth::bootstrap_secret(&config.data_dir)
+                .context("can't make or read the node's bootstrap secret")?;
+            tracing::info!(
+                path = %path.display(),
+                "the cluster is not initialised: `trunkctl cluster init --token-file {}` makes                  this node its first member and prints the first admin token",
+                path.display()
+            );
+            Some(hash)
+        } else {
+            None
+        };
+        if !config.require_auth {
+            tracing::warn!(
+                "client calls are not authenticated (no --require-auth): anyone who can reach                  the client listener can change routing"
+            );
+        }
+        let authenticator = Arc::new(Authenticator::new(
+            config.require_auth,
+            cluster.reader.clone(),
+            bootstrap,
+        ));
         Ok(NodeServer {
             cluster,
             views,
@@ -155,6 +179,7 @@ impl NodeServer {
             peer_addr,
             exit_watchdog: false,
             limits: config.limits.clone(),
+            authenticator,
         })
     }
 
@@ -204,10 +229,10 @@ impl NodeServer {
             .build_v1alpha()?;
 
         let configured = &self.limits;
-        // One stack for every client-facing service: each concern one layer. Authentication
-        // joins this chain.
+        // One stack for every client-facing service: each concern one layer.
         let client_layers = ServiceBuilder::new()
             .layer(ConnectionActivityLayer)
+            .layer(AuthLayer::new(self.authenticator.clone()))
             .load_shed()
             .concurrency_limit(limits::API_MAX_IN_FLIGHT)
             .layer(BodyBudgetLayer::new(

@@ -62,7 +62,25 @@ async fn dev_seeds_a_demo_that_answers_the_lookups_its_banner_suggests() {
         banner.contains("route test +442071234567 --tenant demo"),
         "{banner}"
     );
-    let client = Client::new([api.clone()]).unwrap();
+    // It requires a token; trunkctl finds this one in the data folder.
+    let token = std::fs::read_to_string(data.path().join("dev").join("admin.token")).unwrap();
+    let anonymous = Client::new([api.clone()]).unwrap();
+    let refused = anonymous
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin
+                .list_inbound(proto::ListInboundRequest::default())
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.status().map(tonic::Status::code),
+        Some(tonic::Code::Unauthenticated)
+    );
+    let client = Client::new([api.clone()])
+        .unwrap()
+        .with_token(&token)
+        .unwrap();
 
     let request = proto::RouteOutboundRequest {
         tenant: "demo".into(),
@@ -100,9 +118,16 @@ async fn dev_seeds_a_demo_that_answers_the_lookups_its_banner_suggests() {
     let _ = child.kill();
     let _ = child.wait();
 
+    // The first admin token is in the data folder, for trunkctl, readable by its owner only.
+    let token_file = data.path().join("dev").join("admin.token");
+    assert!(token.starts_with("tl1."), "{token}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&token_file.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+
     // Restarted on its data: no second seeding (it would fail on the existing objects).
     let (mut child, api, _) = start_dev(&data.path().join("dev"));
-    let client = Client::new([api]).unwrap();
+    let client = Client::new([api]).unwrap().with_token(&token).unwrap();
     let listed = client
         .admin(Retry::Idempotent, |mut admin| async move {
             admin

@@ -27,7 +27,7 @@ const AOR: &str = "sip:alice@acme.example";
 
 async fn admin_write<T, F, Fut>(client: &Client, call: F) -> Result<T, ClientError>
 where
-    F: FnMut(proto::admin_service_client::AdminServiceClient<tonic::transport::Channel>) -> Fut,
+    F: FnMut(proto::admin_service_client::AdminServiceClient<trunkline_client::Transport>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     client.admin(Retry::NotSent, call).await

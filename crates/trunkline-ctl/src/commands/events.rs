@@ -227,7 +227,7 @@ fn worth_retrying(error: &ClientError) -> bool {
                 | Code::ResourceExhausted
                 | Code::Internal
         ),
-        ClientError::NoEndpoints | ClientError::BadEndpoint { .. } => false,
+        ClientError::NoEndpoints | ClientError::BadEndpoint { .. } | ClientError::BadToken => false,
     }
 }
 

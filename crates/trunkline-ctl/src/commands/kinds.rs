@@ -394,7 +394,7 @@ pub fn print_written(
 }
 
 /// A client of the admin service, as a put is called with.
-pub type Admin = proto::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
+pub type Admin = proto::admin_service_client::AdminServiceClient<trunkline_client::Transport>;
 
 /// The part of a [`Kind`] that only names things on the wire, inside its `impl`:
 ///

@@ -17,6 +17,7 @@ mod kinds;
 pub mod rates;
 pub mod route;
 pub mod tenant;
+pub mod token;
 mod view;
 
 use crate::context::{Context, Failure};
@@ -60,6 +61,9 @@ pub enum Command {
     /// Where a call would go, and why.
     #[command(subcommand)]
     Route(route::Command),
+    /// Bearer tokens: who may use the cluster, and for what.
+    #[command(subcommand)]
+    Token(token::Command),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -77,5 +81,6 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Edge(command) => edge::exec(command, context).await,
         Command::Continuity(command) => continuity::exec(command, context).await,
         Command::Route(command) => route::exec(command, context).await,
+        Command::Token(command) => token::exec(command, context).await,
     }
 }

@@ -18,6 +18,12 @@ pub struct Node {
 }
 
 pub fn start_node() -> Node {
+    start_node_with(false).0
+}
+
+/// A node that requires a token of every caller when `require_auth`, and its first admin
+/// token.
+pub fn start_node_with(require_auth: bool) -> (Node, String) {
     let data = tempfile::tempdir().unwrap();
     let config = Config {
         node_id: 1,
@@ -34,6 +40,7 @@ pub fn start_node() -> Node {
         min_free_bytes: trunkline_node::config::DEFAULT_MIN_FREE_BYTES,
         limits: trunkline_node::config::LimitsConfig::default(),
         service_limits: Default::default(),
+        require_auth,
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -41,8 +48,10 @@ pub fn start_node() -> Node {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async move {
             let server = NodeServer::start(&config).await.unwrap();
-            server.cluster().initialize().await.unwrap();
-            address_sender.send(server.api_addr.to_string()).unwrap();
+            let admin_token = server.cluster().initialize().await.unwrap();
+            address_sender
+                .send((server.api_addr.to_string(), admin_token))
+                .unwrap();
             server
                 .serve(async {
                     let _ = stop.await;
@@ -51,33 +60,51 @@ pub fn start_node() -> Node {
                 .unwrap();
         });
     });
-    let api_addr = address_receiver.recv().unwrap();
+    let (api_addr, admin_token) = address_receiver.recv().unwrap();
     let node = Node {
         api_addr,
         _shutdown: shutdown,
         _data: data,
     };
     // Wait until it leads, so the first write doesn't race the election.
+    let mut last = String::new();
     for _ in 0..100 {
-        let output = trunkctl(&node, &["-o", "json", "cluster", "status"]);
+        let output = trunkctl_as(&node, &admin_token, &["-o", "json", "cluster", "status"]);
         if String::from_utf8_lossy(&output.stdout).contains("\"state\": \"leader\"") {
-            return node;
+            return (node, admin_token);
         }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("the node did not become leader");
+    panic!("the node did not become leader: {last}");
 }
 
 pub fn trunkctl_with(endpoints: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trunkctl"))
         .args(["--endpoints", endpoints, "--timeout-ms", "10000"])
         .args(args)
+        .env_remove("TRUNKLINE_TOKEN")
+        .env_remove("TRUNKLINE_TOKEN_FILE")
         .output()
         .unwrap()
 }
 
 pub fn trunkctl(node: &Node, args: &[&str]) -> Output {
     trunkctl_with(&node.api_addr, args)
+}
+
+/// trunkctl with `token` in TRUNKLINE_TOKEN.
+pub fn trunkctl_as(node: &Node, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+        .args(["--endpoints", &node.api_addr, "--timeout-ms", "10000"])
+        .args(args)
+        .env("TRUNKLINE_TOKEN", token)
+        .output()
+        .unwrap()
 }
 
 /// Runs trunkctl and checks its exit code and that stdout/stderr contain the needles.

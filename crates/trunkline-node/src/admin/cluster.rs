@@ -18,11 +18,12 @@ impl AdminApi {
         &self,
         _request: proto::InitClusterRequest,
     ) -> Result<proto::InitClusterResponse, Status> {
-        self.cluster.initialize().await?;
+        let admin_token = self.cluster.initialize().await?;
         tracing::info!(node_id = self.cluster.node_id, "cluster initialised");
         Ok(proto::InitClusterResponse {
             node_id: self.cluster.node_id,
             cluster_name: self.cluster.cluster_name.clone(),
+            admin_token,
         })
     }
 

@@ -6,19 +6,35 @@
 use tonic::Status;
 use trunkline_api::v1 as proto;
 use trunkline_core::{
+    auth::Principal,
     inbound::{validate_aor, InboundCommand},
     Command, Error,
 };
 
 use super::{domain, put_mode, AdminApi};
-use crate::convert;
+use crate::{
+    auth::{require_tenant, sees, sees_all},
+    convert,
+};
 
 impl AdminApi {
     pub(super) async fn put_did(
         &self,
         request: proto::PutDidRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::PutResponse, Status> {
         let did = convert::did_from_proto(request.did).map_err(domain)?;
+        require_tenant(principal, &did.tenant)?;
+        if let Some(existing) = self
+            .cluster
+            .reader
+            .current()
+            .state
+            .inbound()
+            .did(&did.number)
+        {
+            require_tenant(principal, &existing.tenant)?;
+        }
         self.put(Command::Inbound(InboundCommand::PutDid {
             did,
             mode: put_mode(request.mode)?,
@@ -29,8 +45,20 @@ impl AdminApi {
     pub(super) async fn put_device(
         &self,
         request: proto::PutDeviceRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::PutResponse, Status> {
         let device = convert::device_from_proto(request.device).map_err(domain)?;
+        require_tenant(principal, &device.tenant)?;
+        if let Some(existing) = self
+            .cluster
+            .reader
+            .current()
+            .state
+            .inbound()
+            .device(&device.aor)
+        {
+            require_tenant(principal, &existing.tenant)?;
+        }
         self.put(Command::Inbound(InboundCommand::PutDevice {
             device,
             mode: put_mode(request.mode)?,
@@ -41,7 +69,9 @@ impl AdminApi {
     pub(super) async fn set_tenant_continuity(
         &self,
         request: proto::SetTenantContinuityRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::PutResponse, Status> {
+        require_tenant(principal, &request.tenant)?;
         let plan = convert::plan_from_proto(request.plan).map_err(domain)?;
         self.put(Command::Inbound(InboundCommand::SetTenantContinuity {
             tenant: request.tenant,
@@ -65,16 +95,31 @@ impl AdminApi {
     pub(super) async fn list_inbound(
         &self,
         request: proto::ListInboundRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::ListInboundResponse, Status> {
         let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         let inbound = applied.state.inbound();
         let routing = applied.state.routing();
+        // A caller limited to some tenants sees their DIDs, devices and plans, no edge.
+        let edges = match sees_all(principal) {
+            true => inbound.edges().map(convert::edge_to_proto).collect(),
+            false => Vec::new(),
+        };
         Ok(proto::ListInboundResponse {
-            dids: inbound.dids().map(convert::did_to_proto).collect(),
-            devices: inbound.devices().map(convert::device_to_proto).collect(),
-            edges: inbound.edges().map(convert::edge_to_proto).collect(),
+            dids: inbound
+                .dids()
+                .filter(|did| sees(principal, &did.tenant))
+                .map(convert::did_to_proto)
+                .collect(),
+            devices: inbound
+                .devices()
+                .filter(|device| sees(principal, &device.tenant))
+                .map(convert::device_to_proto)
+                .collect(),
+            edges,
             tenant_plans: routing
                 .tenants()
+                .filter(|tenant| sees(principal, &tenant.name))
                 .filter_map(|tenant| {
                     inbound
                         .tenant_plan(&tenant.name)

@@ -1,7 +1,9 @@
 //! `trunkline.v1.AdminService`, the operators' API, split by area: cluster membership and
 //! status (`cluster`), the settings namespace (`settings`), tenants, carriers, gateways and
 //! deletes of every kind (`routing`), rate deck imports and exports (`rates`), gateway health
-//! and the event stream (`health`), and DIDs, devices, edges and continuity (`inbound`).
+//! and the event stream (`health`), DIDs, devices, edges and continuity (`inbound`), and
+//! tokens (`tokens`). Who may call what is checked before any of this runs
+//! ([`crate::auth`]); handlers of tenant data take the caller to check its tenants.
 //!
 //! tonic wants the whole service in one trait impl, so the impl below only unwraps each
 //! request and hands the message to the inherent method of the same name in its area's file
@@ -16,6 +18,7 @@ mod inbound;
 mod rates;
 mod routing;
 mod settings;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -236,7 +239,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::DeleteObjectRequest>,
     ) -> Result<Response<proto::DeleteObjectResponse>, Status> {
-        self.delete_object(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.delete_object(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }
@@ -245,7 +249,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::ListRoutingRequest>,
     ) -> Result<Response<proto::ListRoutingResponse>, Status> {
-        self.list_routing(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.list_routing(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }
@@ -348,14 +353,18 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::PutDidRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
-        self.put_did(request.into_inner()).await.map(Response::new)
+        let principal = crate::auth::principal(&request);
+        self.put_did(request.into_inner(), &principal)
+            .await
+            .map(Response::new)
     }
 
     async fn put_device(
         &self,
         request: Request<proto::PutDeviceRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
-        self.put_device(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.put_device(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }
@@ -364,7 +373,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::SetTenantContinuityRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
-        self.set_tenant_continuity(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.set_tenant_continuity(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }
@@ -373,7 +383,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::ListInboundRequest>,
     ) -> Result<Response<proto::ListInboundResponse>, Status> {
-        self.list_inbound(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.list_inbound(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }
@@ -392,5 +403,33 @@ impl AdminService for AdminApi {
         request: Request<proto::PutEdgeRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
         self.put_edge(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<proto::CreateTokenResponse>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.create_token(request.into_inner(), &principal)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<proto::ListTokensRequest>,
+    ) -> Result<Response<proto::ListTokensResponse>, Status> {
+        self.list_tokens(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        self.revoke_token(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -7,13 +7,17 @@
 use tonic::Status;
 use trunkline_api::v1 as proto;
 use trunkline_core::{
+    auth::{Access, Area, Principal},
     inbound::{validate_aor, validate_number, InboundCommand},
     routing::{ObjectKind, RoutingCommand},
     Command, Error,
 };
 
 use super::{domain, put_mode, required, AdminApi};
-use crate::convert;
+use crate::{
+    auth::{outside_scope, require, require_tenant, sees, sees_all},
+    convert,
+};
 
 impl AdminApi {
     pub(super) async fn put_tenant(
@@ -58,8 +62,10 @@ impl AdminApi {
     pub(super) async fn delete_object(
         &self,
         request: proto::DeleteObjectRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::DeleteObjectResponse, Status> {
         let command = delete_command(request.kind, request.name)?;
+        self.authorize_delete(&command, principal)?;
         let (_, applied_index) = self.cluster.write(command).await?;
         Ok(proto::DeleteObjectResponse { applied_index })
     }
@@ -67,11 +73,25 @@ impl AdminApi {
     pub(super) async fn list_routing(
         &self,
         request: proto::ListRoutingRequest,
+        principal: &Option<Principal>,
     ) -> Result<proto::ListRoutingResponse, Status> {
         let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         let routing = applied.state.routing();
+        let tenants = routing
+            .tenants()
+            .filter(|tenant| sees(principal, &tenant.name))
+            .map(convert::tenant_to_proto)
+            .collect();
+        // A caller limited to some tenants sees their policies, not the carriers.
+        if !sees_all(principal) {
+            return Ok(proto::ListRoutingResponse {
+                tenants,
+                read_state: Some(read_state.into()),
+                ..Default::default()
+            });
+        }
         Ok(proto::ListRoutingResponse {
-            tenants: routing.tenants().map(convert::tenant_to_proto).collect(),
+            tenants,
             carriers: routing.carriers().map(convert::carrier_to_proto).collect(),
             gateways: routing
                 .gateways()
@@ -85,6 +105,35 @@ impl AdminApi {
                 .collect(),
             read_state: Some(read_state.into()),
         })
+    }
+
+    /// What deleting needs depends on the kind deleted; a DID or a device also on its tenant.
+    fn authorize_delete(
+        &self,
+        command: &Command,
+        principal: &Option<Principal>,
+    ) -> Result<(), Status> {
+        let state = self.cluster.reader.current();
+        let inbound = state.state.inbound();
+        let (area, tenant) = match command {
+            Command::Inbound(InboundCommand::DeleteDid { number }) => (
+                Area::Numbers,
+                inbound.did(number).map(|did| did.tenant.clone()),
+            ),
+            Command::Inbound(InboundCommand::DeleteDevice { aor }) => (
+                Area::Numbers,
+                inbound.device(aor).map(|device| device.tenant.clone()),
+            ),
+            Command::Inbound(_) => (Area::Edges, None),
+            _ => (Area::Routing, None),
+        };
+        require(principal, area, Access::Write)?;
+        match tenant {
+            Some(tenant) => require_tenant(principal, &tenant),
+            // A limited caller deletes only what it can show is its own.
+            None if !sees_all(principal) => Err(outside_scope()),
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn drain_gateway(

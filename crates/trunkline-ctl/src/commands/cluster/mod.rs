@@ -146,16 +146,22 @@ async fn init(context: &Context) -> Result<(), Failure> {
     struct Initialized {
         node_id: u64,
         cluster_name: String,
+        /// The first admin token, shown this once.
+        admin_token: String,
     }
     let initialized = Initialized {
         node_id: response.node_id,
         cluster_name: response.cluster_name,
+        admin_token: response.admin_token,
     };
     output::emit(context.format, &initialized, |initialized| {
         format!(
             "Initialised cluster {:?} with node {} as its first voter.\nAdd nodes with \
-             `trunkctl cluster join --node-id N --peer-addr HOST:PORT --api-addr HOST:PORT`.",
-            initialized.cluster_name, initialized.node_id
+             `trunkctl cluster join --node-id N --peer-addr HOST:PORT --api-addr HOST:PORT`.\n\
+             \nThe first admin token, shown this once (store it now; pass it with --token, \
+             TRUNKLINE_TOKEN or --token-file, and make narrower ones with `trunkctl token \
+             create`):\n{}",
+            initialized.cluster_name, initialized.node_id, initialized.admin_token
         )
     })
 }

@@ -4,7 +4,7 @@
 //! as a row that disagrees with the others.
 
 use serde::Serialize;
-use trunkline_client::{proto, Client, Retry};
+use trunkline_client::{proto, Retry};
 
 use crate::{
     commands::view,
@@ -44,8 +44,10 @@ struct FollowerLag {
 pub async fn exec(context: &Context) -> Result<(), Failure> {
     let mut statuses = Vec::new();
     for endpoint in context.client.endpoints() {
-        let client =
-            Client::new([endpoint.clone()]).map_err(|error| Failure::Usage(error.to_string()))?;
+        let client = context
+            .client
+            .only(endpoint)
+            .map_err(|error| Failure::Usage(error.to_string()))?;
         let status = client
             .admin(Retry::Idempotent, |mut admin| async move {
                 admin.cluster_status(proto::ClusterStatusRequest {}).await

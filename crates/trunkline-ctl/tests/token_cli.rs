@@ -1,0 +1,159 @@
+//! `trunkctl token` and `--token` against a node that requires a token of every caller.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{check, json, start_node_with, trunkctl, trunkctl_as};
+
+#[test]
+fn tokens_are_made_listed_used_and_revoked() {
+    let (node, admin) = start_node_with(true);
+
+    // No token: refused, saying only that, with what to do.
+    check(
+        trunkctl(&node, &["tenant", "list"]),
+        1,
+        &[],
+        &["UNAUTHENTICATED", "unauthenticated", "--token"],
+    );
+
+    let created = check(
+        trunkctl_as(
+            &node,
+            &admin,
+            &[
+                "-o",
+                "json",
+                "token",
+                "create",
+                "--role",
+                "auditor",
+                "--name",
+                "audit",
+                "--expires",
+                "90d",
+            ],
+        ),
+        0,
+        &[],
+        &[],
+    );
+    let created = json(&created);
+    let auditor = created["token"].as_str().unwrap().to_owned();
+    assert!(auditor.starts_with("tl1."), "{created}");
+
+    // An auditor reads and may not write.
+    check(
+        trunkctl_as(&node, &auditor, &["tenant", "list"]),
+        0,
+        &[],
+        &[],
+    );
+    check(
+        trunkctl_as(&node, &auditor, &["tenant", "add", "acme"]),
+        1,
+        &[],
+        &["PERMISSION_DENIED", "auditor"],
+    );
+    check(
+        trunkctl_as(&node, &admin, &["tenant", "add", "acme"]),
+        0,
+        &["Tenant \"acme\" created"],
+        &[],
+    );
+
+    // A tenant token needs its tenant; a proxy token its tenants or --all-tenants.
+    check(
+        trunkctl_as(&node, &admin, &["token", "create", "--role", "tenant"]),
+        1,
+        &[],
+        &["tenants", "is required"],
+    );
+    check(
+        trunkctl_as(
+            &node,
+            &admin,
+            &[
+                "token",
+                "create",
+                "--role",
+                "proxy",
+                "--all-tenants",
+                "--name",
+                "sbc",
+            ],
+        ),
+        0,
+        &["shown this once", "tl1."],
+        &[],
+    );
+
+    let listed = check(trunkctl_as(&node, &admin, &["token", "list"]), 0, &[], &[]);
+    for needle in ["initial-admin", "audit", "sbc", "(all)", "live", "auditor"] {
+        assert!(listed.contains(needle), "{needle:?} not in:\n{listed}");
+    }
+    assert!(!listed.contains("tl1."), "a secret is listed:\n{listed}");
+
+    check(
+        trunkctl_as(&node, &admin, &["token", "revoke", "audit"]),
+        0,
+        &["Token \"audit\" revoked"],
+        &[],
+    );
+    check(
+        trunkctl_as(&node, &auditor, &["tenant", "list"]),
+        1,
+        &[],
+        &["UNAUTHENTICATED"],
+    );
+    check(
+        trunkctl_as(&node, &admin, &["token", "revoke", "audit"]),
+        3,
+        &[],
+        &["token \"audit\" not found"],
+    );
+    let listed = check(
+        trunkctl_as(&node, &admin, &["-o", "json", "token", "list"]),
+        0,
+        &[],
+        &[],
+    );
+    let listed = json(&listed);
+    let audit = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["name"] == "audit")
+        .unwrap();
+    assert_eq!(audit["state"], "revoked", "{audit}");
+
+    // The token can come from a file too.
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("admin.token");
+    std::fs::write(&file, format!("{admin}\n")).unwrap();
+    check(
+        trunkctl(
+            &node,
+            &[
+                "--token-file",
+                file.to_str().unwrap(),
+                "tenant",
+                "show",
+                "acme",
+            ],
+        ),
+        0,
+        &["acme"],
+        &[],
+    );
+    check(
+        trunkctl(
+            &node,
+            &["--token-file", "/nonexistent/token", "tenant", "list"],
+        ),
+        2,
+        &[],
+        &["--token-file /nonexistent/token"],
+    );
+}
