@@ -32,6 +32,17 @@ pub struct Event {
 pub enum EventKind {
     /// A gateway went up or down.
     GatewayHealth(AppliedTransition),
+    /// Authentication under attack: a token locked after wrong secrets, or a source address
+    /// refused after too many failures.
+    SecurityAlert(SecurityAlert),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityAlert {
+    /// The address the failures came from.
+    pub source: String,
+    /// What happened and what it led to.
+    pub what: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

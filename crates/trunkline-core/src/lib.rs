@@ -4,6 +4,7 @@
 //! in as values, so the replicated state machine gives the same answer on every node and the
 //! routing decisions can be property-tested.
 
+pub mod audit;
 pub mod auth;
 mod error;
 pub mod events;

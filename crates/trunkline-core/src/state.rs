@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    audit::{object_of, retention_ms, Actor, AuditCommand, AuditLog},
     auth::tokens::{TokenCommand, TokenResponse, Tokens},
     events::{Event, EventKind, EventLog},
     health::{HealthCommand, HealthResponse, HealthTable},
@@ -38,6 +39,14 @@ pub enum Command {
     Inbound(InboundCommand),
     /// Who may use the cluster.
     Tokens(TokenCommand),
+    /// Refused or failed authentications, for the audit log.
+    Audit(AuditCommand),
+    /// A change an operator asked for, applied as `command` and recorded in the audit log
+    /// with who asked and how it ended.
+    Audited {
+        actor: Actor,
+        command: Box<Command>,
+    },
     /// Only moves the log's time on, so time-based state (registration expiry) advances on
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
@@ -53,6 +62,14 @@ impl Command {
             Command::Health(command) => command.validate(),
             Command::Inbound(command) => command.validate(),
             Command::Tokens(command) => command.validate(),
+            Command::Audit(command) => command.validate(),
+            Command::Audited { command, .. } => match command.as_ref() {
+                Command::Audited { .. } => Err(crate::Error::invalid(
+                    "command",
+                    "an audited command can't hold another",
+                )),
+                command => command.validate(),
+            },
             Command::Tick => Ok(()),
         }
     }
@@ -92,6 +109,7 @@ pub struct State {
     events: Arc<EventLog>,
     inbound: Arc<InboundConfig>,
     tokens: Arc<Tokens>,
+    audit: Arc<AuditLog>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -105,6 +123,48 @@ impl State {
             return Response::Rejected(error);
         }
         match &request.command {
+            Command::Audited { actor, command } => {
+                let response = self.apply_command(log_index, command);
+                let result = match &response {
+                    Response::Rejected(error) => format!("rejected: {error}"),
+                    _ => "ok".to_owned(),
+                };
+                self.record(log_index, actor, &object_of(command), &result);
+                response
+            }
+            command => self.apply_command(log_index, command),
+        }
+    }
+
+    fn record(&mut self, log_index: u64, actor: &Actor, object: &str, result: &str) {
+        let retention = retention_ms(&self.settings);
+        let audit = Arc::make_mut(&mut self.audit);
+        audit.append(log_index, self.last_time_ms, actor, object, result);
+        audit.prune(self.last_time_ms, retention);
+    }
+
+    fn apply_command(&mut self, log_index: u64, command: &Command) -> Response {
+        match command {
+            Command::Audited { .. } => Response::Rejected(crate::Error::invalid(
+                "command",
+                "an audited command can't hold another",
+            )),
+            Command::Audit(AuditCommand::Record(records)) => {
+                for record in records {
+                    self.record(log_index, &record.actor, "-", &record.result);
+                    if record.alert {
+                        Arc::make_mut(&mut self.events).push(Event {
+                            index: log_index,
+                            time_ms: self.last_time_ms,
+                            kind: EventKind::SecurityAlert(crate::events::SecurityAlert {
+                                source: record.actor.source.clone(),
+                                what: record.result.clone(),
+                            }),
+                        });
+                    }
+                }
+                Response::None
+            }
             Command::Settings(command) => {
                 Response::Settings(Arc::make_mut(&mut self.settings).apply(log_index, command))
             }
@@ -230,6 +290,10 @@ impl State {
         &self.inbound
     }
 
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
     pub fn tokens(&self) -> &Arc<Tokens> {
         &self.tokens
     }
@@ -274,6 +338,82 @@ mod tests {
         let response = state.apply(1, &set(1, "", "x"));
         assert!(matches!(response, Response::Rejected(_)), "{response:?}");
         assert!(state.settings().is_empty());
+    }
+
+    #[test]
+    fn audited_changes_and_records_make_a_verifiable_chain() {
+        let actor = Actor {
+            name: "ops".into(),
+            source: "192.0.2.1".into(),
+            rpc: "trunkline.v1.AdminService/SetSetting".into(),
+        };
+        let audited = |command: Command| Command::Audited {
+            actor: actor.clone(),
+            command: Box::new(command),
+        };
+        let mut state = State::default();
+        let ok = state.apply(
+            1,
+            &Request {
+                time_ms: 10,
+                command: audited(set(0, "a", "1").command),
+            },
+        );
+        assert!(matches!(ok, Response::Settings(_)), "{ok:?}");
+        let refused = state.apply(
+            2,
+            &Request {
+                time_ms: 11,
+                command: audited(Command::Settings(SettingsCommand::CompareAndSet {
+                    key: "a".into(),
+                    expected: Some("9".into()),
+                    value: None,
+                })),
+            },
+        );
+        state.apply(
+            3,
+            &Request {
+                time_ms: 12,
+                command: Command::Audit(AuditCommand::Record(vec![crate::audit::AuditRecord {
+                    actor: Actor::default(),
+                    result: "unauthenticated".into(),
+                    alert: true,
+                }])),
+            },
+        );
+        // Changes nobody audited (the node's own) are not recorded.
+        state.apply(4, &set(13, "b", "2"));
+        let entries: Vec<_> = state.audit().iter().cloned().collect();
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        assert_eq!(
+            (entries[0].object.as_str(), entries[0].result.as_str()),
+            ("setting a", "ok")
+        );
+        assert_eq!(entries[0].actor, "ops");
+        assert_eq!(entries[0].index, 1);
+        let refused_result = &entries[1].result;
+        assert!(
+            matches!(refused, Response::Settings(_) | Response::Rejected(_)),
+            "{refused:?}"
+        );
+        assert!(!refused_result.is_empty());
+        assert_eq!(entries[2].result, "unauthenticated");
+        let alert = state.events().iter().next_back().unwrap();
+        assert!(
+            matches!(&alert.kind, EventKind::SecurityAlert(alert) if alert.what == "unauthenticated")
+        );
+        assert_eq!(crate::audit::verify(&entries), Ok(3));
+
+        let nested = audited(audited(Command::Tick));
+        let response = state.apply(
+            5,
+            &Request {
+                time_ms: 14,
+                command: nested,
+            },
+        );
+        assert!(matches!(response, Response::Rejected(_)), "{response:?}");
     }
 
     #[test]

@@ -128,6 +128,57 @@ fn tokens_are_made_listed_used_and_revoked() {
         .unwrap();
     assert_eq!(audit["state"], "revoked", "{audit}");
 
+    // The audit log: who did what, streamed; its chain checks out.
+    // Refused calls are written about once a second.
+    let mut audit = String::new();
+    for _ in 0..50 {
+        audit = check(trunkctl_as(&node, &admin, &["audit", "list"]), 0, &[], &[]);
+        if audit.contains("permission denied") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for needle in [
+        "- from 127.0.0.1 trunkline.v1.AdminService/ListRouting -: unauthenticated",
+        "initial-admin from",
+        "AdminService/PutTenant tenant acme: ok",
+        "AdminService/RevokeToken token audit: ok",
+        "audit from 127.0.0.1 trunkline.v1.AdminService/PutTenant -: permission denied",
+    ] {
+        assert!(audit.contains(needle), "{needle:?} not in:\n{audit}");
+    }
+    let mine = check(
+        trunkctl_as(
+            &node,
+            &admin,
+            &[
+                "-o",
+                "json",
+                "audit",
+                "list",
+                "--actor",
+                "initial-admin",
+                "--since",
+                "1h",
+            ],
+        ),
+        0,
+        &[],
+        &[],
+    );
+    let lines: Vec<serde_json::Value> = mine.lines().map(json).collect();
+    assert!(lines.len() >= 4, "{mine}");
+    assert!(
+        lines.iter().all(|line| line["actor"] == "initial-admin"),
+        "{mine}"
+    );
+    check(
+        trunkctl_as(&node, &admin, &["audit", "verify"]),
+        0,
+        &["The audit log is intact"],
+        &[],
+    );
+
     // The token can come from a file too.
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("admin.token");

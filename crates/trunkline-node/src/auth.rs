@@ -20,11 +20,15 @@ use std::{
 
 use tonic::{codegen::http, transport::server::TcpConnectInfo, Status};
 use tower::Service;
-use trunkline_core::auth::{
-    guard::{Consequence, Guard},
-    need,
-    tokens::{self, SecretHash},
-    Access, Area, Need, Principal, Role, Scope, TENANT_CHECKED,
+use trunkline_core::{
+    audit::{Actor, AuditCommand, AuditRecord, MAX_RECORDS_PER_COMMAND},
+    auth::{
+        guard::{Consequence, Guard},
+        need,
+        tokens::{self, SecretHash},
+        Access, Area, Need, Principal, Role, Scope, TENANT_CHECKED,
+    },
+    Command,
 };
 use trunkline_store::StateReader;
 
@@ -34,10 +38,95 @@ pub const BOOTSTRAP_FILE: &str = "bootstrap.token";
 pub const BOOTSTRAP_ENV: &str = "TRUNKLINE_BOOTSTRAP_TOKEN";
 /// The longest `authorization` header looked at.
 const MAX_HEADER_BYTES: usize = 256;
+/// Refusals and failures waiting to be written to the audit log; beyond it they are counted.
+const MAX_PENDING_RECORDS: usize = MAX_RECORDS_PER_COMMAND;
+/// How often waiting refusals and failures are written, as one log entry.
+pub const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+tokio::task_local! {
+    /// Who made the admin request being served: `Cluster::write` records its changes in the
+    /// audit log with it.
+    pub static ACTOR: Actor;
+}
+
+/// The actor of the admin request this task serves, if it serves one.
+pub fn current_actor() -> Option<Actor> {
+    ACTOR.try_with(Actor::clone).ok()
+}
+
+/// Refused and failed calls waiting for the next audit write: bounded, written once a
+/// second by [`flush_audit`], so failures can't make the cluster write more than that.
+#[derive(Default)]
+pub struct PendingAudit {
+    records: Mutex<(Vec<AuditRecord>, u64)>,
+}
+
+impl PendingAudit {
+    fn push(&self, actor: Actor, result: &str, alert: bool) {
+        if let Ok(mut pending) = self.records.lock() {
+            let (records, dropped) = &mut *pending;
+            if records.len() < MAX_PENDING_RECORDS {
+                records.push(AuditRecord {
+                    actor,
+                    result: result.to_owned(),
+                    alert,
+                });
+            } else {
+                *dropped += 1;
+            }
+        }
+    }
+
+    /// What waits, with a record of how many did not fit; empty when nothing does.
+    fn take(&self) -> Vec<AuditRecord> {
+        let Ok(mut pending) = self.records.lock() else {
+            return Vec::new();
+        };
+        let (records, dropped) = &mut *pending;
+        let mut taken = std::mem::take(records);
+        if *dropped > 0 {
+            let summary = AuditRecord {
+                actor: Actor {
+                    name: "-".into(),
+                    source: "-".into(),
+                    rpc: "-".into(),
+                },
+                result: format!("{dropped} more refused or failed calls, not recorded one by one"),
+                alert: false,
+            };
+            if taken.len() == MAX_RECORDS_PER_COMMAND {
+                taken.pop();
+            }
+            taken.push(summary);
+            *dropped = 0;
+        }
+        taken
+    }
+}
+
+/// Writes what [`PendingAudit`] holds once every [`AUDIT_FLUSH_INTERVAL`], as one entry.
+pub async fn flush_audit(cluster: Arc<crate::cluster::Cluster>, pending: Arc<PendingAudit>) {
+    let mut interval = tokio::time::interval(AUDIT_FLUSH_INTERVAL);
+    loop {
+        interval.tick().await;
+        let records = pending.take();
+        if records.is_empty() {
+            continue;
+        }
+        let count = records.len();
+        if let Err(error) = cluster
+            .write(Command::Audit(AuditCommand::Record(records)))
+            .await
+        {
+            tracing::warn!(%error, count, "can't write refused calls to the audit log");
+        }
+    }
+}
 
 /// What the layer checks with, shared by every connection.
 pub struct Authenticator {
     required: bool,
+    pending: Arc<PendingAudit>,
     reader: StateReader,
     guard: Mutex<Guard>,
     /// The hash of the secret that may initialise the cluster, while it has no token.
@@ -45,13 +134,110 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(required: bool, reader: StateReader, bootstrap: Option<SecretHash>) -> Self {
+    pub fn new(
+        required: bool,
+        reader: StateReader,
+        bootstrap: Option<SecretHash>,
+        pending: Arc<PendingAudit>,
+    ) -> Self {
         Authenticator {
             required,
+            pending,
             reader,
             guard: Mutex::new(Guard::default()),
             bootstrap,
         }
+    }
+
+    /// [`Authenticator::check`], recording a refusal or failure in the audit log.
+    pub fn check_and_record(
+        &self,
+        path: &str,
+        authorization: Option<&http::HeaderValue>,
+        source: IpAddr,
+        now_ms: u64,
+    ) -> Result<Option<Principal>, Status> {
+        let checked = self.check(path, authorization, source, now_ms);
+        if let Err(status) = &checked {
+            // The name only when the token was valid: a failed one names nobody.
+            let name = match status.code() {
+                tonic::Code::PermissionDenied => self
+                    .name_of(authorization, now_ms)
+                    .unwrap_or_else(|| "-".into()),
+                _ => "-".into(),
+            };
+            self.refused(name, source, path, status);
+        }
+        checked
+    }
+
+    /// Records a refused call in the audit log.
+    pub fn refused(&self, name: String, source: IpAddr, path: &str, status: &Status) {
+        let result = match status.code() {
+            tonic::Code::Unauthenticated => "unauthenticated".to_owned(),
+            _ => status.message().to_owned(),
+        };
+        self.pending.push(
+            Actor {
+                name,
+                source: source.to_string(),
+                rpc: path.trim_start_matches('/').to_owned(),
+            },
+            &result,
+            false,
+        );
+    }
+
+    /// Logs a lock or a limit that a failure caused, and raises it as a security alert
+    /// (audit entry and event) with the next audit write.
+    fn consequence(&self, from: IpAddr, consequence: Consequence) {
+        let (source, what) = match consequence {
+            Consequence::Counted => return,
+            Consequence::TokenLocked { id, until_ms } => {
+                tracing::warn!(token = %id, until_ms, "a token was locked after repeated wrong secrets");
+                (
+                    from.to_string(),
+                    format!(
+                        "token {id} locked on this node for 30 minutes after {} wrong secrets in a row",
+                        trunkline_core::auth::guard::TOKEN_FAILURES_TO_LOCK
+                    ),
+                )
+            }
+            Consequence::SourceLimited { source, until_ms } => {
+                tracing::warn!(%source, until_ms, "a source address is refused after repeated failed authentication");
+                (
+                    source.to_string(),
+                    format!(
+                        "{source} refused on this node for the rest of the minute after {} failed \
+                         calls",
+                        trunkline_core::auth::guard::SOURCE_FAILURES_PER_WINDOW
+                    ),
+                )
+            }
+        };
+        self.pending.push(
+            Actor {
+                name: "-".into(),
+                source,
+                rpc: "-".into(),
+            },
+            &what,
+            true,
+        );
+    }
+
+    fn name_of(&self, authorization: Option<&http::HeaderValue>, now_ms: u64) -> Option<String> {
+        let presented = authorization
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(tokens::parse)?;
+        let applied = self.reader.current();
+        let name = applied
+            .state
+            .tokens()
+            .verify(&presented, now_ms)
+            .map(|record| record.name.clone());
+        name
     }
 
     /// Who may make the call to `path` with these headers from `source`, or why not.
@@ -110,14 +296,17 @@ impl Authenticator {
             .and_then(|value| value.strip_prefix("Bearer "))
             .and_then(tokens::parse);
         let Some(presented) = presented else {
-            record(guard.failed(source, None, now_ms));
+            // The same work as checking a well-formed token, so the time taken does not say
+            // whether the token was malformed or wrong.
+            tokens::spend_a_check();
+            self.consequence(source, guard.failed(source, None, now_ms));
             return Err(unauthenticated());
         };
         let applied = self.reader.current();
         let records = applied.state.tokens();
         let verified = records.verify(&presented, now_ms);
         if guard.token_locked(&presented.id, now_ms) {
-            record(guard.failed(source, Some(&presented.id), now_ms));
+            self.consequence(source, guard.failed(source, Some(&presented.id), now_ms));
             return Err(unauthenticated());
         }
         if let Some(record) = verified {
@@ -135,24 +324,8 @@ impl Authenticator {
                 }
             }
         }
-        record(guard.failed(source, Some(&presented.id), now_ms));
+        self.consequence(source, guard.failed(source, Some(&presented.id), now_ms));
         Err(unauthenticated())
-    }
-}
-
-fn record(consequence: Consequence) {
-    match consequence {
-        Consequence::Counted => {}
-        Consequence::TokenLocked { id, until_ms } => tracing::warn!(
-            token = %id,
-            until_ms,
-            "a token was locked after repeated wrong secrets"
-        ),
-        Consequence::SourceLimited { source, until_ms } => tracing::warn!(
-            %source,
-            until_ms,
-            "a source address is refused after repeated failed authentication"
-        ),
     }
 }
 
@@ -287,20 +460,48 @@ where
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
-        let checked = self.authenticator.check(
-            request.uri().path(),
+        let path = request.uri().path().to_owned();
+        let checked = self.authenticator.check_and_record(
+            &path,
             request.headers().get(http::header::AUTHORIZATION),
             source,
             crate::cluster::now_ms(),
         );
-        match checked {
-            Ok(principal) => {
-                if let Some(principal) = principal {
-                    request.extensions_mut().insert(principal);
-                }
-                Box::pin(self.inner.call(request))
-            }
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        let principal = match checked {
+            Ok(principal) => principal,
+            Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
+        };
+        let name = principal.as_ref().map_or_else(
+            || "anonymous".to_owned(),
+            |principal| principal.name.clone(),
+        );
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(principal);
         }
+        let response = self.inner.call(request);
+        if !path.starts_with("/trunkline.v1.AdminService/") {
+            return Box::pin(response);
+        }
+        // An admin request: its changes are recorded with who made them, and a refusal by
+        // its handler (a tenant outside the token's) is recorded too.
+        let actor = Actor {
+            name: name.clone(),
+            source: source.to_string(),
+            rpc: path.trim_start_matches('/').to_owned(),
+        };
+        let authenticator = self.authenticator.clone();
+        Box::pin(async move {
+            let response = ACTOR.scope(actor, response).await?;
+            if response
+                .headers()
+                .get("grpc-status")
+                .map(|code| code.as_bytes())
+                == Some(b"7".as_slice())
+            {
+                let status = Status::permission_denied("permission denied");
+                authenticator.refused(name, source, &path, &status);
+            }
+            Ok(response)
+        })
     }
 }

@@ -57,11 +57,21 @@ pub struct FileConfig {
     #[serde(default)]
     pub storage: StorageFileConfig,
     #[serde(default)]
+    pub security: SecurityFileConfig,
+    #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub streams: StreamsFileConfig,
     #[serde(default)]
     pub answers: AnswersFileConfig,
+}
+
+/// The `[security]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityFileConfig {
+    /// Refuse every client call without a valid token (`--require-auth`).
+    pub require_auth: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -597,7 +607,7 @@ impl Config {
             min_free_bytes,
             limits,
             service_limits,
-            require_auth: overrides.require_auth,
+            require_auth: overrides.require_auth || file.security.require_auth.unwrap_or(false),
         })
     }
 
@@ -792,6 +802,8 @@ mod tests {
             config.advertise_peer_addr.as_deref(),
             Some("10.0.0.11:7401")
         );
+        // The example asks for tokens; a file that says nothing does not.
+        assert!(config.require_auth);
         config.openraft().unwrap();
     }
 
@@ -799,6 +811,7 @@ mod tests {
     fn a_minimal_file_gets_defaults() {
         let config = resolve("node_id = 3\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
         assert_eq!(config.node_id, 3);
+        assert!(!config.require_auth);
         assert_eq!(config.cluster_name, DEFAULT_CLUSTER_NAME);
         assert_eq!(config.api_addr.to_string(), DEFAULT_API_ADDR);
         assert_eq!(config.raft, RaftConfig::default());

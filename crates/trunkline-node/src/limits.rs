@@ -66,6 +66,10 @@ pub const STORAGE_FAILURE_LOOKUP_WINDOW: Duration = Duration::from_millis(2000);
 pub const MAX_LIST_SETTINGS: usize = 1000;
 /// Chunks of an export buffered ahead of a slow reader.
 pub const EXPORT_CHANNEL_CHUNKS: usize = 4;
+/// Audit entries copied out of the state at once by a ListAudit stream.
+pub const AUDIT_PAGE_ENTRIES: usize = 256;
+/// Audit entries a ListAudit stream buffers for a slow reader.
+pub const AUDIT_CHANNEL_ENTRIES: usize = 256;
 /// Events a watcher may ask to see from before it connected (the core's, which trunkctl
 /// checks too).
 pub use trunkline_core::events::MAX_RECENT_EVENTS;

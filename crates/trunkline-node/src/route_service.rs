@@ -17,6 +17,7 @@ use trunkline_core::{
 };
 
 use crate::{
+    auth,
     cluster::{now_ms, Cluster, ReadState},
     config::ServiceLimits,
     convert,
@@ -150,10 +151,10 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::RouteOutboundRequest>,
     ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
-        let principal = crate::auth::principal(&request);
+        let principal = auth::principal(&request);
         let request = request.into_inner();
         validate_name("tenant", &request.tenant).map_err(invalid)?;
-        crate::auth::require_tenant(&principal, &request.tenant)?;
+        auth::require_tenant(&principal, &request.tenant)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("to", &request.to, true)?;
         validate_number_text("from", &request.from, false)?;
@@ -199,15 +200,30 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::ReportLegRequest>,
     ) -> Result<Response<proto::ReportLegResponse>, Status> {
+        let principal = auth::principal(&request);
         let request = request.into_inner();
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         let key = Self::token_key(&self.views.current())?;
         let token = match route_token::decode_any(&request.route_token, &key).map_err(invalid)? {
             route_token::Token::Outbound(token) => token,
             route_token::Token::Inbound(token) => {
-                return self.report_inbound_leg(request, token, &key).await
+                // The DID's tenant, as the lookup that issued the token saw it.
+                let view = self.view(token.applied_index).await?;
+                let tenant = view
+                    .applied
+                    .state
+                    .inbound()
+                    .did(&token.did)
+                    .map(|did| did.tenant.clone());
+                match tenant {
+                    Some(tenant) => auth::require_tenant(&principal, &tenant)?,
+                    None if !auth::sees_all(&principal) => return Err(auth::outside_scope()),
+                    None => {}
+                }
+                return self.report_inbound_leg(request, token, &key).await;
             }
         };
+        auth::require_tenant(&principal, &token.tenant)?;
         validate_name("carrier", &request.carrier).map_err(invalid)?;
         // Never answer from older configuration than the lookup that issued the token.
         let view = self.view(token.applied_index).await?;
@@ -267,7 +283,23 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::ReportRegistrationRequest>,
     ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
+        let principal = auth::principal(&request);
         let request = request.into_inner();
+        if !auth::sees_all(&principal) {
+            // A proxy of some tenants reports only their devices' registrations.
+            let tenant = self
+                .views
+                .current()
+                .applied
+                .state
+                .inbound()
+                .device(&request.aor)
+                .map(|device| device.tenant.clone());
+            match tenant {
+                Some(tenant) => auth::require_tenant(&principal, &tenant)?,
+                None => return Err(auth::outside_scope()),
+            }
+        }
         let update = RegistrationUpdate {
             aor: request.aor,
             edge: request.edge,
@@ -288,11 +320,21 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::RouteInboundRequest>,
     ) -> Result<Response<proto::RouteInboundResponse>, Status> {
+        let principal = auth::principal(&request);
         let request = request.into_inner();
         validate_number("did", &request.did).map_err(invalid)?;
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
         validate_number_text("from", &request.from, false)?;
         let view = self.view(request.min_applied_index).await?;
+        // A proxy of some tenants learns nothing of other tenants' DIDs, not even whether
+        // they exist.
+        if !auth::sees_all(&principal) {
+            let did = view.applied.state.inbound().did(&request.did);
+            match did {
+                Some(did) => auth::require_tenant(&principal, &did.tenant)?,
+                None => return Err(auth::outside_scope()),
+            }
+        }
         let plan = inbound_plan(&view, &request.did)?;
         let now_ms = now_ms();
         let legs = plan

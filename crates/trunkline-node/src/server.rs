@@ -162,10 +162,16 @@ impl NodeServer {
                 "client calls are not authenticated (no --require-auth): anyone who can reach                  the client listener can change routing"
             );
         }
+        let pending_audit = Arc::new(crate::auth::PendingAudit::default());
+        tokio::spawn(crate::auth::flush_audit(
+            cluster.clone(),
+            pending_audit.clone(),
+        ));
         let authenticator = Arc::new(Authenticator::new(
             config.require_auth,
             cluster.reader.clone(),
             bootstrap,
+            pending_audit,
         ));
         Ok(NodeServer {
             cluster,

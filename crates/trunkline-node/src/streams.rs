@@ -57,6 +57,7 @@ impl StateSource for StateReader {
 pub enum StreamKind {
     Watch,
     Export,
+    Audit,
 }
 
 impl StreamKind {
@@ -64,6 +65,7 @@ impl StreamKind {
         match self {
             StreamKind::Watch => "WatchEvents",
             StreamKind::Export => "ExportRates",
+            StreamKind::Audit => "ListAudit",
         }
     }
 
@@ -71,7 +73,8 @@ impl StreamKind {
     fn option(self) -> &'static str {
         match self {
             StreamKind::Watch => "streams.max_watch_streams",
-            StreamKind::Export => "streams.max_export_streams",
+            // Audit listings are as rare as exports and share their limit's value.
+            StreamKind::Export | StreamKind::Audit => "streams.max_export_streams",
         }
     }
 }
@@ -200,6 +203,40 @@ fn event_batch(applied: &AppliedState, after: u64) -> (Vec<(u64, proto::Event)>,
     }
     let more = backlog.next().is_some();
     (batch, more)
+}
+
+/// Streams the audit entries `keep` keeps, oldest first, a page at a time: each page is
+/// copied out of the published state, which is dropped before the entries are sent.
+pub fn list_audit<S: StateSource>(
+    source: S,
+    keep: impl Fn(&trunkline_core::audit::AuditEntry) -> bool + Send + 'static,
+    permit: OwnedSemaphorePermit,
+) -> mpsc::Receiver<Result<proto::AuditEntry, Status>> {
+    let (sender, receiver) = mpsc::channel(limits::AUDIT_CHANNEL_ENTRIES);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut after = 0;
+        loop {
+            let page =
+                source
+                    .current()
+                    .state
+                    .audit()
+                    .page_after(after, limits::AUDIT_PAGE_ENTRIES, &keep);
+            let Some(last) = page.last() else { return };
+            after = last.seq;
+            for entry in page {
+                if sender
+                    .send(Ok(convert::audit_to_proto(entry)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    receiver
 }
 
 /// Starts an export of `deck` (the carrier's deck when the export was asked for); the stream

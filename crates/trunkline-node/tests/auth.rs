@@ -130,7 +130,7 @@ async fn restore_numbers(admin: &Client, tenant: &str) {
 }
 
 /// Calls `rpc` about `tenant`'s objects (where it has any) and returns the answer's code.
-async fn call(client: &Client, rpc: &str, tenant: &str) -> Code {
+async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code {
     let did = did_of(tenant).to_owned();
     let device = device_of(tenant);
     match rpc {
@@ -344,6 +344,11 @@ async fn call(client: &Client, rpc: &str, tenant: &str) -> Code {
                 token: "nope".into()
             }
         )),
+        "ListAudit" => code(admin!(
+            client,
+            list_audit,
+            proto::ListAuditRequest::default()
+        )),
         "RouteOutbound" => code(route!(
             client,
             route_outbound,
@@ -354,21 +359,60 @@ async fn call(client: &Client, rpc: &str, tenant: &str) -> Code {
                 ..Default::default()
             }
         )),
-        "ReportLeg" => code(route!(
-            client,
-            report_leg,
-            proto::ReportLegRequest::default()
-        )),
+        "ReportLeg" => {
+            // A real token of a call to the tenant's DID, issued to the admin: the device
+            // registered, so the call rings it.
+            let registered = route!(
+                admin,
+                report_registration,
+                proto::ReportRegistrationRequest {
+                    edge: "edge-1".into(),
+                    aor: device.clone(),
+                    contact: "sip:alice@192.0.2.10:5060".into(),
+                    expires_s: 3_600,
+                    ..Default::default()
+                }
+            )
+            .unwrap();
+            let routed = route!(
+                admin,
+                route_inbound,
+                proto::RouteInboundRequest {
+                    did: did.clone(),
+                    call_id: "call-2".into(),
+                    min_applied_index: registered.applied_index,
+                    ..Default::default()
+                }
+            )
+            .unwrap();
+            code(route!(
+                client,
+                report_leg,
+                proto::ReportLegRequest {
+                    call_id: "call-2".into(),
+                    route_token: routed.route_token,
+                    sip_code: 486,
+                    ..Default::default()
+                }
+            ))
+        }
         "ReportRegistration" => code(route!(
             client,
             report_registration,
-            proto::ReportRegistrationRequest::default()
+            proto::ReportRegistrationRequest {
+                edge: "edge-1".into(),
+                aor: device,
+                contact: "sip:alice@192.0.2.10:5060".into(),
+                expires_s: 60,
+                ..Default::default()
+            }
         )),
         "RouteInbound" => code(route!(
             client,
             route_inbound,
             proto::RouteInboundRequest {
                 did,
+                call_id: "call-1".into(),
                 ..Default::default()
             }
         )),
@@ -415,10 +459,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ("CreateToken", "ynnnn"),
     ("ListTokens", "ynynn"),
     ("RevokeToken", "ynnnn"),
+    ("ListAudit", "ynynn"),
     ("RouteOutbound", "yynon"),
-    ("ReportLeg", "yynnn"),
-    ("ReportRegistration", "yynnn"),
-    ("RouteInbound", "yynnn"),
+    ("ReportLeg", "yynon"),
+    ("ReportRegistration", "yynon"),
+    ("RouteInbound", "yynon"),
 ];
 
 /// Every `rpc Name(` of the client services, read from the contract itself.
@@ -499,7 +544,7 @@ async fn every_rpc_for_every_role_with_its_own_tenant_and_another() {
             for tenant in [OWN, OTHER] {
                 restore_numbers(&admin, tenant).await;
                 let allowed = letter == 'y' || (letter == 'o' && tenant == OWN);
-                let answer = call(&client, rpc, tenant).await;
+                let answer = call(&client, &admin, rpc, tenant).await;
                 let refused = answer == Code::PermissionDenied;
                 if answer == Code::Unauthenticated || refused == allowed {
                     wrong.push(format!(
@@ -680,6 +725,52 @@ async fn failed_authentication_says_only_unauthenticated_and_is_bounded() {
     let log = node.log();
     assert!(log.contains("a token was locked"), "{log}");
     assert!(log.contains("a source address is refused"), "{log}");
+
+    // Another address still gets in, and sees both raised as security alerts on the event
+    // stream (written with the next audit entry, about a second later).
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.api_addr))
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut elsewhere = proto::admin_service_client::AdminServiceClient::with_interceptor(
+        channel,
+        trunkline_client::Bearer::new(&admin_token).unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let alerts = loop {
+        let mut stream = elsewhere
+            .watch_events(proto::WatchEventsRequest {
+                recent: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut alerts = Vec::new();
+        while let Some(event) = stream.message().await.unwrap() {
+            if let Some(proto::event::Kind::SecurityAlert(alert)) = event.kind {
+                alerts.push(alert);
+            }
+        }
+        if alerts.len() >= 2 || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        alerts
+            .iter()
+            .any(|alert| alert.what.contains("locked") && alert.source == "127.0.0.1"),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|alert| alert.what.contains("127.0.0.1 refused")),
+        "{alerts:?}"
+    );
     // The health check never needs a credential.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.api_addr))
         .unwrap()
@@ -694,4 +785,141 @@ async fn failed_authentication_says_only_unauthenticated_and_is_bounded() {
         health.into_inner().status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+}
+
+/// Every audit entry, read back through the wire and checked as trunkctl checks them.
+async fn audit_entries(client: &Client) -> Vec<trunkline_core::audit::AuditEntry> {
+    let mut stream = admin!(client, list_audit, proto::ListAuditRequest::default()).unwrap();
+    let mut entries = Vec::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        entries.push(trunkline_api::convert::audit_from_proto(entry).unwrap());
+    }
+    entries
+}
+
+#[tokio::test]
+async fn the_audit_log_records_changes_and_refusals_with_who_and_how() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(root.path(), 1, &["--require-auth"]);
+    let admin_token = init(&node).await;
+    let admin = with_token(&node, &admin_token);
+    wait_for_leader(&admin, Duration::from_secs(10)).await;
+    put_tenant(&admin, OWN).await;
+    put_tenant(&admin, OTHER).await;
+    let customer = with_token(
+        &node,
+        &create_token(&admin, "customer", "tenant", &[OWN]).await,
+    );
+    let auditor = with_token(&node, &create_token(&admin, "audit", "auditor", &[]).await);
+    let ops = with_token(&node, &create_token(&admin, "ops", "operator", &[]).await);
+
+    // Refused by the layer, by a handler, and failed authentication.
+    let denied = admin!(
+        ops,
+        set_setting,
+        proto::SetSettingRequest {
+            key: "k".into(),
+            value: "v".into()
+        }
+    );
+    assert_eq!(code(denied), Code::PermissionDenied);
+    let outside = admin!(
+        customer,
+        set_tenant_continuity,
+        proto::SetTenantContinuityRequest {
+            tenant: OTHER.into(),
+            plan: None
+        }
+    );
+    assert_eq!(code(outside), Code::PermissionDenied);
+    let anonymous = admin!(
+        node.client(),
+        list_routing,
+        proto::ListRoutingRequest::default()
+    );
+    assert_eq!(code(anonymous), Code::Unauthenticated);
+    // A change that the state machine rejects is recorded with why.
+    let rejected = admin!(
+        admin,
+        put_tenant,
+        proto::PutTenantRequest {
+            tenant: Some(proto::Tenant {
+                name: OWN.into(),
+                ..Default::default()
+            }),
+            mode: proto::PutMode::Create.into()
+        }
+    );
+    assert_eq!(code(rejected), Code::AlreadyExists);
+
+    // Refusals are written about once a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = audit_entries(&auditor).await;
+        if entries
+            .iter()
+            .any(|entry| entry.result == "unauthenticated")
+            || std::time::Instant::now() > deadline
+        {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let find = |actor: &str, object: &str| {
+        entries
+            .iter()
+            .find(|entry| entry.actor == actor && entry.object.starts_with(object))
+            .unwrap_or_else(|| panic!("no entry of {actor} on {object}: {entries:#?}"))
+    };
+    let created = find("initial-admin", "tenant own");
+    assert_eq!(created.result, "ok");
+    assert_eq!(created.rpc, "trunkline.v1.AdminService/PutTenant");
+    assert_eq!(created.source, "127.0.0.1");
+    assert!(entries.iter().any(|entry| entry.actor == "initial-admin"
+        && entry.object == "tenant own"
+        && entry.result.starts_with("rejected")));
+    assert!(find("initial-admin", "token customer").result == "ok");
+    let layer_refusal = entries
+        .iter()
+        .find(|entry| entry.actor == "ops" && entry.rpc.ends_with("/SetSetting"))
+        .unwrap_or_else(|| panic!("{entries:#?}"));
+    assert!(
+        layer_refusal.result.contains("permission denied"),
+        "{layer_refusal:?}"
+    );
+    assert!(entries
+        .iter()
+        .any(|entry| entry.actor == "customer" && entry.rpc.ends_with("/SetTenantContinuity")));
+    let failed = entries
+        .iter()
+        .find(|entry| entry.result == "unauthenticated")
+        .unwrap_or_else(|| panic!("{entries:#?}"));
+    assert_eq!(failed.actor, "-");
+    assert!(failed.rpc.ends_with("/ListRouting"));
+    // The chain is whole, and a change anywhere in it is found.
+    assert_eq!(
+        trunkline_core::audit::verify(&entries),
+        Ok(entries.len() as u64)
+    );
+    let mut tampered = entries.clone();
+    tampered[1].actor = "someone".into();
+    assert!(trunkline_core::audit::verify(&tampered).is_err());
+
+    // Filters.
+    let mut stream = admin!(
+        auditor,
+        list_audit,
+        proto::ListAuditRequest {
+            actor: "customer".into(),
+            ..Default::default()
+        }
+    )
+    .unwrap();
+    let mut only = Vec::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        only.push(entry);
+    }
+    assert!(!only.is_empty());
+    assert!(only.iter().all(|entry| entry.actor == "customer"));
 }

@@ -213,6 +213,12 @@ pub fn event_to_proto(
                 round_trip_ms: change.round_trip_ms,
             })
         }
+        EventKind::SecurityAlert(alert) => {
+            proto::event::Kind::SecurityAlert(proto::SecurityAlert {
+                source: alert.source.clone(),
+                what: alert.what.clone(),
+            })
+        }
     };
     proto::Event {
         index: event.index,

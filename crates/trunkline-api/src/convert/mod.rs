@@ -4,6 +4,7 @@
 //! (`dial_plan.home_area_code`, `probe.timeout_ms`), so the node can say what to fix and
 //! trunkctl can name the flag that sets it.
 
+mod audit;
 mod carrier;
 mod gateway;
 mod health;
@@ -12,6 +13,7 @@ mod rate;
 mod setting;
 mod tenant;
 
+pub use audit::{audit_from_proto, audit_to_proto};
 pub use carrier::{carrier_from_proto, carrier_to_proto};
 pub use gateway::{gateway_from_proto, gateway_to_proto};
 pub use health::{

@@ -60,7 +60,7 @@ impl Role {
             Role::Operator => match area {
                 Routing | Rates | Health | Numbers | Edges | Calls => true,
                 Cluster | Settings => access == Read,
-                Tokens => false,
+                Tokens | Audit => false,
             },
             Role::Auditor => access == Read && area != Calls,
             Role::Proxy => area == Calls,
@@ -99,6 +99,8 @@ pub enum Area {
     Edges,
     /// Routing calls: the route service.
     Calls,
+    /// The audit log.
+    Audit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,6 +277,10 @@ pub const RPCS: &[(&str, Need)] = {
             Permission(Tokens, Write),
         ),
         (
+            "trunkline.v1.AdminService/ListAudit",
+            Permission(Audit, Read),
+        ),
+        (
             "trunkline.v1.RouteService/RouteOutbound",
             Permission(Calls, Write),
         ),
@@ -304,6 +310,9 @@ pub const TENANT_CHECKED: &[&str] = &[
     "trunkline.v1.AdminService/SetTenantContinuity",
     "trunkline.v1.AdminService/DeleteObject",
     "trunkline.v1.RouteService/RouteOutbound",
+    "trunkline.v1.RouteService/ReportLeg",
+    "trunkline.v1.RouteService/ReportRegistration",
+    "trunkline.v1.RouteService/RouteInbound",
 ];
 
 /// What the RPC at gRPC `path` (`/package.Service/Method`) needs; `None`: it is not in the

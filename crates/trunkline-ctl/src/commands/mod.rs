@@ -2,6 +2,7 @@
 //! is a module describing it once ([`kinds::Kind`]) with the flags of its `add` and `update`;
 //! what every kind has (`show`, `list`, `remove`...) is written once in [`kinds`].
 
+pub mod audit;
 pub mod carrier;
 mod check;
 pub mod cluster;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Bearer tokens: who may use the cluster, and for what.
     #[command(subcommand)]
     Token(token::Command),
+    /// The audit log: every admin change and refused call; `audit verify` checks its chain.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -82,5 +86,6 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Continuity(command) => continuity::exec(command, context).await,
         Command::Route(command) => route::exec(command, context).await,
         Command::Token(command) => token::exec(command, context).await,
+        Command::Audit(command) => audit::exec(command, context).await,
     }
 }

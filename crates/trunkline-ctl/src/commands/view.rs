@@ -524,6 +524,8 @@ pub struct Event {
 pub enum EventKind {
     /// A gateway went up or down.
     GatewayHealth(GatewayHealthChange),
+    /// Authentication under attack: a token locked, a source refused.
+    SecurityAlert { source: String, what: String },
     /// A kind this trunkctl does not know (the node is newer).
     Unknown,
 }
@@ -556,6 +558,10 @@ impl From<&proto::Event> for Event {
                     round_trip_ms: change.round_trip_ms,
                 })
             }
+            Some(proto::event::Kind::SecurityAlert(alert)) => EventKind::SecurityAlert {
+                source: alert.source.clone(),
+                what: alert.what.clone(),
+            },
             None => EventKind::Unknown,
         };
         Event {
@@ -597,9 +603,37 @@ pub fn event_line(event: &Event) -> String {
             }
             text
         }
+        EventKind::SecurityAlert { source, what } => {
+            format!("security alert from {source}: {what}")
+        }
         EventKind::Unknown => {
             "an event of a kind this trunkctl does not know (a newer trunkctl shows it)".to_owned()
         }
     };
     format!("{} #{} {what}", event.time, event.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_security_alert_reads_as_one_line_and_as_json() {
+        let event = Event::from(&proto::Event {
+            index: 42,
+            time_ms: 1_000,
+            missed_before: false,
+            kind: Some(proto::event::Kind::SecurityAlert(proto::SecurityAlert {
+                source: "192.0.2.7".into(),
+                what: "token 00ab locked".into(),
+            })),
+        });
+        assert_eq!(
+            event_line(&event),
+            "1970-01-01T00:00:01Z #42 security alert from 192.0.2.7: token 00ab locked"
+        );
+        let json = serde_json::to_value(&event).unwrap_or_default();
+        assert_eq!(json["type"], "security_alert");
+        assert_eq!(json["source"], "192.0.2.7");
+    }
 }

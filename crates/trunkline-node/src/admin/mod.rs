@@ -12,6 +12,7 @@
 //! [`Cluster`], [`HealthMonitor`] or a stream task, and converts the answer: the rules live
 //! in the core, the cluster and the health monitor.
 
+mod audit;
 mod cluster;
 mod health;
 mod inbound;
@@ -49,6 +50,8 @@ pub struct AdminApi {
     watch_slots: StreamSlots,
     /// Open ExportRates streams, bounded.
     export_slots: StreamSlots,
+    /// Open ListAudit streams, bounded.
+    audit_slots: StreamSlots,
 }
 
 impl AdminApi {
@@ -64,6 +67,7 @@ impl AdminApi {
             stopping,
             watch_slots: StreamSlots::new(StreamKind::Watch, service_limits.max_watch_streams),
             export_slots: StreamSlots::new(StreamKind::Export, service_limits.max_export_streams),
+            audit_slots: StreamSlots::new(StreamKind::Audit, service_limits.max_export_streams),
         }
     }
 
@@ -429,6 +433,17 @@ impl AdminService for AdminApi {
         request: Request<proto::RevokeTokenRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
         self.revoke_token(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ListAuditStream = ReceiverStream<Result<proto::AuditEntry, Status>>;
+
+    async fn list_audit(
+        &self,
+        request: Request<proto::ListAuditRequest>,
+    ) -> Result<Response<Self::ListAuditStream>, Status> {
+        self.list_audit(request.into_inner())
             .await
             .map(Response::new)
     }

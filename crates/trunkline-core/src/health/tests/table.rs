@@ -112,7 +112,9 @@ fn a_transition_changes_state_and_selection_health_and_makes_an_event() {
     let events: Vec<_> = log.state.events().after(0).0.cloned().collect();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].index, log.index);
-    let EventKind::GatewayHealth(change) = &events[0].kind;
+    let EventKind::GatewayHealth(change) = &events[0].kind else {
+        panic!("not a health change: {:?}", events[0]);
+    };
     assert_eq!((change.from, change.to), (Liveness::Up, Liveness::Down));
     assert_eq!(change.gateway, "gw1");
 }
