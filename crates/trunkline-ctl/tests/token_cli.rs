@@ -179,6 +179,14 @@ fn tokens_are_made_listed_used_and_revoked() {
         &[],
     );
 
+    // Key rotation needs keys; this node has none, and says so.
+    check(
+        trunkctl_as(&node, &admin, &["keys", "rotate"]),
+        1,
+        &[],
+        &["FAILED_PRECONDITION", "no encryption keys"],
+    );
+
     // The token can come from a file too.
     let folder = tempfile::tempdir().unwrap();
     let file = folder.path().join("admin.token");

@@ -56,7 +56,7 @@ pub fn current_actor() -> Option<Actor> {
 
 /// Refused and failed calls waiting for the next audit write: bounded, written once a
 /// second by [`flush_audit`], so failures can't make the cluster write more than that.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct PendingAudit {
     records: Mutex<(Vec<AuditRecord>, u64)>,
 }
@@ -77,6 +77,19 @@ impl PendingAudit {
         }
     }
 
+    /// Puts back records a write did not take, ahead of newer ones, within the bound.
+    fn requeue(&self, mut records: Vec<AuditRecord>) {
+        if let Ok(mut pending) = self.records.lock() {
+            let (newer, dropped) = &mut *pending;
+            records.append(newer);
+            if records.len() > MAX_PENDING_RECORDS {
+                *dropped += (records.len() - MAX_PENDING_RECORDS) as u64;
+                records.truncate(MAX_PENDING_RECORDS);
+            }
+            *newer = records;
+        }
+    }
+
     /// What waits, with a record of how many did not fit; empty when nothing does.
     fn take(&self) -> Vec<AuditRecord> {
         let Ok(mut pending) = self.records.lock() else {
@@ -85,6 +98,12 @@ impl PendingAudit {
         let (records, dropped) = &mut *pending;
         let mut taken = std::mem::take(records);
         if *dropped > 0 {
+            // The summary takes the last place when the batch is full: that record is then
+            // one more not recorded one by one.
+            if taken.len() == MAX_RECORDS_PER_COMMAND {
+                taken.pop();
+                *dropped += 1;
+            }
             let summary = AuditRecord {
                 actor: Actor {
                     name: "-".into(),
@@ -94,9 +113,6 @@ impl PendingAudit {
                 result: format!("{dropped} more refused or failed calls, not recorded one by one"),
                 alert: false,
             };
-            if taken.len() == MAX_RECORDS_PER_COMMAND {
-                taken.pop();
-            }
             taken.push(summary);
             *dropped = 0;
         }
@@ -114,11 +130,12 @@ pub async fn flush_audit(cluster: Arc<crate::cluster::Cluster>, pending: Arc<Pen
             continue;
         }
         let count = records.len();
-        if let Err(error) = cluster
-            .write(Command::Audit(AuditCommand::Record(records)))
-            .await
-        {
-            tracing::warn!(%error, count, "can't write refused calls to the audit log");
+        let command = Command::Audit(AuditCommand::Record(records.clone()));
+        if let Err(error) = cluster.write(command).await {
+            // Kept for the next try: a refusal recorded twice (a write whose outcome was
+            // unknown) is better than one lost while there is no leader.
+            tracing::warn!(%error, count, "can't write refused calls to the audit log yet");
+            pending.requeue(records);
         }
     }
 }
@@ -503,5 +520,39 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(name: &str) -> Actor {
+        Actor {
+            name: name.into(),
+            source: "192.0.2.1".into(),
+            rpc: "trunkline.v1.AdminService/SetSetting".into(),
+        }
+    }
+
+    #[test]
+    fn pending_refusals_are_bounded_and_a_failed_write_keeps_them_in_order() {
+        let pending = PendingAudit::default();
+        for number in 0..MAX_PENDING_RECORDS + 5 {
+            pending.push(actor(&number.to_string()), "unauthenticated", false);
+        }
+        let first = pending.take();
+        assert_eq!(first.len(), MAX_PENDING_RECORDS);
+        let summary = first.last().unwrap();
+        assert!(summary.result.starts_with("6 more"), "{summary:?}");
+        assert!(pending.take().is_empty());
+
+        pending.push(actor("a"), "unauthenticated", false);
+        pending.push(actor("b"), "unauthenticated", false);
+        let taken = pending.take();
+        pending.push(actor("c"), "unauthenticated", false);
+        pending.requeue(taken);
+        let names: Vec<String> = pending.take().into_iter().map(|r| r.actor.name).collect();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 }

@@ -72,6 +72,48 @@ pub struct FileConfig {
 pub struct SecurityFileConfig {
     /// Refuse every client call without a valid token (`--require-auth`).
     pub require_auth: Option<bool>,
+    /// The file of encryption keys for the data folder (`--encryption-key-file`).
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// The keys that seal what the node stores (see `trunkline_store::seal`). Compared by
+/// identity and printed by key id only: a key never reaches a log line.
+#[derive(Clone, Debug)]
+pub struct EncryptionKeys(pub std::sync::Arc<trunkline_store::seal::KeyRing>);
+
+impl PartialEq for EncryptionKeys {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for EncryptionKeys {}
+
+impl EncryptionKeys {
+    /// Keys from `TRUNKLINE_ENCRYPTION_KEYS`'s text, else from the key file; none if neither.
+    fn resolve(text: Option<&str>, file: Option<&Path>) -> Result<Option<Self>, ConfigError> {
+        let (key, text) = match (text, file) {
+            (Some(text), _) => ("TRUNKLINE_ENCRYPTION_KEYS", text.to_owned()),
+            (None, Some(path)) => (
+                "security.encryption_key_file",
+                std::fs::read_to_string(path).map_err(|error| {
+                    invalid(
+                        "security.encryption_key_file",
+                        format!("can't read {}: {error}", path.display()),
+                    )
+                })?,
+            ),
+            (None, None) => return Ok(None),
+        };
+        trunkline_store::seal::KeyRing::parse(&text)
+            .map(|keys| Some(EncryptionKeys(std::sync::Arc::new(keys))))
+            .map_err(|reason| {
+                invalid(
+                    key,
+                    format!("{reason} (one `ID HEX` line per key, 64 hex digits; the last seals)"),
+                )
+            })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +229,18 @@ pub struct Overrides {
     /// A member silent to pings this long stops probing; others take its gateways over.
     #[arg(long, env = "TRUNKLINE_PEER_LIVENESS_TIMEOUT_MS")]
     pub peer_liveness_timeout_ms: Option<u64>,
+    /// A file of keys (`ID HEX` lines, 32 bytes as 64 hex digits each; the last one seals) that
+    /// encrypt everything the node stores; a folder written with keys opens only with them.
+    #[arg(long, env = "TRUNKLINE_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// The keys themselves, as the key file holds them (for containers); beats the file.
+    #[arg(
+        long,
+        env = "TRUNKLINE_ENCRYPTION_KEYS",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub encryption_keys: Option<String>,
     /// Refuse every client call without a valid token (`trunkctl token create`); the first
     /// admin token comes from `trunkctl cluster init`, which then needs the node's bootstrap
     /// secret (TRUNKLINE_BOOTSTRAP_TOKEN, else the file `bootstrap.token` in the data folder).
@@ -395,6 +449,8 @@ pub struct Config {
     pub service_limits: ServiceLimits,
     /// Client calls need a token (`--require-auth`).
     pub require_auth: bool,
+    /// What seals the stored data; `None`: stored in clear.
+    pub encryption_keys: Option<EncryptionKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -608,6 +664,13 @@ impl Config {
             limits,
             service_limits,
             require_auth: overrides.require_auth || file.security.require_auth.unwrap_or(false),
+            encryption_keys: EncryptionKeys::resolve(
+                overrides.encryption_keys.as_deref(),
+                overrides
+                    .encryption_key_file
+                    .as_deref()
+                    .or(file.security.encryption_key_file.as_deref()),
+            )?,
         })
     }
 

@@ -88,6 +88,7 @@ impl DevArgs {
             limits: crate::config::LimitsConfig::default(),
             service_limits: crate::config::ServiceLimits::default(),
             require_auth: !self.no_auth,
+            encryption_keys: None,
         })
     }
 }

@@ -81,8 +81,17 @@ fn main() -> ExitCode {
                     Some(trunkline_store::StoreError::Corrupt { .. })
                 )
             });
+            // Keys that don't fit the folder are a configuration to fix, like a bad option.
+            let wrong_keys = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<trunkline_store::StoreError>(),
+                    Some(trunkline_store::StoreError::Keys { .. })
+                )
+            });
             if damaged {
                 ExitCode::from(EXIT_DAMAGED_DATA)
+            } else if wrong_keys {
+                ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }

@@ -53,6 +53,7 @@ pub struct NodeServer {
     exit_watchdog: bool,
     limits: LimitsConfig,
     authenticator: Arc<Authenticator>,
+    resealer: trunkline_store::Resealer,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -105,8 +106,11 @@ impl NodeServer {
         };
         let data_dir = config.data_dir.clone();
         // Opening checks and locks the folder with blocking file I/O.
+        let keys = config.encryption_keys.as_ref().map(|keys| keys.0.clone());
         let store =
-            tokio::task::spawn_blocking(move || Store::open(&data_dir, &identity)).await??;
+            tokio::task::spawn_blocking(move || Store::open_with_keys(&data_dir, &identity, keys))
+                .await??;
+        let resealer = store.resealer();
         let log_store = store.log_store();
         let log_growth = store.log_growth();
         let state_machine = store.state_machine();
@@ -186,6 +190,7 @@ impl NodeServer {
             exit_watchdog: false,
             limits: config.limits.clone(),
             authenticator,
+            resealer,
         })
     }
 
@@ -272,6 +277,7 @@ impl NodeServer {
                     self.health.clone(),
                     stop.clone(),
                     self.service_limits,
+                    self.resealer.clone(),
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )

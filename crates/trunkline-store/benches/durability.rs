@@ -1,6 +1,7 @@
 //! What durability and verification cost: one log append made durable (sled's flush, then
 //! the acknowledged record's fdatasync, as openraft waits for it before acknowledging), one
-//! vote saved, and opening a data folder, which reads and checks every stored value once.
+//! vote saved, and opening a data folder, which reads and checks every stored value once; the
+//! append again with encryption at rest.
 //!
 //! Run: `cargo bench -p trunkline-store --bench durability`. The folders live in the system
 //! temp dir; numbers depend on that disk's sync latency.
@@ -58,6 +59,35 @@ fn durability(c: &mut Criterion) {
             next_index += 1;
         })
     });
+    // The same append with encryption at rest: what sealing adds to the write path.
+    let keys = trunkline_store::seal::KeyRing::parse(
+        "1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    )
+    .unwrap();
+    let sealed_store = Store::open_with_keys(
+        &dir.path().join("append-sealed"),
+        &identity(),
+        Some(std::sync::Arc::new(keys)),
+    )
+    .unwrap();
+    let mut sealed_log = sealed_store.log_store();
+    let mut sealed_index = 0u64;
+    group.bench_function(
+        "append one 200-byte entry, encrypted, durable and acknowledged",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    sealed_log
+                        .blocking_append([entry(sealed_index, 200)])
+                        .await
+                        .unwrap();
+                });
+                sealed_index += 1;
+            })
+        },
+    );
+    drop(sealed_log);
+    drop(sealed_store);
     let mut term = 1u64;
     group.bench_function("save a vote", |b| {
         b.iter(|| {

@@ -19,9 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use sled::{Db, Tree};
 
+use std::borrow::Cow;
+
 use crate::acknowledged::{Acknowledged, AcknowledgedFile, ACKNOWLEDGED_FILE};
 use crate::codec;
 use crate::folder::{DataFolder, Identity, DATABASE_DIR};
+use crate::seal::{KeyRing, SEALED};
 use crate::StoreError;
 
 pub(crate) const TREE_LOGS: &str = "logs";
@@ -41,6 +44,19 @@ const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// our own lock first, so this only shows up if something else opened the database directly.
 const SLED_LOCK_ERROR: &str = "could not acquire lock";
 
+/// How far a [`Database::reseal`] has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResealProgress {
+    /// Values in the database when it started.
+    pub total: u64,
+    pub examined: u64,
+    /// Values sealed again with the current key.
+    pub resealed: u64,
+}
+
+/// Values examined between two progress reports of a reseal.
+pub const RESEAL_PROGRESS_EVERY: u64 = 1_000;
+
 pub(crate) struct Database {
     /// The data folder, for error messages.
     pub(crate) path: PathBuf,
@@ -56,6 +72,8 @@ pub(crate) struct Database {
     pub(crate) log_bytes_since_snapshot: Arc<AtomicU64>,
     /// Serialises flushes: concurrent flushes are where sled 0.34.7 has deadlocked.
     flush_lock: tokio::sync::Mutex<()>,
+    /// With keys, every value written to sled is sealed (see [`crate::seal`]).
+    keys: Option<Arc<KeyRing>>,
     /// Declared last so it is dropped last: the folder lock outlives every sled handle.
     _folder: DataFolder,
 }
@@ -63,8 +81,16 @@ pub(crate) struct Database {
 impl Database {
     /// Opens the database of a claimed folder and checks (or, on first open, records) the
     /// identity inside it. Blocks the calling thread on disk I/O.
-    pub(crate) fn open(folder: DataFolder, identity: &Identity) -> Result<Database, StoreError> {
+    pub(crate) fn open(
+        folder: DataFolder,
+        identity: &Identity,
+        keys: Option<Arc<KeyRing>>,
+    ) -> Result<Database, StoreError> {
         let path = folder.path.clone();
+        let keys_error = |detail: String| StoreError::Keys {
+            path: path.clone(),
+            detail,
+        };
         let acknowledged = AcknowledgedFile::open(&path)?.ok_or_else(|| StoreError::Corrupt {
             path: path.clone(),
             detail: format!(
@@ -104,8 +130,34 @@ impl Database {
 
         match meta.get(KEY_IDENTITY).map_err(database_error)? {
             Some(bytes) => {
+                // The identity is the first value read: it tells whether the folder is
+                // encrypted and whether the keys given open it.
+                let plain = match (bytes.first() == Some(&SEALED), &keys) {
+                    (true, Some(keys)) => keys.open(&bytes).map_err(|reason| {
+                        keys_error(format!(
+                            "can't decrypt it with the keys given: {reason}; give the key file \
+                             the folder was written with (--encryption-key-file)"
+                        ))
+                    })?,
+                    (true, None) => {
+                        return Err(keys_error(
+                            "it is encrypted and no key was given: start the node with its \
+                             key file (--encryption-key-file or TRUNKLINE_ENCRYPTION_KEYS)"
+                                .to_owned(),
+                        ))
+                    }
+                    (false, Some(_)) => {
+                        return Err(keys_error(
+                            "it was made without encryption, and keys were given: start the \
+                             node without keys, or give it an empty folder (it then catches up \
+                             from the leader, encrypted)"
+                                .to_owned(),
+                        ))
+                    }
+                    (false, None) => bytes.to_vec(),
+                };
                 let recorded: Identity =
-                    codec::decode(&bytes).map_err(|error| StoreError::Corrupt {
+                    codec::decode(&plain).map_err(|error| StoreError::Corrupt {
                         path: path.clone(),
                         detail: format!("the identity in the database is unreadable ({error})"),
                     })?;
@@ -120,8 +172,9 @@ impl Database {
                 }
             }
             None => {
-                meta.insert(KEY_IDENTITY, codec::encode(identity)?)
-                    .map_err(database_error)?;
+                let value =
+                    seal_with(keys.as_deref(), codec::encode(identity)?).map_err(keys_error)?;
+                meta.insert(KEY_IDENTITY, value).map_err(database_error)?;
                 db.flush().map_err(database_error)?;
             }
         }
@@ -135,8 +188,113 @@ impl Database {
             acknowledged: Mutex::new(acknowledged),
             log_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
             flush_lock: tokio::sync::Mutex::new(()),
+            keys,
             _folder: folder,
         })
+    }
+
+    /// Seals again with the current key every value sealed with another, tree by tree,
+    /// reporting to `progress` every [`RESEAL_PROGRESS_EVERY`] values. A value changed since
+    /// it was read is left as it is now (it was written with the current key). Blocking.
+    pub(crate) fn reseal(
+        &self,
+        mut progress: impl FnMut(ResealProgress),
+    ) -> Result<ResealProgress, StoreError> {
+        let Some(keys) = &self.keys else {
+            return Err(StoreError::Keys {
+                path: self.path.clone(),
+                detail: "the node has no encryption keys: nothing to re-seal".to_owned(),
+            });
+        };
+        let current = keys.current_id();
+        let database_error = |source: sled::Error| StoreError::Database {
+            path: self.path.clone(),
+            source,
+        };
+        let keys_error = |detail: String| StoreError::Keys {
+            path: self.path.clone(),
+            detail,
+        };
+        let trees = [TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT, TREE_LOGS]
+            .map(|name| self.db.open_tree(name).map_err(database_error));
+        let mut report = ResealProgress::default();
+        let mut opened = Vec::new();
+        for tree in trees {
+            let tree = tree?;
+            report.total += tree.len() as u64;
+            opened.push(tree);
+        }
+        progress(report);
+        for tree in opened {
+            for item in tree.iter() {
+                let (key, value) = item.map_err(database_error)?;
+                report.examined += 1;
+                if crate::seal::key_id_of(&value).is_some_and(|id| id != current) {
+                    let plain = keys.open(&value).map_err(keys_error)?;
+                    let sealed = keys.seal(&plain).map_err(keys_error)?;
+                    // Written meanwhile (under the current key): leave it.
+                    if tree
+                        .compare_and_swap(&key, Some(&value), Some(sealed))
+                        .map_err(database_error)?
+                        .is_ok()
+                    {
+                        report.resealed += 1;
+                    }
+                }
+                if report.examined % RESEAL_PROGRESS_EVERY == 0 {
+                    progress(report);
+                }
+            }
+        }
+        self.db.flush().map_err(database_error)?;
+        Ok(report)
+    }
+
+    pub(crate) fn key_id(&self) -> Option<u32> {
+        self.keys.as_ref().map(|keys| keys.current_id())
+    }
+
+    /// A value as it is written to sled: sealed when the node has keys.
+    pub(crate) fn seal(&self, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        seal_with(self.keys.as_deref(), value).map_err(|detail| StoreError::Keys {
+            path: self.path.clone(),
+            detail,
+        })
+    }
+
+    /// A value read from sled, opened: every value of an encrypted folder must be sealed
+    /// and open with its key; a plain folder's values are used as they are.
+    pub(crate) fn unseal<'a>(&self, value: &'a [u8]) -> Result<Cow<'a, [u8]>, StoreError> {
+        let keys_error = |detail: String| StoreError::Keys {
+            path: self.path.clone(),
+            detail,
+        };
+        match (&self.keys, value.first() == Some(&SEALED)) {
+            (Some(keys), true) => keys.open(value).map(Cow::Owned).map_err(keys_error),
+            (Some(_), false) => Err(keys_error(
+                "a value is not encrypted although the folder is".to_owned(),
+            )),
+            (None, true) => Err(keys_error(
+                "a value is encrypted and no key was given".to_owned(),
+            )),
+            (None, false) => Ok(Cow::Borrowed(value)),
+        }
+    }
+
+    /// Decodes a value read from sled.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        value: &[u8],
+    ) -> Result<T, StoreError> {
+        codec::decode(&self.unseal(value)?)
+    }
+
+    /// Encodes a value for sled.
+    pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.seal(codec::encode(value)?)
     }
 
     /// What the record outside sled says this node acknowledged.
@@ -238,5 +396,12 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         message.clone()
     } else {
         "a panic without a message".to_owned()
+    }
+}
+
+fn seal_with(keys: Option<&KeyRing>, value: Vec<u8>) -> Result<Vec<u8>, String> {
+    match keys {
+        Some(keys) => keys.seal(&value),
+        None => Ok(value),
     }
 }

@@ -34,6 +34,11 @@ pub enum StoreError {
         expected: Identity,
     },
 
+    /// The folder's encryption and the keys given don't match: a key is missing or wrong, or
+    /// keys were given for a folder made without them. Nothing was written.
+    #[error("the data folder {path}: {detail}")]
+    Keys { path: PathBuf, detail: String },
+
     /// Another process (or another open in this one) holds the folder's lock.
     #[error(
         "the data folder {path} is in use by another trunkline process; stop that process \

@@ -22,18 +22,20 @@ mod error;
 mod folder;
 mod log_store;
 mod recover;
+pub mod seal;
 mod snapshot_store;
 mod state_machine;
 mod store;
 mod verify;
 
 pub use acknowledged::{read_acknowledged, Acknowledged};
+pub use database::{ResealProgress, RESEAL_PROGRESS_EVERY};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};
 pub use recover::{recover, Recovered};
 pub use state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
-pub use store::{LogGrowth, Store};
+pub use store::{LogGrowth, Resealer, Store};
 
 /// Bytes free for this process on the disk holding `path` (what `df` shows as available).
 pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {

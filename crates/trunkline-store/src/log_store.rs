@@ -79,7 +79,7 @@ impl LogStore {
             .get(key)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Read, &error))?;
         bytes
-            .map(|bytes| codec::decode(&bytes))
+            .map(|bytes| self.database.decode(&bytes))
             .transpose()
             .map_err(|error| storage_error(subject, ErrorVerb::Read, &error))
     }
@@ -119,7 +119,7 @@ impl LogStore {
         {
             let (key, value) =
                 item.map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
-            entries.push(decode_entry(&key, &value)?);
+            entries.push(decode_entry(&self.database, &key, &value)?);
             bytes_read = bytes_read.saturating_add(value.len());
             if max_bytes.is_some_and(|max_bytes| bytes_read >= max_bytes) {
                 break;
@@ -130,10 +130,15 @@ impl LogStore {
 }
 
 /// Decodes a stored entry and checks it sits under its own index.
-pub(crate) fn decode_entry(key: &[u8], value: &[u8]) -> StorageResult<Entry<TypeConfig>> {
+pub(crate) fn decode_entry(
+    database: &Database,
+    key: &[u8],
+    value: &[u8],
+) -> StorageResult<Entry<TypeConfig>> {
     let index = codec::log_index(key)
         .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
-    let entry: Entry<TypeConfig> = codec::decode(value)
+    let entry: Entry<TypeConfig> = database
+        .decode(value)
         .map_err(|error| storage_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, &error))?;
     if entry.log_id.index != index {
         return Err(violation(
@@ -204,7 +209,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .last()
             .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
         let last_entry_log_id = match last_entry {
-            Some((key, value)) => Some(decode_entry(&key, &value)?.log_id),
+            Some((key, value)) => Some(decode_entry(&self.database, &key, &value)?.log_id),
             None => None,
         };
         // After a crash in the middle of a purge, entries at or below the purged id may remain;
@@ -221,7 +226,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
-        let bytes = codec::encode(vote)
+        let bytes = self
+            .database
+            .encode(vote)
             .map_err(|error| storage_error(ErrorSubject::Vote, ErrorVerb::Write, &error))?;
         self.database
             .raft_state
@@ -242,7 +249,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
         let written = match committed {
             Some(committed) => {
-                let bytes = codec::encode(&committed).map_err(|error| {
+                let bytes = self.database.encode(&committed).map_err(|error| {
                     storage_error(ErrorSubject::Store, ErrorVerb::Write, &error)
                 })?;
                 self.database.raft_state.insert(KEY_COMMITTED, bytes)
@@ -277,7 +284,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     ));
                 }
             }
-            let bytes = codec::encode(&entry).map_err(|error| {
+            let bytes = self.database.encode(&entry).map_err(|error| {
                 storage_error(ErrorSubject::Log(log_id), ErrorVerb::Write, &error)
             })?;
             appended_bytes = appended_bytes.saturating_add(bytes.len() as u64);
@@ -337,7 +344,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .get(log_key(previous))
                 .map_err(|error| storage_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?
             {
-                Some(value) => Some(decode_entry(&log_key(previous), &value)?.log_id),
+                Some(value) => {
+                    Some(decode_entry(&self.database, &log_key(previous), &value)?.log_id)
+                }
                 None => self.last_purged()?,
             },
             None => None,
@@ -376,7 +385,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // The purged id first: sled writes in order, so a crash half-way leaves extra entries
         // below it (ignored), never a purged entry without its id.
-        let bytes = codec::encode(&log_id)
+        let bytes = self
+            .database
+            .encode(&log_id)
             .map_err(|error| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &error))?;
         self.database
             .raft_state

@@ -78,14 +78,23 @@ impl SnapshotStore {
         let mut batch = sled::Batch::default();
         batch.insert(
             KEY_COUNTER,
-            codec::encode(&counter).map_err(|error| write_error(&error))?,
+            self.database
+                .encode(&counter)
+                .map_err(|error| write_error(&error))?,
         );
         if newest {
             batch.insert(
                 KEY_META,
-                codec::encode(&meta).map_err(|error| write_error(&error))?,
+                self.database
+                    .encode(&meta)
+                    .map_err(|error| write_error(&error))?,
             );
-            batch.insert(KEY_DATA, data.as_slice());
+            // Stored sealed; handed to openraft (and sent to followers) plain.
+            let sealed = self
+                .database
+                .seal(data.clone())
+                .map_err(|error| write_error(&error))?;
+            batch.insert(KEY_DATA, sealed);
         } else {
             tracing::info!(
                 built = %meta.snapshot_id,
@@ -119,9 +128,15 @@ impl SnapshotStore {
         let mut batch = sled::Batch::default();
         batch.insert(
             KEY_META,
-            codec::encode(meta).map_err(|error| write_error(&error))?,
+            self.database
+                .encode(meta)
+                .map_err(|error| write_error(&error))?,
         );
-        batch.insert(KEY_DATA, data);
+        let sealed = self
+            .database
+            .seal(data.to_vec())
+            .map_err(|error| write_error(&error))?;
+        batch.insert(KEY_DATA, sealed);
         self.database
             .snapshot
             .apply_batch(batch)
@@ -151,7 +166,11 @@ impl SnapshotStore {
                     "the snapshot's meta is stored but its data is missing",
                 ))
             })?;
-        Ok(Some((meta, data.to_vec())))
+        let data = self
+            .database
+            .unseal(&data)
+            .map_err(|error| read_error(&error))?;
+        Ok(Some((meta, data.into_owned())))
     }
 
     pub(crate) fn load_meta(&self) -> StorageResult<Option<Meta>> {
@@ -162,7 +181,7 @@ impl SnapshotStore {
             .get(KEY_META)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Read, &error))?;
         bytes
-            .map(|bytes| codec::decode(&bytes))
+            .map(|bytes| self.database.decode(&bytes))
             .transpose()
             .map_err(|error| storage_error(subject, ErrorVerb::Read, &error))
     }
@@ -175,7 +194,9 @@ impl SnapshotStore {
             .get(KEY_COUNTER)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Read, &error))?;
         match bytes {
-            Some(bytes) => codec::decode(&bytes)
+            Some(bytes) => self
+                .database
+                .decode(&bytes)
                 .map_err(|error| storage_error(subject, ErrorVerb::Read, &error)),
             None => Ok(0),
         }

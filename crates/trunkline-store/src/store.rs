@@ -15,6 +15,34 @@ pub struct Store {
     log_store: LogStore,
     state_machine: StateMachineStore,
     log_growth: LogGrowth,
+    resealer: Resealer,
+}
+
+/// Seals again, with the newest key, what older keys sealed (`trunkctl keys rotate`).
+#[derive(Clone)]
+pub struct Resealer(Arc<Database>);
+
+impl std::fmt::Debug for Resealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resealer")
+            .field("path", &self.0.path)
+            .finish()
+    }
+}
+
+impl Resealer {
+    /// The key new values are sealed with; `None` without keys.
+    pub fn key_id(&self) -> Option<u32> {
+        self.0.key_id()
+    }
+
+    /// Blocking: run it on a blocking thread. See [`Database::reseal`].
+    pub fn reseal(
+        &self,
+        progress: impl FnMut(crate::database::ResealProgress),
+    ) -> Result<crate::database::ResealProgress, StoreError> {
+        self.0.reseal(progress)
+    }
 }
 
 /// How many bytes of log entries were appended since the last snapshot was stored. sled 0.34
@@ -39,15 +67,30 @@ impl Store {
     /// Trunkline data folder. A folder another process has open gives [`StoreError::InUse`].
     /// Blocks the calling thread on disk I/O; call it before serving, or on a blocking thread.
     pub fn open(data_dir: &Path, identity: &Identity) -> Result<Store, StoreError> {
+        Store::open_with_keys(data_dir, identity, None)
+    }
+
+    /// [`Store::open`], sealing every value written to sled with `keys` (and opening every
+    /// value read with them); the folder must have been made with keys too, or be new.
+    pub fn open_with_keys(
+        data_dir: &Path,
+        identity: &Identity,
+        keys: Option<Arc<crate::seal::KeyRing>>,
+    ) -> Result<Store, StoreError> {
         let folder = folder::claim(data_dir, identity)?;
-        let database = Arc::new(Database::open(folder, identity)?);
+        let database = Arc::new(Database::open(folder, identity, keys)?);
         verify::check(&database)?;
         let log_growth = LogGrowth(Arc::clone(&database.log_bytes_since_snapshot));
         Ok(Store {
+            resealer: Resealer(Arc::clone(&database)),
             log_growth,
             log_store: LogStore::new(Arc::clone(&database)),
             state_machine: StateMachineStore::open(database)?,
         })
+    }
+
+    pub fn resealer(&self) -> Resealer {
+        self.resealer.clone()
     }
 
     /// The log side, for `openraft::Raft::new`.

@@ -18,7 +18,6 @@
 
 use openraft::{LogId, SnapshotMeta, Vote};
 
-use crate::codec;
 use crate::database::Database;
 use crate::log_store::{decode_entry, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE};
 use crate::snapshot_store::KEY_META;
@@ -84,7 +83,7 @@ pub(crate) fn check(database: &Database) -> Result<(), StoreError> {
     for item in database.logs.iter() {
         let (key, value) =
             item.map_err(|error| damaged(format!("the log can't be read ({error})")))?;
-        let entry = decode_entry(&key, &value)
+        let entry = decode_entry(database, &key, &value)
             .map_err(|error| damaged(format!("a log entry is unreadable ({error})")))?;
         let index = entry.log_id.index;
         if acknowledged
@@ -178,7 +177,7 @@ fn read<T: serde::de::DeserializeOwned>(
         .get(key)
         .map_err(|error| damaged(format!("{what} can't be read ({error})")))?;
     bytes
-        .map(|bytes| codec::decode(&bytes))
+        .map(|bytes| database.decode(&bytes))
         .transpose()
         .map_err(|error| damaged(format!("{what} is unreadable ({error})")))
 }

@@ -281,6 +281,10 @@ pub const RPCS: &[(&str, Need)] = {
             Permission(Audit, Read),
         ),
         (
+            "trunkline.v1.AdminService/RotateKeys",
+            Permission(Cluster, Write),
+        ),
+        (
             "trunkline.v1.RouteService/RouteOutbound",
             Permission(Calls, Write),
         ),

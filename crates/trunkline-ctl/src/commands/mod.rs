@@ -14,6 +14,7 @@ pub mod edge;
 pub mod events;
 pub mod gateway;
 pub mod health;
+pub mod keys;
 mod kinds;
 pub mod rates;
 pub mod route;
@@ -68,6 +69,9 @@ pub enum Command {
     /// The audit log: every admin change and refused call; `audit verify` checks its chain.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Encryption at rest: re-seal stored data with each node's newest key.
+    #[command(subcommand)]
+    Keys(keys::Command),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -87,5 +91,6 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Route(command) => route::exec(command, context).await,
         Command::Token(command) => token::exec(command, context).await,
         Command::Audit(command) => audit::exec(command, context).await,
+        Command::Keys(command) => keys::exec(command, context).await,
     }
 }

@@ -41,6 +41,7 @@ pub fn start_node_with(require_auth: bool) -> (Node, String) {
         limits: trunkline_node::config::LimitsConfig::default(),
         service_limits: Default::default(),
         require_auth,
+        encryption_keys: None,
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();

@@ -52,6 +52,10 @@ pub struct AdminApi {
     export_slots: StreamSlots,
     /// Open ListAudit streams, bounded.
     audit_slots: StreamSlots,
+    /// Re-seals this node's data folder with its newest key (`RotateKeys`).
+    resealer: trunkline_store::Resealer,
+    /// At most one re-seal at a time.
+    resealing: Arc<tokio::sync::Semaphore>,
 }
 
 impl AdminApi {
@@ -60,6 +64,7 @@ impl AdminApi {
         health: Arc<HealthMonitor>,
         stopping: watch::Receiver<bool>,
         service_limits: ServiceLimits,
+        resealer: trunkline_store::Resealer,
     ) -> Self {
         AdminApi {
             cluster,
@@ -68,6 +73,8 @@ impl AdminApi {
             watch_slots: StreamSlots::new(StreamKind::Watch, service_limits.max_watch_streams),
             export_slots: StreamSlots::new(StreamKind::Export, service_limits.max_export_streams),
             audit_slots: StreamSlots::new(StreamKind::Audit, service_limits.max_export_streams),
+            resealer,
+            resealing: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -444,6 +451,17 @@ impl AdminService for AdminApi {
         request: Request<proto::ListAuditRequest>,
     ) -> Result<Response<Self::ListAuditStream>, Status> {
         self.list_audit(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type RotateKeysStream = ReceiverStream<Result<proto::RotateKeysProgress, Status>>;
+
+    async fn rotate_keys(
+        &self,
+        request: Request<proto::RotateKeysRequest>,
+    ) -> Result<Response<Self::RotateKeysStream>, Status> {
+        self.rotate_keys(request.into_inner())
             .await
             .map(Response::new)
     }

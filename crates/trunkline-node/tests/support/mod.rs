@@ -181,6 +181,15 @@ impl TestNode {
         )
     }
 
+    /// [`TestNode::start_expecting_exit`] with other extra arguments, kept for later starts.
+    pub fn start_expecting_exit_with(
+        &mut self,
+        extra: &[&str],
+    ) -> (std::process::ExitStatus, String) {
+        self.extra = extra.iter().map(|arg| arg.to_string()).collect();
+        self.start_expecting_exit()
+    }
+
     /// Starts the node on its data folder and ports, lets it run at most `timeout`, then
     /// kills it if it is still running; how it exited if it exited by itself.
     pub fn run_briefly(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
