@@ -244,10 +244,7 @@ impl Authenticator {
     }
 
     fn name_of(&self, authorization: Option<&http::HeaderValue>, now_ms: u64) -> Option<String> {
-        let presented = authorization
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .and_then(tokens::parse)?;
+        let presented = presented(authorization)?;
         let applied = self.reader.current();
         let name = applied
             .state
@@ -307,11 +304,7 @@ impl Authenticator {
         if guard.source_limited(source, now_ms) {
             return Err(unauthenticated());
         }
-        let presented = authorization
-            .filter(|value| value.len() <= MAX_HEADER_BYTES)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .and_then(tokens::parse);
+        let presented = presented(authorization);
         let Some(presented) = presented else {
             // The same work as checking a well-formed token, so the time taken does not say
             // whether the token was malformed or wrong.
@@ -346,6 +339,15 @@ impl Authenticator {
     }
 }
 
+/// The token an `authorization: Bearer ...` header carries, if it is one.
+fn presented(authorization: Option<&http::HeaderValue>) -> Option<tokens::Presented> {
+    authorization
+        .filter(|value| value.len() <= MAX_HEADER_BYTES)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(tokens::parse)
+}
+
 pub fn unauthenticated() -> Status {
     Status::unauthenticated("unauthenticated")
 }
@@ -378,6 +380,17 @@ pub fn require_tenant(principal: &Option<Principal>, tenant: &str) -> Result<(),
     match principal {
         Some(principal) if !principal.covers(tenant) => Err(outside_scope()),
         _ => Ok(()),
+    }
+}
+
+/// Refuses a caller limited to tenants unless `tenant` (the tenant of what the request
+/// touches; `None` when it names nothing that exists) is one of its own. Something that does
+/// not exist is refused like another tenant's, so a limited caller can't learn what exists.
+pub fn require_owner(principal: &Option<Principal>, tenant: Option<&str>) -> Result<(), Status> {
+    match tenant {
+        Some(tenant) => require_tenant(principal, tenant),
+        None if !sees_all(principal) => Err(outside_scope()),
+        None => Ok(()),
     }
 }
 

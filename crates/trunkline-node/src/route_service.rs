@@ -209,17 +209,9 @@ impl RouteService for RouteApi {
             route_token::Token::Inbound(token) => {
                 // The DID's tenant, as the lookup that issued the token saw it.
                 let view = self.view(token.applied_index).await?;
-                let tenant = view
-                    .applied
-                    .state
-                    .inbound()
-                    .did(&token.did)
-                    .map(|did| did.tenant.clone());
-                match tenant {
-                    Some(tenant) => auth::require_tenant(&principal, &tenant)?,
-                    None if !auth::sees_all(&principal) => return Err(auth::outside_scope()),
-                    None => {}
-                }
+                let inbound = view.applied.state.inbound();
+                let tenant = inbound.did(&token.did).map(|did| did.tenant.as_str());
+                auth::require_owner(&principal, tenant)?;
                 return self.report_inbound_leg(request, token, &key).await;
             }
         };
@@ -285,21 +277,10 @@ impl RouteService for RouteApi {
     ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
         let principal = auth::principal(&request);
         let request = request.into_inner();
-        if !auth::sees_all(&principal) {
-            // A proxy of some tenants reports only their devices' registrations.
-            let tenant = self
-                .views
-                .current()
-                .applied
-                .state
-                .inbound()
-                .device(&request.aor)
-                .map(|device| device.tenant.clone());
-            match tenant {
-                Some(tenant) => auth::require_tenant(&principal, &tenant)?,
-                None => return Err(auth::outside_scope()),
-            }
-        }
+        // A proxy of some tenants reports only their devices' registrations.
+        let view = self.views.current();
+        let device = view.applied.state.inbound().device(&request.aor);
+        auth::require_owner(&principal, device.map(|device| device.tenant.as_str()))?;
         let update = RegistrationUpdate {
             aor: request.aor,
             edge: request.edge,
@@ -328,13 +309,8 @@ impl RouteService for RouteApi {
         let view = self.view(request.min_applied_index).await?;
         // A proxy of some tenants learns nothing of other tenants' DIDs, not even whether
         // they exist.
-        if !auth::sees_all(&principal) {
-            let did = view.applied.state.inbound().did(&request.did);
-            match did {
-                Some(did) => auth::require_tenant(&principal, &did.tenant)?,
-                None => return Err(auth::outside_scope()),
-            }
-        }
+        let did = view.applied.state.inbound().did(&request.did);
+        auth::require_owner(&principal, did.map(|did| did.tenant.as_str()))?;
         let plan = inbound_plan(&view, &request.did)?;
         let now_ms = now_ms();
         let legs = plan

@@ -1,9 +1,10 @@
 //! `trunkctl token ...`: the bearer tokens that let people and proxies use the cluster. A
 //! token's secret is printed once, when it is made; the cluster keeps only a hash of it.
 
+use clap::builder::PossibleValuesParser;
 use serde::Serialize;
 use trunkline_client::{proto, Retry};
-use trunkline_core::routing::format_unix_ms;
+use trunkline_core::{auth::Role, routing::format_unix_ms};
 
 use crate::{
     commands::{config::ReadFlags, kinds::print_written, view::cell_list},
@@ -17,8 +18,8 @@ pub enum Command {
     Create {
         /// What it may do: admin (everything), operator (routing, carriers, rates, health,
         /// numbers), auditor (read everything), proxy (route calls), tenant (its own numbers).
-        #[arg(long, value_enum)]
-        role: Role,
+        #[arg(long, value_parser = PossibleValuesParser::new(Role::ALL.map(Role::as_str)))]
+        role: String,
         /// A tenant it is limited to; repeat for more. A proxy token names one or more (or
         /// --all-tenants), a tenant token exactly one.
         #[arg(long = "tenant", value_name = "TENANT")]
@@ -45,27 +46,6 @@ pub enum Command {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Role {
-    Admin,
-    Operator,
-    Auditor,
-    Proxy,
-    Tenant,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Auditor => "auditor",
-            Role::Proxy => "proxy",
-            Role::Tenant => "tenant",
-        }
-    }
-}
-
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
         Command::Create {
@@ -77,7 +57,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         } => {
             let request = proto::CreateTokenRequest {
                 name: name.unwrap_or_default(),
-                role: role.name().to_owned(),
+                role,
                 tenants,
                 all_tenants,
                 expires_in_ms: expires.unwrap_or(0),

@@ -24,17 +24,13 @@ impl AdminApi {
         principal: &Option<Principal>,
     ) -> Result<proto::PutResponse, Status> {
         let did = convert::did_from_proto(request.did).map_err(domain)?;
-        require_tenant(principal, &did.tenant)?;
-        if let Some(existing) = self
-            .cluster
-            .reader
-            .current()
-            .state
-            .inbound()
-            .did(&did.number)
-        {
-            require_tenant(principal, &existing.tenant)?;
-        }
+        let current = self.cluster.reader.current();
+        let replaced = current.state.inbound().did(&did.number);
+        require_put(
+            principal,
+            &did.tenant,
+            replaced.map(|did| did.tenant.as_str()),
+        )?;
         self.put(Command::Inbound(InboundCommand::PutDid {
             did,
             mode: put_mode(request.mode)?,
@@ -48,17 +44,13 @@ impl AdminApi {
         principal: &Option<Principal>,
     ) -> Result<proto::PutResponse, Status> {
         let device = convert::device_from_proto(request.device).map_err(domain)?;
-        require_tenant(principal, &device.tenant)?;
-        if let Some(existing) = self
-            .cluster
-            .reader
-            .current()
-            .state
-            .inbound()
-            .device(&device.aor)
-        {
-            require_tenant(principal, &existing.tenant)?;
-        }
+        let current = self.cluster.reader.current();
+        let replaced = current.state.inbound().device(&device.aor);
+        require_put(
+            principal,
+            &device.tenant,
+            replaced.map(|device| device.tenant.as_str()),
+        )?;
         self.put(Command::Inbound(InboundCommand::PutDevice {
             device,
             mode: put_mode(request.mode)?,
@@ -156,4 +148,15 @@ impl AdminApi {
             read_state: Some(read_state.into()),
         })
     }
+}
+
+/// A put of tenant data: the caller must hold the object's tenant, and the tenant of the
+/// object it replaces if there is one, so no tenant takes another's object over.
+fn require_put(
+    principal: &Option<Principal>,
+    tenant: &str,
+    replaced: Option<&str>,
+) -> Result<(), Status> {
+    require_tenant(principal, tenant)?;
+    replaced.map_or(Ok(()), |replaced| require_tenant(principal, replaced))
 }

@@ -15,7 +15,7 @@ use trunkline_core::{
 
 use super::{domain, put_mode, required, AdminApi};
 use crate::{
-    auth::{outside_scope, require, require_tenant, sees, sees_all},
+    auth::{require, require_owner, sees, sees_all},
     convert,
 };
 
@@ -128,12 +128,7 @@ impl AdminApi {
             _ => (Area::Routing, None),
         };
         require(principal, area, Access::Write)?;
-        match tenant {
-            Some(tenant) => require_tenant(principal, &tenant),
-            // A limited caller deletes only what it can show is its own.
-            None if !sees_all(principal) => Err(outside_scope()),
-            None => Ok(()),
-        }
+        require_owner(principal, tenant.as_deref())
     }
 
     pub(super) async fn drain_gateway(
