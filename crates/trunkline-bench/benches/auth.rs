@@ -85,12 +85,11 @@ fn audited_apply(c: &mut Criterion) {
         source: "192.0.2.1".into(),
         rpc: "trunkline.v1.AdminService/SetSetting".into(),
     };
-    let audited = |index: u64| Command::Audited {
-        actor: actor.clone(),
-        command: Box::new(Command::Settings(SettingsCommand::Set {
+    let audited = |index: u64| {
+        Command::Settings(SettingsCommand::Set {
             key: "k".into(),
             value: index.to_string(),
-        })),
+        })
     };
     let mut state = State::default();
     let mut index = 0;
@@ -100,6 +99,7 @@ fn audited_apply(c: &mut Criterion) {
             index,
             &Request {
                 time_ms: index,
+                actor: Some(actor.clone()),
                 command: audited(index),
             },
         );
@@ -113,6 +113,7 @@ fn audited_apply(c: &mut Criterion) {
                 index,
                 &Request {
                     time_ms: index,
+                    actor: Some(actor.clone()),
                     command: audited(index),
                 },
             ));

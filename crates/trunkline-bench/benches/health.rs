@@ -34,6 +34,7 @@ fn state_with_gateways() -> State {
             index,
             &Request {
                 time_ms: 1_000 + index,
+                actor: None,
                 command,
             },
         );
@@ -162,6 +163,7 @@ fn health(criterion: &mut Criterion) {
                 index,
                 &Request {
                     time_ms: index,
+                    actor: None,
                     command: transition("gw-5000", Liveness::Up, Liveness::Down),
                 },
             );

@@ -49,6 +49,7 @@ fn state() -> State {
             index,
             &Request {
                 time_ms: 1_000 + index,
+                actor: None,
                 command,
             },
         );
@@ -130,6 +131,7 @@ fn inbound(criterion: &mut Criterion) {
                         index,
                         &Request {
                             time_ms: 2_000_000,
+                            actor: None,
                             command: refreshes.clone(),
                         },
                     );

@@ -211,7 +211,6 @@ pub fn object_of(command: &Command) -> String {
             format!("token {token}")
         }
         Command::Audit(_) => "audit log".to_owned(),
-        Command::Audited { command, .. } => object_of(command),
         Command::Tick => "clock".to_owned(),
     }
 }

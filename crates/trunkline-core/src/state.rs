@@ -28,6 +28,10 @@ pub struct Request {
     /// as the time of the change; see [`State::apply`] for how it is kept monotonic.
     pub time_ms: u64,
     pub command: Command,
+    /// Who asked for the change, when an operator did: it is recorded in the audit log with
+    /// how the change ended. `None` for the cluster's own writes (health, registrations,
+    /// ticks). A field, not a wrapping command, so a log entry can't nest commands.
+    pub actor: Option<Actor>,
 }
 
 /// Everything that can change replicated state.
@@ -41,12 +45,6 @@ pub enum Command {
     Tokens(TokenCommand),
     /// Refused or failed authentications, for the audit log.
     Audit(AuditCommand),
-    /// A change an operator asked for, applied as `command` and recorded in the audit log
-    /// with who asked and how it ended.
-    Audited {
-        actor: Actor,
-        command: Box<Command>,
-    },
     /// Only moves the log's time on, so time-based state (registration expiry) advances on
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
@@ -63,13 +61,6 @@ impl Command {
             Command::Inbound(command) => command.validate(),
             Command::Tokens(command) => command.validate(),
             Command::Audit(command) => command.validate(),
-            Command::Audited { command, .. } => match command.as_ref() {
-                Command::Audited { .. } => Err(crate::Error::invalid(
-                    "command",
-                    "an audited command can't hold another",
-                )),
-                command => command.validate(),
-            },
             Command::Tick => Ok(()),
         }
     }
@@ -119,21 +110,18 @@ impl State {
     /// Applies the request at `log_index` and returns what it produced.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
         self.last_time_ms = self.last_time_ms.max(request.time_ms);
-        if let Err(error) = request.command.validate() {
-            return Response::Rejected(error);
+        let response = match request.command.validate() {
+            Ok(()) => self.apply_command(log_index, &request.command),
+            Err(error) => Response::Rejected(error),
+        };
+        if let Some(actor) = &request.actor {
+            let result = match &response {
+                Response::Rejected(error) => format!("rejected: {error}"),
+                _ => "ok".to_owned(),
+            };
+            self.record(log_index, actor, &object_of(&request.command), &result);
         }
-        match &request.command {
-            Command::Audited { actor, command } => {
-                let response = self.apply_command(log_index, command);
-                let result = match &response {
-                    Response::Rejected(error) => format!("rejected: {error}"),
-                    _ => "ok".to_owned(),
-                };
-                self.record(log_index, actor, &object_of(command), &result);
-                response
-            }
-            command => self.apply_command(log_index, command),
-        }
+        response
     }
 
     fn record(&mut self, log_index: u64, actor: &Actor, object: &str, result: &str) {
@@ -145,10 +133,6 @@ impl State {
 
     fn apply_command(&mut self, log_index: u64, command: &Command) -> Response {
         match command {
-            Command::Audited { .. } => Response::Rejected(crate::Error::invalid(
-                "command",
-                "an audited command can't hold another",
-            )),
             Command::Audit(AuditCommand::Record(records)) => {
                 for record in records {
                     self.record(log_index, &record.actor, "-", &record.result);
@@ -315,6 +299,7 @@ mod tests {
     fn set(time_ms: u64, key: &str, value: &str) -> Request {
         Request {
             time_ms,
+            actor: None,
             command: Command::Settings(SettingsCommand::Set {
                 key: key.into(),
                 value: value.into(),
@@ -347,30 +332,17 @@ mod tests {
             source: "192.0.2.1".into(),
             rpc: "trunkline.v1.AdminService/SetSetting".into(),
         };
-        let audited = |command: Command| Command::Audited {
-            actor: actor.clone(),
-            command: Box::new(command),
+        let audited = |time_ms: u64, command: Command| Request {
+            time_ms,
+            command,
+            actor: Some(actor.clone()),
         };
         let mut state = State::default();
-        let ok = state.apply(
-            1,
-            &Request {
-                time_ms: 10,
-                command: audited(set(0, "a", "1").command),
-            },
-        );
+        let ok = state.apply(1, &audited(10, set(0, "a", "1").command));
         assert!(matches!(ok, Response::Settings(_)), "{ok:?}");
-        let refused = state.apply(
-            2,
-            &Request {
-                time_ms: 11,
-                command: audited(Command::Settings(SettingsCommand::CompareAndSet {
-                    key: "a".into(),
-                    expected: Some("9".into()),
-                    value: None,
-                })),
-            },
-        );
+        // Refused at apply: recorded with why.
+        let refused = state.apply(2, &audited(11, set(0, "", "x").command));
+        assert!(matches!(refused, Response::Rejected(_)), "{refused:?}");
         state.apply(
             3,
             &Request {
@@ -380,9 +352,10 @@ mod tests {
                     result: "unauthenticated".into(),
                     alert: true,
                 }])),
+                actor: None,
             },
         );
-        // Changes nobody audited (the node's own) are not recorded.
+        // Changes nobody asked for (the node's own) are not recorded.
         state.apply(4, &set(13, "b", "2"));
         let entries: Vec<_> = state.audit().iter().cloned().collect();
         assert_eq!(entries.len(), 3, "{entries:?}");
@@ -392,28 +365,17 @@ mod tests {
         );
         assert_eq!(entries[0].actor, "ops");
         assert_eq!(entries[0].index, 1);
-        let refused_result = &entries[1].result;
         assert!(
-            matches!(refused, Response::Settings(_) | Response::Rejected(_)),
-            "{refused:?}"
+            entries[1].result.starts_with("rejected: "),
+            "{:?}",
+            entries[1]
         );
-        assert!(!refused_result.is_empty());
         assert_eq!(entries[2].result, "unauthenticated");
         let alert = state.events().iter().next_back().unwrap();
         assert!(
             matches!(&alert.kind, EventKind::SecurityAlert(alert) if alert.what == "unauthenticated")
         );
         assert_eq!(crate::audit::verify(&entries), Ok(3));
-
-        let nested = audited(audited(Command::Tick));
-        let response = state.apply(
-            5,
-            &Request {
-                time_ms: 14,
-                command: nested,
-            },
-        );
-        assert!(matches!(response, Response::Rejected(_)), "{response:?}");
     }
 
     #[test]

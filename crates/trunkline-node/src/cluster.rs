@@ -15,6 +15,7 @@ use std::{
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+use trunkline_core::audit::Actor;
 use trunkline_core::auth::{
     tokens::{Minted, TokenCommand, TokenRecord},
     Role, Scope,
@@ -40,7 +41,8 @@ use crate::{
 /// A request only the leader can carry out; followers forward it over the peer listener.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LeaderRequest {
-    Write(Command),
+    /// A change, with the operator who asked for it when one did (for the audit log).
+    Write(Command, Option<Actor>),
     AddLearner {
         node_id: NodeId,
         node: Node,
@@ -250,14 +252,8 @@ impl Cluster {
         self.check_disk(&command)?;
         // A change an operator asked for is recorded with who asked (see `auth::ACTOR`); the
         // few hundred bytes this adds stay within the peer message bound's headroom.
-        let command = match crate::auth::current_actor() {
-            Some(actor) => Command::Audited {
-                actor,
-                command: Box::new(command),
-            },
-            None => command,
-        };
-        match self.submit(LeaderRequest::Write(command)).await? {
+        let actor = crate::auth::current_actor();
+        match self.submit(LeaderRequest::Write(command, actor)).await? {
             LeaderReply::Written {
                 response: Response::Rejected(error),
                 ..
@@ -351,9 +347,10 @@ impl Cluster {
             });
         }
         match request {
-            LeaderRequest::Write(command) => {
+            LeaderRequest::Write(command, actor) => {
                 let request = Request {
                     time_ms: now_ms(),
+                    actor,
                     command,
                 };
                 let written =
@@ -416,7 +413,7 @@ impl Cluster {
         let mut client = self.forward_client(leader, &node).await?;
         // The leader bounds its own work by these; the margin lets its answer arrive.
         let timeout = match request {
-            LeaderRequest::Write(_) | LeaderRequest::ReadIndex => limits::WRITE_TIMEOUT,
+            LeaderRequest::Write(..) | LeaderRequest::ReadIndex => limits::WRITE_TIMEOUT,
             _ => limits::MEMBERSHIP_CHANGE_TIMEOUT,
         } + limits::FORWARD_MARGIN;
         let reply: Result<Result<LeaderReply, ClusterError>, tonic::Status> = network::call(

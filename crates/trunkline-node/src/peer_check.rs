@@ -272,7 +272,7 @@ pub fn install_snapshot(
 /// rules on the request path; here, the ids and addresses of membership changes.
 pub fn forward(request: &LeaderRequest) -> Checked {
     match request {
-        LeaderRequest::Write(_) | LeaderRequest::ReadIndex => Ok(()),
+        LeaderRequest::Write(..) | LeaderRequest::ReadIndex => Ok(()),
         LeaderRequest::AddLearner { node_id, node } => {
             node_id_field("node_id", *node_id)?;
             address("node.peer_addr", &node.peer_addr)?;
@@ -550,6 +550,7 @@ mod tests {
             log_id: log_id(term, 2, index),
             payload: EntryPayload::Normal(Request {
                 time_ms: 1,
+                actor: None,
                 command: Command::Tick,
             }),
         }

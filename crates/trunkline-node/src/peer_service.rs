@@ -249,7 +249,7 @@ impl RaftService for PeerService {
         let opened = self.open(RPC, request)?;
         let request: LeaderRequest = self.decode(RPC, &opened)?;
         self.checked(RPC, &opened, peer_check::forward(&request))?;
-        if let LeaderRequest::Write(command) = &request {
+        if let LeaderRequest::Write(command, _) = &request {
             // The follower validated it too, but this node must not trust that.
             // And the leader's disk: a forwarded write grows this node's log first.
             if let Err(error) = command

@@ -329,6 +329,7 @@ mod tests {
     fn apply(state: &mut State, index: u64, command: Command) {
         let request = Request {
             time_ms: 1_000 + index,
+            actor: None,
             command,
         };
         let response = state.apply(index, &request);

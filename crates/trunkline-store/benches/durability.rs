@@ -32,6 +32,7 @@ fn entry(index: u64, value_bytes: usize) -> Entry<TypeConfig> {
         log_id: log_id(1, 1, index),
         payload: EntryPayload::Normal(Request {
             time_ms: index,
+            actor: None,
             command: Command::Settings(SettingsCommand::Set {
                 key: format!("key-{}", index % 100),
                 value: "v".repeat(value_bytes),

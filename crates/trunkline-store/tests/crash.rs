@@ -39,6 +39,7 @@ fn entries() -> Vec<Entry<TypeConfig>> {
             log_id: log_id(1, 1, index),
             payload: EntryPayload::Normal(Request {
                 time_ms: index,
+                actor: None,
                 command: CoreCommand::Settings(SettingsCommand::Set {
                     key: format!("key-{index}"),
                     value: format!("value-{index}"),

@@ -29,6 +29,7 @@ fn identity(cluster_name: &str, node_id: NodeId) -> Identity {
 fn set(key: &str, value: &str) -> Request {
     Request {
         time_ms: 1_700_000_000_000,
+        actor: None,
         command: Command::Settings(SettingsCommand::Set {
             key: key.to_owned(),
             value: value.to_owned(),
@@ -39,6 +40,7 @@ fn set(key: &str, value: &str) -> Request {
 fn delete(key: &str) -> Request {
     Request {
         time_ms: 1_700_000_000_000,
+        actor: None,
         command: Command::Settings(SettingsCommand::Delete {
             key: key.to_owned(),
         }),

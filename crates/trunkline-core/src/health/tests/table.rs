@@ -67,6 +67,7 @@ impl Log {
         self.time_ms += 100;
         let request = Request {
             time_ms: self.time_ms,
+            actor: None,
             command,
         };
         match self.state.apply(self.index, &request) {

@@ -86,6 +86,7 @@ impl Log {
         self.time_ms += 10;
         let request = Request {
             time_ms: self.time_ms,
+            actor: None,
             command: Command::Routing(command),
         };
         match self.state.apply(self.index, &request) {
