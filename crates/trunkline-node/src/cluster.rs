@@ -42,7 +42,7 @@ use crate::{
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LeaderRequest {
     /// A change, with the operator who asked for it when one did (for the audit log).
-    Write(Command, Option<Actor>),
+    Write(Command, Option<Box<Actor>>),
     AddLearner {
         node_id: NodeId,
         node: Node,
@@ -252,7 +252,7 @@ impl Cluster {
         self.check_disk(&command)?;
         // A change an operator asked for is recorded with who asked (see `auth::ACTOR`); the
         // few hundred bytes this adds stay within the peer message bound's headroom.
-        let actor = crate::auth::current_actor();
+        let actor = crate::auth::current_actor().map(Box::new);
         match self.submit(LeaderRequest::Write(command, actor)).await? {
             LeaderReply::Written {
                 response: Response::Rejected(error),
@@ -350,7 +350,7 @@ impl Cluster {
             LeaderRequest::Write(command, actor) => {
                 let request = Request {
                     time_ms: now_ms(),
-                    actor,
+                    actor: actor.map(|actor| *actor),
                     command,
                 };
                 let written =
