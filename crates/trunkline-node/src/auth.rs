@@ -308,7 +308,7 @@ impl Authenticator {
         let Some(presented) = presented else {
             // The same work as checking a well-formed token, so the time taken does not say
             // whether the token was malformed or wrong.
-            tokens::spend_a_check();
+            self.reader.current().state.tokens().spend_a_check();
             self.consequence(source, guard.failed(source, None, now_ms));
             return Err(unauthenticated());
         };
