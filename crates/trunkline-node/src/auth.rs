@@ -414,8 +414,8 @@ pub fn sees_all(principal: &Option<Principal>) -> bool {
 
 /// The node's bootstrap secret: from [`BOOTSTRAP_ENV`], else the file [`BOOTSTRAP_FILE`] in
 /// the data folder, made (readable by the owner only) on the first start that needs it.
-/// Returns the hash kept and, when the file was just made, its path to tell the operator.
-pub fn bootstrap_secret(data_dir: &Path) -> anyhow::Result<(SecretHash, std::path::PathBuf)> {
+/// Returns the hash the node keeps of it.
+pub fn bootstrap_secret(data_dir: &Path) -> anyhow::Result<SecretHash> {
     let path = data_dir.join(BOOTSTRAP_FILE);
     let text = match std::env::var(BOOTSTRAP_ENV) {
         Ok(text) => text,
@@ -436,7 +436,7 @@ pub fn bootstrap_secret(data_dir: &Path) -> anyhow::Result<(SecretHash, std::pat
             path.display()
         )
     })?;
-    Ok((presented.hash(), path))
+    Ok(presented.hash())
 }
 
 /// The layer that runs [`Authenticator::check`] on every client request.

@@ -790,7 +790,8 @@ fn resolve_limits(
         return Err(invalid(
             "limits.http2_connection_window_bytes",
             format!(
-                "({}) must be at least limits.http2_stream_window_bytes ({}), or one stream                  can never use its window",
+                "({}) must be at least limits.http2_stream_window_bytes ({}), or one stream \
+                 can never use its window",
                 resolved.http2_connection_window_bytes, resolved.http2_stream_window_bytes
             ),
         ));
@@ -799,7 +800,8 @@ fn resolve_limits(
         return Err(invalid(
             "limits.api_max_buffered_request_bytes",
             format!(
-                "({}) must be at least the largest request, {} bytes, or such a request                  could never be served",
+                "({}) must be at least the largest request, {} bytes, or such a request \
+                 could never be served",
                 resolved.api_max_buffered_request_bytes,
                 limits::API_MAX_MESSAGE_BYTES
             ),

@@ -212,9 +212,20 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
             addr = server.cluster().self_node.api_addr,
         ));
     } else if !server.cluster().is_initialized().await {
+        // With tokens required, InitCluster takes the bootstrap secret the node wrote.
+        let token_file = match config.require_auth {
+            true => format!(
+                " --token-file {}",
+                config
+                    .data_dir
+                    .join(trunkline_node::auth::BOOTSTRAP_FILE)
+                    .display()
+            ),
+            false => String::new(),
+        };
         banner.push_str(&format!(
-            "Not a cluster member yet: run `trunkctl --endpoints {} cluster init` on one node, \
-             then `trunkctl cluster join` for the others.\n",
+            "Not a cluster member yet: run `trunkctl --endpoints {}{token_file} cluster init` on \
+             one node, then `trunkctl cluster join` for the others.\n",
             server.cluster().self_node.api_addr
         ));
     }

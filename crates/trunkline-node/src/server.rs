@@ -150,20 +150,17 @@ impl NodeServer {
         let registrar = Registrar::start(cluster.clone());
         ticker::start(cluster.clone());
         let bootstrap = if config.require_auth && !cluster.is_initialized().await {
-            let (hash, path) = crate::auth::bootstrap_secret(&config.data_dir)
+            // The banner says how to use it (`trunkctl --token-file ... cluster init`).
+            let hash = crate::auth::bootstrap_secret(&config.data_dir)
                 .context("can't make or read the node's bootstrap secret")?;
-            tracing::info!(
-                path = %path.display(),
-                "the cluster is not initialised: `trunkctl cluster init --token-file {}` makes                  this node its first member and prints the first admin token",
-                path.display()
-            );
             Some(hash)
         } else {
             None
         };
         if !config.require_auth {
             tracing::warn!(
-                "client calls are not authenticated (no --require-auth): anyone who can reach                  the client listener can change routing"
+                "client calls are not authenticated (no --require-auth): anyone who can reach \
+                 the client listener can change routing"
             );
         }
         let pending_audit = Arc::new(crate::auth::PendingAudit::default());
