@@ -166,28 +166,6 @@ impl Authenticator {
         }
     }
 
-    /// [`Authenticator::check`], recording a refusal or failure in the audit log.
-    pub fn check_and_record(
-        &self,
-        path: &str,
-        authorization: Option<&http::HeaderValue>,
-        source: IpAddr,
-        now_ms: u64,
-    ) -> Result<Option<Principal>, Status> {
-        let checked = self.check(path, authorization, source, now_ms);
-        if let Err(status) = &checked {
-            // The name only when the token was valid: a failed one names nobody.
-            let name = match status.code() {
-                tonic::Code::PermissionDenied => self
-                    .name_of(authorization, now_ms)
-                    .unwrap_or_else(|| "-".into()),
-                _ => "-".into(),
-            };
-            self.refused(name, source, path, status);
-        }
-        checked
-    }
-
     /// Records a refused call in the audit log.
     pub fn refused(&self, name: String, source: IpAddr, path: &str, status: &Status) {
         let result = match status.code() {
@@ -243,18 +221,8 @@ impl Authenticator {
         );
     }
 
-    fn name_of(&self, authorization: Option<&http::HeaderValue>, now_ms: u64) -> Option<String> {
-        let presented = presented(authorization)?;
-        let applied = self.reader.current();
-        let name = applied
-            .state
-            .tokens()
-            .verify(&presented, now_ms)
-            .map(|record| record.name.clone());
-        name
-    }
-
-    /// Who may make the call to `path` with these headers from `source`, or why not.
+    /// Who may make the call to `path` with these headers from `source`, or why not; a
+    /// refusal or failure is recorded in the audit log, named by the token when it was valid.
     pub fn check(
         &self,
         path: &str,
@@ -266,14 +234,17 @@ impl Authenticator {
             return Ok(None);
         }
         let Some(need) = need(path) else {
-            return Err(Status::permission_denied(
-                "permission denied: this method is not open to any role",
-            ));
+            let status =
+                Status::permission_denied("permission denied: this method is not open to any role");
+            self.refused("-".into(), source, path, &status);
+            return Err(status);
         };
         if need == Need::Nothing {
             return Ok(None);
         }
-        let principal = self.authenticate(need, authorization, source, now_ms)?;
+        let principal = self
+            .authenticate(need, authorization, source, now_ms)
+            .inspect_err(|status| self.refused("-".into(), source, path, status))?;
         let allowed = match need {
             Need::Nothing | Need::Authenticated | Need::InHandler => true,
             Need::Bootstrap => principal.role == Role::Admin,
@@ -286,7 +257,9 @@ impl Authenticator {
         if allowed {
             Ok(Some(principal))
         } else {
-            Err(denied(&principal))
+            let status = denied(&principal);
+            self.refused(principal.name, source, path, &status);
+            Err(status)
         }
     }
 
@@ -423,7 +396,7 @@ pub fn bootstrap_secret(data_dir: &Path) -> anyhow::Result<SecretHash> {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let minted = tokens::mint(rand::random(), rand::random());
-                crate::dev::write_secret(&path, &minted.text)?;
+                write_secret(&path, &minted.text)?;
                 minted.text
             }
             Err(error) => return Err(error.into()),
@@ -437,6 +410,18 @@ pub fn bootstrap_secret(data_dir: &Path) -> anyhow::Result<SecretHash> {
         )
     })?;
     Ok(presented.hash())
+}
+
+/// Writes a secret to a new file only its owner can read.
+pub fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()
 }
 
 /// The layer that runs [`Authenticator::check`] on every client request.
@@ -491,7 +476,7 @@ where
             .and_then(TcpConnectInfo::remote_addr)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
         let path = request.uri().path().to_owned();
-        let checked = self.authenticator.check_and_record(
+        let checked = self.authenticator.check(
             &path,
             request.headers().get(http::header::AUTHORIZATION),
             source,

@@ -13,18 +13,6 @@ pub const DEV_DATA_DIR: &str = "trunkline-dev-data";
 /// it is given none.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
-/// Writes a secret to a new file only its owner can read.
-pub fn write_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(secret.as_bytes())?;
-    file.sync_all()
-}
-
 /// Initialises the dev node on its first start, and writes its first admin token to
 /// [`ADMIN_TOKEN_FILE`] in the data folder. A folder initialised by a build without tokens
 /// gets its first admin token now.
@@ -40,7 +28,7 @@ pub async fn initialize(
         return Ok(());
     };
     let path = data_dir.join(ADMIN_TOKEN_FILE);
-    write_secret(&path, &admin_token).map_err(|error| {
+    crate::auth::write_secret(&path, &admin_token).map_err(|error| {
         anyhow::anyhow!("can't write the admin token to {}: {error}", path.display())
     })
 }

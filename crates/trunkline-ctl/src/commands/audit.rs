@@ -43,7 +43,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             object,
             read,
         } => {
-            let since_ms = since.map_or(0, |ago| now_ms().saturating_sub(ago));
+            let since_ms = since.map_or(0, |ago| duration::now_unix_ms().saturating_sub(ago));
             let request = proto::ListAuditRequest {
                 since_ms,
                 actor: actor.unwrap_or_default(),
@@ -127,12 +127,6 @@ async fn next(stream: &mut Streaming<proto::AuditEntry>) -> Result<Option<AuditE
     audit_from_proto(entry).map(Some).map_err(|error| {
         Failure::Request(format!("the node sent a malformed audit entry: {error}"))
     })
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// One entry as printed.

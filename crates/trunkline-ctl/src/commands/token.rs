@@ -151,9 +151,7 @@ pub struct TokenView {
 
 impl From<&proto::TokenInfo> for TokenView {
     fn from(token: &proto::TokenInfo) -> Self {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let now_ms = duration::now_unix_ms();
         let state = if token.revoked_ms != 0 {
             "revoked"
         } else if token.expires_ms != 0 && token.expires_ms <= now_ms {
