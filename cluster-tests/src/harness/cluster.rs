@@ -75,6 +75,8 @@ pub const HEARTBEAT_ENV: &str = "TRUNKLINE_CHAOS_HEARTBEAT_INTERVAL_MS";
 pub const ELECTION_MIN_ENV: &str = "TRUNKLINE_CHAOS_ELECTION_TIMEOUT_MIN_MS";
 pub const ELECTION_MAX_ENV: &str = "TRUNKLINE_CHAOS_ELECTION_TIMEOUT_MAX_MS";
 pub const LOG_LEVEL_ENV: &str = "TRUNKLINE_CHAOS_LOG_LEVEL";
+/// Where each container sees the run's PKI folder.
+const PKI_DIR: &str = "/pki";
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -144,6 +146,10 @@ pub struct Cluster {
     pub options: ClusterOptions,
     proxies: ProxySet,
     nodes: Mutex<BTreeMap<NodeId, Node>>,
+    /// The run's CA and every node's certificate, mounted read-only into each container.
+    pki: tempfile::TempDir,
+    /// What the harness's clients dial the nodes with: TLS trusting the run's CA.
+    client_tls: Arc<trunkline_tls::rustls::ClientConfig>,
     /// One single-endpoint client per node, kept so connections are reused.
     clients: Mutex<BTreeMap<NodeId, Arc<Client>>>,
     /// Last: removes containers and network after everything else is dropped.
@@ -181,6 +187,14 @@ impl Cluster {
         let guard = RunGuard::new(&run_id);
         guard.set_logs_dir(logs_dir);
         let network = docker::create_network(&run_id, &run_id).await?;
+        let pki = tempfile::tempdir().map_err(|error| HarnessError::io("PKI folder", error))?;
+        let authority = trunkline_tls::ca::new_ca(&run_id)
+            .map_err(|error| HarnessError::Setup(format!("the run's CA: {error}")))?;
+        authority
+            .write(pki.path(), "ca", false)
+            .map_err(|error| HarnessError::io("the run's CA", error))?;
+        let client_tls = trunkline_tls::client_config_from_files(&pki.path().join("ca.pem"), None)
+            .map_err(|error| HarnessError::Setup(format!("client TLS: {error}")))?;
         let cluster = Cluster {
             cluster_name: run_id.clone(),
             run_id,
@@ -189,6 +203,8 @@ impl Cluster {
             network,
             options: options.clone(),
             nodes: Mutex::new(BTreeMap::new()),
+            pki,
+            client_tls: Arc::new(client_tls),
             clients: Mutex::new(BTreeMap::new()),
             guard,
         };
@@ -291,8 +307,18 @@ impl Cluster {
             .add(node, SocketAddr::from((address, PEER_PORT)))
             .await?;
         let api_addr = format!("{address}:{API_PORT}");
+        self.issue_certificate(node, address)?;
         let options = &self.options;
         let env = [
+            (
+                "TRUNKLINE_TLS_CERT_FILE",
+                format!("{PKI_DIR}/node-{node}.pem"),
+            ),
+            (
+                "TRUNKLINE_TLS_KEY_FILE",
+                format!("{PKI_DIR}/node-{node}.key"),
+            ),
+            ("TRUNKLINE_TLS_CA_FILE", format!("{PKI_DIR}/ca.pem")),
             ("TRUNKLINE_NODE_ID", node.to_string()),
             ("TRUNKLINE_CLUSTER_NAME", self.cluster_name.clone()),
             ("TRUNKLINE_ADVERTISE_API_ADDR", api_addr.clone()),
@@ -327,6 +353,7 @@ impl Cluster {
                 network: self.network.name.clone(),
                 address,
                 env,
+                mounts: vec![(self.pki.path().to_owned(), PKI_DIR.to_owned())],
             },
             &self.run_id,
         )
@@ -345,6 +372,26 @@ impl Cluster {
         Ok(entry)
     }
 
+    /// Issues node `node`'s certificate (for its container address) into the run's PKI
+    /// folder, signed by the run's CA.
+    fn issue_certificate(&self, node: NodeId, address: std::net::Ipv4Addr) -> Result<()> {
+        let authority = trunkline_tls::ca::Issued::read(self.pki.path(), "ca")
+            .map_err(|error| HarnessError::io("the run's CA", error))?;
+        trunkline_tls::ca::issue(
+            &authority,
+            &self.cluster_name,
+            &trunkline_tls::ca::Subject::Node {
+                id: node,
+                hosts: vec![address.to_string()],
+            },
+            trunkline_tls::ca::DEFAULT_VALIDITY,
+        )
+        .map_err(|error| HarnessError::Setup(format!("node {node}'s certificate: {error}")))?
+        .write(self.pki.path(), &format!("node-{node}"), true)
+        .map_err(|error| HarnessError::io(format!("node {node}'s certificate"), error))
+        .map(drop)
+    }
+
     /// A client that talks to `node` only (no failover), so what it records is about that
     /// node. Kept per node, so connections are reused.
     pub fn client(&self, node: NodeId) -> Result<Arc<Client>> {
@@ -356,7 +403,8 @@ impl Cluster {
         let client = Arc::new(
             Client::new([api_addr])
                 .map_err(|error| HarnessError::client(format!("client for node {node}"), error))?
-                .with_request_timeout(NODE_CLIENT_TIMEOUT),
+                .with_request_timeout(NODE_CLIENT_TIMEOUT)
+                .with_tls(self.client_tls.clone()),
         );
         clients.insert(node, client.clone());
         Ok(client)
@@ -369,7 +417,11 @@ impl Cluster {
             .map(|node| self.node(*node).map(|node| node.api_addr))
             .collect::<Result<Vec<_>>>()?;
         Client::new(addresses)
-            .map(|client| client.with_request_timeout(timeout))
+            .map(|client| {
+                client
+                    .with_request_timeout(timeout)
+                    .with_tls(self.client_tls.clone())
+            })
             .map_err(|error| HarnessError::client("failover client", error))
     }
 

@@ -369,6 +369,8 @@ pub struct ContainerSpec {
     pub network: String,
     pub address: Ipv4Addr,
     pub env: Vec<(String, String)>,
+    /// Host folders mounted read-only: (host path, path in the container).
+    pub mounts: Vec<(std::path::PathBuf, String)>,
 }
 
 /// `docker run -d` of a container for run `run_id`; the image's entrypoint and command are
@@ -396,6 +398,13 @@ pub async fn run_container(spec: &ContainerSpec, run_id: &str) -> Result<()> {
     for (key, value) in &spec.env {
         args.push("-e".to_owned());
         args.push(format!("{key}={value}"));
+    }
+    for (host, container) in &spec.mounts {
+        args.push("--mount".to_owned());
+        args.push(format!(
+            "type=bind,source={},target={container},readonly",
+            host.display()
+        ));
     }
     args.push(spec.image.clone());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

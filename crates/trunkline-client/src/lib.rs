@@ -13,7 +13,7 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Mutex,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -39,6 +39,8 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The deadline of one request when the caller sets none.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the TLS handshake with one node may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(2_000);
 /// Largest answer accepted from a node.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -106,6 +108,14 @@ impl ClientError {
     }
 }
 
+/// `host:port` of an endpoint given as `host:port`, `http://host:port` or `https://host:port`.
+fn endpoint_address(endpoint: &str) -> &str {
+    endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint)
+}
+
 /// Adds `authorization: Bearer <token>` to every request when the client has a token.
 #[derive(Clone, Debug, Default)]
 pub struct Bearer(Option<MetadataValue<Ascii>>);
@@ -136,6 +146,8 @@ pub type Transport = InterceptedService<Channel, Bearer>;
 pub struct Client {
     endpoints: Vec<String>,
     bearer: Bearer,
+    /// `None`: plaintext (a node run `--insecure` on loopback).
+    tls: Option<Arc<trunkline_tls::rustls::ClientConfig>>,
     /// One connection per endpoint, made on first use and kept.
     channels: Mutex<Vec<Option<Channel>>>,
     /// The endpoint that answered last; calls start there.
@@ -159,9 +171,7 @@ impl Client {
             return Err(ClientError::NoEndpoints);
         }
         for endpoint in &endpoints {
-            let address = endpoint
-                .strip_prefix("http://")
-                .unwrap_or(endpoint.as_str());
+            let address = endpoint_address(endpoint);
             if !trunkline_api::is_host_port(address) {
                 return Err(ClientError::BadEndpoint {
                     endpoint: endpoint.clone(),
@@ -170,6 +180,7 @@ impl Client {
         }
         Ok(Client {
             bearer: Bearer::default(),
+            tls: None,
             channels: Mutex::new(vec![None; endpoints.len()]),
             endpoints,
             preferred: AtomicUsize::new(0),
@@ -183,6 +194,13 @@ impl Client {
         Ok(self)
     }
 
+    /// Speaks TLS to every node with `config` (see `trunkline_tls::client_config_from_files`),
+    /// expecting each node's certificate to be valid for the host its endpoint names.
+    pub fn with_tls(mut self, config: Arc<trunkline_tls::rustls::ClientConfig>) -> Client {
+        self.tls = Some(config);
+        self
+    }
+
     pub fn with_request_timeout(mut self, timeout: Duration) -> Client {
         self.request_timeout = timeout;
         self
@@ -192,6 +210,7 @@ impl Client {
     pub fn only(&self, endpoint: &str) -> Result<Client, ClientError> {
         let mut client = Client::new([endpoint])?.with_request_timeout(self.request_timeout);
         client.bearer = self.bearer.clone();
+        client.tls = self.tls.clone();
         Ok(client)
     }
 
@@ -208,13 +227,8 @@ impl Client {
         {
             return Ok(channel);
         }
-        let endpoint = &self.endpoints[index % self.endpoints.len()];
-        let uri = if endpoint.starts_with("http://") {
-            endpoint.clone()
-        } else {
-            format!("http://{endpoint}")
-        };
-        let channel = tonic::transport::Endpoint::from_shared(uri)
+        let address = endpoint_address(&self.endpoints[index % self.endpoints.len()]);
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|error| error.to_string())?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(self.request_timeout)
@@ -223,10 +237,22 @@ impl Client {
             // within interval + timeout even on an idle connection or an open event stream.
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect()
-            .await
-            .map_err(|error| error_chain(&error))?;
+            .keep_alive_while_idle(true);
+        let connected = match &self.tls {
+            None => endpoint.connect().await,
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let connector = trunkline_tls::connect::Connector::fixed(
+                    config.clone(),
+                    host,
+                    CONNECT_TIMEOUT,
+                    TLS_HANDSHAKE_TIMEOUT,
+                )
+                .ok_or_else(|| format!("{host} is not a DNS name or IP address to verify"))?;
+                endpoint.connect_with_connector(connector).await
+            }
+        };
+        let channel = connected.map_err(|error| error_chain(&error))?;
         if let Ok(mut channels) = self.channels.lock() {
             if let Some(slot) = channels.get_mut(index) {
                 *slot = Some(channel.clone());

@@ -1,9 +1,10 @@
 //! What every subcommand gets: a client for the cluster and the output format, plus the
 //! failures a subcommand can end with and how client errors become messages with a hint.
 
-use std::time::Duration;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use trunkline_client::{Client, ClientError};
+use trunkline_tls::rustls::ClientConfig;
 
 use crate::output::Format;
 
@@ -30,6 +31,7 @@ impl Context {
         format: Format,
         timeout_ms: u64,
         token: Option<String>,
+        tls: Option<Arc<ClientConfig>>,
     ) -> Result<Context, Failure> {
         if timeout_ms == 0 {
             return Err(Failure::Usage("--timeout-ms must be above 0".into()));
@@ -42,8 +44,39 @@ impl Context {
                 .with_token(&token)
                 .map_err(|error| Failure::Usage(format!("--token: {error}")))?;
         }
+        match tls {
+            Some(tls) => client = client.with_tls(tls),
+            None => {
+                if let Some(endpoint) = endpoints.iter().find(|e| e.starts_with("https://")) {
+                    return Err(Failure::Usage(format!(
+                        "{endpoint}: TLS needs the cluster CA: pass --ca-file (or TRUNKLINE_CA_FILE)"
+                    )));
+                }
+            }
+        }
         Ok(Context { client, format })
     }
+}
+
+/// The TLS configuration `--ca-file` (and a client certificate) make; `None`: plaintext.
+pub fn tls(
+    ca_file: Option<PathBuf>,
+    identity: Option<(PathBuf, PathBuf)>,
+) -> Result<Option<Arc<ClientConfig>>, Failure> {
+    let Some(ca_file) = ca_file else {
+        if identity.is_some() {
+            return Err(Failure::Usage(
+                "--cert-file: a client certificate goes over TLS: pass --ca-file as well".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let identity = identity
+        .as_ref()
+        .map(|(cert, key)| (cert.as_path(), key.as_path()));
+    trunkline_tls::client_config_from_files(&ca_file, identity)
+        .map(|config| Some(Arc::new(config)))
+        .map_err(|error| Failure::Usage(error.to_string()))
 }
 
 /// Where `trunkline dev` writes its first admin token, from the folder it was started in.
@@ -72,12 +105,14 @@ pub fn token(
     }
 }
 
+/// What to check when no node could be reached.
+pub const UNREACHABLE_HINT: &str = "\nIs trunkline running there? Check --endpoints (or \
+     TRUNKCTL_ENDPOINTS). A node serving TLS needs the cluster CA: --ca-file (TRUNKLINE_CA_FILE).";
+
 impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Failure {
         let hint = match &error {
-            ClientError::Unreachable { .. } => {
-                "\nIs trunkline running there? Check --endpoints (or TRUNKCTL_ENDPOINTS)."
-            }
+            ClientError::Unreachable { .. } => UNREACHABLE_HINT,
             ClientError::Status { status, .. } if status.code() == tonic::Code::Unavailable => {
                 "\nThe cluster may be without a leader; see `trunkctl cluster status` on each node."
             }

@@ -49,6 +49,26 @@ struct Cli {
         conflicts_with = "token"
     )]
     token_file: Option<std::path::PathBuf>,
+    /// The cluster CA (PEM) to verify nodes with: calls go over TLS. Without it trunkctl
+    /// speaks plaintext, which only a node run --insecure (like `trunkline dev`) answers.
+    #[arg(long, global = true, env = "TRUNKLINE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) to show the nodes, with --key-file.
+    #[arg(
+        long,
+        global = true,
+        env = "TRUNKLINE_CERT_FILE",
+        requires = "key_file"
+    )]
+    cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "TRUNKLINE_KEY_FILE",
+        requires = "cert_file"
+    )]
+    key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -67,7 +87,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let token = context::token(cli.token, cli.token_file)?;
-        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms, token)?;
+        let tls = context::tls(cli.ca_file, cli.cert_file.zip(cli.key_file))?;
+        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms, token, tls)?;
         commands::exec(cli.command, &context).await
     });
     match result {

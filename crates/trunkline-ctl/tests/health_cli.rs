@@ -11,7 +11,7 @@ mod support;
 use std::{
     io::{BufRead, BufReader},
     net::{Shutdown, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{
         mpsc::{self, Receiver, RecvTimeoutError},
         Arc, Mutex,
@@ -109,7 +109,7 @@ struct Follower {
 
 impl Follower {
     fn start(endpoints: &str, args: &[&str]) -> Follower {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+        let mut child = support::trunkctl_command()
             .args(["--endpoints", endpoints, "events", "--follow"])
             .args(args)
             .stdout(Stdio::piped())
@@ -758,7 +758,7 @@ fn health_and_events_show_gateways_going_down_and_back_as_it_happens() {
 
     // A closed output pipe is not an error, following or not.
     for args in [&["events"][..], &["events", "--follow"]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+        let mut child = support::trunkctl_command()
             .args(["--endpoints", &node.api_addr])
             .args(args)
             .stdout(Stdio::piped())

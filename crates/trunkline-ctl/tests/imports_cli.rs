@@ -7,7 +7,7 @@
 mod support;
 
 use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with};
-use trunkline_client::{proto, Client, Retry};
+use trunkline_client::{proto, Retry};
 
 const OWNER: &str = "0123456789abcdef0123456789abcdef";
 
@@ -16,7 +16,7 @@ const OWNER: &str = "0123456789abcdef0123456789abcdef";
 fn stage(api_addr: &str, import_id: &str, rows: u64) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = Client::new([api_addr.to_owned()]).unwrap();
+        let client = support::client(api_addr);
         let request = proto::StageRatesRequest {
             carrier: "cheap".into(),
             import_id: import_id.into(),

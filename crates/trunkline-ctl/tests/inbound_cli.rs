@@ -9,7 +9,7 @@
 mod support;
 
 use support::{check, closed_port, json, start_node, trunkctl, trunkctl_with, value_of, Node};
-use trunkline_client::{proto, Client, Retry};
+use trunkline_client::{proto, Retry};
 
 const ALICE: &str = "sip:alice@example.com";
 const DID: &str = "+14155550100";
@@ -29,7 +29,7 @@ fn register(node: &Node, edge: &str, aor: &str, contact: &str, expires_s: u32) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = Client::new([node.api_addr.clone()]).unwrap();
+        let client = support::client(&node.api_addr);
         client
             .route(Retry::NotSent, |mut route| {
                 let request = request.clone();

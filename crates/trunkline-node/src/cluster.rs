@@ -107,6 +107,8 @@ pub struct Cluster {
     forward_clients: Mutex<HashMap<(NodeId, String), RaftServiceClient<Channel>>>,
     /// Refuses client writes while the data folder's disk is below its reserve.
     disk: DiskReserve,
+    /// How this node reaches the others (TLS with its certificate, or plaintext).
+    pub dialer: network::Dialer,
     /// Peer messages refused since start (malformed, or failing `peer_check`), shown in the
     /// cluster status: a count that grows says someone sends this node bad Raft traffic.
     refused_peer_messages: AtomicU64,
@@ -114,17 +116,17 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(
-        node_id: NodeId,
-        cluster_name: String,
+        identity: trunkline_store::Identity,
         self_node: Node,
         raft: Raft<TypeConfig>,
         reader: StateReader,
         log_store: trunkline_store::LogStore,
         disk: DiskReserve,
+        dialer: network::Dialer,
     ) -> Cluster {
         Cluster {
-            node_id,
-            cluster_name,
+            node_id: identity.node_id,
+            cluster_name: identity.cluster_name,
             self_node,
             raft,
             reader,
@@ -132,6 +134,7 @@ impl Cluster {
             leader_contact: Mutex::new(None),
             forward_clients: Mutex::new(HashMap::new()),
             disk,
+            dialer,
             refused_peer_messages: AtomicU64::new(0),
         }
     }
@@ -454,20 +457,16 @@ impl Cluster {
         {
             return Ok(client);
         }
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", node.peer_addr))
-                .map_err(ClusterError::internal)?
-                .connect_timeout(limits::PEER_CONNECT_TIMEOUT)
-                .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|error| {
-            tracing::debug!(%leader, %error, "can't connect to the leader to forward");
-            ClusterError::NotLeader {
-                leader_id: Some(leader),
-            }
-        })?;
-        let client = RaftServiceClient::new(channel)
-            .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES);
+        let client = self
+            .dialer
+            .connect(leader, &node.peer_addr)
+            .await
+            .map_err(|error| {
+                tracing::debug!(%leader, %error, "can't connect to the leader to forward");
+                ClusterError::NotLeader {
+                    leader_id: Some(leader),
+                }
+            })?;
         if let Ok(mut clients) = self.forward_clients.lock() {
             clients.insert(key, client.clone());
         }
@@ -558,12 +557,15 @@ impl Cluster {
                  to re-add it with other addresses"
             )));
         }
-        let mut client = network::peer_client(&node.peer_addr).map_err(|error| {
-            ClusterError::Domain(trunkline_core::Error::invalid(
-                "peer_addr",
-                format!("{:?} is not host:port ({error})", node.peer_addr),
-            ))
-        })?;
+        let mut client = self
+            .dialer
+            .client(node_id, &node.peer_addr)
+            .map_err(|error| {
+                ClusterError::Domain(trunkline_core::Error::invalid(
+                    "peer_addr",
+                    format!("{:?} is not host:port ({error})", node.peer_addr),
+                ))
+            })?;
         let hello: Result<Hello, tonic::Status> = network::call(
             &mut client,
             &self.cluster_name,

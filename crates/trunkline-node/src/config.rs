@@ -59,6 +59,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub security: SecurityFileConfig,
     #[serde(default)]
+    pub tls: TlsFileConfig,
+    #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub streams: StreamsFileConfig,
@@ -74,6 +76,84 @@ pub struct SecurityFileConfig {
     pub require_auth: Option<bool>,
     /// The file of encryption keys for the data folder (`--encryption-key-file`).
     pub encryption_key_file: Option<PathBuf>,
+}
+
+/// The `[tls]` section: the node's certificate, its key and the cluster CA (PEM files).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// Serve plaintext (`--insecure`): refused unless both listeners are on loopback.
+    pub insecure: Option<bool>,
+}
+
+/// How the listeners talk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS on both listeners, mTLS between nodes.
+    Tls(trunkline_tls::TlsFiles),
+    /// Plaintext, on loopback only (`--insecure`; what `trunkline dev` runs).
+    Insecure,
+}
+
+impl Transport {
+    fn resolve(
+        file: &TlsFileConfig,
+        overrides: &Overrides,
+        listeners: [(&'static str, SocketAddr); 2],
+    ) -> Result<Transport, ConfigError> {
+        let insecure = overrides.insecure || file.insecure.unwrap_or(false);
+        let cert = overrides.tls_cert_file.clone().or(file.cert_file.clone());
+        let key = overrides.tls_key_file.clone().or(file.key_file.clone());
+        let ca = overrides.tls_ca_file.clone().or(file.ca_file.clone());
+        if insecure {
+            if cert.is_some() || key.is_some() || ca.is_some() {
+                return Err(invalid(
+                    "tls.insecure",
+                    "given together with TLS files: drop --insecure to serve TLS, or the files \
+                     to serve plaintext on loopback",
+                ));
+            }
+            for (key, address) in listeners {
+                if !address.ip().is_loopback() {
+                    return Err(invalid(
+                        "tls.insecure",
+                        format!(
+                            "refused: {key} {address} is not a loopback address, and plaintext \
+                             would carry tokens and routing data over the network; give the \
+                             node a certificate (tls.cert_file, tls.key_file, tls.ca_file; \
+                             `trunkctl certs init` makes them) or listen on 127.0.0.1"
+                        ),
+                    ));
+                }
+            }
+            return Ok(Transport::Insecure);
+        }
+        match (cert, key, ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Transport::Tls(trunkline_tls::TlsFiles { cert, key, ca })),
+            (None, None, None) => Err(invalid(
+                "tls",
+                "no certificate: set tls.cert_file, tls.key_file and tls.ca_file (--tls-cert-file, \
+                 --tls-key-file, --tls-ca-file; `trunkctl certs init` and `trunkctl certs issue \
+                 node` make them), or pass --insecure to serve plaintext on loopback only",
+            )),
+            (cert, key, _) => {
+                let missing = if cert.is_none() {
+                    "tls.cert_file"
+                } else if key.is_none() {
+                    "tls.key_file"
+                } else {
+                    "tls.ca_file"
+                };
+                Err(invalid(
+                    "tls",
+                    format!("{missing} is not set: TLS needs the certificate, its key and the cluster CA"),
+                ))
+            }
+        }
+    }
 }
 
 /// The keys that seal what the node stores (see `trunkline_store::seal`). Compared by
@@ -246,6 +326,20 @@ pub struct Overrides {
     /// secret (TRUNKLINE_BOOTSTRAP_TOKEN, else the file `bootstrap.token` in the data folder).
     #[arg(long, env = "TRUNKLINE_REQUIRE_AUTH")]
     pub require_auth: bool,
+    /// This node's certificate (PEM, then any intermediates); it must name
+    /// node-<id>.<cluster>.trunkline (`trunkctl certs issue node`).
+    #[arg(long, env = "TRUNKLINE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TRUNKLINE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The cluster CA (PEM): only nodes with a certificate from it speak Raft to this one.
+    #[arg(long, env = "TRUNKLINE_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Serve plaintext instead of TLS: for development on loopback only (refused on any other
+    /// address).
+    #[arg(long, env = "TRUNKLINE_INSECURE")]
+    pub insecure: bool,
     /// Refuse client writes (RESOURCE_EXHAUSTED) while the data folder's disk has less free
     /// space than this many bytes; 0 turns the check off.
     #[arg(long, env = "TRUNKLINE_MIN_FREE_BYTES")]
@@ -451,6 +545,8 @@ pub struct Config {
     pub require_auth: bool,
     /// What seals the stored data; `None`: stored in clear.
     pub encryption_keys: Option<EncryptionKeys>,
+    /// TLS on the listeners, or plaintext on loopback.
+    pub transport: Transport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -464,6 +560,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("{0}")]
+    Tls(#[from] trunkline_tls::TlsError),
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -664,6 +762,11 @@ impl Config {
             limits,
             service_limits,
             require_auth: overrides.require_auth || file.security.require_auth.unwrap_or(false),
+            transport: Transport::resolve(
+                &file.tls,
+                overrides,
+                [("api_addr", api_addr), ("peer_addr", peer_addr)],
+            )?,
             encryption_keys: EncryptionKeys::resolve(
                 overrides.encryption_keys.as_deref(),
                 overrides
@@ -846,9 +949,73 @@ fn validate_host_port(key: &'static str, value: &str) -> Result<(), ConfigError>
 mod tests {
     use super::*;
 
-    fn resolve(text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
+    /// Resolves `text` with `overrides`; plaintext on loopback unless either mentions TLS
+    /// (the tests of other options don't care how the listeners talk).
+    fn resolve(text: &str, mut overrides: Overrides) -> Result<Config, ConfigError> {
         let file = FileConfig::parse(Path::new("node.toml"), text)?;
+        if !text.contains("[tls]") && overrides.tls_cert_file.is_none() {
+            overrides.insecure = true;
+        }
         Config::resolve(file, &overrides)
+    }
+
+    fn resolve_exactly(text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
+        Config::resolve(FileConfig::parse(Path::new("node.toml"), text)?, &overrides)
+    }
+
+    #[test]
+    fn a_node_without_certificates_or_insecure_refuses_to_start_and_says_how() {
+        let error = resolve_exactly("node_id = 1\ndata_dir = \"/d\"\n", Overrides::default())
+            .unwrap_err()
+            .to_string();
+        for needle in ["tls.cert_file", "trunkctl certs init", "--insecure"] {
+            assert!(error.contains(needle), "{needle:?} not in {error}");
+        }
+    }
+
+    #[test]
+    fn insecure_is_refused_on_an_address_other_machines_reach() {
+        for (text, key) in [
+            ("api_addr = \"0.0.0.0:7400\"\n", "api_addr 0.0.0.0:7400"),
+            ("peer_addr = \"10.1.2.3:7401\"\n", "peer_addr 10.1.2.3:7401"),
+        ] {
+            let text = format!("node_id = 1\ndata_dir = \"/d\"\n{text}");
+            let overrides = Overrides {
+                insecure: true,
+                ..Overrides::default()
+            };
+            let error = resolve_exactly(&text, overrides).unwrap_err().to_string();
+            assert!(error.contains("tls.insecure"), "{error}");
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains("not a loopback address"), "{error}");
+        }
+        let overrides = Overrides {
+            insecure: true,
+            ..Overrides::default()
+        };
+        let config = resolve_exactly("node_id = 1\ndata_dir = \"/d\"\n", overrides).unwrap();
+        assert_eq!(config.transport, Transport::Insecure);
+    }
+
+    #[test]
+    fn tls_needs_all_three_files_and_not_insecure_as_well() {
+        let text =
+            "node_id = 1\ndata_dir = \"/d\"\n[tls]\ncert_file = \"n.pem\"\nkey_file = \"n.key\"\n";
+        let error = resolve_exactly(text, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("tls.ca_file is not set"), "{error}");
+        let full = format!("{text}ca_file = \"ca.pem\"\n");
+        let config = resolve_exactly(&full, Overrides::default()).unwrap();
+        assert!(
+            matches!(config.transport, Transport::Tls(ref files) if files.ca == Path::new("ca.pem"))
+        );
+        let overrides = Overrides {
+            insecure: true,
+            ..Overrides::default()
+        };
+        let error = resolve_exactly(&full, overrides).unwrap_err().to_string();
+        assert!(error.contains("together with TLS files"), "{error}");
     }
 
     fn check_error(text: &str, needles: &[&str]) {

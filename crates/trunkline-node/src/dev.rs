@@ -50,6 +50,13 @@ pub struct DevArgs {
 
 impl DevArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
+        if !self.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "--listen {}: the dev node serves plaintext, so it listens on loopback only \
+                 (e.g. 127.0.0.1:7400); run `trunkline serve` with certificates to serve a network",
+                self.listen
+            );
+        }
         let mut peer_addr = self.listen;
         let port = self.listen.port();
         if port != 0 {
@@ -77,6 +84,7 @@ impl DevArgs {
             service_limits: crate::config::ServiceLimits::default(),
             require_auth: !self.no_auth,
             encryption_keys: None,
+            transport: crate::config::Transport::Insecure,
         })
     }
 }

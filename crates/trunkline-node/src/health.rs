@@ -420,8 +420,9 @@ impl HealthMonitor {
             let node = *node;
             let addr = peer.peer_addr.clone();
             let cluster_name = self.cluster.cluster_name.clone();
+            let dialer = self.cluster.dialer.clone();
             asks.spawn(async move {
-                let answer: Result<Vec<ProbeReport>, String> = match network::peer_client(&addr) {
+                let answer: Result<Vec<ProbeReport>, String> = match dialer.client(node, &addr) {
                     Ok(mut client) => network::call(
                         &mut client,
                         &cluster_name,

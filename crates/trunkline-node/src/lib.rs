@@ -36,4 +36,5 @@ pub mod sip_responder;
 pub mod storage_guard;
 pub mod streams;
 pub mod ticker;
+pub mod tls;
 mod wire;

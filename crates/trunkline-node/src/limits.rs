@@ -152,6 +152,12 @@ pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// the connections being served, which are what frees the resource.
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How long a new connection has to finish its TLS handshake; one that stalls holds a slot
+/// under the listener's connection cap, so it is closed after this.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the node looks at its certificate files for a change (SIGHUP reloads at once).
+pub const TLS_RELOAD_POLL: Duration = Duration::from_secs(10);
 /// At most one warning per listener per this interval about refused connections or failed
 /// accepts (with a count of what was not logged), so an attack does not flood the log.
 pub const LISTENER_WARNING_INTERVAL: Duration = Duration::from_secs(10);

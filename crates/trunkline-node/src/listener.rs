@@ -17,7 +17,12 @@
 //! - **back-off when `accept` fails for want of a resource** (file descriptors, buffers,
 //!   memory): 100 ms doubling to 1 s, with a rate-limited warning;
 //! - `TCP_NODELAY` on every connection (tonic's `tcp_nodelay` applies only to listeners it
-//!   binds itself); without it every small answer waits for the client's delayed ACK.
+//!   binds itself); without it every small answer waits for the client's delayed ACK;
+//! - **TLS** (unless the node runs `--insecure`): the handshake runs in a task of its own,
+//!   holding the connection's slot, bounded by [`limits::TLS_HANDSHAKE_TIMEOUT`] (or the idle
+//!   timeout if shorter), with the
+//!   configuration current when the connection arrived (so a reload applies at once). What
+//!   the client's certificate proves goes in [`ConnectionInfo`].
 
 use std::{
     future::Future,
@@ -43,7 +48,10 @@ use tonic::{
     transport::server::{Connected, TcpConnectInfo},
 };
 
-use crate::limits;
+use crate::{
+    limits,
+    tls::{NodeTls, Side},
+};
 
 /// What the accept loop of one listener enforces.
 #[derive(Debug, Clone)]
@@ -54,6 +62,8 @@ pub struct ListenerLimits {
     pub max_connections_key: &'static str,
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// `None`: plaintext (`--insecure`, loopback only).
+    pub tls: Option<(Arc<NodeTls>, Side)>,
 }
 
 /// Accepts connections on `listener` under `limits` until the returned stream is dropped
@@ -105,9 +115,28 @@ async fn accept_loop(
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%error, "can't set TCP_NODELAY");
                 }
-                let connection = Connection::new(stream, permit, limits.idle_timeout);
-                if sender.send(Ok(connection)).await.is_err() {
-                    return;
+                match &limits.tls {
+                    None => {
+                        let connection = Connection::new(
+                            Stream::Plain(stream),
+                            None,
+                            permit,
+                            limits.idle_timeout,
+                        );
+                        if sender.send(Ok(connection)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some((tls, side)) => {
+                        tokio::spawn(handshake(
+                            stream,
+                            tls.clone(),
+                            *side,
+                            permit,
+                            limits.idle_timeout,
+                            sender.clone(),
+                        ));
+                    }
                 }
             }
             // The connection died between SYN and accept: nothing wrong with the listener.
@@ -139,6 +168,51 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Completes the TLS handshake of an accepted connection and hands it to tonic; a client
+/// that fails it or stalls is dropped (with its slot) and logged at debug level only, since
+/// scanners and health checkers do it all day.
+async fn handshake(
+    stream: TcpStream,
+    tls: Arc<NodeTls>,
+    side: Side,
+    slot: OwnedSemaphorePermit,
+    idle_timeout: Duration,
+    sender: mpsc::Sender<io::Result<Connection>>,
+) {
+    let remote_addr = stream.peer_addr().ok();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config(side));
+    // A connection that sends nothing is idle: it waits no longer than an idle one would.
+    let timeout = limits::TLS_HANDSHAKE_TIMEOUT.min(idle_timeout);
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(?remote_addr, ?side, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(?remote_addr, ?side, "TLS handshake timed out");
+            return;
+        }
+    };
+    // The verifier accepted the chain; what it names is read once here.
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|certificate| PeerCertificate {
+            node: tls.node_of(certificate),
+            certificate: certificate.clone().into_owned(),
+        });
+    let connection = Connection::new(
+        Stream::Tls(Box::new(stream)),
+        peer.map(Arc::new),
+        slot,
+        idle_timeout,
+    );
+    let _ = sender.send(Ok(connection)).await;
 }
 
 /// Errors of one connection, not of the listener; the next `accept` can succeed at once.
@@ -230,17 +304,102 @@ impl Drop for RequestInFlight {
     }
 }
 
+/// The certificate a client showed in the TLS handshake, verified against the cluster CA.
+#[derive(Debug)]
+pub struct PeerCertificate {
+    /// The node of this cluster it names, if any (`node-<id>.<cluster>.trunkline`).
+    pub node: Option<u64>,
+    pub certificate: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+}
+
 /// What tonic puts in every request's extensions for a [`Connection`].
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub tcp: TcpConnectInfo,
     pub activity: Arc<ConnectionActivity>,
+    /// `None`: no client certificate (or a plaintext listener).
+    pub peer: Option<Arc<PeerCertificate>>,
 }
 
-/// An accepted TCP connection holding its slot under the listener's connection cap, closed
+/// The byte stream of a connection.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(stream) => stream,
+            Stream::Tls(stream) => stream.get_ref().0,
+        }
+    }
+}
+
+/// Delegates an `AsyncRead`/`AsyncWrite` method to whichever stream it is.
+macro_rules! delegate {
+    ($self:ident, $stream:ident => $call:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+            Stream::Tls($stream) => {
+                let $stream = Pin::new($stream.as_mut());
+                $call
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, stream => stream.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, stream => stream.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, stream => stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, stream => stream.poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, stream => stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(stream) => stream.is_write_vectored(),
+            Stream::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+}
+
+/// An accepted connection holding its slot under the listener's connection cap, closed
 /// (reads end) once it has carried no request for the idle timeout.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
+    peer: Option<Arc<PeerCertificate>>,
     /// The connection's slot under `max_connections`, given back when hyper drops the
     /// connection.
     _slot: OwnedSemaphorePermit,
@@ -254,9 +413,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, idle_timeout: Duration) -> Self {
+    fn new(
+        stream: Stream,
+        peer: Option<Arc<PeerCertificate>>,
+        slot: OwnedSemaphorePermit,
+        idle_timeout: Duration,
+    ) -> Self {
         Connection {
             stream,
+            peer,
             _slot: slot,
             activity: Arc::new(ConnectionActivity::new()),
             idle_timeout,
@@ -346,8 +511,9 @@ impl Connected for Connection {
 
     fn connect_info(&self) -> ConnectionInfo {
         ConnectionInfo {
-            tcp: self.stream.connect_info(),
+            tcp: self.stream.tcp().connect_info(),
             activity: self.activity.clone(),
+            peer: self.peer.clone(),
         }
     }
 }

@@ -102,7 +102,7 @@ impl Liveness {
                 .filter_map(|(id, addr)| {
                     let fresh = peers.get(id).is_none_or(|peer| &peer.addr != addr);
                     if fresh {
-                        let client = network::peer_client(addr).ok()?;
+                        let client = self.cluster.dialer.client(*id, addr).ok()?;
                         peers.insert(
                             *id,
                             Peer {

@@ -88,9 +88,15 @@ fn main() -> ExitCode {
                     Some(trunkline_store::StoreError::Keys { .. })
                 )
             });
+            // So are certificates that can't be read or belong to another node.
+            let bad_config = error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<trunkline_node::config::ConfigError>()
+                    .is_some()
+            });
             if damaged {
                 ExitCode::from(EXIT_DAMAGED_DATA)
-            } else if wrong_keys {
+            } else if wrong_keys || bad_config {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -4,7 +4,9 @@
 //! Every call carries a deadline (openraft's TTL for Raft messages), so a hung peer can never
 //! block Raft; connections are made lazily and re-made by tonic when a peer comes back.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use trunkline_tls::connect::Connector;
 
 use openraft::{
     error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable},
@@ -19,7 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 use trunkline_api::v1::internal::{raft_service_client::RaftServiceClient, RaftPayload};
 use trunkline_store::{Node, NodeId, TypeConfig};
 
-use crate::{limits, wire};
+use crate::{limits, tls::NodeTls, wire};
 
 /// Which peer RPC to call.
 #[derive(Clone, Copy, Debug)]
@@ -33,15 +35,84 @@ pub enum PeerCall {
     ProbeStatus,
 }
 
-/// A lazily connected client for one peer address.
-pub fn peer_client(peer_addr: &str) -> Result<RaftServiceClient<Channel>, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(format!("http://{peer_addr}"))?
+/// How this node dials its peers: over TLS with its own certificate, expecting the target's
+/// (or in plaintext, for a node run `--insecure` on loopback).
+#[derive(Clone)]
+pub struct Dialer {
+    tls: Option<Arc<NodeTls>>,
+}
+
+impl Dialer {
+    pub fn new(tls: Option<Arc<NodeTls>>) -> Dialer {
+        Dialer { tls }
+    }
+
+    /// A lazily connected client for node `target` at `peer_addr`.
+    pub fn client(
+        &self,
+        target: NodeId,
+        peer_addr: &str,
+    ) -> Result<RaftServiceClient<Channel>, DialError> {
+        let endpoint = endpoint(peer_addr)?;
+        let channel = match self.connector(target)? {
+            None => endpoint.connect_lazy(),
+            Some(connector) => endpoint.connect_with_connector_lazy(connector),
+        };
+        Ok(raft_client(channel))
+    }
+
+    /// A client for node `target` at `peer_addr`, connected now: an error says the
+    /// connection could not be made, so nothing was sent.
+    pub async fn connect(
+        &self,
+        target: NodeId,
+        peer_addr: &str,
+    ) -> Result<RaftServiceClient<Channel>, DialError> {
+        let endpoint = endpoint(peer_addr)?;
+        let channel = match self.connector(target)? {
+            None => endpoint.connect().await?,
+            Some(connector) => endpoint.connect_with_connector(connector).await?,
+        };
+        Ok(raft_client(channel))
+    }
+
+    /// How to reach `target` over TLS (`None`: plaintext), expecting its certificate
+    /// whatever address is dialled, with the configuration current at each connection.
+    fn connector(&self, target: NodeId) -> Result<Option<Connector>, DialError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let name = trunkline_tls::node_name(tls.cluster_name(), target);
+        let source = tls.clone();
+        Connector::new(
+            Arc::new(move || source.dial_config()),
+            &name,
+            limits::PEER_CONNECT_TIMEOUT,
+            limits::TLS_HANDSHAKE_TIMEOUT,
+        )
+        .map(Some)
+        .ok_or(DialError::Name(name))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{0} is not a name a certificate can carry")]
+    Name(String),
+}
+
+fn endpoint(peer_addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{peer_addr}"))?
         .connect_timeout(limits::PEER_CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(RaftServiceClient::new(channel)
+        .tcp_nodelay(true))
+}
+
+fn raft_client(channel: Channel) -> RaftServiceClient<Channel> {
+    RaftServiceClient::new(channel)
         .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
 }
 
 /// Sends one request to a peer and decodes its reply; `timeout` bounds the whole call.
@@ -80,6 +151,7 @@ pub async fn call<Req: Serialize, Reply: DeserializeOwned>(
 #[derive(Clone)]
 pub struct PeerNetworkFactory {
     pub cluster_name: String,
+    pub dialer: Dialer,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
@@ -89,7 +161,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
         PeerNetwork {
             target,
             cluster_name: self.cluster_name.clone(),
-            client: peer_client(&node.peer_addr).map_err(|error| error.to_string()),
+            client: self
+                .dialer
+                .client(target, &node.peer_addr)
+                .map_err(|error| error.to_string()),
         }
     }
 }

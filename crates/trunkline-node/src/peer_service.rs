@@ -2,8 +2,10 @@
 //! by followers (writes, membership changes, read indexes), the hello a leader sends before
 //! adding this node, liveness pings, and live probe results for another node's ListHealth.
 //!
-//! Nothing a peer sends reaches Raft unchecked: traffic from a node of another cluster is
-//! refused, payloads are decoded with a bound, and every field of every message is checked
+//! Nothing a peer sends reaches Raft unchecked: with TLS, a message over a connection without
+//! a member certificate of this cluster is refused, and a Raft message must come from the node
+//! its certificate names (a member can't speak for another); traffic from a node of another
+//! cluster is refused, payloads are decoded with a bound, and every field of every message is checked
 //! by `peer_check` against this node's own view of the cluster. A refused message is answered
 //! with the field it got wrong, counted (`refused_peer_messages` in the cluster status) and
 //! logged at most once a second; it is never persisted.
@@ -27,6 +29,7 @@ use crate::{
     error::ClusterError,
     health::HealthMonitor,
     limits,
+    listener::ConnectionInfo,
     peer_check::{self, PeerView, Refusal, SnapshotProgress},
     wire,
 };
@@ -39,6 +42,8 @@ pub struct PeerService {
     /// When a refusal was last logged and how many were not logged since, so a flood of bad
     /// messages makes one log line a second.
     refusal_log: Mutex<RefusalLog>,
+    /// Whether every message must come over a connection with a member certificate (TLS on).
+    members_only: bool,
 }
 
 #[derive(Default)]
@@ -50,21 +55,39 @@ struct RefusalLog {
 /// The peer's address and the payload of a message from this cluster.
 struct Opened {
     peer: Option<SocketAddr>,
+    /// The node the connection's certificate names; `None` only without TLS.
+    sender: Option<NodeId>,
     payload: Vec<u8>,
 }
 
 impl PeerService {
-    pub fn new(cluster: Arc<Cluster>, health: Arc<HealthMonitor>) -> Self {
+    /// `members_only`: refuse every message whose connection shows no member certificate of
+    /// this cluster (on whenever the listener speaks TLS).
+    pub fn new(cluster: Arc<Cluster>, health: Arc<HealthMonitor>, members_only: bool) -> Self {
         PeerService {
             cluster,
             health,
             snapshot_progress: Mutex::new(None),
             refusal_log: Mutex::new(RefusalLog::default()),
+            members_only,
         }
     }
 
     fn open(&self, rpc: &'static str, request: Request<RaftPayload>) -> Result<Opened, Status> {
         let peer = request.remote_addr();
+        let sender = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .and_then(|info| info.peer.as_ref())
+            .and_then(|certificate| certificate.node);
+        if self.members_only && sender.is_none() {
+            let status = Status::unauthenticated(format!(
+                "the peer listener takes messages only from nodes of cluster {:?}, with a \
+                 certificate of its CA naming the node",
+                self.cluster.cluster_name
+            ));
+            return Err(self.refuse(peer, rpc, status));
+        }
         let message = request.into_inner();
         if message.cluster_name != self.cluster.cluster_name {
             let status = Status::failed_precondition(format!(
@@ -75,8 +98,45 @@ impl PeerService {
         }
         Ok(Opened {
             peer,
+            sender,
             payload: message.payload,
         })
+    }
+
+    /// Refuses a message that claims to come from `claimed` over a connection whose
+    /// certificate is another node's.
+    fn sent_by(&self, rpc: &'static str, opened: &Opened, claimed: NodeId) -> Result<(), Status> {
+        match opened.sender {
+            Some(sender) if sender != claimed => {
+                let status = Status::permission_denied(format!(
+                    "the message is from node {claimed} but the connection's certificate is \
+                     node {sender}'s"
+                ));
+                Err(self.refuse(opened.peer, rpc, status))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a message whose sender (by certificate) is not a voter or learner here.
+    fn sent_by_member(&self, rpc: &'static str, opened: &Opened) -> Result<(), Status> {
+        let Some(sender) = opened.sender else {
+            return Ok(());
+        };
+        let metrics = self.cluster.metrics();
+        if metrics
+            .membership_config
+            .membership()
+            .get_node(&sender)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let status = Status::permission_denied(format!(
+            "node {sender} is not a member of cluster {:?} as node {} sees it",
+            self.cluster.cluster_name, self.cluster.node_id
+        ));
+        Err(self.refuse(opened.peer, rpc, status))
     }
 
     fn decode<T: serde::de::DeserializeOwned>(
@@ -198,6 +258,11 @@ impl RaftService for PeerService {
         const RPC: &str = "AppendEntries";
         let opened = self.open(RPC, request)?;
         let request: AppendEntriesRequest<TypeConfig> = self.decode(RPC, &opened)?;
+        self.sent_by(
+            RPC,
+            &opened,
+            request.vote.leader_id().voted_for().unwrap_or_default(),
+        )?;
         self.checked(
             RPC,
             &opened,
@@ -215,6 +280,11 @@ impl RaftService for PeerService {
         const RPC: &str = "Vote";
         let opened = self.open(RPC, request)?;
         let request: VoteRequest<u64> = self.decode(RPC, &opened)?;
+        self.sent_by(
+            RPC,
+            &opened,
+            request.vote.leader_id().voted_for().unwrap_or_default(),
+        )?;
         self.checked(RPC, &opened, peer_check::vote(&request, &self.view()))?;
         let result = self.cluster.raft.vote(request).await;
         self.reply(&result)
@@ -227,6 +297,11 @@ impl RaftService for PeerService {
         const RPC: &str = "InstallSnapshot";
         let opened = self.open(RPC, request)?;
         let request: InstallSnapshotRequest<TypeConfig> = self.decode(RPC, &opened)?;
+        self.sent_by(
+            RPC,
+            &opened,
+            request.vote.leader_id().voted_for().unwrap_or_default(),
+        )?;
         let progress = self.snapshot_progress();
         self.checked(
             RPC,
@@ -247,6 +322,7 @@ impl RaftService for PeerService {
     ) -> Result<Response<RaftPayload>, Status> {
         const RPC: &str = "Forward";
         let opened = self.open(RPC, request)?;
+        self.sent_by_member(RPC, &opened)?;
         let request: LeaderRequest = self.decode(RPC, &opened)?;
         self.checked(RPC, &opened, peer_check::forward(&request))?;
         if let LeaderRequest::Write(command, _) = &request {
@@ -276,6 +352,7 @@ impl RaftService for PeerService {
         const RPC: &str = "Ping";
         let opened = self.open(RPC, request)?;
         let sender: NodeId = self.decode(RPC, &opened)?;
+        self.sent_by(RPC, &opened, sender)?;
         self.checked(RPC, &opened, peer_check::ping(sender, self.cluster.node_id))?;
         self.reply(&self.cluster.node_id)
     }

@@ -21,12 +21,12 @@ use crate::{
     auth::{AuthLayer, Authenticator},
     body_budget::BodyBudgetLayer,
     cluster::Cluster,
-    config::{Config, LimitsConfig, ServiceLimits},
+    config::{Config, ConfigError, LimitsConfig, ServiceLimits, Transport},
     health::HealthMonitor,
     limits,
     listener::{self, ConnectionActivityLayer, ListenerLimits},
     liveness::Liveness,
-    network::PeerNetworkFactory,
+    network::{Dialer, PeerNetworkFactory},
     peer_service::PeerService,
     registrar::Registrar,
     route_service::RouteApi,
@@ -35,6 +35,7 @@ use crate::{
     storage_guard,
     storage_guard::DiskReserve,
     ticker,
+    tls::{NodeTls, Side},
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -54,6 +55,8 @@ pub struct NodeServer {
     limits: LimitsConfig,
     authenticator: Arc<Authenticator>,
     resealer: trunkline_store::Resealer,
+    /// `None`: plaintext (`--insecure`).
+    tls: Option<Arc<NodeTls>>,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -100,6 +103,22 @@ impl NodeServer {
             api_addr: advertised("api_addr", config.advertise_api_addr.as_ref(), api_addr)?,
         };
 
+        // Certificates are checked before the data folder is opened: a wrong one changes
+        // nothing on disk.
+        let tls = match &config.transport {
+            Transport::Tls(files) => {
+                let tls = NodeTls::load(files.clone(), &config.cluster_name, config.node_id)
+                    .map_err(ConfigError::Tls)?;
+                Some(Arc::new(tls))
+            }
+            Transport::Insecure => {
+                tracing::warn!(
+                    "--insecure: both listeners serve plaintext (loopback only); nodes accept \
+                     Raft traffic without certificates"
+                );
+                None
+            }
+        };
         let identity = Identity {
             cluster_name: config.cluster_name.clone(),
             node_id: config.node_id,
@@ -116,8 +135,10 @@ impl NodeServer {
         let state_machine = store.state_machine();
         let reader = state_machine.reader();
         let views = RoutingViews::start(reader.clone()).await;
+        let dialer = Dialer::new(tls.clone());
         let network = PeerNetworkFactory {
             cluster_name: config.cluster_name.clone(),
+            dialer: dialer.clone(),
         };
         let raft = openraft::Raft::new(
             config.node_id,
@@ -129,14 +150,20 @@ impl NodeServer {
         .await
         .context("can't start Raft on the data folder")?;
         let cluster = Arc::new(Cluster::new(
-            config.node_id,
-            config.cluster_name.clone(),
+            Identity {
+                cluster_name: config.cluster_name.clone(),
+                node_id: config.node_id,
+            },
             self_node,
             raft,
             reader,
             log_store,
             DiskReserve::new(config.data_dir.clone(), config.min_free_bytes),
+            dialer,
         ));
+        if let Some(tls) = &tls {
+            crate::tls::watch(tls.clone());
+        }
         tokio::spawn(storage_guard::snapshot_by_log_size(
             cluster.raft.clone(),
             log_growth,
@@ -188,6 +215,7 @@ impl NodeServer {
             limits: config.limits.clone(),
             authenticator,
             resealer,
+            tls,
         })
     }
 
@@ -254,6 +282,7 @@ impl NodeServer {
                 max_connections_key: "limits.api_max_connections",
                 max_connections: configured.api_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
+                tls: self.tls.clone().map(|tls| (tls, Side::Api)),
             },
         );
         let api_server = Server::builder()
@@ -290,7 +319,9 @@ impl NodeServer {
             )
             .serve_with_incoming_shutdown(api_incoming, stopped(stop.clone()));
         // The peer listener gets the same kinds of bounds: a timeout for senders that stall,
-        // a concurrency limit, a connection cap, windows and a byte budget. mTLS joins here.
+        // a concurrency limit, a connection cap, windows and a byte budget; with TLS, only
+        // members' certificates get through the handshake (and `PeerService` binds each
+        // message to the node its certificate names).
         let peer_layers = ServiceBuilder::new()
             .layer(ConnectionActivityLayer)
             .load_shed()
@@ -306,6 +337,7 @@ impl NodeServer {
                 max_connections_key: "limits.peer_max_connections",
                 max_connections: configured.peer_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
+                tls: self.tls.clone().map(|tls| (tls, Side::Peer)),
             },
         );
         let peer_server = Server::builder()
@@ -317,9 +349,13 @@ impl NodeServer {
             .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
             .layer(peer_layers)
             .add_service(
-                RaftServiceServer::new(PeerService::new(self.cluster.clone(), self.health.clone()))
-                    .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),
+                RaftServiceServer::new(PeerService::new(
+                    self.cluster.clone(),
+                    self.health.clone(),
+                    self.tls.is_some(),
+                ))
+                .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(peer_incoming, stopped(stop.clone()));
         let api_task = tokio::spawn(api_server);

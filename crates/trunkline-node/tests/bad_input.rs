@@ -16,9 +16,13 @@ use std::{
 use support::*;
 use trunkline_client::{proto, Retry};
 
+/// `trunkline serve` with `args`, plaintext on loopback unless a config file is given.
 fn run_serve(args: &[&str]) -> Output {
     let mut command = Command::new(trunkline_binary());
     command.arg("serve").args(args);
+    if !args.contains(&"--config") {
+        command.arg("--insecure");
+    }
     // The process must exit by itself; a hang would block the test forever otherwise.
     let mut child = command
         .stdout(std::process::Stdio::piped())

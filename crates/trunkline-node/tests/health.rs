@@ -401,12 +401,8 @@ async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_s
         .await;
 
     // Follow the event stream on node 3 from now on.
-    let mut admin = proto::admin_service_client::AdminServiceClient::connect(format!(
-        "http://{}",
-        cluster.get(3).api_addr
-    ))
-    .await
-    .unwrap();
+    let mut admin =
+        proto::admin_service_client::AdminServiceClient::new(cluster.get(3).channel().await);
     let mut stream = admin
         .watch_events(proto::WatchEventsRequest {
             follow: true,

@@ -12,14 +12,6 @@ use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-async fn channel(address: &str) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 async fn reflected_services_v1(channel: Channel) -> Vec<String> {
     use tonic_reflection::pb::v1::{
         server_reflection_client::ServerReflectionClient,
@@ -76,7 +68,7 @@ async fn reflected_services_v1alpha(channel: Channel) -> Vec<String> {
 async fn health_and_reflection_describe_the_public_services_only() {
     let root = tempfile::tempdir().unwrap();
     let node = TestNode::start(root.path(), 1, &[]);
-    let channel = channel(&node.api_addr).await;
+    let channel = node.channel().await;
 
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "trunkline.v1.AdminService", "trunkline.v1.RouteService"] {

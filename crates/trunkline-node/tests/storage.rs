@@ -288,11 +288,7 @@ async fn a_full_disk_stops_the_node_visibly_and_it_restarts_with_every_acknowled
     let failed_at = Instant::now();
 
     // NOT_SERVING while it still answers lookups and status (before it exits).
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.api_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = node.channel().await;
     let mut health = HealthClient::new(channel);
     let serving = health
         .check(HealthCheckRequest {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod carrier;
+pub mod certs;
 mod check;
 pub mod cluster;
 pub mod config;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Encryption at rest: re-seal stored data with each node's newest key.
     #[command(subcommand)]
     Keys(keys::Command),
+    /// TLS certificates: a cluster CA and certificates for nodes and clients (local files).
+    #[command(subcommand)]
+    Certs(certs::Command),
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -92,5 +96,6 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Token(command) => token::exec(command, context).await,
         Command::Audit(command) => audit::exec(command, context).await,
         Command::Keys(command) => keys::exec(command, context).await,
+        Command::Certs(command) => certs::exec(command, context).await,
     }
 }

@@ -3,12 +3,51 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+    time::Duration,
+};
 
 use trunkline_node::{
     config::{Config, RaftConfig},
     server::NodeServer,
 };
+
+/// The CA and node certificate every node of these tests serves (cluster `cli`, node 1, for
+/// 127.0.0.1), made once under the target folder and renewed when half a year old.
+pub fn pki() -> &'static Path {
+    static PKI: OnceLock<PathBuf> = OnceLock::new();
+    PKI.get_or_init(|| {
+        use trunkline_tls::ca;
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = target.join("trunkctl-test-pki");
+        let fresh = std::fs::metadata(dir.join("node-1.pem"))
+            .and_then(|metadata| metadata.modified())
+            .is_ok_and(|modified| {
+                modified.elapsed().unwrap_or_default() < Duration::from_secs(180 * 24 * 3600)
+            });
+        if fresh {
+            return dir;
+        }
+        // Made aside and renamed into place, so a run never sees half of it.
+        let staging = tempfile::tempdir_in(target).unwrap();
+        let authority = ca::new_ca("cli").unwrap();
+        authority.write(staging.path(), "ca", false).unwrap();
+        let subject = ca::Subject::Node {
+            id: 1,
+            hosts: vec!["127.0.0.1".into()],
+        };
+        ca::issue(&authority, "cli", &subject, ca::DEFAULT_VALIDITY)
+            .unwrap()
+            .write(staging.path(), "node-1", false)
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(staging.keep(), &dir).unwrap();
+        dir
+    })
+}
 
 /// A single initialised node serving on a background runtime until the test ends.
 pub struct Node {
@@ -24,6 +63,17 @@ pub fn start_node() -> Node {
 /// A node that requires a token of every caller when `require_auth`, and its first admin
 /// token.
 pub fn start_node_with(require_auth: bool) -> (Node, String) {
+    let files = trunkline_tls::TlsFiles {
+        cert: pki().join("node-1.pem"),
+        key: pki().join("node-1.key"),
+        ca: pki().join("ca.pem"),
+    };
+    start_node_on(require_auth, files)
+}
+
+/// A node of cluster `cli` serving the certificate in `files`, and its first admin token.
+pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Node, String) {
+    let ca_file = files.ca.clone();
     let data = tempfile::tempdir().unwrap();
     let config = Config {
         node_id: 1,
@@ -42,6 +92,7 @@ pub fn start_node_with(require_auth: bool) -> (Node, String) {
         service_limits: Default::default(),
         require_auth,
         encryption_keys: None,
+        transport: trunkline_node::config::Transport::Tls(files),
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -70,7 +121,19 @@ pub fn start_node_with(require_auth: bool) -> (Node, String) {
     // Wait until it leads, so the first write doesn't race the election.
     let mut last = String::new();
     for _ in 0..100 {
-        let output = trunkctl_as(&node, &admin_token, &["-o", "json", "cluster", "status"]);
+        let output = trunkctl_command()
+            .args([
+                "--endpoints",
+                &node.api_addr,
+                "-o",
+                "json",
+                "cluster",
+                "status",
+            ])
+            .env("TRUNKLINE_TOKEN", &admin_token)
+            .env("TRUNKLINE_CA_FILE", &ca_file)
+            .output()
+            .unwrap();
         if String::from_utf8_lossy(&output.stdout).contains("\"state\": \"leader\"") {
             return (node, admin_token);
         }
@@ -84,8 +147,23 @@ pub fn start_node_with(require_auth: bool) -> (Node, String) {
     panic!("the node did not become leader: {last}");
 }
 
+/// A client of the node at `api_addr`, over TLS trusting the test CA.
+pub fn client(api_addr: &str) -> trunkline_client::Client {
+    let tls = trunkline_tls::client_config_from_files(&pki().join("ca.pem"), None).unwrap();
+    trunkline_client::Client::new([api_addr.to_owned()])
+        .unwrap()
+        .with_tls(std::sync::Arc::new(tls))
+}
+
+/// trunkctl as the tests run it: trusting the test CA (TRUNKLINE_CA_FILE).
+pub fn trunkctl_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trunkctl"));
+    command.env("TRUNKLINE_CA_FILE", pki().join("ca.pem"));
+    command
+}
+
 pub fn trunkctl_with(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+    trunkctl_command()
         .args(["--endpoints", endpoints, "--timeout-ms", "10000"])
         .args(args)
         .env_remove("TRUNKLINE_TOKEN")
@@ -100,7 +178,7 @@ pub fn trunkctl(node: &Node, args: &[&str]) -> Output {
 
 /// trunkctl with `token` in TRUNKLINE_TOKEN.
 pub fn trunkctl_as(node: &Node, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trunkctl"))
+    trunkctl_command()
         .args(["--endpoints", &node.api_addr, "--timeout-ms", "10000"])
         .args(args)
         .env("TRUNKLINE_TOKEN", token)

@@ -3,6 +3,9 @@
 //!
 //! Nodes bind port 0 on first start and print the addresses they got; restarts reuse those
 //! ports, because the cluster's membership records them.
+//!
+//! Nodes speak TLS, with certificates from a CA made for the test folder (`pki/`), unless
+//! their extra arguments say `--insecure`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,6 +31,9 @@ pub const FAST_RAFT: &[&str] = &[
     "600",
 ];
 
+/// Plaintext on loopback, for tests that must reach below TLS.
+pub const INSECURE: &[&str] = &["--insecure"];
+
 pub fn trunkline_binary() -> &'static str {
     env!("CARGO_BIN_EXE_trunkline")
 }
@@ -38,14 +44,108 @@ pub struct TestNode {
     pub log_path: PathBuf,
     pub api_addr: String,
     pub peer_addr: String,
+    /// The folder of the CA and this node's certificate; `None`: `--insecure`.
+    pub pki: Option<PathBuf>,
     extra: Vec<String>,
     child: Option<Child>,
+}
+
+/// The cluster name every test node runs with.
+pub const CLUSTER_NAME: &str = "test";
+
+/// Makes `root/pki` with a CA (once) and node `node_id`'s certificate for 127.0.0.1 (once).
+pub fn ensure_pki(root: &Path, node_id: u64) -> PathBuf {
+    use trunkline_tls::ca;
+    let pki = root.join("pki");
+    if !pki.join("ca.pem").exists() {
+        ca::new_ca(CLUSTER_NAME)
+            .unwrap()
+            .write(&pki, "ca", false)
+            .unwrap();
+    }
+    let name = format!("node-{node_id}");
+    if !pki.join(format!("{name}.pem")).exists() {
+        let authority = ca::Issued::read(&pki, "ca").unwrap();
+        ca::issue(
+            &authority,
+            CLUSTER_NAME,
+            &ca::Subject::Node {
+                id: node_id,
+                hosts: vec!["127.0.0.1".into()],
+            },
+            ca::DEFAULT_VALIDITY,
+        )
+        .unwrap()
+        .write(&pki, &name, false)
+        .unwrap();
+    }
+    pki
+}
+
+/// What a client of the test nodes dials with: trusts the folder's CA.
+pub fn client_tls(pki: &Path) -> std::sync::Arc<trunkline_tls::rustls::ClientConfig> {
+    std::sync::Arc::new(trunkline_tls::client_config_from_files(&pki.join("ca.pem"), None).unwrap())
+}
+
+/// A client of `endpoints`, over TLS when `pki` is given.
+pub fn client_of(endpoints: Vec<String>, pki: Option<&Path>) -> Client {
+    let client = Client::new(endpoints)
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(10));
+    match pki {
+        Some(pki) => client.with_tls(client_tls(pki)),
+        None => client,
+    }
+}
+
+/// Something to speak HTTP/2 over by hand.
+pub trait Duplex: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// A byte stream to `node`'s client listener, under TLS unless it runs `--insecure`: for
+/// tests that speak HTTP/2 by hand.
+pub async fn raw_stream(node: &TestNode) -> Box<dyn Duplex> {
+    let tcp = tokio::net::TcpStream::connect(&node.api_addr)
+        .await
+        .unwrap();
+    match &node.pki {
+        None => Box::new(tcp),
+        Some(pki) => {
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let tls = tokio_rustls::TlsConnector::from(client_tls(pki))
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            Box::new(tls)
+        }
+    }
+}
+
+/// A raw tonic channel to `address` (for services `Client` has no method for), over TLS
+/// when `pki` is given.
+pub async fn channel_to(address: &str, pki: Option<&Path>) -> tonic::transport::Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap();
+    match pki {
+        None => endpoint.connect().await.unwrap(),
+        Some(pki) => {
+            let connector = trunkline_tls::connect::Connector::fixed(
+                client_tls(pki),
+                "127.0.0.1",
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+            )
+            .unwrap();
+            endpoint.connect_with_connector(connector).await.unwrap()
+        }
+    }
 }
 
 impl TestNode {
     /// Starts node `node_id` with its data under `root`, on fresh ports.
     pub fn start(root: &Path, node_id: u64, extra: &[&str]) -> TestNode {
+        let pki = (!extra.contains(&"--insecure")).then(|| ensure_pki(root, node_id));
         let mut node = TestNode {
+            pki,
             node_id,
             data_dir: root.join(format!("node-{node_id}")),
             log_path: root.join(format!("node-{node_id}.log")),
@@ -64,13 +164,23 @@ impl TestNode {
         command
             .arg("serve")
             .args(["--node-id", &self.node_id.to_string()])
-            .args(["--cluster-name", "test"])
+            .args(["--cluster-name", CLUSTER_NAME])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--api-addr", &self.api_addr])
             .args(["--peer-addr", &self.peer_addr])
             .args(["--log-level", log_level])
             .args(&self.extra);
+        if let Some(pki) = &self.pki {
+            let node = format!("node-{}", self.node_id);
+            command
+                .arg("--tls-cert-file")
+                .arg(pki.join(format!("{node}.pem")))
+                .arg("--tls-key-file")
+                .arg(pki.join(format!("{node}.key")))
+                .arg("--tls-ca-file")
+                .arg(pki.join("ca.pem"));
+        }
         command
     }
 
@@ -240,9 +350,12 @@ impl TestNode {
     }
 
     pub fn client(&self) -> Client {
-        Client::new([self.api_addr.clone()])
-            .unwrap()
-            .with_request_timeout(Duration::from_secs(10))
+        client_of(vec![self.api_addr.clone()], self.pki.as_deref())
+    }
+
+    /// A raw channel to the client listener.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        channel_to(&self.api_addr, self.pki.as_deref()).await
     }
 
     pub fn log(&self) -> String {
@@ -345,14 +458,14 @@ impl TestCluster {
 
     /// A client with every running node as an endpoint.
     pub fn client(&self) -> Client {
-        Client::new(
+        client_of(
             self.nodes
                 .iter()
                 .filter(|node| node.is_running())
-                .map(|node| node.api_addr.clone()),
+                .map(|node| node.api_addr.clone())
+                .collect(),
+            self.nodes.first().and_then(|node| node.pki.as_deref()),
         )
-        .unwrap()
-        .with_request_timeout(Duration::from_secs(10))
     }
 
     pub async fn leader(&self) -> u64 {

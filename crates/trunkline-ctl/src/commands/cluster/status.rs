@@ -105,9 +105,10 @@ pub async fn exec(context: &Context) -> Result<(), Failure> {
     if reachable {
         Ok(())
     } else {
-        Err(Failure::Request(
-            "no endpoint answered: is trunkline running there? Check --endpoints.".into(),
-        ))
+        Err(Failure::Request(format!(
+            "no endpoint answered.{}",
+            crate::context::UNREACHABLE_HINT
+        )))
     }
 }
 

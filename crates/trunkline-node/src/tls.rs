@@ -1,0 +1,170 @@
+//! The node's TLS: the configurations both listeners serve and peers are dialled with, kept
+//! current as the certificate files change.
+//!
+//! - The **client listener** serves the node's certificate and checks a client certificate
+//!   against the cluster CA when one is shown (callers without one use a token).
+//! - The **peer listener** requires a certificate from the cluster CA naming a node of this
+//!   cluster (`node-<id>.<cluster>.trunkline`); the id it names is the sender, and
+//!   `peer_service` refuses a Raft message that claims another (mTLS bound to node id and
+//!   cluster name).
+//! - **Dialling a peer** trusts only the cluster CA and expects the certificate of the node
+//!   it means to reach, whatever address (proxy, NAT) it dials; it shows this node's own.
+//!
+//! The files are read again on SIGHUP and when their content changes (checked every
+//! [`limits::TLS_RELOAD_POLL`]): new handshakes use the new certificate at once, open
+//! connections keep theirs. A reload that fails (a half-written file, a certificate for
+//! another node) is logged and changes nothing.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio_rustls::rustls::{pki_types::CertificateDer, ClientConfig, ServerConfig};
+use trunkline_tls::{ClientCertificates, Material, TlsError, TlsFiles};
+
+use crate::limits;
+
+/// The configurations made from one reading of the files.
+struct Loaded {
+    api: Arc<ServerConfig>,
+    peer: Arc<ServerConfig>,
+    dial: Arc<ClientConfig>,
+    /// The files' bytes when read, to notice a change.
+    content: Vec<u8>,
+}
+
+pub struct NodeTls {
+    files: TlsFiles,
+    cluster_name: String,
+    node_id: u64,
+    loaded: ArcSwap<Loaded>,
+}
+
+impl std::fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeTls")
+            .field("files", &self.files)
+            .field("cluster_name", &self.cluster_name)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which listener a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Api,
+    Peer,
+}
+
+impl NodeTls {
+    /// Reads and checks the files: the certificate must be this node's, issued by the CA.
+    pub fn load(files: TlsFiles, cluster_name: &str, node_id: u64) -> Result<NodeTls, TlsError> {
+        let loaded = load(&files, cluster_name, node_id)?;
+        Ok(NodeTls {
+            files,
+            cluster_name: cluster_name.to_owned(),
+            node_id,
+            loaded: ArcSwap::from_pointee(loaded),
+        })
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+
+    pub fn server_config(&self, side: Side) -> Arc<ServerConfig> {
+        let loaded = self.loaded.load();
+        match side {
+            Side::Api => loaded.api.clone(),
+            Side::Peer => loaded.peer.clone(),
+        }
+    }
+
+    pub fn dial_config(&self) -> Arc<ClientConfig> {
+        self.loaded.load().dial.clone()
+    }
+
+    /// The node of this cluster a verified peer certificate names.
+    pub fn node_of(&self, certificate: &CertificateDer<'_>) -> Option<u64> {
+        trunkline_tls::node_of(certificate, &self.cluster_name)
+    }
+
+    /// Reads the files again and, if they changed and are good, serves them from now on.
+    /// `Ok(false)`: nothing changed.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let content = content(&self.files);
+        if content == self.loaded.load().content {
+            return Ok(false);
+        }
+        let loaded = load(&self.files, &self.cluster_name, self.node_id)?;
+        self.loaded.store(Arc::new(loaded));
+        Ok(true)
+    }
+}
+
+/// The three files' bytes; unreadable ones count as empty (the load then says why).
+fn content(files: &TlsFiles) -> Vec<u8> {
+    let mut content = Vec::new();
+    for path in [&files.cert, &files.key, &files.ca] {
+        content.extend(std::fs::read(path).unwrap_or_default());
+        content.push(0);
+    }
+    content
+}
+
+fn load(files: &TlsFiles, cluster_name: &str, node_id: u64) -> Result<Loaded, TlsError> {
+    // Read before parsing: a change between the two is seen at the next poll.
+    let content = content(files);
+    let material = Material::load(files)?;
+    material.check_node(cluster_name, node_id, files)?;
+    Ok(Loaded {
+        api: Arc::new(material.server_config(ClientCertificates::Optional)?),
+        peer: Arc::new(material.server_config(ClientCertificates::Required)?),
+        dial: Arc::new(material.client_config()?),
+        content,
+    })
+}
+
+/// Reloads on SIGHUP and when the files change, until the process ends.
+pub fn watch(tls: Arc<NodeTls>) {
+    tokio::spawn(async move {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(hangup) => Some(hangup),
+            Err(error) => {
+                tracing::warn!(%error, "can't handle SIGHUP; certificate files are still polled");
+                None
+            }
+        };
+        let mut poll = tokio::time::interval(limits::TLS_RELOAD_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        loop {
+            let signalled = tokio::select! {
+                _ = poll.tick() => false,
+                Some(()) = async {
+                    match hangup.as_mut() {
+                        Some(hangup) => hangup.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => true,
+            };
+            let tls = tls.clone();
+            let reloaded = tokio::task::spawn_blocking(move || tls.reload()).await;
+            match reloaded {
+                Ok(Ok(true)) => {
+                    tracing::info!("TLS certificates reloaded: new connections use them")
+                }
+                Ok(Ok(false)) if signalled => {
+                    tracing::info!("SIGHUP: the TLS certificate files have not changed")
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => tracing::error!(
+                    %error,
+                    "can't reload the TLS certificates; still serving the previous ones"
+                ),
+                Err(error) => tracing::error!(%error, "the TLS reload task failed"),
+            }
+        }
+    });
+}
