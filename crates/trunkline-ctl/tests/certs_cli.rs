@@ -82,7 +82,7 @@ fn a_ca_and_node_certificate_made_by_trunkctl_serve_a_node_trunkctl_trusts() {
         key: pki.join("node-1.key"),
         ca: pki.join("ca.pem"),
     };
-    let (node, _token) = start_node_on(false, files);
+    let (node, admin_token) = start_node_on(true, files);
     let status = |ca: Option<&std::path::Path>| {
         let mut command = trunkctl_command();
         command.env_remove("TRUNKLINE_CA_FILE");
@@ -101,7 +101,16 @@ fn a_ca_and_node_certificate_made_by_trunkctl_serve_a_node_trunkctl_trusts() {
             .output()
             .unwrap()
     };
-    check(status(Some(&pki.join("ca.pem"))), 0, &["leader"], &[]);
+    let as_admin = |args: &[&str]| {
+        trunkctl_command()
+            .env("TRUNKLINE_CA_FILE", pki.join("ca.pem"))
+            .env("TRUNKLINE_TOKEN", &admin_token)
+            .args(["--endpoints", &node.api_addr, "--timeout-ms", "5000"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    check(as_admin(&["cluster", "status"]), 0, &["leader"], &[]);
     // ...but not in plaintext, and the message says what is missing.
     check(status(None), 1, &[], &["--ca-file"]);
     // A CA of another cluster does not vouch for it.

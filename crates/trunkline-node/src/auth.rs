@@ -32,6 +32,8 @@ use trunkline_core::{
 };
 use trunkline_store::StateReader;
 
+use crate::listener::ConnectionInfo;
+
 /// The file in the data folder that holds a node's bootstrap secret.
 pub const BOOTSTRAP_FILE: &str = "bootstrap.token";
 /// The environment variable that gives it instead.
@@ -227,6 +229,7 @@ impl Authenticator {
         &self,
         path: &str,
         authorization: Option<&http::HeaderValue>,
+        certificate: Option<&(String, SecretHash)>,
         source: IpAddr,
         now_ms: u64,
     ) -> Result<Option<Principal>, Status> {
@@ -243,7 +246,7 @@ impl Authenticator {
             return Ok(None);
         }
         let principal = self
-            .authenticate(need, authorization, source, now_ms)
+            .authenticate(need, authorization, certificate, source, now_ms)
             .inspect_err(|status| self.refused("-".into(), source, path, status))?;
         let allowed = match need {
             Need::Nothing | Need::Authenticated | Need::InHandler => true,
@@ -263,10 +266,13 @@ impl Authenticator {
         }
     }
 
+    /// Who the caller is: by its bearer token when it sends one, else by the client
+    /// certificate it showed in the TLS handshake when a token is bound to it.
     fn authenticate(
         &self,
         need: Need,
         authorization: Option<&http::HeaderValue>,
+        certificate: Option<&(String, SecretHash)>,
         source: IpAddr,
         now_ms: u64,
     ) -> Result<Principal, Status> {
@@ -275,6 +281,15 @@ impl Authenticator {
             .lock()
             .map_err(|_| Status::internal("the authentication guard is poisoned"))?;
         if guard.source_limited(source, now_ms) {
+            return Err(unauthenticated());
+        }
+        if let (None, Some((id, hash))) = (authorization, certificate) {
+            // The handshake proved the key; only the binding to a live token is checked.
+            let applied = self.reader.current();
+            if let Some(record) = applied.state.tokens().verify_certificate(id, hash, now_ms) {
+                return Ok(record.principal());
+            }
+            self.consequence(source, guard.failed(source, None, now_ms));
             return Err(unauthenticated());
         }
         let presented = presented(authorization);
@@ -476,9 +491,15 @@ where
             .and_then(TcpConnectInfo::remote_addr)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
         let path = request.uri().path().to_owned();
+        let certificate = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .and_then(|info| info.peer.as_ref())
+            .map(|peer| peer.token.clone());
         let checked = self.authenticator.check(
             &path,
             request.headers().get(http::header::AUTHORIZATION),
+            certificate.as_ref(),
             source,
             crate::cluster::now_ms(),
         );

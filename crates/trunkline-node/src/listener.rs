@@ -204,6 +204,7 @@ async fn handshake(
         .and_then(|chain| chain.first())
         .map(|certificate| PeerCertificate {
             node: tls.node_of(certificate),
+            token: trunkline_core::auth::tokens::certificate_token(certificate),
             certificate: certificate.clone().into_owned(),
         });
     let connection = Connection::new(
@@ -309,6 +310,9 @@ impl Drop for RequestInFlight {
 pub struct PeerCertificate {
     /// The node of this cluster it names, if any (`node-<id>.<cluster>.trunkline`).
     pub node: Option<u64>,
+    /// The id and hash of the token bound to it, if one is (`CreateToken` with a
+    /// certificate).
+    pub token: (String, trunkline_core::auth::tokens::SecretHash),
     pub certificate: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
 }
 

@@ -47,6 +47,11 @@ impl Dialer {
         Dialer { tls }
     }
 
+    /// The node's TLS (`None`: `--insecure`).
+    pub fn tls(&self) -> Option<&Arc<NodeTls>> {
+        self.tls.as_ref()
+    }
+
     /// A lazily connected client for node `target` at `peer_addr`.
     pub fn client(
         &self,

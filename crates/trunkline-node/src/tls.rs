@@ -18,13 +18,19 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio_rustls::rustls::{pki_types::CertificateDer, ClientConfig, ServerConfig};
+use tokio_rustls::rustls::{
+    pki_types::{CertificateDer, UnixTime},
+    server::WebPkiClientVerifier,
+    ClientConfig, RootCertStore, ServerConfig,
+};
 use trunkline_tls::{ClientCertificates, Material, TlsError, TlsFiles};
 
 use crate::limits;
 
 /// The configurations made from one reading of the files.
 struct Loaded {
+    /// The cluster CA, to check a client certificate before a token is bound to it.
+    roots: Arc<RootCertStore>,
     api: Arc<ServerConfig>,
     peer: Arc<ServerConfig>,
     dial: Arc<ClientConfig>,
@@ -89,6 +95,21 @@ impl NodeTls {
         trunkline_tls::node_of(certificate, &self.cluster_name)
     }
 
+    /// Whether the client listener would accept `der` as a client certificate (issued by
+    /// the cluster CA for client authentication, valid now); the reason if not.
+    pub fn check_client_certificate(&self, der: &[u8]) -> Result<(), String> {
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            self.loaded.load().roots.clone(),
+            trunkline_tls::provider(),
+        )
+        .build()
+        .map_err(|error| error.to_string())?;
+        verifier
+            .verify_client_cert(&CertificateDer::from(der.to_vec()), &[], UnixTime::now())
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+
     /// Reads the files again and, if they changed and are good, serves them from now on.
     /// `Ok(false)`: nothing changed.
     pub fn reload(&self) -> Result<bool, TlsError> {
@@ -118,6 +139,7 @@ fn load(files: &TlsFiles, cluster_name: &str, node_id: u64) -> Result<Loaded, Tl
     let material = Material::load(files)?;
     material.check_node(cluster_name, node_id, files)?;
     Ok(Loaded {
+        roots: material.roots.clone(),
         api: Arc::new(material.server_config(ClientCertificates::Optional)?),
         peer: Arc::new(material.server_config(ClientCertificates::Required)?),
         dial: Arc::new(material.client_config()?),

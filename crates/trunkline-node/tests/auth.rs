@@ -926,3 +926,116 @@ async fn the_audit_log_records_changes_and_refusals_with_who_and_how() {
     assert!(!only.is_empty());
     assert!(only.iter().all(|entry| entry.actor == "customer"));
 }
+
+#[tokio::test]
+async fn a_client_certificate_bound_to_a_token_stands_for_it_until_revoked() {
+    use trunkline_tls::ca;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(root.path(), 1, &["--require-auth"]);
+    let admin = with_token(&node, &init(&node).await);
+    wait_for_leader(&admin, Duration::from_secs(10)).await;
+    let pki = node.pki.clone().unwrap();
+    let authority = ca::Issued::read(&pki, "ca").unwrap();
+    let issue_client = |authority: &ca::Issued| {
+        let subject = ca::Subject::Client {
+            name: "audit-box".into(),
+        };
+        ca::issue(
+            authority,
+            support::CLUSTER_NAME,
+            &subject,
+            ca::DEFAULT_VALIDITY,
+        )
+        .unwrap()
+    };
+    let (cert, key) = issue_client(&authority)
+        .write(&pki, "audit-box", false)
+        .unwrap();
+    let tls =
+        trunkline_tls::client_config_from_files(&pki.join("ca.pem"), Some((&cert, &key))).unwrap();
+    let with_certificate = Client::new([node.api_addr.clone()])
+        .unwrap()
+        .with_tls(std::sync::Arc::new(tls));
+    let status_with_certificate = || async {
+        code(admin!(
+            with_certificate,
+            cluster_status,
+            proto::ClusterStatusRequest::default()
+        ))
+    };
+
+    // A certificate of the cluster CA is not a credential by itself.
+    assert_eq!(status_with_certificate().await, Code::Unauthenticated);
+
+    // Bound to an auditor token: no secret is made, and the certificate alone reads.
+    let der = trunkline_tls::read_certificates("cert", &cert).unwrap()[0].to_vec();
+    let created = admin!(
+        admin,
+        create_token,
+        proto::CreateTokenRequest {
+            name: "box".into(),
+            role: "auditor".into(),
+            certificate: der,
+            ..Default::default()
+        }
+    )
+    .unwrap();
+    assert!(created.token.is_empty(), "{created:?}");
+    assert_eq!(status_with_certificate().await, Code::Ok);
+    // ...as an auditor: it may not change anything.
+    let write = put_tenant_with(&with_certificate, "acme").await;
+    assert_eq!(write, Code::PermissionDenied);
+
+    // A certificate the nodes would refuse can't be bound: another CA's, or no certificate.
+    let foreign = issue_client(&ca::new_ca(support::CLUSTER_NAME).unwrap());
+    let foreign_der = {
+        use trunkline_tls::rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_slice(foreign.cert_pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    for (what, certificate) in [("another CA's", foreign_der), ("garbage", vec![0x30, 1, 2])] {
+        let refused = status(admin!(
+            admin,
+            create_token,
+            proto::CreateTokenRequest {
+                name: "stranger".into(),
+                role: "admin".into(),
+                certificate,
+                ..Default::default()
+            }
+        ));
+        assert_eq!(refused.code(), Code::InvalidArgument, "{what}: {refused:?}");
+        assert!(
+            refused.message().contains("certificate"),
+            "{what}: {refused:?}"
+        );
+    }
+
+    // Revoked: the certificate is nobody again, on the same connection.
+    admin!(
+        admin,
+        revoke_token,
+        proto::RevokeTokenRequest {
+            token: "box".into()
+        }
+    )
+    .unwrap();
+    assert_eq!(status_with_certificate().await, Code::Unauthenticated);
+}
+
+/// PutTenant of `name` by `client`: the code it got.
+async fn put_tenant_with(client: &Client, name: &str) -> Code {
+    code(admin!(
+        client,
+        put_tenant,
+        proto::PutTenantRequest {
+            tenant: Some(proto::Tenant {
+                name: name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    ))
+}

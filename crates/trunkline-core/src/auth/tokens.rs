@@ -42,6 +42,17 @@ pub fn mint(id: [u8; ID_BYTES], secret: [u8; SECRET_BYTES]) -> Minted {
     }
 }
 
+/// The id and hash of a token bound to a client certificate (its DER bytes) instead of a
+/// secret: both come from the certificate, so the record is found from the certificate the
+/// TLS handshake verified. Hashed apart from secrets: neither can stand for the other.
+pub fn certificate_token(der: &[u8]) -> (String, SecretHash) {
+    let mut hasher = Sha256::new();
+    hasher.update(b"trunkline certificate v1\0");
+    hasher.update(der);
+    let hash: SecretHash = hasher.finalize().into();
+    (hex(&hash[..ID_BYTES]), hash)
+}
+
 /// A token as a client presented it, parsed; not yet checked.
 pub struct Presented {
     pub id: String,
@@ -316,6 +327,20 @@ impl Tokens {
         let matches = same_hash(&hash_secret(&presented.secret), expected);
         record.filter(|record| matches && record.is_live(now_ms))
     }
+
+    /// The record of the token bound to a certificate (see [`certificate_token`]) if there
+    /// is one and it is live at `now_ms`.
+    pub fn verify_certificate(
+        &self,
+        id: &str,
+        hash: &SecretHash,
+        now_ms: u64,
+    ) -> Option<&TokenRecord> {
+        let record = self.by_id.get(id);
+        let expected = record.map_or(&NO_TOKEN, |record| &record.hash);
+        let matches = same_hash(hash, expected);
+        record.filter(|record| matches && record.is_live(now_ms))
+    }
 }
 
 /// A well-formed token no record holds: what [`Tokens::spend_a_check`] checks.
@@ -367,6 +392,45 @@ mod tests {
 
         let other = mint([3; ID_BYTES], [2; SECRET_BYTES]);
         assert!(tokens.verify(&parse(&other.text).unwrap(), 10).is_none());
+    }
+
+    #[test]
+    fn a_certificate_token_verifies_by_its_certificate_only() {
+        let (id, hash) = certificate_token(b"certificate A");
+        let mut tokens = Tokens::default();
+        let mut bound = record(
+            &mint([0; ID_BYTES], [0; SECRET_BYTES]),
+            "sbc",
+            Role::Proxy,
+            Scope::All,
+        );
+        bound.id = id.clone();
+        bound.hash = hash;
+        tokens
+            .apply(5, &TokenCommand::Create(bound), |_| true)
+            .unwrap();
+        assert_eq!(
+            tokens.verify_certificate(&id, &hash, 10).unwrap().name,
+            "sbc"
+        );
+        let (other_id, other_hash) = certificate_token(b"certificate B");
+        assert!(tokens
+            .verify_certificate(&other_id, &other_hash, 10)
+            .is_none());
+        assert!(tokens.verify_certificate(&id, &other_hash, 10).is_none());
+        // A bearer token naming the certificate token's id matches no secret.
+        let forged = parse(&format!("{PREFIX}.{id}.{}", "0".repeat(2 * SECRET_BYTES))).unwrap();
+        assert!(tokens.verify(&forged, 10).is_none());
+        tokens
+            .apply(
+                20,
+                &TokenCommand::Revoke {
+                    token: "sbc".into(),
+                },
+                |_| true,
+            )
+            .unwrap();
+        assert!(tokens.verify_certificate(&id, &hash, 30).is_none());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub enum Command {
         /// and the start of its id.
         #[arg(long)]
         name: Option<String>,
+        /// Bind the token to this client certificate (PEM, from the cluster CA: `trunkctl certs
+        /// issue client`) instead of a secret: calls over TLS showing it are this token's.
+        #[arg(long, value_name = "PEM_FILE")]
+        certificate: Option<std::path::PathBuf>,
     },
     /// Every token with its role, tenants, expiry and state; never a secret.
     List(#[command(flatten)] ReadFlags),
@@ -54,13 +58,23 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             all_tenants,
             expires,
             name,
+            certificate,
         } => {
+            let certificate = match certificate {
+                None => Vec::new(),
+                Some(path) => trunkline_tls::read_certificates("--certificate", &path)
+                    .map_err(|error| Failure::Usage(error.to_string()))?
+                    .swap_remove(0)
+                    .to_vec(),
+            };
+            let bound = !certificate.is_empty();
             let request = proto::CreateTokenRequest {
                 name: name.unwrap_or_default(),
                 role,
                 tenants,
                 all_tenants,
                 expires_in_ms: expires.unwrap_or(0),
+                certificate,
             };
             let response = context
                 .client
@@ -81,11 +95,16 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 token: response.token,
                 applied_index: response.applied_index,
             };
-            output::emit(context.format, &created, |created| {
-                format!(
+            output::emit(context.format, &created, |created| match bound {
+                true => format!(
+                    "Token {} created (log index {}), bound to the certificate: calls over TLS \
+                     showing it need no secret.",
+                    created.id, created.applied_index
+                ),
+                false => format!(
                     "Token {} created (log index {}). Its secret, shown this once:\n{}",
                     created.id, created.applied_index, created.token
-                )
+                ),
             })
         }
         Command::List(read) => {

@@ -5,7 +5,7 @@ use tonic::Status;
 use trunkline_api::v1 as proto;
 use trunkline_core::{
     auth::{
-        tokens::{TokenCommand, TokenRecord, TokenResponse},
+        tokens::{certificate_token, SecretHash, TokenCommand, TokenRecord, TokenResponse},
         Principal, Role, Scope,
     },
     Command, Error, Response,
@@ -14,7 +14,34 @@ use trunkline_core::{
 use super::{domain, AdminApi};
 use crate::cluster::{new_token, now_ms};
 
+/// The largest certificate a token may be bound to.
+const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
+
 impl AdminApi {
+    /// The token id and hash of a client certificate a token is to be bound to, once it is
+    /// known to be one the client listener accepts.
+    fn bound_certificate(&self, der: &[u8]) -> Result<(String, SecretHash), Status> {
+        if der.len() > MAX_CERTIFICATE_BYTES {
+            return Err(domain(Error::invalid(
+                "certificate",
+                format!("{} bytes; at most {MAX_CERTIFICATE_BYTES}", der.len()),
+            )));
+        }
+        let Some(tls) = self.cluster.dialer.tls() else {
+            return Err(domain(Error::invalid(
+                "certificate",
+                "this node serves plaintext (--insecure): no client shows it a certificate",
+            )));
+        };
+        tls.check_client_certificate(der).map_err(|reason| {
+            domain(Error::invalid(
+                "certificate",
+                format!("not a client certificate of the cluster CA the nodes accept: {reason}"),
+            ))
+        })?;
+        Ok(certificate_token(der))
+    }
+
     pub(super) async fn create_token(
         &self,
         request: proto::CreateTokenRequest,
@@ -59,18 +86,29 @@ impl AdminApi {
             .as_ref()
             .map(|principal| principal.name.clone())
             .unwrap_or_default();
+        let certificate = (!request.certificate.is_empty())
+            .then(|| self.bound_certificate(&request.certificate))
+            .transpose()?;
         let (mut command, minted) = new_token(request.name, role, scope, expires_ms, created_by);
-        // No name given: the role and the start of the id.
         if let Command::Tokens(TokenCommand::Create(record)) = &mut command {
+            // No name given: the role and the start of the id.
             if record.name.is_empty() {
                 record.name = format!("{}-{}", role.as_str(), &minted.id[..8]);
+            }
+            // Bound to a certificate: the id and hash come from it, and no secret exists.
+            if let Some((id, hash)) = &certificate {
+                record.id = id.clone();
+                record.hash = *hash;
             }
         }
         command.validate().map_err(domain)?;
         let (response, applied_index) = self.cluster.write(command).await?;
         match response {
             Response::Tokens(TokenResponse::Created { id }) => Ok(proto::CreateTokenResponse {
-                token: minted.text,
+                token: match certificate {
+                    Some(_) => String::new(),
+                    None => minted.text,
+                },
                 id,
                 applied_index,
             }),
