@@ -150,6 +150,11 @@ pub struct Cluster {
     pki: tempfile::TempDir,
     /// What the harness's clients dial the nodes with: TLS trusting the run's CA.
     client_tls: Arc<trunkline_tls::rustls::ClientConfig>,
+    /// The nodes' bootstrap secret (given to every container), for `InitCluster` only.
+    bootstrap: String,
+    /// The token every client of the harness calls with: the admin token `InitCluster`
+    /// returned (empty before).
+    token: Mutex<String>,
     /// One single-endpoint client per node, kept so connections are reused.
     clients: Mutex<BTreeMap<NodeId, Arc<Client>>>,
     /// Last: removes containers and network after everything else is dropped.
@@ -205,6 +210,8 @@ impl Cluster {
             nodes: Mutex::new(BTreeMap::new()),
             pki,
             client_tls: Arc::new(client_tls),
+            bootstrap: bootstrap_secret(),
+            token: Mutex::new(String::new()),
             clients: Mutex::new(BTreeMap::new()),
             guard,
         };
@@ -319,6 +326,7 @@ impl Cluster {
                 format!("{PKI_DIR}/node-{node}.key"),
             ),
             ("TRUNKLINE_TLS_CA_FILE", format!("{PKI_DIR}/ca.pem")),
+            ("TRUNKLINE_BOOTSTRAP_TOKEN", self.bootstrap.clone()),
             ("TRUNKLINE_NODE_ID", node.to_string()),
             ("TRUNKLINE_CLUSTER_NAME", self.cluster_name.clone()),
             ("TRUNKLINE_ADVERTISE_API_ADDR", api_addr.clone()),
@@ -401,13 +409,37 @@ impl Cluster {
         }
         let api_addr = self.node(node)?.api_addr;
         let client = Arc::new(
-            Client::new([api_addr])
-                .map_err(|error| HarnessError::client(format!("client for node {node}"), error))?
-                .with_request_timeout(NODE_CLIENT_TIMEOUT)
-                .with_tls(self.client_tls.clone()),
+            self.authorised(
+                Client::new([api_addr])
+                    .map_err(|error| {
+                        HarnessError::client(format!("client for node {node}"), error)
+                    })?
+                    .with_request_timeout(NODE_CLIENT_TIMEOUT),
+            )?,
         );
-        clients.insert(node, client.clone());
+        // Kept only once it carries the admin token (before init it has none).
+        if !self.token().is_empty() {
+            clients.insert(node, client.clone());
+        }
         Ok(client)
+    }
+
+    fn token(&self) -> String {
+        self.token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `client` over TLS with the run's CA, and the admin token once there is one.
+    fn authorised(&self, client: Client) -> Result<Client> {
+        let client = client.with_tls(self.client_tls.clone());
+        match self.token() {
+            token if token.is_empty() => Ok(client),
+            token => client
+                .with_token(&token)
+                .map_err(|error| HarnessError::client("the admin token", error)),
+        }
     }
 
     /// A failover client over `nodes` (in that order), with `timeout` per request.
@@ -417,12 +449,9 @@ impl Cluster {
             .map(|node| self.node(*node).map(|node| node.api_addr))
             .collect::<Result<Vec<_>>>()?;
         Client::new(addresses)
-            .map(|client| {
-                client
-                    .with_request_timeout(timeout)
-                    .with_tls(self.client_tls.clone())
-            })
+            .map(|client| client.with_request_timeout(timeout))
             .map_err(|error| HarnessError::client("failover client", error))
+            .and_then(|client| self.authorised(client))
     }
 
     /// `ClusterStatus` as `node` sees it, with a short deadline.
@@ -442,13 +471,26 @@ impl Cluster {
         }
     }
 
-    /// Waits until `node` answers on its client port.
+    /// Waits until `node` answers on its client port (its gRPC health check, which needs
+    /// no token: a node not yet initialised has none to accept).
     pub async fn wait_answering(&self, node: NodeId, timeout: Duration) -> Result<()> {
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
         let deadline = Instant::now() + timeout;
         loop {
-            let error = match self.status(node).await {
-                Ok(_) => return Ok(()),
-                Err(error) => error,
+            let client = self.client(node)?;
+            let check = client.call(
+                Retry::Idempotent,
+                HealthClient::new,
+                |mut health| async move { health.check(HealthCheckRequest::default()).await },
+            );
+            let error = match tokio::time::timeout(STATUS_REQUEST_TIMEOUT, check).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(error)) => HarnessError::client(format!("health of node {node}"), error),
+                Err(_) => HarnessError::timeout(
+                    format!("health of node {node}"),
+                    STATUS_REQUEST_TIMEOUT,
+                    "",
+                ),
             };
             if Instant::now() > deadline {
                 let container = self.node(node)?.container;
@@ -493,13 +535,23 @@ impl Cluster {
 
     /// Makes node 1 the first voter.
     async fn init(&self) -> Result<()> {
-        let client = self.client(1)?;
-        client
+        let client = self
+            .client(1)?
+            .only(&self.node(1)?.api_addr)
+            .and_then(|client| client.with_token(&self.bootstrap))
+            .map_err(|error| HarnessError::client("init on node 1", error))?;
+        let initialised = client
             .admin(Retry::NotSent, |mut admin| async move {
                 admin.init_cluster(proto::InitClusterRequest {}).await
             })
             .await
             .map_err(|error| HarnessError::client("init on node 1", error))?;
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = initialised.admin_token;
+        // Clients made before carry no token.
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.set_member(1, true);
         self.wait_for_leader(LEADER_TIMEOUT).await.map(drop)
     }
@@ -715,6 +767,16 @@ impl Cluster {
 
 /// A run id that names the network, the containers and the cluster: short, unique on this
 /// machine, valid as a Docker name and as a cluster name.
+/// A bootstrap secret in the form nodes take (`tl1.<16 hex>.<64 hex>`), random per run.
+fn bootstrap_secret() -> String {
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    format!(
+        "tl1.{}.{}",
+        hex(&rand::random::<[u8; 8]>()),
+        hex(&rand::random::<[u8; 32]>())
+    )
+}
+
 fn new_run_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -315,6 +315,7 @@ impl Authenticator {
             if let Some(hash) = &self.bootstrap {
                 if tokens::matches_hash(&presented, hash) {
                     return Ok(Principal {
+                        token_id: String::new(),
                         name: "bootstrap".into(),
                         role: Role::Admin,
                         scope: Scope::All,
@@ -398,6 +399,30 @@ pub fn sees_all(principal: &Option<Principal>) -> bool {
     principal
         .as_ref()
         .is_none_or(|principal| principal.scope == Scope::All)
+}
+
+/// Removes the bootstrap secret's file once the cluster has tokens (the secret then opens
+/// nothing), checking once a second; a node started on an initialised folder removes it at
+/// once.
+pub async fn forget_spent_bootstrap(
+    cluster: Arc<crate::cluster::Cluster>,
+    path: std::path::PathBuf,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if cluster.reader.current().state.tokens().is_empty() {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "removed the spent bootstrap secret"),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "can't remove the spent bootstrap secret")
+            }
+        }
+        return;
+    }
 }
 
 /// The node's bootstrap secret: from [`BOOTSTRAP_ENV`], else the file [`BOOTSTRAP_FILE`] in

@@ -72,7 +72,8 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityFileConfig {
-    /// Refuse every client call without a valid token (`--require-auth`).
+    /// Refuse every client call without a valid token; on when left out (`--no-auth` turns
+    /// it off).
     pub require_auth: Option<bool>,
     /// The file of encryption keys for the data folder (`--encryption-key-file`).
     pub encryption_key_file: Option<PathBuf>,
@@ -321,11 +322,16 @@ pub struct Overrides {
         hide_env_values = true
     )]
     pub encryption_keys: Option<String>,
-    /// Refuse every client call without a valid token (`trunkctl token create`); the first
-    /// admin token comes from `trunkctl cluster init`, which then needs the node's bootstrap
-    /// secret (TRUNKLINE_BOOTSTRAP_TOKEN, else the file `bootstrap.token` in the data folder).
+    /// Refuse every client call without a valid token (`trunkctl token create`): the default.
+    /// The first admin token comes from `trunkctl cluster init`, which then needs the node's
+    /// bootstrap secret (TRUNKLINE_BOOTSTRAP_TOKEN, else the file `bootstrap.token` in the
+    /// data folder).
     #[arg(long, env = "TRUNKLINE_REQUIRE_AUTH")]
     pub require_auth: bool,
+    /// Answer every caller without a token: only where something in front authenticates
+    /// (logs a warning at start).
+    #[arg(long, env = "TRUNKLINE_NO_AUTH", conflicts_with = "require_auth")]
+    pub no_auth: bool,
     /// This node's certificate (PEM, then any intermediates); it must name
     /// node-<id>.<cluster>.trunkline (`trunkctl certs issue node`).
     #[arg(long, env = "TRUNKLINE_TLS_CERT_FILE")]
@@ -761,7 +767,17 @@ impl Config {
             min_free_bytes,
             limits,
             service_limits,
-            require_auth: overrides.require_auth || file.security.require_auth.unwrap_or(false),
+            require_auth: match (overrides.require_auth, overrides.no_auth) {
+                (true, true) => {
+                    return Err(invalid(
+                        "security.require_auth",
+                        "--require-auth and --no-auth both given; choose one",
+                    ))
+                }
+                (true, false) => true,
+                (false, true) => false,
+                (false, false) => file.security.require_auth.unwrap_or(true),
+            },
             transport: Transport::resolve(
                 &file.tls,
                 overrides,
@@ -1034,7 +1050,6 @@ mod tests {
             config.advertise_peer_addr.as_deref(),
             Some("10.0.0.11:7401")
         );
-        // The example asks for tokens; a file that says nothing does not.
         assert!(config.require_auth);
         config.openraft().unwrap();
     }
@@ -1043,7 +1058,17 @@ mod tests {
     fn a_minimal_file_gets_defaults() {
         let config = resolve("node_id = 3\ndata_dir = \"/d\"\n", Overrides::default()).unwrap();
         assert_eq!(config.node_id, 3);
-        assert!(!config.require_auth);
+        // Deny by default: a file that says nothing requires tokens.
+        assert!(config.require_auth);
+        let open = resolve(
+            "node_id = 3\ndata_dir = \"/d\"\n",
+            Overrides {
+                no_auth: true,
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert!(!open.require_auth);
         assert_eq!(config.cluster_name, DEFAULT_CLUSTER_NAME);
         assert_eq!(config.api_addr.to_string(), DEFAULT_API_ADDR);
         assert_eq!(config.raft, RaftConfig::default());

@@ -184,10 +184,14 @@ impl NodeServer {
         } else {
             None
         };
+        tokio::spawn(crate::auth::forget_spent_bootstrap(
+            cluster.clone(),
+            config.data_dir.join(crate::auth::BOOTSTRAP_FILE),
+        ));
         if !config.require_auth {
             tracing::warn!(
-                "client calls are not authenticated (no --require-auth): anyone who can reach \
-                 the client listener can change routing"
+                "client calls are not authenticated (--no-auth): anyone who can reach the \
+                 client listener can change routing"
             );
         }
         let pending_audit = Arc::new(crate::auth::PendingAudit::default());

@@ -132,9 +132,12 @@ pub struct WatchRequest {
 
 /// Starts a watcher's task; the stream is the returned receiver. `channel_events` bounds what
 /// is buffered ahead of a slow reader.
+/// `token`: the id of the token the stream was opened with, if any: a following stream ends
+/// (UNAUTHENTICATED) at the first change after that token is revoked or expires.
 pub fn watch_events<S: StateSource>(
     mut source: S,
     request: WatchRequest,
+    token: Option<String>,
     mut stopping: watch::Receiver<bool>,
     permit: OwnedSemaphorePermit,
     channel_events: usize,
@@ -145,6 +148,13 @@ pub fn watch_events<S: StateSource>(
         let _permit = permit;
         let mut after = start_after(&source.current(), request);
         loop {
+            if let Some(token) = &token {
+                let now_ms = crate::cluster::now_ms();
+                if !source.current().state.tokens().is_live(token, now_ms) {
+                    let _ = sender.send(Err(crate::auth::unauthenticated())).await;
+                    return;
+                }
+            }
             // The state is loaded and dropped inside `event_batch`: only copies are awaited on.
             let (batch, more) = event_batch(&source.current(), after);
             for (index, message) in batch {
@@ -474,6 +484,7 @@ mod tests {
         let mut stream = watch_events(
             FakeSource { states },
             request,
+            None,
             stopping,
             slots.acquire().unwrap(),
             1,
@@ -504,6 +515,7 @@ mod tests {
         let stream = watch_events(
             FakeSource { states },
             request,
+            None,
             stopping,
             slots.acquire().unwrap(),
             4,

@@ -935,6 +935,13 @@ async fn a_client_certificate_bound_to_a_token_stands_for_it_until_revoked() {
     let node = TestNode::start(root.path(), 1, &["--require-auth"]);
     let admin = with_token(&node, &init(&node).await);
     wait_for_leader(&admin, Duration::from_secs(10)).await;
+    // The spent bootstrap secret does not stay on disk.
+    let bootstrap = node.data_dir.join("bootstrap.token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bootstrap.exists() {
+        assert!(std::time::Instant::now() < deadline, "{}", node.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pki = node.pki.clone().unwrap();
     let authority = ca::Issued::read(&pki, "ca").unwrap();
     let issue_client = |authority: &ca::Issued| {
@@ -1013,6 +1020,17 @@ async fn a_client_certificate_bound_to_a_token_stands_for_it_until_revoked() {
         );
     }
 
+    // An event stream it follows ends when the token is revoked, not when it is closed.
+    let mut following = admin!(
+        with_certificate,
+        watch_events,
+        proto::WatchEventsRequest {
+            follow: true,
+            ..Default::default()
+        }
+    )
+    .unwrap();
+
     // Revoked: the certificate is nobody again, on the same connection.
     admin!(
         admin,
@@ -1023,6 +1041,18 @@ async fn a_client_certificate_bound_to_a_token_stands_for_it_until_revoked() {
     )
     .unwrap();
     assert_eq!(status_with_certificate().await, Code::Unauthenticated);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match following.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without saying why"),
+                Err(status) => break status,
+            }
+        }
+    })
+    .await
+    .expect("the stream of a revoked token is still open");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
 }
 
 /// PutTenant of `name` by `client`: the code it got.

@@ -21,7 +21,7 @@ fn run_serve(args: &[&str]) -> Output {
     let mut command = Command::new(trunkline_binary());
     command.arg("serve").args(args);
     if !args.contains(&"--config") {
-        command.arg("--insecure");
+        command.args(["--insecure", "--no-auth"]);
     }
     // The process must exit by itself; a hang would block the test forever otherwise.
     let mut child = command

@@ -349,7 +349,9 @@ impl Scope {
 /// Who is calling, once authenticated: what the audit log records and handlers check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's name, or the certificate's subject.
+    /// The token's id; empty for the bootstrap secret (which is no token).
+    pub token_id: String,
+    /// The token's name.
     pub name: String,
     pub role: Role,
     pub scope: Scope,

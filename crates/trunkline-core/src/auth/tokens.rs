@@ -134,6 +134,7 @@ pub struct TokenRecord {
 impl TokenRecord {
     pub fn principal(&self) -> Principal {
         Principal {
+            token_id: self.id.clone(),
             name: self.name.clone(),
             role: self.role,
             scope: self.scope.clone(),
@@ -326,6 +327,14 @@ impl Tokens {
         let expected = record.map_or(&NO_TOKEN, |record| &record.hash);
         let matches = same_hash(&hash_secret(&presented.secret), expected);
         record.filter(|record| matches && record.is_live(now_ms))
+    }
+
+    /// Whether the token of this id is live at `now_ms` (for what checked it once and goes
+    /// on acting for it: an open stream).
+    pub fn is_live(&self, id: &str, now_ms: u64) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|record| record.is_live(now_ms))
     }
 
     /// The record of the token bound to a certificate (see [`certificate_token`]) if there

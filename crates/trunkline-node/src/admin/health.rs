@@ -5,7 +5,9 @@
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use trunkline_api::v1 as proto;
-use trunkline_core::{health::HealthCommand, routing::validate_name, Command, Error};
+use trunkline_core::{
+    auth::Principal, health::HealthCommand, routing::validate_name, Command, Error,
+};
 
 use super::{domain, AdminApi};
 use crate::{
@@ -64,6 +66,7 @@ impl AdminApi {
     pub(super) async fn watch_events(
         &self,
         request: proto::WatchEventsRequest,
+        principal: &Option<Principal>,
     ) -> Result<ReceiverStream<Result<proto::Event, Status>>, Status> {
         if request.recent > limits::MAX_RECENT_EVENTS {
             return Err(domain(Error::invalid(
@@ -79,6 +82,10 @@ impl AdminApi {
                 recent: request.recent,
                 follow: request.follow,
             },
+            principal
+                .as_ref()
+                .map(|principal| principal.token_id.clone())
+                .filter(|id| !id.is_empty()),
             self.stopping.clone(),
             permit,
             limits::EVENT_CHANNEL_EVENTS,

@@ -355,7 +355,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<proto::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.watch_events(request.into_inner())
+        let principal = crate::auth::principal(&request);
+        self.watch_events(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }

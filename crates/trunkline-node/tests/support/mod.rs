@@ -171,6 +171,11 @@ impl TestNode {
             .args(["--peer-addr", &self.peer_addr])
             .args(["--log-level", log_level])
             .args(&self.extra);
+        // Tokens are required by default; tests of other things run without them
+        // (`auth.rs` and `tls.rs` ask for them).
+        if !self.extra.iter().any(|arg| arg == "--require-auth") {
+            command.arg("--no-auth");
+        }
         if let Some(pki) = &self.pki {
             let node = format!("node-{}", self.node_id);
             command
