@@ -64,7 +64,8 @@ pub struct PendingAudit {
 }
 
 impl PendingAudit {
-    fn push(&self, actor: Actor, result: &str, alert: bool) {
+    /// Records a refusal (or, with `alert`, a security alert) for the next audit write.
+    pub fn push(&self, actor: Actor, result: &str, alert: bool) {
         if let Ok(mut pending) = self.records.lock() {
             let (records, dropped) = &mut *pending;
             if records.len() < MAX_PENDING_RECORDS {

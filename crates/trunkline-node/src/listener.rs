@@ -48,7 +48,10 @@ use tonic::{
     transport::server::{Connected, TcpConnectInfo},
 };
 
+use trunkline_core::audit::Actor;
+
 use crate::{
+    auth::PendingAudit,
     limits,
     tls::{NodeTls, Side},
 };
@@ -64,6 +67,8 @@ pub struct ListenerLimits {
     pub idle_timeout: Duration,
     /// `None`: plaintext (`--insecure`, loopback only).
     pub tls: Option<(Arc<NodeTls>, Side)>,
+    /// Where a handshake refused for its client certificate is recorded (the audit log).
+    pub refusals: Arc<PendingAudit>,
 }
 
 /// Accepts connections on `listener` under `limits` until the returned stream is dropped
@@ -130,10 +135,10 @@ async fn accept_loop(
                     Some((tls, side)) => {
                         tokio::spawn(handshake(
                             stream,
-                            tls.clone(),
-                            *side,
+                            (tls.clone(), *side),
                             permit,
                             limits.idle_timeout,
+                            limits.refusals.clone(),
                             sender.clone(),
                         ));
                     }
@@ -175,10 +180,10 @@ async fn accept_loop(
 /// scanners and health checkers do it all day.
 async fn handshake(
     stream: TcpStream,
-    tls: Arc<NodeTls>,
-    side: Side,
+    (tls, side): (Arc<NodeTls>, Side),
     slot: OwnedSemaphorePermit,
     idle_timeout: Duration,
+    refusals: Arc<PendingAudit>,
     sender: mpsc::Sender<io::Result<Connection>>,
 ) {
     let remote_addr = stream.peer_addr().ok();
@@ -189,6 +194,14 @@ async fn handshake(
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::debug!(?remote_addr, ?side, %error, "TLS handshake failed");
+            if let Some(reason) = crate::tls::certificate_refusal(&error) {
+                let actor = Actor {
+                    name: "-".into(),
+                    source: remote_addr.map_or_else(|| "-".into(), |addr| addr.ip().to_string()),
+                    rpc: format!("TLS handshake ({} listener)", side.name()),
+                };
+                refusals.push(actor, &reason, false);
+            }
             return;
         }
         Err(_) => {

@@ -42,8 +42,9 @@ pub struct PeerService {
     /// When a refusal was last logged and how many were not logged since, so a flood of bad
     /// messages makes one log line a second.
     refusal_log: Mutex<RefusalLog>,
-    /// Whether every message must come over a connection with a member certificate (TLS on).
-    members_only: bool,
+    /// With TLS: every message must come over a connection with a member certificate, and
+    /// a refusal for the certificate is recorded here for the audit log.
+    members_only: Option<Arc<crate::auth::PendingAudit>>,
 }
 
 #[derive(Default)]
@@ -62,8 +63,12 @@ struct Opened {
 
 impl PeerService {
     /// `members_only`: refuse every message whose connection shows no member certificate of
-    /// this cluster (on whenever the listener speaks TLS).
-    pub fn new(cluster: Arc<Cluster>, health: Arc<HealthMonitor>, members_only: bool) -> Self {
+    /// this cluster, recording the refusal there (given whenever the listener speaks TLS).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        health: Arc<HealthMonitor>,
+        members_only: Option<Arc<crate::auth::PendingAudit>>,
+    ) -> Self {
         PeerService {
             cluster,
             health,
@@ -80,13 +85,13 @@ impl PeerService {
             .get::<ConnectionInfo>()
             .and_then(|info| info.peer.as_ref())
             .and_then(|certificate| certificate.node);
-        if self.members_only && sender.is_none() {
+        if self.members_only.is_some() && sender.is_none() {
             let status = Status::unauthenticated(format!(
                 "the peer listener takes messages only from nodes of cluster {:?}, with a \
                  certificate of its CA naming the node",
                 self.cluster.cluster_name
             ));
-            return Err(self.refuse(peer, rpc, status));
+            return Err(self.refuse_certificate(peer, rpc, status));
         }
         let message = request.into_inner();
         if message.cluster_name != self.cluster.cluster_name {
@@ -112,7 +117,7 @@ impl PeerService {
                     "the message is from node {claimed} but the connection's certificate is \
                      node {sender}'s"
                 ));
-                Err(self.refuse(opened.peer, rpc, status))
+                Err(self.refuse_certificate(opened.peer, rpc, status))
             }
             _ => Ok(()),
         }
@@ -136,7 +141,26 @@ impl PeerService {
             "node {sender} is not a member of cluster {:?} as node {} sees it",
             self.cluster.cluster_name, self.cluster.node_id
         ));
-        Err(self.refuse(opened.peer, rpc, status))
+        Err(self.refuse_certificate(opened.peer, rpc, status))
+    }
+
+    /// A refusal for the connection's certificate: refused as any other, and recorded in the
+    /// audit log.
+    fn refuse_certificate(
+        &self,
+        peer: Option<SocketAddr>,
+        rpc: &'static str,
+        status: Status,
+    ) -> Status {
+        if let Some(audit) = &self.members_only {
+            let actor = trunkline_core::audit::Actor {
+                name: "-".into(),
+                source: peer.map_or_else(|| "-".into(), |address| address.ip().to_string()),
+                rpc: format!("peer {rpc}"),
+            };
+            audit.push(actor, status.message(), false);
+        }
+        self.refuse(peer, rpc, status)
     }
 
     fn decode<T: serde::de::DeserializeOwned>(

@@ -57,6 +57,9 @@ pub struct NodeServer {
     resealer: trunkline_store::Resealer,
     /// `None`: plaintext (`--insecure`).
     tls: Option<Arc<NodeTls>>,
+    /// Refusals waiting for the audit log (handshakes and peer messages refused for their
+    /// certificate, besides the client calls the authenticator records).
+    pending_audit: Arc<crate::auth::PendingAudit>,
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -203,7 +206,7 @@ impl NodeServer {
             config.require_auth,
             cluster.reader.clone(),
             bootstrap,
-            pending_audit,
+            pending_audit.clone(),
         ));
         Ok(NodeServer {
             cluster,
@@ -220,6 +223,7 @@ impl NodeServer {
             authenticator,
             resealer,
             tls,
+            pending_audit,
         })
     }
 
@@ -287,6 +291,7 @@ impl NodeServer {
                 max_connections: configured.api_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
                 tls: self.tls.clone().map(|tls| (tls, Side::Api)),
+                refusals: self.pending_audit.clone(),
             },
         );
         let api_server = Server::builder()
@@ -342,6 +347,7 @@ impl NodeServer {
                 max_connections: configured.peer_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
                 tls: self.tls.clone().map(|tls| (tls, Side::Peer)),
+                refusals: self.pending_audit.clone(),
             },
         );
         let peer_server = Server::builder()
@@ -356,7 +362,7 @@ impl NodeServer {
                 RaftServiceServer::new(PeerService::new(
                     self.cluster.clone(),
                     self.health.clone(),
-                    self.tls.is_some(),
+                    self.tls.is_some().then(|| self.pending_audit.clone()),
                 ))
                 .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),

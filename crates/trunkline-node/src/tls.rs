@@ -62,6 +62,44 @@ pub enum Side {
     Peer,
 }
 
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Api => "client",
+            Side::Peer => "peer",
+        }
+    }
+}
+
+/// Why a handshake failed, when it failed on the client's certificate (one from another CA,
+/// expired, or none where one is required): what is worth recording. Other failures (a
+/// plaintext client, a scanner closing early) are noise.
+pub fn certificate_refusal(error: &std::io::Error) -> Option<String> {
+    use tokio_rustls::rustls::Error;
+    match error.get_ref()?.downcast_ref::<Error>()? {
+        Error::InvalidCertificate(reason) => {
+            use tokio_rustls::rustls::CertificateError as Why;
+            Some(match reason {
+                Why::UnknownIssuer | Why::BadSignature => {
+                    "certificate refused: not issued by the cluster CA".to_owned()
+                }
+                Why::Expired | Why::ExpiredContext { .. } => {
+                    "certificate refused: expired".to_owned()
+                }
+                Why::NotValidYet | Why::NotValidYetContext { .. } => {
+                    "certificate refused: not valid yet".to_owned()
+                }
+                Why::InvalidPurpose | Why::InvalidPurposeContext { .. } => {
+                    "certificate refused: not for client authentication".to_owned()
+                }
+                other => format!("certificate refused: {other:?}"),
+            })
+        }
+        Error::NoCertificatesPresented => Some("no client certificate".to_owned()),
+        _ => None,
+    }
+}
+
 impl NodeTls {
     /// Reads and checks the files: the certificate must be this node's, issued by the CA.
     pub fn load(files: TlsFiles, cluster_name: &str, node_id: u64) -> Result<NodeTls, TlsError> {

@@ -164,6 +164,57 @@ async fn only_a_member_certificate_speaks_raft_and_only_for_its_own_node() {
             .unwrap()
             .succeeded
     );
+
+    // Every refusal for a certificate is in the audit log, with where it came from.
+    let expected = [
+        ("TLS handshake (peer listener)", "no client certificate"),
+        (
+            "TLS handshake (peer listener)",
+            "not issued by the cluster CA",
+        ),
+        ("peer Vote", "certificate of its CA naming the node"),
+        ("peer Vote", "node 2's"),
+        ("peer Forward", "not a member"),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let entries = audit_entries(&client).await;
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(rpc, result)| {
+                !entries.iter().any(|entry| {
+                    entry.rpc == *rpc
+                        && entry.result.contains(result)
+                        && entry.source == "127.0.0.1"
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not in the audit log: {missing:?}\n{entries:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn audit_entries(
+    client: &trunkline_client::Client,
+) -> Vec<trunkline_client::proto::AuditEntry> {
+    use trunkline_client::{proto, Retry};
+    let mut stream = client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_audit(proto::ListAuditRequest::default()).await
+        })
+        .await
+        .unwrap();
+    let mut entries = Vec::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        entries.push(entry);
+    }
+    entries
 }
 
 #[tokio::test(flavor = "multi_thread")]
