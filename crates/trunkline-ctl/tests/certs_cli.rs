@@ -134,6 +134,20 @@ fn bad_requests_are_refused_with_what_to_do() {
     let root = tempfile::tempdir().unwrap();
     let pki = root.path().join("pki");
     let pki_arg = pki.to_str().unwrap();
+    let issue_client = |name: &str, cluster: &str| {
+        certs(&[
+            "issue",
+            "client",
+            "--name",
+            name,
+            "--cluster",
+            cluster,
+            "--ca-dir",
+            pki_arg,
+            "--out",
+            pki_arg,
+        ])
+    };
     check(
         certs(&["issue", "client", "--name", "ops", "--ca-dir", pki_arg]),
         2,
@@ -152,23 +166,7 @@ fn bad_requests_are_refused_with_what_to_do() {
         &[],
         &[],
     );
-    check(
-        certs(&[
-            "issue",
-            "client",
-            "--name",
-            "../ops",
-            "--cluster",
-            "east",
-            "--ca-dir",
-            pki_arg,
-            "--out",
-            pki_arg,
-        ]),
-        2,
-        &[],
-        &["--name"],
-    );
+    check(issue_client("../ops", "east"), 2, &[], &["--name"]);
     check(
         certs(&[
             "issue",
@@ -185,39 +183,7 @@ fn bad_requests_are_refused_with_what_to_do() {
         &["node id"],
     );
     // Issuing under another cluster's name than the CA's makes nothing.
-    check(
-        certs(&[
-            "issue",
-            "client",
-            "--name",
-            "ops",
-            "--cluster",
-            "west",
-            "--ca-dir",
-            pki_arg,
-            "--out",
-            pki_arg,
-        ]),
-        1,
-        &[],
-        &["cluster \"west\""],
-    );
+    check(issue_client("ops", "west"), 1, &[], &["cluster \"west\""]);
     assert!(!pki.join("ops.pem").exists());
-    check(
-        certs(&[
-            "issue",
-            "client",
-            "--name",
-            "ops",
-            "--cluster",
-            "east",
-            "--ca-dir",
-            pki_arg,
-            "--out",
-            pki_arg,
-        ]),
-        0,
-        &["ops.pem"],
-        &[],
-    );
+    check(issue_client("ops", "east"), 0, &["ops.pem"], &[]);
 }
