@@ -79,6 +79,7 @@ fn state() -> State {
                     continuity: None,
                 },
                 mode: Default::default(),
+                within: None,
             }),
         );
     }
@@ -92,6 +93,7 @@ fn state() -> State {
                 continuity: None,
             },
             mode: Default::default(),
+            within: None,
         }),
     );
     for batch in (0..DEVICES).step_by(BATCH) {

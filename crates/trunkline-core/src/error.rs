@@ -26,6 +26,10 @@ pub enum Error {
     /// A bound on the size of the replicated state was reached.
     #[error("{0}")]
     LimitReached(String),
+    /// The caller may not touch the object (it belongs to a tenant outside the caller's),
+    /// found when the change applies; says nothing about the object's owner.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl From<FieldError> for Error {

@@ -318,6 +318,7 @@ fn inbound_commands() -> Vec<InboundCommand> {
                 continuity: None,
             },
             mode: PutMode::Upsert,
+            within: None,
         },
         InboundCommand::PutDid {
             did: Did {
@@ -344,6 +345,7 @@ fn inbound_commands() -> Vec<InboundCommand> {
                 }),
             },
             mode: PutMode::Upsert,
+            within: None,
         },
     ]
 }

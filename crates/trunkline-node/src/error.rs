@@ -81,6 +81,7 @@ impl From<ClusterError> for Status {
             ClusterError::Domain(Domain::AlreadyExists { .. }) => Code::AlreadyExists,
             ClusterError::Domain(Domain::FailedPrecondition(_)) => Code::FailedPrecondition,
             ClusterError::Domain(Domain::LimitReached(_)) => Code::ResourceExhausted,
+            ClusterError::Domain(Domain::PermissionDenied(_)) => Code::PermissionDenied,
             ClusterError::FailedPrecondition(_) => Code::FailedPrecondition,
             ClusterError::Unavailable(_)
             | ClusterError::NotLeader { .. }

@@ -53,6 +53,10 @@ pub enum InboundCommand {
         did: Did,
         #[serde(default)]
         mode: PutMode,
+        /// The tenants of a tenant-limited caller: a DID that belongs to another when the
+        /// change applies is refused, whatever the node that took the call saw.
+        #[serde(default)]
+        within: Option<Vec<String>>,
     },
     DeleteDid {
         number: String,
@@ -62,6 +66,9 @@ pub enum InboundCommand {
         device: Device,
         #[serde(default)]
         mode: PutMode,
+        /// As for `PutDid`: a device of another tenant than these is refused at apply.
+        #[serde(default)]
+        within: Option<Vec<String>>,
     },
     DeleteDevice {
         aor: String,
@@ -265,7 +272,11 @@ impl InboundConfig {
     ) -> Result<InboundResponse, Error> {
         command.validate()?;
         let response = match command {
-            InboundCommand::PutDid { did, mode } => self.put_did(did, *mode, &tenant_exists)?,
+            InboundCommand::PutDid { did, mode, within } => {
+                let existing = self.dids.get(&did.number).map(|did| did.tenant.as_str());
+                check_within(within.as_deref(), existing)?;
+                self.put_did(did, *mode, &tenant_exists)?
+            }
             InboundCommand::DeleteDid { number } => {
                 if !self.dids.contains_key(number) {
                     return Err(Error::not_found("did", number.clone()));
@@ -273,7 +284,13 @@ impl InboundConfig {
                 Arc::make_mut(&mut self.dids).remove(number);
                 InboundResponse::Deleted
             }
-            InboundCommand::PutDevice { device, mode } => {
+            InboundCommand::PutDevice {
+                device,
+                mode,
+                within,
+            } => {
+                let existing = self.devices.get(&device.aor).map(|d| d.tenant.as_str());
+                check_within(within.as_deref(), existing)?;
                 self.put_device(device, *mode, &tenant_exists)?
             }
             InboundCommand::DeleteDevice { aor } => {
@@ -591,5 +608,16 @@ impl InboundConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Refuses a put by a caller limited to `within` of an object that belongs to another tenant
+/// (`existing`); the message names neither tenant.
+fn check_within(within: Option<&[String]>, existing: Option<&str>) -> Result<(), Error> {
+    match (within, existing) {
+        (Some(within), Some(owner)) if !within.iter().any(|tenant| tenant == owner) => Err(
+            Error::PermissionDenied("permission denied: outside this token's tenants".into()),
+        ),
+        _ => Ok(()),
     }
 }

@@ -6,7 +6,7 @@
 use tonic::Status;
 use trunkline_api::v1 as proto;
 use trunkline_core::{
-    auth::Principal,
+    auth::{Principal, Scope},
     inbound::{validate_aor, InboundCommand},
     Command, Error,
 };
@@ -34,6 +34,7 @@ impl AdminApi {
         self.put(Command::Inbound(InboundCommand::PutDid {
             did,
             mode: put_mode(request.mode)?,
+            within: within(principal),
         }))
         .await
     }
@@ -54,6 +55,7 @@ impl AdminApi {
         self.put(Command::Inbound(InboundCommand::PutDevice {
             device,
             mode: put_mode(request.mode)?,
+            within: within(principal),
         }))
         .await
     }
@@ -152,6 +154,15 @@ impl AdminApi {
 
 /// A put of tenant data: the caller must hold the object's tenant, and the tenant of the
 /// object it replaces if there is one, so no tenant takes another's object over.
+/// The tenants a tenant-limited caller may touch, for the apply-time check of a put (the
+/// handler's check saw this node's state, which may be behind the leader's).
+fn within(principal: &Option<Principal>) -> Option<Vec<String>> {
+    match principal.as_ref().map(|principal| &principal.scope) {
+        Some(Scope::Tenants(tenants)) => Some(tenants.clone()),
+        Some(Scope::All) | None => None,
+    }
+}
+
 fn require_put(
     principal: &Option<Principal>,
     tenant: &str,

@@ -467,10 +467,12 @@ fn put_modes_create_only_new_and_replace_only_existing_objects() {
         "did" => InboundCommand::PutDid {
             did: did(key, None, None),
             mode,
+            within: None,
         },
         "device" => InboundCommand::PutDevice {
             device: device(key, None),
             mode,
+            within: None,
         },
         _ => InboundCommand::PutEdge {
             edge: edge(key),
@@ -511,6 +513,7 @@ fn a_put_mode_is_checked_before_what_the_object_refers_to() {
         InboundCommand::PutDid {
             did: foreign.clone(),
             mode: PutMode::Create,
+            within: None,
         },
         Err(Error::AlreadyExists {
             kind: "did".to_owned(),
@@ -523,7 +526,66 @@ fn a_put_mode_is_checked_before_what_the_object_refers_to() {
         InboundCommand::PutDid {
             did: foreign,
             mode: PutMode::Replace,
+            within: None,
         },
         Err(Error::not_found("did", "+14155550199")),
+    );
+}
+
+#[test]
+fn a_tenant_limited_put_of_another_tenants_object_is_refused_when_it_applies() {
+    const NUMBER: &str = "+14155550100";
+    // Issue 12's PutDid race: a tenant token's put was checked against the state of the node
+    // that took the call; a DID that another tenant created meanwhile (already on the leader)
+    // was then overwritten. The owner is checked again where the change applies.
+    let config = config_with(&[
+        (1, put_device(device(ALICE, None))),
+        (2, put_did(did(NUMBER, None, None))),
+    ]);
+    let limited = |tenant: &str| Some(vec![tenant.to_owned()]);
+    let mut taken = did(NUMBER, None, None);
+    taken.tenant = "initech".to_owned();
+    check_put(
+        &config,
+        InboundCommand::PutDid {
+            did: taken,
+            mode: PutMode::Upsert,
+            within: limited("initech"),
+        },
+        Err(Error::PermissionDenied(
+            "permission denied: outside this token's tenants".into(),
+        )),
+    );
+    let mut moved = device(ALICE, None);
+    moved.tenant = "initech".to_owned();
+    check_put(
+        &config,
+        InboundCommand::PutDevice {
+            device: moved,
+            mode: PutMode::Upsert,
+            within: limited("initech"),
+        },
+        Err(Error::PermissionDenied(
+            "permission denied: outside this token's tenants".into(),
+        )),
+    );
+    // Its own objects, and new ones, it may put; an unlimited caller may put anything.
+    check_put(
+        &config,
+        InboundCommand::PutDid {
+            did: did(NUMBER, None, None),
+            mode: PutMode::Upsert,
+            within: limited(TENANT),
+        },
+        Ok(true),
+    );
+    check_put(
+        &config,
+        InboundCommand::PutDid {
+            did: did("+14155550199", None, None),
+            mode: PutMode::Upsert,
+            within: limited(TENANT),
+        },
+        Ok(false),
     );
 }

@@ -24,6 +24,7 @@ pub(super) fn put_did(did: Did) -> InboundCommand {
     InboundCommand::PutDid {
         did,
         mode: PutMode::Upsert,
+        within: None,
     }
 }
 
@@ -32,6 +33,7 @@ pub(super) fn put_device(device: Device) -> InboundCommand {
     InboundCommand::PutDevice {
         device,
         mode: PutMode::Upsert,
+        within: None,
     }
 }
 
