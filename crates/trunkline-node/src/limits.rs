@@ -158,6 +158,9 @@ pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the node looks at its certificate files for a change (SIGHUP reloads at once).
 pub const TLS_RELOAD_POLL: Duration = Duration::from_secs(10);
+/// A certificate that expires within this long is warned about, at load and once a day.
+pub const TLS_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const TLS_EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// At most one warning per listener per this interval about refused connections or failed
 /// accepts (with a count of what was not logged), so an attack does not flood the log.
 pub const LISTENER_WARNING_INTERVAL: Duration = Duration::from_secs(10);

@@ -176,6 +176,7 @@ fn load(files: &TlsFiles, cluster_name: &str, node_id: u64) -> Result<Loaded, Tl
     let content = content(files);
     let material = Material::load(files)?;
     material.check_node(cluster_name, node_id, files)?;
+    warn_if_expiring(&material, files, cluster_name, node_id);
     Ok(Loaded {
         roots: material.roots.clone(),
         api: Arc::new(material.server_config(ClientCertificates::Optional)?),
@@ -183,6 +184,29 @@ fn load(files: &TlsFiles, cluster_name: &str, node_id: u64) -> Result<Loaded, Tl
         dial: Arc::new(material.client_config()?),
         content,
     })
+}
+
+/// Logs a warning when the certificate (or its CA) expires within
+/// [`limits::TLS_EXPIRY_WARNING`]: an expired certificate cuts the node off from its peers.
+fn warn_if_expiring(material: &Material, files: &TlsFiles, cluster_name: &str, node_id: u64) {
+    if material.expires_within(cluster_name, node_id, limits::TLS_EXPIRY_WARNING) {
+        tracing::warn!(
+            cert_file = %files.cert.display(),
+            "the node's certificate (or its CA) expires within {} days: issue a new one \
+             (`trunkctl certs issue node --node-id {node_id} --force`) and send SIGHUP, or the \
+             node loses its peers when it expires",
+            limits::TLS_EXPIRY_WARNING.as_secs() / 86_400
+        );
+    }
+}
+
+impl NodeTls {
+    /// Warns again if the certificate is close to expiry (run once a day).
+    fn check_expiry(&self) {
+        if let Ok(material) = Material::load(&self.files) {
+            warn_if_expiring(&material, &self.files, &self.cluster_name, self.node_id);
+        }
+    }
 }
 
 /// Reloads on SIGHUP and when the files change, until the process ends.
@@ -199,7 +223,13 @@ pub fn watch(tls: Arc<NodeTls>) {
         let mut poll = tokio::time::interval(limits::TLS_RELOAD_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
+        let mut expiry_checked = tokio::time::Instant::now();
         loop {
+            if expiry_checked.elapsed() >= limits::TLS_EXPIRY_CHECK_INTERVAL {
+                expiry_checked = tokio::time::Instant::now();
+                let tls = tls.clone();
+                let _ = tokio::task::spawn_blocking(move || tls.check_expiry()).await;
+            }
             let signalled = tokio::select! {
                 _ = poll.tick() => false,
                 Some(()) = async {

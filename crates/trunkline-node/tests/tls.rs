@@ -366,3 +366,30 @@ fn plaintext_is_only_for_loopback_and_only_when_asked() {
     // Nothing was written: the node never opened its data folder.
     assert!(!root.path().join("data").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_close_to_expiry_is_warned_about_and_still_served() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let pki = ensure_pki(root.path(), 1);
+    let authority = ca::Issued::read(&pki, "ca").unwrap();
+    ca::issue(
+        &authority,
+        CLUSTER_NAME,
+        &node_subject(1),
+        Duration::from_secs(10 * 24 * 3600),
+    )
+    .unwrap()
+    .write(&pki, "node-1", true)
+    .unwrap();
+    let node = TestNode::start(root.path(), 1, &[]);
+    let log = node.log();
+    assert!(log.contains("expires within 30 days"), "{log}");
+    assert!(log.contains("--node-id 1 --force"), "{log}");
+    support::status(&node.client()).await.unwrap();
+
+    // A certificate good for a year says nothing.
+    let other = tempfile::tempdir().unwrap();
+    let fresh = TestNode::start(other.path(), 1, &[]);
+    assert!(!fresh.log().contains("expires within"), "{}", fresh.log());
+}

@@ -297,6 +297,32 @@ mod tests {
     }
 
     #[test]
+    fn a_node_certificate_close_to_its_end_says_so() {
+        let folder = tempfile::tempdir().unwrap();
+        let dir = folder.path();
+        let ca = new_ca("prod").unwrap();
+        ca.write(dir, "ca", true).unwrap();
+        let subject = Subject::Node {
+            id: 1,
+            hosts: vec![],
+        };
+        let ten_days = Duration::from_secs(10 * 24 * 3600);
+        issue(&ca, "prod", &subject, ten_days)
+            .unwrap()
+            .write(dir, "node-1", true)
+            .unwrap();
+        let material = crate::Material::load(&crate::TlsFiles {
+            cert: dir.join("node-1.pem"),
+            key: dir.join("node-1.key"),
+            ca: dir.join("ca.pem"),
+        })
+        .unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        assert!(material.expires_within("prod", 1, 30 * day));
+        assert!(!material.expires_within("prod", 1, 5 * day));
+    }
+
+    #[test]
     fn a_client_certificate_names_no_node() {
         let ca = new_ca("prod").unwrap();
         let client = issue(

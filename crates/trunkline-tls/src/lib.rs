@@ -14,6 +14,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use rustls::{
@@ -217,13 +218,7 @@ impl Material {
                 ),
             });
         }
-        let verifier = WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
-            .build()
-            .map_err(|error| TlsError::Config(format!("{CA_KEY}: {error}")))?;
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|error| TlsError::Config(format!("{name}: {error}")))?;
-        verifier
-            .verify_server_cert(leaf, &self.chain[1..], &server_name, &[], UnixTime::now())
+        self.verify_node_at(cluster, node, UnixTime::now())
             .map_err(|error| TlsError::Bad {
                 key: CERT_KEY,
                 path: files.cert.clone(),
@@ -231,8 +226,39 @@ impl Material {
                     "is not accepted by the CA in {}: {error}",
                     files.ca.display()
                 ),
-            })?;
-        Ok(())
+            })
+    }
+
+    /// Whether node `node`'s certificate (or one in its chain) will have expired `within`
+    /// from now: a node whose certificate expires is cut off from its peers, so it says so
+    /// ahead of time. Checked by verifying the chain at that moment.
+    pub fn expires_within(&self, cluster: &str, node: u64, within: Duration) -> bool {
+        let later = UnixTime::now().as_secs().saturating_add(within.as_secs());
+        matches!(
+            self.verify_node_at(
+                cluster,
+                node,
+                UnixTime::since_unix_epoch(Duration::from_secs(later))
+            ),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+            ))
+        )
+    }
+
+    fn verify_node_at(&self, cluster: &str, node: u64, at: UnixTime) -> Result<(), rustls::Error> {
+        let leaf = self
+            .chain
+            .first()
+            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
+            .build()
+            .map_err(|error| rustls::Error::General(error.to_string()))?;
+        let name = ServerName::try_from(node_name(cluster, node))
+            .map_err(|error| rustls::Error::General(error.to_string()))?;
+        verifier
+            .verify_server_cert(leaf, &self.chain[1..], &name, &[], at)
+            .map(drop)
     }
 
     /// What a listener serves: this node's certificate, and a verifier of client
