@@ -150,6 +150,11 @@ pub struct Client {
     tls: Option<Arc<trunkline_tls::rustls::ClientConfig>>,
     /// One connection per endpoint, made on first use and kept.
     channels: Mutex<Vec<Option<Channel>>>,
+    /// One per endpoint, held while a connection to it is being made: calls that find no
+    /// connection wait for that one instead of each opening (and handshaking) their own.
+    /// Under each: when the last attempt failed and why, so calls that waited for it fail at
+    /// once with its error rather than each trying (and waiting out a timeout) in turn.
+    connecting: Vec<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
     /// The endpoint that answered last; calls start there.
     preferred: AtomicUsize,
     request_timeout: Duration,
@@ -182,6 +187,10 @@ impl Client {
             bearer: Bearer::default(),
             tls: None,
             channels: Mutex::new(vec![None; endpoints.len()]),
+            connecting: endpoints
+                .iter()
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
             endpoints,
             preferred: AtomicUsize::new(0),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -218,15 +227,40 @@ impl Client {
         &self.endpoints
     }
 
-    async fn channel(&self, index: usize) -> Result<Channel, String> {
-        if let Some(channel) = self
-            .channels
+    fn cached(&self, index: usize) -> Option<Channel> {
+        self.channels
             .lock()
             .ok()
             .and_then(|channels| channels.get(index).cloned().flatten())
-        {
+    }
+
+    async fn channel(&self, index: usize) -> Result<Channel, String> {
+        if let Some(channel) = self.cached(index) {
             return Ok(channel);
         }
+        // One connection attempt per endpoint at a time; whoever waited uses its result.
+        let waited_from = std::time::Instant::now();
+        let mut connecting = match self.connecting.get(index) {
+            Some(connecting) => Some(connecting.lock().await),
+            None => None,
+        };
+        if let Some(channel) = self.cached(index) {
+            return Ok(channel);
+        }
+        if let Some(Some((failed_at, error))) = connecting.as_deref() {
+            if *failed_at >= waited_from {
+                return Err(error.clone());
+            }
+        }
+        let connected = self.connect(index).await;
+        if let (Err(error), Some(connecting)) = (&connected, connecting.as_deref_mut()) {
+            *connecting = Some((std::time::Instant::now(), error.clone()));
+        }
+        connected
+    }
+
+    /// Opens a connection to endpoint `index` and keeps it for later calls.
+    async fn connect(&self, index: usize) -> Result<Channel, String> {
         let address = endpoint_address(&self.endpoints[index % self.endpoints.len()]);
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|error| error.to_string())?

@@ -345,3 +345,30 @@ async fn out_of_file_descriptors_the_listener_pauses_and_warns_instead_of_spinni
     }
     println!("after: RSS {:.1} MiB", mib(rss_bytes(pid)));
 }
+
+/// Regression: a client's concurrent first calls each opened (and, over TLS, handshook) a
+/// connection of their own; 2,000 registrations at once timed out connecting. They now wait
+/// for one connection: under a cap of 8 connections, 200 first calls all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_through_one_client_share_one_connection() {
+    let _serial = serial();
+    let cluster = TestCluster::start(1, &["--api-max-connections", "8"]).await;
+    let client = std::sync::Arc::new(cluster.get(1).client());
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let client = client.clone();
+        calls.spawn(async move { status(&client).await });
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        if let Err(error) = joined.unwrap() {
+            failed.push(error.to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 200 failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
