@@ -557,15 +557,39 @@ impl Cluster {
     }
 
     /// The members as the cluster sees them, through any node that is up.
+    /// The members as the leader sees them: a member being removed never learns of it, and
+    /// its own answer would list it forever. Each member that is up is asked in turn (its
+    /// own view, no quorum round: a linearizable read must confirm leadership within the
+    /// heartbeat interval, which the slow-link faults exceed); the first that answers as
+    /// the leader is believed.
     pub async fn list_members(&self) -> Result<Vec<proto::Member>> {
-        let client = self.failover_client(&self.up_members(), ADMIN_REQUEST_TIMEOUT)?;
-        client
-            .admin(Retry::Idempotent, |mut admin| async move {
-                admin.list_members(proto::ListMembersRequest {}).await
-            })
-            .await
-            .map(|response| response.members)
-            .map_err(|error| HarnessError::client("list members", error))
+        let mut errors = Vec::new();
+        for node in self.up_members() {
+            let client = self.client(node)?;
+            let call = client.admin(Retry::Idempotent, |mut admin| async move {
+                admin
+                    .list_members(proto::ListMembersRequest::default())
+                    .await
+            });
+            match tokio::time::timeout(STATUS_REQUEST_TIMEOUT, call).await {
+                Ok(Ok(response)) => {
+                    let leads = response
+                        .read_state
+                        .as_ref()
+                        .is_some_and(|state| state.leader_id == state.node_id);
+                    if leads {
+                        return Ok(response.members);
+                    }
+                    errors.push(format!("n{node} does not lead"));
+                }
+                Ok(Err(error)) => errors.push(format!("n{node}: {error}")),
+                Err(_) => errors.push(format!("n{node}: no answer")),
+            }
+        }
+        Err(HarnessError::Setup(format!(
+            "list members: no member answered as the leader ({})",
+            errors.join("; ")
+        )))
     }
 
     /// Runs a membership change through the members that are up until `done` says it took
@@ -584,10 +608,10 @@ impl Cluster {
         let deadline = Instant::now() + MEMBERSHIP_TIMEOUT;
         let mut last_error = String::new();
         loop {
-            if let Ok(members) = self.list_members().await {
-                if done(&members) {
-                    return Ok(());
-                }
+            match self.list_members().await {
+                Ok(members) if done(&members) => return Ok(()),
+                Ok(_) => {}
+                Err(error) => last_error = format!("listing the members: {error}"),
             }
             if Instant::now() > deadline {
                 return Err(HarnessError::timeout(what, MEMBERSHIP_TIMEOUT, last_error));

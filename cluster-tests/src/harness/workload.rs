@@ -337,6 +337,7 @@ pub async fn lookup(
         media: proto::Media::Voice.into(),
         explain: false,
         min_applied_index: 0,
+        ..Default::default()
     };
     let call = client.route(Retry::Idempotent, |mut route| {
         let request = request.clone();

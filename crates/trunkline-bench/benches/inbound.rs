@@ -58,13 +58,14 @@ fn state() -> State {
     apply(
         &mut state,
         Command::Routing(RoutingCommand::PutTenant {
-            tenant: Tenant {
+            tenant: Box::new(Tenant {
                 name: "acme".to_owned(),
                 dial_plan: DialPlan::nanp(),
                 strategy: Strategy::LeastCost,
                 allowed_carriers: Vec::new(),
                 required_capabilities: BTreeSet::new(),
-            },
+                policy: Default::default(),
+            }),
             mode: Default::default(),
         }),
     );

@@ -151,6 +151,7 @@ impl RoutingSetup {
             strategy,
             allowed_carriers: Vec::new(),
             required_capabilities: BTreeSet::new(),
+            policy: Default::default(),
         }
     }
 

@@ -183,6 +183,9 @@ pub fn object_of(command: &Command) -> String {
             RoutingCommand::PutGateway { gateway, .. } => format!("gateway {}", gateway.name),
             RoutingCommand::Delete { kind, name } => format!("{} {name}", kind.as_str()),
             RoutingCommand::SetDrained { gateway, .. } => format!("gateway {gateway}"),
+            RoutingCommand::SetPolicy { tenant, scope, .. } => {
+                format!("calling policy of tenant {tenant} ({})", scope.key())
+            }
             RoutingCommand::StageRates { carrier, .. }
             | RoutingCommand::CommitRates { carrier, .. } => format!("rates of carrier {carrier}"),
             RoutingCommand::AbortRates { import_id, .. } => format!("rate import {import_id}"),

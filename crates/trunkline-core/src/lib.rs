@@ -11,6 +11,7 @@ pub mod events;
 mod field;
 pub mod health;
 pub mod inbound;
+pub mod policy;
 pub mod routing;
 pub mod settings;
 pub mod sip;

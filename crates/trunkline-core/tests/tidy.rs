@@ -114,13 +114,48 @@ fn the_core_depends_on_no_runtime_transport_database_or_clock() {
         ],
     );
     assert!(found.is_empty(), "trunkline-core depends on {found:?}");
-    // sha2 hashes token secrets: pure computation, no I/O.
-    let expected: BTreeSet<String> = ["rand", "serde", "sha2", "thiserror"]
+    // sha2 hashes token secrets: pure computation, no I/O. jiff turns a time given as an
+    // input into a local time in a policy's time zone (with its built-in database, no files);
+    // the core never asks it for the current time (checked below).
+    let expected: BTreeSet<String> = ["jiff", "rand", "serde", "sha2", "thiserror"]
         .map(str::to_owned)
         .into();
     assert_eq!(
         graph.normal["trunkline-core"], expected,
         "the core's direct dependencies changed"
+    );
+}
+
+#[test]
+fn the_core_never_reads_the_clock() {
+    let mut pending = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    let mut offenders = Vec::new();
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for needle in [
+                    "Timestamp::now",
+                    "Zoned::now",
+                    "SystemTime::now",
+                    "Instant::now",
+                ] {
+                    if text.contains(needle) {
+                        offenders.push(format!("{}: {needle}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the core reads the clock: {offenders:?}"
     );
 }
 

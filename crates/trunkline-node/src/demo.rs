@@ -200,7 +200,12 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
         (
             carrier(
                 "beacon",
-                &[Capability::T38, Capability::Tls, Capability::Srtp],
+                &[
+                    Capability::T38,
+                    Capability::Tls,
+                    Capability::Srtp,
+                    Capability::Emergency,
+                ],
             ),
             120,
             2,
@@ -294,10 +299,11 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
         strategy: Strategy::LeastCost,
         allowed_carriers: Vec::new(),
         required_capabilities: BTreeSet::new(),
+        policy: Default::default(),
     };
     cluster
         .write(Command::Routing(RoutingCommand::PutTenant {
-            tenant,
+            tenant: Box::new(tenant),
             mode: PutMode::Upsert,
         }))
         .await?;

@@ -157,6 +157,21 @@ pub async fn call<Req: Serialize, Reply: DeserializeOwned>(
 pub struct PeerNetworkFactory {
     pub cluster_name: String,
     pub dialer: Dialer,
+    /// The shortest deadline a Raft message gets: [`rpc_deadline`].
+    pub min_deadline: Duration,
+}
+
+/// The deadline of one Raft message: openraft's TTL, but never less than `min_deadline`
+/// (half the shortest election timeout).
+///
+/// openraft gives heartbeats, appends and the quorum round of a linearizable read the
+/// heartbeat interval as their TTL. On a link whose round trip nears that interval (a WAN
+/// link, or a new TLS connection's handshake) every reply came too late: the leader could not
+/// confirm its leadership for a linearizable read and followers fell behind. A reply within
+/// half an election timeout is still worth waiting for; one slower than that means the peer is
+/// as good as gone for elections anyway.
+pub fn rpc_deadline(ttl: Duration, min_deadline: Duration) -> Duration {
+    ttl.max(min_deadline)
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
@@ -165,6 +180,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Self::Network {
         PeerNetwork {
             target,
+            min_deadline: self.min_deadline,
             cluster_name: self.cluster_name.clone(),
             client: self
                 .dialer
@@ -176,6 +192,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
 
 pub struct PeerNetwork {
     target: NodeId,
+    min_deadline: Duration,
     cluster_name: String,
     /// An address that can't make an endpoint stays an error, reported on every send.
     client: Result<RaftServiceClient<Channel>, String>,
@@ -206,7 +223,7 @@ impl PeerNetwork {
             &self.cluster_name,
             which,
             request,
-            option.hard_ttl(),
+            rpc_deadline(option.hard_ttl(), self.min_deadline),
         )
         .await;
         match result {

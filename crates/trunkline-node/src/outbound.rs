@@ -13,6 +13,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use trunkline_api::v1 as proto;
 use trunkline_core::{
     health::LegOutcome,
+    policy::{Blocked, PolicyCall, SourceKind},
     routing::{
         classify, leg_verdict, normalize, select_route, Candidate, DestinationClass, LegEnding,
         LegTransportError, LegVerdict, Media, RouteInput, StopCause, Tenant, Verdict,
@@ -46,6 +47,51 @@ pub struct Outcome {
     pub legs: Vec<proto::Leg>,
     pub explanation: Vec<proto::Candidate>,
     pub token: RouteToken,
+    /// The tenant's calling policy refused the call; there are no legs.
+    pub blocked: Option<Blocked>,
+    /// With `explain`: what the configuration gets wrong for this tenant.
+    pub warnings: Vec<String>,
+}
+
+/// Who places a call, for the calling policy.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub source: SourceKind,
+    /// The calling extension or device, if known.
+    pub extension: Option<String>,
+}
+
+pub fn source_from_proto(source: i32) -> Result<SourceKind, Error> {
+    match proto::CallSource::try_from(source) {
+        Ok(proto::CallSource::Unspecified | proto::CallSource::Phone) => Ok(SourceKind::Phone),
+        Ok(proto::CallSource::AutoAttendant) => Ok(SourceKind::AutoAttendant),
+        Ok(proto::CallSource::Voicemail) => Ok(SourceKind::Voicemail),
+        Err(_) => Err(Error::invalid(
+            "source",
+            format!("{source} is not a call source"),
+        )),
+    }
+}
+
+/// The calling extension: the one the proxy names, else `from` when the tenant's dial plan
+/// reads it as one of its extensions.
+pub fn calling_extension(
+    view: &RoutingView,
+    tenant: &str,
+    extension: &str,
+    from: &str,
+) -> Result<Option<String>, Error> {
+    if !extension.is_empty() {
+        trunkline_core::routing::validate_name("extension", extension)?;
+        return Ok(Some(extension.to_owned()));
+    }
+    let Some(tenant) = view.applied.state.routing().tenant(tenant) else {
+        return Ok(None);
+    };
+    Ok(match normalize(from, &tenant.dial_plan) {
+        Ok(trunkline_core::routing::Normalized::Extension(extension)) => Some(extension),
+        _ => None,
+    })
 }
 
 pub fn validate_call_id(call_id: &str) -> Result<(), Error> {
@@ -105,13 +151,39 @@ pub fn route(
         .map_err(|error| Refused::InvalidNumber(Error::invalid("to", error.to_string())))?;
     let class = classify(&normalized, &tenant.dial_plan, &view.high_risk);
     token.applied_index = token.applied_index.max(view.applied_index);
+    let blocked = tenant
+        .policy
+        .check(&PolicyCall {
+            destination: &normalized,
+            class,
+            dial_plan: &tenant.dial_plan,
+            source: token.source,
+            extension: token.extension.as_deref(),
+            now_ms,
+        })
+        .err();
+    let warnings = if explain {
+        view.applied
+            .state
+            .routing()
+            .emergency_warning(tenant)
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut outcome = Outcome {
         normalized: normalized.to_string(),
         destination_class: class_to_proto(class),
         legs: Vec::new(),
         explanation: Vec::new(),
         token,
+        blocked,
+        warnings,
     };
+    if outcome.blocked.is_some() {
+        return Ok(outcome);
+    }
     // Extensions are the tenant's own PBX's business, not a carrier's.
     let Some(digits) = normalized.routing_digits() else {
         return Ok(outcome);
@@ -216,6 +288,7 @@ pub fn first_token(
     call_id: &str,
     dialled: &str,
     media: Media,
+    caller: Caller,
     now_ms: u64,
     applied_index: u64,
 ) -> RouteToken {
@@ -225,6 +298,8 @@ pub fn first_token(
         tenant: tenant.to_owned(),
         dialled: dialled.to_owned(),
         media,
+        source: caller.source,
+        extension: caller.extension,
         excluded_carriers: Vec::new(),
         attempts: 0,
         seed: call_id_hash,

@@ -149,7 +149,7 @@ pub fn append_entries(request: &AppendEntriesRequest<TypeConfig>, view: &PeerVie
             EntryPayload::Membership(membership) => Some(membership),
             _ => None,
         });
-    known_leader(request.vote.leader_id.node_id, view, carried)
+    known_leader(&request.vote, view, carried)
 }
 
 /// RequestVote: a candidate's vote and the last log id it holds.
@@ -261,11 +261,7 @@ pub fn install_snapshot(
             ),
         ));
     }
-    known_leader(
-        request.vote.leader_id.node_id,
-        view,
-        std::iter::once(membership),
-    )
+    known_leader(&request.vote, view, std::iter::once(membership))
 }
 
 /// A request forwarded to this node as the leader. Writes are validated by the command's own
@@ -398,16 +394,29 @@ fn not_while_leading(vote: &Vote<NodeId>, view: &PeerView) -> Checked {
 }
 
 /// The leader of an AppendEntries or InstallSnapshot is a member this node knows, or one the
-/// message's own memberships name. A node with no live leader accepts an unknown one (its
-/// term still bounded): a brand-new node being joined knows no membership until the leader's
-/// first entries arrive, and a member that was down while the leader was added learns of it
-/// from the entries this leader sends.
+/// message's own memberships name, or the leader this node already follows (its own vote is
+/// that leader's committed vote). A node with no live leader accepts an unknown one (its term
+/// still bounded): a brand-new node being joined knows no membership until the leader's first
+/// entries arrive, and a member that was down while the leader was added learns of it from
+/// the entries this leader sends.
+///
+/// The leader it follows matters for a node being joined: the leader's first messages probe
+/// for where the logs meet and carry no entries, so the node follows that leader while it
+/// still knows no membership. Refusing the leader's next messages as a stranger's (as this
+/// rule once did) held the node to one accepted message per lease, and a node promoted in that
+/// state could block a membership change for minutes.
 fn known_leader<'a>(
-    leader: NodeId,
+    vote: &Vote<NodeId>,
     view: &PeerView,
     mut carried: impl Iterator<Item = &'a Membership<NodeId, Node>>,
 ) -> Checked {
-    if is_member(&view.membership, leader)
+    let leader = vote.leader_id.node_id;
+    // The same node again at a later term (re-elected) is still the leader it follows.
+    let followed = view.vote.is_committed()
+        && view.vote.leader_id.node_id == leader
+        && vote.leader_id.term >= view.vote.leader_id.term;
+    if followed
+        || is_member(&view.membership, leader)
         || carried.any(|membership| is_member(membership, leader))
         || !view.has_live_leader
     {
@@ -895,6 +904,48 @@ mod tests {
             None,
         );
         check(append_entries(&new_leader, &live), None);
+    }
+
+    #[test]
+    fn a_node_being_joined_keeps_accepting_the_leader_it_follows_before_it_knows_membership() {
+        // The leader's first message probed where the logs meet and carried no entries: the
+        // node follows leader 1 at term 3 but knows no membership yet.
+        let following = PeerView {
+            has_live_leader: true,
+            vote: Vote::new_committed(3, 1),
+            ..blank()
+        };
+        let heartbeat = append(
+            Vote::new_committed(3, 1),
+            Some(log_id(3, 1, 40)),
+            vec![],
+            None,
+        );
+        check(append_entries(&heartbeat, &following), None);
+        let entries = append(
+            Vote::new_committed(3, 1),
+            Some(log_id(3, 1, 40)),
+            vec![normal_entry(3, 41)],
+            Some(log_id(3, 1, 41)),
+        );
+        check(append_entries(&entries, &following), None);
+        // Re-elected at a later term, it is still the leader this node follows.
+        let reelected = append(
+            Vote::new_committed(4, 1),
+            Some(log_id(3, 1, 40)),
+            vec![],
+            None,
+        );
+        check(append_entries(&reelected, &following), None);
+        // Another node claiming leadership while this one follows a live leader is still a
+        // stranger, at this term or a later one.
+        for vote in [Vote::new_committed(3, 99), Vote::new_committed(4, 99)] {
+            let stranger = append(vote, Some(log_id(3, 1, 40)), vec![], None);
+            check(
+                append_entries(&stranger, &following),
+                Some(("vote.leader_id.node_id", PRECONDITION)),
+            );
+        }
     }
 
     #[test]

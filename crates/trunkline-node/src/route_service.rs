@@ -12,6 +12,7 @@ use trunkline_core::{
         after_leg, plan_inbound, validate_number, Destination, InboundPlan, InboundRefusal, Leg,
         LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
     },
+    policy::{BlockReason, Blocked},
     routing::{validate_name, Media},
     Error,
 };
@@ -110,6 +111,26 @@ fn refusal(code: Code, message: String, reason: &'static str, sip_code: u32) -> 
     status
 }
 
+/// A call the tenant's calling policy blocks, for the wire: the rule as a reason a proxy can
+/// switch on, the SIP code to send and the scope that set the rule.
+fn policy_refusal(blocked: &Blocked) -> proto::Refusal {
+    let reason = match blocked.reason {
+        BlockReason::ExtensionDisabled => proto::RefusalReason::PolicyDisabled,
+        BlockReason::BlockedPrefix => proto::RefusalReason::PolicyBlockedPrefix,
+        BlockReason::Premium => proto::RefusalReason::PolicyPremium,
+        BlockReason::International => proto::RefusalReason::PolicyInternational,
+        BlockReason::CountryNotAllowed => proto::RefusalReason::PolicyCountryNotAllowed,
+        BlockReason::LongDistance => proto::RefusalReason::PolicyLongDistance,
+        BlockReason::OutsideAllowedHours => proto::RefusalReason::PolicyOutsideAllowedHours,
+    };
+    proto::Refusal {
+        reason: reason.into(),
+        message: blocked.message.clone(),
+        sip_code: u32::from(blocked.sip_code),
+        scope: blocked.scope.key(),
+    }
+}
+
 fn refused(refused: Refused) -> Status {
     match refused {
         Refused::UnknownTenant(tenant) => refusal(
@@ -159,32 +180,41 @@ impl RouteService for RouteApi {
         validate_number_text("to", &request.to, true)?;
         validate_number_text("from", &request.from, false)?;
         let media = outbound::media_from_proto(request.media).map_err(invalid)?;
+        let source = outbound::source_from_proto(request.source).map_err(invalid)?;
 
         let view = self.view(request.min_applied_index).await?;
         let key = Self::token_key(&view)?;
         let now_ms = now_ms();
+        let extension =
+            outbound::calling_extension(&view, &request.tenant, &request.extension, &request.from)
+                .map_err(invalid)?;
         let token = outbound::first_token(
             &request.tenant,
             &request.call_id,
             &request.to,
             media,
+            outbound::Caller { source, extension },
             now_ms,
             view.applied_index,
         );
         let outcome = outbound::route(&view, token, request.explain, now_ms, self.max_legs)
             .map_err(refused)?;
-        let refusal = outcome.legs.is_empty().then(|| {
-            let internal = outcome.destination_class == proto::DestinationClass::Internal;
-            proto::Refusal {
-                reason: proto::RefusalReason::NoRoute.into(),
-                message: if internal {
-                    "an internal extension: route it within the tenant's own system".to_owned()
-                } else {
-                    "no carrier can take this call now; ask with explain for why".to_owned()
-                },
-                sip_code: if internal { 404 } else { 503 },
-            }
-        });
+        let refusal = match &outcome.blocked {
+            Some(blocked) => Some(policy_refusal(blocked)),
+            None => outcome.legs.is_empty().then(|| {
+                let internal = outcome.destination_class == proto::DestinationClass::Internal;
+                proto::Refusal {
+                    reason: proto::RefusalReason::NoRoute.into(),
+                    message: if internal {
+                        "an internal extension: route it within the tenant's own system".to_owned()
+                    } else {
+                        "no carrier can take this call now; ask with explain for why".to_owned()
+                    },
+                    sip_code: if internal { 404 } else { 503 },
+                    scope: String::new(),
+                }
+            }),
+        };
         Ok(Response::new(proto::RouteOutboundResponse {
             normalized: outcome.normalized,
             destination_class: outcome.destination_class.into(),
@@ -193,6 +223,7 @@ impl RouteService for RouteApi {
             read_state: Some(self.read_state(&view)),
             refusal,
             explanation: outcome.explanation,
+            warnings: outcome.warnings,
         }))
     }
 
@@ -509,11 +540,13 @@ fn inbound_leg(
         ..
     } = leg
     {
+        // A diversion meets the tenant's calling policy like any call its users place.
         let token = outbound::first_token(
             tenant,
             call_id,
             number,
             Media::Voice,
+            outbound::Caller::default(),
             now_ms,
             view.applied_index,
         );

@@ -9,11 +9,14 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use trunkline_core::{routing::Media, Error};
+use trunkline_core::{policy::SourceKind, routing::Media, Error};
 
-const FORMAT_VERSION: u8 = 1;
+/// 3 since outbound tokens carry the caller's source and extension (1 did not).
+const FORMAT_VERSION: u8 = 3;
 /// The first byte of an inbound call's token ([`InboundToken`]).
 const INBOUND_FORMAT_VERSION: u8 = 2;
+/// Outbound tokens of releases before calling policies: refused with a word on why.
+const OLD_FORMAT_VERSION: u8 = 1;
 const TAG_BYTES: usize = 16;
 /// Longest token accepted, in characters.
 pub const MAX_TOKEN_CHARS: usize = 4096;
@@ -30,6 +33,10 @@ pub struct RouteToken {
     /// The number as dialled; each node normalises it again with the same dial plan.
     pub dialled: String,
     pub media: Media,
+    /// Where the call comes from and the calling extension: a reroute meets the same calling
+    /// policy as the first lookup.
+    pub source: SourceKind,
+    pub extension: Option<String>,
     /// Carriers that failed in this call, in order; they are never offered again.
     pub excluded_carriers: Vec<String>,
     /// Legs reported so far.
@@ -154,6 +161,9 @@ pub fn decode_any(text: &str, key: &[u8]) -> Result<Token, Error> {
         Some(&INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Inbound)
             .map_err(|_| invalid("is malformed")),
+        Some(&OLD_FORMAT_VERSION) => Err(invalid(
+            "was issued by an older release: start the call again with RouteOutbound",
+        )),
         _ => Err(invalid("has an unknown format version")),
     }
 }
@@ -168,6 +178,8 @@ mod tests {
             tenant: "acme".into(),
             dialled: "+442071234567".into(),
             media: Media::Voice,
+            source: SourceKind::Voicemail,
+            extension: Some("2001".into()),
             excluded_carriers: vec!["alpha".into()],
             attempts: 1,
             seed: 7,

@@ -142,6 +142,7 @@ impl NodeServer {
         let network = PeerNetworkFactory {
             cluster_name: config.cluster_name.clone(),
             dialer: dialer.clone(),
+            min_deadline: std::time::Duration::from_millis(raft_config.election_timeout_min / 2),
         };
         let raft = openraft::Raft::new(
             config.node_id,

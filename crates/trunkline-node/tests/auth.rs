@@ -210,6 +210,15 @@ async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code 
             put_gateway,
             proto::PutGatewayRequest::default()
         )),
+        "SetCallingPolicy" => code(admin!(
+            client,
+            set_calling_policy,
+            proto::SetCallingPolicyRequest {
+                tenant: tenant.into(),
+                scope: "tenant".into(),
+                rules: None,
+            }
+        )),
         "DeleteObject" => code(admin!(
             client,
             delete_object,
@@ -445,6 +454,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PutTenant", "yynnn"),
     ("PutCarrier", "yynnn"),
     ("PutGateway", "yynnn"),
+    ("SetCallingPolicy", "yynno"),
     ("DeleteObject", "yynno"),
     ("ListRouting", "yyyny"),
     ("DrainGateway", "yynnn"),

@@ -161,6 +161,7 @@ async fn route(client: &Client, call_id: &str) -> proto::RouteOutboundResponse {
         media: proto::Media::Voice.into(),
         explain: true,
         min_applied_index: 0,
+        ..Default::default()
     };
     client
         .route(Retry::Idempotent, |mut route| {

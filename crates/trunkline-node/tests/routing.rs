@@ -51,6 +51,7 @@ async fn route(
         media: proto::Media::Voice.into(),
         explain: true,
         min_applied_index,
+        ..Default::default()
     };
     client
         .route(Retry::Idempotent, |mut route| {

@@ -9,6 +9,7 @@ mod carrier;
 mod gateway;
 mod health;
 mod inbound;
+mod policy;
 mod rate;
 mod setting;
 mod tenant;
@@ -24,6 +25,9 @@ pub use inbound::{
     binding_to_proto, device_from_proto, device_to_proto, did_from_proto, did_to_proto,
     edge_from_proto, edge_to_proto, inbound_leg_to_proto, plan_from_proto, plan_to_proto,
     target_to_proto, triggers_to_proto,
+};
+pub use policy::{
+    policy_from_proto, policy_to_proto, rules_from_proto, rules_to_proto, scope_from_text,
 };
 pub use rate::{rate_from_proto, rate_to_proto};
 pub use setting::setting;

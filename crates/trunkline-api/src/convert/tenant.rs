@@ -39,6 +39,11 @@ pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, FieldError> {
         strategy,
         allowed_carriers: tenant.allowed_carriers,
         required_capabilities,
+        policy: tenant
+            .policy
+            .map(super::policy_from_proto)
+            .transpose()?
+            .unwrap_or_default(),
     };
     tenant.validate()?;
     Ok(tenant)
@@ -99,5 +104,6 @@ pub fn tenant_to_proto(tenant: &Tenant) -> proto::Tenant {
             .iter()
             .map(|capability| capability.as_str().to_owned())
             .collect(),
+        policy: super::policy_to_proto(&tenant.policy),
     }
 }

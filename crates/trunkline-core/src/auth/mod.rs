@@ -58,7 +58,7 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Operator => match area {
-                Routing | Rates | Health | Numbers | Edges | Calls => true,
+                Routing | Policy | Rates | Health | Numbers | Edges | Calls => true,
                 Cluster | Settings => access == Read,
                 Tokens | Audit => false,
             },
@@ -66,7 +66,7 @@ impl Role {
             Role::Proxy => area == Calls,
             Role::Tenant => match area {
                 Routing => access == Read,
-                Numbers => true,
+                Numbers | Policy => true,
                 _ => false,
             },
         }
@@ -87,8 +87,12 @@ pub enum Area {
     Settings,
     /// Tokens: who may use the cluster.
     Tokens,
-    /// Tenants (their policy), carriers and gateways.
+    /// Tenants, carriers and gateways.
     Routing,
+    /// A tenant's calling policy: which calls its users may make. A tenant-scoped token may
+    /// change its own tenant's (the customer's choice, like its DIDs); what the cluster does
+    /// on its own against fraud (alert actions) is the operator's alone.
+    Policy,
     /// Rate decks.
     Rates,
     /// Gateway health, its policy and the event log.
@@ -194,6 +198,10 @@ pub const RPCS: &[(&str, Need)] = {
         (
             "trunkline.v1.AdminService/PutGateway",
             Permission(Routing, Write),
+        ),
+        (
+            "trunkline.v1.AdminService/SetCallingPolicy",
+            Permission(Policy, Write),
         ),
         ("trunkline.v1.AdminService/DeleteObject", InHandler),
         (
@@ -312,6 +320,7 @@ pub const TENANT_CHECKED: &[&str] = &[
     "trunkline.v1.AdminService/PutDid",
     "trunkline.v1.AdminService/PutDevice",
     "trunkline.v1.AdminService/SetTenantContinuity",
+    "trunkline.v1.AdminService/SetCallingPolicy",
     "trunkline.v1.AdminService/DeleteObject",
     "trunkline.v1.RouteService/RouteOutbound",
     "trunkline.v1.RouteService/ReportLeg",

@@ -197,17 +197,23 @@ pub fn classify(
         if exchange == NANP_PREMIUM_EXCHANGE {
             return DestinationClass::Premium;
         }
-        if !dial_plan.is_nanp() || NANP_OTHER_COUNTRY_AREA_CODES.contains(&area_code) {
-            return DestinationClass::International;
-        }
-        return DestinationClass::National;
+    }
+    if is_abroad(number, dial_plan) {
+        DestinationClass::International
+    } else {
+        DestinationClass::National
+    }
+}
+
+/// Whether `number` is abroad for a caller with `dial_plan`: in another country, or in a NANP
+/// area code of a country other than the US and Canada. Calling policies use it for every
+/// class (a premium or high-risk number may be abroad too); [`classify`] calls the rest
+/// `International`.
+pub fn is_abroad(number: &E164Number, dial_plan: &DialPlan) -> bool {
+    if let Some((area_code, _)) = number.nanp_area_and_exchange() {
+        return !dial_plan.is_nanp() || NANP_OTHER_COUNTRY_AREA_CODES.contains(&area_code);
     }
     // Country codes are prefix-free (ITU-T E.164), so a prefix test is a country test.
-    if !dial_plan.country_code.is_empty()
-        && number.digits().starts_with(dial_plan.country_code.as_str())
-    {
-        DestinationClass::National
-    } else {
-        DestinationClass::International
-    }
+    dial_plan.country_code.is_empty()
+        || !number.digits().starts_with(dial_plan.country_code.as_str())
 }

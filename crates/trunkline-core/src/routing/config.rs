@@ -22,7 +22,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{model::validate_name, Carrier, Gateway, GatewayHealth, Rate, Tenant};
+use super::{model::validate_name, Capability, Carrier, Gateway, GatewayHealth, Rate, Tenant};
+use crate::policy::{PolicyRules, PolicyScope};
 use crate::{Error, FieldError};
 
 /// Rows in one staged chunk: about 250 KiB of log entry.
@@ -96,7 +97,8 @@ impl ObjectKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RoutingCommand {
     PutTenant {
-        tenant: Tenant,
+        /// Boxed: a tenant with its calling policy is the largest command by far.
+        tenant: Box<Tenant>,
         mode: PutMode,
     },
     PutCarrier {
@@ -110,6 +112,14 @@ pub enum RoutingCommand {
     Delete {
         kind: ObjectKind,
         name: String,
+    },
+    /// Sets (or with `None` removes) one scope of a tenant's calling policy, leaving the
+    /// others as they are. The whole policy is checked against the tenant's dial plan when it
+    /// applies, so two writers of different scopes can't together store a contradiction.
+    SetPolicy {
+        tenant: String,
+        scope: PolicyScope,
+        rules: Option<PolicyRules>,
     },
     /// Operator maintenance: a drained gateway takes no new calls.
     SetDrained {
@@ -145,12 +155,23 @@ pub enum RoutingCommand {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RoutingResponse {
-    Put { replaced: bool },
+    /// `warnings`: what the configuration now gets wrong without being invalid (a tenant
+    /// whose emergency calls have no carrier); the admin API passes them on to the operator.
+    Put {
+        replaced: bool,
+        warnings: Vec<String>,
+    },
     Deleted,
     Drained,
-    Staged { staged_rows: u64 },
-    Committed { deck_rows: u64 },
-    Aborted { staged_rows: u64 },
+    Staged {
+        staged_rows: u64,
+    },
+    Committed {
+        deck_rows: u64,
+    },
+    Aborted {
+        staged_rows: u64,
+    },
     KeySet,
 }
 
@@ -201,6 +222,18 @@ impl RoutingCommand {
             RoutingCommand::PutGateway { gateway, .. } => Ok(gateway.validate()?),
             RoutingCommand::Delete { name, .. } => Ok(validate_name("name", name)?),
             RoutingCommand::SetDrained { gateway, .. } => Ok(validate_name("gateway", gateway)?),
+            RoutingCommand::SetPolicy {
+                tenant,
+                scope,
+                rules,
+            } => {
+                validate_name("tenant", tenant)?;
+                scope.validate()?;
+                if let Some(rules) = rules {
+                    rules.validate()?;
+                }
+                Ok(())
+            }
             RoutingCommand::StageRates {
                 import_id,
                 owner,
@@ -350,6 +383,73 @@ impl RoutingConfig {
         self.decks_version
     }
 
+    /// The carriers that can take an emergency call: enabled, with the `emergency`
+    /// capability and at least one enabled gateway.
+    pub fn emergency_carriers(&self) -> Vec<&str> {
+        let with_gateway: BTreeSet<&str> = self
+            .gateways
+            .values()
+            .filter(|gateway| gateway.enabled)
+            .map(|gateway| gateway.carrier.as_str())
+            .collect();
+        self.carriers
+            .values()
+            .filter(|carrier| {
+                carrier.enabled
+                    && carrier.capabilities.contains(&Capability::Emergency)
+                    && with_gateway.contains(carrier.name.as_str())
+            })
+            .map(|carrier| carrier.name.as_str())
+            .collect()
+    }
+
+    /// Why `tenant`'s emergency calls may fail or leave its carriers, if they may: no carrier
+    /// can take them at all, or none of the tenant's allowed carriers can.
+    pub fn emergency_warning(&self, tenant: &Tenant) -> Option<String> {
+        let capable = self.emergency_carriers();
+        let codes: Vec<&str> = tenant
+            .dial_plan
+            .emergency_numbers
+            .iter()
+            .map(String::as_str)
+            .collect();
+        if capable.is_empty() {
+            return Some(format!(
+                "WARNING: tenant {:?} has no emergency-capable carrier: its emergency calls ({}) \
+                 have nowhere to go. Give a carrier with an enabled gateway the emergency \
+                 capability (trunkctl carrier update NAME --capabilities ...,emergency)",
+                tenant.name,
+                codes.join(", ")
+            ));
+        }
+        if !tenant.allowed_carriers.is_empty()
+            && !capable.iter().any(|carrier| tenant.allows_carrier(carrier))
+        {
+            return Some(format!(
+                "WARNING: none of tenant {:?}'s allowed carriers is emergency-capable: its \
+                 emergency calls ({}) go to {} outside its list",
+                tenant.name,
+                codes.join(", "),
+                capable.join(", ")
+            ));
+        }
+        None
+    }
+
+    /// After a carrier or gateway changes: whether tenants are left with no emergency-capable
+    /// carrier at all.
+    fn emergency_coverage_warning(&self) -> Option<String> {
+        if self.tenants.is_empty() || !self.emergency_carriers().is_empty() {
+            return None;
+        }
+        Some(format!(
+            "WARNING: no enabled carrier with an enabled gateway has the emergency capability: \
+             the emergency calls of all {} tenants have nowhere to go. Give a carrier the \
+             emergency capability (trunkctl carrier update NAME --capabilities ...,emergency)",
+            self.tenants.len()
+        ))
+    }
+
     pub fn route_token_key(&self) -> Option<&[u8]> {
         self.route_token_key.as_deref()
     }
@@ -367,21 +467,25 @@ impl RoutingConfig {
                         return Err(Error::not_found("carrier", carrier.clone()));
                     }
                 }
-                put(
+                let response = put(
                     &mut self.tenants,
                     ObjectKind::Tenant,
                     &tenant.name,
                     tenant,
                     *mode,
-                )
+                )?;
+                Ok(with_warnings(response, self.emergency_warning(tenant)))
             }
-            RoutingCommand::PutCarrier { carrier, mode } => put(
-                &mut self.carriers,
-                ObjectKind::Carrier,
-                &carrier.name,
-                carrier,
-                *mode,
-            ),
+            RoutingCommand::PutCarrier { carrier, mode } => {
+                let response = put(
+                    &mut self.carriers,
+                    ObjectKind::Carrier,
+                    &carrier.name,
+                    carrier,
+                    *mode,
+                )?;
+                Ok(with_warnings(response, self.emergency_coverage_warning()))
+            }
             RoutingCommand::PutGateway { gateway, mode } => {
                 if !self.carriers.contains_key(&gateway.carrier) {
                     return Err(Error::not_found("carrier", gateway.carrier.clone()));
@@ -395,15 +499,35 @@ impl RoutingConfig {
                         )));
                     }
                 }
-                put(
+                let response = put(
                     &mut self.gateways,
                     ObjectKind::Gateway,
                     &gateway.name,
                     gateway,
                     *mode,
-                )
+                )?;
+                Ok(with_warnings(response, self.emergency_coverage_warning()))
             }
             RoutingCommand::Delete { kind, name } => self.delete(*kind, name),
+            RoutingCommand::SetPolicy {
+                tenant,
+                scope,
+                rules,
+            } => {
+                let Some(current) = self.tenants.get(tenant) else {
+                    return Err(Error::not_found("tenant", tenant.clone()));
+                };
+                let mut policy = current.policy.clone();
+                let replaced = policy.set(scope, rules.clone());
+                policy.validate(&current.dial_plan)?;
+                if let Some(current) = self.tenants.get_mut(tenant) {
+                    current.policy = policy;
+                }
+                Ok(RoutingResponse::Put {
+                    replaced,
+                    warnings: Vec::new(),
+                })
+            }
             RoutingCommand::SetDrained { gateway, drained } => {
                 if !self.gateways.contains_key(gateway) {
                     return Err(Error::not_found("gateway", gateway.clone()));
@@ -753,5 +877,21 @@ fn put<T: Clone>(
         )));
     }
     map.insert(name.to_owned(), value.clone());
-    Ok(RoutingResponse::Put { replaced: exists })
+    Ok(RoutingResponse::Put {
+        replaced: exists,
+        warnings: Vec::new(),
+    })
+}
+
+fn with_warnings(response: RoutingResponse, warning: Option<String>) -> RoutingResponse {
+    match response {
+        RoutingResponse::Put {
+            replaced,
+            mut warnings,
+        } => {
+            warnings.extend(warning);
+            RoutingResponse::Put { replaced, warnings }
+        }
+        other => other,
+    }
 }

@@ -29,8 +29,10 @@ mod select;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use model::is_digits;
+
 pub use classify::{
-    classify, DestinationClass, HighRiskList, MAX_HIGH_RISK_PREFIXES,
+    classify, is_abroad, DestinationClass, HighRiskList, MAX_HIGH_RISK_PREFIXES,
     NANP_OTHER_COUNTRY_AREA_CODES, NANP_PREMIUM_AREA_CODE, NANP_PREMIUM_EXCHANGE,
     NANP_TOLL_FREE_AREA_CODES,
 };

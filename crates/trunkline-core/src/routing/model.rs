@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::CallingPolicy;
 use crate::FieldError;
 
 /// Longest name of a tenant, carrier or gateway, in bytes.
@@ -244,6 +245,8 @@ pub enum Capability {
     Tls,
     /// Encrypted media (SRTP).
     Srtp,
+    /// Takes emergency calls (911, 112) as dialled; only such carriers get them.
+    Emergency,
 }
 
 impl Capability {
@@ -252,6 +255,7 @@ impl Capability {
             Capability::T38 => "t38",
             Capability::Tls => "tls",
             Capability::Srtp => "srtp",
+            Capability::Emergency => "emergency",
         }
     }
 }
@@ -270,9 +274,10 @@ impl FromStr for Capability {
             "t38" => Ok(Capability::T38),
             "tls" => Ok(Capability::Tls),
             "srtp" => Ok(Capability::Srtp),
+            "emergency" => Ok(Capability::Emergency),
             _ => Err(FieldError::new(
                 "capability",
-                "must be one of t38, tls, srtp",
+                "must be one of t38, tls, srtp, emergency",
             )),
         }
     }
@@ -290,6 +295,8 @@ pub struct Tenant {
     /// Capabilities every carrier used for this tenant must have (e.g. `tls` and `srtp` for a
     /// tenant under HIPAA-style rules).
     pub required_capabilities: BTreeSet<Capability>,
+    /// Which calls the tenant's users may make ([`CallingPolicy`]); empty allows every call.
+    pub policy: CallingPolicy,
 }
 
 impl Tenant {
@@ -312,7 +319,14 @@ impl Tenant {
                 ));
             }
         }
-        Ok(())
+        if self.required_capabilities.contains(&Capability::Emergency) {
+            return Err(FieldError::new(
+                "required_capabilities",
+                "emergency is what routing looks for on a carrier for emergency calls; a \
+                 tenant's other calls can't require it",
+            ));
+        }
+        self.policy.validate(&self.dial_plan)
     }
 
     /// Whether the tenant may use the named carrier.

@@ -29,12 +29,17 @@
 //!    priorities. Weight 0 means standby: after every weighted peer, in name order.
 //! 5. One leg per gateway, carriers in order and each carrier's gateways in order.
 //!
-//! Emergency calls are never lost to a tenant's routing restrictions: a carrier that is not
-//! allowed for the tenant or lacks a required capability, and a non-TLS gateway for a tenant
-//! that requires TLS, are kept for an emergency call but ordered after every carrier and
-//! gateway that meets the restrictions (reaching emergency services matters more than the
-//! carrier preference or transport rule). Excluded, disabled, down, drained and full ones,
-//! fax without T.38 and carriers without an emergency prefix are still dropped.
+//! Emergency calls go to carriers with the `emergency` capability only, with the number as
+//! the caller dialled it (`911`, `933`, `112`): emergency services are reached by the short
+//! code, not by an E.164 form, so the carrier's translation is not applied. A carrier's deck
+//! prices the call when it lists the routing digits (country code and code, `1911`); without
+//! such a row the call is routed at no charge. Emergency calls are never lost to a tenant's
+//! routing restrictions: a carrier that is not allowed for the tenant or lacks a required
+//! capability, and a non-TLS gateway for a tenant that requires TLS, are kept for an emergency
+//! call but ordered after every carrier and gateway that meets the restrictions (reaching
+//! emergency services matters more than the carrier preference or transport rule). Excluded,
+//! disabled, down, drained and full ones, fax without T.38 and carriers without the
+//! `emergency` capability are still dropped.
 //!
 //! Ties are broken by name, and candidates are considered in name order whatever order the
 //! configuration lists them in, so the result depends only on the configuration and the
@@ -93,15 +98,22 @@ pub struct RouteInput<'a> {
 pub struct Leg<'a> {
     pub carrier: &'a Carrier,
     pub gateway: &'a Gateway,
-    /// The deck prefix, rate and connect fee that price the call on this carrier.
-    pub rate: &'a RateMatch<'a>,
+    /// The deck prefix, rate and connect fee that price the call on this carrier (an empty
+    /// prefix and no charge for an emergency call the deck does not list).
+    pub rate: RateMatch<'a>,
     /// The destination's routing digits, which the carrier's translation applies to.
     digits: &'a str,
+    /// For an emergency call, the code as dialled, sent untranslated.
+    emergency_code: Option<&'a str>,
 }
 
 impl Leg<'_> {
-    /// The number as this carrier wants it: its translation applied to the destination.
+    /// The number as this carrier wants it: its translation applied to the destination, or
+    /// the emergency code as dialled.
     pub fn dial_string(&self) -> String {
+        if let Some(code) = self.emergency_code {
+            return code.to_owned();
+        }
         // Selection only keeps carriers whose translation leaves digits, so this is never the
         // empty fallback.
         self.carrier
@@ -219,7 +231,11 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
     let Some(digits) = input.destination.routing_digits() else {
         return RouteDecision::default();
     };
-    let emergency = input.destination.is_emergency();
+    let emergency_code = match input.destination {
+        Normalized::Emergency { code, .. } => Some(code.as_str()),
+        _ => None,
+    };
+    let emergency = emergency_code.is_some();
     let requires_tls = input
         .tenant
         .required_capabilities
@@ -264,11 +280,20 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
         let allowed_for_tenant = input.tenant.allowed_carriers.is_empty() || preference.is_some();
         let assessed =
             assess_carrier(carrier, input, allowed_for_tenant, emergency).and_then(|waived| {
+                if emergency {
+                    let free = RateMatch {
+                        carrier: name,
+                        prefix: "",
+                        rate_micros_per_minute: 0,
+                        connect_fee_micros: 0,
+                    };
+                    return Ok((waived, rate.copied().unwrap_or(free)));
+                }
                 let rate = rate.ok_or(DropReason::NoMatchingPrefix)?;
                 if usize::from(carrier.translation.strip_digits) >= digits.len() {
                     return Err(DropReason::NumberTooShortForTranslation);
                 }
-                Ok((waived, rate))
+                Ok((waived, *rate))
             });
         let (waived, rate) = match assessed {
             Ok(assessed) => assessed,
@@ -352,6 +377,7 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
                 gateway: usable.gateway,
                 rate: carrier.rate,
                 digits,
+                emergency_code,
             });
             explanation.set(usable.explanation_slot, verdict(legs.len(), usable.waived));
         }
@@ -365,7 +391,7 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
 /// A carrier that survived the checks, with what ordering needs.
 struct Eligible<'a> {
     carrier: &'a Carrier,
-    rate: &'a RateMatch<'a>,
+    rate: RateMatch<'a>,
     /// The restriction waived because the call is an emergency call, if any.
     waived: Option<DropReason>,
     /// Its usable gateways, in order, as a range of the shared list.
@@ -451,6 +477,9 @@ fn assess_carrier(
     }
     if input.media == Media::Fax && !carrier.capabilities.contains(&Capability::T38) {
         return Err(DropReason::MissingCapability(Capability::T38));
+    }
+    if emergency && !carrier.capabilities.contains(&Capability::Emergency) {
+        return Err(DropReason::MissingCapability(Capability::Emergency));
     }
     let restriction = if !allowed_for_tenant {
         Some(DropReason::NotAllowedForTenant)

@@ -455,5 +455,14 @@ where
         .client
         .admin(Retry::NotSent, |admin| call(admin, request.clone()))
         .await?;
+    print_warnings(&response.warnings);
     Ok(response.applied_index)
+}
+
+/// What a write left wrong without being refused (a tenant whose emergency calls have no
+/// carrier), on stderr where a script's output parsing won't swallow it.
+pub fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
 }

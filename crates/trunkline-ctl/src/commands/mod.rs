@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod health;
 pub mod keys;
 mod kinds;
+pub mod policy;
 pub mod rates;
 pub mod route;
 pub mod tenant;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Customer accounts: dial plans, routing strategy, allowed carriers.
     #[command(subcommand)]
     Tenant(tenant::Command),
+    /// Calling policies: which calls a tenant's users may make (fraud controls).
+    #[command(subcommand)]
+    Policy(policy::Command),
     /// Providers that terminate calls.
     #[command(subcommand)]
     Carrier(carrier::Command),
@@ -83,6 +87,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Cluster(command) => cluster::exec(command, context).await,
         Command::Config(command) => config::exec(command, context).await,
         Command::Tenant(command) => tenant::exec(command, context).await,
+        Command::Policy(command) => policy::exec(command, context).await,
         Command::Carrier(command) => carrier::exec(command, context).await,
         Command::Gateway(command) => gateway::exec(command, context).await,
         Command::Health(args) => health::exec(args, context).await,

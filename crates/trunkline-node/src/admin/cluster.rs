@@ -95,9 +95,9 @@ impl AdminApi {
 
     pub(super) async fn list_members(
         &self,
-        _request: proto::ListMembersRequest,
+        request: proto::ListMembersRequest,
     ) -> Result<proto::ListMembersResponse, Status> {
-        let (applied, read_state) = self.cluster.read(Default::default()).await?;
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
         Ok(proto::ListMembersResponse {
             members: convert::members(applied.membership.membership(), read_state.leader_id),
             read_state: Some(read_state.into()),

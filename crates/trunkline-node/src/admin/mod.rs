@@ -81,19 +81,29 @@ impl AdminApi {
     /// Writes a routing or inbound put (or another write answered with a PutResponse).
     async fn put(&self, command: Command) -> Result<proto::PutResponse, Status> {
         let (response, applied_index) = self.cluster.write(command).await?;
-        let replaced = match response {
-            trunkline_core::Response::Routing(RoutingResponse::Put { replaced })
-            | trunkline_core::Response::Inbound(InboundResponse::Put { replaced }) => replaced,
-            trunkline_core::Response::Routing(_) | trunkline_core::Response::Inbound(_) => false,
+        let (replaced, warnings) = match response {
+            trunkline_core::Response::Routing(RoutingResponse::Put { replaced, warnings }) => {
+                (replaced, warnings)
+            }
+            trunkline_core::Response::Inbound(InboundResponse::Put { replaced }) => {
+                (replaced, Vec::new())
+            }
+            trunkline_core::Response::Routing(_) | trunkline_core::Response::Inbound(_) => {
+                (false, Vec::new())
+            }
             other => {
                 return Err(Status::internal(format!(
                     "unexpected response to a put: {other:?}"
                 )))
             }
         };
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
         Ok(proto::PutResponse {
             applied_index,
             replaced,
+            warnings,
         })
     }
 }
@@ -233,6 +243,16 @@ impl AdminService for AdminApi {
         request: Request<proto::PutCarrierRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
         self.put_carrier(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_calling_policy(
+        &self,
+        request: Request<proto::SetCallingPolicyRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.set_calling_policy(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }

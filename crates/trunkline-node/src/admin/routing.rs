@@ -27,7 +27,7 @@ impl AdminApi {
         let tenant =
             convert::tenant_from_proto(required("tenant", request.tenant)?).map_err(domain)?;
         self.put(Command::Routing(RoutingCommand::PutTenant {
-            tenant,
+            tenant: Box::new(tenant),
             mode: put_mode(request.mode)?,
         }))
         .await
@@ -44,6 +44,27 @@ impl AdminApi {
             mode: put_mode(request.mode)?,
         }))
         .await
+    }
+
+    pub(super) async fn set_calling_policy(
+        &self,
+        request: proto::SetCallingPolicyRequest,
+        principal: &Option<Principal>,
+    ) -> Result<proto::PutResponse, Status> {
+        crate::auth::require_tenant(principal, &request.tenant)?;
+        let scope = convert::scope_from_text("scope", &request.scope).map_err(domain)?;
+        let rules = request
+            .rules
+            .map(convert::rules_from_proto)
+            .transpose()
+            .map_err(|error| domain(error.within("rules")))?;
+        let command = Command::Routing(RoutingCommand::SetPolicy {
+            tenant: request.tenant,
+            scope,
+            rules,
+        });
+        command.validate().map_err(domain)?;
+        self.put(command).await
     }
 
     pub(super) async fn put_gateway(

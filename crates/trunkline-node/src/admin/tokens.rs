@@ -141,6 +141,7 @@ impl AdminApi {
         Ok(proto::PutResponse {
             applied_index,
             replaced: true,
+            warnings: Vec::new(),
         })
     }
 }

@@ -51,6 +51,7 @@ fn tenant(name: &str, allowed: &[&str]) -> Tenant {
         strategy: Strategy::LeastCost,
         allowed_carriers: allowed.iter().map(|c| c.to_string()).collect(),
         required_capabilities: BTreeSet::new(),
+        policy: Default::default(),
     }
 }
 
@@ -173,7 +174,10 @@ fn put_modes_create_replace_and_upsert() {
             carrier: carrier("alpha"),
             mode: PutMode::Upsert
         }),
-        RoutingResponse::Put { replaced: true }
+        RoutingResponse::Put {
+            replaced: true,
+            warnings: Vec::new(),
+        }
     );
 }
 
@@ -189,7 +193,7 @@ fn references_must_exist_and_block_deletes() {
     assert_eq!(error, Error::not_found("carrier", "nope"));
     let error = log
         .apply(RoutingCommand::PutTenant {
-            tenant: tenant("t", &["nope"]),
+            tenant: Box::new(tenant("t", &["nope"])),
             mode: PutMode::Upsert,
         })
         .unwrap_err();
@@ -200,7 +204,7 @@ fn references_must_exist_and_block_deletes() {
         mode: PutMode::Upsert,
     });
     log.ok(RoutingCommand::PutTenant {
-        tenant: tenant("t", &["alpha"]),
+        tenant: Box::new(tenant("t", &["alpha"])),
         mode: PutMode::Upsert,
     });
     let error = log

@@ -127,6 +127,7 @@ fn tenant() -> Tenant {
         strategy: Strategy::LeastCost,
         allowed_carriers: vec!["alpha".to_owned(), "beta".to_owned()],
         required_capabilities: BTreeSet::from([Capability::Tls]),
+        policy: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ impl World {
                 strategy,
                 allowed_carriers: Vec::new(),
                 required_capabilities: BTreeSet::new(),
+                policy: Default::default(),
             },
             destination: Normalized::E164(E164Number::new("14155550100").unwrap()),
             carriers: Vec::new(),
@@ -202,7 +203,11 @@ fn render(decision: &Outcome) -> String {
             leg.dial_string,
             leg.rate_micros_per_minute,
             leg.connect_fee_micros,
-            leg.prefix
+            if leg.prefix.is_empty() {
+                "-"
+            } else {
+                &leg.prefix
+            }
         )
         .unwrap();
     }
@@ -417,14 +422,14 @@ fn emergency_calls_waive_tenant_restrictions_but_prefer_compliant_routes() {
         routing_digits: "1911".to_owned(),
     };
     world
-        .carrier("alpha", &[Capability::Tls], 0, 0)
+        .carrier("alpha", &[Capability::Tls, Capability::Emergency], 0, 0)
         .gateway("alpha", "alpha-udp", 0, 1)
         .gateway("alpha", "alpha-tls", 5, 1)
-        .carrier("beta", &[], 0, 0)
+        .carrier("beta", &[Capability::Emergency], 0, 0)
         .gateway("beta", "beta-udp", 0, 1)
-        .carrier("gamma", &[Capability::Tls], 0, 0)
+        .carrier("gamma", &[Capability::Tls, Capability::Emergency], 0, 0)
         .gateway("gamma", "gamma-tls", 0, 1)
-        .carrier("delta", &[Capability::Tls], 0, 0)
+        .carrier("delta", &[Capability::Tls, Capability::Emergency], 0, 0)
         .gateway("delta", "delta-tls", 0, 1);
     world.gateway_mut("alpha-tls").uri = SipUri::parse("sips:alpha-tls.example").unwrap();
     world.gateway_mut("gamma-tls").uri = SipUri::parse("sips:gamma-tls.example").unwrap();
@@ -437,10 +442,10 @@ fn emergency_calls_waive_tenant_restrictions_but_prefer_compliant_routes() {
     check(
         &world,
         "
-        1. alpha alpha-tls sips:alpha-tls.example 1911 0/0 1911
-        2. alpha alpha-udp sip:alpha-udp.example 1911 0/0 1911
-        3. beta beta-udp sip:beta-udp.example 1911 0/0 1911
-        4. gamma gamma-tls sips:gamma-tls.example 1911 0/0 1911
+        1. alpha alpha-tls sips:alpha-tls.example 911 0/0 1911
+        2. alpha alpha-udp sip:alpha-udp.example 911 0/0 1911
+        3. beta beta-udp sip:beta-udp.example 911 0/0 1911
+        4. gamma gamma-tls sips:gamma-tls.example 911 0/0 1911
         alpha: kept: rank 1
         |  alpha/alpha-tls: kept: rank 1
         |  alpha/alpha-udp: kept for emergency: rank 2 (gateway transport is not TLS waived)
@@ -486,6 +491,46 @@ fn excluded_carriers_and_extensions_get_no_legs() {
     );
     world.destination = Normalized::Extension("2001".to_owned());
     assert_eq!(world.decide(1), Outcome::default());
+}
+
+#[test]
+fn emergency_calls_go_to_emergency_capable_carriers_as_dialled() {
+    for code in ["911", "933"] {
+        let mut world = World::new(Strategy::LeastCost);
+        world.destination = Normalized::Emergency {
+            code: code.to_owned(),
+            routing_digits: format!("1{code}"),
+        };
+        world
+            .carrier("alpha", &[Capability::Emergency], 500, 0)
+            .gateway("alpha", "alpha-1", 0, 1)
+            .carrier("beta", &[], 0, 0)
+            .gateway("beta", "beta-1", 0, 1)
+            .carrier("gamma", &[Capability::Emergency], 0, 0)
+            .gateway("gamma", "gamma-1", 0, 1);
+        // The translations would mangle the code; an emergency call is sent as dialled.
+        world.carrier_mut("alpha").translation = Translation {
+            strip_digits: 0,
+            tech_prefix: "0101".to_owned(),
+            plus: true,
+        };
+        // gamma's deck has no row for the code: routed at no charge.
+        world.rates.retain(|(carrier, ..)| carrier != "gamma");
+        check(
+            &world,
+            &format!(
+                "
+                1. gamma gamma-1 sip:gamma-1.example {code} 0/0 -
+                2. alpha alpha-1 sip:alpha-1.example {code} 500/0 1{code}
+                alpha: kept: rank 2
+                |  alpha/alpha-1: kept: rank 2
+                beta: dropped: lacks capability emergency
+                gamma: kept: rank 1
+                |  gamma/gamma-1: kept: rank 1
+                "
+            ),
+        );
+    }
 }
 
 #[test]
@@ -672,7 +717,12 @@ mod properties {
     use super::*;
     use crate::routing::Transport;
 
-    const CAPABILITIES: [Capability; 3] = [Capability::T38, Capability::Tls, Capability::Srtp];
+    const CAPABILITIES: [Capability; 4] = [
+        Capability::T38,
+        Capability::Tls,
+        Capability::Srtp,
+        Capability::Emergency,
+    ];
 
     fn capability_set(mask: u8) -> BTreeSet<Capability> {
         CAPABILITIES
@@ -731,7 +781,7 @@ mod properties {
     fn carrier_plan() -> impl ValueStrategy<Value = CarrierPlan> {
         (
             prop::bool::weighted(0.85),
-            0..8_u8,
+            0..16_u8,
             prop_oneof![4 => Just(0_u8), 1 => Just(1_u8), 1 => Just(12_u8)],
             any::<bool>(),
             any::<bool>(),
@@ -876,11 +926,18 @@ mod properties {
             .concurrent_calls
             .as_ref()
             .and_then(|calls| calls.get(&gateway.name));
+        // An emergency call needs the emergency capability, not a deck row or digits left
+        // after the translation (the code is sent as dialled).
+        let reachable = if emergency {
+            carrier.capabilities.contains(&Capability::Emergency)
+        } else {
+            world.rates.iter().any(|(name, ..)| *name == carrier.name)
+                && usize::from(carrier.translation.strip_digits) < digits.len()
+        };
         carrier.enabled
             && !world.excluded.contains(&carrier.name)
             && (world.media == Media::Voice || carrier.capabilities.contains(&Capability::T38))
-            && world.rates.iter().any(|(name, ..)| *name == carrier.name)
-            && usize::from(carrier.translation.strip_digits) < digits.len()
+            && reachable
             && (restrictions_met || emergency)
             && gateway.enabled
             && world
@@ -940,19 +997,27 @@ mod properties {
                 }
             }
 
-            // Each carrier's dial string is its translation of the number, and its rate is its own.
+            // Each carrier's dial string is its translation of the number (an emergency code as
+            // dialled), and its rate is its own (none for an emergency call its deck lacks).
             let digits = world.destination.routing_digits().unwrap();
             for leg in &decision.legs {
                 let translation = &carrier(&leg.carrier).translation;
-                let expected = format!(
-                    "{}{}{}",
-                    translation.tech_prefix,
-                    if translation.plus { "+" } else { "" },
-                    &digits[usize::from(translation.strip_digits)..]
-                );
+                let expected = match &world.destination {
+                    Normalized::Emergency { code, .. } => code.clone(),
+                    _ => format!(
+                        "{}{}{}",
+                        translation.tech_prefix,
+                        if translation.plus { "+" } else { "" },
+                        &digits[usize::from(translation.strip_digits)..]
+                    ),
+                };
                 prop_assert_eq!(&leg.dial_string, &expected);
-                let (_, prefix, rate, fee) = world.rates.iter().find(|(name, ..)| *name == leg.carrier).unwrap();
-                prop_assert_eq!((&leg.prefix, leg.rate_micros_per_minute, leg.connect_fee_micros), (prefix, *rate, *fee));
+                let rate = world
+                    .rates
+                    .iter()
+                    .find(|(name, ..)| *name == leg.carrier)
+                    .map_or((String::new(), 0, 0), |(_, prefix, rate, fee)| (prefix.clone(), *rate, *fee));
+                prop_assert_eq!((leg.prefix.clone(), leg.rate_micros_per_minute, leg.connect_fee_micros), rate);
             }
 
             // Strategy order, for calls without emergency waivers.

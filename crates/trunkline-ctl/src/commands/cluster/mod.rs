@@ -6,7 +6,7 @@ use serde::Serialize;
 use trunkline_client::{proto, Retry};
 
 use crate::{
-    commands::view,
+    commands::{config::ReadFlags, view},
     context::{require_node_id, Context, Failure},
     output,
 };
@@ -39,8 +39,11 @@ pub enum Command {
     },
     /// Leader, term, indexes and replication lag.
     Status,
-    /// Members with their roles and addresses.
-    Members,
+    /// Members with their roles and addresses (--linearizable: as the leader sees them).
+    Members {
+        #[command(flatten)]
+        read: ReadFlags,
+    },
 }
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
@@ -108,11 +111,14 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             )
         }
         Command::Status => status::exec(context).await,
-        Command::Members => {
+        Command::Members { read } => {
             let response = context
                 .client
                 .admin(Retry::Idempotent, |mut admin| async move {
-                    admin.list_members(proto::ListMembersRequest {}).await
+                    let request = proto::ListMembersRequest {
+                        consistency: Some(read.into()),
+                    };
+                    admin.list_members(request).await
                 })
                 .await?;
             let members = view::members(&response.members);

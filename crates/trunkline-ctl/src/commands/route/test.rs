@@ -1,9 +1,11 @@
-//! `trunkctl route test NUMBER --tenant T [--from N] [--fax]`: what RouteOutbound answers for
-//! a call, with the explanation of every candidate.
+//! `trunkctl route test NUMBER --tenant T [--from N] [--extension E] [--source KIND] [--fax]`:
+//! what RouteOutbound answers for a call, with the explanation of every candidate.
 //!
 //! An unknown tenant or an invalid number comes back as a gRPC error (NOT_FOUND,
-//! INVALID_ARGUMENT) and exits 1 like any failed request. A valid number that no carrier can
-//! take is an answer with a refusal: the explanation is printed and the command exits 3.
+//! INVALID_ARGUMENT) and exits 1 like any failed request. A valid number that the tenant's
+//! calling policy blocks or no carrier can take is an answer with a refusal: the refusal and
+//! the explanation are printed and the command exits 3. Configuration warnings (a tenant with
+//! no emergency-capable carrier) are printed first, on stderr too.
 
 use serde::Serialize;
 use trunkline_client::{proto, Retry};
@@ -22,9 +24,16 @@ pub struct Args {
     /// The tenant placing the call; its dial plan and carriers apply.
     #[arg(long)]
     tenant: String,
-    /// The calling number.
+    /// The calling number; one of the tenant's extensions picks that extension's policy.
     #[arg(long, default_value = "")]
     from: String,
+    /// The calling extension or device, for its calling policy (default: --from when it is
+    /// an extension).
+    #[arg(long, default_value = "")]
+    extension: String,
+    /// Where the call comes from, for the calling policy.
+    #[arg(long, value_enum, default_value_t = SourceFlag::Phone)]
+    source: SourceFlag,
     /// A fax call: only carriers with T.38.
     #[arg(long)]
     fax: bool,
@@ -56,11 +65,31 @@ struct Candidate {
     reason: String,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SourceFlag {
+    Phone,
+    AutoAttendant,
+    Voicemail,
+}
+
+impl From<SourceFlag> for proto::CallSource {
+    fn from(source: SourceFlag) -> Self {
+        match source {
+            SourceFlag::Phone => proto::CallSource::Phone,
+            SourceFlag::AutoAttendant => proto::CallSource::AutoAttendant,
+            SourceFlag::Voicemail => proto::CallSource::Voicemail,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Refusal {
     reason: &'static str,
     message: String,
     sip_code: u32,
+    /// For a policy block, the scope whose rule blocked the call.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
 }
 
 #[derive(Serialize)]
@@ -70,6 +99,8 @@ struct Routed {
     legs: Vec<Leg>,
     refusal: Option<Refusal>,
     explanation: Vec<Candidate>,
+    /// What the configuration gets wrong for the tenant.
+    warnings: Vec<String>,
     route_token: String,
     read_state: view::ReadState,
 }
@@ -100,6 +131,8 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         .into(),
         explain: true,
         min_applied_index: args.min_index,
+        source: proto::CallSource::from(args.source).into(),
+        extension: args.extension.clone(),
     };
     let response = context
         .client
@@ -109,14 +142,34 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         })
         .await?;
     let routed = Routed::from(response);
-    let refused = routed
-        .refusal
-        .as_ref()
-        .map(|refusal| format!("no route for {}: {}", args.number, refusal.message));
+    for warning in &routed.warnings {
+        eprintln!("{warning}");
+    }
+    let refused = routed.refusal.as_ref().map(|refusal| {
+        if refusal.scope.is_empty() {
+            format!("no route for {}: {}", args.number, refusal.message)
+        } else {
+            format!("{} is blocked: {}", args.number, refusal.message)
+        }
+    });
     output::emit(context.format, &routed, render)?;
     match refused {
         Some(message) => Err(Failure::ConditionFailed(message)),
         None => Ok(()),
+    }
+}
+
+fn refusal_reason_name(reason: i32) -> &'static str {
+    match proto::RefusalReason::try_from(reason) {
+        Ok(proto::RefusalReason::NoRoute) => "no-route",
+        Ok(proto::RefusalReason::PolicyDisabled) => "disabled",
+        Ok(proto::RefusalReason::PolicyBlockedPrefix) => "blocked-prefix",
+        Ok(proto::RefusalReason::PolicyPremium) => "premium",
+        Ok(proto::RefusalReason::PolicyInternational) => "international",
+        Ok(proto::RefusalReason::PolicyCountryNotAllowed) => "country-not-allowed",
+        Ok(proto::RefusalReason::PolicyLongDistance) => "long-distance",
+        Ok(proto::RefusalReason::PolicyOutsideAllowedHours) => "outside-allowed-hours",
+        Ok(proto::RefusalReason::Unspecified) | Err(_) => "unknown",
     }
 }
 
@@ -152,13 +205,12 @@ impl From<proto::RouteOutboundResponse> for Routed {
                 })
                 .collect(),
             refusal: response.refusal.map(|refusal| Refusal {
-                reason: match proto::RefusalReason::try_from(refusal.reason) {
-                    Ok(proto::RefusalReason::NoRoute) => "no-route",
-                    _ => "unknown",
-                },
+                reason: refusal_reason_name(refusal.reason),
                 message: refusal.message,
                 sip_code: refusal.sip_code,
+                scope: refusal.scope,
             }),
+            warnings: response.warnings,
             explanation: response
                 .explanation
                 .into_iter()
@@ -177,15 +229,26 @@ impl From<proto::RouteOutboundResponse> for Routed {
 }
 
 fn render(routed: &Routed) -> String {
-    let mut text = format!(
+    let mut text = String::new();
+    for warning in &routed.warnings {
+        text.push_str(&format!("{warning}\n"));
+    }
+    text.push_str(&format!(
         "Number: {} ({})\n",
         routed.normalized, routed.destination_class
-    );
+    ));
     if let Some(refusal) = &routed.refusal {
-        text.push_str(&format!(
-            "Refused: {} (SIP {})\n",
-            refusal.message, refusal.sip_code
-        ));
+        if refusal.scope.is_empty() {
+            text.push_str(&format!(
+                "Refused: {} (SIP {})\n",
+                refusal.message, refusal.sip_code
+            ));
+        } else {
+            text.push_str(&format!(
+                "Blocked by calling policy ({}): {} (SIP {})\n",
+                refusal.reason, refusal.message, refusal.sip_code
+            ));
+        }
     }
     if !routed.legs.is_empty() {
         let legs: Vec<(usize, &Leg)> = routed.legs.iter().enumerate().collect();
