@@ -65,6 +65,7 @@ fn state() -> State {
                 allowed_carriers: Vec::new(),
                 required_capabilities: BTreeSet::new(),
                 policy: Default::default(),
+                limits: Default::default(),
             }),
             mode: Default::default(),
         }),

@@ -152,6 +152,7 @@ impl RoutingSetup {
             allowed_carriers: Vec::new(),
             required_capabilities: BTreeSet::new(),
             policy: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -214,6 +214,7 @@ pub fn object_of(command: &Command) -> String {
             format!("token {token}")
         }
         Command::Audit(_) => "audit log".to_owned(),
+        Command::Usage(_) => "usage".to_owned(),
         Command::Tick => "clock".to_owned(),
     }
 }

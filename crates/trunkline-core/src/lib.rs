@@ -16,6 +16,7 @@ pub mod routing;
 pub mod settings;
 pub mod sip;
 pub mod state;
+pub mod usage;
 
 pub use error::Error;
 pub use field::FieldError;

@@ -19,6 +19,7 @@ use crate::{
     inbound::{InboundCommand, InboundConfig, InboundResponse},
     routing::{ObjectKind, RoutingCommand, RoutingConfig, RoutingResponse},
     settings::{Settings, SettingsCommand, SettingsResponse},
+    usage::{UsageBook, UsageCommand, UsageResponse},
 };
 
 /// One entry of the replicated log, as proposed by the leader.
@@ -45,6 +46,8 @@ pub enum Command {
     Tokens(TokenCommand),
     /// Refused or failed authentications, for the audit log.
     Audit(AuditCommand),
+    /// Admissions of calls of tenants with usage limits, and the ends of those calls.
+    Usage(UsageCommand),
     /// Only moves the log's time on, so time-based state (registration expiry) advances on
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
@@ -61,6 +64,7 @@ impl Command {
             Command::Inbound(command) => command.validate(),
             Command::Tokens(command) => command.validate(),
             Command::Audit(command) => command.validate(),
+            Command::Usage(command) => Ok(command.validate()?),
             Command::Tick => Ok(()),
         }
     }
@@ -85,6 +89,7 @@ pub enum Response {
     Health(HealthResponse),
     Inbound(InboundResponse),
     Tokens(TokenResponse),
+    Usage(UsageResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -101,6 +106,7 @@ pub struct State {
     inbound: Arc<InboundConfig>,
     tokens: Arc<Tokens>,
     audit: Arc<AuditLog>,
+    usage: Arc<UsageBook>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -172,6 +178,15 @@ impl State {
                 match Arc::make_mut(&mut self.routing).apply(self.last_time_ms, command) {
                     Ok(response) => {
                         if let RoutingCommand::Delete {
+                            kind: ObjectKind::Tenant,
+                            name,
+                        } = command
+                        {
+                            if self.usage.tenant(name).is_some() {
+                                Arc::make_mut(&mut self.usage).remove_tenant(name);
+                            }
+                        }
+                        if let RoutingCommand::Delete {
                             kind: ObjectKind::Gateway,
                             name,
                         } = command
@@ -230,7 +245,22 @@ impl State {
                 if self.inbound.registrations().expiry_due(self.last_time_ms) {
                     Arc::make_mut(&mut self.inbound).expire(self.last_time_ms);
                 }
+                self.expire_calls();
                 Response::None
+            }
+            Command::Usage(command) => {
+                self.expire_calls();
+                let now = self.last_time_ms;
+                let routing = &self.routing;
+                let usage = Arc::make_mut(&mut self.usage);
+                Response::Usage(match command {
+                    UsageCommand::Admit(admissions) => {
+                        UsageResponse::Admitted(usage.admit(now, admissions, |tenant| {
+                            routing.tenant(tenant).map(|tenant| &tenant.limits)
+                        }))
+                    }
+                    UsageCommand::End(ends) => UsageResponse::Ended(usage.end(ends)),
+                })
             }
             Command::Inbound(command) => {
                 if let InboundCommand::PutEdge { edge, .. } = command {
@@ -284,6 +314,17 @@ impl State {
 
     pub fn events(&self) -> &Arc<EventLog> {
         &self.events
+    }
+
+    pub fn usage(&self) -> &Arc<UsageBook> {
+        &self.usage
+    }
+
+    /// Releases the admitted calls whose end is overdue (their grant ran out unreported).
+    fn expire_calls(&mut self) {
+        if self.usage.expiry_due(self.last_time_ms) {
+            Arc::make_mut(&mut self.usage).expire(self.last_time_ms);
+        }
     }
 
     /// The time of the most recently applied request, in unix milliseconds.

@@ -1,6 +1,7 @@
 //! `trunkctl policy` as an operator uses it: scopes set rule by rule, shown, cleared; `route
 //! test` showing a blocked call with its reason and SIP code, and emergency calls going through
-//! every block; mistakes named by their flag before anything is sent.
+//! every block; usage limits set and shown; mistakes named by their flag before anything is
+//! sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -292,6 +293,142 @@ fn scopes_block_calls_and_emergency_calls_go_through() {
                 "on",
             ],
         ),
+        3,
+        &[],
+        &["tenant \"nobody\" not found"],
+    );
+}
+
+#[test]
+fn usage_limits_are_set_shown_and_checked_before_anything_is_sent() {
+    let dead = closed_port();
+    for (args, needle) in [
+        (
+            &["usage", "limits", "--tenant", "acme"][..],
+            "nothing to change",
+        ),
+        (
+            &[
+                "usage",
+                "limits",
+                "--tenant",
+                "acme",
+                "--concurrent-calls",
+                "many",
+            ],
+            "--concurrent-calls",
+        ),
+        (
+            &["usage", "limits", "--tenant", "acme", "--spend-per-day=-3"],
+            "--spend-per-day",
+        ),
+    ] {
+        check(trunkctl_with(&dead, args), 2, &[], &[needle]);
+    }
+    let node = start_node();
+    check(trunkctl(&node, &["tenant", "add", "acme"]), 0, &[], &[]);
+    check(
+        trunkctl(
+            &node,
+            &[
+                "usage",
+                "limits",
+                "--tenant",
+                "acme",
+                "--concurrent-calls",
+                "10",
+                "--spend-per-day",
+                "25.50",
+                "--max-premium-duration",
+                "10m",
+            ],
+        ),
+        0,
+        &[],
+        &[],
+    );
+    check(
+        trunkctl(
+            &node,
+            &[
+                "usage",
+                "limits",
+                "--tenant",
+                "acme",
+                "--each-extension",
+                "--concurrent-calls",
+                "2",
+            ],
+        ),
+        0,
+        &[],
+        &[],
+    );
+    // A limit of 0 is refused by the check the node makes too, naming the flag.
+    check(
+        trunkctl(
+            &node,
+            &[
+                "usage",
+                "limits",
+                "--tenant",
+                "acme",
+                "--calls-per-day",
+                "0",
+            ],
+        ),
+        2,
+        &[],
+        &["--calls-per-day"],
+    );
+    let shown = check(
+        trunkctl(&node, &["usage", "show", "--tenant", "acme"]),
+        0,
+        &["calls now", "0 / 10", "spend today", "25.5"],
+        &[],
+    );
+    assert!(shown.contains("calls today"), "{shown}");
+    let listed = json(&check(
+        trunkctl(
+            &node,
+            &["--output", "json", "usage", "show", "--tenant", "acme"],
+        ),
+        0,
+        &[],
+        &[],
+    ));
+    assert_eq!(listed["limits"]["concurrent_calls"], 10);
+    assert_eq!(listed["extension_limits"]["concurrent_calls"], 2);
+    assert_eq!(listed["usage"]["active_calls"], 0);
+    // Removing a limit.
+    check(
+        trunkctl(
+            &node,
+            &[
+                "usage",
+                "limits",
+                "--tenant",
+                "acme",
+                "--concurrent-calls",
+                "none",
+            ],
+        ),
+        0,
+        &[],
+        &[],
+    );
+    let listed = json(&check(
+        trunkctl(
+            &node,
+            &["--output", "json", "usage", "show", "--tenant", "acme"],
+        ),
+        0,
+        &[],
+        &[],
+    ));
+    assert!(listed["limits"]["concurrent_calls"].is_null(), "{listed}");
+    check(
+        trunkctl(&node, &["usage", "show", "--tenant", "nobody"]),
         3,
         &[],
         &["tenant \"nobody\" not found"],

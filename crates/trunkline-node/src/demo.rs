@@ -300,6 +300,7 @@ pub async fn seed(cluster: &Cluster) -> Result<bool, ClusterError> {
         allowed_carriers: Vec::new(),
         required_capabilities: BTreeSet::new(),
         policy: Default::default(),
+        limits: Default::default(),
     };
     cluster
         .write(Command::Routing(RoutingCommand::PutTenant {

@@ -37,4 +37,5 @@ pub mod storage_guard;
 pub mod streams;
 pub mod ticker;
 pub mod tls;
+pub mod usage;
 mod wire;

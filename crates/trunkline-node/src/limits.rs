@@ -220,5 +220,7 @@ pub const DEFAULT_MAX_LEGS_PER_ANSWER: usize = 32;
 pub const MAX_LEGS_PER_ANSWER: usize = 1_000;
 /// Candidate lines in one explanation before the rest are summed up in one "and N more" line.
 pub const MAX_EXPLANATION_LINES: usize = 64;
+/// Extensions in one GetUsage answer, the busiest first.
+pub const MAX_USAGE_EXTENSIONS: usize = 1_000;
 /// Largest `streams.max_*_streams` accepted.
 pub const MAX_STREAMS_LIMIT: usize = 10_000;

@@ -43,6 +43,7 @@ pub enum Refused {
 /// A route decision, ready for the wire.
 pub struct Outcome {
     pub normalized: String,
+    pub class: DestinationClass,
     pub destination_class: proto::DestinationClass,
     pub legs: Vec<proto::Leg>,
     pub explanation: Vec<proto::Candidate>,
@@ -174,6 +175,7 @@ pub fn route(
     };
     let mut outcome = Outcome {
         normalized: normalized.to_string(),
+        class,
         destination_class: class_to_proto(class),
         legs: Vec::new(),
         explanation: Vec::new(),

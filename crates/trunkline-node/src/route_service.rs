@@ -14,6 +14,7 @@ use trunkline_core::{
     },
     policy::{BlockReason, Blocked},
     routing::{validate_name, Media},
+    usage::{Admission, Admitted, CallEnd, Ended, LimitKind},
     Error,
 };
 
@@ -29,6 +30,7 @@ use crate::{
     registrar::Registrar,
     route_token,
     routing_view::{RoutingView, RoutingViews},
+    usage::Admitter,
 };
 
 /// Metadata on a refused RouteOutbound: why, in a word a proxy can switch on.
@@ -43,6 +45,7 @@ pub struct RouteApi {
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
+    admitter: Arc<Admitter>,
     /// Legs in one answer (`answers.max_legs`).
     max_legs: usize,
 }
@@ -53,6 +56,7 @@ impl RouteApi {
         views: Arc<RoutingViews>,
         health: Arc<HealthMonitor>,
         registrar: Arc<Registrar>,
+        admitter: Arc<Admitter>,
         service_limits: ServiceLimits,
     ) -> Self {
         RouteApi {
@@ -60,6 +64,7 @@ impl RouteApi {
             views,
             health,
             registrar,
+            admitter,
             max_legs: service_limits.max_legs,
         }
     }
@@ -83,6 +88,71 @@ impl RouteApi {
             staleness_ms: self.cluster.staleness_ms(&metrics),
         }
         .into()
+    }
+
+    /// Admits a routed call of a tenant with usage limits through the replicated state (the
+    /// grant in milliseconds), or the refusal; 0 and no write for emergency calls, calls with
+    /// no legs and tenants without limits. Limits fail closed: a node that can't write refuses.
+    async fn admit(
+        &self,
+        view: &RoutingView,
+        outcome: &outbound::Outcome,
+    ) -> Result<u64, proto::Refusal> {
+        if outcome.legs.is_empty()
+            || outcome.class == trunkline_core::routing::DestinationClass::Emergency
+        {
+            return Ok(0);
+        }
+        let Some(limits) = view
+            .applied
+            .state
+            .routing()
+            .tenant(&outcome.token.tenant)
+            .map(|tenant| tenant.limits.clone())
+            .filter(|limits| limits.is_limited())
+        else {
+            return Ok(0);
+        };
+        // The dearest leg: the grant covers whichever carrier answers.
+        let rate = outcome
+            .legs
+            .iter()
+            .map(|leg| leg.rate_micros_per_minute)
+            .max()
+            .unwrap_or(0);
+        let fee = outcome
+            .legs
+            .iter()
+            .map(|leg| leg.connect_fee_micros)
+            .max()
+            .unwrap_or(0);
+        let admission = Admission {
+            tenant: outcome.token.tenant.clone(),
+            call: outcome.token.call_id_hash,
+            extension: outcome.token.extension.clone(),
+            class: outcome.class,
+            rate_micros_per_minute: rate,
+            connect_fee_micros: fee,
+        };
+        match self.admitter.admit(admission).await {
+            Ok(Admitted::Yes { max_duration_ms }) => Ok(max_duration_ms),
+            Ok(Admitted::No { limit, message }) => Err(proto::Refusal {
+                reason: limit_reason(limit).into(),
+                message,
+                sip_code: u32::from(limits.refusal_sip_code),
+                scope: String::new(),
+            }),
+            Err(error) => Err(proto::Refusal {
+                reason: proto::RefusalReason::LimitUnavailable.into(),
+                message: format!(
+                    "the tenant's usage limits can't be checked now, so the call is refused: \
+                     {}",
+                    Status::from(error).message()
+                ),
+                sip_code: 503,
+                scope: String::new(),
+            }),
+        }
     }
 
     fn token_key(view: &RoutingView) -> Result<Vec<u8>, Status> {
@@ -128,6 +198,18 @@ fn policy_refusal(blocked: &Blocked) -> proto::Refusal {
         message: blocked.message.clone(),
         sip_code: u32::from(blocked.sip_code),
         scope: blocked.scope.key(),
+    }
+}
+
+fn limit_reason(limit: LimitKind) -> proto::RefusalReason {
+    match limit {
+        LimitKind::ConcurrentCalls => proto::RefusalReason::LimitConcurrentCalls,
+        LimitKind::CallsPerSecond => proto::RefusalReason::LimitCallsPerSecond,
+        LimitKind::CallsPerHour => proto::RefusalReason::LimitCallsPerHour,
+        LimitKind::CallsPerDay => proto::RefusalReason::LimitCallsPerDay,
+        LimitKind::MinutesPerDay => proto::RefusalReason::LimitMinutesPerDay,
+        LimitKind::SpendPerDay => proto::RefusalReason::LimitSpendPerDay,
+        LimitKind::ActiveCalls => proto::RefusalReason::LimitActiveCalls,
     }
 }
 
@@ -197,9 +279,9 @@ impl RouteService for RouteApi {
             now_ms,
             view.applied_index,
         );
-        let outcome = outbound::route(&view, token, request.explain, now_ms, self.max_legs)
+        let mut outcome = outbound::route(&view, token, request.explain, now_ms, self.max_legs)
             .map_err(refused)?;
-        let refusal = match &outcome.blocked {
+        let mut refusal = match &outcome.blocked {
             Some(blocked) => Some(policy_refusal(blocked)),
             None => outcome.legs.is_empty().then(|| {
                 let internal = outcome.destination_class == proto::DestinationClass::Internal;
@@ -215,15 +297,35 @@ impl RouteService for RouteApi {
                 }
             }),
         };
+        let mut max_duration_ms = 0;
+        let mut limited = false;
+        if refusal.is_none() {
+            match self.admit(&view, &outcome).await {
+                Ok(granted) => max_duration_ms = granted,
+                Err(refused) => {
+                    refusal = Some(refused);
+                    limited = true;
+                    outcome.legs.clear();
+                }
+            }
+        }
+        // A call the policy or a limit refused gets no token: ReportLeg must not route what
+        // was refused. (A call no carrier can take keeps its token; a reroute finds no more.)
+        let route_token = if outcome.blocked.is_some() || limited {
+            String::new()
+        } else {
+            route_token::encode(&outcome.token, &key).map_err(invalid)?
+        };
         Ok(Response::new(proto::RouteOutboundResponse {
             normalized: outcome.normalized,
             destination_class: outcome.destination_class.into(),
             legs: outcome.legs,
-            route_token: route_token::encode(&outcome.token, &key).map_err(invalid)?,
+            route_token,
             read_state: Some(self.read_state(&view)),
             refusal,
             explanation: outcome.explanation,
             warnings: outcome.warnings,
+            max_duration_ms,
         }))
     }
 
@@ -299,6 +401,74 @@ impl RouteService for RouteApi {
             outcome: Some(outcome),
             route_token,
             read_state: Some(self.read_state(&view)),
+        }))
+    }
+
+    async fn report_call_end(
+        &self,
+        request: Request<proto::ReportCallEndRequest>,
+    ) -> Result<Response<proto::ReportCallEndResponse>, Status> {
+        let principal = auth::principal(&request);
+        let request = request.into_inner();
+        outbound::validate_call_id(&request.call_id).map_err(invalid)?;
+        let view = self.views.current();
+        let key = Self::token_key(&view)?;
+        // No age limit here: a call's end may come hours after its token was issued.
+        let token = route_token::decode(&request.route_token, &key).map_err(invalid)?;
+        auth::require_tenant(&principal, &token.tenant)?;
+        if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
+            return Err(invalid(Error::invalid(
+                "route_token",
+                "was issued for another call_id",
+            )));
+        }
+        let talk_ms = if request.answered {
+            if request.answer_time_ms == 0 {
+                return Err(invalid(Error::invalid(
+                    "answer_time_ms",
+                    "is required for an answered call (unix milliseconds)",
+                )));
+            }
+            request
+                .end_time_ms
+                .checked_sub(request.answer_time_ms)
+                .ok_or_else(|| {
+                    invalid(Error::invalid(
+                        "end_time_ms",
+                        format!(
+                            "{} is before answer_time_ms {}",
+                            request.end_time_ms, request.answer_time_ms
+                        ),
+                    ))
+                })?
+        } else {
+            0
+        };
+        // Tenants without limits hold no calls: nothing to write.
+        let state = &view.applied.state;
+        let limited = state
+            .routing()
+            .tenant(&token.tenant)
+            .is_some_and(|tenant| tenant.limits.is_limited())
+            || state.usage().tenant(&token.tenant).is_some();
+        if !limited {
+            return Ok(Response::new(proto::ReportCallEndResponse::default()));
+        }
+        let end = CallEnd {
+            tenant: token.tenant,
+            call: token.call_id_hash,
+            talk_ms,
+        };
+        Ok(Response::new(match self.admitter.end(end).await? {
+            Ended::Booked {
+                billed_ms,
+                cost_micros,
+            } => proto::ReportCallEndResponse {
+                released: true,
+                billed_ms,
+                cost_micros,
+            },
+            Ended::Unknown => proto::ReportCallEndResponse::default(),
         }))
     }
 

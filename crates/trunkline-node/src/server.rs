@@ -36,6 +36,7 @@ use crate::{
     storage_guard::DiskReserve,
     ticker,
     tls::{NodeTls, Side},
+    usage::Admitter,
 };
 
 /// A node whose listeners are bound and whose Raft is running, not yet serving requests.
@@ -44,6 +45,7 @@ pub struct NodeServer {
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
+    admitter: Arc<Admitter>,
     service_limits: ServiceLimits,
     api_listener: TcpListener,
     peer_listener: TcpListener,
@@ -179,6 +181,7 @@ impl NodeServer {
         );
         let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
         let registrar = Registrar::start(cluster.clone());
+        let admitter = Admitter::start(cluster.clone());
         ticker::start(cluster.clone());
         let bootstrap = if config.require_auth && !cluster.is_initialized().await {
             // The banner says how to use it (`trunkctl --token-file ... cluster init`).
@@ -214,6 +217,7 @@ impl NodeServer {
             views,
             health,
             registrar,
+            admitter,
             service_limits: config.service_limits,
             api_listener,
             peer_listener,
@@ -323,6 +327,7 @@ impl NodeServer {
                     self.views.clone(),
                     self.health.clone(),
                     self.registrar.clone(),
+                    self.admitter.clone(),
                     self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),

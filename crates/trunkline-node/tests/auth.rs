@@ -423,6 +423,38 @@ async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code 
                 ..Default::default()
             }
         )),
+        "ReportCallEnd" => {
+            // A real token of a call of the tenant, issued to the admin (no carrier takes it,
+            // which does not matter for its end).
+            let routed = route!(
+                admin,
+                route_outbound,
+                proto::RouteOutboundRequest {
+                    tenant: tenant.into(),
+                    call_id: "call-3".into(),
+                    to: "4155550100".into(),
+                    ..Default::default()
+                }
+            )
+            .unwrap();
+            code(route!(
+                client,
+                report_call_end,
+                proto::ReportCallEndRequest {
+                    call_id: "call-3".into(),
+                    route_token: routed.route_token,
+                    ..Default::default()
+                }
+            ))
+        }
+        "GetUsage" => code(admin!(
+            client,
+            get_usage,
+            proto::GetUsageRequest {
+                tenant: tenant.into(),
+                consistency: None,
+            }
+        )),
         "RouteInbound" => code(route!(
             client,
             route_inbound,
@@ -455,6 +487,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PutCarrier", "yynnn"),
     ("PutGateway", "yynnn"),
     ("SetCallingPolicy", "yynno"),
+    ("GetUsage", "yyyno"),
     ("DeleteObject", "yynno"),
     ("ListRouting", "yyyny"),
     ("DrainGateway", "yynnn"),
@@ -482,6 +515,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("ReportLeg", "yynon"),
     ("ReportRegistration", "yynon"),
     ("RouteInbound", "yynon"),
+    ("ReportCallEnd", "yynon"),
 ];
 
 /// Every `rpc Name(` of the client services, read from the contract itself.

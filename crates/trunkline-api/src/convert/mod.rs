@@ -13,6 +13,7 @@ mod policy;
 mod rate;
 mod setting;
 mod tenant;
+mod usage;
 
 pub use audit::{audit_from_proto, audit_to_proto};
 pub use carrier::{carrier_from_proto, carrier_to_proto};
@@ -32,3 +33,4 @@ pub use policy::{
 pub use rate::{rate_from_proto, rate_to_proto};
 pub use setting::setting;
 pub use tenant::{tenant_from_proto, tenant_to_proto};
+pub use usage::{limits_from_proto, limits_to_proto, usage_to_proto};

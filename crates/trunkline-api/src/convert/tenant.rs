@@ -44,6 +44,11 @@ pub fn tenant_from_proto(tenant: proto::Tenant) -> Result<Tenant, FieldError> {
             .map(super::policy_from_proto)
             .transpose()?
             .unwrap_or_default(),
+        limits: tenant
+            .limits
+            .map(super::limits_from_proto)
+            .transpose()?
+            .unwrap_or_default(),
     };
     tenant.validate()?;
     Ok(tenant)
@@ -105,5 +110,6 @@ pub fn tenant_to_proto(tenant: &Tenant) -> proto::Tenant {
             .map(|capability| capability.as_str().to_owned())
             .collect(),
         policy: super::policy_to_proto(&tenant.policy),
+        limits: super::limits_to_proto(&tenant.limits),
     }
 }

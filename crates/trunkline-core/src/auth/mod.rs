@@ -203,6 +203,10 @@ pub const RPCS: &[(&str, Need)] = {
             "trunkline.v1.AdminService/SetCallingPolicy",
             Permission(Policy, Write),
         ),
+        (
+            "trunkline.v1.AdminService/GetUsage",
+            Permission(Policy, Read),
+        ),
         ("trunkline.v1.AdminService/DeleteObject", InHandler),
         (
             "trunkline.v1.AdminService/ListRouting",
@@ -308,6 +312,10 @@ pub const RPCS: &[(&str, Need)] = {
             "trunkline.v1.RouteService/RouteInbound",
             Permission(Calls, Write),
         ),
+        (
+            "trunkline.v1.RouteService/ReportCallEnd",
+            Permission(Calls, Write),
+        ),
     ]
 };
 
@@ -321,11 +329,13 @@ pub const TENANT_CHECKED: &[&str] = &[
     "trunkline.v1.AdminService/PutDevice",
     "trunkline.v1.AdminService/SetTenantContinuity",
     "trunkline.v1.AdminService/SetCallingPolicy",
+    "trunkline.v1.AdminService/GetUsage",
     "trunkline.v1.AdminService/DeleteObject",
     "trunkline.v1.RouteService/RouteOutbound",
     "trunkline.v1.RouteService/ReportLeg",
     "trunkline.v1.RouteService/ReportRegistration",
     "trunkline.v1.RouteService/RouteInbound",
+    "trunkline.v1.RouteService/ReportCallEnd",
 ];
 
 /// What the RPC at gRPC `path` (`/package.Service/Method`) needs; `None`: it is not in the

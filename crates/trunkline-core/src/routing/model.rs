@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::CallingPolicy;
+use crate::usage::LimitsConfig;
 use crate::FieldError;
 
 /// Longest name of a tenant, carrier or gateway, in bytes.
@@ -297,6 +298,9 @@ pub struct Tenant {
     pub required_capabilities: BTreeSet<Capability>,
     /// Which calls the tenant's users may make ([`CallingPolicy`]); empty allows every call.
     pub policy: CallingPolicy,
+    /// Usage limits ([`LimitsConfig`]); none by default, and then lookups never wait on
+    /// admission.
+    pub limits: LimitsConfig,
 }
 
 impl Tenant {
@@ -326,7 +330,8 @@ impl Tenant {
                  tenant's other calls can't require it",
             ));
         }
-        self.policy.validate(&self.dial_plan)
+        self.policy.validate(&self.dial_plan)?;
+        self.limits.validate()
     }
 
     /// Whether the tenant may use the named carrier.

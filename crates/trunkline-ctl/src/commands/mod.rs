@@ -22,6 +22,7 @@ pub mod rates;
 pub mod route;
 pub mod tenant;
 pub mod token;
+pub mod usage;
 mod view;
 
 use crate::context::{Context, Failure};
@@ -40,6 +41,9 @@ pub enum Command {
     /// Calling policies: which calls a tenant's users may make (fraud controls).
     #[command(subcommand)]
     Policy(policy::Command),
+    /// Usage limits and usage now: calls at once, per second, hour and day, minutes, spend.
+    #[command(subcommand)]
+    Usage(usage::Command),
     /// Providers that terminate calls.
     #[command(subcommand)]
     Carrier(carrier::Command),
@@ -88,6 +92,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Config(command) => config::exec(command, context).await,
         Command::Tenant(command) => tenant::exec(command, context).await,
         Command::Policy(command) => policy::exec(command, context).await,
+        Command::Usage(command) => usage::exec(command, context).await,
         Command::Carrier(command) => carrier::exec(command, context).await,
         Command::Gateway(command) => gateway::exec(command, context).await,
         Command::Health(args) => health::exec(args, context).await,

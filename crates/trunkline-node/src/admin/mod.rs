@@ -257,6 +257,16 @@ impl AdminService for AdminApi {
             .map(Response::new)
     }
 
+    async fn get_usage(
+        &self,
+        request: Request<proto::GetUsageRequest>,
+    ) -> Result<Response<proto::GetUsageResponse>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.get_usage(request.into_inner(), &principal)
+            .await
+            .map(Response::new)
+    }
+
     async fn put_gateway(
         &self,
         request: Request<proto::PutGatewayRequest>,

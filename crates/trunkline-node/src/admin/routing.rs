@@ -67,6 +67,53 @@ impl AdminApi {
         self.put(command).await
     }
 
+    /// A tenant's usage now against its limits; windows are judged at this node's clock, the
+    /// counts are the replicated ones (as fresh as the read consistency asks).
+    pub(super) async fn get_usage(
+        &self,
+        request: proto::GetUsageRequest,
+        principal: &Option<Principal>,
+    ) -> Result<proto::GetUsageResponse, Status> {
+        trunkline_core::routing::validate_name("tenant", &request.tenant).map_err(domain)?;
+        crate::auth::require_tenant(principal, &request.tenant)?;
+        let (applied, read_state) = self.cluster.read(request.consistency.into()).await?;
+        let state = &applied.state;
+        let tenant = state
+            .routing()
+            .tenant(&request.tenant)
+            .ok_or_else(|| domain(Error::not_found("tenant", request.tenant.clone())))?;
+        let now_ms = crate::cluster::now_ms().max(state.time_ms());
+        let usage = state.usage().tenant(&request.tenant);
+        let mut extensions: Vec<proto::ExtensionUsage> = usage
+            .map(|usage| {
+                usage
+                    .extensions
+                    .iter()
+                    .map(|(extension, counters)| proto::ExtensionUsage {
+                        extension: extension.clone(),
+                        counters: Some(convert::usage_to_proto(&counters.at(now_ms))),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The busiest first, and a bounded answer.
+        extensions.sort_by_key(|extension| {
+            std::cmp::Reverse(extension.counters.as_ref().map_or(0, |c| c.active_calls))
+        });
+        extensions.truncate(crate::limits::MAX_USAGE_EXTENSIONS);
+        Ok(proto::GetUsageResponse {
+            tenant: request.tenant.clone(),
+            limits: convert::limits_to_proto(&tenant.limits),
+            counters: Some(convert::usage_to_proto(
+                &usage
+                    .map(|usage| usage.tenant.at(now_ms))
+                    .unwrap_or_default(),
+            )),
+            extensions,
+            read_state: Some(read_state.into()),
+        })
+    }
+
     pub(super) async fn put_gateway(
         &self,
         request: proto::PutGatewayRequest,

@@ -52,6 +52,7 @@ fn tenant(name: &str, allowed: &[&str]) -> Tenant {
         allowed_carriers: allowed.iter().map(|c| c.to_string()).collect(),
         required_capabilities: BTreeSet::new(),
         policy: Default::default(),
+        limits: Default::default(),
     }
 }
 

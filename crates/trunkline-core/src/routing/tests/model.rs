@@ -128,6 +128,7 @@ fn tenant() -> Tenant {
         allowed_carriers: vec!["alpha".to_owned(), "beta".to_owned()],
         required_capabilities: BTreeSet::from([Capability::Tls]),
         policy: Default::default(),
+        limits: Default::default(),
     }
 }
 

@@ -38,6 +38,7 @@ impl World {
                 allowed_carriers: Vec::new(),
                 required_capabilities: BTreeSet::new(),
                 policy: Default::default(),
+                limits: Default::default(),
             },
             destination: Normalized::E164(E164Number::new("14155550100").unwrap()),
             carriers: Vec::new(),

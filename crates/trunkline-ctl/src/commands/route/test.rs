@@ -169,6 +169,14 @@ fn refusal_reason_name(reason: i32) -> &'static str {
         Ok(proto::RefusalReason::PolicyCountryNotAllowed) => "country-not-allowed",
         Ok(proto::RefusalReason::PolicyLongDistance) => "long-distance",
         Ok(proto::RefusalReason::PolicyOutsideAllowedHours) => "outside-allowed-hours",
+        Ok(proto::RefusalReason::LimitConcurrentCalls) => "limit-concurrent-calls",
+        Ok(proto::RefusalReason::LimitCallsPerSecond) => "limit-calls-per-second",
+        Ok(proto::RefusalReason::LimitCallsPerHour) => "limit-calls-per-hour",
+        Ok(proto::RefusalReason::LimitCallsPerDay) => "limit-calls-per-day",
+        Ok(proto::RefusalReason::LimitMinutesPerDay) => "limit-minutes-per-day",
+        Ok(proto::RefusalReason::LimitSpendPerDay) => "limit-spend-per-day",
+        Ok(proto::RefusalReason::LimitActiveCalls) => "limit-active-calls",
+        Ok(proto::RefusalReason::LimitUnavailable) => "limit-unavailable",
         Ok(proto::RefusalReason::Unspecified) | Err(_) => "unknown",
     }
 }
