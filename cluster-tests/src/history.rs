@@ -77,6 +77,10 @@ pub enum OpKind {
     /// availability checker. The node asked is [`Operation::node`]; `destination` is only
     /// for the humans reading the history.
     RouteLookup { destination: String },
+    /// `RouteOutbound` for a tenant with a concurrent-call limit: admitted or refused.
+    Admit { call: String },
+    /// `ReportCallEnd` of an admitted call.
+    EndCall { call: String },
 }
 
 impl OpKind {
@@ -87,7 +91,7 @@ impl OpKind {
             | OpKind::Write { key, .. }
             | OpKind::Delete { key }
             | OpKind::Cas { key, .. } => Some(key),
-            OpKind::RouteLookup { .. } => None,
+            OpKind::RouteLookup { .. } | OpKind::Admit { .. } | OpKind::EndCall { .. } => None,
         }
     }
 
@@ -99,6 +103,8 @@ impl OpKind {
             OpKind::Delete { .. } => "delete",
             OpKind::Cas { .. } => "cas",
             OpKind::RouteLookup { .. } => "route_lookup",
+            OpKind::Admit { .. } => "admit",
+            OpKind::EndCall { .. } => "end_call",
         }
     }
 
@@ -195,6 +201,8 @@ pub enum Returned {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         read_state: Option<ReadState>,
     },
+    /// An admission that answered: admitted, or refused by the limit.
+    Admission { admitted: bool },
 }
 
 /// What came of an operation.
@@ -328,6 +336,8 @@ impl fmt::Display for Operation {
                 show_value(new.as_deref())
             )?,
             OpKind::RouteLookup { destination } => write!(f, "lookup {destination}")?,
+            OpKind::Admit { call } => write!(f, "admit {call}")?,
+            OpKind::EndCall { call } => write!(f, "end {call}")?,
         }
         match &self.outcome {
             Outcome::Ok {
@@ -339,6 +349,9 @@ impl fmt::Display for Operation {
             Outcome::Ok {
                 returned: Returned::Lookup { .. },
             } => write!(f, " -> ok")?,
+            Outcome::Ok {
+                returned: Returned::Admission { admitted },
+            } => write!(f, " -> {}", if *admitted { "admitted" } else { "refused" })?,
             Outcome::Fail { error, .. } => write!(f, " -> fail ({})", error.name())?,
             Outcome::Unknown { error, .. } => write!(f, " -> unknown ({})", error.name())?,
         }

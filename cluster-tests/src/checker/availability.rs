@@ -81,7 +81,12 @@ fn promises_availability(operation: &Operation) -> bool {
     match &operation.kind {
         OpKind::RouteLookup { .. } => true,
         OpKind::Read { consistency, .. } => *consistency == Consistency::Stale,
-        OpKind::Write { .. } | OpKind::Delete { .. } | OpKind::Cas { .. } => false,
+        // Admissions need a quorum by design (limits fail closed).
+        OpKind::Write { .. }
+        | OpKind::Delete { .. }
+        | OpKind::Cas { .. }
+        | OpKind::Admit { .. }
+        | OpKind::EndCall { .. } => false,
     }
 }
 

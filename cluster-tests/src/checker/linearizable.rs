@@ -490,7 +490,9 @@ fn model(operation: &Operation) -> Result<Option<RawModel<'_>>, String> {
     let succeeded = match returned {
         None | Some(Returned::Read { .. }) => None,
         Some(Returned::Write { succeeded, .. }) => Some(*succeeded),
-        Some(Returned::Lookup { .. }) => return Err(malformed("a lookup's answer")),
+        Some(Returned::Lookup { .. } | Returned::Admission { .. }) => {
+            return Err(malformed("a lookup's answer"))
+        }
     };
     let (precondition, effect) = match &operation.kind {
         OpKind::Read { consistency, .. } => {
@@ -526,7 +528,9 @@ fn model(operation: &Operation) -> Result<Option<RawModel<'_>>, String> {
                 (Some(_), None) => return Err(malformed("a cas with a read's answer")),
             }
         }
-        OpKind::RouteLookup { .. } => return Ok(None),
+        OpKind::RouteLookup { .. } | OpKind::Admit { .. } | OpKind::EndCall { .. } => {
+            return Ok(None)
+        }
     };
     Ok(Some((precondition, effect, complete)))
 }

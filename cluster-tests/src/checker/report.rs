@@ -80,6 +80,8 @@ pub struct Report {
     pub convergence: Option<ConvergenceResult>,
     #[serde(default)]
     pub availability: Option<AvailabilityResult>,
+    #[serde(default)]
+    pub limits: Option<super::limits::LimitsResult>,
 }
 
 /// `report.json`: the overall verdict first, then the report.
@@ -136,6 +138,7 @@ impl Report {
             lost_writes: None,
             convergence: None,
             availability: None,
+            limits: None,
         }
     }
 
@@ -154,6 +157,9 @@ impl Report {
         }
         if let Some(result) = &self.availability {
             verdicts.push(("availability", &result.verdict));
+        }
+        if let Some(result) = &self.limits {
+            verdicts.push(("limits", &result.verdict));
         }
         Verdict::combine(verdicts)
     }
@@ -253,6 +259,7 @@ impl Report {
         self.render_lost_writes(out);
         self.render_convergence(out);
         self.render_availability(out);
+        self.render_limits(out);
         text
     }
 
@@ -355,6 +362,24 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(out, "    {}: {}", difference.what, held.join(", "));
+        }
+    }
+
+    fn render_limits(&self, out: &mut String) {
+        let Some(result) = &self.limits else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "  limits: {} ({} calls admitted, {} refused; at most {} at once, limit {})",
+            result.verdict.name(),
+            result.admitted,
+            result.refused,
+            result.most_at_once,
+            result.limit
+        );
+        if let Some(reason) = result.verdict.reason() {
+            let _ = writeln!(out, "    {reason}");
         }
     }
 

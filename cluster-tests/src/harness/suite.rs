@@ -23,12 +23,13 @@ use super::{
     run::{docker_gate, RunDir},
     workload::{
         final_states, setup_routing, FailoverTrial, FinalStates, RegisterOptions, Workload,
+        CONCURRENT_LIMIT,
     },
     HarnessError, Result,
 };
 use crate::{
     checker::{
-        availability, convergence, linearizable, lost_writes,
+        availability, convergence, limits, linearizable, lost_writes,
         report::{write_history, Report},
     },
     history::Recorder,
@@ -86,6 +87,8 @@ pub struct Run {
     /// Leader-kill trials the test measured, for the report.
     pub failover: Vec<FailoverTrial>,
     workload: Option<Workload>,
+    /// Whether the lookup and admission workers ran (and the limits checker judges them).
+    lookups: bool,
     started: Instant,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -155,6 +158,7 @@ impl Run {
             nemesis,
             failover: Vec::new(),
             workload: Some(workload),
+            lookups: options.lookups,
             started: Instant::now(),
             _serial: serial,
         })
@@ -200,6 +204,9 @@ impl Run {
             &history,
             &availability::AvailabilityOptions::default(),
         ));
+        if self.lookups {
+            report.limits = Some(limits::check(&history, CONCURRENT_LIMIT));
+        }
         if let Some(finals) = &finals {
             report.lost_writes = Some(lost_writes::check(&history, &finals.reads));
             report.convergence = Some(convergence::check(&finals.nodes));

@@ -70,6 +70,18 @@ pub const LOOKUP_PROCESS_BASE: ProcessId = 1_000_000;
 pub const PROCESS_STRIDE: ProcessId = 1_000;
 /// The tenant the route lookups use.
 pub const TENANT: &str = "chaos";
+/// The tenant of the admission workers: the lookups' tenant, limited to
+/// [`CONCURRENT_LIMIT`] calls at once.
+pub const LIMITED_TENANT: &str = "chaos-limited";
+/// The limited tenant's concurrent-call limit: fewer than the admission workers, so they
+/// contend for it.
+pub const CONCURRENT_LIMIT: u64 = 2;
+/// Process ids of admission workers start here.
+pub const ADMISSION_PROCESS_BASE: ProcessId = 2_000_000;
+/// Deadline of one admission or call end: a Raft write on the node's side (3 s at most).
+pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long an admitted call is held before its end is reported.
+pub const CALL_HOLD: Duration = Duration::from_millis(150);
 /// Numbers looked up, as dialled (NANP and international).
 pub const DESTINATIONS: &[&str] = &["+14155550100", "2125550199", "011442071234567"];
 /// Prefix of the settings keys of the register workload.
@@ -488,6 +500,27 @@ pub async fn setup_routing(cluster: &Cluster) -> Result<()> {
         })
         .await
         .map_err(fail("tenant"))?;
+    let request = proto::PutTenantRequest {
+        tenant: Some(proto::Tenant {
+            name: LIMITED_TENANT.to_owned(),
+            limits: Some(proto::TenantLimits {
+                tenant: Some(proto::UsageLimits {
+                    concurrent_calls: Some(CONCURRENT_LIMIT as u32),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: proto::PutMode::Unspecified.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.put_tenant(request).await }
+        })
+        .await
+        .map_err(fail("limited tenant"))?;
     cluster
         .wait_converged(super::cluster::CONVERGE_TIMEOUT)
         .await
@@ -568,6 +601,12 @@ impl Workload {
         if lookups {
             for node in cluster.members() {
                 workers.spawn(lookup_worker(
+                    cluster.clone(),
+                    recorder.clone(),
+                    node,
+                    stopped.clone(),
+                ));
+                workers.spawn(admission_worker(
                     cluster.clone(),
                     recorder.clone(),
                     node,
@@ -755,6 +794,125 @@ async fn lookup_worker(
         tokio::time::sleep(LOOKUP_INTERVAL).await;
     }
     (0, count)
+}
+
+/// Admits calls of the limited tenant through one node, holds each admitted call a moment
+/// and reports its end, for the limits checker.
+async fn admission_worker(
+    cluster: Arc<Cluster>,
+    recorder: Recorder,
+    node: NodeId,
+    stopped: watch::Receiver<bool>,
+) -> (u64, u64) {
+    let process = ADMISSION_PROCESS_BASE + node;
+    let Ok(client) = cluster.client(node) else {
+        return (0, 0);
+    };
+    let mut count = 0u64;
+    while !should_stop(&stopped) {
+        if !cluster.node(node).is_ok_and(|entry| entry.member) {
+            break;
+        }
+        if cluster.node(node).is_ok_and(|entry| entry.state.is_up()) {
+            let call = format!("n{node}-{count}@limited");
+            if let Some(token) = admit(&client, &recorder, process, node, &call).await {
+                tokio::time::sleep(CALL_HOLD).await;
+                end_call(&client, &recorder, process, node, &call, token).await;
+            }
+            count += 1;
+        }
+        tokio::time::sleep(LOOKUP_INTERVAL).await;
+    }
+    (0, count)
+}
+
+/// One admission; the route token when the call was admitted.
+async fn admit(
+    client: &Client,
+    recorder: &Recorder,
+    process: ProcessId,
+    node: NodeId,
+    call: &str,
+) -> Option<String> {
+    let request = proto::RouteOutboundRequest {
+        tenant: LIMITED_TENANT.to_owned(),
+        call_id: call.to_owned(),
+        to: DESTINATIONS[0].to_owned(),
+        ..Default::default()
+    };
+    let answer = client.route(Retry::NotSent, |mut route| {
+        let request = request.clone();
+        async move { route.route_outbound(request).await }
+    });
+    let token = std::sync::Mutex::new(None);
+    let outcome = |answer: proto::RouteOutboundResponse| match answer.refusal {
+        None if !answer.legs.is_empty() => {
+            if let Ok(mut slot) = token.lock() {
+                *slot = Some(answer.route_token);
+            }
+            Outcome::Ok {
+                returned: Returned::Admission { admitted: true },
+            }
+        }
+        Some(refusal) if refusal.reason == proto::RefusalReason::LimitConcurrentCalls as i32 => {
+            Outcome::Ok {
+                returned: Returned::Admission { admitted: false },
+            }
+        }
+        // No quorum (or no legs): the admission may or may not have applied.
+        refusal => Outcome::from_error(
+            ErrorKind::Other,
+            refusal
+                .map(|r| r.message)
+                .unwrap_or_else(|| "no legs".to_owned()),
+        ),
+    };
+    let kind = OpKind::Admit {
+        call: call.to_owned(),
+    };
+    recorded(
+        recorder,
+        process,
+        node,
+        kind,
+        ADMISSION_TIMEOUT,
+        answer,
+        outcome,
+    )
+    .await;
+    token.into_inner().ok().flatten()
+}
+
+async fn end_call(
+    client: &Client,
+    recorder: &Recorder,
+    process: ProcessId,
+    node: NodeId,
+    call: &str,
+    token: String,
+) {
+    let request = proto::ReportCallEndRequest {
+        call_id: call.to_owned(),
+        route_token: token,
+        ..Default::default()
+    };
+    let ended = client.route(Retry::NotSent, |mut route| {
+        let request = request.clone();
+        async move { route.report_call_end(request).await }
+    });
+    let kind = OpKind::EndCall {
+        call: call.to_owned(),
+    };
+    recorded(
+        recorder,
+        process,
+        node,
+        kind,
+        ADMISSION_TIMEOUT,
+        ended,
+        |answer: proto::ReportCallEndResponse| Outcome::written(answer.released),
+    )
+    .await;
 }
 
 /// One leader-kill trial's numbers.

@@ -18,6 +18,7 @@
 
 mod config;
 mod deck;
+pub mod dev_node;
 mod dialled;
 
 use rand::Rng;

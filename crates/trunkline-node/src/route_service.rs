@@ -134,6 +134,7 @@ impl RouteApi {
             rate_micros_per_minute: rate,
             connect_fee_micros: fee,
         };
+        let (tenant, call) = (admission.tenant.clone(), admission.call);
         match self.admitter.admit(admission).await {
             Ok(Admitted::Yes { max_duration_ms }) => Ok(max_duration_ms),
             Ok(Admitted::No { limit, message }) => Err(proto::Refusal {
@@ -142,16 +143,30 @@ impl RouteApi {
                 sip_code: u32::from(limits.refusal_sip_code),
                 scope: String::new(),
             }),
-            Err(error) => Err(proto::Refusal {
-                reason: proto::RefusalReason::LimitUnavailable.into(),
-                message: format!(
-                    "the tenant's usage limits can't be checked now, so the call is refused: \
+            Err(error) => {
+                // The admission may still apply after this answer: end the call too, so a
+                // refused call never holds a slot until its grant runs out. (An end of a call
+                // not admitted changes nothing.)
+                let admitter = self.admitter.clone();
+                tokio::spawn(async move {
+                    let end = CallEnd {
+                        tenant,
+                        call,
+                        talk_ms: 0,
+                    };
+                    let _ = admitter.end(end).await;
+                });
+                Err(proto::Refusal {
+                    reason: proto::RefusalReason::LimitUnavailable.into(),
+                    message: format!(
+                        "the tenant's usage limits can't be checked now, so the call is refused: \
                      {}",
-                    Status::from(error).message()
-                ),
-                sip_code: 503,
-                scope: String::new(),
-            }),
+                        Status::from(error).message()
+                    ),
+                    sip_code: 503,
+                    scope: String::new(),
+                })
+            }
         }
     }
 

@@ -500,7 +500,9 @@ fn execute(plans: &[Plan]) -> History {
             OpKind::Write { .. } => Outcome::written(true),
             OpKind::Delete { .. } => Outcome::written(current.is_some()),
             OpKind::Cas { expected, .. } => Outcome::written(*expected == current),
-            OpKind::RouteLookup { .. } => Outcome::looked_up(),
+            OpKind::RouteLookup { .. } | OpKind::Admit { .. } | OpKind::EndCall { .. } => {
+                Outcome::looked_up()
+            }
         };
         if applied {
             match &kind {

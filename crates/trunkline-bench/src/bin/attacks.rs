@@ -36,14 +36,11 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    fs::File,
-    io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitCode, Stdio},
+    process::{Command, ExitCode},
     sync::{
         atomic::{AtomicBool, Ordering},
-        mpsc, Arc, Mutex,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -63,6 +60,7 @@ use trunkline_api::v1::{
     self as proto, admin_service_client::AdminServiceClient,
     internal::raft_service_client::RaftServiceClient, route_service_client::RouteServiceClient,
 };
+use trunkline_bench::dev_node::Node;
 use trunkline_store::TypeConfig;
 
 const MIB: u64 = 1024 * 1024;
@@ -75,10 +73,6 @@ const DECK_CARRIER: &str = "atlas";
 const PROBES_PER_SECOND: u64 = 200;
 /// A lookup slower than this counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the node may take to print its banner (it seeds the demo on its first start).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// From SIGTERM to SIGKILL when stopping the node (it stops within 5 s by design).
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between the end of an attack and the "after" reading.
 const SETTLE: Duration = Duration::from_secs(3);
 /// How often the node's RSS and descriptors are read during an attack.
@@ -406,167 +400,6 @@ fn check_own_fd_limit(needed: u64) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-// ---- The node process ----
-
-/// A `trunkline dev` child process and where it listens.
-struct Node {
-    child: Child,
-    pid: u32,
-    api_addr: String,
-    peer_addr: String,
-    /// The node's stderr (its log), appended to across restarts.
-    log_path: PathBuf,
-    /// Where this process's part of the log starts.
-    log_start: usize,
-}
-
-impl Node {
-    /// Starts `trunkline dev` on `data_dir` (seeding the demo on the first start), under
-    /// `prlimit --nofile=N:N` when `fd_limit` is set, and waits for its banner.
-    fn start(
-        trunkline: &Path,
-        data_dir: &Path,
-        log_path: &Path,
-        fd_limit: Option<u64>,
-    ) -> anyhow::Result<Node> {
-        let listen = free_port_pair()?;
-        let log_start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .with_context(|| format!("can't open {}", log_path.display()))?;
-        let mut command = match fd_limit {
-            Some(limit) => {
-                let mut command = Command::new("prlimit");
-                command
-                    .arg(format!("--nofile={limit}:{limit}"))
-                    .arg("--")
-                    .arg(trunkline);
-                command
-            }
-            None => Command::new(trunkline),
-        };
-        // The attacks measure what a caller can make the node hold, not authentication.
-        command
-            .arg("dev")
-            .arg("--no-auth")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg(&listen)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("can't start {}", trunkline.display()))?;
-        // prlimit execs the command, so the child's pid is the node's.
-        let pid = child.id();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("the node's stdout was not captured"))?;
-        // A thread reads the banner and then drains stdout until the node exits, so the
-        // node never blocks on a full pipe.
-        let (lines, banner) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // Once the banner is read nobody listens: keep draining.
-                let _ = lines.send(line);
-            }
-        });
-        let mut node = Node {
-            child,
-            pid,
-            api_addr: String::new(),
-            peer_addr: String::new(),
-            log_path: log_path.to_owned(),
-            log_start,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while node.api_addr.is_empty() || node.peer_addr.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match banner.recv_timeout(left.max(Duration::from_millis(1))) {
-                Ok(line) => line,
-                Err(_) => bail!(
-                    "no banner from the node within {START_TIMEOUT:?} (running: {}); its log:\n{}",
-                    node.is_running(),
-                    node.log_tail()
-                ),
-            };
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("api"), Some(address)) => node.api_addr = address.to_owned(),
-                (Some("peer"), Some(address)) => node.peer_addr = address.to_owned(),
-                _ => {}
-            }
-        }
-        Ok(node)
-    }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, then SIGKILL if it has not stopped within [`STOP_TIMEOUT`].
-    fn stop(&mut self) {
-        if !self.is_running() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("the node did not stop within {STOP_TIMEOUT:?}: killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// What this process wrote to the log.
-    fn log(&self) -> String {
-        let log = std::fs::read(&self.log_path).unwrap_or_default();
-        String::from_utf8_lossy(log.get(self.log_start..).unwrap_or_default()).into_owned()
-    }
-
-    /// The last lines of the node's log, for an error message.
-    fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `127.0.0.1:P` where P and P + 1 (the dev node's peer listener) were both free just now.
-fn free_port_pair() -> anyhow::Result<String> {
-    for _ in 0..100 {
-        let first = TcpListener::bind("127.0.0.1:0").context("can't bind a local port")?;
-        let port = first.local_addr()?.port();
-        let Some(next) = port.checked_add(1) else {
-            continue;
-        };
-        if TcpListener::bind(("127.0.0.1", next)).is_ok() {
-            return Ok(format!("127.0.0.1:{port}"));
-        }
-    }
-    bail!("found no two free consecutive local ports")
 }
 
 // ---- Reading the node's resources from /proc ----

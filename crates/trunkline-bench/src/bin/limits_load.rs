@@ -1,0 +1,300 @@
+//! What usage limits cost a lookup, measured against a real `trunkline dev` node: RouteOutbound
+//! latency (p50, p99, worst) and calls per second for the demo tenant without limits (the
+//! lookup never leaves the node) and for a copy of it with limits (each lookup is an admission
+//! written through Raft, batched by the node), at a fixed number of concurrent callers; then
+//! ReportCallEnd for every admitted call.
+//!
+//! The limits are set high enough never to refuse, so every limited lookup is a real
+//! admission. The node is one process on loopback: a cluster adds one network round trip to
+//! the leader and a quorum's fsync to each admission batch.
+//!
+//! Usage: `limits_load --trunkline PATH [--calls N] [--concurrency N]` (20,000 calls and 64
+//! callers by default). Build and run:
+//! `cargo build --release -p trunkline-node -p trunkline-bench &&
+//!  $CARGO_TARGET_DIR/release/limits_load --trunkline $CARGO_TARGET_DIR/release/trunkline`.
+//!
+//! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use tokio::task::JoinSet;
+use tonic::transport::{Channel, Endpoint};
+use trunkline_api::v1::{
+    self as proto, admin_service_client::AdminServiceClient,
+    route_service_client::RouteServiceClient,
+};
+use trunkline_bench::dev_node::Node;
+
+/// The demo tenant (see the node's `demo.rs`) and a number its decks price.
+const DEMO_TENANT: &str = "demo";
+const LIMITED_TENANT: &str = "demo-limited";
+const NUMBER: &str = "+14155550100";
+
+struct Args {
+    trunkline: PathBuf,
+    calls: usize,
+    concurrency: usize,
+}
+
+fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut trunkline = None;
+    let mut calls = 20_000;
+    let mut concurrency = 64;
+    while let Some(argument) = arguments.next() {
+        let mut number = |flag: &str| -> Result<usize, String> {
+            let value = arguments.next().ok_or(format!("{flag} needs a number"))?;
+            value
+                .parse()
+                .ok()
+                .filter(|number| *number > 0)
+                .ok_or(format!("{flag}: {value:?} is not a positive number"))
+        };
+        match argument.as_str() {
+            "--trunkline" => {
+                trunkline = Some(PathBuf::from(
+                    arguments.next().ok_or("--trunkline needs a path")?,
+                ))
+            }
+            "--calls" => calls = number("--calls")?,
+            "--concurrency" => concurrency = number("--concurrency")?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let trunkline = trunkline.ok_or("--trunkline PATH is required")?;
+    if !trunkline.is_file() {
+        return Err(format!("{}: no such file", trunkline.display()));
+    }
+    Ok(Args {
+        trunkline,
+        calls,
+        concurrency,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("limits_load: {message}");
+            eprintln!("usage: limits_load --trunkline PATH [--calls N] [--concurrency N]");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("limits_load: can't start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("limits_load: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let folder = tempfile::tempdir().context("can't make a temporary folder")?;
+    let mut node = Node::start(
+        &args.trunkline,
+        &folder.path().join("data"),
+        &folder.path().join("node.log"),
+        None,
+    )?;
+    let channel = Endpoint::from_shared(format!("http://{}", node.api_addr))?
+        .connect()
+        .await
+        .context("can't connect to the node")?;
+    add_limited_tenant(channel.clone()).await?;
+    println!(
+        "{} calls per tenant, {} at once, one `trunkline dev` node on loopback",
+        args.calls, args.concurrency
+    );
+    println!(
+        "{:<34} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "", "calls/s", "p50", "p99", "worst", "refused"
+    );
+    for (label, tenant) in [
+        ("lookup, tenant without limits", DEMO_TENANT),
+        ("lookup + admission, with limits", LIMITED_TENANT),
+    ] {
+        let (report, admitted) = lookups(channel.clone(), tenant, args).await?;
+        println!("{label:<34} {report}");
+        if tenant == LIMITED_TENANT {
+            let (report, _) = ends(channel.clone(), admitted, args.concurrency).await?;
+            println!("{:<34} {report}", "call end (release and book)");
+        }
+    }
+    node.stop();
+    Ok(())
+}
+
+/// A copy of the demo tenant with limits that never refuse here.
+async fn add_limited_tenant(channel: Channel) -> anyhow::Result<()> {
+    let mut admin = AdminServiceClient::new(channel);
+    let listing = admin
+        .list_routing(proto::ListRoutingRequest::default())
+        .await?
+        .into_inner();
+    let Some(mut tenant) = listing
+        .tenants
+        .into_iter()
+        .find(|tenant| tenant.name == DEMO_TENANT)
+    else {
+        bail!("the dev node has no {DEMO_TENANT} tenant");
+    };
+    tenant.name = LIMITED_TENANT.to_owned();
+    tenant.limits = Some(proto::TenantLimits {
+        tenant: Some(proto::UsageLimits {
+            concurrent_calls: Some(1_000_000),
+            calls_per_day: Some(10_000_000),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    admin
+        .put_tenant(proto::PutTenantRequest {
+            tenant: Some(tenant),
+            mode: proto::PutMode::Create.into(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Percentiles and rate of a set of timed calls.
+struct Report {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    worst: Duration,
+    refused: usize,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{:>10.0} {:>9} {:>9} {:>9} {:>8}",
+            self.per_second,
+            format!("{:.2?}", self.p50),
+            format!("{:.2?}", self.p99),
+            format!("{:.2?}", self.worst),
+            self.refused
+        )
+    }
+}
+
+fn report(mut times: Vec<Duration>, elapsed: Duration, refused: usize) -> Report {
+    times.sort();
+    let at = |fraction: f64| {
+        let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
+        times.get(index).copied().unwrap_or_default()
+    };
+    Report {
+        per_second: times.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        worst: times.last().copied().unwrap_or_default(),
+        refused,
+    }
+}
+
+/// `calls` lookups for `tenant` from `concurrency` callers; the admitted calls' ids and tokens.
+async fn lookups(
+    channel: Channel,
+    tenant: &'static str,
+    args: &Args,
+) -> anyhow::Result<(Report, Vec<(String, String)>)> {
+    let per_caller = args.calls.div_ceil(args.concurrency);
+    let started = Instant::now();
+    let mut callers = JoinSet::new();
+    for caller in 0..args.concurrency {
+        let mut client = RouteServiceClient::new(channel.clone());
+        callers.spawn(async move {
+            let mut times = Vec::with_capacity(per_caller);
+            let mut admitted = Vec::new();
+            let mut refused = 0;
+            for call in 0..per_caller {
+                let call_id = format!("{tenant}-{caller}-{call}@load");
+                let request = proto::RouteOutboundRequest {
+                    tenant: tenant.to_owned(),
+                    call_id: call_id.clone(),
+                    to: NUMBER.to_owned(),
+                    ..Default::default()
+                };
+                let sent = Instant::now();
+                let answer = client.route_outbound(request).await?.into_inner();
+                times.push(sent.elapsed());
+                if answer.refusal.is_some() {
+                    refused += 1;
+                } else if answer.max_duration_ms > 0 {
+                    admitted.push((call_id, answer.route_token));
+                }
+            }
+            anyhow::Ok((times, admitted, refused))
+        });
+    }
+    let (mut times, mut admitted, mut refused) = (Vec::new(), Vec::new(), 0);
+    while let Some(result) = callers.join_next().await {
+        let (caller_times, caller_admitted, caller_refused) = result??;
+        times.extend(caller_times);
+        admitted.extend(caller_admitted);
+        refused += caller_refused;
+    }
+    Ok((report(times, started.elapsed(), refused), admitted))
+}
+
+/// A ReportCallEnd for each admitted call, from `concurrency` callers.
+async fn ends(
+    channel: Channel,
+    admitted: Vec<(String, String)>,
+    concurrency: usize,
+) -> anyhow::Result<(Report, ())> {
+    let admitted = Arc::new(admitted);
+    let started = Instant::now();
+    let mut callers = JoinSet::new();
+    for caller in 0..concurrency {
+        let mut client = RouteServiceClient::new(channel.clone());
+        let admitted = admitted.clone();
+        callers.spawn(async move {
+            let mut times = Vec::new();
+            let mut not_released = 0;
+            for (call_id, token) in admitted.iter().skip(caller).step_by(concurrency) {
+                let request = proto::ReportCallEndRequest {
+                    call_id: call_id.clone(),
+                    route_token: token.clone(),
+                    answered: true,
+                    answer_time_ms: 1_000,
+                    end_time_ms: 61_000,
+                };
+                let sent = Instant::now();
+                let answer = client.report_call_end(request).await?.into_inner();
+                times.push(sent.elapsed());
+                if !answer.released {
+                    not_released += 1;
+                }
+            }
+            anyhow::Ok((times, not_released))
+        });
+    }
+    let (mut times, mut not_released) = (Vec::new(), 0);
+    while let Some(result) = callers.join_next().await {
+        let (caller_times, caller_not_released) = result??;
+        times.extend(caller_times);
+        not_released += caller_not_released;
+    }
+    Ok((report(times, started.elapsed(), not_released), ()))
+}
