@@ -9,32 +9,13 @@
 mod support;
 
 use support::{
-    routing::{gateway, import, try_put_gateway, unprobed},
+    routing::{gateway, import, put_carrier_with, try_put_gateway, unprobed},
     *,
 };
 use trunkline_client::{proto, Client, ClientError, Retry};
 
 async fn put_carrier(client: &Client, name: &str, capabilities: &[&str]) -> proto::PutResponse {
-    let request = proto::PutCarrierRequest {
-        carrier: Some(proto::Carrier {
-            name: name.into(),
-            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
-            translation: Some(proto::Translation {
-                strip_digits: 0,
-                tech_prefix: "77#".into(),
-                plus: true,
-            }),
-            ..Default::default()
-        }),
-        mode: proto::PutMode::Unspecified.into(),
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.put_carrier(request).await }
-        })
-        .await
-        .unwrap()
+    put_carrier_with(client, name, capabilities, vec![]).await
 }
 
 async fn put_tenant(client: &Client, name: &str) -> proto::PutResponse {

@@ -9,35 +9,21 @@
 mod support;
 
 use support::{
-    routing::{gateway, try_put_gateway, unprobed},
+    routing::{gateway, import_priced, put_carrier_with, try_put_gateway, unprobed},
     *,
 };
 use trunkline_client::{proto, Client, ClientError, Retry};
 
 async fn setup(client: &Client, limits: proto::TenantLimits) -> u64 {
-    for (name, capabilities) in [("cheap", vec![]), ("psap", vec!["emergency".to_owned()])] {
-        let request = proto::PutCarrierRequest {
-            carrier: Some(proto::Carrier {
-                name: name.into(),
-                capabilities,
-                ..Default::default()
-            }),
-            mode: proto::PutMode::Create.into(),
-        };
-        client
-            .admin(Retry::NotSent, |mut admin| {
-                let request = request.clone();
-                async move { admin.put_carrier(request).await }
-            })
-            .await
-            .unwrap();
+    for (name, capabilities) in [("cheap", &[][..]), ("psap", &["emergency"][..])] {
+        put_carrier_with(client, name, capabilities, vec![]).await;
         let uri = format!("sip:{name}-1.example.net");
         try_put_gateway(client, unprobed(gateway(&format!("{name}-1"), name, &uri)))
             .await
             .unwrap();
     }
-    // 0.10 a minute and 0.05 to connect.
-    set_deck(client).await;
+    // cheap's deck: one row for NANP, 0.10 a minute and 0.05 to connect.
+    import_priced(client, "cheap", &[("1", 100_000, 50_000)]).await;
     let request = proto::PutTenantRequest {
         tenant: Some(proto::Tenant {
             name: "acme".into(),
@@ -54,43 +40,6 @@ async fn setup(client: &Client, limits: proto::TenantLimits) -> u64 {
         .await
         .unwrap()
         .applied_index
-}
-
-/// cheap's deck: one row for NANP, 0.10 a minute and 0.05 to connect.
-async fn set_deck(client: &Client) {
-    let stage = proto::StageRatesRequest {
-        carrier: "cheap".into(),
-        import_id: "fee".into(),
-        owner: support::routing::OWNER.into(),
-        rates: vec![proto::Rate {
-            prefix: "1".into(),
-            rate_micros_per_minute: 100_000,
-            connect_fee_micros: 50_000,
-            ..Default::default()
-        }],
-        first_line: 2,
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let stage = stage.clone();
-            async move { admin.stage_rates(stage).await }
-        })
-        .await
-        .unwrap();
-    let commit = proto::CommitRatesRequest {
-        carrier: "cheap".into(),
-        import_id: "fee".into(),
-        owner: support::routing::OWNER.into(),
-        replace: true,
-        expected_rows: 1,
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let commit = commit.clone();
-            async move { admin.commit_rates(commit).await }
-        })
-        .await
-        .unwrap();
 }
 
 async fn route(

@@ -5,10 +5,23 @@ use trunkline_client::{proto, Client, ClientError, Retry};
 
 /// A carrier that sends numbers with '+', with these codes final.
 pub async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> u64 {
+    put_carrier_with(client, name, &[], final_codes)
+        .await
+        .applied_index
+}
+
+/// A carrier that sends numbers with '+', with these capabilities and final codes; the
+/// put's answer (its warnings too).
+pub async fn put_carrier_with(
+    client: &Client,
+    name: &str,
+    capabilities: &[&str],
+    final_codes: Vec<u32>,
+) -> proto::PutResponse {
     let request = proto::PutCarrierRequest {
         carrier: Some(proto::Carrier {
             name: name.into(),
-            capabilities: vec![],
+            capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
             translation: Some(proto::Translation {
                 strip_digits: 0,
                 tech_prefix: String::new(),
@@ -26,7 +39,6 @@ pub async fn put_carrier(client: &Client, name: &str, final_codes: Vec<u32>) -> 
         })
         .await
         .unwrap()
-        .applied_index
 }
 
 /// A tenant with the default (NANP) dial plan and least-cost routing.
@@ -90,12 +102,22 @@ pub const OWNER: &str = "0123456789abcdef0123456789abcdef";
 
 /// Replaces `carrier`'s deck with `rows` (prefix, micros per minute) in one import.
 pub async fn import(client: &Client, carrier: &str, rows: &[(&str, u64)]) -> u64 {
+    let priced: Vec<(&str, u64, u64)> = rows
+        .iter()
+        .map(|(prefix, rate)| (*prefix, *rate, 0))
+        .collect();
+    import_priced(client, carrier, &priced).await
+}
+
+/// Replaces `carrier`'s deck with `rows` (prefix, micros per minute, connect fee in micros).
+pub async fn import_priced(client: &Client, carrier: &str, rows: &[(&str, u64, u64)]) -> u64 {
     let import_id = format!("test-{carrier}");
     let rates: Vec<proto::Rate> = rows
         .iter()
-        .map(|(prefix, rate)| proto::Rate {
+        .map(|(prefix, rate, fee)| proto::Rate {
             prefix: prefix.to_string(),
             rate_micros_per_minute: *rate,
+            connect_fee_micros: *fee,
             ..Default::default()
         })
         .collect();
