@@ -37,8 +37,9 @@ pub fn check(history: &History, limit: u64) -> LimitsResult {
             *entry = (*entry).min(operation.invoke_nanos);
         }
     }
-    // (time, +1 start / -1 end); at one time, ends first: the intervals are open at the end.
-    let mut events: Vec<(u64, i64)> = Vec::new();
+    // A call admitted twice (a retry with the same Call-ID is idempotent) is one call, from
+    // its first known admission.
+    let mut starts: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut admitted, mut refused) = (0, 0);
     for operation in &history.operations {
         let OpKind::Admit { call } = &operation.kind else {
@@ -57,10 +58,16 @@ pub fn check(history: &History, limit: u64) -> LimitsResult {
             continue;
         }
         admitted += 1;
-        let Some(start) = operation.complete_nanos else {
+        let Some(complete) = operation.complete_nanos else {
             continue;
         };
-        let end = ends.get(call.as_str()).copied().unwrap_or(u64::MAX);
+        let start = starts.entry(call.as_str()).or_insert(complete);
+        *start = (*start).min(complete);
+    }
+    // (time, +1 start / -1 end); at one time, ends first: the intervals are open at the end.
+    let mut events: Vec<(u64, i64)> = Vec::new();
+    for (call, start) in starts {
+        let end = ends.get(call).copied().unwrap_or(u64::MAX);
         if end <= start {
             // Ended before the client saw the answer: the client can't have sent that.
             continue;
@@ -145,6 +152,12 @@ mod tests {
             (result.admitted, result.refused, result.most_at_once),
             (3, 1, 1)
         );
+        // One call admitted twice (an idempotent retry) is one call.
+        let recorder = Recorder::new();
+        call(&recorder, "a", true, None);
+        call(&recorder, "a", true, None);
+        let result = check(&recorder.history(), 1);
+        assert!(result.verdict.is_pass(), "{result:?}");
         // Nothing admitted: nothing was checked.
         let recorder = Recorder::new();
         call(&recorder, "x", false, None);

@@ -82,6 +82,12 @@ pub const ADMISSION_PROCESS_BASE: ProcessId = 2_000_000;
 pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long an admitted call is held before its end is reported.
 pub const CALL_HOLD: Duration = Duration::from_millis(150);
+/// The limited tenant's longest call: a call whose admission answer was lost (the node died
+/// after applying it) holds its slot this long plus a minute's grace.
+pub const LIMITED_MAX_DURATION_MS: u64 = 10_000;
+/// Times an admission whose answer was lost is asked again with the same Call-ID
+/// (idempotent), so the worker learns its grant and can end it.
+pub const ADMISSION_RETRIES: usize = 2;
 /// Numbers looked up, as dialled (NANP and international).
 pub const DESTINATIONS: &[&str] = &["+14155550100", "2125550199", "011442071234567"];
 /// Prefix of the settings keys of the register workload.
@@ -508,6 +514,9 @@ pub async fn setup_routing(cluster: &Cluster) -> Result<()> {
                     concurrent_calls: Some(CONCURRENT_LIMIT as u32),
                     ..Default::default()
                 }),
+                max_duration_ms: LIMITED_MAX_DURATION_MS,
+                max_international_duration_ms: LIMITED_MAX_DURATION_MS,
+                max_premium_duration_ms: LIMITED_MAX_DURATION_MS,
                 ..Default::default()
             }),
             ..Default::default()
@@ -815,9 +824,37 @@ async fn admission_worker(
         }
         if cluster.node(node).is_ok_and(|entry| entry.state.is_up()) {
             let call = format!("n{node}-{count}@limited");
-            if let Some(token) = admit(&client, &recorder, process, node, &call).await {
+            let mut answer = admit(&client, &recorder, process, node, &call).await;
+            for _ in 0..ADMISSION_RETRIES {
+                let Admission::Lost = answer else { break };
+                tokio::time::sleep(LOOKUP_INTERVAL).await;
+                answer = admit(&client, &recorder, process, node, &call).await;
+            }
+            if let Admission::Admitted(token) = answer {
                 tokio::time::sleep(CALL_HOLD).await;
-                end_call(&client, &recorder, process, node, &call, token).await;
+                // An end is idempotent: a proxy reports it again, through any node, until
+                // one answers.
+                for attempt in 0..=ADMISSION_RETRIES {
+                    let (to, via) = if attempt == 0 {
+                        (node, client.clone())
+                    } else {
+                        match cluster
+                            .up_members()
+                            .into_iter()
+                            .find(|other| *other != node)
+                        {
+                            Some(other) => match cluster.client(other) {
+                                Ok(other_client) => (other, other_client),
+                                Err(_) => break,
+                            },
+                            None => break,
+                        }
+                    };
+                    if end_call(&via, &recorder, process, to, &call, token.clone()).await {
+                        break;
+                    }
+                    tokio::time::sleep(LOOKUP_INTERVAL).await;
+                }
             }
             count += 1;
         }
@@ -826,14 +863,24 @@ async fn admission_worker(
     (0, count)
 }
 
-/// One admission; the route token when the call was admitted.
+/// What one admission came to, as the worker sees it.
+enum Admission {
+    /// Admitted, with the call's route token.
+    Admitted(String),
+    /// Refused, by the limit or because the node could not check it (then withdrawn).
+    Refused,
+    /// No answer: it may have applied; asking again with the same Call-ID tells.
+    Lost,
+}
+
+/// One admission of `call`.
 async fn admit(
     client: &Client,
     recorder: &Recorder,
     process: ProcessId,
     node: NodeId,
     call: &str,
-) -> Option<String> {
+) -> Admission {
     let request = proto::RouteOutboundRequest {
         tenant: LIMITED_TENANT.to_owned(),
         call_id: call.to_owned(),
@@ -870,7 +917,7 @@ async fn admit(
     let kind = OpKind::Admit {
         call: call.to_owned(),
     };
-    recorded(
+    let outcome = recorded(
         recorder,
         process,
         node,
@@ -880,7 +927,19 @@ async fn admit(
         outcome,
     )
     .await;
-    token.into_inner().ok().flatten()
+    match (token.into_inner().ok().flatten(), outcome) {
+        (Some(token), _) => Admission::Admitted(token),
+        // A refusal the node answered: the limit, or limits it could not check (withdrawn).
+        (None, Outcome::Ok { .. } | Outcome::Fail { .. }) => Admission::Refused,
+        (
+            None,
+            Outcome::Unknown {
+                error: ErrorKind::Other,
+                ..
+            },
+        ) => Admission::Refused,
+        (None, Outcome::Unknown { .. }) => Admission::Lost,
+    }
 }
 
 async fn end_call(
@@ -890,7 +949,7 @@ async fn end_call(
     node: NodeId,
     call: &str,
     token: String,
-) {
+) -> bool {
     let request = proto::ReportCallEndRequest {
         call_id: call.to_owned(),
         route_token: token,
@@ -912,7 +971,8 @@ async fn end_call(
         ended,
         |answer: proto::ReportCallEndResponse| Outcome::written(answer.released),
     )
-    .await;
+    .await
+    .is_ok()
 }
 
 /// One leader-kill trial's numbers.

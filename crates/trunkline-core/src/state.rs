@@ -259,7 +259,7 @@ impl State {
                             routing.tenant(tenant).map(|tenant| &tenant.limits)
                         }))
                     }
-                    UsageCommand::End(ends) => UsageResponse::Ended(usage.end(ends)),
+                    UsageCommand::End(ends) => UsageResponse::Ended(usage.end(now, ends)),
                 })
             }
             Command::Inbound(command) => {

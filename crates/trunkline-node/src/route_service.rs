@@ -153,6 +153,7 @@ impl RouteApi {
                         tenant,
                         call,
                         talk_ms: 0,
+                        cancel: true,
                     };
                     let _ = admitter.end(end).await;
                 });
@@ -473,6 +474,7 @@ impl RouteService for RouteApi {
             tenant: token.tenant,
             call: token.call_id_hash,
             talk_ms,
+            cancel: false,
         };
         Ok(Response::new(match self.admitter.end(end).await? {
             Ended::Booked {

@@ -248,7 +248,17 @@ pub struct CallEnd {
     pub call: u64,
     /// Answer to end; 0 for a call never answered.
     pub talk_ms: u64,
+    /// The node withdraws an admission it could not confirm (its write timed out): if the
+    /// admission has not applied yet, it is refused when it does ([`CANCEL_MEMORY_MS`]), so
+    /// a call nobody was told was admitted never holds a slot.
+    pub cancel: bool,
 }
+
+/// How long a withdrawn admission is remembered: far longer than an admission can take to
+/// apply (the node gives up on it after seconds).
+pub const CANCEL_MEMORY_MS: u64 = 10 * 60 * 1000;
+/// Most withdrawn admissions remembered; the oldest are forgotten first.
+pub const MAX_CANCELLED: usize = 100_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UsageCommand {
@@ -569,6 +579,8 @@ pub struct UsageBook {
     deadlines: BTreeSet<(u64, String, u64)>,
     /// The UTC day idle extension counters were last dropped.
     swept_day: u64,
+    /// Withdrawn admissions that had not applied: (tenant, call) → when to forget it.
+    cancelled: BTreeMap<(String, u64), u64>,
 }
 
 impl UsageBook {
@@ -599,6 +611,17 @@ impl UsageBook {
     fn admit_one(&mut self, now_ms: u64, admission: &Admission, limits: &LimitsConfig) -> Admitted {
         if self.swept_day == 0 {
             self.swept_day = now_ms / DAY_MS;
+        }
+        if self
+            .cancelled
+            .contains_key(&(admission.tenant.clone(), admission.call))
+        {
+            return Admitted::No {
+                limit: LimitKind::ActiveCalls,
+                message: "the admission of this call was withdrawn: it timed out on the node \
+                          that asked; start the call again with a new Call-ID"
+                    .to_owned(),
+            };
         }
         let usage = self.tenants.entry(admission.tenant.clone()).or_default();
         if let Some(call) = usage.calls.get(&admission.call) {
@@ -675,11 +698,35 @@ impl UsageBook {
         }
     }
 
-    /// Releases and books each call; unknown ones change nothing.
-    pub fn end(&mut self, ends: &[CallEnd]) -> Vec<Ended> {
+    /// Releases and books each call; unknown ones change nothing, except that a withdrawn
+    /// admission not applied yet is remembered, to be refused when it applies.
+    pub fn end(&mut self, now_ms: u64, ends: &[CallEnd]) -> Vec<Ended> {
         ends.iter()
-            .map(|end| self.end_one(&end.tenant, end.call, end.talk_ms))
+            .map(|end| {
+                let ended = self.end_one(&end.tenant, end.call, end.talk_ms);
+                if end.cancel && ended == Ended::Unknown {
+                    self.remember_cancel(now_ms, &end.tenant, end.call);
+                }
+                ended
+            })
             .collect()
+    }
+
+    fn remember_cancel(&mut self, now_ms: u64, tenant: &str, call: u64) {
+        if self.cancelled.len() >= MAX_CANCELLED {
+            let oldest = self
+                .cancelled
+                .iter()
+                .min_by_key(|(_, forget_at)| **forget_at)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                self.cancelled.remove(&oldest);
+            }
+        }
+        self.cancelled.insert(
+            (tenant.to_owned(), call),
+            now_ms.saturating_add(CANCEL_MEMORY_MS),
+        );
     }
 
     fn end_one(&mut self, tenant: &str, call: u64, talk_ms: u64) -> Ended {
@@ -712,12 +759,17 @@ impl UsageBook {
         }
     }
 
-    /// Whether some call's end is overdue at `now_ms`, or a new day has idle counters to drop.
+    /// Whether some call's end is overdue at `now_ms`, a new day has idle counters to drop,
+    /// or withdrawn admissions wait to be forgotten.
     pub fn expiry_due(&self, now_ms: u64) -> bool {
         self.deadlines
             .first()
             .is_some_and(|(deadline, ..)| *deadline <= now_ms)
             || (now_ms / DAY_MS > self.swept_day && !self.tenants.is_empty())
+            || self
+                .cancelled
+                .values()
+                .any(|forget_at| *forget_at <= now_ms)
     }
 
     /// Releases every call whose end is overdue, booked as if it talked its whole grant, and
@@ -725,6 +777,7 @@ impl UsageBook {
     /// (they would otherwise pile up, one per extension ever seen). Returns how many calls were
     /// released.
     pub fn expire(&mut self, now_ms: u64) -> usize {
+        self.cancelled.retain(|_, forget_at| *forget_at > now_ms);
         let today = now_ms / DAY_MS;
         if today > self.swept_day {
             self.swept_day = today;

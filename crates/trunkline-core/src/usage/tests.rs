@@ -43,12 +43,57 @@ fn refused_by(answer: &Admitted) -> Option<LimitKind> {
 }
 
 fn end(book: &mut UsageBook, call: u64, talk_ms: u64) -> Ended {
-    book.end(&[CallEnd {
+    book.end(
+        DAY_START,
+        &[CallEnd {
+            tenant: "acme".to_owned(),
+            call,
+            talk_ms,
+            cancel: false,
+        }],
+    )
+    .remove(0)
+}
+
+#[test]
+fn a_withdrawn_admission_is_refused_when_it_applies_late_and_released_when_it_applied() {
+    let limits = limited(UsageLimits {
+        concurrent_calls: Some(1),
+        ..UsageLimits::default()
+    });
+    let cancel = |call| CallEnd {
         tenant: "acme".to_owned(),
         call,
-        talk_ms,
-    }])
-    .remove(0)
+        talk_ms: 0,
+        cancel: true,
+    };
+    let mut book = UsageBook::default();
+    let now = DAY_START + HOUR_MS;
+    // The withdrawal applies first: the late admission is refused and holds nothing.
+    assert_eq!(book.end(now, &[cancel(1)]), [Ended::Unknown]);
+    assert_eq!(
+        refused_by(&admit(&mut book, &limits, now + 1, admission(1))),
+        Some(LimitKind::ActiveCalls)
+    );
+    assert!(admitted(&admit(&mut book, &limits, now + 2, admission(2))));
+    // The admission applied first: the withdrawal releases it.
+    end(&mut book, 2, 0);
+    assert!(admitted(&admit(&mut book, &limits, now + 3, admission(3))));
+    assert!(matches!(
+        book.end(now + 4, &[cancel(3)])[0],
+        Ended::Booked { .. }
+    ));
+    assert!(admitted(&admit(&mut book, &limits, now + 5, admission(4))));
+    // Forgotten after a while.
+    assert!(book.expiry_due(now + CANCEL_MEMORY_MS));
+    book.expire(now + CANCEL_MEMORY_MS);
+    end(&mut book, 4, 0);
+    assert!(admitted(&admit(
+        &mut book,
+        &limits,
+        now + CANCEL_MEMORY_MS + 1,
+        admission(1)
+    )));
 }
 
 #[test]
