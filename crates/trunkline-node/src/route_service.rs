@@ -217,6 +217,27 @@ fn policy_refusal(blocked: &Blocked) -> proto::Refusal {
     }
 }
 
+/// For a dry run of a tenant with limits: that none was checked, and the calls it holds now.
+fn dry_run_usage(view: &RoutingView, tenant: &str) -> Option<String> {
+    let state = &view.applied.state;
+    let limits = &state.routing().tenant(tenant)?.limits;
+    if !limits.is_limited() {
+        return None;
+    }
+    let active = state
+        .usage()
+        .tenant(tenant)
+        .map_or(0, |usage| usage.tenant.active);
+    let limit = limits
+        .tenant
+        .concurrent_calls
+        .map_or_else(|| "no limit".to_owned(), |limit| limit.to_string());
+    Some(format!(
+        "a dry run: the tenant's usage limits were not checked and no slot is held ({active} \
+         calls admitted now, concurrent limit {limit}; `trunkctl usage show` for the rest)"
+    ))
+}
+
 fn limit_reason(limit: LimitKind) -> proto::RefusalReason {
     match limit {
         LimitKind::ConcurrentCalls => proto::RefusalReason::LimitConcurrentCalls,
@@ -315,7 +336,11 @@ impl RouteService for RouteApi {
         };
         let mut max_duration_ms = 0;
         let mut limited = false;
-        if refusal.is_none() {
+        if request.dry_run {
+            if let Some(usage) = dry_run_usage(&view, &request.tenant) {
+                outcome.warnings.push(usage);
+            }
+        } else if refusal.is_none() {
             match self.admit(&view, &outcome).await {
                 Ok(granted) => max_duration_ms = granted,
                 Err(refused) => {
@@ -327,7 +352,7 @@ impl RouteService for RouteApi {
         }
         // A call the policy or a limit refused gets no token: ReportLeg must not route what
         // was refused. (A call no carrier can take keeps its token; a reroute finds no more.)
-        let route_token = if outcome.blocked.is_some() || limited {
+        let route_token = if outcome.blocked.is_some() || limited || request.dry_run {
             String::new()
         } else {
             route_token::encode(&outcome.token, &key).map_err(invalid)?

@@ -163,6 +163,30 @@ async fn calls_at_every_node_at_once_never_exceed_the_limit_and_are_admitted_as_
     assert_eq!(refused, 25);
     assert_eq!(usage(&clients[1]).await.active_calls, 5);
 
+    // A dry run (trunkctl route test) shows where a call would go without holding a slot.
+    let request = proto::RouteOutboundRequest {
+        tenant: "acme".into(),
+        call_id: "dry-run@proxy".into(),
+        to: "4155550100".into(),
+        dry_run: true,
+        ..Default::default()
+    };
+    let dry = clients[0]
+        .route(Retry::NotSent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+        .unwrap();
+    assert_eq!(limit(&dry), None);
+    assert!(!dry.legs.is_empty() && dry.route_token.is_empty());
+    assert!(
+        dry.warnings.iter().any(|w| w.contains("dry run")),
+        "{:?}",
+        dry.warnings
+    );
+    assert_eq!(usage(&clients[2]).await.active_calls, 5);
+
     // An emergency call is never refused by a limit, and holds no slot.
     let emergency = route(&clients[2], "call-911@proxy", "911", 0).await;
     assert_eq!(limit(&emergency), None);

@@ -133,6 +133,8 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         min_applied_index: args.min_index,
         source: proto::CallSource::from(args.source).into(),
         extension: args.extension.clone(),
+        // A test must not hold one of a limited tenant's slots.
+        dry_run: true,
     };
     let response = context
         .client
