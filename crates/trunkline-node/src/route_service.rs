@@ -133,8 +133,9 @@ impl RouteApi {
             class: outcome.class,
             rate_micros_per_minute: rate,
             connect_fee_micros: fee,
+            attempt: rand::random(),
         };
-        let (tenant, call) = (admission.tenant.clone(), admission.call);
+        let (tenant, call, attempt) = (admission.tenant.clone(), admission.call, admission.attempt);
         match self.admitter.admit(admission).await {
             Ok(Admitted::Yes { max_duration_ms }) => Ok(max_duration_ms),
             Ok(Admitted::No { limit, message }) => Err(proto::Refusal {
@@ -153,7 +154,7 @@ impl RouteApi {
                         tenant,
                         call,
                         talk_ms: 0,
-                        cancel: true,
+                        cancel: Some(attempt),
                     };
                     let _ = admitter.end(end).await;
                 });
@@ -499,7 +500,7 @@ impl RouteService for RouteApi {
             tenant: token.tenant,
             call: token.call_id_hash,
             talk_ms,
-            cancel: false,
+            cancel: None,
         };
         Ok(Response::new(match self.admitter.end(end).await? {
             Ended::Booked {

@@ -239,6 +239,9 @@ pub struct Admission {
     /// The price of the dearest leg offered, so a grant covers whichever carrier answers.
     pub rate_micros_per_minute: u64,
     pub connect_fee_micros: u64,
+    /// Which request asked (a nonce per RouteOutbound): a withdrawal names the attempt it
+    /// withdraws, so it never releases a call a later attempt was told is admitted.
+    pub attempt: u64,
 }
 
 /// A call that ended.
@@ -248,10 +251,12 @@ pub struct CallEnd {
     pub call: u64,
     /// Answer to end; 0 for a call never answered.
     pub talk_ms: u64,
-    /// The node withdraws an admission it could not confirm (its write timed out): if the
-    /// admission has not applied yet, it is refused when it does ([`CANCEL_MEMORY_MS`]), so
-    /// a call nobody was told was admitted never holds a slot.
-    pub cancel: bool,
+    /// `Some(attempt)`: the node withdraws the admission of that attempt, which it could not
+    /// confirm (its write timed out). It releases the call only if that attempt is the last
+    /// one admitted (a retry with the same Call-ID that was answered wins), and if the
+    /// admission has not applied yet, it is refused when it does ([`CANCEL_MEMORY_MS`]): a
+    /// call nobody was told was admitted never holds a slot.
+    pub cancel: Option<u64>,
 }
 
 /// How long a withdrawn admission is remembered: far longer than an admission can take to
@@ -539,6 +544,8 @@ pub struct ActiveCall {
     pub rate_micros_per_minute: u64,
     pub connect_fee_micros: u64,
     pub reserved_micros: u64,
+    /// The last attempt told the call is admitted.
+    pub attempt: u64,
 }
 
 impl ActiveCall {
@@ -579,8 +586,8 @@ pub struct UsageBook {
     deadlines: BTreeSet<(u64, String, u64)>,
     /// The UTC day idle extension counters were last dropped.
     swept_day: u64,
-    /// Withdrawn admissions that had not applied: (tenant, call) → when to forget it.
-    cancelled: BTreeMap<(String, u64), u64>,
+    /// Withdrawn admissions that had not applied: (tenant, call, attempt) → when to forget.
+    cancelled: BTreeMap<(String, u64, u64), u64>,
 }
 
 impl UsageBook {
@@ -612,10 +619,11 @@ impl UsageBook {
         if self.swept_day == 0 {
             self.swept_day = now_ms / DAY_MS;
         }
-        if self
-            .cancelled
-            .contains_key(&(admission.tenant.clone(), admission.call))
-        {
+        if self.cancelled.contains_key(&(
+            admission.tenant.clone(),
+            admission.call,
+            admission.attempt,
+        )) {
             return Admitted::No {
                 limit: LimitKind::ActiveCalls,
                 message: "the admission of this call was withdrawn: it timed out on the node \
@@ -625,8 +633,16 @@ impl UsageBook {
         }
         let usage = self.tenants.entry(admission.tenant.clone()).or_default();
         if let Some(call) = usage.calls.get(&admission.call) {
+            let grant = call.grant_ms;
+            if call.attempt != admission.attempt {
+                // This attempt is the one its proxy hears of now: a withdrawal of an earlier
+                // one must not release the call.
+                if let Some(call) = Arc::make_mut(usage).calls.get_mut(&admission.call) {
+                    call.attempt = admission.attempt;
+                }
+            }
             return Admitted::Yes {
-                max_duration_ms: call.grant_ms,
+                max_duration_ms: grant,
             };
         }
         if usage.calls.len() >= MAX_ACTIVE_CALLS_PER_TENANT {
@@ -686,6 +702,7 @@ impl UsageBook {
                 rate_micros_per_minute: rate,
                 connect_fee_micros: fee,
                 reserved_micros,
+                attempt: admission.attempt,
             },
         );
         self.deadlines.insert((
@@ -703,16 +720,29 @@ impl UsageBook {
     pub fn end(&mut self, now_ms: u64, ends: &[CallEnd]) -> Vec<Ended> {
         ends.iter()
             .map(|end| {
-                let ended = self.end_one(&end.tenant, end.call, end.talk_ms);
-                if end.cancel && ended == Ended::Unknown {
-                    self.remember_cancel(now_ms, &end.tenant, end.call);
+                let Some(attempt) = end.cancel else {
+                    return self.end_one(&end.tenant, end.call, end.talk_ms);
+                };
+                let held_by = self
+                    .tenants
+                    .get(&end.tenant)
+                    .and_then(|usage| usage.calls.get(&end.call))
+                    .map(|call| call.attempt);
+                match held_by {
+                    // Admitted by this attempt, and nobody heard of it: release it.
+                    Some(held) if held == attempt => self.end_one(&end.tenant, end.call, 0),
+                    // A later attempt was answered: the call stays.
+                    Some(_) => Ended::Unknown,
+                    None => {
+                        self.remember_cancel(now_ms, &end.tenant, end.call, attempt);
+                        Ended::Unknown
+                    }
                 }
-                ended
             })
             .collect()
     }
 
-    fn remember_cancel(&mut self, now_ms: u64, tenant: &str, call: u64) {
+    fn remember_cancel(&mut self, now_ms: u64, tenant: &str, call: u64, attempt: u64) {
         if self.cancelled.len() >= MAX_CANCELLED {
             let oldest = self
                 .cancelled
@@ -724,7 +754,7 @@ impl UsageBook {
             }
         }
         self.cancelled.insert(
-            (tenant.to_owned(), call),
+            (tenant.to_owned(), call, attempt),
             now_ms.saturating_add(CANCEL_MEMORY_MS),
         );
     }

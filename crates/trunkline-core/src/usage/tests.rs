@@ -17,6 +17,7 @@ fn admission(call: u64) -> Admission {
         class: DestinationClass::National,
         rate_micros_per_minute: 10_000,
         connect_fee_micros: 0,
+        attempt: call,
     }
 }
 
@@ -49,7 +50,7 @@ fn end(book: &mut UsageBook, call: u64, talk_ms: u64) -> Ended {
             tenant: "acme".to_owned(),
             call,
             talk_ms,
-            cancel: false,
+            cancel: None,
         }],
     )
     .remove(0)
@@ -65,7 +66,7 @@ fn a_withdrawn_admission_is_refused_when_it_applies_late_and_released_when_it_ap
         tenant: "acme".to_owned(),
         call,
         talk_ms: 0,
-        cancel: true,
+        cancel: Some(call),
     };
     let mut book = UsageBook::default();
     let now = DAY_START + HOUR_MS;
@@ -84,6 +85,23 @@ fn a_withdrawn_admission_is_refused_when_it_applies_late_and_released_when_it_ap
         Ended::Booked { .. }
     ));
     assert!(admitted(&admit(&mut book, &limits, now + 5, admission(4))));
+    // A retry with the same Call-ID (another attempt) was answered admitted: withdrawing the
+    // first attempt must not release the call the proxy now holds.
+    end(&mut book, 4, 0);
+    assert!(admitted(&admit(&mut book, &limits, now + 6, admission(5))));
+    let retry = Admission {
+        attempt: 55,
+        ..admission(5)
+    };
+    assert!(admitted(&admit(&mut book, &limits, now + 7, retry)));
+    assert_eq!(book.end(now + 8, &[cancel(5)]), [Ended::Unknown]);
+    assert_eq!(book.tenant("acme").unwrap().tenant.active, 1);
+    assert_eq!(
+        refused_by(&admit(&mut book, &limits, now + 9, admission(6))),
+        Some(LimitKind::ConcurrentCalls)
+    );
+    end(&mut book, 5, 0);
+    assert!(admitted(&admit(&mut book, &limits, now + 10, admission(4))));
     // Forgotten after a while.
     assert!(book.expiry_due(now + CANCEL_MEMORY_MS));
     book.expire(now + CANCEL_MEMORY_MS);
