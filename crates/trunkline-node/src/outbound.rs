@@ -75,7 +75,8 @@ pub fn source_from_proto(source: i32) -> Result<SourceKind, Error> {
 }
 
 /// The calling extension: the one the proxy names, else `from` when the tenant's dial plan
-/// reads it as one of its extensions.
+/// reads it as one of its extensions. Only worked out when the tenant has a rule or a limit
+/// by extension: the lookup of any other tenant does not normalise `from`.
 pub fn calling_extension(
     view: &RoutingView,
     tenant: &str,
@@ -86,7 +87,15 @@ pub fn calling_extension(
         trunkline_core::routing::validate_name("extension", extension)?;
         return Ok(Some(extension.to_owned()));
     }
-    let Some(tenant) = view.applied.state.routing().tenant(tenant) else {
+    let Some(tenant) = view
+        .applied
+        .state
+        .routing()
+        .tenant(tenant)
+        .filter(|tenant| {
+            !tenant.policy.extensions.is_empty() || !tenant.limits.per_extension.is_empty()
+        })
+    else {
         return Ok(None);
     };
     Ok(match normalize(from, &tenant.dial_plan) {

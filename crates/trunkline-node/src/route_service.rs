@@ -103,13 +103,14 @@ impl RouteApi {
         {
             return Ok(0);
         }
-        let Some(limits) = view
+        let Some(refusal_sip_code) = view
             .applied
             .state
             .routing()
             .tenant(&outcome.token.tenant)
-            .map(|tenant| tenant.limits.clone())
+            .map(|tenant| &tenant.limits)
             .filter(|limits| limits.is_limited())
+            .map(|limits| limits.refusal_sip_code)
         else {
             return Ok(0);
         };
@@ -141,7 +142,7 @@ impl RouteApi {
             Ok(Admitted::No { limit, message }) => Err(proto::Refusal {
                 reason: limit_reason(limit).into(),
                 message,
-                sip_code: u32::from(limits.refusal_sip_code),
+                sip_code: u32::from(refusal_sip_code),
                 scope: String::new(),
             }),
             Err(error) => {

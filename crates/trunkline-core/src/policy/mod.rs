@@ -267,11 +267,16 @@ impl<'a> Layers<'a> {
         source: Option<SourceKind>,
         extension: Option<&'a str>,
     ) -> Self {
+        // A scope is only read where its rules are: no name is copied for an extension
+        // without rules of its own.
+        let own = extension.and_then(|extension| policy.extensions.get_key_value(extension));
         Layers {
             layers: [
                 (
-                    extension.and_then(|extension| policy.extensions.get(extension)),
-                    PolicyScope::Extension(extension.unwrap_or_default().to_owned()),
+                    own.map(|(_, rules)| rules),
+                    own.map_or(PolicyScope::Tenant, |(name, _)| {
+                        PolicyScope::Extension(name.clone())
+                    }),
                 ),
                 (
                     source.and_then(|source| policy.sources.get(&source)),
@@ -457,7 +462,10 @@ impl CallingPolicy {
 
     /// Whether the call may go ahead; see the module documentation for the order of rules.
     pub fn check(&self, call: &PolicyCall<'_>) -> Result<(), Blocked> {
-        if call.class == DestinationClass::Emergency || call.destination.is_emergency() {
+        if call.class == DestinationClass::Emergency
+            || call.destination.is_emergency()
+            || self.is_empty()
+        {
             return Ok(());
         }
         let layers = Layers::new(self, Some(call.source), call.extension);
