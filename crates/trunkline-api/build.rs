@@ -8,6 +8,8 @@ use protox::prost::Message;
 const PROTO_ROOT: &str = "../../proto";
 const PUBLIC_FILES: &[&str] = &[
     "trunkline/v1/common.proto",
+    "trunkline/v1/alerts.proto",
+    "trunkline/v1/cdr.proto",
     "trunkline/v1/admin.proto",
     "trunkline/v1/routing.proto",
     "trunkline/v1/health.proto",

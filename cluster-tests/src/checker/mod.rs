@@ -10,6 +10,7 @@
 //! - [`convergence`]: every node ends with the same applied state;
 //! - [`availability`]: lookups sent to a node the client could reach kept succeeding;
 //! - [`limits`]: a tenant limited to N calls at once never had more admitted;
+//! - [`cdrs`]: every call end a node acknowledged has its record on every node;
 //! - [`report`]: the summary a run writes under `target/` (`report.json`, `report.txt`).
 //!
 //! A checker says `Unknown` rather than `Pass` when it could not look at everything it
@@ -19,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod availability;
+pub mod cdrs;
 pub mod convergence;
 pub mod limits;
 pub mod linearizable;

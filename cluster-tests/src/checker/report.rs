@@ -82,6 +82,7 @@ pub struct Report {
     pub availability: Option<AvailabilityResult>,
     #[serde(default)]
     pub limits: Option<super::limits::LimitsResult>,
+    pub cdrs: Option<super::cdrs::CdrsResult>,
 }
 
 /// `report.json`: the overall verdict first, then the report.
@@ -139,6 +140,7 @@ impl Report {
             convergence: None,
             availability: None,
             limits: None,
+            cdrs: None,
         }
     }
 
@@ -157,6 +159,9 @@ impl Report {
         }
         if let Some(result) = &self.availability {
             verdicts.push(("availability", &result.verdict));
+        }
+        if let Some(result) = &self.cdrs {
+            verdicts.push(("cdrs", &result.verdict));
         }
         if let Some(result) = &self.limits {
             verdicts.push(("limits", &result.verdict));
@@ -260,6 +265,7 @@ impl Report {
         self.render_convergence(out);
         self.render_availability(out);
         self.render_limits(out);
+        self.render_cdrs(out);
         text
     }
 
@@ -362,6 +368,25 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(out, "    {}: {}", difference.what, held.join(", "));
+        }
+    }
+
+    fn render_cdrs(&self, out: &mut String) {
+        let Some(result) = &self.cdrs else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "  cdrs: {} ({} call ends acknowledged; {} nodes checked, {} caught up from a \
+             snapshot; {} missing)",
+            result.verdict.name(),
+            result.acknowledged,
+            result.nodes_checked,
+            result.nodes_incomplete,
+            result.missing
+        );
+        if let Some(reason) = result.verdict.reason() {
+            let _ = writeln!(out, "    {reason}");
         }
     }
 

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     checker::{
-        availability, convergence, limits, linearizable, lost_writes,
+        availability, cdrs, convergence, limits, linearizable, lost_writes,
         report::{write_history, Report},
     },
     history::Recorder,
@@ -206,6 +206,9 @@ impl Run {
         ));
         if self.lookups {
             report.limits = Some(limits::check(&history, CONCURRENT_LIMIT));
+        }
+        if let (true, Some(finals)) = (self.lookups, &finals) {
+            report.cdrs = Some(cdrs::check(&history, &finals.records));
         }
         if let Some(finals) = &finals {
             report.lost_writes = Some(lost_writes::check(&history, &finals.reads));

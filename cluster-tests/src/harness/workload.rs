@@ -1147,6 +1147,49 @@ pub struct FinalStates {
     pub nodes: Vec<FinalNodeState>,
     /// Each member's value of every key the history touched.
     pub reads: Vec<FinalRead>,
+    /// The ended calls of the limited tenant each member's record archive holds.
+    pub records: Vec<crate::checker::cdrs::NodeRecords>,
+}
+
+/// The limited tenant's ended calls in `node`'s record archive.
+async fn ended_calls(client: &Client, node: NodeId) -> Result<crate::checker::cdrs::NodeRecords> {
+    let request = proto::ListCdrsRequest {
+        tenant: LIMITED_TENANT.to_owned(),
+        ..Default::default()
+    };
+    let mut stream = client
+        .admin(Retry::Idempotent, |mut admin| {
+            let request = request.clone();
+            async move { admin.list_cdrs(request).await }
+        })
+        .await
+        .map_err(|error| HarnessError::client(format!("records of node {node}"), error))?;
+    let mut records = crate::checker::cdrs::NodeRecords {
+        node,
+        ..Default::default()
+    };
+    loop {
+        let chunk = stream.message().await.map_err(|status| {
+            HarnessError::Setup(format!("the records of node {node}: {status}"))
+        })?;
+        let Some(chunk) = chunk else {
+            break;
+        };
+        records.complete_since_ms = chunk.complete_since_ms;
+        records.ended.extend(
+            chunk
+                .records
+                .into_iter()
+                .filter(|record| {
+                    matches!(
+                        record.disposition.as_str(),
+                        "answered" | "busy" | "no-answer" | "failed"
+                    )
+                })
+                .map(|record| record.call_id),
+        );
+    }
+    Ok(records)
 }
 
 /// Reads every member's settings and routing configuration once it has applied at least
@@ -1218,6 +1261,7 @@ pub async fn final_states(
             })
             .await
             .map_err(|error| HarnessError::client(format!("routing of node {node}"), error))?;
+        states.records.push(ended_calls(&client, node).await?);
         for key in keys {
             states.reads.push(FinalRead {
                 node,

@@ -20,6 +20,7 @@ mod config;
 mod deck;
 pub mod dev_node;
 mod dialled;
+pub mod load;
 
 use rand::Rng;
 use trunkline_core::routing::{

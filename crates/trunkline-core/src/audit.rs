@@ -215,6 +215,13 @@ pub fn object_of(command: &Command) -> String {
         }
         Command::Audit(_) => "audit log".to_owned(),
         Command::Usage(_) => "usage".to_owned(),
+        Command::Cdr(_) => "cdr".to_owned(),
+        Command::Alerts(command) => match command {
+            crate::alerts::AlertCommand::SetRule { rule, .. } => format!("alert rule {rule}"),
+            crate::alerts::AlertCommand::Acknowledge { id, .. } => format!("alert {id}"),
+            crate::alerts::AlertCommand::Unblock { tenant } => format!("tenant {tenant}"),
+            crate::alerts::AlertCommand::Delivered { .. } => "alert webhook".to_owned(),
+        },
         Command::Tick => "clock".to_owned(),
     }
 }

@@ -35,6 +35,8 @@ pub enum EventKind {
     /// Authentication under attack: a token locked after wrong secrets, or a source address
     /// refused after too many failures.
     SecurityAlert(SecurityAlert),
+    /// A fraud rule fired for a tenant (and its automatic action, if any, is in force).
+    FraudAlert(crate::alerts::Alert),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,10 @@
 //! in as values, so the replicated state machine gives the same answer on every node and the
 //! routing decisions can be property-tested.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod cdr;
 mod error;
 pub mod events;
 mod field;

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    alerts::{AlertBook, AlertCommand, AlertResponse},
     audit::{object_of, retention_ms, Actor, AuditCommand, AuditLog},
     auth::tokens::{TokenCommand, TokenResponse, Tokens},
+    cdr::{Cdr, CdrBook, CdrCommand, CdrResponse, Recorded},
     events::{Event, EventKind, EventLog},
     health::{HealthCommand, HealthResponse, HealthTable},
     inbound::{InboundCommand, InboundConfig, InboundResponse},
@@ -48,6 +50,10 @@ pub enum Command {
     Audit(AuditCommand),
     /// Admissions of calls of tenants with usage limits, and the ends of those calls.
     Usage(UsageCommand),
+    /// Call detail records, many to an entry.
+    Cdr(CdrCommand),
+    /// Fraud alerts: rules, acknowledgements, clearing automatic actions.
+    Alerts(AlertCommand),
     /// Only moves the log's time on, so time-based state (registration expiry) advances on
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
@@ -65,6 +71,8 @@ impl Command {
             Command::Tokens(command) => command.validate(),
             Command::Audit(command) => command.validate(),
             Command::Usage(command) => Ok(command.validate()?),
+            Command::Cdr(command) => Ok(command.validate()?),
+            Command::Alerts(command) => Ok(command.validate()?),
             Command::Tick => Ok(()),
         }
     }
@@ -90,6 +98,8 @@ pub enum Response {
     Inbound(InboundResponse),
     Tokens(TokenResponse),
     Usage(UsageResponse),
+    Cdr(CdrResponse),
+    Alerts(AlertResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
 }
@@ -107,6 +117,8 @@ pub struct State {
     tokens: Arc<Tokens>,
     audit: Arc<AuditLog>,
     usage: Arc<UsageBook>,
+    cdrs: Arc<CdrBook>,
+    alerts: Arc<AlertBook>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -115,9 +127,20 @@ pub struct State {
 impl State {
     /// Applies the request at `log_index` and returns what it produced.
     pub fn apply(&mut self, log_index: u64, request: &Request) -> Response {
+        self.apply_archiving(log_index, request, &mut Vec::new())
+    }
+
+    /// [`State::apply`], handing the call records the request finished to `archive`, in
+    /// order: they leave the state here (the store keeps them on disk).
+    pub fn apply_archiving(
+        &mut self,
+        log_index: u64,
+        request: &Request,
+        archive: &mut Vec<Cdr>,
+    ) -> Response {
         self.last_time_ms = self.last_time_ms.max(request.time_ms);
         let response = match request.command.validate() {
-            Ok(()) => self.apply_command(log_index, &request.command),
+            Ok(()) => self.apply_command(log_index, &request.command, archive),
             Err(error) => Response::Rejected(error),
         };
         if let Some(actor) = &request.actor {
@@ -137,7 +160,12 @@ impl State {
         audit.prune(self.last_time_ms, retention);
     }
 
-    fn apply_command(&mut self, log_index: u64, command: &Command) -> Response {
+    fn apply_command(
+        &mut self,
+        log_index: u64,
+        command: &Command,
+        archive: &mut Vec<Cdr>,
+    ) -> Response {
         match command {
             Command::Audit(AuditCommand::Record(records)) => {
                 for record in records {
@@ -185,6 +213,10 @@ impl State {
                             if self.usage.tenant(name).is_some() {
                                 Arc::make_mut(&mut self.usage).remove_tenant(name);
                             }
+                            if self.cdrs.open_calls().any(|call| &call.tenant == name) {
+                                Arc::make_mut(&mut self.cdrs).remove_tenant(name, archive);
+                            }
+                            Arc::make_mut(&mut self.alerts).remove_tenant(name);
                         }
                         if let RoutingCommand::Delete {
                             kind: ObjectKind::Gateway,
@@ -246,7 +278,37 @@ impl State {
                     Arc::make_mut(&mut self.inbound).expire(self.last_time_ms);
                 }
                 self.expire_calls();
+                self.expire_records(archive);
                 Response::None
+            }
+            Command::Cdr(CdrCommand::Record(records)) => {
+                let outcomes =
+                    Arc::make_mut(&mut self.cdrs).record(self.last_time_ms, records, archive);
+                // Detection sees each call once: repeated reports are left out.
+                let fresh: Vec<crate::cdr::Cdr> = records
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, outcome)| **outcome == Recorded::Yes)
+                    .map(|(record, _)| record.clone())
+                    .collect();
+                let raised = Arc::make_mut(&mut self.alerts).observe(self.last_time_ms, &fresh);
+                if !raised.is_empty() {
+                    let events = Arc::make_mut(&mut self.events);
+                    for alert in raised {
+                        events.push(Event {
+                            index: log_index,
+                            time_ms: self.last_time_ms,
+                            kind: EventKind::FraudAlert(alert),
+                        });
+                    }
+                }
+                Response::Cdr(CdrResponse::Recorded(outcomes))
+            }
+            Command::Alerts(command) => {
+                match Arc::make_mut(&mut self.alerts).apply(self.last_time_ms, command) {
+                    Ok(response) => Response::Alerts(response),
+                    Err(error) => Response::Rejected(error),
+                }
             }
             Command::Usage(command) => {
                 self.expire_calls();
@@ -318,6 +380,21 @@ impl State {
 
     pub fn usage(&self) -> &Arc<UsageBook> {
         &self.usage
+    }
+
+    pub fn alerts(&self) -> &Arc<AlertBook> {
+        &self.alerts
+    }
+
+    pub fn cdrs(&self) -> &Arc<CdrBook> {
+        &self.cdrs
+    }
+
+    /// Closes the calls in progress whose end never came.
+    fn expire_records(&mut self, archive: &mut Vec<Cdr>) {
+        if self.cdrs.expiry_due(self.last_time_ms) {
+            Arc::make_mut(&mut self.cdrs).expire(self.last_time_ms, archive);
+        }
     }
 
     /// Releases the admitted calls whose end is overdue (their grant ran out unreported).

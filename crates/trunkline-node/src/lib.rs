@@ -10,7 +10,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod body_budget;
+pub mod cdrs;
 pub mod cluster;
 pub mod config;
 mod convert;
@@ -38,4 +40,5 @@ pub mod streams;
 pub mod ticker;
 pub mod tls;
 pub mod usage;
+pub mod webhook;
 mod wire;

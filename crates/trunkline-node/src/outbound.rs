@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use rand::{rngs::StdRng, SeedableRng};
 use trunkline_api::v1 as proto;
 use trunkline_core::{
+    cdr::{LegRecord, LegTransport},
     health::LegOutcome,
-    policy::{Blocked, PolicyCall, SourceKind},
+    policy::{BlockReason, Blocked, PolicyCall, PolicyScope, SourceKind},
     routing::{
         classify, leg_verdict, normalize, select_route, Candidate, DestinationClass, LegEnding,
         LegTransportError, LegVerdict, Media, RouteInput, StopCause, Tenant, Verdict,
@@ -23,12 +24,15 @@ use trunkline_core::{
 
 use crate::{
     limits,
-    route_token::{self, RouteToken},
+    route_token::{self, OfferedLeg, RouteToken},
     routing_view::RoutingView,
 };
 
 /// Legs reported in one call before Trunkline stops offering more.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// Legs a token records for the call's record: every leg up to the attempt bound, and a few
+/// reports beyond it (a proxy reporting after the stop), no more.
+pub const MAX_TOKEN_LEGS: usize = MAX_ATTEMPTS as usize + 2;
 /// Longest Call-ID accepted.
 pub const MAX_CALL_ID_BYTES: usize = 256;
 
@@ -60,6 +64,8 @@ pub struct Caller {
     pub source: SourceKind,
     /// The calling extension or device, if known.
     pub extension: Option<String>,
+    /// The calling number, as the proxy gave it.
+    pub from: String,
 }
 
 pub fn source_from_proto(source: i32) -> Result<SourceKind, Error> {
@@ -171,7 +177,8 @@ pub fn route(
             extension: token.extension.as_deref(),
             now_ms,
         })
-        .err();
+        .err()
+        .or_else(|| alert_block(view, tenant, class));
     let warnings = if explain {
         view.applied
             .state
@@ -228,6 +235,12 @@ pub fn route(
             prefix: leg.rate.prefix.to_owned(),
         })
         .collect();
+    outcome.token.offered = outcome.legs.first().map(|leg| OfferedLeg {
+        carrier: leg.carrier.clone(),
+        gateway: leg.gateway.clone(),
+        rate_micros_per_minute: leg.rate_micros_per_minute,
+        connect_fee_micros: leg.connect_fee_micros,
+    });
     outcome.explanation = explanation_lines(&decision.explanation, max_legs);
     Ok(outcome)
 }
@@ -293,6 +306,32 @@ fn explanation_lines(candidates: &[Candidate<'_>], max_legs: usize) -> Vec<proto
     lines
 }
 
+/// A fraud alert's automatic action in force on the tenant that refuses this call (never an
+/// emergency call).
+fn alert_block(view: &RoutingView, tenant: &Tenant, class: DestinationClass) -> Option<Blocked> {
+    let (action, alert) = view.applied.state.alerts().blocking(&tenant.name, class)?;
+    Some(Blocked {
+        reason: BlockReason::AlertAction,
+        scope: PolicyScope::Tenant,
+        sip_code: 403,
+        message: format!(
+            "fraud alert {alert} put {action} on this tenant: the call is refused until an \
+             operator clears it (`trunkctl tenant unblock {}`)",
+            tenant.name,
+            action = action.as_str()
+        ),
+    })
+}
+
+/// Where and when a token is issued: the node answering the lookup, its clock, and the
+/// applied index of the view it answers from.
+#[derive(Clone, Copy, Debug)]
+pub struct Issuer {
+    pub node: u64,
+    pub now_ms: u64,
+    pub applied_index: u64,
+}
+
 /// The token a fresh call starts with.
 pub fn first_token(
     tenant: &str,
@@ -300,9 +339,13 @@ pub fn first_token(
     dialled: &str,
     media: Media,
     caller: Caller,
-    now_ms: u64,
-    applied_index: u64,
+    issuer: Issuer,
 ) -> RouteToken {
+    let Issuer {
+        node,
+        now_ms,
+        applied_index,
+    } = issuer;
     let call_id_hash = route_token::call_id_hash(call_id);
     RouteToken {
         call_id_hash,
@@ -311,7 +354,11 @@ pub fn first_token(
         media,
         source: caller.source,
         extension: caller.extension,
+        from: caller.from,
+        node,
         excluded_carriers: Vec::new(),
+        legs: Vec::new(),
+        offered: None,
         attempts: 0,
         seed: call_id_hash,
         issued_ms: now_ms,
@@ -321,17 +368,43 @@ pub fn first_token(
 
 /// What to do after a leg ended.
 pub enum Next {
-    Stop(proto::Stop),
+    /// The call is over (or up); the token records the leg that ended it.
+    Stop(proto::Stop, RouteToken),
     /// Try another carrier; the token now excludes the failed one.
     Reroute(RouteToken),
 }
 
-fn stop(reason: proto::StopReason, sip_code: u16, message: String) -> Next {
-    Next::Stop(proto::Stop {
-        reason: reason.into(),
-        message,
-        sip_code: sip_code.into(),
-    })
+fn stop(token: RouteToken, reason: proto::StopReason, sip_code: u16, message: String) -> Next {
+    Next::Stop(
+        proto::Stop {
+            reason: reason.into(),
+            message,
+            sip_code: sip_code.into(),
+        },
+        token,
+    )
+}
+
+/// A leg as the call's record keeps it.
+fn leg_record(request: &proto::ReportLegRequest, ending: LegEnding) -> LegRecord {
+    let (sip_code, transport) = match ending {
+        LegEnding::Reply { code } => (u16::try_from(code).unwrap_or(0), None),
+        LegEnding::Transport(error) => (
+            0,
+            Some(match error {
+                LegTransportError::Timeout => LegTransport::Timeout,
+                LegTransportError::Refused => LegTransport::Refused,
+                LegTransportError::Unreachable => LegTransport::Unreachable,
+            }),
+        ),
+        LegEnding::Unreported => (0, None),
+    };
+    LegRecord {
+        carrier: request.carrier.clone(),
+        gateway: request.gateway.clone(),
+        sip_code,
+        transport,
+    }
 }
 
 /// The leg's ending as the core judges it. A transport error wins over any code in the same
@@ -369,7 +442,15 @@ pub fn after_leg(
         .carrier(&request.carrier)
         .ok_or_else(|| Error::not_found("carrier", request.carrier.clone()))?;
     let ending = ending_from_proto(request)?;
-    match leg_verdict(ending, &carrier.final_codes) {
+    let verdict = leg_verdict(ending, &carrier.final_codes);
+    if !matches!(
+        verdict,
+        LegVerdict::Unreported | LegVerdict::Provisional { .. } | LegVerdict::UnknownCode { .. }
+    ) && token.legs.len() < MAX_TOKEN_LEGS
+    {
+        token.legs.push(leg_record(request, ending));
+    }
+    match verdict {
         LegVerdict::Unreported => Err(Error::invalid(
             "sip_code",
             "set the final SIP code, or transport_error when no reply came",
@@ -382,13 +463,17 @@ pub fn after_leg(
             "sip_code",
             format!("{code} is not a SIP response code"),
         )),
-        LegVerdict::Answered { code } => {
-            Ok(stop(proto::StopReason::Answered, code, "answered".into()))
-        }
+        LegVerdict::Answered { code } => Ok(stop(
+            token,
+            proto::StopReason::Answered,
+            code,
+            "answered".into(),
+        )),
         LegVerdict::Stop {
             code,
             cause: StopCause::CarrierFinal,
         } => Ok(stop(
+            token,
             proto::StopReason::CarrierFinal,
             code,
             format!(
@@ -400,6 +485,7 @@ pub fn after_leg(
             code,
             cause: StopCause::Callee,
         } => Ok(stop(
+            token,
             proto::StopReason::CalleeAnswer,
             code,
             format!("{code}: the callee's answer"),
@@ -408,6 +494,7 @@ pub fn after_leg(
             code,
             cause: StopCause::OtherFinal,
         } => Ok(stop(
+            token,
             proto::StopReason::CalleeAnswer,
             code,
             format!("{code}: a final answer that no other carrier would change"),
@@ -416,6 +503,7 @@ pub fn after_leg(
             token.attempts = token.attempts.saturating_add(1);
             if token.attempts >= MAX_ATTEMPTS {
                 return Ok(stop(
+                    token,
                     proto::StopReason::AttemptsExhausted,
                     503,
                     format!("{MAX_ATTEMPTS} legs failed in this call"),

@@ -20,6 +20,7 @@ use trunkline_core::{
 
 use crate::{
     auth,
+    cdrs::{self, CallEnding, LookupEnding, Recorder},
     cluster::{now_ms, Cluster, ReadState},
     config::ServiceLimits,
     convert,
@@ -46,8 +47,17 @@ pub struct RouteApi {
     health: Arc<HealthMonitor>,
     registrar: Arc<Registrar>,
     admitter: Arc<Admitter>,
+    recorder: Arc<Recorder>,
     /// Legs in one answer (`answers.max_legs`).
     max_legs: usize,
+}
+
+/// The parts a [`RouteApi`] writes through.
+#[derive(Clone)]
+pub struct Writers {
+    pub registrar: Arc<Registrar>,
+    pub admitter: Arc<Admitter>,
+    pub recorder: Arc<Recorder>,
 }
 
 impl RouteApi {
@@ -55,16 +65,16 @@ impl RouteApi {
         cluster: Arc<Cluster>,
         views: Arc<RoutingViews>,
         health: Arc<HealthMonitor>,
-        registrar: Arc<Registrar>,
-        admitter: Arc<Admitter>,
+        writers: Writers,
         service_limits: ServiceLimits,
     ) -> Self {
         RouteApi {
             cluster,
             views,
             health,
-            registrar,
-            admitter,
+            registrar: writers.registrar,
+            admitter: writers.admitter,
+            recorder: writers.recorder,
             max_legs: service_limits.max_legs,
         }
     }
@@ -210,6 +220,7 @@ fn policy_refusal(blocked: &Blocked) -> proto::Refusal {
         BlockReason::CountryNotAllowed => proto::RefusalReason::PolicyCountryNotAllowed,
         BlockReason::LongDistance => proto::RefusalReason::PolicyLongDistance,
         BlockReason::OutsideAllowedHours => proto::RefusalReason::PolicyOutsideAllowedHours,
+        BlockReason::AlertAction => proto::RefusalReason::PolicyAlertAction,
     };
     proto::Refusal {
         reason: reason.into(),
@@ -314,12 +325,45 @@ impl RouteService for RouteApi {
             &request.call_id,
             &request.to,
             media,
-            outbound::Caller { source, extension },
-            now_ms,
-            view.applied_index,
+            outbound::Caller {
+                source,
+                extension,
+                from: request.from.clone(),
+            },
+            outbound::Issuer {
+                node: self.cluster.node_id,
+                now_ms,
+                applied_index: view.applied_index,
+            },
         );
-        let mut outcome = outbound::route(&view, token, request.explain, now_ms, self.max_legs)
-            .map_err(refused)?;
+        let mut outcome =
+            match outbound::route(&view, token.clone(), request.explain, now_ms, self.max_legs) {
+                Ok(outcome) => outcome,
+                Err(Refused::InvalidNumber(error)) => {
+                    if !request.dry_run {
+                        let refusal = proto::Refusal {
+                            reason: proto::RefusalReason::NoRoute.into(),
+                            message: error.to_string(),
+                            sip_code: 484,
+                            scope: String::new(),
+                        };
+                        let mut record = cdrs::lookup_record(
+                            &request.call_id,
+                            &token,
+                            &LookupEnding {
+                                normalized: "",
+                                class: None,
+                                refusal: Some(&refusal),
+                                now_ms,
+                            },
+                        );
+                        record.reason = "invalid-number".to_owned();
+                        self.recorder.note(record);
+                    }
+                    return Err(refused(Refused::InvalidNumber(error)));
+                }
+                Err(other) => return Err(refused(other)),
+            };
         let mut refusal = match &outcome.blocked {
             Some(blocked) => Some(policy_refusal(blocked)),
             None => outcome.legs.is_empty().then(|| {
@@ -359,6 +403,18 @@ impl RouteService for RouteApi {
         } else {
             route_token::encode(&outcome.token, &key).map_err(invalid)?
         };
+        if !request.dry_run {
+            self.recorder.note(cdrs::lookup_record(
+                &request.call_id,
+                &outcome.token,
+                &LookupEnding {
+                    normalized: &outcome.normalized,
+                    class: Some(outcome.class),
+                    refusal: refusal.as_ref(),
+                    now_ms,
+                },
+            ));
+        }
         Ok(Response::new(proto::RouteOutboundResponse {
             normalized: outcome.normalized,
             destination_class: outcome.destination_class.into(),
@@ -413,15 +469,12 @@ impl RouteService for RouteApi {
             self.health.record_leg(&request.gateway, outcome);
         }
         let (outcome, token) = match next {
-            Next::Stop(stop) => (proto::report_leg_response::Outcome::Stop(stop), None),
+            Next::Stop(stop, token) => (proto::report_leg_response::Outcome::Stop(stop), token),
             Next::Reroute(token) => {
                 let routed =
                     outbound::route(&view, token, false, now_ms, self.max_legs).map_err(refused)?;
                 match routed.legs.into_iter().next() {
-                    Some(leg) => (
-                        proto::report_leg_response::Outcome::Next(leg),
-                        Some(routed.token),
-                    ),
+                    Some(leg) => (proto::report_leg_response::Outcome::Next(leg), routed.token),
                     None => (
                         proto::report_leg_response::Outcome::Stop(proto::Stop {
                             reason: proto::StopReason::NoMoreRoutes.into(),
@@ -431,15 +484,13 @@ impl RouteService for RouteApi {
                             ),
                             sip_code: 503,
                         }),
-                        Some(routed.token),
+                        routed.token,
                     ),
                 }
             }
         };
-        let route_token = match token {
-            Some(token) => route_token::encode(&token, &key).map_err(invalid)?,
-            None => request.route_token,
-        };
+        // Always a new token: it records the leg just reported, for the call's record.
+        let route_token = route_token::encode(&token, &key).map_err(invalid)?;
         Ok(Response::new(proto::ReportLegResponse {
             outcome: Some(outcome),
             route_token,
@@ -487,7 +538,21 @@ impl RouteService for RouteApi {
         } else {
             0
         };
-        // Tenants without limits hold no calls: nothing to write.
+        let record = cdrs::end_record(
+            &view,
+            &request.call_id,
+            &token,
+            &CallEnding {
+                answered: request.answered,
+                answer_ms: request.answered.then_some(request.answer_time_ms),
+                end_ms: if request.end_time_ms == 0 {
+                    now_ms()
+                } else {
+                    request.end_time_ms
+                },
+            },
+        );
+        // Tenants without limits hold no calls: only the record is written.
         let state = &view.applied.state;
         let limited = state
             .routing()
@@ -495,6 +560,7 @@ impl RouteService for RouteApi {
             .is_some_and(|tenant| tenant.limits.is_limited())
             || state.usage().tenant(&token.tenant).is_some();
         if !limited {
+            self.recorder.record(record).await?;
             return Ok(Response::new(proto::ReportCallEndResponse::default()));
         }
         let end = CallEnd {
@@ -503,7 +569,9 @@ impl RouteService for RouteApi {
             talk_ms,
             cancel: None,
         };
-        Ok(Response::new(match self.admitter.end(end).await? {
+        let (ended, recorded) = tokio::join!(self.admitter.end(end), self.recorder.record(record));
+        recorded?;
+        Ok(Response::new(match ended? {
             Ended::Booked {
                 billed_ms,
                 cost_micros,
@@ -761,8 +829,12 @@ fn inbound_leg(
             number,
             Media::Voice,
             outbound::Caller::default(),
-            now_ms,
-            view.applied_index,
+            // Only the legs are used: the token is never issued.
+            outbound::Issuer {
+                node: 0,
+                now_ms,
+                applied_index: view.applied_index,
+            },
         );
         if let Ok(routed) = outbound::route(view, token, false, now_ms, max_legs) {
             wire.outbound_legs = routed.legs;

@@ -9,14 +9,16 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use trunkline_core::{policy::SourceKind, routing::Media, Error};
+use trunkline_core::{cdr::LegRecord, policy::SourceKind, routing::Media, Error};
 
-/// 3 since outbound tokens carry the caller's source and extension (1 did not).
-const FORMAT_VERSION: u8 = 3;
+/// 4 since outbound tokens carry what the call's record needs (the calling number, the node
+/// that routed it, the legs tried and the price of the leg offered); 3 did not, and 1 had no
+/// source or extension either.
+const FORMAT_VERSION: u8 = 4;
 /// The first byte of an inbound call's token ([`InboundToken`]).
 const INBOUND_FORMAT_VERSION: u8 = 2;
-/// Outbound tokens of releases before calling policies: refused with a word on why.
-const OLD_FORMAT_VERSION: u8 = 1;
+/// Outbound tokens of older releases: refused with a word on why.
+const OLD_FORMAT_VERSIONS: [u8; 2] = [1, 3];
 const TAG_BYTES: usize = 16;
 /// Longest token accepted, in characters.
 pub const MAX_TOKEN_CHARS: usize = 4096;
@@ -37,8 +39,18 @@ pub struct RouteToken {
     /// policy as the first lookup.
     pub source: SourceKind,
     pub extension: Option<String>,
+    /// The calling number as the lookup gave it, for the call's record.
+    pub from: String,
+    /// The node that answered the lookup.
+    pub node: u64,
     /// Carriers that failed in this call, in order; they are never offered again.
     pub excluded_carriers: Vec<String>,
+    /// Every leg reported so far, in order, with how it ended: the call's record is made
+    /// from the token at its end, wherever that is reported.
+    pub legs: Vec<LegRecord>,
+    /// The first leg of the latest answer, and its price: what the call is billed at when it
+    /// is answered.
+    pub offered: Option<OfferedLeg>,
     /// Legs reported so far.
     pub attempts: u32,
     /// Seeds weighted selection, so every node orders equal carriers the same way.
@@ -48,6 +60,15 @@ pub struct RouteToken {
     /// next report first catches up to it, so a report never sees older configuration than
     /// the lookup did.
     pub applied_index: u64,
+}
+
+/// The leg a proxy tries next, as priced when it was offered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferedLeg {
+    pub carrier: String,
+    pub gateway: String,
+    pub rate_micros_per_minute: u64,
+    pub connect_fee_micros: u64,
 }
 
 /// Where an inbound call is in its plan. Kept by meaning, not by leg index: the plan is made
@@ -161,7 +182,7 @@ pub fn decode_any(text: &str, key: &[u8]) -> Result<Token, Error> {
         Some(&INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Inbound)
             .map_err(|_| invalid("is malformed")),
-        Some(&OLD_FORMAT_VERSION) => Err(invalid(
+        Some(version) if OLD_FORMAT_VERSIONS.contains(version) => Err(invalid(
             "was issued by an older release: start the call again with RouteOutbound",
         )),
         _ => Err(invalid("has an unknown format version")),
@@ -180,7 +201,21 @@ mod tests {
             media: Media::Voice,
             source: SourceKind::Voicemail,
             extension: Some("2001".into()),
+            from: "+12125550100".into(),
+            node: 2,
             excluded_carriers: vec!["alpha".into()],
+            legs: vec![LegRecord {
+                carrier: "alpha".into(),
+                gateway: "alpha-1".into(),
+                sip_code: 503,
+                transport: None,
+            }],
+            offered: Some(OfferedLeg {
+                carrier: "beta".into(),
+                gateway: "beta-1".into(),
+                rate_micros_per_minute: 9_000,
+                connect_fee_micros: 0,
+            }),
             attempts: 1,
             seed: 7,
             issued_ms: 1_000,

@@ -20,6 +20,7 @@ use crate::{
     admin::AdminApi,
     auth::{AuthLayer, Authenticator},
     body_budget::BodyBudgetLayer,
+    cdrs::Recorder,
     cluster::Cluster,
     config::{Config, ConfigError, LimitsConfig, ServiceLimits, Transport},
     health::HealthMonitor,
@@ -29,7 +30,7 @@ use crate::{
     network::{Dialer, PeerNetworkFactory},
     peer_service::PeerService,
     registrar::Registrar,
-    route_service::RouteApi,
+    route_service::{RouteApi, Writers},
     routing_view::RoutingViews,
     sip_probe::SipProber,
     storage_guard,
@@ -44,8 +45,8 @@ pub struct NodeServer {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
     health: Arc<HealthMonitor>,
-    registrar: Arc<Registrar>,
-    admitter: Arc<Admitter>,
+    writers: Writers,
+    cdr_archive: trunkline_store::CdrArchive,
     service_limits: ServiceLimits,
     api_listener: TcpListener,
     peer_listener: TcpListener,
@@ -135,6 +136,7 @@ impl NodeServer {
             tokio::task::spawn_blocking(move || Store::open_with_keys(&data_dir, &identity, keys))
                 .await??;
         let resealer = store.resealer();
+        let cdr_archive = store.cdr_archive();
         let log_store = store.log_store();
         let log_growth = store.log_growth();
         let state_machine = store.state_machine();
@@ -180,9 +182,13 @@ impl NodeServer {
             std::time::Duration::from_millis(config.peer_liveness_timeout_ms),
         );
         let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
-        let registrar = Registrar::start(cluster.clone());
-        let admitter = Admitter::start(cluster.clone());
+        let writers = Writers {
+            registrar: Registrar::start(cluster.clone()),
+            admitter: Admitter::start(cluster.clone()),
+            recorder: Recorder::start(cluster.clone()),
+        };
         ticker::start(cluster.clone());
+        crate::webhook::start(cluster.clone());
         let bootstrap = if config.require_auth && !cluster.is_initialized().await {
             // The banner says how to use it (`trunkctl --token-file ... cluster init`).
             let hash = crate::auth::bootstrap_secret(&config.data_dir)
@@ -216,8 +222,8 @@ impl NodeServer {
             cluster,
             views,
             health,
-            registrar,
-            admitter,
+            writers,
+            cdr_archive,
             service_limits: config.service_limits,
             api_listener,
             peer_listener,
@@ -318,6 +324,7 @@ impl NodeServer {
                     stop.clone(),
                     self.service_limits,
                     self.resealer.clone(),
+                    self.cdr_archive.clone(),
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
@@ -326,8 +333,7 @@ impl NodeServer {
                     self.cluster.clone(),
                     self.views.clone(),
                     self.health.clone(),
-                    self.registrar.clone(),
-                    self.admitter.clone(),
+                    self.writers.clone(),
                     self.service_limits,
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),

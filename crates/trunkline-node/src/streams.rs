@@ -58,6 +58,7 @@ pub enum StreamKind {
     Watch,
     Export,
     Audit,
+    Records,
 }
 
 impl StreamKind {
@@ -66,6 +67,7 @@ impl StreamKind {
             StreamKind::Watch => "WatchEvents",
             StreamKind::Export => "ExportRates",
             StreamKind::Audit => "ListAudit",
+            StreamKind::Records => "ListCdrs",
         }
     }
 
@@ -74,7 +76,9 @@ impl StreamKind {
         match self {
             StreamKind::Watch => "streams.max_watch_streams",
             // Audit listings are as rare as exports and share their limit's value.
-            StreamKind::Export | StreamKind::Audit => "streams.max_export_streams",
+            StreamKind::Export | StreamKind::Audit | StreamKind::Records => {
+                "streams.max_export_streams"
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Registration expiry is judged at the time of the last applied entry, so every node at the
 //! same index agrees. When nothing is written for a while that time stands still and bindings
 //! would outlive their expiry, so the leader appends a `Tick` whenever the log's time is more
-//! than [`TICK_INTERVAL`] behind its clock and there are bindings to expire.
+//! than [`TICK_INTERVAL`] behind its clock and there are bindings to expire, or calls in
+//! progress whose record is due to close.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,7 +31,8 @@ pub fn start(cluster: Arc<Cluster>) {
                 continue;
             }
             let applied = cluster.reader.current();
-            let idle_ms = now_ms().saturating_sub(applied.state.time_ms());
+            let now = now_ms();
+            let idle_ms = now.saturating_sub(applied.state.time_ms());
             let has_bindings = applied
                 .state
                 .inbound()
@@ -38,7 +40,9 @@ pub fn start(cluster: Arc<Cluster>) {
                 .aors()
                 .next()
                 .is_some();
-            if !has_bindings || idle_ms < TICK_INTERVAL.as_millis() as u64 {
+            // Calls in progress whose end never came are closed (archived) by log time too.
+            let records_due = applied.state.cdrs().expiry_due(now);
+            if !(has_bindings || records_due) || idle_ms < TICK_INTERVAL.as_millis() as u64 {
                 continue;
             }
             if let Err(error) = cluster.write(Command::Tick).await {

@@ -455,6 +455,46 @@ async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code 
                 consistency: None,
             }
         )),
+        "ListCdrs" => code(admin!(
+            client,
+            list_cdrs,
+            proto::ListCdrsRequest {
+                tenant: tenant.into(),
+                ..Default::default()
+            }
+        )),
+        "ListAlerts" => code(admin!(
+            client,
+            list_alerts,
+            proto::ListAlertsRequest {
+                tenant: tenant.into(),
+                ..Default::default()
+            }
+        )),
+        // No such alert: allowed callers get NOT_FOUND.
+        "AcknowledgeAlert" => code(admin!(
+            client,
+            acknowledge_alert,
+            proto::AcknowledgeAlertRequest { id: 9_999 }
+        )),
+        "UnblockTenant" => code(admin!(
+            client,
+            unblock_tenant,
+            proto::UnblockTenantRequest {
+                tenant: tenant.into()
+            }
+        )),
+        "GetAlertPolicy" => code(admin!(
+            client,
+            get_alert_policy,
+            proto::GetAlertPolicyRequest::default()
+        )),
+        // No settings: allowed callers get INVALID_ARGUMENT, nothing changes.
+        "SetAlertRule" => code(admin!(
+            client,
+            set_alert_rule,
+            proto::SetAlertRuleRequest::default()
+        )),
         "RouteInbound" => code(route!(
             client,
             route_inbound,
@@ -488,6 +528,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("PutGateway", "yynnn"),
     ("SetCallingPolicy", "yynno"),
     ("GetUsage", "yyyno"),
+    ("ListCdrs", "yyyno"),
+    ("ListAlerts", "yyyno"),
+    ("AcknowledgeAlert", "yynnn"),
+    ("UnblockTenant", "yynnn"),
+    ("GetAlertPolicy", "yyynn"),
+    ("SetAlertRule", "yynnn"),
     ("DeleteObject", "yynno"),
     ("ListRouting", "yyyny"),
     ("DrainGateway", "yynnn"),

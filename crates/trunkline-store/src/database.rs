@@ -7,7 +7,9 @@
 //!   id and the last purged log id, one key each. They share a tree because each is one value.
 //! - [`TREE_SNAPSHOT`]: the current snapshot (its meta and its data) and the counter that makes
 //!   snapshot ids unique. Written in one batch, so meta and data never disagree.
-//! - [`TREE_META`]: the identity the folder was created for, checked against the identity file.
+//! - [`TREE_META`]: the identity the folder was created for, checked against the identity file,
+//!   and from when the call record archive is whole.
+//! - [`TREE_CDRS`]: the archive of finished call detail records (see [`crate::cdr_archive`]).
 //!
 //! sled 0.34.7 deadlocks under several concurrent `flush_async` calls, so [`Database::flush`]
 //! runs the blocking `flush` on tokio's blocking pool, one at a time.
@@ -31,6 +33,7 @@ pub(crate) const TREE_LOGS: &str = "logs";
 pub(crate) const TREE_RAFT_STATE: &str = "raft_state";
 pub(crate) const TREE_SNAPSHOT: &str = "snapshot";
 pub(crate) const TREE_META: &str = "meta";
+pub(crate) const TREE_CDRS: &str = "cdrs";
 
 /// In [`TREE_META`]: the [`Identity`] the folder was created for.
 const KEY_IDENTITY: &str = "identity";
@@ -63,6 +66,8 @@ pub(crate) struct Database {
     pub(crate) logs: Tree,
     pub(crate) raft_state: Tree,
     pub(crate) snapshot: Tree,
+    pub(crate) meta: Tree,
+    pub(crate) cdrs: Tree,
     db: Db,
     /// What this node acknowledged, kept outside sled (see [`crate::acknowledged`]). Updated
     /// after sled's flush and before the acknowledgement; a blocking write, one at a time.
@@ -127,6 +132,7 @@ impl Database {
         let raft_state = open_tree(TREE_RAFT_STATE)?;
         let snapshot = open_tree(TREE_SNAPSHOT)?;
         let meta = open_tree(TREE_META)?;
+        let cdrs = open_tree(TREE_CDRS)?;
 
         match meta.get(KEY_IDENTITY).map_err(database_error)? {
             Some(bytes) => {
@@ -184,6 +190,8 @@ impl Database {
             logs,
             raft_state,
             snapshot,
+            meta,
+            cdrs,
             db,
             acknowledged: Mutex::new(acknowledged),
             log_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
@@ -215,8 +223,14 @@ impl Database {
             path: self.path.clone(),
             detail,
         };
-        let trees = [TREE_META, TREE_RAFT_STATE, TREE_SNAPSHOT, TREE_LOGS]
-            .map(|name| self.db.open_tree(name).map_err(database_error));
+        let trees = [
+            TREE_META,
+            TREE_RAFT_STATE,
+            TREE_SNAPSHOT,
+            TREE_LOGS,
+            TREE_CDRS,
+        ]
+        .map(|name| self.db.open_tree(name).map_err(database_error));
         let mut report = ResealProgress::default();
         let mut opened = Vec::new();
         for tree in trees {

@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod acknowledged;
+mod cdr_archive;
 pub mod codec;
 mod database;
 mod error;
@@ -29,6 +30,7 @@ mod store;
 mod verify;
 
 pub use acknowledged::{read_acknowledged, Acknowledged};
+pub use cdr_archive::{ArchiveStats, ArchivedCdr, CdrArchive};
 pub use database::{ResealProgress, RESEAL_PROGRESS_EVERY};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use trunkline_core::{Response, State};
 
+use crate::cdr_archive::CdrArchive;
 use crate::codec;
 use crate::database::Database;
 use crate::error::{storage_error, violation};
@@ -53,6 +54,8 @@ struct Machine {
     /// machine, which tells waiting readers no change will come.
     changes: watch::Sender<()>,
     snapshots: SnapshotStore,
+    /// Where finished call records go as entries are applied.
+    cdrs: CdrArchive,
     /// Serialises the writers of the applied state (apply and install), so no change is lost
     /// between loading the current state and publishing the next. Readers never take it.
     apply_lock: tokio::sync::Mutex<()>,
@@ -84,6 +87,7 @@ impl StateMachineStore {
     /// Starts from the stored snapshot, if any. Blocks on disk I/O.
     pub(crate) fn open(database: Arc<Database>) -> Result<Self, StoreError> {
         let path = database.path.clone();
+        let cdrs = CdrArchive::new(Arc::clone(&database));
         let snapshots = SnapshotStore::new(database);
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.clone(),
@@ -111,9 +115,15 @@ impl StateMachineStore {
                 current: Arc::new(ArcSwap::from_pointee(applied)),
                 changes,
                 snapshots,
+                cdrs,
                 apply_lock: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// This node's archive of finished call records.
+    pub fn cdr_archive(&self) -> CdrArchive {
+        self.machine.cdrs.clone()
     }
 
     /// A handle for reading the applied state; it sees every later publication.
@@ -214,6 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let _one_writer = self.machine.apply_lock.lock().await;
         let mut next = AppliedState::clone(&self.machine.current.load());
         let mut responses = Vec::new();
+        let mut archive = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
             if let Some(last) = next.last_applied.filter(|last| last.index >= log_id.index) {
@@ -226,7 +237,23 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             next.last_applied = Some(log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::None,
-                EntryPayload::Normal(request) => next.state.apply(log_id.index, &request),
+                EntryPayload::Normal(request) => {
+                    let response = next
+                        .state
+                        .apply_archiving(log_id.index, &request, &mut archive);
+                    if !archive.is_empty() {
+                        // On disk before the state that finished them is published.
+                        let retention = trunkline_core::cdr::retention_ms(next.state.settings());
+                        self.machine
+                            .cdrs
+                            .append(next.state.time_ms(), log_id.index, &archive, retention)
+                            .map_err(|error| {
+                                storage_error(ErrorSubject::Apply(log_id), ErrorVerb::Write, &error)
+                            })?;
+                        archive.clear();
+                    }
+                    response
+                }
                 EntryPayload::Membership(membership) => {
                     next.membership = StoredMembership::new(Some(log_id), membership);
                     Response::None
@@ -261,9 +288,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let applied: AppliedState = codec::decode(&data)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Read, &error))?;
         check_snapshot(meta, &applied)
-            .map_err(|detail| violation(subject, ErrorVerb::Read, detail))?;
+            .map_err(|detail| violation(subject.clone(), ErrorVerb::Read, detail))?;
 
         let _one_writer = self.machine.apply_lock.lock().await;
+        // This node never applied what the snapshot covers: the records those entries made
+        // are not in its archive.
+        self.machine
+            .cdrs
+            .mark_incomplete_before(applied.state.time_ms().saturating_add(1))
+            .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
         // Durable first: once the state is published, openraft may purge the log behind it.
         self.machine.snapshots.install(meta, &data).await?;
         self.machine.publish(applied);

@@ -108,6 +108,11 @@ impl Store {
         self.log_growth.clone()
     }
 
+    /// This node's archive of finished call records.
+    pub fn cdr_archive(&self) -> crate::CdrArchive {
+        self.state_machine.cdr_archive()
+    }
+
     /// A reader of the applied state; see [`StateMachineStore::reader`].
     pub fn reader(&self) -> StateReader {
         self.state_machine.reader()

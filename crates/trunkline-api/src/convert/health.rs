@@ -213,6 +213,9 @@ pub fn event_to_proto(
                 round_trip_ms: change.round_trip_ms,
             })
         }
+        EventKind::FraudAlert(alert) => {
+            proto::event::Kind::FraudAlert(super::alerts::alert_to_proto(alert))
+        }
         EventKind::SecurityAlert(alert) => {
             proto::event::Kind::SecurityAlert(proto::SecurityAlert {
                 source: alert.source.clone(),

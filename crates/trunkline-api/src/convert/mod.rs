@@ -4,8 +4,10 @@
 //! (`dial_plan.home_area_code`, `probe.timeout_ms`), so the node can say what to fix and
 //! trunkctl can name the flag that sets it.
 
+mod alerts;
 mod audit;
 mod carrier;
+mod cdr;
 mod gateway;
 mod health;
 mod inbound;
@@ -15,8 +17,12 @@ mod setting;
 mod tenant;
 mod usage;
 
+pub use alerts::{
+    alert_rule_from_text, alert_to_proto, rule_config_from_proto, rule_config_to_proto,
+};
 pub use audit::{audit_from_proto, audit_to_proto};
 pub use carrier::{carrier_from_proto, carrier_to_proto};
+pub use cdr::cdr_to_proto;
 pub use gateway::{gateway_from_proto, gateway_to_proto};
 pub use health::{
     edge_health, event_to_proto, gateway_health, health_policy_from_proto, health_policy_to_proto,

@@ -15,12 +15,7 @@
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::{bail, Context};
 use tokio::task::JoinSet;
@@ -29,7 +24,10 @@ use trunkline_api::v1::{
     self as proto, admin_service_client::AdminServiceClient,
     route_service_client::RouteServiceClient,
 };
-use trunkline_bench::dev_node::Node;
+use trunkline_bench::{
+    dev_node::Node,
+    load::{header, report, Report},
+};
 
 /// The demo tenant (see the node's `demo.rs`) and a number its decks price.
 const DEMO_TENANT: &str = "demo";
@@ -123,10 +121,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         "{} calls per tenant, {} at once, one `trunkline dev` node on loopback",
         args.calls, args.concurrency
     );
-    println!(
-        "{:<34} {:>10} {:>9} {:>9} {:>9} {:>8}",
-        "", "calls/s", "p50", "p99", "worst", "refused"
-    );
+    println!("{}", header(34));
     for (label, tenant) in [
         ("lookup, tenant without limits", DEMO_TENANT),
         ("lookup + admission, with limits", LIMITED_TENANT),
@@ -172,44 +167,6 @@ async fn add_limited_tenant(channel: Channel) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
-}
-
-/// Percentiles and rate of a set of timed calls.
-struct Report {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    worst: Duration,
-    refused: usize,
-}
-
-impl std::fmt::Display for Report {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            formatter,
-            "{:>10.0} {:>9} {:>9} {:>9} {:>8}",
-            self.per_second,
-            format!("{:.2?}", self.p50),
-            format!("{:.2?}", self.p99),
-            format!("{:.2?}", self.worst),
-            self.refused
-        )
-    }
-}
-
-fn report(mut times: Vec<Duration>, elapsed: Duration, refused: usize) -> Report {
-    times.sort();
-    let at = |fraction: f64| {
-        let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
-        times.get(index).copied().unwrap_or_default()
-    };
-    Report {
-        per_second: times.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-        worst: times.last().copied().unwrap_or_default(),
-        refused,
-    }
 }
 
 /// `calls` lookups for `tenant` from `concurrency` callers; the admitted calls' ids and tokens.

@@ -59,13 +59,13 @@ impl Role {
             Role::Admin => true,
             Role::Operator => match area {
                 Routing | Policy | Rates | Health | Numbers | Edges | Calls => true,
-                Cluster | Settings => access == Read,
+                Cluster | Settings | Records => access == Read,
                 Tokens | Audit => false,
             },
             Role::Auditor => access == Read && area != Calls,
             Role::Proxy => area == Calls,
             Role::Tenant => match area {
-                Routing => access == Read,
+                Routing | Records => access == Read,
                 Numbers | Policy => true,
                 _ => false,
             },
@@ -105,6 +105,8 @@ pub enum Area {
     Calls,
     /// The audit log.
     Audit,
+    /// Call detail records: a tenant's own, for a tenant token.
+    Records,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,6 +208,32 @@ pub const RPCS: &[(&str, Need)] = {
         (
             "trunkline.v1.AdminService/GetUsage",
             Permission(Policy, Read),
+        ),
+        (
+            "trunkline.v1.AdminService/ListCdrs",
+            Permission(Records, Read),
+        ),
+        (
+            "trunkline.v1.AdminService/ListAlerts",
+            Permission(Policy, Read),
+        ),
+        // What the cluster does on its own against fraud is the operator's: tenant tokens
+        // are refused these (they are not tenant-checked).
+        (
+            "trunkline.v1.AdminService/AcknowledgeAlert",
+            Permission(Policy, Write),
+        ),
+        (
+            "trunkline.v1.AdminService/UnblockTenant",
+            Permission(Policy, Write),
+        ),
+        (
+            "trunkline.v1.AdminService/GetAlertPolicy",
+            Permission(Policy, Read),
+        ),
+        (
+            "trunkline.v1.AdminService/SetAlertRule",
+            Permission(Policy, Write),
         ),
         ("trunkline.v1.AdminService/DeleteObject", InHandler),
         (
@@ -330,6 +358,8 @@ pub const TENANT_CHECKED: &[&str] = &[
     "trunkline.v1.AdminService/SetTenantContinuity",
     "trunkline.v1.AdminService/SetCallingPolicy",
     "trunkline.v1.AdminService/GetUsage",
+    "trunkline.v1.AdminService/ListCdrs",
+    "trunkline.v1.AdminService/ListAlerts",
     "trunkline.v1.AdminService/DeleteObject",
     "trunkline.v1.RouteService/RouteOutbound",
     "trunkline.v1.RouteService/ReportLeg",
@@ -425,7 +455,7 @@ mod tests {
     fn auditor_reads_everything_and_changes_nothing() {
         use Area::*;
         for area in [
-            Cluster, Settings, Tokens, Routing, Rates, Health, Numbers, Edges,
+            Cluster, Settings, Tokens, Routing, Rates, Health, Numbers, Edges, Records,
         ] {
             assert!(Role::Auditor.allows(area, Access::Read), "{area:?}");
             assert!(!Role::Auditor.allows(area, Access::Write), "{area:?}");
@@ -437,7 +467,7 @@ mod tests {
     fn proxy_only_routes_calls() {
         use Area::*;
         for area in [
-            Cluster, Settings, Tokens, Routing, Rates, Health, Numbers, Edges,
+            Cluster, Settings, Tokens, Routing, Rates, Health, Numbers, Edges, Records,
         ] {
             for access in [Access::Read, Access::Write] {
                 assert!(!Role::Proxy.allows(area, access), "{area:?} {access:?}");

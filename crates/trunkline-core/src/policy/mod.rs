@@ -212,6 +212,8 @@ pub enum BlockReason {
     CountryNotAllowed,
     LongDistance,
     OutsideAllowedHours,
+    /// A fraud alert's automatic action (`crate::alerts`), until an operator clears it.
+    AlertAction,
 }
 
 impl BlockReason {
@@ -224,6 +226,7 @@ impl BlockReason {
             BlockReason::CountryNotAllowed => "country-not-allowed",
             BlockReason::LongDistance => "long-distance",
             BlockReason::OutsideAllowedHours => "outside-allowed-hours",
+            BlockReason::AlertAction => "alert-action",
         }
     }
 }

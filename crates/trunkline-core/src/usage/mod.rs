@@ -565,7 +565,7 @@ impl ActiveCall {
 }
 
 /// `rate` per minute for `ms`, rounded up to a micro-unit.
-fn price(rate: u64, ms: u64) -> u64 {
+pub(crate) fn price(rate: u64, ms: u64) -> u64 {
     u64::try_from((u128::from(rate) * u128::from(ms)).div_ceil(u128::from(MINUTE_MS)))
         .unwrap_or(u64::MAX)
 }

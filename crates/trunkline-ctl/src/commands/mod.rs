@@ -2,8 +2,10 @@
 //! is a module describing it once ([`kinds::Kind`]) with the flags of its `add` and `update`;
 //! what every kind has (`show`, `list`, `remove`...) is written once in [`kinds`].
 
+pub mod alerts;
 pub mod audit;
 pub mod carrier;
+pub mod cdr;
 pub mod certs;
 mod check;
 pub mod cluster;
@@ -44,6 +46,12 @@ pub enum Command {
     /// Usage limits and usage now: calls at once, per second, hour and day, minutes, spend.
     #[command(subcommand)]
     Usage(usage::Command),
+    /// Fraud alerts, the automatic actions in force, and the rules that raise them.
+    #[command(subcommand)]
+    Alerts(alerts::Command),
+    /// Call detail records of every call attempt, blocked ones included: list or export.
+    #[command(subcommand)]
+    Cdr(cdr::Command),
     /// Providers that terminate calls.
     #[command(subcommand)]
     Carrier(carrier::Command),
@@ -93,6 +101,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Tenant(command) => tenant::exec(command, context).await,
         Command::Policy(command) => policy::exec(command, context).await,
         Command::Usage(command) => usage::exec(command, context).await,
+        Command::Cdr(command) => cdr::exec(command, context).await,
+        Command::Alerts(command) => alerts::exec(command, context).await,
         Command::Carrier(command) => carrier::exec(command, context).await,
         Command::Gateway(command) => gateway::exec(command, context).await,
         Command::Health(args) => health::exec(args, context).await,

@@ -30,6 +30,9 @@ pub enum Command {
         #[command(flatten)]
         flags: TenantFlags,
     },
+    /// Clear every automatic action fraud alerts put on the tenant (`trunkctl alerts list`
+    /// shows them).
+    Unblock { name: String },
     #[command(flatten)]
     Common(kinds::Common<Tenant>),
 }
@@ -51,6 +54,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             let empty = flags.is_empty();
             kinds::update(context, key, empty, || Ok(()), |tenant| flags.apply(tenant)).await
         }
+        Command::Unblock { name } => super::alerts::unblock(context, name).await,
         Command::Common(command) => kinds::exec(context, command).await,
     }
 }

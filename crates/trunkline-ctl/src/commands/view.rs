@@ -526,6 +526,14 @@ pub enum EventKind {
     GatewayHealth(GatewayHealthChange),
     /// Authentication under attack: a token locked, a source refused.
     SecurityAlert { source: String, what: String },
+    /// A fraud rule fired for a tenant.
+    FraudAlert {
+        id: u64,
+        tenant: String,
+        rule: String,
+        action: String,
+        message: String,
+    },
     /// A kind this trunkctl does not know (the node is newer).
     Unknown,
 }
@@ -561,6 +569,13 @@ impl From<&proto::Event> for Event {
             Some(proto::event::Kind::SecurityAlert(alert)) => EventKind::SecurityAlert {
                 source: alert.source.clone(),
                 what: alert.what.clone(),
+            },
+            Some(proto::event::Kind::FraudAlert(alert)) => EventKind::FraudAlert {
+                id: alert.id,
+                tenant: alert.tenant.clone(),
+                rule: alert.rule.clone(),
+                action: alert.action.clone(),
+                message: alert.message.clone(),
             },
             None => EventKind::Unknown,
         };
@@ -606,6 +621,13 @@ pub fn event_line(event: &Event) -> String {
         EventKind::SecurityAlert { source, what } => {
             format!("security alert from {source}: {what}")
         }
+        EventKind::FraudAlert {
+            id,
+            tenant,
+            rule,
+            message,
+            ..
+        } => format!("fraud alert {id} for tenant {tenant}: {rule}: {message}"),
         EventKind::Unknown => {
             "an event of a kind this trunkctl does not know (a newer trunkctl shows it)".to_owned()
         }

@@ -12,11 +12,14 @@
 //! [`Cluster`], [`HealthMonitor`] or a stream task, and converts the answer: the rules live
 //! in the core, the cluster and the health monitor.
 
+mod alerts;
+pub use alerts::WEBHOOK_SETTING;
 mod audit;
 mod cluster;
 mod health;
 mod inbound;
 mod rates;
+mod records;
 mod routing;
 mod settings;
 mod tokens;
@@ -52,6 +55,10 @@ pub struct AdminApi {
     export_slots: StreamSlots,
     /// Open ListAudit streams, bounded.
     audit_slots: StreamSlots,
+    /// Open ListCdrs streams, bounded.
+    records_slots: StreamSlots,
+    /// This node's archive of call records.
+    cdr_archive: trunkline_store::CdrArchive,
     /// Re-seals this node's data folder with its newest key (`RotateKeys`).
     resealer: trunkline_store::Resealer,
     /// At most one re-seal at a time.
@@ -65,6 +72,7 @@ impl AdminApi {
         stopping: watch::Receiver<bool>,
         service_limits: ServiceLimits,
         resealer: trunkline_store::Resealer,
+        cdr_archive: trunkline_store::CdrArchive,
     ) -> Self {
         AdminApi {
             cluster,
@@ -73,6 +81,8 @@ impl AdminApi {
             watch_slots: StreamSlots::new(StreamKind::Watch, service_limits.max_watch_streams),
             export_slots: StreamSlots::new(StreamKind::Export, service_limits.max_export_streams),
             audit_slots: StreamSlots::new(StreamKind::Audit, service_limits.max_export_streams),
+            records_slots: StreamSlots::new(StreamKind::Records, service_limits.max_export_streams),
+            cdr_archive,
             resealer,
             resealing: Arc::new(tokio::sync::Semaphore::new(1)),
         }
@@ -471,6 +481,65 @@ impl AdminService for AdminApi {
         request: Request<proto::RevokeTokenRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
         self.revoke_token(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<proto::ListAlertsRequest>,
+    ) -> Result<Response<proto::ListAlertsResponse>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.list_alerts(request.into_inner(), &principal)
+            .await
+            .map(Response::new)
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<proto::AcknowledgeAlertRequest>,
+    ) -> Result<Response<proto::AcknowledgeAlertResponse>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.acknowledge_alert(request.into_inner(), &principal)
+            .await
+            .map(Response::new)
+    }
+
+    async fn unblock_tenant(
+        &self,
+        request: Request<proto::UnblockTenantRequest>,
+    ) -> Result<Response<proto::UnblockTenantResponse>, Status> {
+        self.unblock_tenant(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_alert_policy(
+        &self,
+        request: Request<proto::GetAlertPolicyRequest>,
+    ) -> Result<Response<proto::GetAlertPolicyResponse>, Status> {
+        self.get_alert_policy(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_alert_rule(
+        &self,
+        request: Request<proto::SetAlertRuleRequest>,
+    ) -> Result<Response<proto::SetAlertRuleResponse>, Status> {
+        self.set_alert_rule(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type ListCdrsStream = ReceiverStream<Result<proto::ListCdrsChunk, Status>>;
+
+    async fn list_cdrs(
+        &self,
+        request: Request<proto::ListCdrsRequest>,
+    ) -> Result<Response<Self::ListCdrsStream>, Status> {
+        let principal = crate::auth::principal(&request);
+        self.list_cdrs(request.into_inner(), &principal)
             .await
             .map(Response::new)
     }

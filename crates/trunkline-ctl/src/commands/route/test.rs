@@ -171,6 +171,7 @@ fn refusal_reason_name(reason: i32) -> &'static str {
         Ok(proto::RefusalReason::PolicyCountryNotAllowed) => "country-not-allowed",
         Ok(proto::RefusalReason::PolicyLongDistance) => "long-distance",
         Ok(proto::RefusalReason::PolicyOutsideAllowedHours) => "outside-allowed-hours",
+        Ok(proto::RefusalReason::PolicyAlertAction) => "alert-action",
         Ok(proto::RefusalReason::LimitConcurrentCalls) => "limit-concurrent-calls",
         Ok(proto::RefusalReason::LimitCallsPerSecond) => "limit-calls-per-second",
         Ok(proto::RefusalReason::LimitCallsPerHour) => "limit-calls-per-hour",

@@ -1,0 +1,266 @@
+use super::*;
+use crate::policy::SourceKind;
+
+const T0: u64 = 1_796_000_000_000;
+
+fn call(number: &str, class: DestinationClass) -> Cdr {
+    Cdr {
+        call_id: format!("{number}@proxy"),
+        tenant: "acme".into(),
+        extension: None,
+        source: SourceKind::Phone,
+        from: String::new(),
+        dialled: number.into(),
+        normalized: number.into(),
+        class: Some(class),
+        node: 1,
+        start_ms: T0,
+        answer_ms: None,
+        end_ms: None,
+        disposition: Disposition::InProgress,
+        reason: String::new(),
+        sip_code: 0,
+        legs: Vec::new(),
+        billed_ms: 0,
+        cost_micros: 0,
+    }
+}
+
+fn premium(n: u32) -> Cdr {
+    call(&format!("+1900555{n:04}"), DestinationClass::Premium)
+}
+
+#[test]
+fn a_premium_burst_raises_one_alert_and_its_action_blocks_calls_abroad_only() {
+    let mut book = AlertBook::default();
+    let mut config = AlertRule::PremiumBurst.default_config();
+    config.action = Some(AlertAction::BlockInternational);
+    book.apply(
+        T0,
+        &AlertCommand::SetRule {
+            rule: AlertRule::PremiumBurst,
+            config: Some(config),
+        },
+    )
+    .unwrap();
+    // The threshold is 5 a minute: the sixth fires. (Numbers far apart: no scanning.)
+    for n in 0..5 {
+        assert!(book
+            .observe(T0 + u64::from(n), &[premium(n * 1_000)])
+            .is_empty());
+    }
+    let raised = book.observe(T0 + 5, &[premium(5_000)]);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].rule, AlertRule::PremiumBurst);
+    assert_eq!((raised[0].observed, raised[0].limit), (6, 5));
+    assert_eq!(raised[0].action, Some(AlertAction::BlockInternational));
+    // An open alert is not raised again.
+    assert!(book.observe(T0 + 6, &[premium(6_000)]).is_empty());
+
+    assert!(book
+        .blocking("acme", DestinationClass::International)
+        .is_some());
+    assert!(book.blocking("acme", DestinationClass::Premium).is_some());
+    assert!(book.blocking("acme", DestinationClass::National).is_none());
+    assert!(book.blocking("acme", DestinationClass::Emergency).is_none());
+    assert!(book
+        .blocking("globex", DestinationClass::International)
+        .is_none());
+
+    // Acknowledging keeps the action; clearing it is separate.
+    let id = raised[0].id;
+    book.apply(
+        T0 + 7,
+        &AlertCommand::Acknowledge {
+            id,
+            by: "ops".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        book.alert(id).unwrap().acknowledged,
+        Some(("ops".into(), T0 + 7))
+    );
+    assert!(book
+        .blocking("acme", DestinationClass::International)
+        .is_some());
+    let cleared = book
+        .apply(
+            T0 + 8,
+            &AlertCommand::Unblock {
+                tenant: "acme".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        cleared,
+        AlertResponse::Cleared(vec![AlertAction::BlockInternational])
+    );
+    assert!(book
+        .blocking("acme", DestinationClass::International)
+        .is_none());
+    assert!(book
+        .apply(
+            T0,
+            &AlertCommand::Acknowledge {
+                id: 999,
+                by: "x".into()
+            }
+        )
+        .is_err());
+}
+
+#[test]
+fn no_action_ever_blocks_an_emergency_call() {
+    for action in AlertAction::ALL {
+        assert!(!action.blocks(DestinationClass::Emergency), "{action:?}");
+    }
+    assert!(AlertAction::BlockAllButEmergency.blocks(DestinationClass::National));
+    assert!(AlertAction::BlockAllButEmergency.blocks(DestinationClass::TollFree));
+    assert!(!AlertAction::BlockInternational.blocks(DestinationClass::TollFree));
+}
+
+#[test]
+fn emergency_calls_and_ends_are_not_attempts() {
+    let mut book = AlertBook::default();
+    let mut emergency = call("911", DestinationClass::Emergency);
+    for n in 0..100 {
+        emergency.call_id = format!("e{n}");
+        assert!(book.observe(T0 + n, &[emergency.clone()]).is_empty());
+    }
+    let mut ended = premium(1);
+    ended.disposition = Disposition::Failed;
+    for n in 0..100 {
+        assert!(book.observe(T0 + n, &[ended.clone()]).is_empty());
+    }
+}
+
+#[test]
+fn scanning_a_number_range_is_sequential_dialling() {
+    let mut book = AlertBook::default();
+    let mut raised = Vec::new();
+    for n in 0..11 {
+        raised.extend(book.observe(
+            T0 + n,
+            &[call(
+                &format!("+1415555{:04}", 1200 + n),
+                DestinationClass::National,
+            )],
+        ));
+    }
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].rule, AlertRule::SequentialDialling);
+    assert_eq!(raised[0].observed, 11);
+
+    // The same number again and again is not a scan.
+    let mut book = AlertBook::default();
+    for n in 0..50 {
+        assert!(book
+            .observe(T0 + n, &[call("+14155551200", DestinationClass::National)])
+            .is_empty());
+    }
+}
+
+#[test]
+fn many_very_short_answered_calls_are_flagged() {
+    let mut book = AlertBook::default();
+    let mut raised = Vec::new();
+    for n in 0..31u64 {
+        let mut record = call(&format!("+1415{n:07}"), DestinationClass::National);
+        record.call_id = format!("short-{n}");
+        record.disposition = Disposition::Answered;
+        record.answer_ms = Some(T0);
+        record.end_ms = Some(T0 + 3_000);
+        raised.extend(book.observe(T0 + n * 1_000, &[record]));
+    }
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].rule, AlertRule::ShortCalls);
+}
+
+#[test]
+fn the_learned_baseline_catches_a_burst_the_fixed_threshold_allows() {
+    let mut book = AlertBook::default();
+    // Two weeks of one international call an hour, learned.
+    let mut now = T0;
+    for hour in 0..(2 * 168) {
+        now = T0 + hour * HOUR_MS;
+        assert!(book
+            .observe(
+                now,
+                &[call(
+                    &format!("+4420{hour:08}"),
+                    DestinationClass::International
+                )]
+            )
+            .is_empty());
+    }
+    // Then 12 in a minute: under the fixed 30, far above ten times the hour's baseline (1 a
+    // minute at least once scaled from the hour).
+    now += HOUR_MS;
+    let mut raised = Vec::new();
+    for n in 0..12u64 {
+        raised.extend(book.observe(
+            now + n,
+            &[call(
+                &format!("+4420{:08}", 900_000 + n * 1_000),
+                DestinationClass::International,
+            )],
+        ));
+    }
+    assert!(
+        raised
+            .iter()
+            .any(|alert| alert.rule == AlertRule::InternationalBurst),
+        "{raised:?}"
+    );
+}
+
+#[test]
+fn windows_slide_and_old_counts_fade() {
+    let mut window = Window::default();
+    assert_eq!(window.add(0, 60_000, 10), 10);
+    // Half-way into the next minute half of the last minute still counts.
+    assert_eq!(window.add(90_000, 60_000, 0), 5);
+    // Two minutes on, nothing.
+    assert_eq!(window.add(240_000, 60_000, 1), 1);
+}
+
+#[test]
+fn bad_rule_settings_are_refused_naming_the_field() {
+    let field = |config: RuleConfig| {
+        AlertCommand::SetRule {
+            rule: AlertRule::PremiumBurst,
+            config: Some(config),
+        }
+        .validate()
+        .unwrap_err()
+        .field()
+        .to_owned()
+    };
+    let base = AlertRule::PremiumBurst.default_config();
+    assert_eq!(
+        field(RuleConfig {
+            threshold: 0,
+            ..base.clone()
+        }),
+        "threshold"
+    );
+    assert_eq!(
+        field(RuleConfig {
+            window_ms: 10,
+            ..base.clone()
+        }),
+        "window_ms"
+    );
+    assert_eq!(
+        field(RuleConfig {
+            baseline_factor: Some(1),
+            ..base
+        }),
+        "baseline_factor"
+    );
+    for rule in AlertRule::ALL {
+        assert_eq!(AlertRule::parse(rule.as_str()), Some(rule));
+        assert!(rule.default_config().validate().is_ok());
+    }
+}
