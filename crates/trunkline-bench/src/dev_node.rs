@@ -69,6 +69,45 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        Node::launch(command, trunkline, log_path, log_start)
+    }
+
+    /// Starts `trunkline serve` as node `node_id` of the dev cluster (insecure, no tokens, on
+    /// loopback ports of its choosing), for [`Node::join`] to add to a dev node's cluster.
+    pub fn start_member(
+        trunkline: &Path,
+        data_dir: &Path,
+        log_path: &Path,
+        node_id: u64,
+    ) -> anyhow::Result<Node> {
+        let log_start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("can't open {}", log_path.display()))?;
+        let mut command = Command::new(trunkline);
+        command
+            .arg("serve")
+            .args(["--node-id", &node_id.to_string()])
+            .args(["--cluster-name", "dev"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--api-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"])
+            .args(["--insecure", "--no-auth", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        Node::launch(command, trunkline, log_path, log_start)
+    }
+
+    /// Runs `command` and waits for the addresses it prints.
+    fn launch(
+        mut command: Command,
+        trunkline: &Path,
+        log_path: &Path,
+        log_start: usize,
+    ) -> anyhow::Result<Node> {
         let mut child = command
             .spawn()
             .with_context(|| format!("can't start {}", trunkline.display()))?;
@@ -175,4 +214,60 @@ pub fn free_port_pair() -> anyhow::Result<String> {
         }
     }
     bail!("found no two free consecutive local ports")
+}
+
+/// A `trunkline dev` node (seeding the demo) and `members - 1` more joined to it as voters:
+/// a cluster of real processes on loopback, node 1 first. Folders and logs go under `root`.
+pub async fn start_cluster(
+    trunkline: &Path,
+    root: &Path,
+    members: u64,
+) -> anyhow::Result<Vec<Node>> {
+    use trunkline_api::v1::{self as proto, admin_service_client::AdminServiceClient};
+
+    let first = Node::start(
+        trunkline,
+        &root.join("node-1"),
+        &root.join("node-1.log"),
+        None,
+    )?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", first.api_addr))?
+        .connect()
+        .await
+        .context("can't connect to node 1")?;
+    let mut admin = AdminServiceClient::new(channel);
+    let mut nodes = vec![first];
+    for node_id in 2..=members {
+        let node = Node::start_member(
+            trunkline,
+            &root.join(format!("node-{node_id}")),
+            &root.join(format!("node-{node_id}.log")),
+            node_id,
+        )?;
+        admin
+            .join_cluster(proto::JoinClusterRequest {
+                node_id,
+                peer_addr: node.peer_addr.clone(),
+                api_addr: node.api_addr.clone(),
+            })
+            .await
+            .with_context(|| format!("can't join node {node_id}"))?;
+        // A learner is promoted once it has caught up.
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match admin
+                .promote_member(proto::PromoteMemberRequest { node_id })
+                .await
+            {
+                Ok(_) => break,
+                Err(status) if Instant::now() < deadline => {
+                    let _ = status;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => bail!("can't promote node {node_id}: {status}"),
+            }
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
 }

@@ -50,6 +50,71 @@ pub fn report(mut times: Vec<Duration>, elapsed: Duration, refused: usize) -> Re
     }
 }
 
+/// The load binaries' command line: `--trunkline PATH [--calls N] [--concurrency N]
+/// [--nodes N]`.
+pub struct LoadArgs {
+    pub trunkline: std::path::PathBuf,
+    pub calls: usize,
+    pub concurrency: usize,
+    /// Nodes in the cluster under load: 1 is a `trunkline dev` node alone.
+    pub nodes: usize,
+}
+
+/// Reads the arguments after the program name; `calls` is the default of `--calls`.
+pub fn parse_args(
+    mut arguments: impl Iterator<Item = String>,
+    calls: usize,
+) -> Result<LoadArgs, String> {
+    let mut trunkline = None;
+    let mut args = LoadArgs {
+        trunkline: std::path::PathBuf::new(),
+        calls,
+        concurrency: 64,
+        nodes: 1,
+    };
+    while let Some(argument) = arguments.next() {
+        let mut number = |flag: &str| -> Result<usize, String> {
+            let value = arguments.next().ok_or(format!("{flag} needs a number"))?;
+            value
+                .parse()
+                .ok()
+                .filter(|number| *number > 0)
+                .ok_or(format!("{flag}: {value:?} is not a positive number"))
+        };
+        match argument.as_str() {
+            "--trunkline" => {
+                trunkline = Some(std::path::PathBuf::from(
+                    arguments.next().ok_or("--trunkline needs a path")?,
+                ))
+            }
+            "--calls" => args.calls = number("--calls")?,
+            "--concurrency" => args.concurrency = number("--concurrency")?,
+            "--nodes" => args.nodes = number("--nodes")?,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    args.trunkline = trunkline.ok_or("--trunkline PATH is required")?;
+    if !args.trunkline.is_file() {
+        return Err(format!("{}: no such file", args.trunkline.display()));
+    }
+    Ok(args)
+}
+
+/// A channel to each node, in order.
+pub async fn connect(
+    nodes: &[crate::dev_node::Node],
+) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::new();
+    for node in nodes {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.api_addr))?
+            .connect()
+            .await
+            .map_err(|error| anyhow::anyhow!("can't connect to {}: {error}", node.api_addr))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

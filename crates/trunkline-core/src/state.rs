@@ -314,11 +314,14 @@ impl State {
                 self.expire_calls();
                 let now = self.last_time_ms;
                 let routing = &self.routing;
+                let alerts = &self.alerts;
                 let usage = Arc::make_mut(&mut self.usage);
                 Response::Usage(match command {
                     UsageCommand::Admit(admissions) => {
                         UsageResponse::Admitted(usage.admit(now, admissions, |tenant| {
-                            routing.tenant(tenant).map(|tenant| &tenant.limits)
+                            let limits = &routing.tenant(tenant)?.limits;
+                            // An alert's action may hold the tenant to fewer calls.
+                            Some(alerts.effective_limits(tenant, limits))
                         }))
                     }
                     UsageCommand::End(ends) => UsageResponse::Ended(usage.end(now, ends)),

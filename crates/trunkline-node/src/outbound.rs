@@ -317,8 +317,7 @@ fn alert_block(view: &RoutingView, tenant: &Tenant, class: DestinationClass) -> 
         message: format!(
             "fraud alert {alert} put {action} on this tenant: the call is refused until an \
              operator clears it (`trunkctl tenant unblock {}`)",
-            tenant.name,
-            action = action.as_str()
+            tenant.name
         ),
     })
 }

@@ -113,12 +113,16 @@ impl RouteApi {
         {
             return Ok(0);
         }
-        let Some(refusal_sip_code) = view
-            .applied
-            .state
+        let state = &view.applied.state;
+        // An alert's action may hold a tenant without limits to a few calls at once.
+        let Some(refusal_sip_code) = state
             .routing()
             .tenant(&outcome.token.tenant)
-            .map(|tenant| &tenant.limits)
+            .map(|tenant| {
+                state
+                    .alerts()
+                    .effective_limits(&tenant.name, &tenant.limits)
+            })
             .filter(|limits| limits.is_limited())
             .map(|limits| limits.refusal_sip_code)
         else {

@@ -42,7 +42,7 @@ struct Body<'a> {
     raised_ms: u64,
     observed: u64,
     limit: u64,
-    action: Option<&'a str>,
+    action: Option<String>,
     message: &'a str,
 }
 
@@ -139,7 +139,7 @@ fn body(alert: &Alert) -> Vec<u8> {
         raised_ms: alert.raised_ms,
         observed: alert.observed,
         limit: alert.limit,
-        action: alert.action.map(|action| action.as_str()),
+        action: alert.action.map(|action| action.to_string()),
         message: &alert.message,
     })
     .unwrap_or_default()

@@ -370,3 +370,74 @@ async fn bad_rules_and_unknown_alerts_are_refused_naming_the_field() {
         .unwrap_err();
     assert_eq!(error.status().unwrap().code(), tonic::Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lowered_concurrent_limit_holds_a_tenant_without_limits_until_cleared() {
+    let _serial = serial();
+    let cluster = TestCluster::start(1, FAST_RAFT).await;
+    let client = cluster.get(1).client();
+    setup(&client).await;
+    let rule = proto::SetAlertRuleRequest {
+        config: Some(proto::AlertRuleConfig {
+            rule: "premium-burst".into(),
+            enabled: true,
+            threshold: 1,
+            window_ms: 60_000,
+            baseline_factor: 0,
+            action: "lower-concurrent-calls=1".into(),
+        }),
+        reset: false,
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let rule = rule.clone();
+            async move { admin.set_alert_rule(rule).await }
+        })
+        .await
+        .unwrap();
+    // Before: no limits, so no admission and no grant.
+    assert_eq!(
+        route(&client, "free@proxy", "4155550100")
+            .await
+            .max_duration_ms,
+        0
+    );
+    route(&client, "p1@proxy", "9005551000").await;
+    route(&client, "p2@proxy", "9005552000").await;
+
+    // Once the action applies, calls are admitted one at a time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let answer = route(&client, "held@proxy", "4155550100").await;
+        if answer.max_duration_ms > 0 {
+            break answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never admitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = route(&client, "second@proxy", "4155550101").await;
+    assert_eq!(
+        refusal_reason(&second),
+        Some(proto::RefusalReason::LimitConcurrentCalls),
+        "{second:?}"
+    );
+    // An emergency call is never held.
+    assert!(route(&client, "911@proxy", "911").await.refusal.is_none());
+    let end = proto::ReportCallEndRequest {
+        call_id: "held@proxy".into(),
+        route_token: first.route_token.clone(),
+        ..Default::default()
+    };
+    let ended = client
+        .route(Retry::NotSent, |mut route| {
+            let end = end.clone();
+            async move { route.report_call_end(end).await }
+        })
+        .await
+        .unwrap();
+    assert!(ended.released);
+    assert!(route(&client, "third@proxy", "4155550102")
+        .await
+        .refusal
+        .is_none());
+}

@@ -16,7 +16,7 @@ pub fn alert_to_proto(alert: &Alert) -> proto::Alert {
         limit: alert.limit,
         action: alert
             .action
-            .map(|action| action.as_str().to_owned())
+            .map(|action| action.to_string())
             .unwrap_or_default(),
         message: alert.message.clone(),
         acknowledged_by,
@@ -33,7 +33,7 @@ pub fn rule_config_to_proto(rule: AlertRule, config: &RuleConfig) -> proto::Aler
         baseline_factor: config.baseline_factor.unwrap_or(0),
         action: config
             .action
-            .map(|action| action.as_str().to_owned())
+            .map(|action| action.to_string())
             .unwrap_or_default(),
     }
 }
@@ -65,7 +65,7 @@ pub fn rule_config_from_proto(
                 format!(
                     "{:?} is not an action; one of: {}",
                     config.action,
-                    AlertAction::ALL.map(AlertAction::as_str).join(", ")
+                    AlertAction::FORMS
                 ),
             )
         })?)

@@ -1,5 +1,6 @@
-//! What call detail records cost, measured against a real `trunkline dev` node: N calls of the
-//! demo tenant are routed (each lookup queues an in-progress record) and ended
+//! What call detail records cost, measured against a real `trunkline dev` node (or a cluster
+//! of real processes with `--nodes 3`, the callers spread over them): N calls of the demo
+//! tenant are routed (each lookup queues an in-progress record) and ended
 //! (`ReportCallEnd` answers once the call's whole record is applied); then the node's
 //! archive is exported whole through `ListCdrs`.
 //!
@@ -7,82 +8,38 @@
 //! rate), Raft entries per 1,000 records (from the applied index), the node's resident memory
 //! and data folder growth per million records, and the export rate.
 //!
-//! Usage: `cdr_load --trunkline PATH [--calls N] [--concurrency N]` (100,000 calls and 64
-//! callers by default). Build and run:
+//! Memory and disk are node 1's (every node holds the same archive).
+//!
+//! Usage: `cdr_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]` (100,000
+//! calls, 64 callers, one node by default). Build and run:
 //! `cargo build --release -p trunkline-node -p trunkline-bench &&
 //!  $CARGO_TARGET_DIR/release/cdr_load --trunkline $CARGO_TARGET_DIR/release/trunkline`.
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-    sync::Arc,
-    time::Instant,
-};
+use std::{path::Path, process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::{bail, Context};
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use trunkline_api::v1::{
     self as proto, admin_service_client::AdminServiceClient,
     route_service_client::RouteServiceClient,
 };
 use trunkline_bench::{
-    dev_node::Node,
-    load::{header, report, Report},
+    dev_node::start_cluster,
+    load::{connect, header, parse_args, report, LoadArgs as Args, Report},
 };
 
 const DEMO_TENANT: &str = "demo";
 const NUMBER: &str = "+14155550100";
 
-struct Args {
-    trunkline: PathBuf,
-    calls: usize,
-    concurrency: usize,
-}
-
-fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut trunkline = None;
-    let mut calls = 100_000;
-    let mut concurrency = 64;
-    while let Some(argument) = arguments.next() {
-        let mut number = |flag: &str| -> Result<usize, String> {
-            let value = arguments.next().ok_or(format!("{flag} needs a number"))?;
-            value
-                .parse()
-                .ok()
-                .filter(|number| *number > 0)
-                .ok_or(format!("{flag}: {value:?} is not a positive number"))
-        };
-        match argument.as_str() {
-            "--trunkline" => {
-                trunkline = Some(PathBuf::from(
-                    arguments.next().ok_or("--trunkline needs a path")?,
-                ))
-            }
-            "--calls" => calls = number("--calls")?,
-            "--concurrency" => concurrency = number("--concurrency")?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    let trunkline = trunkline.ok_or("--trunkline PATH is required")?;
-    if !trunkline.is_file() {
-        return Err(format!("{}: no such file", trunkline.display()));
-    }
-    Ok(Args {
-        trunkline,
-        calls,
-        concurrency,
-    })
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match parse_args(std::env::args().skip(1), 100_000) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("cdr_load: {message}");
-            eprintln!("usage: cdr_load --trunkline PATH [--calls N] [--concurrency N]");
+            eprintln!("usage: cdr_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]");
             return ExitCode::from(2);
         }
     };
@@ -147,31 +104,24 @@ fn mib(bytes: f64) -> String {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let folder = tempfile::tempdir().context("can't make a temporary folder")?;
-    let data = folder.path().join("data");
-    let mut node = Node::start(
-        &args.trunkline,
-        &data,
-        &folder.path().join("node.log"),
-        None,
-    )?;
-    let channel = Endpoint::from_shared(format!("http://{}", node.api_addr))?
-        .connect()
-        .await
-        .context("can't connect to the node")?;
+    let mut nodes = start_cluster(&args.trunkline, folder.path(), args.nodes as u64).await?;
+    let data = folder.path().join("node-1");
+    let channels = connect(&nodes).await?;
+    let channel = channels[0].clone();
     println!(
-        "{} calls, {} at once, one `trunkline dev` node on loopback",
-        args.calls, args.concurrency
+        "{} calls, {} at once, {} node(s) on loopback (real processes)",
+        args.calls, args.concurrency, args.nodes
     );
-    let rss_before = rss_bytes(node.pid)?;
+    let rss_before = rss_bytes(nodes[0].pid)?;
     let disk_before = folder_bytes(&data);
     let index_before = applied_index(channel.clone()).await?;
 
     println!("{}", header(40));
-    let (lookup, routed) = lookups(channel.clone(), args).await?;
+    let (lookup, routed) = lookups(&channels, args).await?;
     println!("{:<40} {lookup}", "lookup (queues an in-progress record)");
     let index_after_lookups = applied_index(channel.clone()).await?;
     let ended = routed.len();
-    let (end, ()) = ends(channel.clone(), routed, args.concurrency).await?;
+    let (end, ()) = ends(&channels, routed, args.concurrency).await?;
     println!("{:<40} {end}", "call end (waits for its record)");
     let index_after = applied_index(channel.clone()).await?;
     // Every call made two records: its lookup's and its end's.
@@ -197,7 +147,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     if exported < ended {
         bail!("{ended} calls were ended but only {exported} records were exported");
     }
-    let rss_after = rss_bytes(node.pid)?;
+    let rss_after = rss_bytes(nodes[0].pid)?;
     let disk_after = folder_bytes(&data);
     let per_million = 1_000_000.0 / exported as f64;
     println!(
@@ -212,18 +162,23 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         mib(disk_after as f64),
         mib((disk_after as f64 - disk_before as f64) * per_million)
     );
-    node.stop();
+    for node in &mut nodes {
+        node.stop();
+    }
     Ok(())
 }
 
 /// `calls` lookups of the demo tenant from `concurrency` callers; each routed call's id and
 /// token.
-async fn lookups(channel: Channel, args: &Args) -> anyhow::Result<(Report, Vec<(String, String)>)> {
+async fn lookups(
+    channels: &[Channel],
+    args: &Args,
+) -> anyhow::Result<(Report, Vec<(String, String)>)> {
     let per_caller = args.calls.div_ceil(args.concurrency);
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..args.concurrency {
-        let mut client = RouteServiceClient::new(channel.clone());
+        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
         callers.spawn(async move {
             let mut times = Vec::with_capacity(per_caller);
             let mut routed = Vec::with_capacity(per_caller);
@@ -261,7 +216,7 @@ async fn lookups(channel: Channel, args: &Args) -> anyhow::Result<(Report, Vec<(
 
 /// A ReportCallEnd (answered, a minute of talk) for each routed call.
 async fn ends(
-    channel: Channel,
+    channels: &[Channel],
     routed: Vec<(String, String)>,
     concurrency: usize,
 ) -> anyhow::Result<(Report, ())> {
@@ -269,7 +224,7 @@ async fn ends(
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..concurrency {
-        let mut client = RouteServiceClient::new(channel.clone());
+        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
         let routed = routed.clone();
         callers.spawn(async move {
             let mut times = Vec::new();

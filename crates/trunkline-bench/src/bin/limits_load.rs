@@ -8,25 +8,26 @@
 //! admission. The node is one process on loopback: a cluster adds one network round trip to
 //! the leader and a quorum's fsync to each admission batch.
 //!
-//! Usage: `limits_load --trunkline PATH [--calls N] [--concurrency N]` (20,000 calls and 64
-//! callers by default). Build and run:
+//! Usage: `limits_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]` (20,000
+//! calls, 64 callers, one node by default; `--nodes 3` spreads the callers over a cluster of
+//! three real processes). Build and run:
 //! `cargo build --release -p trunkline-node -p trunkline-bench &&
 //!  $CARGO_TARGET_DIR/release/limits_load --trunkline $CARGO_TARGET_DIR/release/trunkline`.
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Instant};
+use std::{process::ExitCode, sync::Arc, time::Instant};
 
 use anyhow::{bail, Context};
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use trunkline_api::v1::{
     self as proto, admin_service_client::AdminServiceClient,
     route_service_client::RouteServiceClient,
 };
 use trunkline_bench::{
-    dev_node::Node,
-    load::{header, report, Report},
+    dev_node::start_cluster,
+    load::{connect, header, parse_args, report, LoadArgs as Args, Report},
 };
 
 /// The demo tenant (see the node's `demo.rs`) and a number its decks price.
@@ -34,53 +35,14 @@ const DEMO_TENANT: &str = "demo";
 const LIMITED_TENANT: &str = "demo-limited";
 const NUMBER: &str = "+14155550100";
 
-struct Args {
-    trunkline: PathBuf,
-    calls: usize,
-    concurrency: usize,
-}
-
-fn parse_args(mut arguments: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut trunkline = None;
-    let mut calls = 20_000;
-    let mut concurrency = 64;
-    while let Some(argument) = arguments.next() {
-        let mut number = |flag: &str| -> Result<usize, String> {
-            let value = arguments.next().ok_or(format!("{flag} needs a number"))?;
-            value
-                .parse()
-                .ok()
-                .filter(|number| *number > 0)
-                .ok_or(format!("{flag}: {value:?} is not a positive number"))
-        };
-        match argument.as_str() {
-            "--trunkline" => {
-                trunkline = Some(PathBuf::from(
-                    arguments.next().ok_or("--trunkline needs a path")?,
-                ))
-            }
-            "--calls" => calls = number("--calls")?,
-            "--concurrency" => concurrency = number("--concurrency")?,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    let trunkline = trunkline.ok_or("--trunkline PATH is required")?;
-    if !trunkline.is_file() {
-        return Err(format!("{}: no such file", trunkline.display()));
-    }
-    Ok(Args {
-        trunkline,
-        calls,
-        concurrency,
-    })
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match parse_args(std::env::args().skip(1), 20_000) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("limits_load: {message}");
-            eprintln!("usage: limits_load --trunkline PATH [--calls N] [--concurrency N]");
+            eprintln!(
+                "usage: limits_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -106,34 +68,29 @@ fn main() -> ExitCode {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let folder = tempfile::tempdir().context("can't make a temporary folder")?;
-    let mut node = Node::start(
-        &args.trunkline,
-        &folder.path().join("data"),
-        &folder.path().join("node.log"),
-        None,
-    )?;
-    let channel = Endpoint::from_shared(format!("http://{}", node.api_addr))?
-        .connect()
-        .await
-        .context("can't connect to the node")?;
+    let mut nodes = start_cluster(&args.trunkline, folder.path(), args.nodes as u64).await?;
+    let channels = connect(&nodes).await?;
+    let channel = channels[0].clone();
     add_limited_tenant(channel.clone()).await?;
     println!(
-        "{} calls per tenant, {} at once, one `trunkline dev` node on loopback",
-        args.calls, args.concurrency
+        "{} calls per tenant, {} at once, {} node(s) on loopback (real processes)",
+        args.calls, args.concurrency, args.nodes
     );
     println!("{}", header(34));
     for (label, tenant) in [
         ("lookup, tenant without limits", DEMO_TENANT),
         ("lookup + admission, with limits", LIMITED_TENANT),
     ] {
-        let (report, admitted) = lookups(channel.clone(), tenant, args).await?;
+        let (report, admitted) = lookups(&channels, tenant, args).await?;
         println!("{label:<34} {report}");
         if tenant == LIMITED_TENANT {
-            let (report, _) = ends(channel.clone(), admitted, args.concurrency).await?;
+            let (report, _) = ends(&channels, admitted, args.concurrency).await?;
             println!("{:<34} {report}", "call end (release and book)");
         }
     }
-    node.stop();
+    for node in &mut nodes {
+        node.stop();
+    }
     Ok(())
 }
 
@@ -171,7 +128,7 @@ async fn add_limited_tenant(channel: Channel) -> anyhow::Result<()> {
 
 /// `calls` lookups for `tenant` from `concurrency` callers; the admitted calls' ids and tokens.
 async fn lookups(
-    channel: Channel,
+    channels: &[Channel],
     tenant: &'static str,
     args: &Args,
 ) -> anyhow::Result<(Report, Vec<(String, String)>)> {
@@ -179,7 +136,7 @@ async fn lookups(
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..args.concurrency {
-        let mut client = RouteServiceClient::new(channel.clone());
+        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
         callers.spawn(async move {
             let mut times = Vec::with_capacity(per_caller);
             let mut admitted = Vec::new();
@@ -216,7 +173,7 @@ async fn lookups(
 
 /// A ReportCallEnd for each admitted call, from `concurrency` callers.
 async fn ends(
-    channel: Channel,
+    channels: &[Channel],
     admitted: Vec<(String, String)>,
     concurrency: usize,
 ) -> anyhow::Result<(Report, ())> {
@@ -224,7 +181,7 @@ async fn ends(
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..concurrency {
-        let mut client = RouteServiceClient::new(channel.clone());
+        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
         let admitted = admitted.clone();
         callers.spawn(async move {
             let mut times = Vec::new();

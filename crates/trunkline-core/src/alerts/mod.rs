@@ -18,6 +18,7 @@
 //! emergency) stays on the tenant until an operator clears it (`UnblockTenant`), acknowledged
 //! or not. Emergency calls are never counted, and no action ever blocks them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cdr::{Cdr, Disposition};
 use crate::routing::{validate_name, DestinationClass};
+use crate::usage::{LimitsConfig, MAX_COUNT_LIMIT};
 use crate::FieldError;
 
 /// Alerts kept (open ones are never dropped: at most one per tenant and rule).
@@ -116,25 +118,27 @@ pub enum AlertAction {
     BlockInternational,
     /// Refuse every call but emergency calls.
     BlockAllButEmergency,
+    /// Hold the tenant to at most this many calls at once (its own limit if lower): its
+    /// calls are admitted through the replicated state like a limited tenant's.
+    LowerConcurrentCalls(u32),
 }
 
 impl AlertAction {
-    pub const ALL: [AlertAction; 2] = [
-        AlertAction::BlockInternational,
-        AlertAction::BlockAllButEmergency,
-    ];
+    /// The forms an action is written in, for messages.
+    pub const FORMS: &'static str =
+        "block-international, block-all-but-emergency, lower-concurrent-calls=N";
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertAction::BlockInternational => "block-international",
-            AlertAction::BlockAllButEmergency => "block-all-but-emergency",
-        }
-    }
-
+    /// Reads `block-international`, `block-all-but-emergency` or `lower-concurrent-calls=N`.
     pub fn parse(text: &str) -> Option<AlertAction> {
-        AlertAction::ALL
-            .into_iter()
-            .find(|action| action.as_str() == text)
+        match text {
+            "block-international" => Some(AlertAction::BlockInternational),
+            "block-all-but-emergency" => Some(AlertAction::BlockAllButEmergency),
+            _ => text
+                .strip_prefix("lower-concurrent-calls=")
+                .and_then(|calls| calls.parse().ok())
+                .filter(|calls| (1..=MAX_COUNT_LIMIT).contains(calls))
+                .map(AlertAction::LowerConcurrentCalls),
+        }
     }
 
     /// Whether this action refuses a call of `class`. Never an emergency call.
@@ -148,7 +152,19 @@ impl AlertAction {
                 | DestinationClass::Premium
                 | DestinationClass::HighRisk,
             ) => true,
-            (AlertAction::BlockInternational, _) => false,
+            (AlertAction::BlockInternational | AlertAction::LowerConcurrentCalls(_), _) => false,
+        }
+    }
+}
+
+impl fmt::Display for AlertAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlertAction::BlockInternational => f.write_str("block-international"),
+            AlertAction::BlockAllButEmergency => f.write_str("block-all-but-emergency"),
+            AlertAction::LowerConcurrentCalls(calls) => {
+                write!(f, "lower-concurrent-calls={calls}")
+            }
         }
     }
 }
@@ -176,6 +192,14 @@ impl RuleConfig {
                 "window_ms",
                 "must be from 1000 (a second) to 604800000 (a week)",
             ));
+        }
+        if let Some(AlertAction::LowerConcurrentCalls(calls)) = self.action {
+            if !(1..=MAX_COUNT_LIMIT).contains(&calls) {
+                return Err(FieldError::new(
+                    "action",
+                    format!("lower-concurrent-calls must be from 1 to {MAX_COUNT_LIMIT}"),
+                ));
+            }
         }
         if let Some(factor) = self.baseline_factor {
             if !(2..=1_000).contains(&factor) {
@@ -684,6 +708,30 @@ impl AlertBook {
             .map(|(action, alert)| (*action, *alert))
     }
 
+    /// The tenant's usage limits with the actions in force applied: the concurrent-call limit
+    /// lowered by a `LowerConcurrentCalls` action (borrowed as they are when none is).
+    pub fn effective_limits<'a>(
+        &self,
+        tenant: &str,
+        limits: &'a LimitsConfig,
+    ) -> Cow<'a, LimitsConfig> {
+        let lowest = self
+            .actions(tenant)
+            .filter_map(|(action, _)| match action {
+                AlertAction::LowerConcurrentCalls(calls) => Some(calls),
+                _ => None,
+            })
+            .min();
+        match lowest {
+            Some(calls) if limits.tenant.concurrent_calls.is_none_or(|own| own > calls) => {
+                let mut lowered = limits.clone();
+                lowered.tenant.concurrent_calls = Some(calls);
+                Cow::Owned(lowered)
+            }
+            _ => Cow::Borrowed(limits),
+        }
+    }
+
     /// The actions in force on `tenant`.
     pub fn actions(&self, tenant: &str) -> impl Iterator<Item = (AlertAction, u64)> + '_ {
         self.actions
@@ -729,7 +777,7 @@ fn describe(rule: AlertRule, observed: u64, limit: u64, action: Option<AlertActi
         }
     };
     match action {
-        Some(action) => format!("{what}; {} until an operator clears it", action.as_str()),
+        Some(action) => format!("{what}; {action} until an operator clears it"),
         None => what,
     }
 }

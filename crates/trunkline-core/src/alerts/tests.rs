@@ -112,9 +112,17 @@ fn a_premium_burst_raises_one_alert_and_its_action_blocks_calls_abroad_only() {
 
 #[test]
 fn no_action_ever_blocks_an_emergency_call() {
-    for action in AlertAction::ALL {
+    for action in [
+        AlertAction::BlockInternational,
+        AlertAction::BlockAllButEmergency,
+        AlertAction::LowerConcurrentCalls(1),
+    ] {
         assert!(!action.blocks(DestinationClass::Emergency), "{action:?}");
+        assert_eq!(AlertAction::parse(&action.to_string()), Some(action));
     }
+    assert!(!AlertAction::LowerConcurrentCalls(1).blocks(DestinationClass::Premium));
+    assert_eq!(AlertAction::parse("lower-concurrent-calls=0"), None);
+    assert_eq!(AlertAction::parse("lower-concurrent-calls=x"), None);
     assert!(AlertAction::BlockAllButEmergency.blocks(DestinationClass::National));
     assert!(AlertAction::BlockAllButEmergency.blocks(DestinationClass::TollFree));
     assert!(!AlertAction::BlockInternational.blocks(DestinationClass::TollFree));
@@ -263,4 +271,50 @@ fn bad_rule_settings_are_refused_naming_the_field() {
         assert_eq!(AlertRule::parse(rule.as_str()), Some(rule));
         assert!(rule.default_config().validate().is_ok());
     }
+}
+
+#[test]
+fn a_lowered_concurrent_limit_applies_to_tenants_with_and_without_limits() {
+    let mut book = AlertBook::default();
+    let mut config = AlertRule::PremiumBurst.default_config();
+    config.threshold = 1;
+    config.action = Some(AlertAction::LowerConcurrentCalls(2));
+    book.apply(
+        T0,
+        &AlertCommand::SetRule {
+            rule: AlertRule::PremiumBurst,
+            config: Some(config),
+        },
+    )
+    .unwrap();
+    let unlimited = LimitsConfig::default();
+    assert!(!book.effective_limits("acme", &unlimited).is_limited());
+    book.observe(T0, &[premium(1_000), premium(2_000)]);
+
+    // No limits of its own: now held to 2 calls at once, so admitted through Raft.
+    let lowered = book.effective_limits("acme", &unlimited);
+    assert!(lowered.is_limited());
+    assert_eq!(lowered.tenant.concurrent_calls, Some(2));
+    // Its own lower limit stands; a higher one is lowered.
+    let mut own = LimitsConfig::default();
+    own.tenant.concurrent_calls = Some(1);
+    assert_eq!(
+        book.effective_limits("acme", &own).tenant.concurrent_calls,
+        Some(1)
+    );
+    own.tenant.concurrent_calls = Some(50);
+    assert_eq!(
+        book.effective_limits("acme", &own).tenant.concurrent_calls,
+        Some(2)
+    );
+    // Other tenants, and after the unblock, are untouched.
+    assert!(!book.effective_limits("globex", &unlimited).is_limited());
+    book.apply(
+        T0,
+        &AlertCommand::Unblock {
+            tenant: "acme".into(),
+        },
+    )
+    .unwrap();
+    assert!(!book.effective_limits("acme", &unlimited).is_limited());
 }

@@ -601,12 +601,12 @@ impl UsageBook {
         &mut self,
         now_ms: u64,
         admissions: &[Admission],
-        limits_of: impl Fn(&str) -> Option<&'a LimitsConfig>,
+        limits_of: impl Fn(&str) -> Option<std::borrow::Cow<'a, LimitsConfig>>,
     ) -> Vec<Admitted> {
         admissions
             .iter()
             .map(|admission| match limits_of(&admission.tenant) {
-                Some(limits) => self.admit_one(now_ms, admission, limits),
+                Some(limits) => self.admit_one(now_ms, admission, &limits),
                 None => Admitted::No {
                     limit: LimitKind::ActiveCalls,
                     message: format!("tenant {:?} does not exist", admission.tenant),

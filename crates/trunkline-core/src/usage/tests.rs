@@ -29,7 +29,10 @@ fn limited(tenant: UsageLimits) -> LimitsConfig {
 }
 
 fn admit(book: &mut UsageBook, limits: &LimitsConfig, now: u64, admission: Admission) -> Admitted {
-    book.admit(now, &[admission], |_| Some(limits)).remove(0)
+    book.admit(now, &[admission], |_| {
+        Some(std::borrow::Cow::Borrowed(limits))
+    })
+    .remove(0)
 }
 
 fn admitted(answer: &Admitted) -> bool {

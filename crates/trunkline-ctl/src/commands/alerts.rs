@@ -48,7 +48,8 @@ pub enum Command {
         /// Fire too above this many times the tenant's learned baseline; 0 for none.
         #[arg(long)]
         baseline_factor: Option<u32>,
-        /// block-international, block-all-but-emergency, or none.
+        /// block-international, block-all-but-emergency, lower-concurrent-calls=N (hold the
+        /// tenant to N calls at once), or none.
         #[arg(long)]
         action: Option<String>,
         #[arg(long, conflicts_with = "enable")]

@@ -51,7 +51,7 @@ impl AdminApi {
                 book.actions(tenant)
                     .map(|(action, alert)| proto::TenantAction {
                         tenant: tenant.clone(),
-                        action: action.as_str().to_owned(),
+                        action: action.to_string(),
                         alert_id: alert,
                     })
             })
@@ -102,7 +102,7 @@ impl AdminApi {
         let cleared = match response {
             AlertResponse::Cleared(actions) => actions
                 .into_iter()
-                .map(|action| action.as_str().to_owned())
+                .map(|action| action.to_string())
                 .collect(),
             AlertResponse::Done => Vec::new(),
         };
