@@ -40,12 +40,7 @@ impl Node {
         fd_limit: Option<u64>,
     ) -> anyhow::Result<Node> {
         let listen = free_port_pair()?;
-        let log_start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .with_context(|| format!("can't open {}", log_path.display()))?;
+        let (log, log_start) = open_log(log_path)?;
         let mut command = match fd_limit {
             Some(limit) => {
                 let mut command = Command::new("prlimit");
@@ -80,12 +75,7 @@ impl Node {
         log_path: &Path,
         node_id: u64,
     ) -> anyhow::Result<Node> {
-        let log_start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .with_context(|| format!("can't open {}", log_path.display()))?;
+        let (log, log_start) = open_log(log_path)?;
         let mut command = Command::new(trunkline);
         command
             .arg("serve")
@@ -214,6 +204,17 @@ pub fn free_port_pair() -> anyhow::Result<String> {
         }
     }
     bail!("found no two free consecutive local ports")
+}
+
+/// The log file a node's stderr is appended to, and where this process's part starts.
+fn open_log(log_path: &Path) -> anyhow::Result<(File, usize)> {
+    let start = std::fs::metadata(log_path).map_or(0, |metadata| metadata.len() as usize);
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("can't open {}", log_path.display()))?;
+    Ok((log, start))
 }
 
 /// A `trunkline dev` node (seeding the demo) and `members - 1` more joined to it as voters:

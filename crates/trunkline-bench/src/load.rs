@@ -115,6 +115,99 @@ pub async fn connect(
     Ok(channels)
 }
 
+/// What one call of a load gives back: nothing, a refusal, or something to keep (a routed
+/// call's id and token).
+pub enum Answer<O> {
+    Done,
+    Refused,
+    Keep(O),
+}
+
+/// Runs `call` on each item from `concurrency` callers (caller `i` through node `i % n`),
+/// timing each; the report and what the calls kept.
+pub async fn drive<T, O, F, Fut>(
+    channels: &[tonic::transport::Channel],
+    concurrency: usize,
+    items: Vec<T>,
+    call: F,
+) -> anyhow::Result<(Report, Vec<O>)>
+where
+    T: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+    F: Fn(RouteClient, T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Answer<O>>> + Send,
+{
+    let items = std::sync::Arc::new(items);
+    let call = std::sync::Arc::new(call);
+    let started = std::time::Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..concurrency {
+        let client = RouteClient::new(channels[caller % channels.len()].clone());
+        let (items, call) = (items.clone(), call.clone());
+        callers.spawn(async move {
+            let (mut times, mut kept, mut refused) = (Vec::new(), Vec::new(), 0);
+            for item in items.iter().skip(caller).step_by(concurrency) {
+                let sent = std::time::Instant::now();
+                let answer = call(client.clone(), item.clone()).await?;
+                times.push(sent.elapsed());
+                match answer {
+                    Answer::Done => {}
+                    Answer::Refused => refused += 1,
+                    Answer::Keep(value) => kept.push(value),
+                }
+            }
+            anyhow::Ok((times, kept, refused))
+        });
+    }
+    let (mut times, mut kept, mut refused) = (Vec::new(), Vec::new(), 0);
+    while let Some(result) = callers.join_next().await {
+        let (caller_times, caller_kept, caller_refused) = result??;
+        times.extend(caller_times);
+        kept.extend(caller_kept);
+        refused += caller_refused;
+    }
+    Ok((report(times, started.elapsed(), refused), kept))
+}
+
+/// The route service's client, as [`drive`] hands it to each call.
+pub type RouteClient =
+    trunkline_api::v1::route_service_client::RouteServiceClient<tonic::transport::Channel>;
+
+/// A ReportCallEnd of each `(call id, token)`: answered, a minute of talk. Counted as refused:
+/// the ends whose `released` is not `released` (a limited tenant's calls are released).
+pub async fn end_calls(
+    channels: &[tonic::transport::Channel],
+    concurrency: usize,
+    calls: Vec<(String, String)>,
+    released: bool,
+) -> anyhow::Result<Report> {
+    use trunkline_api::v1 as proto;
+    let ended = drive(
+        channels,
+        concurrency,
+        calls,
+        move |mut client, (call_id, route_token)| async move {
+            let answer = client
+                .report_call_end(proto::ReportCallEndRequest {
+                    call_id,
+                    route_token,
+                    answered: true,
+                    answer_time_ms: 1_796_000_000_000,
+                    end_time_ms: 1_796_000_060_000,
+                })
+                .await?
+                .into_inner();
+            Ok(if answer.released == released {
+                Answer::<()>::Done
+            } else {
+                Answer::Refused
+            })
+        },
+    )
+    .await?;
+    Ok(ended.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

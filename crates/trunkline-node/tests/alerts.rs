@@ -12,7 +12,10 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    routing::{gateway, import_priced, put_carrier_with, put_tenant, try_put_gateway, unprobed},
+    routing::{
+        gateway, import_priced, outbound, put_carrier_with, put_tenant, report_call_end,
+        route_outbound, try_put_gateway, unprobed,
+    },
     *,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,17 +79,7 @@ async fn receiver() -> (String, mpsc::Receiver<String>) {
 }
 
 async fn route(client: &Client, call_id: &str, to: &str) -> proto::RouteOutboundResponse {
-    let request = proto::RouteOutboundRequest {
-        tenant: "acme".into(),
-        call_id: call_id.into(),
-        to: to.into(),
-        ..Default::default()
-    };
-    client
-        .route(Retry::NotSent, |mut route| {
-            let request = request.clone();
-            async move { route.route_outbound(request).await }
-        })
+    route_outbound(client, outbound("acme", call_id, to, 0))
         .await
         .unwrap()
 }
@@ -423,16 +416,7 @@ async fn a_lowered_concurrent_limit_holds_a_tenant_without_limits_until_cleared(
     );
     // An emergency call is never held.
     assert!(route(&client, "911@proxy", "911").await.refusal.is_none());
-    let end = proto::ReportCallEndRequest {
-        call_id: "held@proxy".into(),
-        route_token: first.route_token.clone(),
-        ..Default::default()
-    };
-    let ended = client
-        .route(Retry::NotSent, |mut route| {
-            let end = end.clone();
-            async move { route.report_call_end(end).await }
-        })
+    let ended = report_call_end(&client, "held@proxy", &first.route_token, None)
         .await
         .unwrap();
     assert!(ended.released);

@@ -12,12 +12,13 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    routing::{gateway, import_priced, put_carrier_with, put_tenant, try_put_gateway, unprobed},
+    routing::{
+        gateway, import_priced, outbound, put_carrier_with, put_tenant, report_call_end,
+        route_outbound, try_put_gateway, unprobed, ANSWER_MS,
+    },
     *,
 };
 use trunkline_client::{proto, Client, ClientError, Retry};
-
-const ANSWER_MS: u64 = 1_796_040_000_000;
 
 async fn setup(client: &Client) -> u64 {
     for (name, capabilities) in [
@@ -60,21 +61,10 @@ async fn route(
     index: u64,
 ) -> proto::RouteOutboundResponse {
     let request = proto::RouteOutboundRequest {
-        tenant: "acme".into(),
-        call_id: call_id.into(),
-        to: to.into(),
-        from: "+12125550100".into(),
         extension: "101".into(),
-        min_applied_index: index,
-        ..Default::default()
+        ..outbound("acme", call_id, to, index)
     };
-    client
-        .route(Retry::NotSent, |mut route| {
-            let request = request.clone();
-            async move { route.route_outbound(request).await }
-        })
-        .await
-        .unwrap()
+    route_outbound(client, request).await.unwrap()
 }
 
 async fn report_leg(
@@ -107,19 +97,7 @@ async fn end(
     token: &str,
     talk_ms: Option<u64>,
 ) -> Result<proto::ReportCallEndResponse, ClientError> {
-    let request = proto::ReportCallEndRequest {
-        call_id: call_id.into(),
-        route_token: token.into(),
-        answered: talk_ms.is_some(),
-        answer_time_ms: talk_ms.map_or(0, |_| ANSWER_MS),
-        end_time_ms: ANSWER_MS + talk_ms.unwrap_or(0),
-    };
-    client
-        .route(Retry::NotSent, |mut route| {
-            let request = request.clone();
-            async move { route.report_call_end(request).await }
-        })
-        .await
+    report_call_end(client, call_id, token, talk_ms).await
 }
 
 async fn list(

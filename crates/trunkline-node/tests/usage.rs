@@ -9,7 +9,10 @@
 mod support;
 
 use support::{
-    routing::{gateway, import_priced, put_carrier_with, try_put_gateway, unprobed},
+    routing::{
+        gateway, import_priced, outbound, put_carrier_with, report_call_end, route_outbound,
+        try_put_gateway, unprobed,
+    },
     *,
 };
 use trunkline_client::{proto, Client, ClientError, Retry};
@@ -48,18 +51,7 @@ async fn route(
     to: &str,
     min_applied_index: u64,
 ) -> proto::RouteOutboundResponse {
-    let request = proto::RouteOutboundRequest {
-        tenant: "acme".into(),
-        call_id: call_id.into(),
-        to: to.into(),
-        min_applied_index,
-        ..Default::default()
-    };
-    client
-        .route(Retry::NotSent, |mut route| {
-            let request = request.clone();
-            async move { route.route_outbound(request).await }
-        })
+    route_outbound(client, outbound("acme", call_id, to, min_applied_index))
         .await
         .unwrap()
 }
@@ -70,20 +62,7 @@ async fn end(
     token: &str,
     talk_ms: Option<u64>,
 ) -> Result<proto::ReportCallEndResponse, ClientError> {
-    let answer = 1_796_040_000_000;
-    let request = proto::ReportCallEndRequest {
-        call_id: call_id.into(),
-        route_token: token.into(),
-        answered: talk_ms.is_some(),
-        answer_time_ms: talk_ms.map_or(0, |_| answer),
-        end_time_ms: answer + talk_ms.unwrap_or(0),
-    };
-    client
-        .route(Retry::NotSent, |mut route| {
-            let request = request.clone();
-            async move { route.report_call_end(request).await }
-        })
-        .await
+    report_call_end(client, call_id, token, talk_ms).await
 }
 
 async fn usage(client: &Client) -> proto::UsageCounters {

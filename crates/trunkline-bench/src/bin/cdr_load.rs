@@ -17,22 +17,20 @@
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{path::Path, process::ExitCode, sync::Arc, time::Instant};
+use std::{path::Path, process::ExitCode, time::Instant};
 
 use anyhow::{bail, Context};
-use tokio::task::JoinSet;
 use tonic::transport::Channel;
-use trunkline_api::v1::{
-    self as proto, admin_service_client::AdminServiceClient,
-    route_service_client::RouteServiceClient,
-};
+use trunkline_api::v1::{self as proto, admin_service_client::AdminServiceClient};
 use trunkline_bench::{
     dev_node::start_cluster,
-    load::{connect, header, parse_args, report, LoadArgs as Args, Report},
+    load::{connect, drive, end_calls, header, parse_args, Answer, LoadArgs as Args, Report},
 };
 
 const DEMO_TENANT: &str = "demo";
 const NUMBER: &str = "+14155550100";
+/// Calls routed, then ended, in each round.
+const ROUND_CALLS: usize = 100_000;
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1), 100_000) {
@@ -117,23 +115,54 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let index_before = applied_index(channel.clone()).await?;
 
     println!("{}", header(40));
-    let (lookup, routed) = lookups(&channels, args).await?;
-    println!("{:<40} {lookup}", "lookup (queues an in-progress record)");
-    let index_after_lookups = applied_index(channel.clone()).await?;
-    let ended = routed.len();
-    let (end, ()) = ends(&channels, routed, args.concurrency).await?;
-    println!("{:<40} {end}", "call end (waits for its record)");
-    let index_after = applied_index(channel.clone()).await?;
+    // In rounds, so the calls in progress at once stay far below the book's bound (as they
+    // would with calls ending all the time).
+    let (mut lookup_reports, mut end_reports) = (Vec::new(), Vec::new());
+    let (mut lookup_entries, mut end_entries, mut ended) = (0, 0, 0);
+    let mut index = index_before;
+    for round in 0..args.calls.div_ceil(ROUND_CALLS) {
+        let first = round * ROUND_CALLS;
+        let calls: Vec<String> = (first..args.calls.min(first + ROUND_CALLS))
+            .map(|call| format!("{call}@load"))
+            .collect();
+        let count = calls.len();
+        let (lookup, routed) = lookups(&channels, args.concurrency, calls).await?;
+        let after_lookups = applied_index(channel.clone()).await?;
+        lookup_entries += after_lookups.saturating_sub(index);
+        ended += routed.len();
+        let end = end_calls(&channels, args.concurrency, routed, false).await?;
+        index = applied_index(channel.clone()).await?;
+        end_entries += index.saturating_sub(after_lookups);
+        lookup_reports.push((lookup, count));
+        end_reports.push(end);
+    }
+    let mean = |reports: &[Report]| {
+        let rate = reports.iter().map(|r| r.per_second).sum::<f64>() / reports.len() as f64;
+        let p50 = reports.iter().map(|r| r.p50).max().unwrap_or_default();
+        let p99 = reports.iter().map(|r| r.p99).max().unwrap_or_default();
+        (rate, p50, p99)
+    };
+    let lookups_only: Vec<Report> = lookup_reports.into_iter().map(|(r, _)| r).collect();
+    for (label, reports) in [
+        ("lookup (queues an in-progress record)", &lookups_only),
+        ("call end (waits for its record)", &end_reports),
+    ] {
+        let (rate, p50, p99) = mean(reports);
+        println!(
+            "{label:<40} {rate:>10.0} {:>9} {:>9}   (mean rate; worst round's p50, p99)",
+            format!("{p50:.2?}"),
+            format!("{p99:.2?}")
+        );
+    }
     // Every call made two records: its lookup's and its end's.
     let records = (args.calls + ended) as f64;
-    let entries = index_after.saturating_sub(index_before) as f64;
+    let entries = (lookup_entries + end_entries) as f64;
     println!(
-        "Raft entries: {} for {} records ({:.2} per 1,000; lookups {:.2}, ends {:.2})",
-        entries,
-        records,
+        "Raft entries: {entries} for {records} records ({:.2} per 1,000; lookups {:.2}, ends \
+         {:.2})",
         entries * 1_000.0 / records,
-        index_after_lookups.saturating_sub(index_before) as f64 * 1_000.0 / args.calls as f64,
-        index_after.saturating_sub(index_after_lookups) as f64 * 1_000.0 / ended.max(1) as f64,
+        lookup_entries as f64 * 1_000.0 / args.calls as f64,
+        end_entries as f64 * 1_000.0 / ended.max(1) as f64,
     );
 
     let started = Instant::now();
@@ -144,9 +173,6 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         elapsed,
         exported as f64 / elapsed.as_secs_f64()
     );
-    if exported < ended {
-        bail!("{ended} calls were ended but only {exported} records were exported");
-    }
     let rss_after = rss_bytes(nodes[0].pid)?;
     let disk_after = folder_bytes(&data);
     let per_million = 1_000_000.0 / exported as f64;
@@ -165,89 +191,39 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     for node in &mut nodes {
         node.stop();
     }
+    if exported < ended {
+        bail!("{ended} calls were ended but only {exported} records were exported");
+    }
     Ok(())
 }
 
-/// `calls` lookups of the demo tenant from `concurrency` callers; each routed call's id and
-/// token.
+/// Lookups of the demo tenant for `calls`; each routed call's id and token.
 async fn lookups(
     channels: &[Channel],
-    args: &Args,
-) -> anyhow::Result<(Report, Vec<(String, String)>)> {
-    let per_caller = args.calls.div_ceil(args.concurrency);
-    let started = Instant::now();
-    let mut callers = JoinSet::new();
-    for caller in 0..args.concurrency {
-        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
-        callers.spawn(async move {
-            let mut times = Vec::with_capacity(per_caller);
-            let mut routed = Vec::with_capacity(per_caller);
-            let mut refused = 0;
-            for call in 0..per_caller {
-                let call_id = format!("{caller}-{call}@load");
-                let request = proto::RouteOutboundRequest {
-                    tenant: DEMO_TENANT.to_owned(),
-                    call_id: call_id.clone(),
-                    to: NUMBER.to_owned(),
-                    from: "+12125550100".to_owned(),
-                    ..Default::default()
-                };
-                let sent = Instant::now();
-                let answer = client.route_outbound(request).await?.into_inner();
-                times.push(sent.elapsed());
-                if answer.refusal.is_some() {
-                    refused += 1;
-                } else {
-                    routed.push((call_id, answer.route_token));
-                }
-            }
-            anyhow::Ok((times, routed, refused))
-        });
-    }
-    let (mut times, mut routed, mut refused) = (Vec::new(), Vec::new(), 0);
-    while let Some(result) = callers.join_next().await {
-        let (caller_times, caller_routed, caller_refused) = result??;
-        times.extend(caller_times);
-        routed.extend(caller_routed);
-        refused += caller_refused;
-    }
-    Ok((report(times, started.elapsed(), refused), routed))
-}
-
-/// A ReportCallEnd (answered, a minute of talk) for each routed call.
-async fn ends(
-    channels: &[Channel],
-    routed: Vec<(String, String)>,
     concurrency: usize,
-) -> anyhow::Result<(Report, ())> {
-    let routed = Arc::new(routed);
-    let started = Instant::now();
-    let mut callers = JoinSet::new();
-    for caller in 0..concurrency {
-        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
-        let routed = routed.clone();
-        callers.spawn(async move {
-            let mut times = Vec::new();
-            for (call_id, token) in routed.iter().skip(caller).step_by(concurrency) {
-                let request = proto::ReportCallEndRequest {
-                    call_id: call_id.clone(),
-                    route_token: token.clone(),
-                    answered: true,
-                    answer_time_ms: 1_796_000_000_000,
-                    end_time_ms: 1_796_000_060_000,
-                };
-                let sent = Instant::now();
-                client.report_call_end(request).await?;
-                times.push(sent.elapsed());
-            }
-            anyhow::Ok(times)
-        });
-    }
-    let mut times = Vec::new();
-    while let Some(result) = callers.join_next().await {
-        times.extend(result??);
-    }
-    Ok((report(times, started.elapsed(), 0), ()))
+    calls: Vec<String>,
+) -> anyhow::Result<(Report, Vec<(String, String)>)> {
+    drive(
+        channels,
+        concurrency,
+        calls,
+        |mut client, call_id| async move {
+            let request = proto::RouteOutboundRequest {
+                tenant: DEMO_TENANT.to_owned(),
+                call_id: call_id.clone(),
+                to: NUMBER.to_owned(),
+                from: "+12125550100".to_owned(),
+                ..Default::default()
+            };
+            let answer = client.route_outbound(request).await?.into_inner();
+            Ok(if answer.refusal.is_some() {
+                Answer::Refused
+            } else {
+                Answer::Keep((call_id, answer.route_token))
+            })
+        },
+    )
+    .await
 }
 
 /// Streams the whole archive; the number of records.

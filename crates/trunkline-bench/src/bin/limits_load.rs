@@ -16,18 +16,14 @@
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{process::ExitCode, sync::Arc, time::Instant};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use tokio::task::JoinSet;
 use tonic::transport::Channel;
-use trunkline_api::v1::{
-    self as proto, admin_service_client::AdminServiceClient,
-    route_service_client::RouteServiceClient,
-};
+use trunkline_api::v1::{self as proto, admin_service_client::AdminServiceClient};
 use trunkline_bench::{
     dev_node::start_cluster,
-    load::{connect, header, parse_args, report, LoadArgs as Args, Report},
+    load::{connect, drive, end_calls, header, parse_args, Answer, LoadArgs as Args, Report},
 };
 
 /// The demo tenant (see the node's `demo.rs`) and a number its decks price.
@@ -84,7 +80,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         let (report, admitted) = lookups(&channels, tenant, args).await?;
         println!("{label:<34} {report}");
         if tenant == LIMITED_TENANT {
-            let (report, _) = ends(&channels, admitted, args.concurrency).await?;
+            let report = end_calls(&channels, args.concurrency, admitted, true).await?;
             println!("{:<34} {report}", "call end (release and book)");
         }
     }
@@ -126,89 +122,34 @@ async fn add_limited_tenant(channel: Channel) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `calls` lookups for `tenant` from `concurrency` callers; the admitted calls' ids and tokens.
+/// `calls` lookups for `tenant`; the admitted calls' ids and tokens.
 async fn lookups(
     channels: &[Channel],
     tenant: &'static str,
     args: &Args,
 ) -> anyhow::Result<(Report, Vec<(String, String)>)> {
-    let per_caller = args.calls.div_ceil(args.concurrency);
-    let started = Instant::now();
-    let mut callers = JoinSet::new();
-    for caller in 0..args.concurrency {
-        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
-        callers.spawn(async move {
-            let mut times = Vec::with_capacity(per_caller);
-            let mut admitted = Vec::new();
-            let mut refused = 0;
-            for call in 0..per_caller {
-                let call_id = format!("{tenant}-{caller}-{call}@load");
-                let request = proto::RouteOutboundRequest {
-                    tenant: tenant.to_owned(),
-                    call_id: call_id.clone(),
-                    to: NUMBER.to_owned(),
-                    ..Default::default()
-                };
-                let sent = Instant::now();
-                let answer = client.route_outbound(request).await?.into_inner();
-                times.push(sent.elapsed());
-                if answer.refusal.is_some() {
-                    refused += 1;
-                } else if answer.max_duration_ms > 0 {
-                    admitted.push((call_id, answer.route_token));
-                }
-            }
-            anyhow::Ok((times, admitted, refused))
-        });
-    }
-    let (mut times, mut admitted, mut refused) = (Vec::new(), Vec::new(), 0);
-    while let Some(result) = callers.join_next().await {
-        let (caller_times, caller_admitted, caller_refused) = result??;
-        times.extend(caller_times);
-        admitted.extend(caller_admitted);
-        refused += caller_refused;
-    }
-    Ok((report(times, started.elapsed(), refused), admitted))
-}
-
-/// A ReportCallEnd for each admitted call, from `concurrency` callers.
-async fn ends(
-    channels: &[Channel],
-    admitted: Vec<(String, String)>,
-    concurrency: usize,
-) -> anyhow::Result<(Report, ())> {
-    let admitted = Arc::new(admitted);
-    let started = Instant::now();
-    let mut callers = JoinSet::new();
-    for caller in 0..concurrency {
-        let mut client = RouteServiceClient::new(channels[caller % channels.len()].clone());
-        let admitted = admitted.clone();
-        callers.spawn(async move {
-            let mut times = Vec::new();
-            let mut not_released = 0;
-            for (call_id, token) in admitted.iter().skip(caller).step_by(concurrency) {
-                let request = proto::ReportCallEndRequest {
-                    call_id: call_id.clone(),
-                    route_token: token.clone(),
-                    answered: true,
-                    answer_time_ms: 1_000,
-                    end_time_ms: 61_000,
-                };
-                let sent = Instant::now();
-                let answer = client.report_call_end(request).await?.into_inner();
-                times.push(sent.elapsed());
-                if !answer.released {
-                    not_released += 1;
-                }
-            }
-            anyhow::Ok((times, not_released))
-        });
-    }
-    let (mut times, mut not_released) = (Vec::new(), 0);
-    while let Some(result) = callers.join_next().await {
-        let (caller_times, caller_not_released) = result??;
-        times.extend(caller_times);
-        not_released += caller_not_released;
-    }
-    Ok((report(times, started.elapsed(), not_released), ()))
+    let calls: Vec<usize> = (0..args.calls).collect();
+    drive(
+        channels,
+        args.concurrency,
+        calls,
+        move |mut client, call| async move {
+            let call_id = format!("{tenant}-{call}@load");
+            let request = proto::RouteOutboundRequest {
+                tenant: tenant.to_owned(),
+                call_id: call_id.clone(),
+                to: NUMBER.to_owned(),
+                ..Default::default()
+            };
+            let answer = client.route_outbound(request).await?.into_inner();
+            Ok(if answer.refusal.is_some() {
+                Answer::Refused
+            } else if answer.max_duration_ms > 0 {
+                Answer::Keep((call_id, answer.route_token))
+            } else {
+                Answer::Done
+            })
+        },
+    )
+    .await
 }

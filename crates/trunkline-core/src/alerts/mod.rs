@@ -577,7 +577,8 @@ impl TenantWatch {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertBook {
     policy: AlertPolicy,
-    watches: BTreeMap<String, TenantWatch>,
+    /// Shared per tenant: applying a batch copies only the detectors of its tenants.
+    watches: BTreeMap<String, std::sync::Arc<TenantWatch>>,
     alerts: VecDeque<Alert>,
     /// Each tenant's actions in force, with the alert that set each.
     actions: BTreeMap<String, BTreeMap<AlertAction, u64>>,
@@ -591,7 +592,8 @@ impl AlertBook {
     pub fn observe(&mut self, now_ms: u64, records: &[Cdr]) -> Vec<Alert> {
         let mut raised = Vec::new();
         for record in records {
-            let watch = self.watches.entry(record.tenant.clone()).or_default();
+            let watch =
+                std::sync::Arc::make_mut(self.watches.entry(record.tenant.clone()).or_default());
             for (rule, observed, limit) in watch.observe(now_ms, record, &self.policy) {
                 if self.open_alert(&record.tenant, rule).is_some() {
                     continue;

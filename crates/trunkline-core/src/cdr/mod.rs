@@ -9,15 +9,17 @@
 //! ([`MAX_PER_COMMAND`] to an entry); an end is acknowledged to the proxy only once applied.
 //!
 //! **What the replicated state holds** is bounded: the calls in progress ([`MAX_OPEN_CALLS`]),
-//! the keys of recently ended calls (so a repeated end, or a lookup's record arriving after the
-//! end's, is not recorded twice) and a count. Finished records leave the state as they are
+//! the keys of recently ended calls ([`ENDED_MEMORY_MS`], at most [`MAX_ENDED_CALLS`]: so a
+//! repeated end, or a lookup's record arriving after the end's, is not recorded twice) and a
+//! count, in 4,096 shards copied on write, so applying a batch copies only what it touches. Finished records leave the state as they are
 //! made: [`CdrBook::record`] hands them to the caller, and the store appends them to an archive
 //! on disk in log order (see `trunkline-store`), never held in memory.
 //!
 //! **Every call ends.** A routed call whose end never comes is closed [`OPEN_CALL_MS`] after it
 //! started, as [`Disposition::Unterminated`].
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +35,12 @@ pub const MAX_PER_COMMAND: usize = 2_000;
 pub const MAX_OPEN_CALLS: usize = 200_000;
 /// A routed call with no end reported is closed this long after it started.
 pub const OPEN_CALL_MS: u64 = 4 * HOUR_MS;
-/// How long the key of an ended call is remembered, against repeated ends.
-pub const ENDED_MEMORY_MS: u64 = 10 * 60_000;
+/// How long the key of an ended call is remembered, against repeated ends and a lookup's
+/// record arriving after its end.
+pub const ENDED_MEMORY_MS: u64 = 2 * 60_000;
+/// Ended calls remembered at most: past it (over 1,600 ends a second), a repeated end is
+/// caught only within a shorter time.
+pub const MAX_ENDED_CALLS: usize = 200_000;
 /// Legs in one record: far more than any call tries.
 pub const MAX_LEGS: usize = 64;
 /// Longest text field (Call-ID, numbers, names, reason), in bytes.
@@ -287,24 +293,81 @@ pub enum CdrResponse {
 /// A call is known by its tenant and Call-ID.
 type CallKey = (String, String);
 
+/// Shards of the book: applying a batch copies only the shards it touches (readers hold the
+/// previous state, so every change is a copy on write), a few dozen calls each at the bound.
+const SHARDS: usize = 4_096;
+
+/// A call the book knows: in progress (its lookup's record, until it closes), or ended (a
+/// tombstone, until it is forgotten).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct OpenCall {
-    record: Cdr,
-    closes_at_ms: u64,
+struct Entry {
+    record: Option<Cdr>,
+    /// When the call closes as unterminated, or its tombstone is forgotten.
+    until_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Shard {
+    calls: BTreeMap<CallKey, Entry>,
+    /// The calls by `until_ms`, for [`CdrBook::expire`].
+    due: BTreeSet<(u64, CallKey)>,
+}
+
+impl Shard {
+    fn first_due(&self) -> u64 {
+        self.due.first().map_or(u64::MAX, |(until, _)| *until)
+    }
+
+    fn insert(&mut self, key: CallKey, entry: Entry) {
+        if let Some(old) = self.calls.remove(&key) {
+            self.due.remove(&(old.until_ms, key.clone()));
+        }
+        self.due.insert((entry.until_ms, key.clone()));
+        self.calls.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: &CallKey) -> Option<Entry> {
+        let entry = self.calls.remove(key)?;
+        self.due.remove(&(entry.until_ms, key.clone()));
+        Some(entry)
+    }
+}
+
+/// The shard of a call: FNV-1a of its key, the same on every node.
+fn shard_of(key: &CallKey) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.0.bytes().chain([0xff]).chain(key.1.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % SHARDS as u64) as usize
 }
 
 /// The replicated book of call records: calls in progress, recently ended calls, and how many
 /// records were archived. Finished records are not kept here (see the module documentation).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CdrBook {
-    open: BTreeMap<CallKey, OpenCall>,
-    /// The open calls by when they close, for [`CdrBook::expire`].
-    closing: BTreeSet<(u64, CallKey)>,
-    ended: BTreeSet<CallKey>,
-    /// Ended calls in the order they ended, with when each is forgotten (log time only grows,
-    /// so the queue is sorted).
-    ended_order: VecDeque<(u64, CallKey)>,
+    shards: Vec<Arc<Shard>>,
+    /// Each shard's first `until_ms` (`u64::MAX` when empty), so [`CdrBook::expiry_due`] reads
+    /// no shard.
+    first_due: Vec<u64>,
+    open: usize,
+    ended: usize,
     archived: u64,
+}
+
+impl Default for CdrBook {
+    // Every shard starts as the one empty shard, shared: the first change to a shard copies it.
+    #[allow(clippy::rc_clone_in_vec_init)]
+    fn default() -> Self {
+        CdrBook {
+            shards: vec![Arc::new(Shard::default()); SHARDS],
+            first_due: vec![u64::MAX; SHARDS],
+            open: 0,
+            ended: 0,
+            archived: 0,
+        }
+    }
 }
 
 impl CdrBook {
@@ -322,38 +385,65 @@ impl CdrBook {
             .collect()
     }
 
+    fn shard(&self, key: &CallKey) -> (usize, &Shard) {
+        let index = shard_of(key);
+        (index, &self.shards[index])
+    }
+
+    fn shard_mut(&mut self, index: usize) -> &mut Shard {
+        Arc::make_mut(&mut self.shards[index])
+    }
+
+    fn settle(&mut self, index: usize) {
+        self.first_due[index] = self.shards[index].first_due();
+    }
+
     fn record_one(&mut self, now_ms: u64, record: &Cdr, archive: &mut Vec<Cdr>) -> Recorded {
         let key = record.key();
+        let (index, shard) = self.shard(&key);
+        let known = shard.calls.get(&key).map(|entry| entry.record.is_some());
         if record.disposition.is_open() {
-            if self.open.contains_key(&key) || self.ended.contains(&key) {
+            if known.is_some() {
                 // A repeated lookup of a call, or its lookup's record arriving after its end.
                 return Recorded::Duplicate;
             }
-            if self.open.len() >= MAX_OPEN_CALLS {
+            if self.open >= MAX_OPEN_CALLS {
                 self.archive(record.clone(), archive);
                 return Recorded::Yes;
             }
-            let closes_at_ms = record.start_ms.max(now_ms).saturating_add(OPEN_CALL_MS);
-            self.closing.insert((closes_at_ms, key.clone()));
-            self.open.insert(
+            let until_ms = record.start_ms.max(now_ms).saturating_add(OPEN_CALL_MS);
+            self.shard_mut(index).insert(
                 key,
-                OpenCall {
-                    record: record.clone(),
-                    closes_at_ms,
+                Entry {
+                    record: Some(record.clone()),
+                    until_ms,
                 },
             );
+            self.open += 1;
+            self.settle(index);
             return Recorded::Yes;
         }
         if record.disposition.is_end() {
-            if self.ended.contains(&key) {
-                return Recorded::Duplicate;
+            match known {
+                Some(false) => return Recorded::Duplicate,
+                Some(true) => {
+                    self.shard_mut(index).remove(&key);
+                    self.open = self.open.saturating_sub(1);
+                }
+                None => {}
             }
-            if let Some(open) = self.open.remove(&key) {
-                self.closing.remove(&(open.closes_at_ms, key.clone()));
+            // Remembered a while against repeated ends, within the bound.
+            if self.ended < MAX_ENDED_CALLS {
+                self.shard_mut(index).insert(
+                    key,
+                    Entry {
+                        record: None,
+                        until_ms: now_ms.saturating_add(ENDED_MEMORY_MS),
+                    },
+                );
+                self.ended += 1;
             }
-            self.ended.insert(key.clone());
-            self.ended_order
-                .push_back((now_ms.saturating_add(ENDED_MEMORY_MS), key));
+            self.settle(index);
         }
         self.archive(record.clone(), archive);
         Recorded::Yes
@@ -366,47 +456,48 @@ impl CdrBook {
 
     /// Whether [`CdrBook::expire`] has anything to do at `now_ms`.
     pub fn expiry_due(&self, now_ms: u64) -> bool {
-        self.closing
-            .first()
-            .is_some_and(|(closes, _)| *closes <= now_ms)
-            || self
-                .ended_order
-                .front()
-                .is_some_and(|(forget, _)| *forget <= now_ms)
+        self.first_due.iter().any(|due| *due <= now_ms)
     }
 
     /// Closes the open calls whose end never came and forgets old ended calls.
     pub fn expire(&mut self, now_ms: u64, archive: &mut Vec<Cdr>) {
-        while let Some((closes, _)) = self.closing.first() {
-            if *closes > now_ms {
-                break;
+        for index in 0..SHARDS {
+            if self.first_due[index] > now_ms {
+                continue;
             }
-            let Some((_, key)) = self.closing.pop_first() else {
-                break;
-            };
-            if let Some(open) = self.open.remove(&key) {
-                let mut record = open.record;
-                record.disposition = Disposition::Unterminated;
-                self.archive(record, archive);
+            let shard = Arc::make_mut(&mut self.shards[index]);
+            while let Some((until, key)) = shard.due.first().cloned() {
+                if until > now_ms {
+                    break;
+                }
+                let Some(entry) = shard.remove(&key) else {
+                    shard.due.remove(&(until, key));
+                    continue;
+                };
+                match entry.record {
+                    Some(mut record) => {
+                        self.open = self.open.saturating_sub(1);
+                        record.disposition = Disposition::Unterminated;
+                        self.archived = self.archived.saturating_add(1);
+                        archive.push(record);
+                    }
+                    None => self.ended = self.ended.saturating_sub(1),
+                }
             }
-        }
-        while let Some((forget, _)) = self.ended_order.front() {
-            if *forget > now_ms {
-                break;
-            }
-            if let Some((_, key)) = self.ended_order.pop_front() {
-                self.ended.remove(&key);
-            }
+            self.first_due[index] = shard.first_due();
         }
     }
 
-    /// Calls in progress, oldest key first.
+    /// Calls in progress.
     pub fn open_calls(&self) -> impl Iterator<Item = &Cdr> {
-        self.open.values().map(|open| &open.record)
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.calls.values())
+            .filter_map(|entry| entry.record.as_ref())
     }
 
     pub fn open_count(&self) -> usize {
-        self.open.len()
+        self.open
     }
 
     /// Records archived since the cluster began.
@@ -416,17 +507,32 @@ impl CdrBook {
 
     /// Drops a deleted tenant's calls in progress, archiving them as they are.
     pub fn remove_tenant(&mut self, tenant: &str, archive: &mut Vec<Cdr>) {
-        let keys: Vec<CallKey> = self
-            .open
-            .keys()
-            .filter(|(owner, _)| owner == tenant)
-            .cloned()
-            .collect();
-        for key in keys {
-            if let Some(open) = self.open.remove(&key) {
-                self.closing.remove(&(open.closes_at_ms, key));
-                self.archive(open.record, archive);
+        for index in 0..SHARDS {
+            if !self.shards[index]
+                .calls
+                .keys()
+                .any(|(owner, _)| owner == tenant)
+            {
+                continue;
             }
+            let shard = Arc::make_mut(&mut self.shards[index]);
+            let keys: Vec<CallKey> = shard
+                .calls
+                .keys()
+                .filter(|(owner, _)| owner == tenant)
+                .cloned()
+                .collect();
+            for key in keys {
+                match shard.remove(&key).and_then(|entry| entry.record) {
+                    Some(record) => {
+                        self.open = self.open.saturating_sub(1);
+                        self.archived = self.archived.saturating_add(1);
+                        archive.push(record);
+                    }
+                    None => self.ended = self.ended.saturating_sub(1),
+                }
+            }
+            self.first_due[index] = shard.first_due();
         }
     }
 }

@@ -309,3 +309,28 @@ fn talk_time_is_billed_per_started_second_with_the_fee_once() {
     assert_eq!(bill(1_000, 20, 0), (1_000, 1));
     assert_eq!(bill(u64::MAX, u64::MAX, u64::MAX).1, u64::MAX);
 }
+
+#[test]
+fn applying_a_record_copies_one_shard_not_the_book() {
+    // Readers hold the published state, so every change is a copy on write: a book that was
+    // copied whole for each batch made ends 10 times slower once calls were in progress.
+    let mut book = CdrBook::default();
+    let mut archive = Vec::new();
+    let calls: Vec<Cdr> = (0..20_000)
+        .map(|n| record(&format!("c{n}"), Disposition::InProgress))
+        .collect();
+    for batch in calls.chunks(MAX_PER_COMMAND) {
+        book.record(1_000, batch, &mut archive);
+    }
+    let published = book.clone();
+    book.record(2_000, &[answered("c7")], &mut archive);
+    let copied = book
+        .shards
+        .iter()
+        .zip(&published.shards)
+        .filter(|(now, before)| !Arc::ptr_eq(now, before))
+        .count();
+    assert_eq!(copied, 1);
+    assert_eq!(book.open_count(), 19_999);
+    assert_eq!(published.open_count(), 20_000);
+}

@@ -151,3 +151,59 @@ pub async fn import_priced(client: &Client, carrier: &str, rows: &[(&str, u64, u
         .unwrap()
         .applied_index
 }
+
+/// When the tests' answered calls were answered (unix ms).
+pub const ANSWER_MS: u64 = 1_796_040_000_000;
+
+/// RouteOutbound as a SIP proxy sends it: `to` for `tenant`, from a fixed caller, at
+/// `min_applied_index` or later.
+pub fn outbound(
+    tenant: &str,
+    call_id: &str,
+    to: &str,
+    min_applied_index: u64,
+) -> proto::RouteOutboundRequest {
+    proto::RouteOutboundRequest {
+        tenant: tenant.into(),
+        call_id: call_id.into(),
+        to: to.into(),
+        from: "+12125550100".into(),
+        min_applied_index,
+        ..Default::default()
+    }
+}
+
+pub async fn route_outbound(
+    client: &Client,
+    request: proto::RouteOutboundRequest,
+) -> Result<proto::RouteOutboundResponse, ClientError> {
+    client
+        .route(Retry::NotSent, |mut route| {
+            let request = request.clone();
+            async move { route.route_outbound(request).await }
+        })
+        .await
+}
+
+/// Reports a call's end: answered at [`ANSWER_MS`] for `talk_ms` when given, else not
+/// answered.
+pub async fn report_call_end(
+    client: &Client,
+    call_id: &str,
+    token: &str,
+    talk_ms: Option<u64>,
+) -> Result<proto::ReportCallEndResponse, ClientError> {
+    let request = proto::ReportCallEndRequest {
+        call_id: call_id.into(),
+        route_token: token.into(),
+        answered: talk_ms.is_some(),
+        answer_time_ms: talk_ms.map_or(0, |_| ANSWER_MS),
+        end_time_ms: ANSWER_MS + talk_ms.unwrap_or(0),
+    };
+    client
+        .route(Retry::NotSent, |mut route| {
+            let request = request.clone();
+            async move { route.report_call_end(request).await }
+        })
+        .await
+}
