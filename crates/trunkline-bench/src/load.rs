@@ -208,6 +208,41 @@ pub async fn end_calls(
     Ok(ended.0)
 }
 
+/// A load binary's `main`: reads the arguments (exit 2 on a mistake), runs `run` on a
+/// two-thread runtime, and exits 1 with the error if it fails.
+pub fn main_with<F, Fut>(name: &str, default_calls: usize, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(LoadArgs) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let args = match parse_args(std::env::args().skip(1), default_calls) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            eprintln!("usage: {name} --trunkline PATH [--calls N] [--concurrency N] [--nodes N]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: can't start the async runtime: {error}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

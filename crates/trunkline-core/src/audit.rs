@@ -34,7 +34,6 @@ pub const MAX_FIELD_BYTES: usize = 256;
 pub const MAX_RECORDS_PER_COMMAND: usize = 1_000;
 /// Entries per shared block: appending copies only the newest block.
 const BLOCK_ENTRIES: usize = 256;
-const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 
 /// Who asked for something: what the node knows of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,12 +227,7 @@ pub fn object_of(command: &Command) -> String {
 
 /// The retention the settings give, in ms.
 pub fn retention_ms(settings: &Settings) -> u64 {
-    settings
-        .get(RETENTION_SETTING)
-        .and_then(|setting| setting.value.trim().parse::<u64>().ok())
-        .filter(|days| *days > 0)
-        .unwrap_or(DEFAULT_RETENTION_DAYS)
-        .saturating_mul(DAY_MS)
+    settings.days_ms(RETENTION_SETTING, DEFAULT_RETENTION_DAYS)
 }
 
 fn cut(text: &str) -> String {
@@ -359,6 +353,8 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 
     fn actor(name: &str) -> Actor {
         Actor {

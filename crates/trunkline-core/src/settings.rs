@@ -144,6 +144,16 @@ impl Settings {
         self.entries.get(key)
     }
 
+    /// A number of days (a retention) the setting `key` holds, in ms; `default_days` when it
+    /// is unset, not a number, or 0.
+    pub fn days_ms(&self, key: &str, default_days: u64) -> u64 {
+        self.get(key)
+            .and_then(|setting| setting.value.trim().parse::<u64>().ok())
+            .filter(|days| *days > 0)
+            .unwrap_or(default_days)
+            .saturating_mul(86_400_000)
+    }
+
     /// Keys starting with `prefix`, in order, at most `limit` of them.
     pub fn list<'a>(
         &'a self,

@@ -226,9 +226,33 @@ fn records_are_listed_and_exported_and_an_alert_blocks_until_unblocked() {
             &node,
             &["alerts", "rule", "premium-burst", "--threshold", "0"],
         ),
-        1,
+        2,
         &[],
         &["--threshold: must be above 0"],
+    );
+    check(
+        trunkctl(
+            &node,
+            &["alerts", "rule", "premium-burst", "--window", "10ms"],
+        ),
+        2,
+        &[],
+        &["--window: must be from 1000"],
+    );
+    check(
+        trunkctl(
+            &node,
+            &[
+                "alerts",
+                "rule",
+                "premium-burst",
+                "--action",
+                "lower-concurrent-calls=0",
+            ],
+        ),
+        2,
+        &[],
+        &["--action: "],
     );
     check(
         trunkctl(&node, &["cdr", "list", "--disposition", "ok"]),

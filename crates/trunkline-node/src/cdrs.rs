@@ -122,24 +122,13 @@ pub fn lookup_record(call_id: &str, token: &RouteToken, ending: &LookupEnding<'_
         }
     };
     Cdr {
-        call_id: call_id.to_owned(),
-        tenant: token.tenant.clone(),
-        extension: token.extension.clone(),
-        source: token.source,
-        from: token.from.clone(),
-        dialled: token.dialled.clone(),
         normalized: ending.normalized.to_owned(),
         class: ending.class,
-        node: token.node,
         start_ms: ending.now_ms,
-        answer_ms: None,
-        end_ms: None,
         disposition,
         reason,
         sip_code,
-        legs: Vec::new(),
-        billed_ms: 0,
-        cost_micros: 0,
+        ..from_token(call_id, token)
     }
 }
 
@@ -191,20 +180,11 @@ pub fn end_record(view: &RoutingView, call_id: &str, token: &RouteToken, end: &C
         });
     let (normalized, class) = routed.map_or((String::new(), None), |(n, c)| (n, Some(c)));
     Cdr {
-        call_id: call_id.to_owned(),
-        tenant: token.tenant.clone(),
-        extension: token.extension.clone(),
-        source: token.source,
-        from: token.from.clone(),
-        dialled: token.dialled.clone(),
         normalized,
         class,
-        node: token.node,
-        start_ms: token.issued_ms,
         answer_ms: end.answer_ms.filter(|_| end.answered),
         end_ms: Some(end.end_ms),
         disposition,
-        reason: String::new(),
         sip_code: if end.answered {
             0
         } else {
@@ -213,5 +193,30 @@ pub fn end_record(view: &RoutingView, call_id: &str, token: &RouteToken, end: &C
         legs: token.legs.clone(),
         billed_ms,
         cost_micros,
+        ..from_token(call_id, token)
+    }
+}
+
+/// What every record of a call takes from its token; the rest is the lookup's or the end's.
+fn from_token(call_id: &str, token: &RouteToken) -> Cdr {
+    Cdr {
+        call_id: call_id.to_owned(),
+        tenant: token.tenant.clone(),
+        extension: token.extension.clone(),
+        source: token.source,
+        from: token.from.clone(),
+        dialled: token.dialled.clone(),
+        normalized: String::new(),
+        class: None,
+        node: token.node,
+        start_ms: token.issued_ms,
+        answer_ms: None,
+        end_ms: None,
+        disposition: Disposition::InProgress,
+        reason: String::new(),
+        sip_code: 0,
+        legs: Vec::new(),
+        billed_ms: 0,
+        cost_micros: 0,
     }
 }

@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 use trunkline_api::v1::{self as proto, admin_service_client::AdminServiceClient};
 use trunkline_bench::{
     dev_node::start_cluster,
-    load::{connect, drive, end_calls, header, parse_args, Answer, LoadArgs as Args, Report},
+    load::{connect, drive, end_calls, header, main_with, Answer, LoadArgs as Args, Report},
 };
 
 const DEMO_TENANT: &str = "demo";
@@ -33,32 +33,7 @@ const NUMBER: &str = "+14155550100";
 const ROUND_CALLS: usize = 100_000;
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1), 100_000) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("cdr_load: {message}");
-            eprintln!("usage: cdr_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cdr_load: can't start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("cdr_load: {error:#}");
-            ExitCode::from(1)
-        }
-    }
+    main_with("cdr_load", 100_000, |args| async move { run(&args).await })
 }
 
 /// Resident memory of a process, in bytes.

@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use trunkline_api::v1::{self as proto, admin_service_client::AdminServiceClient};
 use trunkline_bench::{
     dev_node::start_cluster,
-    load::{connect, drive, end_calls, header, parse_args, Answer, LoadArgs as Args, Report},
+    load::{connect, drive, end_calls, header, main_with, Answer, LoadArgs as Args, Report},
 };
 
 /// The demo tenant (see the node's `demo.rs`) and a number its decks price.
@@ -32,34 +32,11 @@ const LIMITED_TENANT: &str = "demo-limited";
 const NUMBER: &str = "+14155550100";
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1), 20_000) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("limits_load: {message}");
-            eprintln!(
-                "usage: limits_load --trunkline PATH [--calls N] [--concurrency N] [--nodes N]"
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("limits_load: can't start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("limits_load: {error:#}");
-            ExitCode::from(1)
-        }
-    }
+    main_with(
+        "limits_load",
+        20_000,
+        |args| async move { run(&args).await },
+    )
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {

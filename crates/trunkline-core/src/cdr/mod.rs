@@ -50,7 +50,6 @@ pub const RETENTION_SETTING: &str = "cdr/retention_days";
 /// Records are kept this many days when the setting says nothing.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 const HOUR_MS: u64 = 3_600_000;
-const DAY_MS: u64 = 86_400_000;
 
 /// How a call attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -552,12 +551,7 @@ pub fn bill(talk_ms: u64, rate_micros_per_minute: u64, connect_fee_micros: u64) 
 
 /// How long records are kept, from the replicated settings, in ms.
 pub fn retention_ms(settings: &Settings) -> u64 {
-    settings
-        .get(RETENTION_SETTING)
-        .and_then(|setting| setting.value.trim().parse::<u64>().ok())
-        .filter(|days| *days > 0)
-        .unwrap_or(DEFAULT_RETENTION_DAYS)
-        .saturating_mul(DAY_MS)
+    settings.days_ms(RETENTION_SETTING, DEFAULT_RETENTION_DAYS)
 }
 
 #[cfg(test)]

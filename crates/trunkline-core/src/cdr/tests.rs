@@ -1,4 +1,6 @@
 use super::*;
+
+const DAY_MS: u64 = 86_400_000;
 use crate::settings::SettingsCommand;
 use crate::state::{Command, Request, Response, State};
 

@@ -2,11 +2,12 @@
 //! the cluster raised, the automatic actions in force, and the rules that raise them.
 
 use serde::Serialize;
+use trunkline_api::convert;
 use trunkline_client::{proto, Retry};
 use trunkline_core::routing::format_unix_ms;
 
 use crate::{
-    commands::config::ReadFlags,
+    commands::{check, config::ReadFlags},
     context::{Context, Failure},
     duration, output,
 };
@@ -366,6 +367,14 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             if enable {
                 config.enabled = true;
             }
+            if !reset {
+                // Checked as the node checks it: a mistake names its flag and sends nothing.
+                check::converts(
+                    &config,
+                    |config| convert::rule_config_from_proto(&config),
+                    "RULE",
+                )?;
+            }
             let request = proto::SetAlertRuleRequest {
                 config: Some(config),
                 reset,
@@ -376,35 +385,11 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                     let request = request.clone();
                     async move { admin.set_alert_rule(request).await }
                 })
-                .await
-                .map_err(|error| flag_error(error.into()))?;
+                .await?;
             output::emit(context.format, &answer.applied_index, |index| {
                 format!("Rule {rule} set (index {index}).")
             })
         }
-    }
-}
-
-/// Names the flag of a refused rule field.
-fn flag_error(failure: Failure) -> Failure {
-    match failure {
-        Failure::Request(message) => {
-            let flagged = [
-                ("config.threshold: ", "--threshold: "),
-                ("config.window_ms: ", "--window: "),
-                ("config.baseline_factor: ", "--baseline-factor: "),
-                ("config.action: ", "--action: "),
-                ("config.rule: ", "RULE: "),
-            ]
-            .iter()
-            .find_map(|(field, flag)| {
-                message
-                    .find(field)
-                    .map(|at| format!("{}{flag}{}", &message[..at], &message[at + field.len()..]))
-            });
-            Failure::Request(flagged.unwrap_or(message))
-        }
-        other => other,
     }
 }
 

@@ -46,6 +46,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("policy.flapping.window_ms", "--flapping-window"),
     ("continuity.triggers.no_answer_ms", "--no-answer"),
     ("continuity.triggers.failure_codes", "--failure-codes"),
+    ("window_ms", "--window"),
 ];
 
 /// The flag that sets the wire field `field`. `key` is how the command names the object's own
@@ -56,7 +57,7 @@ pub fn flag_for(field: &str, key: &str) -> String {
         return (*flag).to_owned();
     }
     match field {
-        "name" | "number" | "aor" | "import_id" => key.to_owned(),
+        "name" | "number" | "aor" | "import_id" | "rule" => key.to_owned(),
         _ if field.starts_with("continuity") => "--continuity".to_owned(),
         _ => {
             let last = field.rsplit('.').next().unwrap_or(field);
