@@ -68,6 +68,11 @@ impl Recorder {
 
     /// Queues a lookup's record without waiting for it.
     pub fn note(&self, record: Cdr) {
+        // A record the state would refuse would fail its whole batch: it is dropped here.
+        if let Err(error) = record.validate() {
+            tracing::warn!(%error, call = %record.call_id, "a call record was invalid and dropped");
+            return;
+        }
         if let Err(error) = self.queue.push(record) {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
@@ -78,6 +83,9 @@ impl Recorder {
 
     /// Writes a call's record and waits until it is applied.
     pub async fn record(&self, record: Cdr) -> Result<Recorded, ClusterError> {
+        record
+            .validate()
+            .map_err(|error| ClusterError::Domain(error.into()))?;
         self.queue.submit(record, RECORD_TIMEOUT).await
     }
 

@@ -453,6 +453,10 @@ impl RouteService for RouteApi {
         };
         auth::require_tenant(&principal, &token.tenant)?;
         validate_name("carrier", &request.carrier).map_err(invalid)?;
+        // The token and the call's record keep the gateway's name.
+        if !request.gateway.is_empty() {
+            validate_name("gateway", &request.gateway).map_err(invalid)?;
+        }
         // Never answer from older configuration than the lookup that issued the token.
         let view = self.view(token.applied_index).await?;
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {

@@ -343,6 +343,26 @@ async fn bad_call_ends_are_refused_and_add_no_record() {
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
         assert!(status.message().starts_with(field), "{status:?}");
     }
+    // A gateway name the token and the record could not carry: refused, naming the field.
+    let leg = proto::ReportLegRequest {
+        call_id: "bad@proxy".into(),
+        route_token: call.route_token.clone(),
+        carrier: call.legs[0].carrier.clone(),
+        gateway: "g".repeat(300),
+        sip_code: 503,
+        ..Default::default()
+    };
+    let error = client
+        .route(Retry::NotSent, |mut route| {
+            let leg = leg.clone();
+            async move { route.report_leg(leg).await }
+        })
+        .await
+        .unwrap_err();
+    let status = error.status().unwrap();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("gateway: "), "{status:?}");
+
     let records = list(&client, proto::ListCdrsRequest::default())
         .await
         .unwrap();
