@@ -401,9 +401,14 @@ mod tests {
 
     #[test]
     fn when_reads_a_duration_ago_or_a_time() {
-        let now = duration::now_unix_ms();
+        // The clock moves while the flag is read: an hour before some time in between.
+        let before = duration::now_unix_ms();
         let hour_ago = parse_when("1h").unwrap();
-        assert!(hour_ago <= now - 3_600_000 && hour_ago > now - 3_700_000);
+        let after = duration::now_unix_ms();
+        assert!(
+            (before - 3_600_000..=after - 3_600_000).contains(&hour_ago),
+            "{before} {hour_ago} {after}"
+        );
         assert_eq!(
             parse_when("2026-12-01T00:00:00Z").unwrap(),
             1_796_083_200_000
