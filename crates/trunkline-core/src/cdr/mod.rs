@@ -300,7 +300,8 @@ const SHARDS: usize = 4_096;
 /// tombstone, until it is forgotten).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
-    record: Option<Cdr>,
+    /// Boxed: a tombstone (most entries at high rates) holds a pointer, not a whole record.
+    record: Option<Box<Cdr>>,
     /// When the call closes as unterminated, or its tombstone is forgotten.
     until_ms: u64,
 }
@@ -414,7 +415,7 @@ impl CdrBook {
             self.shard_mut(index).insert(
                 key,
                 Entry {
-                    record: Some(record.clone()),
+                    record: Some(Box::new(record.clone())),
                     until_ms,
                 },
             );
@@ -478,7 +479,7 @@ impl CdrBook {
                         self.open = self.open.saturating_sub(1);
                         record.disposition = Disposition::Unterminated;
                         self.archived = self.archived.saturating_add(1);
-                        archive.push(record);
+                        archive.push(*record);
                     }
                     None => self.ended = self.ended.saturating_sub(1),
                 }
@@ -492,7 +493,7 @@ impl CdrBook {
         self.shards
             .iter()
             .flat_map(|shard| shard.calls.values())
-            .filter_map(|entry| entry.record.as_ref())
+            .filter_map(|entry| entry.record.as_deref())
     }
 
     pub fn open_count(&self) -> usize {
@@ -526,7 +527,7 @@ impl CdrBook {
                     Some(record) => {
                         self.open = self.open.saturating_sub(1);
                         self.archived = self.archived.saturating_add(1);
-                        archive.push(record);
+                        archive.push(*record);
                     }
                     None => self.ended = self.ended.saturating_sub(1),
                 }
