@@ -213,9 +213,8 @@ impl State {
                             if self.usage.tenant(name).is_some() {
                                 Arc::make_mut(&mut self.usage).remove_tenant(name);
                             }
-                            if self.cdrs.open_calls().any(|call| &call.tenant == name) {
-                                Arc::make_mut(&mut self.cdrs).remove_tenant(name, archive);
-                            }
+                            // Copies only the shards holding the tenant's calls.
+                            Arc::make_mut(&mut self.cdrs).remove_tenant(name, archive);
                             Arc::make_mut(&mut self.alerts).remove_tenant(name);
                         }
                         if let RoutingCommand::Delete {
@@ -285,13 +284,12 @@ impl State {
                 let outcomes =
                     Arc::make_mut(&mut self.cdrs).record(self.last_time_ms, records, archive);
                 // Detection sees each call once: repeated reports are left out.
-                let fresh: Vec<crate::cdr::Cdr> = records
+                let fresh = records
                     .iter()
                     .zip(&outcomes)
                     .filter(|(_, outcome)| **outcome == Recorded::Yes)
-                    .map(|(record, _)| record.clone())
-                    .collect();
-                let raised = Arc::make_mut(&mut self.alerts).observe(self.last_time_ms, &fresh);
+                    .map(|(record, _)| record);
+                let raised = Arc::make_mut(&mut self.alerts).observe(self.last_time_ms, fresh);
                 if !raised.is_empty() {
                     let events = Arc::make_mut(&mut self.events);
                     for alert in raised {

@@ -324,50 +324,58 @@ impl RouteService for RouteApi {
         let extension =
             outbound::calling_extension(&view, &request.tenant, &request.extension, &request.from)
                 .map_err(invalid)?;
-        let token = outbound::first_token(
-            &request.tenant,
-            &request.call_id,
-            &request.to,
-            media,
-            outbound::Caller {
-                source,
-                extension,
-                from: request.from.clone(),
-            },
-            outbound::Issuer {
-                node: self.cluster.node_id,
-                now_ms,
-                applied_index: view.applied_index,
-            },
-        );
-        let mut outcome =
-            match outbound::route(&view, token.clone(), request.explain, now_ms, self.max_legs) {
-                Ok(outcome) => outcome,
-                Err(Refused::InvalidNumber(error)) => {
-                    if !request.dry_run {
-                        let refusal = proto::Refusal {
-                            reason: proto::RefusalReason::NoRoute.into(),
-                            message: error.to_string(),
-                            sip_code: 484,
-                            scope: String::new(),
-                        };
-                        let mut record = cdrs::lookup_record(
-                            &request.call_id,
-                            &token,
-                            &LookupEnding {
-                                normalized: "",
-                                class: None,
-                                refusal: Some(&refusal),
-                                now_ms,
-                            },
-                        );
-                        record.reason = "invalid-number".to_owned();
-                        self.recorder.note(record);
-                    }
-                    return Err(refused(Refused::InvalidNumber(error)));
+        let issue = |extension| {
+            outbound::first_token(
+                &request.tenant,
+                &request.call_id,
+                &request.to,
+                media,
+                outbound::Caller {
+                    source,
+                    extension,
+                    from: request.from.clone(),
+                },
+                outbound::Issuer {
+                    node: self.cluster.node_id,
+                    now_ms,
+                    applied_index: view.applied_index,
+                },
+            )
+        };
+        // The route takes the token; a number it can't read needs one again, for its record.
+        let mut outcome = match outbound::route(
+            &view,
+            issue(extension.clone()),
+            request.explain,
+            now_ms,
+            self.max_legs,
+        ) {
+            Ok(outcome) => outcome,
+            Err(Refused::InvalidNumber(error)) => {
+                if !request.dry_run {
+                    let refusal = proto::Refusal {
+                        reason: proto::RefusalReason::NoRoute.into(),
+                        message: error.to_string(),
+                        sip_code: 484,
+                        scope: String::new(),
+                    };
+                    let mut record = cdrs::lookup_record(
+                        &request.call_id,
+                        &issue(extension),
+                        &LookupEnding {
+                            normalized: "",
+                            class: None,
+                            refusal: Some(&refusal),
+                            now_ms,
+                        },
+                    );
+                    record.reason = "invalid-number".to_owned();
+                    self.recorder.note(record);
                 }
-                Err(other) => return Err(refused(other)),
-            };
+                return Err(refused(Refused::InvalidNumber(error)));
+            }
+            Err(other) => return Err(refused(other)),
+        };
         let mut refusal = match &outcome.blocked {
             Some(blocked) => Some(policy_refusal(blocked)),
             None => outcome.legs.is_empty().then(|| {

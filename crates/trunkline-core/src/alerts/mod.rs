@@ -589,7 +589,11 @@ pub struct AlertBook {
 
 impl AlertBook {
     /// Feeds applied call records to the detectors; returns the alerts raised (already kept).
-    pub fn observe(&mut self, now_ms: u64, records: &[Cdr]) -> Vec<Alert> {
+    pub fn observe<'a>(
+        &mut self,
+        now_ms: u64,
+        records: impl IntoIterator<Item = &'a Cdr>,
+    ) -> Vec<Alert> {
         let mut raised = Vec::new();
         for record in records {
             let watch =
