@@ -43,6 +43,10 @@ pub mod v1 {
         pub const RETRY_NOT_APPLIED: &str = "not-applied";
         /// The leader's client address, when the answering node knows it.
         pub const LEADER_HEADER: &str = "trunkline-leader";
+        /// Set on an INVALID_ARGUMENT status that is about one request field: the field's name
+        /// as the wire spells it (`rules.allowed_hours`), so a client maps it to its own name
+        /// for it without parsing the message.
+        pub const FIELD_HEADER: &str = "trunkline-field";
     }
 
     /// Encoded descriptors of the public services, for gRPC server reflection.

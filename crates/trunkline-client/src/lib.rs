@@ -27,7 +27,7 @@ use tonic::{
 pub use trunkline_api::v1 as proto;
 use trunkline_api::v1::{
     admin_service_client::AdminServiceClient,
-    metadata::{LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED},
+    metadata::{FIELD_HEADER, LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED},
     route_service_client::RouteServiceClient,
 };
 
@@ -105,6 +105,22 @@ impl ClientError {
             ClientError::Status { status, .. } => Some(status),
             _ => None,
         }
+    }
+
+    /// The request field an INVALID_ARGUMENT answer is about, and why, when the node named
+    /// one (its `trunkline-field` header).
+    pub fn invalid_field(&self) -> Option<(&str, &str)> {
+        let status = self.status()?;
+        if status.code() != Code::InvalidArgument {
+            return None;
+        }
+        let field = header(status, FIELD_HEADER)?;
+        let message = status.message();
+        let reason = message
+            .strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(message);
+        Some((field, reason))
     }
 }
 
@@ -446,6 +462,35 @@ fn never_sent(status: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_field_is_read_from_its_header_not_the_message() {
+        let refused = |code, field: Option<&'static str>, message: &str| {
+            let mut status = Status::new(code, message);
+            if let Some(field) = field {
+                let value = MetadataValue::from_static(field);
+                status.metadata_mut().insert(FIELD_HEADER, value);
+            }
+            ClientError::Status {
+                endpoint: "http://127.0.0.1:7400".into(),
+                status,
+            }
+        };
+        let error = refused(
+            Code::InvalidArgument,
+            Some("rules.allowed_hours"),
+            "rules.allowed_hours: 25:00 is not a time",
+        );
+        assert_eq!(
+            error.invalid_field(),
+            Some(("rules.allowed_hours", "25:00 is not a time"))
+        );
+        // A message that only looks like `field: reason` names no field.
+        let error = refused(Code::InvalidArgument, None, "rules: broken");
+        assert_eq!(error.invalid_field(), None);
+        let error = refused(Code::NotFound, Some("tenant"), "tenant: not found");
+        assert_eq!(error.invalid_field(), None);
+    }
 
     #[test]
     fn endpoints_are_validated_before_any_connection() {

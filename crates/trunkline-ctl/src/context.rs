@@ -3,7 +3,9 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use trunkline_client::{Client, ClientError};
+use std::future::Future;
+
+use trunkline_client::{proto, Client, ClientError, Retry};
 use trunkline_tls::rustls::ClientConfig;
 
 use crate::output::Format;
@@ -57,6 +59,48 @@ impl Context {
         Ok(Context { client, format })
     }
 }
+
+impl Context {
+    /// Calls an `AdminService` method with `request` (sent again, cloned, where `retry`
+    /// allows), with the client's failover.
+    pub async fn admin<R, T, F, Fut>(
+        &self,
+        retry: Retry,
+        request: R,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        R: Clone,
+        F: Fn(Admin, R) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.client
+            .admin(retry, |admin| call(admin, request.clone()))
+            .await
+    }
+
+    /// [`Context::admin`] for a `RouteService` method.
+    pub async fn route<R, T, F, Fut>(
+        &self,
+        retry: Retry,
+        request: R,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        R: Clone,
+        F: Fn(RouteClient, R) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.client
+            .route(retry, |route| call(route, request.clone()))
+            .await
+    }
+}
+
+/// A client of the admin service, as [`Context::admin`] calls with.
+pub type Admin = proto::admin_service_client::AdminServiceClient<trunkline_client::Transport>;
+/// A client of the route service, as [`Context::route`] calls with.
+pub type RouteClient = proto::route_service_client::RouteServiceClient<trunkline_client::Transport>;
 
 /// The TLS configuration `--ca-file` (and a client certificate) make; `None`: plaintext.
 pub fn tls(

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
-use trunkline_api::v1::metadata::{LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED};
+use trunkline_api::v1::metadata::{FIELD_HEADER, LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED};
 
 /// An error from cluster operations. It also travels between nodes when a follower forwards a
 /// write, so it is serialisable and owns its strings.
@@ -93,7 +93,13 @@ impl From<ClusterError> for Status {
                 Code::Internal
             }
         };
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, error.to_string());
+        if let ClusterError::Domain(Domain::InvalidField { field, .. }) = &error {
+            if let Ok(value) = field.parse() {
+                status.metadata_mut().insert(FIELD_HEADER, value);
+            }
+        }
+        status
     }
 }
 
@@ -109,6 +115,8 @@ mod tests {
         )));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "key: must not be empty");
+        let field = status.metadata().get(FIELD_HEADER);
+        assert_eq!(field.and_then(|value| value.to_str().ok()), Some("key"));
         let status = Status::from(ClusterError::Domain(trunkline_core::Error::not_found(
             "member", "4",
         )));

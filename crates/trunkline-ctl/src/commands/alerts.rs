@@ -123,11 +123,11 @@ async fn list(
         consistency: Some(read.into()),
     };
     Ok(context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_alerts(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_alerts(request).await },
+        )
         .await?)
 }
 
@@ -224,8 +224,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Ack { id } => {
             let request = proto::AcknowledgeAlertRequest { id };
             let answer = context
-                .client
-                .admin(Retry::NotSent, |mut admin| async move {
+                .admin(Retry::NotSent, request, |mut admin, request| async move {
                     admin.acknowledge_alert(request).await
                 })
                 .await?;
@@ -238,10 +237,11 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 consistency: Some(read.into()),
             };
             let policy = context
-                .client
-                .admin(Retry::Idempotent, |mut admin| async move {
-                    admin.get_alert_policy(request).await
-                })
+                .admin(
+                    Retry::Idempotent,
+                    request,
+                    |mut admin, request| async move { admin.get_alert_policy(request).await },
+                )
                 .await?;
             #[derive(Serialize)]
             struct RuleView {
@@ -330,10 +330,11 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             } else {
                 let request = proto::GetAlertPolicyRequest::default();
                 let policy = context
-                    .client
-                    .admin(Retry::Idempotent, |mut admin| async move {
-                        admin.get_alert_policy(request).await
-                    })
+                    .admin(
+                        Retry::Idempotent,
+                        request,
+                        |mut admin, request| async move { admin.get_alert_policy(request).await },
+                    )
                     .await?;
                 policy
                     .rules
@@ -380,10 +381,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 reset,
             };
             let answer = context
-                .client
-                .admin(Retry::NotSent, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.set_alert_rule(request).await }
+                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                    admin.set_alert_rule(request).await
                 })
                 .await?;
             output::emit(context.format, &answer.applied_index, |index| {
@@ -399,10 +398,8 @@ pub async fn unblock(context: &Context, tenant: String) -> Result<(), Failure> {
         tenant: tenant.clone(),
     };
     let answer = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.unblock_tenant(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.unblock_tenant(request).await
         })
         .await?;
     output::emit(context.format, &answer.cleared, |cleared| {

@@ -105,11 +105,11 @@ async fn open(
     request: proto::ListAuditRequest,
 ) -> Result<Streaming<proto::AuditEntry>, Failure> {
     Ok(context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_audit(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_audit(request).await },
+        )
         .await?)
 }
 

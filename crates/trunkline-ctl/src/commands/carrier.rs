@@ -7,7 +7,7 @@ use trunkline_client::proto;
 
 use crate::{
     commands::{
-        check,
+        check::{self, Optional},
         gateway::{Gateway, GatewayView},
         kinds::{self, Key, Kind},
         view::{cell, cell_list, details_table, enabled_word},
@@ -183,7 +183,7 @@ impl Kind for Carrier {
 
 /// The settings `add` and `update` take; each is optional. Lists are comma separated, and
 /// an empty value (`''`) empties the list.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default, PartialEq)]
 pub struct CarrierFlags {
     /// What the carrier can do: t38 (fax), tls, srtp; '' for none.
     #[arg(long, value_name = "CAPABILITY,...")]
@@ -207,15 +207,6 @@ pub struct CarrierFlags {
 }
 
 impl CarrierFlags {
-    fn is_empty(&self) -> bool {
-        self.capabilities.is_none()
-            && self.strip_digits.is_none()
-            && self.tech_prefix.is_none()
-            && !self.plus
-            && !self.no_plus
-            && self.final_codes.is_none()
-    }
-
     /// Sets the fields given on `carrier`.
     fn apply(self, carrier: &mut proto::Carrier) -> Result<(), Failure> {
         if let Some(capabilities) = &self.capabilities {

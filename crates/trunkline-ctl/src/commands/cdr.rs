@@ -176,11 +176,11 @@ async fn open(
     request: proto::ListCdrsRequest,
 ) -> Result<Streaming<proto::ListCdrsChunk>, Failure> {
     Ok(context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_cdrs(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_cdrs(request).await },
+        )
         .await?)
 }
 

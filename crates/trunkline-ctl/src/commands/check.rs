@@ -142,6 +142,16 @@ pub fn check_aor(what: &str, aor: &str) -> Result<(), Failure> {
     validate_aor("aor", aor).map_err(|error| usage(what, error.reason()))
 }
 
+/// Flags that are each optional: none given is their default, so `update` can tell "nothing
+/// to change" without naming every flag again.
+pub trait Optional: Default + PartialEq {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl<T: Default + PartialEq> Optional for T {}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

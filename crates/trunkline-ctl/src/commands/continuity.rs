@@ -10,7 +10,6 @@ use trunkline_core::inbound::{Destination, Triggers, MAX_RING_TIMEOUT_MS, MIN_RI
 use crate::{
     commands::{
         check,
-        config::ReadFlags,
         kinds::{self, Listing},
         view::{cell_list, details_table},
     },
@@ -26,13 +25,7 @@ const VOICEMAIL_PREFIX: &str = "voicemail:";
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// A tenant's default continuity plan.
-    Show {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
+    Show(kinds::OfTenant),
     /// Change the given parts of a tenant's default plan; the others keep their values.
     Set {
         /// The tenant.
@@ -51,9 +44,9 @@ pub enum Command {
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
-        Command::Show { tenant, read } => {
-            check::check_name("--tenant", &tenant)?;
-            let configuration = proto::ListInboundResponse::fetch(context, read.into()).await?;
+        Command::Show(tenant) => {
+            let (tenant, read) = tenant.checked()?;
+            let configuration = proto::ListInboundResponse::fetch(context, read).await?;
             let plan = TenantContinuity {
                 plan: find(&configuration, &tenant).map(ContinuityPlan::from),
                 tenant,
@@ -103,10 +96,8 @@ async fn set_plan(
         plan,
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.set_tenant_continuity(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.set_tenant_continuity(request).await
         })
         .await
         .map_err(kinds::or_not_found("tenant", tenant))?;

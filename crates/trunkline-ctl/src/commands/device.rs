@@ -139,11 +139,11 @@ async fn list_bindings(
         consistency: Some(consistency),
     };
     context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_bindings(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_bindings(request).await },
+        )
         .await
         .map_err(kinds::or_not_found(Device::NAME, aor))
 }

@@ -6,6 +6,7 @@ use trunkline_client::proto;
 
 use crate::{
     commands::{
+        check::Optional,
         gateway::{check_uri, set, EnableFlags, ProbeFlags},
         kinds::{self, Key, Kind},
         view::{details_table, enabled_word, probe_rows, ProbeOverrides},

@@ -119,10 +119,11 @@ async fn open(
         follow,
     };
     context
-        .client
-        .admin(Retry::Idempotent, |mut admin| async move {
-            admin.watch_events(request).await
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.watch_events(request).await },
+        )
         .await
 }
 

@@ -7,7 +7,7 @@ use trunkline_client::{proto, Retry};
 
 use crate::{
     commands::{
-        check,
+        check::{self, Optional},
         kinds::{self, Key, Kind},
         view::{details_table, probe_rows, ProbeOverrides},
     },
@@ -192,10 +192,8 @@ async fn set_drained(context: &Context, name: String, drained: bool) -> Result<(
         drained,
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.drain_gateway(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.drain_gateway(request).await
         })
         .await?;
     let action = if drained { "drained" } else { "undrained" };
@@ -331,7 +329,7 @@ impl EnableFlags {
 }
 
 /// `--probe on|off`.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 pub enum Probing {
     On,
     Off,
@@ -340,7 +338,7 @@ pub enum Probing {
 /// How the OPTIONS probes of a gateway or an edge differ from the cluster's health policy
 /// (`trunkctl health policy show`), shared by `gateway add|update` and `edge add|update`;
 /// each flag is optional and an override left out takes the cluster's value.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default, PartialEq)]
 pub struct ProbeFlags {
     /// on: probe it (the default); off: never probe it (for peers that drop OPTIONS), so
     /// only the circuit breaker and operators decide its health.
@@ -364,15 +362,6 @@ pub struct ProbeFlags {
 }
 
 impl ProbeFlags {
-    pub fn is_empty(&self) -> bool {
-        self.probe.is_none()
-            && self.probe_interval.is_none()
-            && self.probe_timeout.is_none()
-            && self.down_after.is_none()
-            && self.up_after.is_none()
-            && self.alive_codes.is_none()
-    }
-
     /// Sets the overrides given on `probe` (absent: none yet); the others are kept, unless
     /// `defaults` drops them first. No override left makes it absent.
     pub fn apply(

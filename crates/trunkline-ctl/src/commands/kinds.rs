@@ -10,8 +10,11 @@ use serde::Serialize;
 use trunkline_client::{proto, ClientError, Retry};
 
 use crate::{
-    commands::{check, config::ReadFlags},
-    context::{Context, Failure},
+    commands::{
+        check,
+        config::{self, ReadFlags},
+    },
+    context::{Admin, Context, Failure},
     output,
 };
 
@@ -22,11 +25,7 @@ pub trait Listing: Sized {
 
     /// As of every committed write, for a read-modify-write.
     async fn latest(context: &Context) -> Result<Self, Failure> {
-        let consistency = proto::ReadConsistency {
-            linearizable: true,
-            ..Default::default()
-        };
-        Self::fetch(context, consistency).await
+        Self::fetch(context, config::latest()).await
     }
 }
 
@@ -39,10 +38,11 @@ impl Listing for proto::ListRoutingResponse {
             consistency: Some(consistency),
         };
         Ok(context
-            .client
-            .admin(Retry::Idempotent, |mut admin| async move {
-                admin.list_routing(request).await
-            })
+            .admin(
+                Retry::Idempotent,
+                request,
+                |mut admin, request| async move { admin.list_routing(request).await },
+            )
             .await?)
     }
 }
@@ -56,10 +56,11 @@ impl Listing for proto::ListInboundResponse {
             consistency: Some(consistency),
         };
         Ok(context
-            .client
-            .admin(Retry::Idempotent, |mut admin| async move {
-                admin.list_inbound(request).await
-            })
+            .admin(
+                Retry::Idempotent,
+                request,
+                |mut admin, request| async move { admin.list_inbound(request).await },
+            )
             .await?)
     }
 }
@@ -172,6 +173,24 @@ pub async fn exec<K: Kind>(context: &Context, command: Common<K>) -> Result<(), 
     }
 }
 
+/// `--tenant NAME` and the read flags, for showing one tenant's part of the configuration.
+#[derive(clap::Args)]
+pub struct OfTenant {
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    #[command(flatten)]
+    read: ReadFlags,
+}
+
+impl OfTenant {
+    /// The tenant, checked, and how to read.
+    pub fn checked(self) -> Result<(String, proto::ReadConsistency), Failure> {
+        check::check_name("--tenant", &self.tenant)?;
+        Ok((self.tenant, self.read.into()))
+    }
+}
+
 /// The flag that narrows `list` to one owner's objects (a carrier's gateways, a tenant's
 /// DIDs), if the kind has one.
 pub trait Owner<W>: clap::Args + clap::FromArgMatches + Send + Sync + 'static {
@@ -276,10 +295,8 @@ pub async fn remove<K: Kind>(context: &Context, key: Key<K>) -> Result<(), Failu
         name: key.clone(),
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.delete_object(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.delete_object(request).await
         })
         .await
         .map_err(or_not_found(K::NAME, &key))?;
@@ -393,9 +410,6 @@ pub fn print_written(
     })
 }
 
-/// A client of the admin service, as a put is called with.
-pub type Admin = proto::admin_service_client::AdminServiceClient<trunkline_client::Transport>;
-
 /// The part of a [`Kind`] that only names things on the wire, inside its `impl`:
 ///
 /// ```text
@@ -451,10 +465,7 @@ where
     F: Fn(Admin, R) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<proto::PutResponse>, tonic::Status>>,
 {
-    let response = context
-        .client
-        .admin(Retry::NotSent, |admin| call(admin, request.clone()))
-        .await?;
+    let response = context.admin(Retry::NotSent, request, call).await?;
     print_warnings(&response.warnings);
     Ok(response.applied_index)
 }

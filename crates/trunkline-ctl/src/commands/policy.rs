@@ -12,8 +12,7 @@ use trunkline_core::policy::{PolicyScope, DEFAULT_REFUSAL_SIP_CODE};
 
 use crate::{
     commands::{
-        check,
-        config::ReadFlags,
+        check::{self, Optional},
         kinds::{self, Listing},
         view::details_table,
     },
@@ -24,13 +23,7 @@ use crate::{
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Every scope of a tenant's calling policy.
-    Show {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
+    Show(kinds::OfTenant),
     /// Change the given rules of one scope; the others keep their values.
     Set {
         #[command(flatten)]
@@ -109,7 +102,7 @@ impl Switch {
 }
 
 /// The rules `set` takes; each is optional and leaves the scope's value as it is when absent.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default, PartialEq)]
 pub struct RuleFlags {
     /// Refuse every call but emergency calls (an extension out of service).
     #[arg(long, value_enum, value_name = "on|off|inherit")]
@@ -141,18 +134,6 @@ pub struct RuleFlags {
 }
 
 impl RuleFlags {
-    fn is_empty(&self) -> bool {
-        self.disabled.is_none()
-            && self.block_international.is_none()
-            && self.block_long_distance.is_none()
-            && self.block_premium.is_none()
-            && self.allowed_countries.is_none()
-            && self.blocked_prefixes.is_none()
-            && self.allowed_hours.is_none()
-            && self.time_zone.is_none()
-            && self.refusal_sip_code.is_none()
-    }
-
     /// What can be checked of the flags alone, before anything is sent.
     fn check(&self) -> Result<Option<Option<u32>>, Failure> {
         if self.time_zone.is_some() && self.allowed_hours.is_none() {
@@ -213,9 +194,9 @@ impl RuleFlags {
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
-        Command::Show { tenant, read } => {
-            check::check_name("--tenant", &tenant)?;
-            let routing = proto::ListRoutingResponse::fetch(context, read.into()).await?;
+        Command::Show(tenant) => {
+            let (tenant, read) = tenant.checked()?;
+            let routing = proto::ListRoutingResponse::fetch(context, read).await?;
             let policy = find(&routing, &tenant)?;
             let view = PolicyView::of(&tenant, policy.as_ref());
             output::emit(context.format, &view, render)
@@ -257,13 +238,11 @@ async fn set(
         rules,
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.set_calling_policy(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.set_calling_policy(request).await
         })
         .await
-        .map_err(|error| match invalid_field(&error) {
+        .map_err(|error| match error.invalid_field() {
             // A contradiction only the node sees (with the other scopes) names its flag too.
             Some((field, reason)) => check::usage(&check::flag_for(field, "--tenant"), reason),
             None => kinds::or_not_found("tenant", tenant)(error),
@@ -276,16 +255,6 @@ async fn set(
         action,
         response.applied_index,
     )
-}
-
-/// The field and reason of an INVALID_ARGUMENT the node answered (`field: reason`).
-fn invalid_field(error: &trunkline_client::ClientError) -> Option<(&str, &str)> {
-    let status = error.status()?;
-    if status.code() != tonic::Code::InvalidArgument {
-        return None;
-    }
-    let (field, reason) = status.message().split_once(": ")?;
-    (!field.contains(' ')).then_some((field, reason))
 }
 
 /// The tenant's policy as listed; an error naming the tenant when it does not exist.

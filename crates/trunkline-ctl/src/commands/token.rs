@@ -77,10 +77,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 certificate,
             };
             let response = context
-                .client
-                .admin(Retry::NotSent, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.create_token(request).await }
+                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                    admin.create_token(request).await
                 })
                 .await?;
             #[derive(Serialize)]
@@ -112,10 +110,11 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 consistency: Some(read.into()),
             };
             let response = context
-                .client
-                .admin(Retry::Idempotent, |mut admin| async move {
-                    admin.list_tokens(request).await
-                })
+                .admin(
+                    Retry::Idempotent,
+                    request,
+                    |mut admin, request| async move { admin.list_tokens(request).await },
+                )
                 .await?;
             let tokens: Vec<TokenView> = response.tokens.iter().map(TokenView::from).collect();
             output::emit(context.format, &tokens, |tokens| {
@@ -139,10 +138,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 token: which.clone(),
             };
             let response = context
-                .client
-                .admin(Retry::NotSent, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.revoke_token(request).await }
+                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                    admin.revoke_token(request).await
                 })
                 .await
                 .map_err(crate::commands::kinds::or_not_found("token", &which))?;

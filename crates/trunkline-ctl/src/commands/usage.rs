@@ -10,7 +10,6 @@ use trunkline_core::routing::{format_micros, parse_micros};
 use crate::{
     commands::{
         check,
-        config::ReadFlags,
         kinds::{self, Listing},
         view::details_table,
     },
@@ -21,13 +20,7 @@ use crate::{
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// A tenant's usage now (UTC day) against its limits.
-    Show {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
-        #[command(flatten)]
-        read: ReadFlags,
-    },
+    Show(kinds::OfTenant),
     /// Change the given limits; the others keep their values. `none` removes a limit.
     Limits {
         /// The tenant.
@@ -163,18 +156,18 @@ impl LimitFlags {
 
 pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
     match command {
-        Command::Show { tenant, read } => {
-            check::check_name("--tenant", &tenant)?;
+        Command::Show(tenant) => {
+            let (tenant, read) = tenant.checked()?;
             let request = proto::GetUsageRequest {
                 tenant: tenant.clone(),
-                consistency: Some(read.into()),
+                consistency: Some(read),
             };
             let response = context
-                .client
-                .admin(Retry::Idempotent, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.get_usage(request).await }
-                })
+                .admin(
+                    Retry::Idempotent,
+                    request,
+                    |mut admin, request| async move { admin.get_usage(request).await },
+                )
                 .await
                 .map_err(kinds::or_not_found("tenant", &tenant))?;
             let view = UsageView::from(response);

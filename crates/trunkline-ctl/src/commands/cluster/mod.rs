@@ -66,10 +66,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 api_addr,
             };
             let response = context
-                .client
-                .admin(Retry::NotSent, |mut admin| {
-                    let request = request.clone();
-                    async move { admin.join_cluster(request).await }
+                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                    admin.join_cluster(request).await
                 })
                 .await?;
             print_membership(

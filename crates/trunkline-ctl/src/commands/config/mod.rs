@@ -133,6 +133,14 @@ impl From<ReadFlags> for proto::ReadConsistency {
     }
 }
 
+/// As of every committed write, for a read-modify-write.
+pub fn latest() -> proto::ReadConsistency {
+    proto::ReadConsistency {
+        linearizable: true,
+        ..Default::default()
+    }
+}
+
 /// Checks a key with the node's rule before anything is sent.
 fn check_key(key: &str) -> Result<(), Failure> {
     trunkline_core::settings::validate_key(key)
@@ -147,11 +155,11 @@ async fn get(context: &Context, key: String, read: ReadFlags) -> Result<(), Fail
         consistency: Some(read.into()),
     };
     let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.get_setting(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.get_setting(request).await },
+        )
         .await?;
     #[derive(Serialize)]
     struct Got {
@@ -188,11 +196,11 @@ async fn list(
         consistency: Some(read.into()),
     };
     let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_settings(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_settings(request).await },
+        )
         .await?;
     let settings: Vec<view::Setting> = response.settings.iter().map(view::Setting::from).collect();
     output::emit(context.format, &settings, |settings| {
@@ -219,16 +227,13 @@ async fn write<R, F, Fut>(
 ) -> Result<(), Failure>
 where
     R: Clone,
-    F: Fn(super::kinds::Admin, R) -> Fut,
+    F: Fn(crate::context::Admin, R) -> Fut,
     Fut: std::future::Future<
         Output = Result<tonic::Response<proto::SettingWriteResponse>, tonic::Status>,
     >,
 {
     check_key(&key)?;
-    let response = context
-        .client
-        .admin(Retry::NotSent, |admin| call(admin, request.clone()))
-        .await?;
+    let response = context.admin(Retry::NotSent, request, call).await?;
     #[derive(Serialize)]
     struct WriteResult {
         succeeded: bool,

@@ -68,11 +68,11 @@ async fn list(context: &Context, carrier: Option<String>, read: ReadFlags) -> Re
         carrier: carrier.clone().unwrap_or_default(),
     };
     let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.list_health(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_health(request).await },
+        )
         .await
         .map_err(|error| match &carrier {
             Some(carrier) => kinds::or_not_found("carrier", carrier)(error),
@@ -99,16 +99,26 @@ async fn list(context: &Context, carrier: Option<String>, read: ReadFlags) -> Re
     Ok(())
 }
 
-async fn show_policy(context: &Context, read: ReadFlags) -> Result<(), Failure> {
+/// The cluster's health policy, read as `consistency` says.
+async fn policy(
+    context: &Context,
+    consistency: proto::ReadConsistency,
+) -> Result<proto::GetHealthPolicyResponse, Failure> {
     let request = proto::GetHealthPolicyRequest {
-        consistency: Some(read.into()),
+        consistency: Some(consistency),
     };
     let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| async move {
-            admin.get_health_policy(request).await
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.get_health_policy(request).await },
+        )
         .await?;
+    Ok(response)
+}
+
+async fn show_policy(context: &Context, read: ReadFlags) -> Result<(), Failure> {
+    let response = policy(context, read.into()).await?;
     #[derive(Serialize)]
     struct Shown {
         policy: view::HealthPolicy,

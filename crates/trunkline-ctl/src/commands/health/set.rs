@@ -17,12 +17,15 @@ use trunkline_core::{
 };
 
 use crate::{
-    commands::{check, view},
+    commands::{
+        check::{self, Optional},
+        view,
+    },
     context::{Context, Failure},
     duration, output,
 };
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default, PartialEq)]
 pub struct Args {
     /// Time between two OPTIONS probes of a gateway (durations: 500ms, 2s, 1m; a bare number
     /// is ms).
@@ -67,22 +70,6 @@ pub struct Args {
 }
 
 impl Args {
-    fn is_empty(&self) -> bool {
-        self.interval.is_none()
-            && self.timeout.is_none()
-            && self.down_after.is_none()
-            && self.up_after.is_none()
-            && self.alive_codes.is_none()
-            && self.breaker_failures.is_none()
-            && self.breaker_window.is_none()
-            && self.breaker_min_samples.is_none()
-            && self.breaker_ratio.is_none()
-            && self.cool_down.is_none()
-            && self.breaker_probe_successes.is_none()
-            && self.max_transitions.is_none()
-            && self.flapping_window.is_none()
-    }
-
     fn alive_codes(&self) -> Result<Option<BTreeSet<u16>>, Failure> {
         let Some(text) = &self.alive_codes else {
             return Ok(None);
@@ -202,19 +189,11 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         ));
     }
     args.check_alone()?;
-    let request = proto::GetHealthPolicyRequest {
-        consistency: Some(proto::ReadConsistency {
-            linearizable: true,
-            ..Default::default()
-        }),
-    };
-    let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| async move {
-            admin.get_health_policy(request).await
-        })
-        .await?;
-    let before = response.policy.unwrap_or_default();
+    let latest = crate::commands::config::latest();
+    let before = super::policy(context, latest)
+        .await?
+        .policy
+        .unwrap_or_default();
     let mut policy = from_proto(&before)?;
     args.apply(&mut policy)?;
     check(
@@ -226,10 +205,8 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         policy: Some(after.clone()),
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.set_health_policy(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.set_health_policy(request).await
         })
         .await?;
     let before = view::HealthPolicy::from(&before);

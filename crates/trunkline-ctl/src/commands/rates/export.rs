@@ -58,11 +58,11 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         consistency: Some(args.read.into()),
     };
     let mut stream = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| {
-            let request = request.clone();
-            async move { admin.export_rates(request).await }
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.export_rates(request).await },
+        )
         .await?;
     let Some(path) = args.output_file else {
         let stdout = std::io::stdout().lock();

@@ -102,10 +102,8 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         expected_rows: rows,
     };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.commit_rates(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.commit_rates(request).await
         })
         .await?;
     let imported = Imported {
@@ -255,10 +253,8 @@ async fn stage(
         owner: import.owner.to_owned(),
     };
     context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.stage_rates(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.stage_rates(request).await
         })
         .await
         .map_err(|error| {

@@ -61,10 +61,11 @@ async fn imports(context: &Context, read: ReadFlags) -> Result<(), Failure> {
         consistency: Some(read.into()),
     };
     let response = context
-        .client
-        .admin(Retry::Idempotent, |mut admin| async move {
-            admin.list_imports(request).await
-        })
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.list_imports(request).await },
+        )
         .await?;
     #[derive(Serialize)]
     struct Import {
@@ -119,12 +120,13 @@ async fn abort(context: &Context, import_id: String, owner: String) -> Result<()
         }
         other => Failure::Usage(other.to_string()),
     })?;
-    let request = proto::AbortRatesRequest { import_id, owner };
+    let request = proto::AbortRatesRequest {
+        import_id: import_id.clone(),
+        owner,
+    };
     let response = context
-        .client
-        .admin(Retry::NotSent, |mut admin| {
-            let request = request.clone();
-            async move { admin.abort_rates(request).await }
+        .admin(Retry::NotSent, request, |mut admin, request| async move {
+            admin.abort_rates(request).await
         })
         .await?;
     #[derive(Serialize)]
@@ -134,7 +136,7 @@ async fn abort(context: &Context, import_id: String, owner: String) -> Result<()
         applied_index: u64,
     }
     let aborted = Aborted {
-        import_id: request.import_id,
+        import_id,
         staged_rows: response.staged_rows,
         applied_index: response.applied_index,
     };

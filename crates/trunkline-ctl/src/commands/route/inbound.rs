@@ -82,11 +82,11 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         min_applied_index: args.min_index,
     };
     let response = context
-        .client
-        .route(Retry::Idempotent, |mut route| {
-            let request = request.clone();
-            async move { route.route_inbound(request).await }
-        })
+        .route(
+            Retry::Idempotent,
+            request,
+            |mut route, request| async move { route.route_inbound(request).await },
+        )
         .await
         .map_err(|error| match error.status() {
             Some(status)

@@ -137,11 +137,11 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         dry_run: true,
     };
     let response = context
-        .client
-        .route(Retry::Idempotent, |mut route| {
-            let request = request.clone();
-            async move { route.route_outbound(request).await }
-        })
+        .route(
+            Retry::Idempotent,
+            request,
+            |mut route, request| async move { route.route_outbound(request).await },
+        )
         .await?;
     let routed = Routed::from(response);
     for warning in &routed.warnings {
