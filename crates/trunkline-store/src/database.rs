@@ -9,7 +9,8 @@
 //!   snapshot ids unique. Written in one batch, so meta and data never disagree.
 //! - [`TREE_META`]: the identity the folder was created for, checked against the identity file,
 //!   and from when the call record archive is whole.
-//! - [`TREE_CDRS`]: the archive of finished call detail records (see [`crate::cdr_archive`]).
+//! - [`TREE_CDRS`]: where earlier builds kept the archive of finished call detail records;
+//!   emptied into segment files at open (see [`crate::cdr_archive`]).
 //!
 //! sled 0.34.7 deadlocks under several concurrent `flush_async` calls, so [`Database::flush`]
 //! runs the blocking `flush` on tokio's blocking pool, one at a time.
@@ -67,6 +68,7 @@ pub(crate) struct Database {
     pub(crate) raft_state: Tree,
     pub(crate) snapshot: Tree,
     pub(crate) meta: Tree,
+    /// The archive's home in earlier builds: emptied into segment files at open.
     pub(crate) cdrs: Tree,
     db: Db,
     /// What this node acknowledged, kept outside sled (see [`crate::acknowledged`]). Updated
@@ -349,6 +351,12 @@ impl Database {
                 source: io::Error::other(format!("the write did not finish: {join_error}")),
             }),
         }
+    }
+
+    /// Makes every write made so far durable, blocking the calling thread: for open, before
+    /// anything else uses the database.
+    pub(crate) fn flush_blocking(&self) -> Result<(), sled::Error> {
+        self.db.flush().map(|_flushed_bytes| ())
     }
 
     /// Makes every write made so far durable. Runs sled's blocking flush on tokio's blocking

@@ -88,6 +88,11 @@ pub enum StoreError {
     )]
     Corrupt { path: PathBuf, detail: String },
 
+    /// A segment of the call record archive is damaged (or a record can't go in one). Only
+    /// the records from there on are affected; another node holds the same records.
+    #[error("the call record archive file {path} is damaged: {detail}")]
+    DamagedArchive { path: PathBuf, detail: String },
+
     #[error("could not encode a value for storage: {0}")]
     Encode(bincode::Error),
 

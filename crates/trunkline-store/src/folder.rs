@@ -1,6 +1,6 @@
 //! The data folder on disk: whose it is, and who is using it.
 //!
-//! A node's folder holds three things:
+//! A node's folder holds:
 //!
 //! - [`IDENTITY_FILE`]: the cluster name and node id the folder was created for, as JSON an
 //!   operator can read. It sits outside the database on purpose: opening a sled database
@@ -10,6 +10,7 @@
 //! - [`LOCK_FILE`]: held with an exclusive advisory lock while a process uses the folder, so
 //!   a second process gets [`StoreError::InUse`] instead of sled's raw lock error.
 //! - [`DATABASE_DIR`]: the sled database.
+//! - [`ARCHIVE_DIR`]: the call record archive's segment files (see [`crate::cdr_archive`]).
 //!
 //! [`claim`] validates the identity, inspects the folder read-only, and refuses a mismatch or a
 //! foreign folder before it writes anything.
@@ -33,6 +34,8 @@ const IDENTITY_TEMP_FILE: &str = ".trunkline-identity.json.tmp";
 pub(crate) const LOCK_FILE: &str = "trunkline.lock";
 /// The sled database, inside the data folder.
 pub(crate) const DATABASE_DIR: &str = "db";
+/// The call record archive's segment files, inside the data folder.
+pub(crate) const ARCHIVE_DIR: &str = "cdrs";
 
 /// Version of the identity file's layout.
 const IDENTITY_FILE_FORMAT: u32 = 1;

@@ -85,9 +85,8 @@ impl fmt::Debug for StateMachineStore {
 
 impl StateMachineStore {
     /// Starts from the stored snapshot, if any. Blocks on disk I/O.
-    pub(crate) fn open(database: Arc<Database>) -> Result<Self, StoreError> {
+    pub(crate) fn open(database: Arc<Database>, cdrs: CdrArchive) -> Result<Self, StoreError> {
         let path = database.path.clone();
-        let cdrs = CdrArchive::new(Arc::clone(&database));
         let snapshots = SnapshotStore::new(database);
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.clone(),
@@ -109,6 +108,7 @@ impl StateMachineStore {
                 applied
             }
         };
+        cdrs.retain_since(retained_since_ms(&applied.state));
         let (changes, _) = watch::channel(());
         Ok(StateMachineStore {
             machine: Arc::new(Machine {
@@ -133,6 +133,13 @@ impl StateMachineStore {
             changes: self.machine.changes.subscribe(),
         }
     }
+}
+
+/// The log time before which the retention keeps no record, as of `state`.
+fn retained_since_ms(state: &State) -> u64 {
+    state
+        .time_ms()
+        .saturating_sub(trunkline_core::cdr::retention_ms(state.settings()))
 }
 
 /// The meta of a snapshot must describe the state it carries.
@@ -297,8 +304,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .cdrs
             .mark_incomplete_before(applied.state.time_ms().saturating_add(1))
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
-        // Durable first: once the state is published, openraft may purge the log behind it.
+        // Durable first: once the state is published, openraft may purge the log behind it,
+        // including entries whose records were appended but not yet synced.
+        self.machine
+            .cdrs
+            .sync()
+            .await
+            .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
         self.machine.snapshots.install(meta, &data).await?;
+        self.machine
+            .cdrs
+            .retain_since(retained_since_ms(&applied.state));
         self.machine.publish(applied);
         Ok(())
     }
@@ -328,6 +344,12 @@ impl fmt::Debug for SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        // Once the snapshot is reported built openraft may purge the log it covers, the only
+        // other source of the records those entries made: they are synced first. Every record
+        // of the state being snapshotted was appended before that state was published.
+        self.machine.cdrs.sync().await.map_err(|error| {
+            storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &error)
+        })?;
         self.machine.snapshots.build(&self.applied).await
     }
 }

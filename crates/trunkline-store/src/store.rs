@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::cdr_archive::CdrArchive;
 use crate::database::Database;
 use crate::folder::{self, Identity};
 use crate::verify;
@@ -20,7 +21,7 @@ pub struct Store {
 
 /// Seals again, with the newest key, what older keys sealed (`trunkctl keys rotate`).
 #[derive(Clone)]
-pub struct Resealer(Arc<Database>);
+pub struct Resealer(Arc<Database>, CdrArchive);
 
 impl std::fmt::Debug for Resealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,12 +37,15 @@ impl Resealer {
         self.0.key_id()
     }
 
-    /// Blocking: run it on a blocking thread. See [`Database::reseal`].
+    /// Blocking: run it on a blocking thread. See [`Database::reseal`], then
+    /// [`CdrArchive::reseal`] for the call record archive.
     pub fn reseal(
         &self,
-        progress: impl FnMut(crate::database::ResealProgress),
+        mut progress: impl FnMut(crate::database::ResealProgress),
     ) -> Result<crate::database::ResealProgress, StoreError> {
-        self.0.reseal(progress)
+        let mut report = self.0.reseal(&mut progress)?;
+        self.1.reseal(&mut report, &mut progress)?;
+        Ok(report)
     }
 }
 
@@ -80,12 +84,13 @@ impl Store {
         let folder = folder::claim(data_dir, identity)?;
         let database = Arc::new(Database::open(folder, identity, keys)?);
         verify::check(&database)?;
+        let archive = CdrArchive::open(Arc::clone(&database))?;
         let log_growth = LogGrowth(Arc::clone(&database.log_bytes_since_snapshot));
         Ok(Store {
-            resealer: Resealer(Arc::clone(&database)),
+            resealer: Resealer(Arc::clone(&database), archive.clone()),
             log_growth,
             log_store: LogStore::new(Arc::clone(&database)),
-            state_machine: StateMachineStore::open(database)?,
+            state_machine: StateMachineStore::open(database, archive)?,
         })
     }
 

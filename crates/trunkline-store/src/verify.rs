@@ -14,6 +14,13 @@
 //!   acknowledged one;
 //! - the committed log id is not past the end of the log.
 //!
+//! The call record archive, outside sled, is checked as it is opened
+//! ([`CdrArchive::open`](crate::cdr_archive::CdrArchive::open), right after this check): every
+//! file in its folder is a segment named by its first key, and the newest segment is whole up
+//! to where it was last synced (a torn tail after that is cut off; the log writes it again).
+//! The frames of older segments are checked as they are read: reading months of records at
+//! every start would hold the node back for minutes.
+//!
 //! Any failure is [`StoreError::Corrupt`] naming what is damaged and what was expected.
 
 use openraft::{LogId, SnapshotMeta, Vote};

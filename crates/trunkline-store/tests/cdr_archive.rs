@@ -223,3 +223,318 @@ async fn a_node_that_installs_a_snapshot_says_its_archive_is_whole_only_after_it
         T0 + 1
     );
 }
+
+/// The archive's segment files, oldest first.
+fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("cdrs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn folder_bytes(files: &[std::path::PathBuf]) -> Vec<u64> {
+    files
+        .iter()
+        .map(|file| std::fs::metadata(file).unwrap().len())
+        .collect()
+}
+
+/// The first millisecond of the day after the one `time_ms` is in.
+fn next_day(time_ms: u64) -> u64 {
+    (time_ms / DAY_MS + 1) * DAY_MS
+}
+
+#[tokio::test]
+async fn records_live_in_segment_files_and_a_replay_writes_no_byte_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = vec![
+        membership(),
+        records(1, T0, &["a", "b"]),
+        records(2, T0 + 10, &["c"]),
+    ];
+    let written = {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        store.state_machine().apply(history.clone()).await.unwrap();
+        let files = segments(dir.path());
+        assert_eq!(files.len(), 1, "{files:?}");
+        folder_bytes(&files)
+    };
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    store.state_machine().apply(history).await.unwrap();
+    assert_eq!(folder_bytes(&segments(dir.path())), written);
+    store
+        .state_machine()
+        .apply(vec![records(3, T0 + 20, &["d"])])
+        .await
+        .unwrap();
+    assert_eq!(
+        call_ids(&store, 0, u64::MAX),
+        vec![
+            (T0, 1, "a".to_owned()),
+            (T0, 1, "b".to_owned()),
+            (T0 + 10, 2, "c".to_owned()),
+            (T0 + 20, 3, "d".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_tail_torn_by_a_crash_is_cut_off_at_open_and_the_log_writes_it_again_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = vec![
+        membership(),
+        records(1, T0, &["a", "b"]),
+        records(2, T0 + 10, &["c", "d"]),
+    ];
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        store.state_machine().apply(history.clone()).await.unwrap();
+    }
+    // The crash wrote only part of the last record.
+    let files = segments(dir.path());
+    let newest = files.last().unwrap();
+    let length = std::fs::metadata(newest).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap();
+    file.set_len(length - 7).unwrap();
+    drop(file);
+
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    let kept: Vec<String> = call_ids(&store, 0, u64::MAX)
+        .into_iter()
+        .map(|(_, _, call_id)| call_id)
+        .collect();
+    assert_eq!(kept, ["a", "b", "c"], "the whole records before the tear");
+    // openraft applies the log after the last snapshot again.
+    store.state_machine().apply(history).await.unwrap();
+    store
+        .state_machine()
+        .apply(vec![records(3, T0 + 20, &["e"])])
+        .await
+        .unwrap();
+    let kept: Vec<String> = call_ids(&store, 0, u64::MAX)
+        .into_iter()
+        .map(|(_, _, call_id)| call_id)
+        .collect();
+    assert_eq!(kept, ["a", "b", "c", "d", "e"]);
+}
+
+#[tokio::test]
+async fn a_damaged_byte_in_an_older_segment_is_reported_never_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let day_2 = next_day(T0);
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        store
+            .state_machine()
+            .apply(vec![
+                membership(),
+                records(1, T0, &["a", "b", "c"]),
+                records(2, day_2, &["d"]),
+            ])
+            .await
+            .unwrap();
+    }
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 2, "one segment a day: {files:?}");
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&files[0], bytes).unwrap();
+
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    let items: Vec<_> = store.cdr_archive().scan(0, u64::MAX).collect();
+    let error = items
+        .iter()
+        .find_map(|item| item.as_ref().err())
+        .expect("the damage is reported");
+    assert!(
+        error.to_string().contains(&files[0].display().to_string()),
+        "{error}"
+    );
+    assert!(items.last().unwrap().is_err(), "nothing after the damage");
+    // The other day reads as ever.
+    assert_eq!(call_ids(&store, day_2, u64::MAX).len(), 1);
+}
+
+#[tokio::test]
+async fn an_impossible_length_is_damage_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        store
+            .state_machine()
+            .apply(vec![
+                membership(),
+                records(1, T0, &["a"]),
+                records(2, next_day(T0), &["b"]),
+            ])
+            .await
+            .unwrap();
+    }
+    let files = segments(dir.path());
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    // The first frame's length, right after the 8-byte header.
+    bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&files[0], bytes).unwrap();
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    let first = store.cdr_archive().scan(0, u64::MAX).next().unwrap();
+    let error = first.unwrap_err().to_string();
+    assert!(error.contains("4294967295"), "{error}");
+}
+
+#[tokio::test]
+async fn the_retention_deletes_whole_expired_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    let retention = entry(
+        1,
+        T0,
+        Command::Settings(SettingsCommand::Set {
+            key: RETENTION_SETTING.to_owned(),
+            value: "1".to_owned(),
+        }),
+    );
+    let day_1 = next_day(T0);
+    store
+        .state_machine()
+        .apply(vec![
+            membership(),
+            retention,
+            records(2, T0, &["day-0"]),
+            records(3, day_1, &["day-1"]),
+            records(4, day_1 + DAY_MS, &["day-2"]),
+        ])
+        .await
+        .unwrap();
+    // A day after day 1 began: day 0 is wholly expired, its file gone; day 1 is kept.
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let kept: Vec<String> = call_ids(&store, 0, u64::MAX)
+        .into_iter()
+        .map(|(_, _, call_id)| call_id)
+        .collect();
+    assert_eq!(kept, ["day-1", "day-2"]);
+}
+
+#[tokio::test]
+async fn records_of_the_old_sled_tree_move_into_segments_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        store
+            .state_machine()
+            .apply(vec![membership(), records(1, T0 + 50, &["new"])])
+            .await
+            .unwrap();
+    }
+    // What the previous build wrote: the database's encoding under a 20-byte key.
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("cdrs").unwrap();
+        for (n, call_id) in ["old-1", "old-2"].iter().enumerate() {
+            let mut key = Vec::new();
+            key.extend_from_slice(&(T0 + 50).to_be_bytes());
+            key.extend_from_slice(&1u64.to_be_bytes());
+            key.extend_from_slice(&(n as u32).to_be_bytes());
+            let value =
+                trunkline_store::codec::encode(&record(call_id, Disposition::Blocked)).unwrap();
+            tree.insert(key, value).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("cdrs")).unwrap();
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        let moved: Vec<String> = call_ids(&store, 0, u64::MAX)
+            .into_iter()
+            .map(|(_, _, call_id)| call_id)
+            .collect();
+        assert_eq!(moved, ["old-1", "old-2"]);
+        assert_eq!(segments(dir.path()).len(), 1);
+    }
+    let db = sled::open(dir.path().join("db")).unwrap();
+    assert!(
+        db.open_tree("cdrs").unwrap().is_empty(),
+        "the tree is emptied"
+    );
+}
+
+#[tokio::test]
+async fn records_appended_before_a_snapshot_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &identity(1)).unwrap();
+        let mut machine = store.state_machine();
+        machine
+            .apply(vec![membership(), records(1, T0, &["a", "b"])])
+            .await
+            .unwrap();
+        machine
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    }
+    // The snapshot covers entry 1: nothing applies it again.
+    let store = Store::open(dir.path(), &identity(1)).unwrap();
+    assert_eq!(call_ids(&store, 0, u64::MAX).len(), 2);
+    assert_eq!(
+        store.reader().current().last_applied.map(|log| log.index),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn records_are_sealed_and_sealed_again_when_the_keys_rotate() {
+    use std::sync::Arc;
+    use trunkline_store::seal::KeyRing;
+    const KEY_1: &str = "1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+    const KEY_2: &str = "2 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+    let keys = |text: &str| Some(Arc::new(KeyRing::parse(text).unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let day_1 = next_day(T0);
+    {
+        let store = Store::open_with_keys(dir.path(), &identity(1), keys(KEY_1)).unwrap();
+        store
+            .state_machine()
+            .apply(vec![
+                membership(),
+                records(1, T0, &["a"]),
+                records(2, day_1, &["b"]),
+            ])
+            .await
+            .unwrap();
+    }
+    for file in segments(dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(12).any(|window| window == b"+12125550100"),
+            "{} holds a number in clear",
+            file.display()
+        );
+    }
+    {
+        let both = format!("{KEY_1}{KEY_2}");
+        let store = Store::open_with_keys(dir.path(), &identity(1), keys(&both)).unwrap();
+        let done = store.resealer().reseal(|_| {}).unwrap();
+        assert!(done.resealed >= 2, "{done:?}");
+        // Appends carry on in the rewritten open segment.
+        store
+            .state_machine()
+            .apply(vec![records(3, day_1 + 5, &["c"])])
+            .await
+            .unwrap();
+    }
+    let store = Store::open_with_keys(dir.path(), &identity(1), keys(KEY_2)).unwrap();
+    let kept: Vec<String> = call_ids(&store, 0, u64::MAX)
+        .into_iter()
+        .map(|(_, _, call_id)| call_id)
+        .collect();
+    assert_eq!(kept, ["a", "b", "c"]);
+}
