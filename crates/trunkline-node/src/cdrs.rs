@@ -109,7 +109,7 @@ pub fn lookup_record(call_id: &str, token: &RouteToken, ending: &LookupEnding<'_
     let (disposition, reason, sip_code) = match ending.refusal {
         None => (Disposition::InProgress, String::new(), 0),
         Some(refusal) => {
-            let reason = refusal_reason(refusal);
+            let reason = trunkline_api::convert::refusal_reason_name(refusal.reason);
             let disposition = if reason.starts_with("policy-") {
                 Disposition::Blocked
             } else if reason.starts_with("limit-") {
@@ -138,16 +138,6 @@ pub fn lookup_record(call_id: &str, token: &RouteToken, ending: &LookupEnding<'_
         sip_code,
         ..from_token(call_id, token)
     }
-}
-
-/// A refusal's reason as a record keeps it: the wire enum's name, in kebab case
-/// (`REFUSAL_REASON_POLICY_PREMIUM` reads `policy-premium`).
-fn refusal_reason(refusal: &proto::Refusal) -> String {
-    let name = proto::RefusalReason::try_from(refusal.reason)
-        .map_or("unknown", |reason| reason.as_str_name());
-    name.trim_start_matches("REFUSAL_REASON_")
-        .to_ascii_lowercase()
-        .replace('_', "-")
 }
 
 /// What the proxy reported at a call's end, checked.

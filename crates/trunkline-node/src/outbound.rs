@@ -131,18 +131,6 @@ pub fn media_from_proto(media: i32) -> Result<Media, Error> {
     }
 }
 
-fn class_to_proto(class: DestinationClass) -> proto::DestinationClass {
-    match class {
-        DestinationClass::Emergency => proto::DestinationClass::Emergency,
-        DestinationClass::Internal => proto::DestinationClass::Internal,
-        DestinationClass::TollFree => proto::DestinationClass::TollFree,
-        DestinationClass::National => proto::DestinationClass::National,
-        DestinationClass::International => proto::DestinationClass::International,
-        DestinationClass::Premium => proto::DestinationClass::Premium,
-        DestinationClass::HighRisk => proto::DestinationClass::HighRisk,
-    }
-}
-
 fn tenant<'a>(view: &'a RoutingView, name: &str) -> Result<&'a Tenant, Refused> {
     view.applied
         .state
@@ -192,7 +180,7 @@ pub fn route(
     let mut outcome = Outcome {
         normalized: normalized.to_string(),
         class,
-        destination_class: class_to_proto(class),
+        destination_class: trunkline_api::convert::destination_class_to_proto(class),
         legs: Vec::new(),
         explanation: Vec::new(),
         token,

@@ -13,6 +13,7 @@ mod health;
 mod inbound;
 mod policy;
 mod rate;
+mod route;
 mod setting;
 mod tenant;
 mod usage;
@@ -37,6 +38,7 @@ pub use policy::{
     policy_from_proto, policy_to_proto, rules_from_proto, rules_to_proto, scope_from_text,
 };
 pub use rate::{rate_from_proto, rate_to_proto};
+pub use route::{destination_class_from_proto, destination_class_to_proto, refusal_reason_name};
 pub use setting::setting;
 pub use tenant::{tenant_from_proto, tenant_to_proto};
 pub use usage::{limits_from_proto, limits_to_proto, usage_to_proto};

@@ -8,8 +8,9 @@
 //! no emergency-capable carrier) are printed first, on stderr too.
 
 use serde::Serialize;
+use trunkline_api::convert::{destination_class_from_proto, refusal_reason_name};
 use trunkline_client::{proto, Retry};
-use trunkline_core::routing::{format_micros, MAX_DIALLED_CHARS};
+use trunkline_core::routing::{format_micros, DestinationClass, MAX_DIALLED_CHARS};
 
 use crate::{
     commands::{check, view},
@@ -84,7 +85,7 @@ impl From<SourceFlag> for proto::CallSource {
 
 #[derive(Serialize)]
 struct Refusal {
-    reason: &'static str,
+    reason: String,
     message: String,
     sip_code: u32,
     /// For a policy block, the scope whose rule blocked the call.
@@ -161,47 +162,12 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     }
 }
 
-fn refusal_reason_name(reason: i32) -> &'static str {
-    match proto::RefusalReason::try_from(reason) {
-        Ok(proto::RefusalReason::NoRoute) => "no-route",
-        Ok(proto::RefusalReason::PolicyDisabled) => "disabled",
-        Ok(proto::RefusalReason::PolicyBlockedPrefix) => "blocked-prefix",
-        Ok(proto::RefusalReason::PolicyPremium) => "premium",
-        Ok(proto::RefusalReason::PolicyInternational) => "international",
-        Ok(proto::RefusalReason::PolicyCountryNotAllowed) => "country-not-allowed",
-        Ok(proto::RefusalReason::PolicyLongDistance) => "long-distance",
-        Ok(proto::RefusalReason::PolicyOutsideAllowedHours) => "outside-allowed-hours",
-        Ok(proto::RefusalReason::PolicyAlertAction) => "alert-action",
-        Ok(proto::RefusalReason::LimitConcurrentCalls) => "limit-concurrent-calls",
-        Ok(proto::RefusalReason::LimitCallsPerSecond) => "limit-calls-per-second",
-        Ok(proto::RefusalReason::LimitCallsPerHour) => "limit-calls-per-hour",
-        Ok(proto::RefusalReason::LimitCallsPerDay) => "limit-calls-per-day",
-        Ok(proto::RefusalReason::LimitMinutesPerDay) => "limit-minutes-per-day",
-        Ok(proto::RefusalReason::LimitSpendPerDay) => "limit-spend-per-day",
-        Ok(proto::RefusalReason::LimitActiveCalls) => "limit-active-calls",
-        Ok(proto::RefusalReason::LimitUnavailable) => "limit-unavailable",
-        Ok(proto::RefusalReason::Unspecified) | Err(_) => "unknown",
-    }
-}
-
-fn destination_class_name(class: i32) -> &'static str {
-    match proto::DestinationClass::try_from(class) {
-        Ok(proto::DestinationClass::Emergency) => "emergency",
-        Ok(proto::DestinationClass::Internal) => "internal",
-        Ok(proto::DestinationClass::TollFree) => "toll-free",
-        Ok(proto::DestinationClass::National) => "national",
-        Ok(proto::DestinationClass::International) => "international",
-        Ok(proto::DestinationClass::Premium) => "premium",
-        Ok(proto::DestinationClass::HighRisk) => "high-risk",
-        Ok(proto::DestinationClass::Unspecified) | Err(_) => "unknown",
-    }
-}
-
 impl From<proto::RouteOutboundResponse> for Routed {
     fn from(response: proto::RouteOutboundResponse) -> Self {
         Routed {
             normalized: response.normalized,
-            destination_class: destination_class_name(response.destination_class),
+            destination_class: destination_class_from_proto(response.destination_class)
+                .map_or("unknown", DestinationClass::as_str),
             legs: response
                 .legs
                 .into_iter()
@@ -257,7 +223,9 @@ fn render(routed: &Routed) -> String {
         } else {
             text.push_str(&format!(
                 "Blocked by calling policy ({}): {} (SIP {})\n",
-                refusal.reason, refusal.message, refusal.sip_code
+                refusal.reason.trim_start_matches("policy-"),
+                refusal.message,
+                refusal.sip_code
             ));
         }
     }
