@@ -61,6 +61,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub tls: TlsFileConfig,
     #[serde(default)]
+    pub alerts: AlertsFileConfig,
+    #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
     pub streams: StreamsFileConfig,
@@ -77,6 +79,15 @@ pub struct SecurityFileConfig {
     pub require_auth: Option<bool>,
     /// The file of encryption keys for the data folder (`--encryption-key-file`).
     pub encryption_key_file: Option<PathBuf>,
+}
+
+/// The `[alerts]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFileConfig {
+    /// The CAs (PEM) an https alert webhook's certificate is checked against
+    /// (`--webhook-ca-file`); left out: the system's bundle.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// The `[tls]` section: the node's certificate, its key and the cluster CA (PEM files).
@@ -314,6 +325,10 @@ pub struct Overrides {
     /// encrypt everything the node stores; a folder written with keys opens only with them.
     #[arg(long, env = "TRUNKLINE_ENCRYPTION_KEY_FILE")]
     pub encryption_key_file: Option<PathBuf>,
+    /// The CAs (a PEM file) an https alert webhook's certificate is checked against; left
+    /// out: the system's bundle.
+    #[arg(long, env = "TRUNKLINE_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
     /// The keys themselves, as the key file holds them (for containers); beats the file.
     #[arg(
         long,
@@ -553,6 +568,8 @@ pub struct Config {
     pub encryption_keys: Option<EncryptionKeys>,
     /// TLS on the listeners, or plaintext on loopback.
     pub transport: Transport,
+    /// The CAs an https alert webhook is checked against; `None`: the system's bundle.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -751,6 +768,14 @@ impl Config {
 
         let limits = resolve_limits(&file.limits, overrides, &raft)?;
         let service_limits = ServiceLimits::resolve(&file.streams, &file.answers, overrides)?;
+        let webhook_ca_file = overrides
+            .webhook_ca_file
+            .clone()
+            .or(file.alerts.webhook_ca_file.clone());
+        if let Some(path) = &webhook_ca_file {
+            crate::webhook::trust(Some(path))
+                .map_err(|reason| invalid("alerts.webhook_ca_file", reason))?;
+        }
 
         Ok(Config {
             node_id,
@@ -790,6 +815,7 @@ impl Config {
                     .as_deref()
                     .or(file.security.encryption_key_file.as_deref()),
             )?,
+            webhook_ca_file,
         })
     }
 
@@ -1052,6 +1078,27 @@ mod tests {
         );
         assert!(config.require_auth);
         config.openraft().unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_webhook_ca_file_is_refused_naming_its_key() {
+        check_error(
+            "node_id = 1\ndata_dir = \"/d\"\n[alerts]\nwebhook_ca_file = \"/nonexistent/ca.pem\"\n",
+            &["alerts.webhook_ca_file", "/nonexistent/ca.pem"],
+        );
+        let folder = tempfile::tempdir().unwrap();
+        let not_pem = folder.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let error = resolve(
+            "node_id = 1\ndata_dir = \"/d\"\n",
+            Overrides {
+                webhook_ca_file: Some(not_pem),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("alerts.webhook_ca_file"), "{error}");
     }
 
     #[test]

@@ -85,6 +85,7 @@ impl DevArgs {
             require_auth: !self.no_auth,
             encryption_keys: None,
             transport: crate::config::Transport::Insecure,
+            webhook_ca_file: None,
         })
     }
 }

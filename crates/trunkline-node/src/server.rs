@@ -188,7 +188,9 @@ impl NodeServer {
             recorder: Recorder::start(cluster.clone()),
         };
         ticker::start(cluster.clone());
-        crate::webhook::start(cluster.clone());
+        let webhook_tls = crate::webhook::trust(config.webhook_ca_file.as_deref())
+            .map_err(|reason| anyhow::anyhow!("alerts.webhook_ca_file: {reason}"))?;
+        crate::webhook::start(cluster.clone(), webhook_tls);
         let bootstrap = if config.require_auth && !cluster.is_initialized().await {
             // The banner says how to use it (`trunkctl --token-file ... cluster init`).
             let hash = crate::auth::bootstrap_secret(&config.data_dir)

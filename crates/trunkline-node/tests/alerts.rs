@@ -9,8 +9,11 @@
 
 mod support;
 
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
 use std::time::Duration;
-
 use support::{
     routing::{
         gateway, import_priced, outbound, put_carrier_with, put_tenant, report_call_end,
@@ -18,9 +21,11 @@ use support::{
     },
     *,
 };
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use trunkline_client::{proto, Client, Retry};
+use trunkline_tls::rustls;
 
 async fn setup(client: &Client) {
     for (name, capabilities) in [("cheap", &[][..]), ("psap", &["emergency"][..])] {
@@ -76,6 +81,74 @@ async fn receiver() -> (String, mpsc::Receiver<String>) {
         }
     });
     (url, bodies)
+}
+
+/// An https webhook receiver with a certificate for `localhost` issued by a CA of its own
+/// (written to `ca_file`): hands over each body it gets, and counts the connections whose TLS
+/// handshake failed (a client that does not trust its CA).
+async fn tls_receiver(
+    folder: &std::path::Path,
+    ca_file: &std::path::Path,
+) -> (String, mpsc::Receiver<String>, Arc<AtomicUsize>) {
+    let ca = trunkline_tls::ca::new_ca("hooks").unwrap();
+    let subject = trunkline_tls::ca::Subject::Node {
+        id: 1,
+        hosts: vec!["localhost".into()],
+    };
+    let issued =
+        trunkline_tls::ca::issue(&ca, "hooks", &subject, Duration::from_secs(3_600)).unwrap();
+    std::fs::write(ca_file, &ca.cert_pem).unwrap();
+    let (cert_file, key_file) = (folder.join("hook.crt"), folder.join("hook.key"));
+    std::fs::write(&cert_file, &issued.cert_pem).unwrap();
+    std::fs::write(&key_file, &issued.key_pem).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(trunkline_tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            trunkline_tls::read_certificates("cert", &cert_file).unwrap(),
+            trunkline_tls::read_key("key", &key_file).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/fraud",
+        listener.local_addr().unwrap().port()
+    );
+    let (sender, bodies) = mpsc::channel(16);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::clone(&refused);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(mut stream) = acceptor.accept(stream).await else {
+                failures.fetch_add(1, Ordering::SeqCst);
+                continue;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Content-Length: "))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    let _ = sender.send(body.to_owned()).await;
+                    break;
+                }
+            }
+        }
+    });
+    (url, bodies, refused)
 }
 
 async fn route(client: &Client, call_id: &str, to: &str) -> proto::RouteOutboundResponse {
@@ -424,4 +497,77 @@ async fn a_lowered_concurrent_limit_holds_a_tenant_without_limits_until_cleared(
         .await
         .refusal
         .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_webhook_is_posted_only_to_a_receiver_the_node_trusts() {
+    let _serial = serial();
+    let pki = tempfile::tempdir().unwrap();
+    // The node trusts the first receiver's CA only.
+    let trusted_ca = pki.path().join("trusted-ca.pem");
+    let untrusted_folder = pki.path().join("untrusted");
+    std::fs::create_dir(&untrusted_folder).unwrap();
+    let (trusted_url, mut trusted, _) = tls_receiver(pki.path(), &trusted_ca).await;
+    let (untrusted_url, mut untrusted, refused) =
+        tls_receiver(&untrusted_folder, &untrusted_folder.join("ca.pem")).await;
+    let ca_flag = format!("--webhook-ca-file={}", trusted_ca.display());
+    let extra: Vec<&str> = FAST_RAFT
+        .iter()
+        .copied()
+        .chain([ca_flag.as_str()])
+        .collect();
+    let cluster = TestCluster::start(1, &extra).await;
+    let admin = &cluster.get(1).client();
+    setup(admin).await;
+    let rule = proto::SetAlertRuleRequest {
+        config: Some(proto::AlertRuleConfig {
+            rule: "premium-burst".into(),
+            enabled: true,
+            threshold: 1,
+            window_ms: 60_000,
+            baseline_factor: 0,
+            action: String::new(),
+        }),
+        reset: false,
+    };
+    admin
+        .admin(Retry::NotSent, |mut admin| {
+            let rule = rule.clone();
+            async move { admin.set_alert_rule(rule).await }
+        })
+        .await
+        .unwrap();
+    set(admin, "alerts/webhook_url", &untrusted_url)
+        .await
+        .unwrap();
+    for n in 0..2 {
+        let answer = route(admin, &format!("premium-{n}@proxy"), "9005550100").await;
+        assert!(answer.refusal.is_none(), "{answer:?}");
+    }
+    // The node tries the receiver it does not trust and gives it nothing...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while refused.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never tried the https receiver"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        untrusted.try_recv().is_err(),
+        "posted to an untrusted receiver"
+    );
+    // ... and the alert it could not deliver goes to the trusted one.
+    set(admin, "alerts/webhook_url", &trusted_url)
+        .await
+        .unwrap();
+    let posted = tokio::time::timeout(Duration::from_secs(90), trusted.recv())
+        .await
+        .expect("nothing posted to the trusted https receiver")
+        .unwrap();
+    let posted: serde_json::Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(posted["rule"], "premium-burst");
+    assert_eq!(posted["tenant"], "acme");
+    let listed = alerts(admin).await;
+    assert_eq!(posted["id"], listed.alerts[0].id);
 }

@@ -93,6 +93,7 @@ pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Nod
         require_auth,
         encryption_keys: None,
         transport: trunkline_node::config::Transport::Tls(files),
+        webhook_ca_file: None,
     };
     let (address_sender, address_receiver) = std::sync::mpsc::channel();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
