@@ -93,6 +93,11 @@ pub enum StoreError {
     #[error("the call record archive file {path} is damaged: {detail}")]
     DamagedArchive { path: PathBuf, detail: String },
 
+    /// Records from a peer could not be taken into the call record archive (out of order,
+    /// or another backfill is under way). Nothing was swapped in; the backfill can start over.
+    #[error("the call record backfill can't go on: {detail}")]
+    Backfill { detail: String },
+
     #[error("could not encode a value for storage: {0}")]
     Encode(bincode::Error),
 

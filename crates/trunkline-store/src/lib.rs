@@ -30,7 +30,7 @@ mod store;
 mod verify;
 
 pub use acknowledged::{read_acknowledged, Acknowledged};
-pub use cdr_archive::{ArchiveStats, ArchivedCdr, CdrArchive};
+pub use cdr_archive::{ArchiveStats, ArchivedCdr, Backfill, BackfillOutcome, CdrArchive};
 pub use database::{ResealProgress, RESEAL_PROGRESS_EVERY};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};

@@ -299,10 +299,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
         let _one_writer = self.machine.apply_lock.lock().await;
         // This node never applied what the snapshot covers: the records those entries made
-        // are not in its archive.
+        // are not in its archive (until a backfill from a peer brings them).
+        let last_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         self.machine
             .cdrs
-            .mark_incomplete_before(applied.state.time_ms().saturating_add(1))
+            .mark_incomplete(applied.state.time_ms(), last_index)
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
         // Durable first: once the state is published, openraft may purge the log behind it,
         // including entries whose records were appended but not yet synced.

@@ -24,8 +24,14 @@
 //!
 //! **A node that installs a snapshot never applied what the snapshot covers**, so its archive
 //! misses the records made in those entries. It says so: [`CdrArchive::complete_since_ms`] is
-//! the log time from which its archive is whole; a listing asking for older records is told
-//! (and trunkctl says to ask another node).
+//! the log time from which its archive is whole; a listing asking for older records is told.
+//! It also notes the *boundary*, the first key an entry after the snapshot can make (the
+//! snapshot's log time, its last index + 1): every key from there on is this node's own
+//! append, every key before may be missing, and no segment holds keys on both sides (an
+//! append at or past the boundary starts a new segment). The node then fetches the missing
+//! records from a peer and hands them to a [`Backfill`] ([`backfill`]), which merges them with
+//! the segments before the boundary into staged files and swaps those in; only then does
+//! `complete_since_ms` move back.
 //!
 //! **Retention** (`cdr/retention_days`, replicated): a scan never returns a record older than
 //! the retention allows, and every append deletes the segments whose whole day has expired
@@ -37,7 +43,10 @@
 #[cfg(test)]
 mod tests;
 
+mod backfill;
 pub(crate) mod segment;
+
+pub use backfill::{Backfill, BackfillOutcome};
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -65,6 +74,9 @@ const MIGRATE_BATCH_RECORDS: usize = 10_000;
 const TEMPORARY_SUFFIX: &str = ".tmp";
 /// In the meta tree: the log time from which this node's archive is whole.
 const KEY_COMPLETE_SINCE: &str = "cdr_complete_since_ms";
+/// In the meta tree: the first key this node appended after its last snapshot install (see
+/// the module documentation).
+const KEY_BOUNDARY: &str = "cdr_boundary";
 /// In the meta tree: the segment and length the last [`CdrArchive::sync`] made durable.
 const KEY_SYNCED: &str = "cdr_synced";
 
@@ -98,6 +110,12 @@ struct Inner {
     /// The folder of the segments.
     folder: PathBuf,
     segments: Mutex<Segments>,
+    /// Held while a segment is rewritten beside itself (a re-seal) and while a backfill swaps
+    /// its staged segments in, so neither renames a file over the other's. Taken before
+    /// `segments`, never after.
+    rewrites: Mutex<()>,
+    /// A [`Backfill`] is under way: at most one at a time.
+    backfilling: std::sync::atomic::AtomicBool,
 }
 
 /// What memory holds of the archive.
@@ -112,6 +130,9 @@ struct Segments {
     created_since_sync: bool,
     /// [`SEGMENT_BYTES`], smaller in tests.
     segment_bytes: u64,
+    /// The first key appended after the last snapshot install: no segment holds keys on both
+    /// sides of it. `None`: no snapshot was installed (or it was before the boundary was kept).
+    boundary: Option<RecordKey>,
 }
 
 struct OpenSegment {
@@ -165,6 +186,7 @@ impl CdrArchive {
         }
         firsts.sort_unstable();
         let synced = read_synced_mark(&database)?;
+        let boundary = read_boundary(&database)?;
         let open = open_newest(&database, &folder, &mut firsts, synced)?;
         let archive = CdrArchive {
             inner: Arc::new(Inner {
@@ -176,7 +198,10 @@ impl CdrArchive {
                     retained_since_ms: 0,
                     created_since_sync: false,
                     segment_bytes: SEGMENT_BYTES,
+                    boundary,
                 }),
+                rewrites: Mutex::new(()),
+                backfilling: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         archive.migrate_from_sled()?;
@@ -188,6 +213,15 @@ impl CdrArchive {
         // frames up to `bytes`, which is only raised after a write succeeded.
         match self.inner.segments.lock() {
             Ok(segments) => segments,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The lock a rewrite of segment files holds; taken before [`CdrArchive::lock`].
+    fn lock_rewrites(&self) -> MutexGuard<'_, ()> {
+        // It guards no data, only the order of renames.
+        match self.inner.rewrites.lock() {
+            Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
@@ -244,6 +278,11 @@ impl CdrArchive {
                 Some(open) => {
                     day_of(open.first) != day_of(key)
                         || open.bytes + buffer.len() as u64 + frame_bytes > segments.segment_bytes
+                        // A segment never spans the boundary: a backfill rewrites the
+                        // segments before it while appends go on after it.
+                        || segments
+                            .boundary
+                            .is_some_and(|boundary| open.first < boundary && boundary <= key)
                 }
             };
             if roll {
@@ -342,6 +381,12 @@ impl CdrArchive {
     pub(crate) fn retain_since(&self, since_ms: u64) {
         let mut segments = self.lock();
         segments.retained_since_ms = segments.retained_since_ms.max(since_ms);
+    }
+
+    /// The log time before which the retention keeps no record (as of the last append or
+    /// snapshot): a backfill never needs anything older.
+    pub fn retained_since_ms(&self) -> u64 {
+        self.lock().retained_since_ms
     }
 
     /// Makes every record appended so far durable (and the folder, when a segment was
@@ -467,20 +512,47 @@ impl CdrArchive {
         }
     }
 
-    /// Notes that records made before `since_ms` may be missing here: this node installed a
-    /// snapshot of entries it never applied. Only ever moves later.
-    pub(crate) fn mark_incomplete_before(&self, since_ms: u64) -> Result<(), StoreError> {
-        if self.complete_since_ms()? >= since_ms {
-            return Ok(());
-        }
+    /// Notes that this node installed a snapshot of entries it never applied, the last at
+    /// `last_index` with log time `time_ms`: records made before `time_ms + 1` may be missing
+    /// here, and every key from `(time_ms, last_index + 1, 0)` on (the boundary) is this
+    /// node's own append. Both only ever move later.
+    pub(crate) fn mark_incomplete(&self, time_ms: u64, last_index: u64) -> Result<(), StoreError> {
         let database = &self.inner.database;
+        let mut segments = self.lock();
+        let since_ms = time_ms.saturating_add(1).max(self.complete_since_ms()?);
+        let boundary = RecordKey {
+            recorded_ms: time_ms,
+            log_index: last_index.saturating_add(1),
+            position: 0,
+        }
+        .max(segments.boundary.unwrap_or(RecordKey::at(0)));
+        let mut batch = sled::Batch::default();
+        batch.insert(KEY_COMPLETE_SINCE, database.encode(&since_ms)?);
+        batch.insert(KEY_BOUNDARY, database.encode(&boundary.to_tuple())?);
         database
             .meta
-            .insert(KEY_COMPLETE_SINCE, database.encode(&since_ms)?)
+            .apply_batch(batch)
             .map_err(|source| StoreError::Database {
                 path: database.path.clone(),
                 source,
             })?;
+        segments.boundary = Some(boundary);
+        Ok(())
+    }
+
+    /// Moves `complete_since_ms` back to `since_ms` (a backfill made the archive whole from
+    /// there), with the lock held. Durable when it returns.
+    fn set_complete_since(&self, since_ms: u64) -> Result<(), StoreError> {
+        let database = &self.inner.database;
+        let sled_error = |source| StoreError::Database {
+            path: database.path.clone(),
+            source,
+        };
+        database
+            .meta
+            .insert(KEY_COMPLETE_SINCE, database.encode(&since_ms)?)
+            .map_err(sled_error)?;
+        database.flush_blocking().map_err(sled_error)?;
         Ok(())
     }
 
@@ -573,6 +645,8 @@ impl CdrArchive {
                     .as_ref()
                     .is_some_and(|open| open.first == first)
             };
+            // A backfill's swap must not replace this segment while it is rewritten.
+            let _rewriting = self.lock_rewrites();
             let mut segments = self.lock();
             if !segments.firsts.contains(&first) {
                 continue; // Deleted by the retention meanwhile.
@@ -697,6 +771,18 @@ impl CdrArchive {
     fn folder(&self) -> &Path {
         &self.inner.folder
     }
+}
+
+fn read_boundary(database: &Database) -> Result<Option<RecordKey>, StoreError> {
+    let bytes = database
+        .meta
+        .get(KEY_BOUNDARY)
+        .map_err(|source| StoreError::Database {
+            path: database.path.clone(),
+            source,
+        })?;
+    let tuple: Option<(u64, u64, u32)> = bytes.map(|bytes| database.decode(&bytes)).transpose()?;
+    Ok(tuple.map(RecordKey::from_tuple))
 }
 
 fn read_synced_mark(database: &Database) -> Result<Option<SyncedMark>, StoreError> {

@@ -55,6 +55,19 @@ impl RecordKey {
         }
     }
 
+    /// The key as its three numbers, for values kept in the meta tree.
+    pub(crate) fn to_tuple(self) -> (u64, u64, u32) {
+        (self.recorded_ms, self.log_index, self.position)
+    }
+
+    pub(crate) fn from_tuple((recorded_ms, log_index, position): (u64, u64, u32)) -> RecordKey {
+        RecordKey {
+            recorded_ms,
+            log_index,
+            position,
+        }
+    }
+
     fn to_bytes(self) -> [u8; KEY_BYTES] {
         let mut bytes = [0u8; KEY_BYTES];
         bytes[..8].copy_from_slice(&self.recorded_ms.to_be_bytes());

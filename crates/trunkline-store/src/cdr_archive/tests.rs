@@ -191,3 +191,254 @@ async fn the_snapshot_build_syncs_the_archive() {
     let mark = read_synced_mark(&archive.inner.database).unwrap().unwrap();
     assert_eq!(mark, ((T0, 1, 0), bytes));
 }
+
+// ---- Backfill: records a node missed by installing a snapshot, taken from a peer ----
+
+/// Entries `indexes` at log time `T0 + index` (entry 31 shares the snapshot's millisecond),
+/// two records each.
+fn append_entries(archive: &CdrArchive, indexes: impl IntoIterator<Item = u64>) {
+    for index in indexes {
+        let time = if index == 31 { T0 + 30 } else { T0 + index };
+        let records = [record(&format!("{index}-0")), record(&format!("{index}-1"))];
+        archive
+            .append(time, index, &records, RETAIN_ALL_MS)
+            .unwrap();
+    }
+}
+
+fn keys(archive: &CdrArchive) -> Vec<(u64, u64, u32, String)> {
+    archive
+        .scan(0, u64::MAX)
+        .map(|item| {
+            let item = item.unwrap();
+            (
+                item.recorded_ms,
+                item.log_index,
+                item.position,
+                item.cdr.call_id,
+            )
+        })
+        .collect()
+}
+
+/// What a peer's archive returns for a range, as a fetch hands it over.
+fn fetched(peer: &CdrArchive, since_ms: u64, until_ms: u64) -> Vec<ArchivedCdr> {
+    peer.scan(since_ms, until_ms)
+        .map(|item| item.unwrap())
+        .collect()
+}
+
+/// A node that applied entries 1-10, installed a snapshot ending at entry 30 (log time
+/// T0 + 30), then applied 31-40; and a peer that applied all 40.
+fn snapshot_installed(dir: &Path, peer_dir: &Path) -> (Store, Store) {
+    let store = open(dir);
+    let archive = store.cdr_archive();
+    archive.set_segment_bytes(1_500);
+    append_entries(&archive, 1..=10);
+    archive.mark_incomplete(T0 + 30, 30).unwrap();
+    append_entries(&archive, 31..=40);
+    let peer = open(peer_dir);
+    peer.cdr_archive().set_segment_bytes(1_000);
+    append_entries(&peer.cdr_archive(), 1..=40);
+    (store, peer)
+}
+
+#[test]
+fn a_backfill_leaves_every_record_once_and_in_order_with_partial_and_post_install_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (store, peer) = snapshot_installed(dir.path(), peer_dir.path());
+    let archive = store.cdr_archive();
+    assert_eq!(archive.complete_since_ms().unwrap(), T0 + 31);
+    assert!(
+        segment_files(&archive).len() > 2,
+        "{:?}",
+        segment_files(&archive)
+    );
+
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    assert_eq!(backfill.until_ms(), T0 + 31);
+    assert!(archive.begin_backfill(0).is_err(), "one backfill at a time");
+    // In two chunks, as a fetch resumes; the range reaches into entry 31, this node's own.
+    let records = fetched(&peer.cdr_archive(), 0, backfill.until_ms());
+    let (first, rest) = records.split_at(7);
+    backfill.add(first.to_vec()).unwrap();
+    backfill.add(rest.to_vec()).unwrap();
+    // Appends go on meanwhile, after the boundary.
+    append_entries(&archive, 41..=42);
+    let outcome = backfill.finish(0).unwrap();
+    assert!(outcome.swapped);
+    assert_eq!(outcome.records_added, 20 * 2, "entries 11-30");
+    assert_eq!(outcome.complete_since_ms, 0);
+    assert_eq!(archive.complete_since_ms().unwrap(), 0);
+
+    append_entries(&peer.cdr_archive(), 41..=42);
+    let expected = keys(&peer.cdr_archive());
+    assert_eq!(expected.len(), 84);
+    assert_eq!(keys(&archive), expected);
+    assert!(segment_files(&archive)
+        .iter()
+        .all(|name| name.ends_with(".seg")));
+    // Appends after the swap, and a reopen: the same records, readable.
+    append_entries(&archive, 43..=43);
+    append_entries(&peer.cdr_archive(), 43..=43);
+    drop(archive);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(keys(&store.cdr_archive()), keys(&peer.cdr_archive()));
+    assert_eq!(store.cdr_archive().complete_since_ms().unwrap(), 0);
+}
+
+#[test]
+fn a_crash_before_the_swap_leaves_the_archive_as_it_was_and_the_fetch_is_done_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (store, peer) = snapshot_installed(dir.path(), peer_dir.path());
+    let archive = store.cdr_archive();
+    let before = keys(&archive);
+
+    // Abandoned (the fetch failed): what it staged is gone, nothing changed.
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    backfill
+        .add(fetched(&peer.cdr_archive(), 0, T0 + 20))
+        .unwrap();
+    assert!(segment_files(&archive)
+        .iter()
+        .any(|name| name.ends_with(".backfill.tmp")));
+    drop(backfill);
+    assert!(segment_files(&archive)
+        .iter()
+        .all(|name| name.ends_with(".seg")));
+    assert_eq!(keys(&archive), before);
+    assert_eq!(archive.complete_since_ms().unwrap(), T0 + 31);
+
+    // A crash with every record staged, before the swap: the folder as the crash leaves it.
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    backfill
+        .add(fetched(&peer.cdr_archive(), 0, T0 + 31))
+        .unwrap();
+    archive.inner.database.flush_blocking().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    copy_folder(dir.path(), crashed.path());
+    drop(backfill);
+    let reopened = open(crashed.path());
+    let after_crash = reopened.cdr_archive();
+    assert!(segment_files(&after_crash)
+        .iter()
+        .all(|name| name.ends_with(".seg")));
+    assert_eq!(keys(&after_crash), before);
+    assert_eq!(after_crash.complete_since_ms().unwrap(), T0 + 31);
+
+    // A crash after the replaced segments were deleted and before the staged ones went in:
+    // fewer records, still readable, completeness still only from T0 + 31.
+    let replaced = after_crash.lock().firsts.clone();
+    drop(after_crash);
+    drop(reopened);
+    for first in replaced.iter().filter(|first| first.log_index <= 10) {
+        fs::remove_file(crashed.path().join(ARCHIVE_DIR).join(first.file_name())).unwrap();
+    }
+    let reopened = open(crashed.path());
+    let after_crash = reopened.cdr_archive();
+    let partial = keys(&after_crash);
+    assert!(partial.len() < before.len());
+    assert!(partial.iter().all(|key| before.contains(key)));
+    assert_eq!(after_crash.complete_since_ms().unwrap(), T0 + 31);
+
+    // The next backfill does it all again.
+    let mut backfill = after_crash.begin_backfill(0).unwrap().unwrap();
+    backfill
+        .add(fetched(&peer.cdr_archive(), 0, backfill.until_ms()))
+        .unwrap();
+    assert_eq!(backfill.finish(0).unwrap().complete_since_ms, 0);
+    assert_eq!(keys(&after_crash), keys(&peer.cdr_archive()));
+}
+
+#[test]
+fn a_snapshot_installed_during_a_backfill_keeps_its_range_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (store, peer) = snapshot_installed(dir.path(), peer_dir.path());
+    let archive = store.cdr_archive();
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    backfill
+        .add(fetched(&peer.cdr_archive(), 0, T0 + 31))
+        .unwrap();
+    archive.mark_incomplete(T0 + 60, 60).unwrap();
+    let outcome = backfill.finish(0).unwrap();
+    assert!(!outcome.swapped);
+    assert_eq!(archive.complete_since_ms().unwrap(), T0 + 61);
+    assert!(segment_files(&archive)
+        .iter()
+        .all(|name| name.ends_with(".seg")));
+}
+
+#[test]
+fn records_from_an_incomplete_peer_move_completeness_back_only_as_far_as_it_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (store, whole_peer) = snapshot_installed(dir.path(), peer_dir.path());
+    let archive = store.cdr_archive();
+    // A peer that installed a snapshot ending at entry 19 and applied 20-40 itself.
+    let partial_dir = tempfile::tempdir().unwrap();
+    let partial_peer = open(partial_dir.path());
+    let partial = partial_peer.cdr_archive();
+    partial.mark_incomplete(T0 + 19, 19).unwrap();
+    append_entries(&partial, 20..=40);
+    let covers_ms = partial.complete_since_ms().unwrap();
+    assert_eq!(covers_ms, T0 + 20);
+
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    backfill
+        .add(fetched(&partial, 0, backfill.until_ms()))
+        .unwrap();
+    let outcome = backfill.finish(covers_ms).unwrap();
+    assert_eq!(outcome.complete_since_ms, T0 + 20);
+    assert_eq!(archive.complete_since_ms().unwrap(), T0 + 20);
+    let held = keys(&archive);
+    assert_eq!(
+        held.iter().filter(|key| key.1 > 10 && key.1 < 20).count(),
+        0,
+        "nobody had entries 11-19 yet"
+    );
+
+    // The rest from a whole peer, for what is still missing.
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    assert_eq!(backfill.until_ms(), T0 + 20);
+    backfill
+        .add(fetched(&whole_peer.cdr_archive(), 0, T0 + 20))
+        .unwrap();
+    assert_eq!(backfill.finish(0).unwrap().complete_since_ms, 0);
+    assert_eq!(keys(&archive), keys(&whole_peer.cdr_archive()));
+}
+
+#[test]
+fn a_backfill_refuses_records_out_of_order_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
+    let (store, peer) = snapshot_installed(dir.path(), peer_dir.path());
+    let archive = store.cdr_archive();
+    let before = keys(&archive);
+    let mut records = fetched(&peer.cdr_archive(), 0, T0 + 31);
+    records.swap(3, 4);
+    let mut backfill = archive.begin_backfill(0).unwrap().unwrap();
+    let error = backfill.add(records).unwrap_err();
+    assert!(matches!(error, StoreError::Backfill { .. }), "{error}");
+    drop(backfill);
+    assert_eq!(keys(&archive), before);
+    assert_eq!(archive.complete_since_ms().unwrap(), T0 + 31);
+    // An archive that is whole has nothing to take.
+    assert!(peer.cdr_archive().begin_backfill(0).unwrap().is_none());
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            fs::create_dir_all(&target).unwrap();
+            copy_folder(&entry.path(), &target);
+        } else if entry.file_name() != "trunkline.lock" {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
