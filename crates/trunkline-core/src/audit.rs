@@ -216,7 +216,14 @@ pub fn object_of(command: &Command) -> String {
         Command::Usage(_) => "usage".to_owned(),
         Command::Cdr(_) => "cdr".to_owned(),
         Command::Alerts(command) => match command {
-            crate::alerts::AlertCommand::SetRule { rule, .. } => format!("alert rule {rule}"),
+            crate::alerts::AlertCommand::SetRule {
+                tenant: None, rule, ..
+            } => format!("alert rule {rule}"),
+            crate::alerts::AlertCommand::SetRule {
+                tenant: Some(tenant),
+                rule,
+                ..
+            } => format!("alert rule {rule} of tenant {tenant}"),
             crate::alerts::AlertCommand::Acknowledge { id, .. } => format!("alert {id}"),
             crate::alerts::AlertCommand::Unblock { tenant } => format!("tenant {tenant}"),
             crate::alerts::AlertCommand::Delivered { .. } => "alert webhook".to_owned(),

@@ -284,3 +284,85 @@ fn record_and_alert_mistakes_exit_2_before_anything_is_sent() {
         check(trunkctl_with(&dead, args), 2, &[], &[needle]);
     }
 }
+
+#[test]
+fn a_tenant_sets_its_own_alert_rule_and_drops_it_for_the_clusters() {
+    let node = start_node();
+    let ok = |args: &[&str]| check(trunkctl(&node, args), 0, &[], &[]);
+    ok(&["tenant", "add", "acme"]);
+    check(
+        trunkctl(
+            &node,
+            &[
+                "alerts",
+                "rule",
+                "premium-burst",
+                "--tenant",
+                "acme",
+                "--threshold",
+                "50",
+            ],
+        ),
+        0,
+        &["Rule premium-burst of tenant acme set"],
+        &[],
+    );
+    let threshold_of = |args: &[&str]| {
+        let rules = json(&ok(args));
+        let rule = rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|rule| rule["rule"] == "premium-burst")
+            .unwrap()
+            .clone();
+        (rule["threshold"].as_u64().unwrap(), rule["set_by"].clone())
+    };
+    // The tenant's own setting applies to it; the cluster's is unchanged.
+    let (own, set_by) = threshold_of(&["alerts", "rules", "--tenant", "acme", "-o", "json"]);
+    assert_eq!((own, set_by.as_str()), (50, Some("tenant")));
+    let (cluster, set_by) = threshold_of(&["alerts", "rules", "-o", "json"]);
+    assert_ne!(cluster, 50);
+    assert!(set_by.is_null());
+    check(
+        trunkctl(&node, &["alerts", "rules", "--tenant", "acme"]),
+        0,
+        &["SET BY", "tenant", "cluster"],
+        &[],
+    );
+    // Reset drops the tenant's own: the cluster's applies to it again.
+    ok(&[
+        "alerts",
+        "rule",
+        "premium-burst",
+        "--tenant",
+        "acme",
+        "--reset",
+    ]);
+    let (now, set_by) = threshold_of(&["alerts", "rules", "--tenant", "acme", "-o", "json"]);
+    assert_eq!((now, set_by.as_str()), (cluster, Some("cluster")));
+    // An unknown tenant exits 3 and names it.
+    check(
+        trunkctl(&node, &["alerts", "rules", "--tenant", "nobody"]),
+        3,
+        &[],
+        &["tenant \"nobody\" not found"],
+    );
+    check(
+        trunkctl(
+            &node,
+            &[
+                "alerts",
+                "rule",
+                "premium-burst",
+                "--tenant",
+                "nobody",
+                "--threshold",
+                "3",
+            ],
+        ),
+        3,
+        &[],
+        &["tenant \"nobody\" not found"],
+    );
+}

@@ -217,8 +217,10 @@ async fn a_premium_burst_alerts_everywhere_and_blocks_calls_abroad_until_cleared
             window_ms: 60_000,
             baseline_factor: 0,
             action: "block-international".into(),
+            ..Default::default()
         }),
         reset: false,
+        ..Default::default()
     };
     admin
         .admin(Retry::NotSent, |mut admin| {
@@ -411,6 +413,7 @@ async fn bad_rules_and_unknown_alerts_are_refused_naming_the_field() {
         let request = proto::SetAlertRuleRequest {
             config: Some(config),
             reset: false,
+            ..Default::default()
         };
         let error = client
             .admin(Retry::NotSent, |mut admin| {
@@ -451,8 +454,10 @@ async fn a_lowered_concurrent_limit_holds_a_tenant_without_limits_until_cleared(
             window_ms: 60_000,
             baseline_factor: 0,
             action: "lower-concurrent-calls=1".into(),
+            ..Default::default()
         }),
         reset: false,
+        ..Default::default()
     };
     client
         .admin(Retry::NotSent, |mut admin| {
@@ -527,8 +532,10 @@ async fn an_https_webhook_is_posted_only_to_a_receiver_the_node_trusts() {
             window_ms: 60_000,
             baseline_factor: 0,
             action: String::new(),
+            ..Default::default()
         }),
         reset: false,
+        ..Default::default()
     };
     admin
         .admin(Retry::NotSent, |mut admin| {

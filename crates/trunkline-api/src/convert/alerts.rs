@@ -35,6 +35,7 @@ pub fn rule_config_to_proto(rule: AlertRule, config: &RuleConfig) -> proto::Aler
             .action
             .map(|action| action.to_string())
             .unwrap_or_default(),
+        tenant_own: false,
     }
 }
 

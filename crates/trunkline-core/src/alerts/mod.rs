@@ -210,10 +210,12 @@ impl RuleConfig {
     }
 }
 
-/// Every rule's settings; the cluster's, for every tenant.
+/// Every rule's settings: the cluster's, and the rules a tenant sets for itself (a big
+/// customer's normal burst is a small one's fraud), which win for that tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertPolicy {
     pub rules: BTreeMap<AlertRule, RuleConfig>,
+    pub tenants: BTreeMap<String, BTreeMap<AlertRule, RuleConfig>>,
 }
 
 impl Default for AlertPolicy {
@@ -223,16 +225,50 @@ impl Default for AlertPolicy {
                 .into_iter()
                 .map(|rule| (rule, rule.default_config()))
                 .collect(),
+            tenants: BTreeMap::new(),
         }
     }
 }
 
 impl AlertPolicy {
+    /// The cluster's settings of `rule`.
     pub fn rule(&self, rule: AlertRule) -> RuleConfig {
         self.rules
             .get(&rule)
             .cloned()
             .unwrap_or_else(|| rule.default_config())
+    }
+
+    /// The settings of `rule` for `tenant`: its own if it has them, else the cluster's.
+    pub fn rule_for(&self, tenant: &str, rule: AlertRule) -> RuleConfig {
+        self.tenant_rule(tenant, rule)
+            .cloned()
+            .unwrap_or_else(|| self.rule(rule))
+    }
+
+    /// The rules as they apply to `tenant`.
+    pub fn for_tenant<'a>(&'a self, tenant: &'a str) -> TenantRules<'a> {
+        TenantRules {
+            policy: self,
+            tenant,
+        }
+    }
+
+    /// The tenant's own settings of `rule`, if it has them.
+    pub fn tenant_rule(&self, tenant: &str, rule: AlertRule) -> Option<&RuleConfig> {
+        self.tenants.get(tenant)?.get(&rule)
+    }
+}
+
+/// The rules as they apply to one tenant.
+pub struct TenantRules<'a> {
+    policy: &'a AlertPolicy,
+    tenant: &'a str,
+}
+
+impl TenantRules<'_> {
+    pub fn rule(&self, rule: AlertRule) -> RuleConfig {
+        self.policy.rule_for(self.tenant, rule)
     }
 }
 
@@ -258,8 +294,10 @@ pub struct Alert {
 /// What changes alerts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertCommand {
-    /// Sets (or, with `None`, resets to its default) one rule's settings.
+    /// Sets one rule's settings: the cluster's, or with `tenant` that tenant's own. `None`
+    /// resets the cluster's to the default, or drops the tenant's own (the cluster's apply).
     SetRule {
+        tenant: Option<String>,
         rule: AlertRule,
         config: Option<RuleConfig>,
     },
@@ -280,11 +318,13 @@ pub enum AlertCommand {
 impl AlertCommand {
     pub fn validate(&self) -> Result<(), FieldError> {
         match self {
-            AlertCommand::SetRule {
-                config: Some(config),
-                ..
-            } => config.validate(),
-            AlertCommand::SetRule { config: None, .. } | AlertCommand::Delivered { .. } => Ok(()),
+            AlertCommand::SetRule { tenant, config, .. } => {
+                if let Some(tenant) = tenant {
+                    validate_name("tenant", tenant)?;
+                }
+                config.as_ref().map_or(Ok(()), RuleConfig::validate)
+            }
+            AlertCommand::Delivered { .. } => Ok(()),
             AlertCommand::Acknowledge { by, .. } => {
                 if by.len() > 128 {
                     return Err(FieldError::new("by", "is longer than 128 bytes"));
@@ -454,7 +494,7 @@ impl TenantWatch {
         &mut self,
         now_ms: u64,
         record: &Cdr,
-        policy: &AlertPolicy,
+        rules: &TenantRules<'_>,
     ) -> Vec<(AlertRule, u64, u64)> {
         self.roll_hour(now_ms);
         let at = Self::hour_of_week(now_ms / HOUR_MS);
@@ -466,7 +506,7 @@ impl TenantWatch {
             if is_abroad(class) {
                 self.hour_abroad = self.hour_abroad.saturating_add(1);
                 fired.extend(self.check(
-                    policy,
+                    rules,
                     now_ms,
                     AlertRule::InternationalBurst,
                     1,
@@ -477,13 +517,13 @@ impl TenantWatch {
                 class,
                 DestinationClass::Premium | DestinationClass::HighRisk
             ) {
-                fired.extend(self.check(policy, now_ms, AlertRule::PremiumBurst, 1, 0));
+                fired.extend(self.check(rules, now_ms, AlertRule::PremiumBurst, 1, 0));
             }
             if learned && self.calls.at(at) == 0 {
-                fired.extend(self.check(policy, now_ms, AlertRule::UnusualHours, 1, 0));
+                fired.extend(self.check(rules, now_ms, AlertRule::UnusualHours, 1, 0));
             }
             // This rule counts distinct numbers of a range, not calls.
-            let scanning = policy.rule(AlertRule::SequentialDialling);
+            let scanning = rules.rule(AlertRule::SequentialDialling);
             if let Some(distinct) = self.scan(now_ms, &record.normalized, scanning.window_ms) {
                 if scanning.enabled && distinct > scanning.threshold {
                     fired.push((AlertRule::SequentialDialling, distinct, scanning.threshold));
@@ -496,14 +536,14 @@ impl TenantWatch {
                 .zip(record.answer_ms)
                 .map_or(0, |(end, answer)| end.saturating_sub(answer));
             if talk < SHORT_CALL_MS {
-                fired.extend(self.check(policy, now_ms, AlertRule::ShortCalls, 1, 0));
+                fired.extend(self.check(rules, now_ms, AlertRule::ShortCalls, 1, 0));
             }
         }
         if record.cost_micros > 0 {
             self.hour_spend = self.hour_spend.saturating_add(record.cost_micros);
             let spend_baseline = if learned { self.spend.at(at) } else { 0 };
             fired.extend(self.check(
-                policy,
+                rules,
                 now_ms,
                 AlertRule::SpendRate,
                 record.cost_micros,
@@ -518,13 +558,13 @@ impl TenantWatch {
     /// per hour) the baseline scaled to the window times the rule's factor, whichever is lower.
     fn check(
         &mut self,
-        policy: &AlertPolicy,
+        rules: &TenantRules<'_>,
         now_ms: u64,
         rule: AlertRule,
         amount: u64,
         baseline: u64,
     ) -> Option<(AlertRule, u64, u64)> {
-        let config = policy.rule(rule);
+        let config = rules.rule(rule);
         if !config.enabled {
             return None;
         }
@@ -598,11 +638,12 @@ impl AlertBook {
         for record in records {
             let watch =
                 std::sync::Arc::make_mut(self.watches.entry(record.tenant.clone()).or_default());
-            for (rule, observed, limit) in watch.observe(now_ms, record, &self.policy) {
+            let fired = watch.observe(now_ms, record, &self.policy.for_tenant(&record.tenant));
+            for (rule, observed, limit) in fired {
                 if self.open_alert(&record.tenant, rule).is_some() {
                     continue;
                 }
-                let action = self.policy.rule(rule).action;
+                let action = self.policy.rule_for(&record.tenant, rule).action;
                 self.last_id = self.last_id.saturating_add(1);
                 let alert = Alert {
                     id: self.last_id,
@@ -658,11 +699,34 @@ impl AlertBook {
         command: &AlertCommand,
     ) -> Result<AlertResponse, crate::Error> {
         match command {
-            AlertCommand::SetRule { rule, config } => {
+            AlertCommand::SetRule {
+                tenant: None,
+                rule,
+                config,
+            } => {
+                let config = config.clone().unwrap_or_else(|| rule.default_config());
+                self.policy.rules.insert(*rule, config);
+                Ok(AlertResponse::Done)
+            }
+            AlertCommand::SetRule {
+                tenant: Some(tenant),
+                rule,
+                config,
+            } => {
                 match config {
-                    Some(config) => self.policy.rules.insert(*rule, config.clone()),
-                    None => self.policy.rules.insert(*rule, rule.default_config()),
-                };
+                    Some(config) => {
+                        let own = self.policy.tenants.entry(tenant.clone()).or_default();
+                        own.insert(*rule, config.clone());
+                    }
+                    None => {
+                        if let Some(own) = self.policy.tenants.get_mut(tenant) {
+                            own.remove(rule);
+                            if own.is_empty() {
+                                self.policy.tenants.remove(tenant);
+                            }
+                        }
+                    }
+                }
                 Ok(AlertResponse::Done)
             }
             AlertCommand::Acknowledge { id, by } => {
@@ -755,6 +819,7 @@ impl AlertBook {
     pub fn remove_tenant(&mut self, tenant: &str) {
         self.watches.remove(tenant);
         self.actions.remove(tenant);
+        self.policy.tenants.remove(tenant);
     }
 }
 

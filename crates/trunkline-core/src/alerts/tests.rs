@@ -38,6 +38,7 @@ fn a_premium_burst_raises_one_alert_and_its_action_blocks_calls_abroad_only() {
     book.apply(
         T0,
         &AlertCommand::SetRule {
+            tenant: None,
             rule: AlertRule::PremiumBurst,
             config: Some(config),
         },
@@ -237,6 +238,7 @@ fn windows_slide_and_old_counts_fade() {
 fn bad_rule_settings_are_refused_naming_the_field() {
     let field = |config: RuleConfig| {
         AlertCommand::SetRule {
+            tenant: None,
             rule: AlertRule::PremiumBurst,
             config: Some(config),
         }
@@ -282,6 +284,7 @@ fn a_lowered_concurrent_limit_applies_to_tenants_with_and_without_limits() {
     book.apply(
         T0,
         &AlertCommand::SetRule {
+            tenant: None,
             rule: AlertRule::PremiumBurst,
             config: Some(config),
         },
@@ -317,4 +320,68 @@ fn a_lowered_concurrent_limit_applies_to_tenants_with_and_without_limits() {
     )
     .unwrap();
     assert!(!book.effective_limits("acme", &unlimited).is_limited());
+}
+
+#[test]
+fn a_tenants_own_rule_wins_for_it_only_and_goes_with_the_tenant() {
+    let mut book = AlertBook::default();
+    let set = |tenant: Option<&str>, threshold: Option<u64>| AlertCommand::SetRule {
+        tenant: tenant.map(str::to_owned),
+        rule: AlertRule::PremiumBurst,
+        config: threshold.map(|threshold| RuleConfig {
+            threshold,
+            ..AlertRule::PremiumBurst.default_config()
+        }),
+    };
+    // The cluster's threshold is 5; acme's own is 1.
+    book.apply(T0, &set(Some("acme"), Some(1))).unwrap();
+    let globex = |n: u32| Cdr {
+        tenant: "globex".into(),
+        ..premium(n)
+    };
+    assert!(book.observe(T0, &[premium(0), globex(0)]).is_empty());
+    let raised = book.observe(T0 + 1, &[premium(1_000), globex(1_000)]);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0].tenant, "acme");
+    assert_eq!((raised[0].observed, raised[0].limit), (2, 1));
+    assert_eq!(
+        book.policy()
+            .rule_for("globex", AlertRule::PremiumBurst)
+            .threshold,
+        5
+    );
+
+    // A cluster change leaves acme's own rule alone; dropping acme's brings the cluster's.
+    book.apply(T0 + 2, &set(None, Some(9))).unwrap();
+    assert_eq!(
+        book.policy()
+            .rule_for("acme", AlertRule::PremiumBurst)
+            .threshold,
+        1
+    );
+    assert_eq!(
+        book.policy()
+            .rule_for("globex", AlertRule::PremiumBurst)
+            .threshold,
+        9
+    );
+    book.apply(T0 + 3, &set(Some("acme"), None)).unwrap();
+    assert_eq!(
+        book.policy()
+            .rule_for("acme", AlertRule::PremiumBurst)
+            .threshold,
+        9
+    );
+    assert!(book.policy().tenants.is_empty());
+
+    // A deleted tenant's own rules go with it.
+    book.apply(T0 + 4, &set(Some("acme"), Some(2))).unwrap();
+    book.remove_tenant("acme");
+    assert!(book
+        .policy()
+        .tenant_rule("acme", AlertRule::PremiumBurst)
+        .is_none());
+    // A bad tenant name is refused naming the field.
+    let error = set(Some("no spaces"), Some(1)).validate().unwrap_err();
+    assert_eq!(error.field(), "tenant");
 }

@@ -7,7 +7,7 @@ use trunkline_client::{proto, Retry};
 use trunkline_core::routing::format_unix_ms;
 
 use crate::{
-    commands::{check, config::ReadFlags},
+    commands::{check, config::ReadFlags, kinds},
     context::{Context, Failure},
     duration, output,
 };
@@ -34,9 +34,19 @@ pub enum Command {
     /// took stays until `trunkctl tenant unblock`.
     Ack { id: u64 },
     /// Every rule's settings, and where alerts are posted.
-    Rules(#[command(flatten)] ReadFlags),
+    Rules {
+        /// The rules as they apply to this tenant: its own settings where it has them.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
     /// Change one rule (the flags not given keep their values), or reset it.
     Rule {
+        /// Set it for this tenant only: its own settings win over the cluster's for it
+        /// (--reset drops them, so the cluster's apply again).
+        #[arg(long)]
+        tenant: Option<String>,
         /// international-burst, premium-burst, unusual-hours, sequential-dialling,
         /// short-calls or spend-rate.
         rule: String,
@@ -232,17 +242,9 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 format!("Alert {id} acknowledged (index {index}).")
             })
         }
-        Command::Rules(read) => {
-            let request = proto::GetAlertPolicyRequest {
-                consistency: Some(read.into()),
-            };
-            let policy = context
-                .admin(
-                    Retry::Idempotent,
-                    request,
-                    |mut admin, request| async move { admin.get_alert_policy(request).await },
-                )
-                .await?;
+        Command::Rules { tenant, read } => {
+            let per_tenant = tenant.is_some();
+            let policy = alert_policy(context, tenant, read.into()).await?;
             #[derive(Serialize)]
             struct RuleView {
                 rule: String,
@@ -251,6 +253,9 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 window: String,
                 baseline_factor: u32,
                 action: String,
+                /// With --tenant: "tenant" where the tenant's own settings apply.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                set_by: Option<&'static str>,
             }
             #[derive(Serialize)]
             struct PolicyView {
@@ -269,39 +274,46 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                         window: duration::format_ms(rule.window_ms),
                         baseline_factor: rule.baseline_factor,
                         action: rule.action.clone(),
+                        set_by: per_tenant.then_some(if rule.tenant_own {
+                            "tenant"
+                        } else {
+                            "cluster"
+                        }),
                     })
                     .collect(),
                 webhook_url: policy.webhook_url.clone(),
                 webhook_delivered_through: policy.webhook_delivered_through,
             };
             output::emit(context.format, &view, |view| {
-                let mut text = output::columns(
-                    &view.rules,
-                    &[
-                        ("RULE", &|r: &RuleView| r.rule.clone()),
-                        ("ON", &|r: &RuleView| {
-                            if r.enabled { "yes" } else { "no" }.to_owned()
-                        }),
-                        ("ABOVE", &|r: &RuleView| r.threshold.to_string()),
-                        ("IN", &|r: &RuleView| r.window.clone()),
-                        ("OR BASELINE x", &|r: &RuleView| {
-                            if r.baseline_factor == 0 {
-                                "-".to_owned()
-                            } else {
-                                r.baseline_factor.to_string()
-                            }
-                        }),
-                        ("ACTION", &|r: &RuleView| {
-                            if r.action.is_empty() {
-                                "-".to_owned()
-                            } else {
-                                r.action.clone()
-                            }
-                        }),
-                    ],
-                );
+                let set_by = ("SET BY", &|r: &RuleView| r.set_by.unwrap_or("-").to_owned());
+                let mut columns: Vec<(&str, output::Cell<'_, RuleView>)> = vec![
+                    ("RULE", &|r: &RuleView| r.rule.clone()),
+                    ("ON", &|r: &RuleView| {
+                        if r.enabled { "yes" } else { "no" }.to_owned()
+                    }),
+                    ("ABOVE", &|r: &RuleView| r.threshold.to_string()),
+                    ("IN", &|r: &RuleView| r.window.clone()),
+                    ("OR BASELINE x", &|r: &RuleView| {
+                        if r.baseline_factor == 0 {
+                            "-".to_owned()
+                        } else {
+                            r.baseline_factor.to_string()
+                        }
+                    }),
+                    ("ACTION", &|r: &RuleView| {
+                        if r.action.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            r.action.clone()
+                        }
+                    }),
+                ];
+                if per_tenant {
+                    columns.push((set_by.0, set_by.1));
+                }
+                let mut text = output::columns(&view.rules, &columns);
                 text.push_str(&if view.webhook_url.is_empty() {
-                    "\nwebhook: none (trunkctl config set alerts/webhook_url http://host:port/path)"
+                    "\nwebhook: none (trunkctl config set alerts/webhook_url https://host/path)"
                         .to_owned()
                 } else {
                     format!(
@@ -313,6 +325,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             })
         }
         Command::Rule {
+            tenant,
             rule,
             threshold,
             window,
@@ -328,15 +341,9 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                     ..Default::default()
                 }
             } else {
-                let request = proto::GetAlertPolicyRequest::default();
-                let policy = context
-                    .admin(
-                        Retry::Idempotent,
-                        request,
-                        |mut admin, request| async move { admin.get_alert_policy(request).await },
-                    )
-                    .await?;
-                policy
+                let latest = crate::commands::config::latest();
+                alert_policy(context, tenant.clone(), latest)
+                    .await?
                     .rules
                     .into_iter()
                     .find(|config| config.rule == rule)
@@ -379,17 +386,50 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
             let request = proto::SetAlertRuleRequest {
                 config: Some(config),
                 reset,
+                tenant: tenant.clone().unwrap_or_default(),
             };
             let answer = context
                 .admin(Retry::NotSent, request, |mut admin, request| async move {
                     admin.set_alert_rule(request).await
                 })
-                .await?;
+                .await
+                .map_err(|error| match &tenant {
+                    Some(tenant) => kinds::or_not_found("tenant", tenant)(error),
+                    None => Failure::from(error),
+                })?;
+            let of = tenant.map_or(String::new(), |tenant| format!(" of tenant {tenant}"));
             output::emit(context.format, &answer.applied_index, |index| {
-                format!("Rule {rule} set (index {index}).")
+                format!("Rule {rule}{of} set (index {index}).")
             })
         }
     }
+}
+
+/// The alert rules, as they apply to `tenant` when one is given (a tenant that does not exist
+/// exits 3).
+async fn alert_policy(
+    context: &Context,
+    tenant: Option<String>,
+    consistency: proto::ReadConsistency,
+) -> Result<proto::GetAlertPolicyResponse, Failure> {
+    if let Some(tenant) = &tenant {
+        check::check_name("--tenant", tenant)?;
+    }
+    let request = proto::GetAlertPolicyRequest {
+        consistency: Some(consistency),
+        tenant: tenant.clone().unwrap_or_default(),
+    };
+    context
+        .admin(
+            Retry::Idempotent,
+            request,
+            |mut admin, request| async move { admin.get_alert_policy(request).await },
+        )
+        .await
+        .map_err(|error| match &tenant {
+            Some(tenant) => kinds::or_not_found("tenant", tenant)(error),
+            None => Failure::from(error),
+        })
 }
 
 /// `trunkctl tenant unblock T`.

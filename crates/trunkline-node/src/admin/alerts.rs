@@ -118,10 +118,22 @@ impl AdminApi {
     ) -> Result<proto::GetAlertPolicyResponse, Status> {
         let (applied, _) = self.cluster.read(request.consistency.into()).await?;
         let book = applied.state.alerts();
+        let tenant = request.tenant;
+        if !tenant.is_empty() && applied.state.routing().tenant(&tenant).is_none() {
+            return Err(domain(trunkline_core::Error::not_found("tenant", tenant)));
+        }
+        let policy = book.policy();
         Ok(proto::GetAlertPolicyResponse {
             rules: AlertRule::ALL
                 .into_iter()
-                .map(|rule| convert::rule_config_to_proto(rule, &book.policy().rule(rule)))
+                .map(|rule| {
+                    let own = policy.tenant_rule(&tenant, rule);
+                    let config = own.cloned().unwrap_or_else(|| policy.rule(rule));
+                    proto::AlertRuleConfig {
+                        tenant_own: own.is_some(),
+                        ..convert::rule_config_to_proto(rule, &config)
+                    }
+                })
                 .collect(),
             webhook_url: applied
                 .state
@@ -138,8 +150,17 @@ impl AdminApi {
         request: proto::SetAlertRuleRequest,
     ) -> Result<proto::SetAlertRuleResponse, Status> {
         let config = required("config", request.config)?;
+        let tenant = (!request.tenant.is_empty()).then_some(request.tenant);
+        if let Some(tenant) = &tenant {
+            trunkline_core::routing::validate_name("tenant", tenant).map_err(domain)?;
+            let applied = self.cluster.reader.current();
+            if applied.state.routing().tenant(tenant).is_none() {
+                return Err(domain(trunkline_core::Error::not_found("tenant", tenant)));
+            }
+        }
         let command = if request.reset {
             AlertCommand::SetRule {
+                tenant,
                 rule: convert::alert_rule_from_text(&config.rule)
                     .map_err(|error| domain(error.within("config")))?,
                 config: None,
@@ -148,6 +169,7 @@ impl AdminApi {
             let (rule, config) = convert::rule_config_from_proto(&config)
                 .map_err(|error| domain(error.within("config")))?;
             AlertCommand::SetRule {
+                tenant,
                 rule,
                 config: Some(config),
             }
