@@ -6,10 +6,13 @@
 //! `peer_service` (the two sides of the peer listener), `peer_check` (what a peer message may
 //! carry), `admin` (the operators' API, a file per area) and `route_service` (the client
 //! API), `convert` (protobuf conversions), `error` (the one mapping to gRPC status codes),
-//! `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks).
+//! `limits` (every bound), `streams` (the WatchEvents and ExportRates stream tasks),
+//! `backfill` (fetching the call records a snapshot install skipped from peers, and serving
+//! them).
 
 pub mod admin;
 pub mod auth;
+pub mod backfill;
 pub mod batch;
 pub mod body_budget;
 pub mod cdrs;

@@ -224,3 +224,32 @@ pub const MAX_EXPLANATION_LINES: usize = 64;
 pub const MAX_USAGE_EXTENSIONS: usize = 1_000;
 /// Largest `streams.max_*_streams` accepted.
 pub const MAX_STREAMS_LIMIT: usize = 10_000;
+
+// Backfill of the call record archive between peers (see `backfill`).
+
+/// Records in one chunk of a FetchRecords stream, and the bytes after which a chunk ends
+/// sooner: a record is a few hundred bytes (at most 1 MiB), so a chunk stays far under
+/// [`RAFT_MAX_MESSAGE_BYTES`].
+pub const FETCH_CHUNK_RECORDS: usize = 1_000;
+pub const FETCH_CHUNK_BYTES: usize = 1024 * 1024;
+/// Records one FetchRecords call sends before it ends; the fetching node resumes after the
+/// last key in a new call, so no call runs long.
+pub const FETCH_RECORDS_PER_CALL: u64 = 100_000;
+/// Chunks a serving node reads ahead of a slow fetcher.
+pub const FETCH_CHUNKS_AHEAD: usize = 2;
+/// FetchRecords streams one node serves at once: backfills are rare (a node that installed a
+/// snapshot) and each reads the archive from disk.
+pub const FETCH_MAX_STREAMS: usize = 2;
+/// Deadline of one FetchRecords call (the serving side ends it after
+/// [`FETCH_RECORDS_PER_CALL`] records, far sooner on any real disk and network).
+pub const FETCH_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the next chunk of a FetchRecords stream.
+pub const FETCH_CHUNK_TIMEOUT: Duration = Duration::from_secs(15);
+/// Deadline of the call that asks a peer from when its archive is whole.
+pub const FETCH_COVERAGE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a node whose archive is whole looks again (one read of the meta tree).
+pub const BACKFILL_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Pause after a backfill round that could not finish (no peer reachable, none holding
+/// older records), doubling up to [`BACKFILL_RETRY_MAX`].
+pub const BACKFILL_RETRY_MIN: Duration = Duration::from_secs(1);
+pub const BACKFILL_RETRY_MAX: Duration = Duration::from_secs(60);

@@ -304,6 +304,32 @@ pub fn empty_payload(payload: &[u8]) -> Checked {
     }
 }
 
+/// FetchRecords: a range of log time that is not reversed, and a key to resume after within
+/// it.
+pub fn fetch_records(request: &crate::backfill::FetchRecordsRequest) -> Checked {
+    if request.since_ms > request.until_ms {
+        return Err(Refusal::invalid(
+            "since_ms",
+            format!(
+                "{} is after until_ms ({})",
+                request.since_ms, request.until_ms
+            ),
+        ));
+    }
+    if let Some((recorded_ms, _, _)) = request.after {
+        if !(request.since_ms..request.until_ms).contains(&recorded_ms) {
+            return Err(Refusal::invalid(
+                "after",
+                format!(
+                    "a key at log time {recorded_ms} ms, outside the range asked for ({} to {} ms)",
+                    request.since_ms, request.until_ms
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The vote a leader sends with AppendEntries and InstallSnapshot.
 fn leader_vote(vote: &Vote<NodeId>, view: &PeerView) -> Checked {
     if !vote.is_committed() {
@@ -1226,5 +1252,23 @@ mod tests {
             status.message().contains("vote.leader_id.term"),
             "{status:?}"
         );
+    }
+
+    #[test]
+    fn a_record_fetch_needs_a_range_in_order_and_a_resume_key_inside_it() {
+        use crate::backfill::FetchRecordsRequest;
+        let check = |since_ms, until_ms, after| {
+            fetch_records(&FetchRecordsRequest {
+                since_ms,
+                until_ms,
+                after,
+            })
+            .map_err(|refusal| refusal.field)
+        };
+        assert_eq!(check(0, 0, None), Ok(()), "a question of coverage only");
+        assert_eq!(check(5, 10, Some((7, 3, 0))), Ok(()));
+        assert_eq!(check(10, 5, None), Err("since_ms"));
+        assert_eq!(check(5, 10, Some((10, 3, 0))), Err("after"));
+        assert_eq!(check(5, 10, Some((4, u64::MAX, u32::MAX))), Err("after"));
     }
 }

@@ -25,6 +25,7 @@ use trunkline_api::v1::internal::{raft_service_server::RaftService, RaftPayload}
 use trunkline_store::{NodeId, TypeConfig};
 
 use crate::{
+    backfill::{self, FetchRecordsRequest, FetchSlots},
     cluster::{Cluster, LeaderReply, LeaderRequest},
     error::ClusterError,
     health::HealthMonitor,
@@ -45,6 +46,10 @@ pub struct PeerService {
     /// With TLS: every message must come over a connection with a member certificate, and
     /// a refusal for the certificate is recorded here for the audit log.
     members_only: Option<Arc<crate::auth::PendingAudit>>,
+    /// This node's call record archive, for peers backfilling theirs.
+    archive: trunkline_store::CdrArchive,
+    /// The FetchRecords streams served at once.
+    fetch_slots: FetchSlots,
 }
 
 #[derive(Default)]
@@ -68,6 +73,7 @@ impl PeerService {
         cluster: Arc<Cluster>,
         health: Arc<HealthMonitor>,
         members_only: Option<Arc<crate::auth::PendingAudit>>,
+        archive: trunkline_store::CdrArchive,
     ) -> Self {
         PeerService {
             cluster,
@@ -75,6 +81,8 @@ impl PeerService {
             snapshot_progress: Mutex::new(None),
             refusal_log: Mutex::new(RefusalLog::default()),
             members_only,
+            archive,
+            fetch_slots: FetchSlots::default(),
         }
     }
 
@@ -389,5 +397,25 @@ impl RaftService for PeerService {
         let opened = self.open(RPC, request)?;
         self.checked(RPC, &opened, peer_check::empty_payload(&opened.payload))?;
         self.reply(&self.health.probe_reports())
+    }
+
+    type FetchRecordsStream = tokio_stream::wrappers::ReceiverStream<Result<RaftPayload, Status>>;
+
+    async fn fetch_records(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<Self::FetchRecordsStream>, Status> {
+        const RPC: &str = "FetchRecords";
+        let opened = self.open(RPC, request)?;
+        self.sent_by_member(RPC, &opened)?;
+        let request: FetchRecordsRequest = self.decode(RPC, &opened)?;
+        self.checked(RPC, &opened, peer_check::fetch_records(&request))?;
+        let slot = self.fetch_slots.acquire()?;
+        Ok(Response::new(backfill::serve(
+            self.archive.clone(),
+            request,
+            self.cluster.cluster_name.clone(),
+            slot,
+        )))
     }
 }

@@ -188,6 +188,7 @@ impl NodeServer {
             recorder: Recorder::start(cluster.clone()),
         };
         ticker::start(cluster.clone());
+        crate::backfill::start(cluster.clone(), cdr_archive.clone());
         let webhook_tls = crate::webhook::trust(config.webhook_ca_file.as_deref())
             .map_err(|reason| anyhow::anyhow!("alerts.webhook_ca_file: {reason}"))?;
         crate::webhook::start(cluster.clone(), webhook_tls);
@@ -377,6 +378,7 @@ impl NodeServer {
                     self.cluster.clone(),
                     self.health.clone(),
                     self.tls.is_some().then(|| self.pending_audit.clone()),
+                    self.cdr_archive.clone(),
                 ))
                 .max_decoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(limits::RAFT_MAX_MESSAGE_BYTES),

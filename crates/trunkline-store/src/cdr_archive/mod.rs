@@ -458,8 +458,28 @@ impl CdrArchive {
         since_ms: u64,
         until_ms: u64,
     ) -> impl Iterator<Item = Result<ArchivedCdr, StoreError>> + Send + 'static {
+        self.scan_from(since_ms, until_ms, true)
+    }
+
+    /// [`CdrArchive::scan`], but also returning records past this node's retention that are
+    /// still on disk: what a peer backfilling its archive gets, because its own retention
+    /// horizon may be a little behind this node's (its log time is).
+    pub fn scan_kept(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> impl Iterator<Item = Result<ArchivedCdr, StoreError>> + Send + 'static {
+        self.scan_from(since_ms, until_ms, false)
+    }
+
+    fn scan_from(&self, since_ms: u64, until_ms: u64, retained_only: bool) -> Scan {
         let segments = self.lock();
-        let start = RecordKey::at(since_ms.max(segments.retained_since_ms));
+        let retained_since_ms = if retained_only {
+            segments.retained_since_ms
+        } else {
+            0
+        };
+        let start = RecordKey::at(since_ms.max(retained_since_ms));
         let end = RecordKey::at(until_ms);
         let mut wanted = VecDeque::new();
         if start < end {
