@@ -47,6 +47,10 @@ const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// The message sled 0.34.7 puts in the I/O error when another handle holds its lock; we take
 /// our own lock first, so this only shows up if something else opened the database directly.
 const SLED_LOCK_ERROR: &str = "could not acquire lock";
+/// Tries again at a database whose lock is held, this often, this long apart (a second in
+/// all) before the folder counts as in use by another process.
+const LOCK_RETRIES: usize = 20;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How far a [`Database::reseal`] has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,15 +124,29 @@ impl Database {
             .cache_capacity(CACHE_CAPACITY_BYTES);
         // sled 0.34 panics on some damaged files (a database file cut in half) instead of
         // returning an error; that is a damaged folder, not a crash of this process.
-        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()))
-            .map_err(|panic| StoreError::Corrupt {
-                path: path.clone(),
-                detail: format!(
-                    "the database in {DATABASE_DIR}/ can't be opened (sled failed: {})",
-                    panic_message(&panic)
-                ),
-            })?
-            .map_err(database_error)?;
+        let open = || {
+            let config = config.clone();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()))
+                .map_err(|panic| StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: format!(
+                        "the database in {DATABASE_DIR}/ can't be opened (sled failed: {})",
+                        panic_message(&panic)
+                    ),
+                })?
+                .map_err(database_error)
+        };
+        // A database this process just closed may hold its lock a moment longer (sled's
+        // background writes finish on their own threads): a short wait, not a refusal.
+        let mut db = open();
+        for _ in 0..LOCK_RETRIES {
+            if !matches!(db, Err(StoreError::InUse { .. })) {
+                break;
+            }
+            std::thread::sleep(LOCK_RETRY_PAUSE);
+            db = open();
+        }
+        let db = db?;
         let open_tree = |name: &str| db.open_tree(name).map_err(database_error);
         let logs = open_tree(TREE_LOGS)?;
         let raft_state = open_tree(TREE_RAFT_STATE)?;

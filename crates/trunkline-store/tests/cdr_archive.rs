@@ -421,6 +421,23 @@ async fn the_retention_deletes_whole_expired_segments() {
     assert_eq!(kept, ["day-1", "day-2"]);
 }
 
+/// Opens a database as the previous build did, once the store that just closed it has let
+/// go of its lock (sled's background writes may hold it a moment longer).
+fn open_sled(path: &std::path::Path) -> sled::Db {
+    let mut tries = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(error) if tries < 100 => {
+                tries += 1;
+                eprintln!("sled::open, try {tries}: {error}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => panic!("sled::open: {error}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn records_of_the_old_sled_tree_move_into_segments_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,7 +451,7 @@ async fn records_of_the_old_sled_tree_move_into_segments_once() {
     }
     // What the previous build wrote: the database's encoding under a 20-byte key.
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = open_sled(&dir.path().join("db"));
         let tree = db.open_tree("cdrs").unwrap();
         for (n, call_id) in ["old-1", "old-2"].iter().enumerate() {
             let mut key = Vec::new();
@@ -457,7 +474,7 @@ async fn records_of_the_old_sled_tree_move_into_segments_once() {
         assert_eq!(moved, ["old-1", "old-2"]);
         assert_eq!(segments(dir.path()).len(), 1);
     }
-    let db = sled::open(dir.path().join("db")).unwrap();
+    let db = open_sled(&dir.path().join("db"));
     assert!(
         db.open_tree("cdrs").unwrap().is_empty(),
         "the tree is emptied"
