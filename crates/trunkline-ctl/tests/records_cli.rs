@@ -289,20 +289,14 @@ fn record_and_alert_mistakes_exit_2_before_anything_is_sent() {
 fn a_tenant_sets_its_own_alert_rule_and_drops_it_for_the_clusters() {
     let node = start_node();
     let ok = |args: &[&str]| check(trunkctl(&node, args), 0, &[], &[]);
+    // `alerts rule premium-burst --tenant TENANT FLAGS...`
+    let tenant_rule = |tenant: &str, flags: &[&str]| {
+        let base = ["alerts", "rule", "premium-burst", "--tenant", tenant];
+        trunkctl(&node, &[&base[..], flags].concat())
+    };
     ok(&["tenant", "add", "acme"]);
     check(
-        trunkctl(
-            &node,
-            &[
-                "alerts",
-                "rule",
-                "premium-burst",
-                "--tenant",
-                "acme",
-                "--threshold",
-                "50",
-            ],
-        ),
+        tenant_rule("acme", &["--threshold", "50"]),
         0,
         &["Rule premium-burst of tenant acme set"],
         &[],
@@ -331,38 +325,17 @@ fn a_tenant_sets_its_own_alert_rule_and_drops_it_for_the_clusters() {
         &[],
     );
     // Reset drops the tenant's own: the cluster's applies to it again.
-    ok(&[
-        "alerts",
-        "rule",
-        "premium-burst",
-        "--tenant",
-        "acme",
-        "--reset",
-    ]);
+    check(tenant_rule("acme", &["--reset"]), 0, &[], &[]);
     let (now, set_by) = threshold_of(&["alerts", "rules", "--tenant", "acme", "-o", "json"]);
     assert_eq!((now, set_by.as_str()), (cluster, Some("cluster")));
     // An unknown tenant exits 3 and names it.
+    let not_found = ["tenant \"nobody\" not found"];
+    let rules_of_nobody = trunkctl(&node, &["alerts", "rules", "--tenant", "nobody"]);
+    check(rules_of_nobody, 3, &[], &not_found);
     check(
-        trunkctl(&node, &["alerts", "rules", "--tenant", "nobody"]),
+        tenant_rule("nobody", &["--threshold", "3"]),
         3,
         &[],
-        &["tenant \"nobody\" not found"],
-    );
-    check(
-        trunkctl(
-            &node,
-            &[
-                "alerts",
-                "rule",
-                "premium-burst",
-                "--tenant",
-                "nobody",
-                "--threshold",
-                "3",
-            ],
-        ),
-        3,
-        &[],
-        &["tenant \"nobody\" not found"],
+        &not_found,
     );
 }

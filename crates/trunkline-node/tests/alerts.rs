@@ -151,6 +151,29 @@ async fn tls_receiver(
     (url, bodies, refused)
 }
 
+/// Sets the premium-burst rule: above `threshold` premium calls a minute, `action` ("" for
+/// none).
+async fn premium_burst_rule(client: &Client, threshold: u64, action: &str) {
+    let rule = proto::SetAlertRuleRequest {
+        config: Some(proto::AlertRuleConfig {
+            rule: "premium-burst".into(),
+            enabled: true,
+            threshold,
+            window_ms: 60_000,
+            action: action.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let rule = rule.clone();
+            async move { admin.set_alert_rule(rule).await }
+        })
+        .await
+        .unwrap();
+}
+
 async fn route(client: &Client, call_id: &str, to: &str) -> proto::RouteOutboundResponse {
     route_outbound(client, outbound("acme", call_id, to, 0))
         .await
@@ -209,26 +232,7 @@ async fn a_premium_burst_alerts_everywhere_and_blocks_calls_abroad_until_cleared
     setup(admin).await;
     let (url, mut webhook) = receiver().await;
     set(admin, "alerts/webhook_url", &url).await.unwrap();
-    let rule = proto::SetAlertRuleRequest {
-        config: Some(proto::AlertRuleConfig {
-            rule: "premium-burst".into(),
-            enabled: true,
-            threshold: 3,
-            window_ms: 60_000,
-            baseline_factor: 0,
-            action: "block-international".into(),
-            ..Default::default()
-        }),
-        reset: false,
-        ..Default::default()
-    };
-    admin
-        .admin(Retry::NotSent, |mut admin| {
-            let rule = rule.clone();
-            async move { admin.set_alert_rule(rule).await }
-        })
-        .await
-        .unwrap();
+    premium_burst_rule(admin, 3, "block-international").await;
     let mut events = cluster
         .get(2)
         .client()
@@ -446,26 +450,7 @@ async fn a_lowered_concurrent_limit_holds_a_tenant_without_limits_until_cleared(
     let cluster = TestCluster::start(1, FAST_RAFT).await;
     let client = cluster.get(1).client();
     setup(&client).await;
-    let rule = proto::SetAlertRuleRequest {
-        config: Some(proto::AlertRuleConfig {
-            rule: "premium-burst".into(),
-            enabled: true,
-            threshold: 1,
-            window_ms: 60_000,
-            baseline_factor: 0,
-            action: "lower-concurrent-calls=1".into(),
-            ..Default::default()
-        }),
-        reset: false,
-        ..Default::default()
-    };
-    client
-        .admin(Retry::NotSent, |mut admin| {
-            let rule = rule.clone();
-            async move { admin.set_alert_rule(rule).await }
-        })
-        .await
-        .unwrap();
+    premium_burst_rule(&client, 1, "lower-concurrent-calls=1").await;
     // Before: no limits, so no admission and no grant.
     assert_eq!(
         route(&client, "free@proxy", "4155550100")
@@ -524,26 +509,7 @@ async fn an_https_webhook_is_posted_only_to_a_receiver_the_node_trusts() {
     let cluster = TestCluster::start(1, &extra).await;
     let admin = &cluster.get(1).client();
     setup(admin).await;
-    let rule = proto::SetAlertRuleRequest {
-        config: Some(proto::AlertRuleConfig {
-            rule: "premium-burst".into(),
-            enabled: true,
-            threshold: 1,
-            window_ms: 60_000,
-            baseline_factor: 0,
-            action: String::new(),
-            ..Default::default()
-        }),
-        reset: false,
-        ..Default::default()
-    };
-    admin
-        .admin(Retry::NotSent, |mut admin| {
-            let rule = rule.clone();
-            async move { admin.set_alert_rule(rule).await }
-        })
-        .await
-        .unwrap();
+    premium_burst_rule(admin, 1, "").await;
     set(admin, "alerts/webhook_url", &untrusted_url)
         .await
         .unwrap();

@@ -102,18 +102,12 @@ async fn a_node_that_caught_up_by_snapshot_fetches_the_older_records_from_a_peer
             .unwrap()
             .applied_index;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = status(&leader_client).await.unwrap();
-        if status.snapshot_index > last_record_index + 20 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot past the records: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_snapshot(
+        &leader_client,
+        last_record_index + 21,
+        Duration::from_secs(20),
+    )
+    .await;
 
     let node = TestNode::start(cluster.root.path(), 4, &args);
     cluster.nodes.push(node);

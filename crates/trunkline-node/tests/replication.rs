@@ -136,18 +136,7 @@ async fn a_fourth_node_catches_up_through_a_snapshot() {
     // Wait until the leader has purged the log behind a snapshot, so a new node can only
     // catch up by installing it.
     let leader = cluster.leader().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = status(&cluster.get(leader).client()).await.unwrap();
-        if status.snapshot_index >= 80 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot was built: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_snapshot(&cluster.get(leader).client(), 80, Duration::from_secs(10)).await;
 
     let node = TestNode::start(cluster.root.path(), 4, &args);
     cluster.nodes.push(node);

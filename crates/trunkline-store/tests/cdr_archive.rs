@@ -76,6 +76,18 @@ fn membership() -> Entry<TypeConfig> {
     }
 }
 
+/// The entry at `index` that sets the records' retention to `days`.
+fn retention_days(index: u64, days: u32) -> Entry<TypeConfig> {
+    entry(
+        index,
+        T0,
+        Command::Settings(SettingsCommand::Set {
+            key: RETENTION_SETTING.to_owned(),
+            value: days.to_string(),
+        }),
+    )
+}
+
 fn call_ids(store: &Store, since_ms: u64, until_ms: u64) -> Vec<(u64, u64, String)> {
     store
         .cdr_archive()
@@ -144,14 +156,7 @@ async fn finished_records_are_on_disk_in_log_order_and_a_replay_adds_nothing() {
 async fn records_older_than_the_retention_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &identity(1)).unwrap();
-    let retention = entry(
-        1,
-        T0,
-        Command::Settings(SettingsCommand::Set {
-            key: RETENTION_SETTING.to_owned(),
-            value: "2".to_owned(),
-        }),
-    );
+    let retention = retention_days(1, 2);
     store
         .state_machine()
         .apply(vec![
@@ -391,14 +396,7 @@ async fn an_impossible_length_is_damage_not_an_allocation() {
 async fn the_retention_deletes_whole_expired_segments() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &identity(1)).unwrap();
-    let retention = entry(
-        1,
-        T0,
-        Command::Settings(SettingsCommand::Set {
-            key: RETENTION_SETTING.to_owned(),
-            value: "1".to_owned(),
-        }),
-    );
+    let retention = retention_days(1, 1);
     let day_1 = next_day(T0);
     store
         .state_machine()

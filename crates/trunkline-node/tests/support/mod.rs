@@ -503,6 +503,22 @@ pub async fn status(
         .await
 }
 
+/// Waits until the node `client` asks has a snapshot of at least `index`.
+pub async fn wait_for_snapshot(client: &Client, index: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = status(client).await.unwrap();
+        if status.snapshot_index >= index {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of index {index} within {timeout:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn wait_for_leader(client: &Client, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
