@@ -111,7 +111,10 @@ pub fn calling_extension(
 }
 
 pub fn validate_call_id(call_id: &str) -> Result<(), Error> {
-    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+    if call_id.is_empty() {
+        return Err(Error::invalid("call_id", "is required (the SIP Call-ID)"));
+    }
+    if call_id.len() > MAX_CALL_ID_BYTES {
         return Err(Error::invalid(
             "call_id",
             format!("must be 1 to {MAX_CALL_ID_BYTES} bytes (the SIP Call-ID)"),
@@ -213,14 +216,18 @@ pub fn route(
         .legs
         .iter()
         .take(max_legs)
-        .map(|leg| proto::Leg {
-            carrier: leg.carrier.name.clone(),
-            gateway: leg.gateway.name.clone(),
-            uri: leg.gateway.uri.to_string(),
-            dial_string: leg.dial_string(),
-            rate_micros_per_minute: leg.rate.rate_micros_per_minute,
-            connect_fee_micros: leg.rate.connect_fee_micros,
-            prefix: leg.rate.prefix.to_owned(),
+        .map(|leg| {
+            let dial_string = leg.dial_string();
+            proto::Leg {
+                carrier: leg.carrier.name.clone(),
+                gateway: leg.gateway.name.clone(),
+                uri: leg.gateway.uri.to_string(),
+                request_uri: leg.gateway.uri.request_uri(&dial_string),
+                dial_string,
+                rate_micros_per_minute: leg.rate.rate_micros_per_minute,
+                connect_fee_micros: leg.rate.connect_fee_micros,
+                prefix: leg.rate.prefix.to_owned(),
+            }
         })
         .collect();
     outcome.token.offered = outcome.legs.first().map(|leg| OfferedLeg {

@@ -10,7 +10,7 @@ use trunkline_core::{
     health::Liveness,
     inbound::{
         after_leg, plan_inbound, validate_number, Destination, InboundPlan, InboundRefusal, Leg,
-        LegOutcome as InboundOutcome, NextStep, RegistrationUpdate,
+        LegOutcome as InboundOutcome, NextStep, RegistrationUpdate, SkipReason,
     },
     policy::{BlockReason, Blocked},
     routing::{validate_name, Media},
@@ -447,6 +447,13 @@ impl RouteService for RouteApi {
         let principal = auth::principal(&request);
         let request = request.into_inner();
         outbound::validate_call_id(&request.call_id).map_err(invalid)?;
+        if request.route_token.is_empty() {
+            return Err(invalid(Error::invalid(
+                "route_token",
+                "is required: the route_token of the answer (or of the last leg report) for \
+                 this call",
+            )));
+        }
         let key = Self::token_key(&self.views.current())?;
         let token = match route_token::decode_any(&request.route_token, &key).map_err(invalid)? {
             route_token::Token::Outbound(token) => token,
@@ -460,6 +467,12 @@ impl RouteService for RouteApi {
             }
         };
         auth::require_tenant(&principal, &token.tenant)?;
+        if request.carrier.is_empty() {
+            return Err(invalid(Error::invalid(
+                "carrier",
+                "is required: the carrier of the leg that ended, as the route answer named it",
+            )));
+        }
         validate_name("carrier", &request.carrier).map_err(invalid)?;
         // The token and the call's record keep the gateway's name.
         if !request.gateway.is_empty() {
@@ -615,7 +628,7 @@ impl RouteService for RouteApi {
             edge: request.edge,
             contact: request.contact,
             expires_in_ms: u64::from(request.expires_s) * 1_000,
-            path: request.path,
+            path: trunkline_core::inbound::path_entries(&request.path).map_err(invalid)?,
             received: (!request.received.is_empty()).then_some(request.received),
         };
         // Checked here so one bad report never fails the batch it would join.
@@ -674,6 +687,15 @@ impl RouteService for RouteApi {
             device: plan.device.clone().unwrap_or_default(),
             legs,
             straight_to_continuity: plan.straight_to_continuity,
+            skip_reason: plan
+                .reason
+                .map_or(proto::SkipReason::Unspecified, |reason| match reason {
+                    SkipReason::NoDevice => proto::SkipReason::NoDevice,
+                    SkipReason::Disabled => proto::SkipReason::DeviceDisabled,
+                    SkipReason::NotRegistered => proto::SkipReason::NotRegistered,
+                    SkipReason::AllEdgesDown => proto::SkipReason::AllEdgesDown,
+                })
+                .into(),
             reason: plan
                 .reason
                 .map(|reason| reason.as_str().to_owned())

@@ -216,6 +216,7 @@ async fn dual_path_bindings_expire_and_calls_divert_to_continuity_on_every_node(
         "both contacts, most recently refreshed first: {both:?}"
     );
     assert!(!both.straight_to_continuity);
+    assert_eq!(both.skip_reason, proto::SkipReason::Unspecified as i32);
     assert_eq!(both.legs[0].path, vec!["sip:edge-b.example;lr".to_owned()]);
     // After the device legs, the continuity targets in order.
     let kinds: Vec<i32> = both.legs.iter().map(|leg| leg.kind).collect();
@@ -293,6 +294,10 @@ async fn dual_path_bindings_expire_and_calls_divert_to_continuity_on_every_node(
     let diverted = route_inbound(&other, DID, gone).await.unwrap();
     assert!(diverted.straight_to_continuity, "{diverted:?}");
     assert_eq!(diverted.reason, "the device is not registered");
+    assert_eq!(
+        diverted.skip_reason,
+        proto::SkipReason::NotRegistered as i32
+    );
     let first = &diverted.legs[0];
     assert_eq!(first.kind, proto::InboundLegKind::Continuity as i32);
     assert_eq!(
@@ -320,6 +325,7 @@ async fn dual_path_bindings_expire_and_calls_divert_to_continuity_on_every_node(
     let answer = route_inbound(&reader, DID, disabled).await.unwrap();
     assert!(answer.straight_to_continuity);
     assert_eq!(answer.reason, "the device is disabled");
+    assert_eq!(answer.skip_reason, proto::SkipReason::DeviceDisabled as i32);
     assert!(contacts(&answer).is_empty());
 
     // A DID that rings nothing and forwards nowhere: a clear refusal; an unknown DID too.
@@ -712,6 +718,7 @@ async fn bindings_through_a_down_edge_are_skipped_and_only_those_go_straight_to_
         answer.reason,
         "every edge the device is registered at is down"
     );
+    assert_eq!(answer.skip_reason, proto::SkipReason::AllEdgesDown as i32);
 
     // A gateway can't take an edge's name: health is kept by name.
     let error = try_put_gateway(&writer, gateway("edge-a", "alpha", "sip:192.0.2.20"))
@@ -722,4 +729,49 @@ async fn bindings_through_a_down_edge_are_skipped_and_only_those_go_straight_to_
         tonic::Code::FailedPrecondition,
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_is_taken_as_sip_writes_it() {
+    let _serial = serial();
+    let cluster = TestCluster::start(1, FAST_RAFT).await;
+    let client = cluster.get(1).client();
+    setup(&client).await;
+    let report = |path: Vec<&str>| {
+        let request = proto::ReportRegistrationRequest {
+            edge: "edge-a".into(),
+            aor: AOR.into(),
+            contact: "sip:alice@10.0.0.5:5060".into(),
+            expires_s: 3_600,
+            path: path.into_iter().map(str::to_owned).collect(),
+            received: String::new(),
+        };
+        let client = &client;
+        async move {
+            client
+                .route(Retry::NotSent, |mut route| {
+                    let request = request.clone();
+                    async move { route.report_registration(request).await }
+                })
+                .await
+        }
+    };
+    // A Path header value as the REGISTER carried it: two URIs in angle brackets, a
+    // header parameter on the first.
+    let registered = report(vec!["<sip:edge-a.example;lr>;ob, <sip:10.0.0.2:5070;lr>"])
+        .await
+        .unwrap()
+        .applied_index;
+    let answer = route_inbound(&client, DID, registered).await.unwrap();
+    assert_eq!(
+        answer.legs[0].path,
+        vec![
+            "sip:edge-a.example;lr".to_owned(),
+            "sip:10.0.0.2:5070;lr".to_owned()
+        ]
+    );
+    // A bracket left open is refused naming the field.
+    let error = report(vec!["<sip:edge-a.example;lr"]).await.unwrap_err();
+    assert_eq!(status_of(&error), tonic::Code::InvalidArgument, "{error}");
+    assert_eq!(error.invalid_field().map(|(field, _)| field), Some("path"));
 }

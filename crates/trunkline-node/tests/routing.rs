@@ -136,8 +136,32 @@ async fn legs_fail_over_across_nodes_and_never_revisit_a_carrier() {
     assert_eq!(routed.legs[0].gateway, "alpha-1");
     assert_eq!(routed.legs[0].prefix, "4420");
     assert_eq!(routed.legs[0].dial_string, "+442071234567");
+    // A ready Request-URI: the dial string in the gateway's URI.
+    let gateway = routed.legs[0].uri.strip_prefix("sip:").unwrap();
+    assert_eq!(
+        routed.legs[0].request_uri,
+        format!("sip:+442071234567@{gateway}")
+    );
     assert!(routed.read_state.unwrap().applied_index >= written);
     assert!(!routed.explanation.is_empty());
+
+    // A report that does not name the leg's carrier says it is required.
+    let request = proto::ReportLegRequest {
+        call_id: call_id.into(),
+        route_token: routed.route_token.clone(),
+        sip_code: 503,
+        ..Default::default()
+    };
+    let error = third
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.report_leg(request).await }
+        })
+        .await
+        .unwrap_err();
+    let (field, reason) = error.invalid_field().expect("a field error");
+    assert_eq!(field, "carrier");
+    assert!(reason.starts_with("is required"), "{error}");
 
     // Report failures through node 3: each report moves to the next carrier, never back.
     let mut tried = vec![routed.legs[0].carrier.clone()];
@@ -312,6 +336,13 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
             .unwrap(),
         "unknown-tenant"
     );
+    // The SIP code the proto documents: a caller this cluster does not serve.
+    let sip_code = unknown
+        .status()
+        .unwrap()
+        .metadata()
+        .get("trunkline-sip-code");
+    assert_eq!(sip_code.unwrap(), "403");
 
     request.tenant = "acme".into();
     request.call_id = String::new();
@@ -400,6 +431,29 @@ async fn bad_route_requests_get_the_right_status_and_name_the_field() {
         ),
         "{error}"
     );
+
+    // A leg report without what it needs says which field "is required".
+    for (field, request) in [
+        ("call_id", proto::ReportLegRequest::default()),
+        (
+            "route_token",
+            proto::ReportLegRequest {
+                call_id: "c".into(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let error = client
+            .route(Retry::Idempotent, |mut route| {
+                let request = request.clone();
+                async move { route.report_leg(request).await }
+            })
+            .await
+            .unwrap_err();
+        let (named, reason) = error.invalid_field().expect("a field error");
+        assert_eq!(named, field);
+        assert!(reason.starts_with("is required"), "{error}");
+    }
 }
 
 /// A large import is staged while the old deck keeps answering; lookups during the import

@@ -38,6 +38,6 @@ pub use plan::{
     SkipReason, Trigger, Verdict, DEFAULT_RING_TIMEOUT_MS, UNAVAILABLE_CODE,
 };
 pub use registrations::{
-    Binding, RegisterError, RegistrationUpdate, Registrations, MAX_BINDINGS_PER_AOR,
+    path_entries, Binding, RegisterError, RegistrationUpdate, Registrations, MAX_BINDINGS_PER_AOR,
     MAX_EXPIRES_IN_MS, MAX_PATH_ENTRIES, MIN_EXPIRES_IN_MS,
 };

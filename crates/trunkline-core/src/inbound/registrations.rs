@@ -104,6 +104,54 @@ impl RegistrationUpdate {
     }
 }
 
+/// The Path of a REGISTER as a proxy reports it, one URI an entry: each value may be a URI
+/// (`sip:edge.example;lr`), a URI as SIP writes it in a header (`<sip:edge.example;lr>`), or a
+/// whole Path header value listing several (`<sip:a;lr>, <sip:b;lr>`). Header parameters
+/// after a `>` are dropped; each URI is checked.
+pub fn path_entries(values: &[String]) -> Result<Vec<String>, FieldError> {
+    let too_many = || {
+        FieldError::new(
+            "path",
+            format!("must list at most {MAX_PATH_ENTRIES} entries"),
+        )
+    };
+    if values.len() > MAX_PATH_ENTRIES {
+        return Err(too_many());
+    }
+    let mut entries = Vec::new();
+    for value in values {
+        if value.len() > MAX_CONTACT_BYTES * MAX_PATH_ENTRIES {
+            return Err(FieldError::new("path", "is too long"));
+        }
+        let mut rest = value.trim();
+        while !rest.is_empty() {
+            let (uri, after) = match rest.strip_prefix('<') {
+                Some(inside) => {
+                    let close = inside.find('>').ok_or_else(|| {
+                        FieldError::new("path", format!("{rest:?} opens '<' and never closes it"))
+                    })?;
+                    let after = &inside[close + 1..];
+                    // Header parameters up to the next entry are not part of the URI.
+                    let next = after.find(',').map_or(after.len(), |comma| comma + 1);
+                    (&inside[..close], &after[next..])
+                }
+                None => match rest.split_once(',') {
+                    Some((uri, after)) => (uri, after),
+                    None => (rest, ""),
+                },
+            };
+            let uri = uri.trim();
+            validate_uri_text("path", uri, MAX_CONTACT_BYTES)?;
+            entries.push(uri.to_owned());
+            if entries.len() > MAX_PATH_ENTRIES {
+                return Err(too_many());
+            }
+            rest = after.trim_start_matches([' ', '\t', ',']).trim();
+        }
+    }
+    Ok(entries)
+}
+
 /// Why a single registration update was not applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RegisterError {

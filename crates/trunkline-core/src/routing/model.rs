@@ -574,6 +574,43 @@ impl SipUri {
     pub fn transport(&self) -> Transport {
         self.transport
     }
+
+    /// The Request-URI of a call to `user` (a dial string) at this gateway:
+    /// `sip:+442071234567@gw.example:5060;transport=tcp`. Characters a SIP user part can't
+    /// hold as they are (`#` of a tech prefix, for one) are %-escaped (RFC 3261, 25.1).
+    pub fn request_uri(&self, user: &str) -> String {
+        let mut escaped = String::with_capacity(user.len());
+        for byte in user.bytes() {
+            let plain = byte.is_ascii_alphanumeric()
+                || matches!(
+                    byte,
+                    b'-' | b'_'
+                        | b'.'
+                        | b'!'
+                        | b'~'
+                        | b'*'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'&'
+                        | b'='
+                        | b'+'
+                        | b'$'
+                        | b','
+                        | b';'
+                        | b'?'
+                        | b'/'
+                );
+            if plain {
+                escaped.push(char::from(byte));
+            } else {
+                escaped.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        let uri = self.to_string();
+        let (scheme, rest) = uri.split_once(':').unwrap_or(("sip", &uri));
+        format!("{scheme}:{escaped}@{rest}")
+    }
 }
 
 impl fmt::Display for SipUri {

@@ -268,3 +268,38 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_path_is_read_as_sip_writes_it_one_uri_an_entry() {
+    let path = |values: &[&str]| {
+        let values: Vec<String> = values.iter().map(|value| (*value).to_owned()).collect();
+        crate::inbound::path_entries(&values)
+    };
+    let both = vec![
+        "sip:edge-a.example;lr".to_owned(),
+        "sip:10.0.0.2:5070;lr".to_owned(),
+    ];
+    // Bare URIs, as before.
+    assert_eq!(
+        path(&["sip:edge-a.example;lr", "sip:10.0.0.2:5070;lr"]),
+        Ok(both.clone())
+    );
+    // As a header writes them: in angle brackets, one value each or one header listing both,
+    // header parameters dropped.
+    assert_eq!(
+        path(&["<sip:edge-a.example;lr>", " <sip:10.0.0.2:5070;lr>"]),
+        Ok(both.clone())
+    );
+    assert_eq!(
+        path(&["<sip:edge-a.example;lr>;ob, <sip:10.0.0.2:5070;lr>"]),
+        Ok(both)
+    );
+    assert_eq!(path(&[]), Ok(Vec::new()));
+    // Mistakes name the field.
+    for bad in ["<sip:edge-a.example;lr", "<http://x>", "<>", "sip:a b"] {
+        let error = path(&[bad]).unwrap_err();
+        assert_eq!(error.field(), "path", "{bad}");
+    }
+    let nine = ["<sip:e;lr>"; 9].join(", ");
+    assert_eq!(path(&[&nine]).unwrap_err().field(), "path");
+}

@@ -335,3 +335,25 @@ fn translation_is_strip_then_tech_prefix_then_plus() {
     assert_eq!(translate(15, "9", false, "1911").as_deref(), None);
     assert_eq!(translate(3, "", false, "1911").as_deref(), Some("1"));
 }
+
+#[test]
+fn a_request_uri_puts_the_dial_string_in_the_gateways_uri() {
+    let uri = |text: &str, user: &str| SipUri::parse(text).unwrap().request_uri(user);
+    assert_eq!(
+        uri("sip:gw.example.net", "+442071234567"),
+        "sip:+442071234567@gw.example.net"
+    );
+    assert_eq!(
+        uri("sip:10.0.0.1:5080;transport=tcp", "0044207"),
+        "sip:0044207@10.0.0.1:5080;transport=tcp"
+    );
+    assert_eq!(
+        uri("sips:[2001:db8::1]:5061", "911"),
+        "sips:911@[2001:db8::1]:5061"
+    );
+    // A tech prefix's '#' is escaped; '*' and '+' are fine as they are.
+    assert_eq!(
+        uri("sip:gw.example.net", "1010#*44"),
+        "sip:1010%23*44@gw.example.net"
+    );
+}

@@ -49,6 +49,8 @@ struct Leg {
     gateway: String,
     uri: String,
     dial_string: String,
+    /// The Request-URI a proxy sends: the dial string in the gateway's URI.
+    request_uri: String,
     /// The deck prefix that priced the call.
     prefix: String,
     rate_micros_per_minute: u64,
@@ -176,6 +178,7 @@ impl From<proto::RouteOutboundResponse> for Routed {
                     gateway: leg.gateway,
                     uri: leg.uri,
                     dial_string: leg.dial_string,
+                    request_uri: leg.request_uri,
                     prefix: leg.prefix,
                     rate_micros_per_minute: leg.rate_micros_per_minute,
                     connect_fee_micros: leg.connect_fee_micros,
