@@ -511,10 +511,11 @@ pub fn after_leg(
     }
 }
 
-/// What a leg report tells the gateway's circuit breaker; `None` when it names no gateway.
-/// Call it only for a report [`after_leg`] accepted.
+/// What a leg report tells the gateway's circuit breaker; `None` when it names no gateway or
+/// says nothing of it (the proxy's own timer ended the leg). Call it only for a report
+/// [`after_leg`] accepted.
 pub fn leg_outcome(request: &proto::ReportLegRequest) -> Option<LegOutcome> {
-    if request.gateway.is_empty() {
+    if request.gateway.is_empty() || request.proxy_timeout {
         return None;
     }
     let transport = proto::TransportError::try_from(request.transport_error).ok()?;

@@ -611,3 +611,76 @@ async fn a_flapping_tcp_gateway_writes_at_most_its_budget_and_refused_connection
     );
     assert!(!gateways(&route(&client, "held-down").await).contains(&"gw-a".to_owned()));
 }
+
+/// Reports one failed leg of a new call through gw-a with `sip_code`, as the gateway's reply
+/// or (with `proxy_timeout`) as the proxy's own timer.
+async fn report_failed_leg(client: &Client, call_id: &str, sip_code: u32, proxy_timeout: bool) {
+    let routed = route(client, call_id).await;
+    let leg = routed.legs.first().unwrap();
+    assert_eq!(leg.gateway, "gw-a", "cheapest first");
+    let request = proto::ReportLegRequest {
+        call_id: call_id.into(),
+        route_token: routed.route_token.clone(),
+        carrier: leg.carrier.clone(),
+        gateway: leg.gateway.clone(),
+        sip_code,
+        proxy_timeout,
+        ..Default::default()
+    };
+    client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.report_leg(request).await }
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxys_own_timeouts_never_open_a_healthy_gateways_breaker() {
+    let _serial = serial();
+    let alpha = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let beta = SipResponder::start_udp(Behaviour::Reply(200))
+        .await
+        .unwrap();
+    let cluster = cluster().await;
+    let client = cluster.client();
+    set_policy(&client, policy(6)).await;
+    routing(&client, &alpha.uri(), &beta.uri()).await;
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
+        .await;
+
+    // The proxy is overloaded: its own timers end ten legs in a row through a gateway that
+    // answers (the breaker opens on 3 failures in a row).
+    let reporter = cluster.get(1).client();
+    for call in 0..10 {
+        report_failed_leg(&reporter, &format!("local-{call}"), 408, true).await;
+    }
+    let marker = set(&reporter, "test/marker", "after the local timeouts")
+        .await
+        .unwrap()
+        .applied_index;
+    // The same code as the gateway's own reply is evidence: three open the breaker.
+    for call in 0..3 {
+        report_failed_leg(&reporter, &format!("remote-{call}"), 408, false).await;
+    }
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", false, Duration::from_secs(5))
+        .await;
+    let downs: Vec<u64> = events(&reporter)
+        .await
+        .iter()
+        .filter(|event| {
+            matches!(&event.kind, Some(proto::event::Kind::GatewayHealth(change))
+                if change.gateway == "gw-a" && change.to == proto::GatewayState::Down as i32)
+        })
+        .map(|event| event.index)
+        .collect();
+    assert_eq!(downs.len(), 1, "one opening: {downs:?}");
+    assert!(
+        downs[0] > marker,
+        "the breaker opened on the proxy's own timeouts (event {} before the marker {marker})",
+        downs[0]
+    );
+}

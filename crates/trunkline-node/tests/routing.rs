@@ -78,6 +78,7 @@ async fn report(
         time_to_first_reply_ms: 100,
         time_to_failure_ms: 200,
         no_answer: false,
+        proxy_timeout: false,
     };
     client
         .route(Retry::Idempotent, |mut route| {
