@@ -56,6 +56,8 @@ pub struct Outcome {
     pub blocked: Option<Blocked>,
     /// With `explain`: what the configuration gets wrong for this tenant.
     pub warnings: Vec<String>,
+    /// Only gateways held down by their breakers were left, and they are offered.
+    pub degraded: bool,
 }
 
 /// Who places a call, for the calling policy.
@@ -189,6 +191,7 @@ pub fn route(
         token,
         blocked,
         warnings,
+        degraded: false,
     };
     if outcome.blocked.is_some() {
         return Ok(outcome);
@@ -237,6 +240,14 @@ pub fn route(
         connect_fee_micros: leg.connect_fee_micros,
     });
     outcome.explanation = explanation_lines(&decision.explanation, max_legs);
+    outcome.degraded = decision.degraded;
+    if decision.degraded {
+        outcome.warnings.push(
+            "degraded: every usable gateway is held down only by its circuit breaker (leg \
+             reports), so those are offered rather than refusing the call"
+                .to_owned(),
+        );
+    }
     Ok(outcome)
 }
 

@@ -436,6 +436,7 @@ impl RouteService for RouteApi {
             refusal,
             explanation: outcome.explanation,
             warnings: outcome.warnings,
+            degraded: outcome.degraded,
             max_duration_ms,
         }))
     }

@@ -615,9 +615,20 @@ async fn a_flapping_tcp_gateway_writes_at_most_its_budget_and_refused_connection
 /// Reports one failed leg of a new call through gw-a with `sip_code`, as the gateway's reply
 /// or (with `proxy_timeout`) as the proxy's own timer.
 async fn report_failed_leg(client: &Client, call_id: &str, sip_code: u32, proxy_timeout: bool) {
+    report_failed_leg_of(client, "gw-a", call_id, sip_code, proxy_timeout).await;
+}
+
+/// [`report_failed_leg`] through `gateway`, the first leg offered.
+async fn report_failed_leg_of(
+    client: &Client,
+    gateway: &str,
+    call_id: &str,
+    sip_code: u32,
+    proxy_timeout: bool,
+) {
     let routed = route(client, call_id).await;
     let leg = routed.legs.first().unwrap();
-    assert_eq!(leg.gateway, "gw-a", "cheapest first");
+    assert_eq!(leg.gateway, gateway, "{routed:?}");
     let request = proto::ReportLegRequest {
         call_id: call_id.into(),
         route_token: routed.route_token.clone(),
@@ -683,4 +694,31 @@ async fn a_proxys_own_timeouts_never_open_a_healthy_gateways_breaker() {
         "the breaker opened on the proxy's own timeouts (event {} before the marker {marker})",
         downs[0]
     );
+
+    // The other gateway's breaker opens too: with nothing else left, both are offered
+    // (degraded) rather than every call refused by breakers alone.
+    for call in 0..3 {
+        report_failed_leg_of(&reporter, "gw-b", &format!("b-{call}"), 503, false).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let routed = route(&reporter, "after-both").await;
+        if routed.degraded {
+            let mut offered = gateways(&routed);
+            offered.sort();
+            assert_eq!(offered, ["gw-a", "gw-b"], "{routed:?}");
+            assert!(routed.refusal.is_none());
+            assert!(
+                routed
+                    .warnings
+                    .iter()
+                    .any(|warning| warning.starts_with("degraded")),
+                "{routed:?}"
+            );
+            break;
+        }
+        assert_eq!(gateways(&routed), ["gw-b"], "{routed:?}");
+        assert!(Instant::now() < deadline, "never degraded: {routed:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -363,7 +363,17 @@ impl RoutingConfig {
     pub fn health(&self, health: &crate::health::HealthTable) -> BTreeMap<String, GatewayHealth> {
         let mut combined: BTreeMap<String, GatewayHealth> = health
             .down()
-            .map(|gateway| (gateway.clone(), GatewayHealth::Down))
+            .map(|gateway| {
+                let by_breaker = health
+                    .gateway(gateway)
+                    .is_some_and(|state| state.source == crate::health::TransitionSource::Breaker);
+                let state = if by_breaker {
+                    GatewayHealth::BreakerOpen
+                } else {
+                    GatewayHealth::Down
+                };
+                (gateway.clone(), state)
+            })
             .collect();
         for gateway in &self.drained {
             combined.insert(gateway.clone(), GatewayHealth::Drained);

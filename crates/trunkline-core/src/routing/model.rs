@@ -718,8 +718,12 @@ fn is_valid_host(host: &str) -> bool {
 pub enum GatewayHealth {
     #[default]
     Up,
-    /// Failing its probes or its circuit breaker is open.
+    /// Failing its probes (or held down as flapping).
     Down,
+    /// Held down only by its circuit breaker, on leg reports: skipped, unless every candidate
+    /// of a call is skipped and some are held only so; then those are offered (degraded) —
+    /// a breaker alone never refuses every call.
+    BreakerOpen,
     /// Taken out of service by an operator for maintenance.
     Drained,
 }

@@ -139,6 +139,8 @@ pub enum DropReason {
     NoUsableGateway,
     GatewayDisabled,
     GatewayDown,
+    /// Held down only by its circuit breaker (offered when nothing else is).
+    GatewayBreakerOpen,
     GatewayDrained,
     GatewayAtCapacity,
     /// The tenant requires TLS and the gateway's transport is not TLS.
@@ -161,6 +163,9 @@ impl fmt::Display for DropReason {
             DropReason::NoUsableGateway => formatter.write_str("no usable gateway"),
             DropReason::GatewayDisabled => formatter.write_str("gateway disabled"),
             DropReason::GatewayDown => formatter.write_str("gateway down"),
+            DropReason::GatewayBreakerOpen => {
+                formatter.write_str("gateway held down by its circuit breaker")
+            }
             DropReason::GatewayDrained => formatter.write_str("gateway drained"),
             DropReason::GatewayAtCapacity => formatter.write_str("gateway at capacity"),
             DropReason::GatewayNotTls => formatter.write_str("gateway transport is not TLS"),
@@ -213,6 +218,8 @@ pub struct Candidate<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouteDecision<'a> {
     pub legs: Vec<Leg<'a>>,
+    /// No gateway was usable, so gateways held down only by their breakers are offered.
+    pub degraded: bool,
     /// Every carrier, and every gateway of a carrier that got as far as its gateways, in
     /// name order with each carrier's gateways after it. Empty unless `explain` was set.
     pub explanation: Vec<Candidate<'a>>,
@@ -224,12 +231,31 @@ pub struct RouteDecision<'a> {
 /// name and `gateways` by carrier and then name, as a configuration snapshot kept in sorted
 /// maps naturally is; other orders give the same answer after a sort per call.
 pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) -> RouteDecision<'a> {
+    let (decision, breaker_held) = select(input, rng, false);
+    if decision.legs.is_empty() && breaker_held {
+        // A breaker opens on leg reports, which a proxy's trouble can skew: it may skip a
+        // gateway, never refuse every call on its own.
+        let (mut degraded, _) = select(input, rng, true);
+        degraded.degraded = !degraded.legs.is_empty();
+        return degraded;
+    }
+    decision
+}
+
+/// One pass of [`select_route`]; with `waive_breakers`, gateways held down only by their
+/// breakers are usable. Also says whether one was skipped for that alone.
+fn select<'a, R: Rng + ?Sized>(
+    input: &RouteInput<'a>,
+    rng: &mut R,
+    waive_breakers: bool,
+) -> (RouteDecision<'a>, bool) {
+    let mut breaker_held = false;
     let mut explanation = Explanation {
         enabled: input.explain,
         candidates: Vec::new(),
     };
     let Some(digits) = input.destination.routing_digits() else {
-        return RouteDecision::default();
+        return (RouteDecision::default(), false);
     };
     let emergency_code = match input.destination {
         Normalized::Emergency { code, .. } => Some(code.as_str()),
@@ -305,7 +331,7 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
 
         let first = usable.len();
         for gateway in carrier_gateways {
-            match assess_gateway(gateway, input, requires_tls, emergency) {
+            match assess_gateway(gateway, input, requires_tls, emergency, waive_breakers) {
                 Ok(gateway_waived) => usable.push(UsableGateway {
                     gateway,
                     waived: gateway_waived,
@@ -316,6 +342,7 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
                     ),
                 }),
                 Err(reason) => {
+                    breaker_held |= reason == DropReason::GatewayBreakerOpen;
                     explanation.record(name, Some(&gateway.name), Verdict::Dropped(reason));
                 }
             }
@@ -382,10 +409,12 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
             explanation.set(usable.explanation_slot, verdict(legs.len(), usable.waived));
         }
     }
-    RouteDecision {
+    let decision = RouteDecision {
         legs,
+        degraded: false,
         explanation: explanation.candidates,
-    }
+    };
+    (decision, breaker_held)
 }
 
 /// A carrier that survived the checks, with what ordering needs.
@@ -503,12 +532,15 @@ fn assess_gateway(
     input: &RouteInput<'_>,
     requires_tls: bool,
     emergency: bool,
+    waive_breakers: bool,
 ) -> Result<Option<DropReason>, DropReason> {
     if !gateway.enabled {
         return Err(DropReason::GatewayDisabled);
     }
     match input.health.get(&gateway.name).copied().unwrap_or_default() {
         GatewayHealth::Up => {}
+        GatewayHealth::BreakerOpen if waive_breakers => {}
+        GatewayHealth::BreakerOpen => return Err(DropReason::GatewayBreakerOpen),
         GatewayHealth::Down => return Err(DropReason::GatewayDown),
         GatewayHealth::Drained => return Err(DropReason::GatewayDrained),
     }

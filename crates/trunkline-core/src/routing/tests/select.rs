@@ -142,6 +142,7 @@ impl World {
 struct Outcome {
     legs: Vec<OwnedLeg>,
     explanation: Vec<OwnedCandidate>,
+    degraded: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +188,7 @@ impl Outcome {
                     verdict: candidate.verdict,
                 })
                 .collect(),
+            degraded: decision.degraded,
         }
     }
 }
@@ -371,6 +373,50 @@ fn unusable_gateways_are_dropped_with_their_reason() {
     // Without call counts, limits cannot be checked and the gateway is used.
     world.concurrent_calls = None;
     assert_eq!(world.decide(1).legs.len(), 3);
+}
+
+#[test]
+fn a_breaker_alone_never_refuses_every_call() {
+    let mut world = World::new(Strategy::LeastCost);
+    world
+        .carrier("alpha", &[], 1_000, 0)
+        .gateway("alpha", "alpha-held", 0, 1)
+        .carrier("beta", &[], 2_000, 0)
+        .gateway("beta", "beta-up", 0, 1)
+        .gateway("beta", "beta-probed-down", 1, 1);
+    let health = |world: &mut World, gateway: &str, state| {
+        world.health.insert(gateway.to_owned(), state);
+    };
+    health(&mut world, "alpha-held", GatewayHealth::BreakerOpen);
+    health(&mut world, "beta-probed-down", GatewayHealth::Down);
+    // With a usable gateway, one held by its breaker is skipped like a down one.
+    check(
+        &world,
+        "
+        1. beta beta-up sip:beta-up.example 14155550100 2000/0 1415
+        alpha: dropped: no usable gateway
+        |  alpha/alpha-held: dropped: gateway held down by its circuit breaker
+        beta: kept: rank 1
+        |  beta/beta-probed-down: dropped: gateway down
+        |  beta/beta-up: kept: rank 1
+        ",
+    );
+    assert!(!world.decide(1).degraded);
+    // Nothing else usable: the breaker-held gateway is offered, the decision degraded; one
+    // its probes hold down is still not.
+    health(&mut world, "beta-up", GatewayHealth::Down);
+    let decision = world.decide(1);
+    assert!(decision.degraded);
+    let legs: Vec<&str> = decision
+        .legs
+        .iter()
+        .map(|leg| leg.gateway.as_str())
+        .collect();
+    assert_eq!(legs, ["alpha-held"]);
+    // Every gateway down by its probes: refused, not degraded.
+    health(&mut world, "alpha-held", GatewayHealth::Down);
+    let decision = world.decide(1);
+    assert!(decision.legs.is_empty() && !decision.degraded);
 }
 
 #[test]
