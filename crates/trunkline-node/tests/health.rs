@@ -384,9 +384,9 @@ async fn a_silent_gateway_is_skipped_everywhere_comes_back_after_the_threshold_a
     assert!(health_change(&events[1]).round_trip_ms.is_some());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_stay_probed() {
-    let _serial = serial();
+/// Two gateways answering everything (gw-a the cheaper) on a 3-node cluster with the test's
+/// health policy, gw-a offered on every node.
+async fn two_answering_gateways() -> (SipResponder, SipResponder, TestCluster) {
     let alpha = SipResponder::start_udp(Behaviour::Reply(200))
         .await
         .unwrap();
@@ -399,6 +399,14 @@ async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_s
     routing(&client, &alpha.uri(), &beta.uri()).await;
     wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
         .await;
+    (alpha, beta, cluster)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_breaker_opens_on_reported_503s_on_every_node_and_drained_gateways_stay_probed() {
+    let _serial = serial();
+    let (_alpha, beta, cluster) = two_answering_gateways().await;
+    let client = cluster.client();
 
     // Follow the event stream on node 3 from now on.
     let mut admin =
@@ -650,18 +658,7 @@ async fn report_failed_leg_of(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_proxys_own_timeouts_never_open_a_healthy_gateways_breaker() {
     let _serial = serial();
-    let alpha = SipResponder::start_udp(Behaviour::Reply(200))
-        .await
-        .unwrap();
-    let beta = SipResponder::start_udp(Behaviour::Reply(200))
-        .await
-        .unwrap();
-    let cluster = cluster().await;
-    let client = cluster.client();
-    set_policy(&client, policy(6)).await;
-    routing(&client, &alpha.uri(), &beta.uri()).await;
-    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(10))
-        .await;
+    let (_alpha, _beta, cluster) = two_answering_gateways().await;
 
     // The proxy is overloaded: its own timers end ten legs in a row through a gateway that
     // answers (the breaker opens on 3 failures in a row).
