@@ -302,6 +302,13 @@ impl State {
                 }
                 Response::Cdr(CdrResponse::Recorded(outcomes))
             }
+            Command::Alerts(AlertCommand::SetRule {
+                tenant: Some(tenant),
+                ..
+            }) if self.routing.tenant(tenant).is_none() => {
+                // A tenant's own rules exist only while the tenant does (they go with it).
+                Response::Rejected(crate::Error::not_found("tenant", tenant.clone()))
+            }
             Command::Alerts(command) => {
                 match Arc::make_mut(&mut self.alerts).apply(self.last_time_ms, command) {
                     Ok(response) => Response::Alerts(response),
@@ -434,6 +441,24 @@ mod tests {
         assert_eq!(state.time_ms(), 5_000);
         state.apply(3, &set(6_000, "a", "3"));
         assert_eq!(state.time_ms(), 6_000);
+    }
+
+    #[test]
+    fn a_tenants_own_alert_rule_needs_the_tenant() {
+        let mut state = State::default();
+        let rule = crate::alerts::AlertRule::PremiumBurst;
+        let request = Request {
+            time_ms: 1,
+            actor: None,
+            command: Command::Alerts(AlertCommand::SetRule {
+                tenant: Some("nobody".into()),
+                rule,
+                config: Some(rule.default_config()),
+            }),
+        };
+        let response = state.apply(1, &request);
+        assert!(matches!(response, Response::Rejected(_)), "{response:?}");
+        assert!(state.alerts().policy().tenants.is_empty());
     }
 
     #[test]

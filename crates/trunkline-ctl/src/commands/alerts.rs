@@ -393,10 +393,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                     admin.set_alert_rule(request).await
                 })
                 .await
-                .map_err(|error| match &tenant {
-                    Some(tenant) => kinds::or_not_found("tenant", tenant)(error),
-                    None => Failure::from(error),
-                })?;
+                .map_err(kinds::or_not_found_if("tenant", tenant.as_deref()))?;
             let of = tenant.map_or(String::new(), |tenant| format!(" of tenant {tenant}"));
             output::emit(context.format, &answer.applied_index, |index| {
                 format!("Rule {rule}{of} set (index {index}).")
@@ -426,10 +423,7 @@ async fn alert_policy(
             |mut admin, request| async move { admin.get_alert_policy(request).await },
         )
         .await
-        .map_err(|error| match &tenant {
-            Some(tenant) => kinds::or_not_found("tenant", tenant)(error),
-            None => Failure::from(error),
-        })
+        .map_err(kinds::or_not_found_if("tenant", tenant.as_deref()))
 }
 
 /// `trunkctl tenant unblock T`.

@@ -263,6 +263,17 @@ pub fn or_not_found<'a>(kind: &'a str, key: &'a str) -> impl FnOnce(ClientError)
     }
 }
 
+/// [`or_not_found`] when the request named an object (`--tenant T`), else failures as usual.
+pub fn or_not_found_if<'a>(
+    kind: &'a str,
+    key: Option<&'a str>,
+) -> impl FnOnce(ClientError) -> Failure + 'a {
+    move |error| match key {
+        Some(key) => or_not_found(kind, key)(error),
+        None => Failure::from(error),
+    }
+}
+
 pub async fn show<K: Kind>(context: &Context, key: Key<K>, read: ReadFlags) -> Result<(), Failure> {
     let key = key.key;
     K::check_key(&key)?;

@@ -150,14 +150,8 @@ impl AdminApi {
         request: proto::SetAlertRuleRequest,
     ) -> Result<proto::SetAlertRuleResponse, Status> {
         let config = required("config", request.config)?;
+        // The command checks the name; applying it, that the tenant exists.
         let tenant = (!request.tenant.is_empty()).then_some(request.tenant);
-        if let Some(tenant) = &tenant {
-            trunkline_core::routing::validate_name("tenant", tenant).map_err(domain)?;
-            let applied = self.cluster.reader.current();
-            if applied.state.routing().tenant(tenant).is_none() {
-                return Err(domain(trunkline_core::Error::not_found("tenant", tenant)));
-            }
-        }
         let command = if request.reset {
             AlertCommand::SetRule {
                 tenant,

@@ -74,10 +74,7 @@ async fn list(context: &Context, carrier: Option<String>, read: ReadFlags) -> Re
             |mut admin, request| async move { admin.list_health(request).await },
         )
         .await
-        .map_err(|error| match &carrier {
-            Some(carrier) => kinds::or_not_found("carrier", carrier)(error),
-            None => Failure::from(error),
-        })?;
+        .map_err(kinds::or_not_found_if("carrier", carrier.as_deref()))?;
     let list = view::HealthList {
         gateways: response
             .gateways
