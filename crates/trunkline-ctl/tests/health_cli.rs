@@ -364,6 +364,8 @@ fn the_policy_shows_its_defaults_and_set_changes_only_the_settings_given() {
         ("breaker-ratio", "50%"),
         ("cool-down", "30s"),
         ("breaker-probe-successes", "2"),
+        ("breaker-trial-after", "5s"),
+        ("breaker-trial-one-in", "20"),
         ("max-transitions", "6"),
         ("flapping-window", "1m"),
     ] {
@@ -386,6 +388,7 @@ fn the_policy_shows_its_defaults_and_set_changes_only_the_settings_given() {
         "breaker": {
             "consecutive_failures_to_open": 5, "window_ms": 30000, "min_samples": 20,
             "failure_ratio_percent": 50, "cool_down_ms": 30000, "probe_successes_to_close": 2,
+            "trial_after_ms": 5000, "trial_one_in": 20,
         },
         "flapping": { "max_transitions": 6, "window_ms": 60000 },
     });

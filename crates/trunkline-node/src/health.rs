@@ -14,6 +14,13 @@
 //!   then close it after enough alive replies.
 //! - Leg reports feed a [`CircuitBreaker`] per gateway on the node that receives them; an
 //!   opening is proposed once, as a compare-and-set from up.
+//! - Half-open: once a breaker has been open for the policy's `trial_after_ms`, route lookups
+//!   offer the gateway to a sample of calls (the core's `BreakerTrials`). A report of such a
+//!   leg, received by any node, that shows the gateway working closes the breaker early: the
+//!   node proposes Down→Up as a compare-and-set, through the same flapping limiter as a
+//!   probe's closing (built from the replicated transition history, so no node gets a fresh
+//!   budget). A failed trial changes nothing: the gateway stays down and the cool-down keeps
+//!   running from the opening.
 //! - A gateway nobody probes (probing disabled) does not stay down past the breaker's
 //!   cool-down: the node that would probe it proposes it up, and calls decide again.
 //! - Declared edge proxies (inbound) are probed the same way; gateways and edges share one
@@ -115,7 +122,8 @@ pub struct HealthMonitor {
     prober: Arc<SipProber>,
     probes: Mutex<HashMap<String, ProbeTask>>,
     breakers: Mutex<HashMap<String, BreakerSlot>>,
-    /// Gateways whose unprobed recovery is being proposed, so it is proposed once.
+    /// Gateways whose recovery (unprobed, or by a trial call) is being proposed, so it is
+    /// proposed once.
     recovering: Mutex<BTreeSet<String>>,
 }
 
@@ -256,6 +264,8 @@ impl HealthMonitor {
     }
 
     /// Counts one leg report in the gateway's breaker; proposes the opening when it trips.
+    /// A report on a gateway a breaker holds down (opened on any node) is a half-open trial's
+    /// ([`HealthMonitor::record_trial`]).
     pub fn record_leg(self: &Arc<Self>, gateway: &str, outcome: LegOutcome) {
         let view = self.views.current();
         let state = &view.applied.state;
@@ -264,6 +274,12 @@ impl HealthMonitor {
         }
         let table = state.health();
         let replicated = table.gateway(gateway).cloned().unwrap_or_default();
+        if replicated.state == GatewayLiveness::Down
+            && replicated.source == TransitionSource::Breaker
+        {
+            self.record_trial(gateway, outcome, table, &replicated);
+            return;
+        }
         let policy = &table.policy().breaker;
         let Ok(mut breakers) = self.breakers.lock() else {
             return;
@@ -326,6 +342,72 @@ impl HealthMonitor {
                     tracing::warn!(%gateway, %error, "can't write the breaker opening; it will trip again on the next failures");
                     *slot = BreakerSlot::new(slot.policy.clone());
                 }
+            }
+        });
+    }
+
+    /// Judges a leg report on a gateway held down by a breaker, as the breaker's half-open
+    /// state: a leg showing the gateway working, once `trial_after_ms` has passed since the
+    /// opening, proposes Down→Up. The report may come from a sampled trial, a degraded answer
+    /// or a leg placed before the opening and answered only now: each shows the gateway
+    /// answering now. The breaker is rebuilt from the replicated opening, so any node that
+    /// receives the report can close a breaker another node opened.
+    fn record_trial(
+        self: &Arc<Self>,
+        gateway: &str,
+        outcome: LegOutcome,
+        table: &HealthTable,
+        replicated: &GatewayState,
+    ) {
+        let now = now_ms();
+        let policy = table.policy();
+        let mut breaker = CircuitBreaker::opened_at(policy.breaker.clone(), replicated.since_ms);
+        let Some(closed) = breaker.record_trial(outcome, now) else {
+            return;
+        };
+        // The budget the prober's limiter would use, from the replicated history: closings by
+        // trials count against a flapping gateway like any other transition.
+        let mut limiter = TransitionLimiter::with_history(
+            policy.limiter.clone(),
+            GatewayLiveness::Down,
+            &replicated.recent_ms,
+            None,
+            now,
+        );
+        let (transition, source) = match limiter.admit(closed) {
+            LimiterDecision::Publish(transition) => (transition, TransitionSource::Breaker),
+            LimiterDecision::PublishFlapping(transition) => {
+                (transition, TransitionSource::Flapping)
+            }
+            LimiterDecision::Suppress => return,
+        };
+        let Ok(mut recovering) = self.recovering.lock() else {
+            return;
+        };
+        if !recovering.insert(gateway.to_owned()) {
+            return;
+        }
+        let monitor = self.clone();
+        let gateway = gateway.to_owned();
+        tokio::spawn(async move {
+            let command = transition_command(
+                &gateway,
+                monitor.cluster.node_id,
+                GatewayLiveness::Down,
+                transition.to,
+                transition.reason.clone(),
+                source,
+                None,
+            );
+            match propose(&monitor.cluster, &monitor.views, command).await {
+                Ok(_) => {
+                    tracing::info!(%gateway, to = transition.to.as_str(), reason = %transition.reason, "half-open breaker: trial call decided");
+                }
+                // Stale (a probe or another node's trial closed it first) or gone.
+                Err(error) => tracing::debug!(%gateway, %error, "trial closing not written"),
+            }
+            if let Ok(mut recovering) = monitor.recovering.lock() {
+                recovering.remove(&gateway);
             }
         });
     }

@@ -2,7 +2,8 @@
 //! decision when a proxy reports how a leg ended.
 //!
 //! Both are pure functions of the view, the request, the token and the time, so every node
-//! gives the same answer: the selection seed comes from the Call-ID and travels in the token.
+//! gives the same answer: the selection seed comes from the Call-ID and travels in the token,
+//! and so does the Call-ID's hash that samples the calls trying a half-open breaker's gateway.
 //! The rules themselves live in the core (`select_route`, and `leg_verdict` for how a leg's
 //! ending moves the call on); this module reads the protobuf request, keeps the token's
 //! count of failed legs and carriers tried, and writes the protobuf answer.
@@ -13,10 +14,10 @@ use rand::{rngs::StdRng, SeedableRng};
 use trunkline_api::v1 as proto;
 use trunkline_core::{
     cdr::{LegRecord, LegTransport},
-    health::LegOutcome,
+    health::{BreakerTrials, LegOutcome},
     policy::{BlockReason, Blocked, PolicyCall, PolicyScope, SourceKind},
     routing::{
-        classify, leg_verdict, normalize, select_route, Candidate, DestinationClass, LegEnding,
+        classify, leg_verdict, normalize, Candidate, DestinationClass, LegEnding,
         LegTransportError, LegVerdict, Media, RouteInput, StopCause, Tenant, Verdict,
     },
     Error,
@@ -214,7 +215,13 @@ pub fn route(
         excluded_carriers: &excluded,
         explain,
     };
-    let decision = select_route(&input, &mut StdRng::seed_from_u64(outcome.token.seed));
+    let trials = BreakerTrials {
+        table: view.applied.state.health(),
+        call_hash: outcome.token.call_id_hash,
+        now_ms,
+    };
+    let decision =
+        input.select_with_trials(&trials, &mut StdRng::seed_from_u64(outcome.token.seed));
     outcome.legs = decision
         .legs
         .iter()
@@ -277,14 +284,22 @@ fn explanation_lines(candidates: &[Candidate<'_>], max_legs: usize) -> Vec<proto
             }
             others_shown += 1;
         }
-        let reason = if beyond_limit {
+        let verdict = if candidate.breaker_trial {
             format!(
-                "{}, beyond the answer's {max_legs}-leg limit: reached by reroute only if the \
-                 carriers before it fail",
+                "{} as a breaker trial: held down by its circuit breaker, tried by a sample of \
+                 calls so a working gateway comes back before the cool-down ends",
                 candidate.verdict
             )
         } else {
             candidate.verdict.to_string()
+        };
+        let reason = if beyond_limit {
+            format!(
+                "{verdict}, beyond the answer's {max_legs}-leg limit: reached by reroute only if \
+                 the carriers before it fail"
+            )
+        } else {
+            verdict
         };
         lines.push(proto::Candidate {
             carrier: candidate.carrier.to_owned(),

@@ -1,8 +1,9 @@
 //! Gateway health across three real processes, with real SIP responders as gateways: a silent
 //! gateway is skipped on every node within interval × down-threshold + 200 ms, comes back
 //! only after the up-threshold, probing moves when its node dies, the breaker opens on 503s
-//! reported by the proxies, a drained gateway keeps being probed, and a flapping gateway
-//! writes at most its budget of transitions.
+//! reported by the proxies, a half-open breaker lets sampled calls try the gateway and a
+//! working trial closes it before the cool-down, a drained gateway keeps being probed, and a
+//! flapping gateway writes at most its budget of transitions.
 
 // Tests may unwrap; the serial lock is held across awaits on purpose (one test at a time).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
@@ -56,6 +57,9 @@ fn policy(max_transitions: u32) -> proto::HealthPolicy {
             failure_ratio_percent: 50,
             cool_down_ms: COOL_DOWN_MS,
             probe_successes_to_close: 2,
+            // Trials off: these tests watch a breaker-held gateway stay skipped.
+            trial_after_ms: 0,
+            trial_one_in: 0,
         }),
         flapping: Some(proto::FlappingPolicy {
             max_transitions,
@@ -718,4 +722,152 @@ async fn a_proxys_own_timeouts_never_open_a_healthy_gateways_breaker() {
         assert!(Instant::now() < deadline, "never degraded: {routed:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// gw-a's line in ListHealth, asked of `client`.
+async fn gw_a_health(client: &Client) -> proto::GatewayHealth {
+    line(&list_health(client).await, "gw-a").clone()
+}
+
+/// Polls ListHealth on `client` until gw-a is in `state`.
+async fn wait_for_gw_a(
+    client: &Client,
+    state: proto::GatewayState,
+    within: Duration,
+) -> proto::GatewayHealth {
+    let deadline = Instant::now() + within;
+    loop {
+        let health = gw_a_health(client).await;
+        if health.state == state as i32 {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gw-a not {state:?} after {within:?}: {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reports the first leg of `routed` (call `call_id`) ended with `sip_code`.
+async fn report_first_leg(
+    client: &Client,
+    call_id: &str,
+    routed: &proto::RouteOutboundResponse,
+    sip_code: u32,
+) {
+    let leg = routed.legs.first().unwrap();
+    let request = proto::ReportLegRequest {
+        call_id: call_id.into(),
+        route_token: routed.route_token.clone(),
+        carrier: leg.carrier.clone(),
+        gateway: leg.gateway.clone(),
+        sip_code,
+        ..Default::default()
+    };
+    client
+        .route(Retry::Idempotent, |mut route| {
+            let request = request.clone();
+            async move { route.report_leg(request).await }
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_open_breaker_lets_sampled_calls_try_the_gateway_and_a_working_trial_closes_it_early(
+) {
+    let _serial = serial();
+    let (_alpha, _beta, cluster) = two_answering_gateways().await;
+    let client = cluster.client();
+    // A cool-down far longer than the test: only a trial can bring gw-a back in time (its
+    // probes wait the cool-down out). Half the calls are trials, from 200 ms after opening.
+    let mut trial_policy = policy(6);
+    if let Some(breaker) = trial_policy.breaker.as_mut() {
+        breaker.cool_down_ms = 600_000;
+        breaker.trial_after_ms = 200;
+        breaker.trial_one_in = 2;
+    }
+    set_policy(&client, trial_policy).await;
+
+    // Calls through gw-a fail with 503, reported to node 1: its breaker opens.
+    let opener = cluster.get(1).client();
+    for call in 0..3 {
+        report_failed_leg(&opener, &format!("fail-{call}"), 503, false).await;
+    }
+    let opened = wait_for_gw_a(&opener, proto::GatewayState::Down, Duration::from_secs(5)).await;
+    assert_eq!(opened.source, proto::HealthSource::Breaker as i32);
+
+    // Half-open: node 2 offers gw-a, first as the cheapest, to sampled calls only, and names
+    // it a trial; node 3 answers the same calls the same way.
+    let asker = cluster.get(2).client();
+    let other = cluster.get(3).client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut trials: Vec<(String, proto::RouteOutboundResponse)> = Vec::new();
+    let mut skipped = 0;
+    let mut call = 0;
+    while trials.len() < 2 || skipped == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} trials and {skipped} calls skipping gw-a by the deadline\n{}",
+            trials.len(),
+            cluster.logs()
+        );
+        call += 1;
+        let call_id = format!("half-open-{call}");
+        let routed = route(&asker, &call_id).await;
+        let offered = gateways(&routed);
+        if offered.first().map(String::as_str) != Some("gw-a") {
+            assert_eq!(offered, ["gw-b"], "{routed:?}");
+            skipped += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let line = routed
+            .explanation
+            .iter()
+            .find(|line| line.gateway == "gw-a")
+            .unwrap();
+        assert!(line.kept && line.rank == 1, "{line:?}");
+        assert!(line.reason.contains("breaker trial"), "{line:?}");
+        assert!(!routed.degraded, "{routed:?}");
+        assert_eq!(
+            gateways(&route(&other, &call_id).await),
+            offered,
+            "{call_id}"
+        );
+        trials.push((call_id, routed));
+    }
+    assert_eq!(
+        gw_a_health(&client).await.state,
+        proto::GatewayState::Down as i32,
+        "nothing brought gw-a back yet"
+    );
+
+    // A failed trial keeps it down; an answered one, reported to node 3, closes it long
+    // before the cool-down would end.
+    let (failed_id, failed) = &trials[0];
+    report_first_leg(&other, failed_id, failed, 503).await;
+    let (answered_id, answered) = &trials[1];
+    report_first_leg(&other, answered_id, answered, 200).await;
+    // Node 3 proposes the closing; its own ListHealth and events show it once applied.
+    let back = wait_for_gw_a(&other, proto::GatewayState::Up, Duration::from_secs(10)).await;
+    assert_eq!(back.source, proto::HealthSource::Breaker as i32);
+    assert_eq!(back.observer_node, 3, "node 3 received the trial's report");
+    assert_eq!(
+        back.reason, "breaker closed: a trial call through it ended 200",
+        "the answered trial closed it, not the failed one"
+    );
+    let changes: Vec<(i32, String)> = events(&other)
+        .await
+        .iter()
+        .filter_map(|event| match &event.kind {
+            Some(proto::event::Kind::GatewayHealth(change)) if change.gateway == "gw-a" => {
+                Some((change.to, change.reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "one opening, one closing: {changes:?}");
+    wait_until_offered_everywhere(&cluster, &[1, 2, 3], "gw-a", true, Duration::from_secs(5)).await;
 }

@@ -93,6 +93,8 @@ pub fn health_policy_from_proto(
             failure_ratio_percent,
             cool_down_ms: breaker.cool_down_ms,
             probe_successes_to_close: breaker.probe_successes_to_close,
+            trial_after_ms: breaker.trial_after_ms,
+            trial_one_in: breaker.trial_one_in,
         },
         limiter: TransitionLimiterPolicy {
             max_transitions: flapping.max_transitions,
@@ -124,6 +126,8 @@ pub fn health_policy_to_proto(policy: &HealthPolicy) -> proto::HealthPolicy {
             failure_ratio_percent: u32::from(policy.breaker.failure_ratio_percent),
             cool_down_ms: policy.breaker.cool_down_ms,
             probe_successes_to_close: policy.breaker.probe_successes_to_close,
+            trial_after_ms: policy.breaker.trial_after_ms,
+            trial_one_in: policy.breaker.trial_one_in,
         }),
         flapping: Some(proto::FlappingPolicy {
             max_transitions: policy.limiter.max_transitions,

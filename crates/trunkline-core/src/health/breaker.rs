@@ -5,15 +5,26 @@
 //! `consecutive_failures_to_open` failures in a row, or when failures reach
 //! `failure_ratio_percent` of at least `min_samples` reports in the last `window_ms`.
 //!
-//! Once open it ignores call traffic (there is none, the gateway is skipped) and waits
-//! `cool_down_ms`; then it is [`BreakerState::ProbeDecides`]: only active probes close it,
-//! after `probe_successes_to_close` alive probes in a row. It never closes by itself.
+//! Once open, call traffic is not counted and the gateway is skipped; after `cool_down_ms`
+//! it is [`BreakerState::ProbeDecides`]: active probes close it after
+//! `probe_successes_to_close` alive probes in a row. It never closes by itself.
+//!
+//! Half-open: from `trial_after_ms` after the opening (well before the cool-down ends), one
+//! call in `trial_one_in` is offered the gateway anyway, as a *trial* ([`is_breaker_trial`]
+//! picks the calls from a hash of the call and the gateway, so every node samples the same
+//! calls). A trial that shows the gateway working closes the breaker early
+//! ([`CircuitBreaker::record_trial`]); a failed one keeps it open. A failed trial does not
+//! restart the cool-down: the cool-down runs from the opening's replicated log time, which
+//! every node and the prober agree on, and restarting it would take a log write per failed
+//! trial of a dead gateway; after the cool-down the probes still need alive replies in a row
+//! to close it, so a gateway that keeps failing stays down.
 //!
 //! The window is time-based but held in [`WINDOW_BUCKETS`] fixed buckets of counts, so its
 //! memory is constant however many calls a gateway carries.
 
 use serde::{Deserialize, Serialize};
 
+use super::assignment::rendezvous_weight;
 use super::probe::MAX_THRESHOLD;
 use super::{Liveness, Transition};
 use crate::FieldError;
@@ -26,6 +37,8 @@ pub const MIN_WINDOW_MS: u64 = WINDOW_BUCKETS as u64;
 pub const MAX_WINDOW_MS: u64 = 3_600_000;
 /// Most samples the ratio rule may ask for.
 pub const MAX_MIN_SAMPLES: u32 = 100_000;
+/// Sparsest trial sampling accepted: one call in this many.
+pub const MAX_TRIAL_ONE_IN: u32 = 1_000_000;
 
 const REQUEST_TIMEOUT_CODE: u16 = 408;
 const SERVICE_UNAVAILABLE_CODE: u16 = 503;
@@ -42,6 +55,14 @@ pub struct BreakerPolicy {
     pub cool_down_ms: u64,
     /// Consecutive alive probes, after the cool-down, that close the breaker.
     pub probe_successes_to_close: u32,
+    /// Half-open: how long after the opening sampled calls start trying the gateway. Short,
+    /// so a gateway that recovered quickly is not held down for the whole cool-down; not
+    /// zero by default, so the calls in flight when it opened are not sent straight back.
+    /// At most `cool_down_ms`.
+    pub trial_after_ms: u64,
+    /// Half-open: one call in this many tries a breaker-held gateway as a trial; 0 turns
+    /// trials off (only probes, or the cool-down for an unprobed gateway, bring it back).
+    pub trial_one_in: u32,
 }
 
 impl Default for BreakerPolicy {
@@ -53,6 +74,8 @@ impl Default for BreakerPolicy {
             failure_ratio_percent: 50,
             cool_down_ms: 30_000,
             probe_successes_to_close: 2,
+            trial_after_ms: 5_000,
+            trial_one_in: 20,
         }
     }
 }
@@ -81,6 +104,19 @@ impl BreakerPolicy {
             return Err(FieldError::new(
                 "cool_down_ms",
                 format!("cool_down_ms must be at most {MAX_WINDOW_MS}"),
+            ));
+        }
+        if self.trial_after_ms > self.cool_down_ms {
+            return Err(FieldError::new(
+                "trial_after_ms",
+                "trial_after_ms must be at most cool_down_ms (trials are how a breaker closes \
+                 before the cool-down ends)",
+            ));
+        }
+        if self.trial_one_in > MAX_TRIAL_ONE_IN {
+            return Err(FieldError::new(
+                "trial_one_in",
+                format!("trial_one_in must be from 0 (no trials) to {MAX_TRIAL_ONE_IN}"),
             ));
         }
         if !(1..=MAX_MIN_SAMPLES).contains(&self.min_samples) {
@@ -188,7 +224,8 @@ impl CircuitBreaker {
     }
 
     /// Counts one leg report; returns the Up→Down transition when the breaker opens.
-    /// Reports while open are ignored: they describe calls placed before it opened.
+    /// Reports while open are not counted here: a failure adds nothing to an opening already
+    /// made, and [`CircuitBreaker::record_trial`] judges the reports of the half-open phase.
     pub fn record_leg(&mut self, outcome: LegOutcome, now_ms: u64) -> Option<Transition> {
         if self.state != BreakerState::Closed {
             return None;
@@ -231,6 +268,43 @@ impl CircuitBreaker {
         })
     }
 
+    /// Whether the breaker is half-open at `now_ms`: open for at least `trial_after_ms` (or
+    /// past its cool-down), with trials on, so sampled calls try the gateway.
+    pub fn admits_trials(&self, now_ms: u64) -> bool {
+        if self.policy.trial_one_in == 0 {
+            return false;
+        }
+        match self.state {
+            BreakerState::Closed => false,
+            BreakerState::Open { opened_at_ms } => {
+                now_ms.saturating_sub(opened_at_ms) >= self.policy.trial_after_ms
+            }
+            BreakerState::ProbeDecides { .. } => true,
+        }
+    }
+
+    /// Judges the report of a leg through the gateway while the breaker is half-open: a leg
+    /// that shows the gateway working closes it early and returns the Down→Up transition;
+    /// a gateway failure keeps it open, without restarting the cool-down (see the module
+    /// documentation). Before `trial_after_ms` nothing counts: those reports are of calls
+    /// placed before or around the opening, not trials.
+    pub fn record_trial(&mut self, outcome: LegOutcome, now_ms: u64) -> Option<Transition> {
+        self.poll(now_ms);
+        if !self.admits_trials(now_ms) || outcome.is_gateway_failure() {
+            return None;
+        }
+        self.close();
+        Some(Transition {
+            from: Liveness::Down,
+            to: Liveness::Up,
+            reason: format!(
+                "breaker closed: a trial call through it ended {}",
+                outcome.describe()
+            ),
+            at_ms: now_ms,
+        })
+    }
+
     /// Moves an open breaker to [`BreakerState::ProbeDecides`] once the cool-down is over.
     /// Call it on a timer or before feeding a probe result.
     pub fn poll(&mut self, now_ms: u64) {
@@ -257,15 +331,20 @@ impl CircuitBreaker {
             self.state = BreakerState::ProbeDecides { probe_successes };
             return None;
         }
-        self.state = BreakerState::Closed;
-        self.consecutive_failures = 0;
-        self.buckets = [Bucket::default(); WINDOW_BUCKETS];
+        self.close();
         Some(Transition {
             from: Liveness::Down,
             to: Liveness::Up,
             reason: format!("breaker closed: {probe_successes} alive probes after cool-down"),
             at_ms: now_ms,
         })
+    }
+
+    /// Closed afresh: the failures that opened it are forgotten.
+    fn close(&mut self) {
+        self.state = BreakerState::Closed;
+        self.consecutive_failures = 0;
+        self.buckets = [Bucket::default(); WINDOW_BUCKETS];
     }
 
     fn open(&mut self, now_ms: u64) {
@@ -303,5 +382,52 @@ impl CircuitBreaker {
                     failures.saturating_add(bucket.failures),
                 )
             })
+    }
+}
+
+/// Whether the call hashed to `call_hash` tries `gateway`, held down by its breaker since
+/// `opened_at_ms` (the opening's log time), as a half-open trial at `now_ms`.
+///
+/// A pure function of replicated values and the call, so every node answering for the same
+/// call at the same applied index picks the same trials. The draw mixes the gateway's name
+/// in, so the calls sampled differ from gateway to gateway and one unlucky call does not
+/// carry the trials of every open breaker at once.
+pub fn is_breaker_trial(
+    policy: &BreakerPolicy,
+    opened_at_ms: u64,
+    now_ms: u64,
+    call_hash: u64,
+    gateway: &str,
+) -> bool {
+    policy.trial_one_in != 0
+        && now_ms.saturating_sub(opened_at_ms) >= policy.trial_after_ms
+        && rendezvous_weight(gateway, call_hash).is_multiple_of(u64::from(policy.trial_one_in))
+}
+
+/// What a route lookup needs to offer breaker-held gateways to sampled calls: the replicated
+/// health table (when each breaker opened, and the policy), the call and the time.
+#[derive(Clone, Copy, Debug)]
+pub struct BreakerTrials<'a> {
+    pub table: &'a super::HealthTable,
+    /// A hash of the call's Call-ID, the same on every node (the route token's).
+    pub call_hash: u64,
+    pub now_ms: u64,
+}
+
+impl BreakerTrials<'_> {
+    /// Whether this call tries `gateway` as a trial: it is held down by its breaker in the
+    /// table, and [`is_breaker_trial`] samples the call.
+    pub fn admits(&self, gateway: &str) -> bool {
+        self.table.gateway(gateway).is_some_and(|state| {
+            state.state == Liveness::Down
+                && state.source == super::TransitionSource::Breaker
+                && is_breaker_trial(
+                    &self.table.policy().breaker,
+                    state.since_ms,
+                    self.now_ms,
+                    self.call_hash,
+                    gateway,
+                )
+        })
     }
 }

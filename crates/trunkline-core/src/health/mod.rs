@@ -7,7 +7,8 @@
 //! and [`TransitionLimiter`] bounds how many a flapping gateway may write.
 //!
 //! - [`probe`]: consecutive probe failures and successes per gateway ([`ProbeTracker`]).
-//! - [`breaker`]: the passive circuit breaker fed by leg reports ([`CircuitBreaker`]).
+//! - [`breaker`]: the passive circuit breaker fed by leg reports ([`CircuitBreaker`]), and
+//!   its half-open trials: which calls try a breaker-held gateway ([`BreakerTrials`]).
 //! - [`limiter`]: at most K transitions per gateway per window ([`TransitionLimiter`]).
 //! - [`assignment`]: which live node probes which gateway ([`assign`], rendezvous hashing).
 //! - [`table`]: the replicated health of every gateway and the cluster's policy
@@ -21,11 +22,18 @@ pub mod table;
 
 #[cfg(test)]
 mod tests;
+// The half-open state's tests, beside the others.
+#[cfg(test)]
+#[path = "tests/half_open.rs"]
+mod half_open_tests;
 
 use serde::{Deserialize, Serialize};
 
 pub use assignment::{assign, rendezvous_weight, NodeId};
-pub use breaker::{BreakerPolicy, BreakerState, CircuitBreaker, LegOutcome};
+pub use breaker::{
+    is_breaker_trial, BreakerPolicy, BreakerState, BreakerTrials, CircuitBreaker, LegOutcome,
+    MAX_TRIAL_ONE_IN,
+};
 pub use limiter::MAX_TRANSITIONS_PER_WINDOW;
 pub use limiter::{LimiterDecision, TransitionLimiter, TransitionLimiterPolicy};
 pub use probe::{ProbeOverrides, ProbePolicy, ProbeResult, ProbeTracker, TransportErrorKind};

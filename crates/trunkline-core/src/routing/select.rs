@@ -13,7 +13,17 @@
 //! 2. Each gateway of a remaining carrier is dropped when disabled, down, drained, at its
 //!    call limit (when current call counts are given), or not TLS for a tenant that requires
 //!    TLS. A gateway missing from the health map is up. A carrier left without gateways is
-//!    dropped.
+//!    dropped. A gateway held down only by its circuit breaker is dropped too, except:
+//!    - half-open trials ([`RouteInput::select_with_trials`]): once its breaker has been open
+//!      for the policy's `trial_after_ms`, a sample of calls (one in `trial_one_in`, drawn from
+//!      the call's hash and the gateway's name, see `health::is_breaker_trial`) keeps it as
+//!      if it were up, at the rank its priority and weight give it, and the explanation names
+//!      it a breaker trial. Not last: a trial placed after the healthy legs would rarely be
+//!      reached (the call is usually answered first), so the breaker would rarely learn that
+//!      the gateway is back. The price is bounded: only sampled calls, and a failed trial
+//!      costs that call one leg, as any failed leg does;
+//!    - degraded answers: when no gateway at all is usable and some are held only by their
+//!      breakers, the selection runs again with those offered (`RouteDecision::degraded`).
 //! 3. The carriers are ordered by the tenant's strategy:
 //!    - `LeastCost`: rate, then connect fee, then carrier priority, then name;
 //!    - `Priority`: position in the tenant's `allowed_carriers` (when the list is empty,
@@ -55,6 +65,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Capability, Carrier, Gateway, GatewayHealth, Strategy, Tenant, Transport};
 use super::numbers::Normalized;
 use super::prefix::RateMatch;
+use crate::health::BreakerTrials;
 
 /// What the call carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -212,6 +223,10 @@ pub struct Candidate<'a> {
     pub carrier: &'a str,
     pub gateway: Option<&'a str>,
     pub verdict: Verdict,
+    /// A gateway held down by its circuit breaker, kept because this call is sampled as a
+    /// half-open trial; operators reading an explanation need to know why a down gateway
+    /// got a leg.
+    pub breaker_trial: bool,
 }
 
 /// The legs to try, in order, and on request why each candidate was kept or dropped.
@@ -230,12 +245,37 @@ pub struct RouteDecision<'a> {
 /// The work is linear in the number of carriers and gateways when `carriers` is sorted by
 /// name and `gateways` by carrier and then name, as a configuration snapshot kept in sorted
 /// maps naturally is; other orders give the same answer after a sort per call.
+///
+/// No breaker-held gateway is tried as a half-open trial here; a lookup for a real call uses
+/// [`RouteInput::select_with_trials`].
 pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) -> RouteDecision<'a> {
-    let (decision, breaker_held) = select(input, rng, false);
+    select_pass(input, None, rng)
+}
+
+impl<'a> RouteInput<'a> {
+    /// [`select_route`] with half-open breakers: a gateway held down only by its breaker is
+    /// kept, at its usual rank, when `trials` samples this call for it (see the module
+    /// documentation). The sampling depends only on the replicated health table, the call's
+    /// hash and `trials.now_ms`, so every node answers a call the same way.
+    pub fn select_with_trials<R: Rng + ?Sized>(
+        &self,
+        trials: &BreakerTrials<'_>,
+        rng: &mut R,
+    ) -> RouteDecision<'a> {
+        select_pass(self, Some(trials), rng)
+    }
+}
+
+fn select_pass<'a, R: Rng + ?Sized>(
+    input: &RouteInput<'a>,
+    trials: Option<&BreakerTrials<'_>>,
+    rng: &mut R,
+) -> RouteDecision<'a> {
+    let (decision, breaker_held) = select(input, trials, rng, false);
     if decision.legs.is_empty() && breaker_held {
         // A breaker opens on leg reports, which a proxy's trouble can skew: it may skip a
         // gateway, never refuse every call on its own.
-        let (mut degraded, _) = select(input, rng, true);
+        let (mut degraded, _) = select(input, trials, rng, true);
         degraded.degraded = !degraded.legs.is_empty();
         return degraded;
     }
@@ -243,9 +283,11 @@ pub fn select_route<'a, R: Rng + ?Sized>(input: &RouteInput<'a>, rng: &mut R) ->
 }
 
 /// One pass of [`select_route`]; with `waive_breakers`, gateways held down only by their
-/// breakers are usable. Also says whether one was skipped for that alone.
+/// breakers are usable, and otherwise those `trials` samples for this call are. Also says
+/// whether one was skipped for its breaker alone.
 fn select<'a, R: Rng + ?Sized>(
     input: &RouteInput<'a>,
+    trials: Option<&BreakerTrials<'_>>,
     rng: &mut R,
     waive_breakers: bool,
 ) -> (RouteDecision<'a>, bool) {
@@ -331,16 +373,28 @@ fn select<'a, R: Rng + ?Sized>(
 
         let first = usable.len();
         for gateway in carrier_gateways {
-            match assess_gateway(gateway, input, requires_tls, emergency, waive_breakers) {
-                Ok(gateway_waived) => usable.push(UsableGateway {
-                    gateway,
-                    waived: gateway_waived,
-                    explanation_slot: explanation.record(
-                        name,
-                        Some(&gateway.name),
-                        Verdict::Kept { rank: 0 },
-                    ),
-                }),
+            let trial = !waive_breakers
+                && input.health.get(&gateway.name) == Some(&GatewayHealth::BreakerOpen)
+                && trials.is_some_and(|trials| trials.admits(&gateway.name));
+            match assess_gateway(
+                gateway,
+                input,
+                requires_tls,
+                emergency,
+                waive_breakers || trial,
+            ) {
+                Ok(gateway_waived) => {
+                    let slot =
+                        explanation.record(name, Some(&gateway.name), Verdict::Kept { rank: 0 });
+                    if trial {
+                        explanation.mark_breaker_trial(slot);
+                    }
+                    usable.push(UsableGateway {
+                        gateway,
+                        waived: gateway_waived,
+                        explanation_slot: slot,
+                    });
+                }
                 Err(reason) => {
                     breaker_held |= reason == DropReason::GatewayBreakerOpen;
                     explanation.record(name, Some(&gateway.name), Verdict::Dropped(reason));
@@ -676,8 +730,15 @@ impl<'a> Explanation<'a> {
             carrier,
             gateway,
             verdict,
+            breaker_trial: false,
         });
         Some(self.candidates.len() - 1)
+    }
+
+    fn mark_breaker_trial(&mut self, slot: Option<usize>) {
+        if let Some(candidate) = slot.and_then(|slot| self.candidates.get_mut(slot)) {
+            candidate.breaker_trial = true;
+        }
     }
 
     fn set(&mut self, slot: Option<usize>, verdict: Verdict) {
@@ -686,3 +747,7 @@ impl<'a> Explanation<'a> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/select_trials.rs"]
+mod trial_tests;

@@ -210,6 +210,8 @@ pub struct BreakerPolicy {
     pub failure_ratio_percent: u32,
     pub cool_down_ms: u64,
     pub probe_successes_to_close: u32,
+    pub trial_after_ms: u64,
+    pub trial_one_in: u32,
 }
 
 #[derive(Serialize)]
@@ -238,6 +240,8 @@ impl From<&proto::HealthPolicy> for HealthPolicy {
                 failure_ratio_percent: breaker.failure_ratio_percent,
                 cool_down_ms: breaker.cool_down_ms,
                 probe_successes_to_close: breaker.probe_successes_to_close,
+                trial_after_ms: breaker.trial_after_ms,
+                trial_one_in: breaker.trial_one_in,
             },
             flapping: FlappingPolicy {
                 max_transitions: flapping.max_transitions,
@@ -320,6 +324,16 @@ pub fn health_policy_settings(policy: &HealthPolicy) -> Vec<PolicySetting> {
             "breaker-probe-successes",
             breaker.probe_successes_to_close.to_string(),
             "alive probes after the cool-down that close the breaker",
+        ),
+        setting(
+            "breaker-trial-after",
+            duration::format_ms(breaker.trial_after_ms),
+            "after opening, when sampled calls start trying the gateway (half-open)",
+        ),
+        setting(
+            "breaker-trial-one-in",
+            breaker.trial_one_in.to_string(),
+            "one call in this many tries a breaker-held gateway; an answer closes it early (0: off)",
         ),
         setting(
             "max-transitions",

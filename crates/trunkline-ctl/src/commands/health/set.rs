@@ -12,7 +12,7 @@ use serde::Serialize;
 use trunkline_api::convert::{health_policy_from_proto, health_policy_to_proto};
 use trunkline_client::{proto, Retry};
 use trunkline_core::{
-    health::{HealthPolicy, ProbeOverrides},
+    health::{breaker::MAX_WINDOW_MS, HealthPolicy, ProbeOverrides},
     FieldError,
 };
 
@@ -61,6 +61,14 @@ pub struct Args {
     /// Alive probes after the cool-down that close the breaker.
     #[arg(long, value_name = "N")]
     breaker_probe_successes: Option<u32>,
+    /// How long after opening sampled calls start trying the gateway (half-open); at most
+    /// the cool-down.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_ms)]
+    breaker_trial_after: Option<u64>,
+    /// One call in N tries a gateway held down by its breaker, as a trial; a trial that
+    /// reaches a working gateway closes the breaker early. 0 turns trials off.
+    #[arg(long, value_name = "N")]
+    breaker_trial_one_in: Option<u32>,
     /// Health changes one gateway may make per flapping window; the last holds it down.
     #[arg(long, value_name = "N")]
     max_transitions: Option<u32>,
@@ -112,6 +120,8 @@ impl Args {
             &mut breaker.probe_successes_to_close,
             self.breaker_probe_successes,
         );
+        set(&mut breaker.trial_after_ms, self.breaker_trial_after);
+        set(&mut breaker.trial_one_in, self.breaker_trial_one_in);
         let flapping = &mut policy.limiter;
         set(&mut flapping.max_transitions, self.max_transitions);
         set(&mut flapping.window_ms, self.flapping_window);
@@ -135,6 +145,16 @@ impl Args {
         .map_err(policy_failure(""))?;
         let mut policy = HealthPolicy::default();
         self.apply(&mut policy)?;
+        // The trial delay is compared with the cool-down only when both are given.
+        let breaker = &mut policy.breaker;
+        if self.cool_down.is_none() {
+            breaker.cool_down_ms = breaker
+                .cool_down_ms
+                .max(breaker.trial_after_ms.min(MAX_WINDOW_MS));
+        }
+        if self.breaker_trial_after.is_none() {
+            breaker.trial_after_ms = breaker.trial_after_ms.min(breaker.cool_down_ms);
+        }
         policy
             .breaker
             .validate()
@@ -155,9 +175,24 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
+/// Fields whose flag is not what `check::flag_for` makes of the field's name.
+const TRIAL_FLAGS: &[(&str, &str)] = &[
+    ("policy.breaker.trial_after_ms", "--breaker-trial-after"),
+    ("policy.breaker.trial_one_in", "--breaker-trial-one-in"),
+];
+
 /// A field of the policy refused, naming its flag.
 fn policy_failure(hint: &str) -> impl Fn(FieldError) -> Failure + '_ {
-    move |error| check::field_failure("", hint)(error.within("policy"))
+    move |error| {
+        let error = error.within("policy");
+        match TRIAL_FLAGS
+            .iter()
+            .find(|(field, _)| *field == error.field())
+        {
+            Some((_, flag)) => check::usage(flag, format!("{}{hint}", error.reason())),
+            None => check::field_failure("", hint)(error),
+        }
+    }
 }
 
 /// Checks the whole policy with the core's rules.
@@ -313,6 +348,14 @@ mod tests {
                 "--breaker-probe-successes: ",
             ),
             (&["--max-transitions", "1"], "--max-transitions: "),
+            (
+                &["--breaker-trial-after", "1m", "--cool-down", "30s"],
+                "--breaker-trial-after: trial_after_ms must be at most cool_down_ms",
+            ),
+            (
+                &["--breaker-trial-one-in", "2000000"],
+                "--breaker-trial-one-in: trial_one_in must be from 0",
+            ),
             (&["--flapping-window", "0"], "--flapping-window: window_ms"),
         ] {
             let message = usage_message(args(flags).check_alone());
@@ -320,6 +363,9 @@ mod tests {
         }
         // Alone, a short interval is fine: the timeout it is compared with may change too.
         assert!(args(&["--interval", "500ms"]).check_alone().is_ok());
+        assert!(args(&["--breaker-trial-after", "1m"]).check_alone().is_ok());
+        assert!(args(&["--breaker-trial-one-in", "0"]).check_alone().is_ok());
+        assert!(args(&["--cool-down", "1s"]).check_alone().is_ok());
         assert!(args(&["--timeout", "5s"]).check_alone().is_ok());
     }
 
