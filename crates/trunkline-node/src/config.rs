@@ -46,6 +46,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub api_addr: Option<String>,
     pub peer_addr: Option<String>,
+    /// The HTTP/1.1 JSON listener for proxies without gRPC (`docs/http-api.md`); off when
+    /// left out.
+    pub http_addr: Option<String>,
     pub advertise_api_addr: Option<String>,
     pub advertise_peer_addr: Option<String>,
     #[serde(default)]
@@ -243,6 +246,10 @@ pub struct StreamsFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct AnswersFileConfig {
     pub max_legs: Option<usize>,
+    /// How long a proxy waits for any reply to a leg before moving on (rtjson `fr_timer`).
+    pub leg_reply_timeout_ms: Option<u64>,
+    /// How long a proxy lets a leg ring (rtjson `fr_inv_timer`).
+    pub leg_ring_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +297,10 @@ pub struct Overrides {
     /// Peer listener (host:port) for Raft traffic between nodes.
     #[arg(long, env = "TRUNKLINE_PEER_ADDR")]
     pub peer_addr: Option<String>,
+    /// HTTP/1.1 JSON listener (host:port) for proxies without gRPC, such as Kamailio's
+    /// http_client with rtjson (docs/http-api.md); off unless given.
+    #[arg(long, env = "TRUNKLINE_HTTP_ADDR")]
+    pub http_addr: Option<String>,
     /// Client address other nodes and clients should use, when it differs from --api-addr.
     #[arg(long, env = "TRUNKLINE_ADVERTISE_API_ADDR")]
     pub advertise_api_addr: Option<String>,
@@ -464,6 +475,58 @@ impl ServiceLimits {
     }
 }
 
+/// The timers an HTTP route answer gives the proxy for each leg (rtjson's `fr_timer` and
+/// `fr_inv_timer`), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegTimers {
+    /// No reply at all from a gateway: it is moved past well before a caller gives up (the
+    /// SIP default, 32 s, would hold a call on a silent carrier for half a minute).
+    pub reply_ms: u64,
+    /// Ringing.
+    pub ring_ms: u64,
+}
+
+impl Default for LegTimers {
+    fn default() -> Self {
+        LegTimers {
+            reply_ms: 3_000,
+            ring_ms: 120_000,
+        }
+    }
+}
+
+impl LegTimers {
+    /// Longest timer accepted: ten minutes.
+    const MAX_MS: u64 = 600_000;
+
+    fn resolve(answers: &AnswersFileConfig) -> Result<LegTimers, ConfigError> {
+        let defaults = LegTimers::default();
+        let bounded = |key: &'static str, value: Option<u64>, default: u64| {
+            let value = value.unwrap_or(default);
+            if (100..=Self::MAX_MS).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(
+                    key,
+                    format!("({value}) must be 100 to {} milliseconds", Self::MAX_MS),
+                ))
+            }
+        };
+        Ok(LegTimers {
+            reply_ms: bounded(
+                "answers.leg_reply_timeout_ms",
+                answers.leg_reply_timeout_ms,
+                defaults.reply_ms,
+            )?,
+            ring_ms: bounded(
+                "answers.leg_ring_timeout_ms",
+                answers.leg_ring_timeout_ms,
+                defaults.ring_ms,
+            )?,
+        })
+    }
+}
+
 /// Bounds on what clients and peers can make a listener hold; the defaults and why are in
 /// [`crate::limits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,6 +613,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub api_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    /// The HTTP/1.1 JSON listener; `None`: off.
+    pub http_addr: Option<SocketAddr>,
+    /// The timers an HTTP route answer gives the proxy for each leg.
+    pub leg_timers: LegTimers,
     /// `None`: advertise the address actually bound.
     pub advertise_api_addr: Option<String>,
     pub advertise_peer_addr: Option<String>,
@@ -666,6 +733,19 @@ impl Config {
                 format!("{peer_addr} is also api_addr; the two listeners need different ports"),
             ));
         }
+        let http_addr = match overrides.http_addr.as_deref().or(file.http_addr.as_deref()) {
+            Some(value) => Some(parse_addr("http_addr", Some(value), "")?),
+            None => None,
+        };
+        if let Some(http_addr) = http_addr {
+            if http_addr.port() != 0 && (http_addr == api_addr || http_addr == peer_addr) {
+                return Err(invalid(
+                    "http_addr",
+                    format!("{http_addr} is also api_addr or peer_addr; each listener needs its own port"),
+                ));
+            }
+        }
+        let leg_timers = LegTimers::resolve(&file.answers)?;
         let advertise_api_addr = overrides
             .advertise_api_addr
             .clone()
@@ -783,6 +863,8 @@ impl Config {
             data_dir,
             api_addr,
             peer_addr,
+            http_addr,
+            leg_timers,
             advertise_api_addr,
             advertise_peer_addr,
             raft,

@@ -67,12 +67,24 @@ impl DevArgs {
             })?;
             peer_addr.set_port(peer_port);
         }
+        // The HTTP JSON listener (for Kamailio and scripts) on the port after the peer's.
+        let mut http_addr = self.listen;
+        if port != 0 {
+            let http_port = port.checked_add(2).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--listen: port {port} leaves no room for the HTTP listener two ports on"
+                )
+            })?;
+            http_addr.set_port(http_port);
+        }
         Ok(Config {
             node_id: DEV_NODE_ID,
             cluster_name: DEV_CLUSTER_NAME.to_owned(),
             data_dir: self.data_dir.clone(),
             api_addr: self.listen,
             peer_addr,
+            http_addr: Some(http_addr),
+            leg_timers: crate::config::LegTimers::default(),
             advertise_api_addr: None,
             advertise_peer_addr: None,
             raft: RaftConfig::default(),

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod dev;
 pub mod error;
 pub mod health;
+pub mod http_api;
 pub mod limits;
 pub mod listener;
 pub mod liveness;

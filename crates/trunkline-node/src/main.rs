@@ -200,6 +200,11 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
         server.peer_addr,
         config.data_dir.display()
     );
+    if let Some(http_addr) = server.http_addr {
+        banner.push_str(&format!(
+            "  http  {http_addr}  (HTTP/1.1 JSON for Kamailio and scripts: docs/http-api.md)\n"
+        ));
+    }
     if dev && config.require_auth {
         banner.push_str(&format!(
             "  token {}  (trunkctl run in this folder finds it)\n",

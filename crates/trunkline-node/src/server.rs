@@ -50,8 +50,12 @@ pub struct NodeServer {
     service_limits: ServiceLimits,
     api_listener: TcpListener,
     peer_listener: TcpListener,
+    /// The HTTP/1.1 JSON listener, when configured.
+    http_listener: Option<TcpListener>,
+    leg_timers: crate::config::LegTimers,
     pub api_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
     /// Whether stopping ends the process within the grace period, whatever hangs. Set by the
     /// daemon; a node embedded in a test process must not end that process.
     exit_watchdog: bool,
@@ -95,6 +99,14 @@ impl NodeServer {
         let raft_config = Arc::new(config.openraft()?);
         let api_listener = bind("api_addr", config.api_addr).await?;
         let peer_listener = bind("peer_addr", config.peer_addr).await?;
+        let http_listener = match config.http_addr {
+            Some(address) => Some(bind("http_addr", address).await?),
+            None => None,
+        };
+        let http_addr = match &http_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         let prober = SipProber::bind(config.probe_addr).await.with_context(|| {
             format!(
                 "can't bind the SIP probe socket health.probe_addr {} (UDP): another process \
@@ -230,8 +242,11 @@ impl NodeServer {
             service_limits: config.service_limits,
             api_listener,
             peer_listener,
+            http_listener,
+            leg_timers: config.leg_timers,
             api_addr,
             peer_addr,
+            http_addr,
             exit_watchdog: false,
             limits: config.limits.clone(),
             authenticator,
@@ -287,6 +302,32 @@ impl NodeServer {
             .build_v1alpha()?;
 
         let configured = &self.limits;
+        // One route service for both doors: gRPC and the HTTP JSON endpoint.
+        let route_api = Arc::new(RouteApi::new(
+            self.cluster.clone(),
+            self.views.clone(),
+            self.health.clone(),
+            self.writers.clone(),
+            self.service_limits,
+        ));
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let http_task = self.http_listener.map(|listener| {
+            let http = Arc::new(crate::http_api::HttpApi::new(
+                route_api.clone(),
+                self.authenticator.clone(),
+                self.leg_timers,
+                serving.clone(),
+            ));
+            let limits = ListenerLimits {
+                name: "http",
+                max_connections_key: "limits.api_max_connections",
+                max_connections: configured.api_max_connections,
+                idle_timeout: configured.connection_idle_timeout(),
+                tls: self.tls.clone().map(|tls| (tls, Side::Api)),
+                refusals: self.pending_audit.clone(),
+            };
+            tokio::spawn(http.serve(listener, limits, stop.clone()))
+        });
         // One stack for every client-facing service: each concern one layer.
         let client_layers = ServiceBuilder::new()
             .layer(ConnectionActivityLayer)
@@ -332,14 +373,8 @@ impl NodeServer {
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .add_service(
-                RouteServiceServer::new(RouteApi::new(
-                    self.cluster.clone(),
-                    self.views.clone(),
-                    self.health.clone(),
-                    self.writers.clone(),
-                    self.service_limits,
-                ))
-                .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
+                RouteServiceServer::from_arc(route_api.clone())
+                    .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(api_incoming, stopped(stop.clone()));
         // The peer listener gets the same kinds of bounds: a timeout for senders that stall,
@@ -396,6 +431,9 @@ impl NodeServer {
         if self.exit_watchdog {
             start_exit_watchdog();
         }
+        if failure.is_some() {
+            serving.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         if let Some(failure) = &failure {
             tracing::error!(
                 %failure,
@@ -416,11 +454,15 @@ impl NodeServer {
             tokio::time::sleep(limits::STORAGE_FAILURE_LOOKUP_WINDOW).await;
         }
         tracing::info!("shutting down: draining requests");
+        serving.store(false, std::sync::atomic::Ordering::SeqCst);
         let _ = stop_sender.send(true);
         self.health.stop();
         let drained = tokio::time::timeout(limits::SHUTDOWN_DRAIN, async {
             let _ = api_task.await;
             let _ = peer_task.await;
+            if let Some(http_task) = http_task {
+                let _ = http_task.await;
+            }
         })
         .await;
         if drained.is_err() {

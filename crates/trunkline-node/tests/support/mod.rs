@@ -44,6 +44,8 @@ pub struct TestNode {
     pub log_path: PathBuf,
     pub api_addr: String,
     pub peer_addr: String,
+    /// The HTTP JSON listener's address, when started with `--http-addr`.
+    pub http_addr: Option<String>,
     /// The folder of the CA and this node's certificate; `None`: `--insecure`.
     pub pki: Option<PathBuf>,
     extra: Vec<String>,
@@ -151,6 +153,7 @@ impl TestNode {
             log_path: root.join(format!("node-{node_id}.log")),
             api_addr: "127.0.0.1:0".into(),
             peer_addr: "127.0.0.1:0".into(),
+            http_addr: None,
             extra: extra.iter().map(|arg| arg.to_string()).collect(),
             child: None,
         };
@@ -218,7 +221,9 @@ impl TestNode {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut api, mut peer) = (None, None);
-        while api.is_none() || peer.is_none() {
+        self.http_addr = None;
+        let wants_http = self.extra.iter().any(|arg| arg == "--http-addr");
+        while api.is_none() || peer.is_none() || (wants_http && self.http_addr.is_none()) {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(remaining) {
                 Ok(line) => {
@@ -226,6 +231,7 @@ impl TestNode {
                     match words.as_slice() {
                         ["api", address, ..] => api = Some(address.to_string()),
                         ["peer", address, ..] => peer = Some(address.to_string()),
+                        ["http", address, ..] => self.http_addr = Some(address.to_string()),
                         _ => {}
                     }
                 }

@@ -1,0 +1,565 @@
+//! The HTTP/1.1 JSON endpoint for SIP proxies without a gRPC client (Kamailio's
+//! `http_client` with `rtjson`, OpenSIPS's `rest_client`, scripts): `docs/http-api.md`.
+//!
+//! It is a second door to the same rooms: every request is turned into the protobuf request
+//! of the `RouteService` RPC it stands for and answered by [`RouteApi`] itself, after the
+//! same [`Authenticator`] check with that RPC's path, so validation, tenant scopes, limits,
+//! refusals, route tokens and call records cannot differ between the two. Only the encoding
+//! is this module's: [`params`] reads a query, a form or a JSON body; [`answer`] writes rtjson
+//! documents and errors.
+//!
+//! Bounds, like the client listener's: the same accept loop (connection cap, idle timeout,
+//! TLS), at most [`MAX_HEADER_BYTES`] of request head and [`MAX_BODY_BYTES`] of body, a
+//! header read deadline, [`limits::API_MAX_IN_FLIGHT`] requests in flight (more are answered
+//! 429 at once, never queued), and [`limits::API_DEFAULT_TIMEOUT`] for each request.
+
+pub mod answer;
+pub mod params;
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use base64::Engine;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+    task::JoinSet,
+};
+use tokio_stream::StreamExt;
+use tonic::{transport::server::Connected, Status};
+use trunkline_api::v1::{self as proto, route_service_server::RouteService};
+
+use crate::{
+    auth::Authenticator,
+    cluster::now_ms,
+    config::LegTimers,
+    error::ClusterError,
+    limits,
+    listener::{self, ConnectionInfo, ListenerLimits},
+    route_service::RouteApi,
+};
+use answer::Answer;
+use params::{BodyKind, Params};
+
+/// Most bytes of a request's line and headers (hyper's smallest read buffer is 8 KiB).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most bytes of a request body: parameters are small (a Path of ten entries, a token).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a client may take to send a request's head once it starts one.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one request asks for: an RPC of `RouteService`, or the node's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Outbound,
+    Leg,
+    Inbound,
+    Registration,
+    CallEnd,
+}
+
+impl Endpoint {
+    fn from_path(path: &str) -> Option<Endpoint> {
+        Some(match path.trim_end_matches('/') {
+            "/v1/outbound" => Endpoint::Outbound,
+            "/v1/leg" => Endpoint::Leg,
+            "/v1/inbound" => Endpoint::Inbound,
+            "/v1/registration" => Endpoint::Registration,
+            "/v1/call-end" => Endpoint::CallEnd,
+            _ => return None,
+        })
+    }
+
+    /// The RPC's path, for the authenticator's permission table and the audit log.
+    fn rpc(self) -> &'static str {
+        match self {
+            Endpoint::Outbound => "/trunkline.v1.RouteService/RouteOutbound",
+            Endpoint::Leg => "/trunkline.v1.RouteService/ReportLeg",
+            Endpoint::Inbound => "/trunkline.v1.RouteService/RouteInbound",
+            Endpoint::Registration => "/trunkline.v1.RouteService/ReportRegistration",
+            Endpoint::CallEnd => "/trunkline.v1.RouteService/ReportCallEnd",
+        }
+    }
+
+    /// The parameters it takes (the RPC's field names), and those that may repeat.
+    fn parameters(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Endpoint::Outbound => (
+                &[
+                    "tenant",
+                    "call_id",
+                    "from",
+                    "to",
+                    "media",
+                    "explain",
+                    "min_applied_index",
+                    "source",
+                    "extension",
+                    "dry_run",
+                ],
+                &[],
+            ),
+            Endpoint::Leg => (
+                &[
+                    "call_id",
+                    "route_token",
+                    "carrier",
+                    "gateway",
+                    "sip_code",
+                    "transport_error",
+                    "time_to_first_reply_ms",
+                    "time_to_failure_ms",
+                    "no_answer",
+                    "proxy_timeout",
+                ],
+                &[],
+            ),
+            Endpoint::Inbound => (&["did", "from", "call_id", "min_applied_index"], &[]),
+            Endpoint::Registration => (
+                &["edge", "aor", "contact", "expires_s", "path", "received"],
+                &["path"],
+            ),
+            Endpoint::CallEnd => (
+                &[
+                    "call_id",
+                    "route_token",
+                    "answered",
+                    "answer_time_ms",
+                    "end_time_ms",
+                ],
+                &[],
+            ),
+        }
+    }
+}
+
+/// The HTTP endpoint's shared state: the route service it speaks for and its bounds.
+pub struct HttpApi {
+    route: Arc<RouteApi>,
+    authenticator: Arc<Authenticator>,
+    timers: LegTimers,
+    in_flight: Arc<Semaphore>,
+    /// Cleared when the node stops serving (a storage failure, shutting down): `/health`
+    /// then answers 503 so a proxy's checks move on.
+    serving: Arc<AtomicBool>,
+}
+
+impl HttpApi {
+    pub fn new(
+        route: Arc<RouteApi>,
+        authenticator: Arc<Authenticator>,
+        timers: LegTimers,
+        serving: Arc<AtomicBool>,
+    ) -> Self {
+        HttpApi {
+            route,
+            authenticator,
+            timers,
+            in_flight: Arc::new(Semaphore::new(limits::API_MAX_IN_FLIGHT)),
+            serving,
+        }
+    }
+
+    /// Accepts and serves connections until `stop` turns true, then lets each connection
+    /// finish the request it is on (bounded by [`limits::SHUTDOWN_DRAIN`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        limits: ListenerLimits,
+        stop: watch::Receiver<bool>,
+    ) {
+        let mut incoming = listener::accept(listener, limits);
+        let mut connections = JoinSet::new();
+        let mut stopping = stop.clone();
+        loop {
+            tokio::select! {
+                accepted = incoming.next() => match accepted {
+                    Some(Ok(connection)) => {
+                        connections.spawn(self.clone().serve_connection(connection, stop.clone()));
+                    }
+                    Some(Err(error)) => tracing::debug!(%error, "an HTTP connection failed to start"),
+                    None => break,
+                },
+                () = stopped(&mut stopping) => break,
+                // Reap finished connections so the set does not grow with the listener's life.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(incoming);
+        let drained = tokio::time::timeout(limits::SHUTDOWN_DRAIN, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            connections.abort_all();
+        }
+    }
+
+    async fn serve_connection(
+        self: Arc<Self>,
+        connection: listener::Connection,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let info = connection.connect_info();
+        let api = self.clone();
+        let service = service_fn(move |request| {
+            let api = api.clone();
+            let info = info.clone();
+            async move {
+                let answer = api.handle(request, &info).await;
+                Ok::<_, Infallible>(to_response(answer))
+            }
+        });
+        let served = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(connection), service);
+        tokio::pin!(served);
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                }
+            }
+            () = stopped(&mut stop) => {
+                served.as_mut().graceful_shutdown();
+                let _ = served.await;
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+        info: &ConnectionInfo,
+    ) -> Answer {
+        // Counted for the connection's idle timer while it is answered.
+        let _in_flight = info.activity.start_request();
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            return answer::error(&Status::resource_exhausted(format!(
+                "this node has {} requests in flight; try another node or slow down",
+                limits::API_MAX_IN_FLIGHT
+            )));
+        };
+        match tokio::time::timeout(limits::API_DEFAULT_TIMEOUT, self.answer(request, info)).await {
+            Ok(answer) => answer,
+            Err(_) => answer::error(&Status::deadline_exceeded(format!(
+                "no answer within {:?}",
+                limits::API_DEFAULT_TIMEOUT
+            ))),
+        }
+    }
+
+    async fn answer(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+        info: &ConnectionInfo,
+    ) -> Answer {
+        let (parts, body) = request.into_parts();
+        if parts.uri.path() == "/health" {
+            return self.health();
+        }
+        let Some(endpoint) = Endpoint::from_path(parts.uri.path()) else {
+            return answer::http_error(
+                404,
+                "not_found",
+                &format!(
+                    "{} is not an endpoint: use /v1/outbound, /v1/leg, /v1/inbound, \
+                     /v1/registration, /v1/call-end or /health",
+                    parts.uri.path()
+                ),
+            );
+        };
+        if parts.method != hyper::Method::GET && parts.method != hyper::Method::POST {
+            return answer::http_error(
+                405,
+                "method_not_allowed",
+                &format!("{} is not accepted: use GET or POST", parts.method),
+            );
+        }
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return answer::http_error(
+                    413,
+                    "payload_too_large",
+                    &format!("the body is over {MAX_BODY_BYTES} bytes"),
+                )
+            }
+            Err(error) => {
+                return answer::http_error(
+                    400,
+                    "bad_request",
+                    &format!("can't read the body: {error}"),
+                )
+            }
+        };
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .map(|value| value.to_str().unwrap_or("?"));
+        let params = BodyKind::from_content_type(content_type).and_then(|kind| {
+            let params = Params::parse(parts.uri.query(), &body, kind)?;
+            let (accepted, repeatable) = endpoint.parameters();
+            params.check(accepted, repeatable)?;
+            Ok(params)
+        });
+        let params = match params {
+            Ok(params) => params,
+            Err(error) => return answer::error(&Status::from(ClusterError::from(error))),
+        };
+
+        let source = info
+            .tcp
+            .remote_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
+        let authorization = bearer(parts.headers.get(hyper::header::AUTHORIZATION));
+        let certificate = info.peer.as_ref().map(|peer| &peer.token);
+        let principal = match self.authenticator.check(
+            endpoint.rpc(),
+            authorization.as_ref(),
+            certificate,
+            source,
+            now_ms(),
+        ) {
+            Ok(principal) => principal,
+            Err(status) => return answer::error(&status),
+        };
+        let result = self.call(endpoint, &params, principal).await;
+        result.unwrap_or_else(|status| answer::error(&status))
+    }
+
+    /// Runs the endpoint's RPC on the route service, as a gRPC call of `principal` would.
+    async fn call(
+        &self,
+        endpoint: Endpoint,
+        params: &Params,
+        principal: Option<trunkline_core::auth::Principal>,
+    ) -> Result<Answer, Status> {
+        let field = |error: trunkline_core::FieldError| Status::from(ClusterError::from(error));
+        let route = &*self.route;
+        Ok(match endpoint {
+            Endpoint::Outbound => {
+                let message = proto::RouteOutboundRequest {
+                    tenant: params.text("tenant"),
+                    call_id: params.text("call_id"),
+                    from: params.text("from"),
+                    to: params.text("to"),
+                    media: params
+                        .word(
+                            "media",
+                            &[("voice", proto::Media::Voice), ("fax", proto::Media::Fax)],
+                        )
+                        .map_err(field)?
+                        .map_or(0, i32::from),
+                    explain: params.flag("explain").map_err(field)?,
+                    min_applied_index: params.number("min_applied_index").map_err(field)?,
+                    source: params
+                        .word(
+                            "source",
+                            &[
+                                ("phone", proto::CallSource::Phone),
+                                ("auto-attendant", proto::CallSource::AutoAttendant),
+                                ("voicemail", proto::CallSource::Voicemail),
+                            ],
+                        )
+                        .map_err(field)?
+                        .map_or(0, i32::from),
+                    extension: params.text("extension"),
+                    dry_run: params.flag("dry_run").map_err(field)?,
+                };
+                let response = route
+                    .route_outbound(with_principal(message, &principal))
+                    .await?
+                    .into_inner();
+                answer::outbound(response, self.timers)
+            }
+            Endpoint::Leg => {
+                let message = proto::ReportLegRequest {
+                    call_id: params.text("call_id"),
+                    route_token: params.text("route_token"),
+                    carrier: params.text("carrier"),
+                    gateway: params.text("gateway"),
+                    sip_code: params.number("sip_code").map_err(field)?,
+                    transport_error: params
+                        .word(
+                            "transport_error",
+                            &[
+                                ("none", proto::TransportError::Unspecified),
+                                ("timeout", proto::TransportError::Timeout),
+                                ("refused", proto::TransportError::Refused),
+                                ("unreachable", proto::TransportError::Unreachable),
+                            ],
+                        )
+                        .map_err(field)?
+                        .map_or(0, i32::from),
+                    time_to_first_reply_ms: params
+                        .number("time_to_first_reply_ms")
+                        .map_err(field)?,
+                    time_to_failure_ms: params.number("time_to_failure_ms").map_err(field)?,
+                    no_answer: params.flag("no_answer").map_err(field)?,
+                    proxy_timeout: params.flag("proxy_timeout").map_err(field)?,
+                };
+                let response = route
+                    .report_leg(with_principal(message, &principal))
+                    .await?
+                    .into_inner();
+                answer::leg(response, self.timers)
+            }
+            Endpoint::Inbound => {
+                let message = proto::RouteInboundRequest {
+                    did: params.text("did"),
+                    from: params.text("from"),
+                    call_id: params.text("call_id"),
+                    min_applied_index: params.number("min_applied_index").map_err(field)?,
+                };
+                let response = route
+                    .route_inbound(with_principal(message, &principal))
+                    .await?
+                    .into_inner();
+                answer::inbound(response, self.timers)
+            }
+            Endpoint::Registration => {
+                let message = proto::ReportRegistrationRequest {
+                    edge: params.text("edge"),
+                    aor: params.text("aor"),
+                    contact: params.text("contact"),
+                    expires_s: params.number("expires_s").map_err(field)?,
+                    path: params.all("path"),
+                    received: params.text("received"),
+                };
+                let response = route
+                    .report_registration(with_principal(message, &principal))
+                    .await?
+                    .into_inner();
+                answer::registration(response)
+            }
+            Endpoint::CallEnd => {
+                let message = proto::ReportCallEndRequest {
+                    call_id: params.text("call_id"),
+                    route_token: params.text("route_token"),
+                    answered: params.flag("answered").map_err(field)?,
+                    answer_time_ms: params.number("answer_time_ms").map_err(field)?,
+                    end_time_ms: params.number("end_time_ms").map_err(field)?,
+                };
+                let response = route
+                    .report_call_end(with_principal(message, &principal))
+                    .await?
+                    .into_inner();
+                answer::call_end(response)
+            }
+        })
+    }
+
+    fn health(&self) -> Answer {
+        if self.serving.load(Ordering::SeqCst) {
+            Answer {
+                status: 200,
+                body: serde_json::json!({ "status": "serving" }),
+            }
+        } else {
+            answer::http_error(503, "not_serving", "this node is not serving; ask another")
+        }
+    }
+}
+
+/// Completes once `stop` turns true (or its sender is gone); holds no guard across an await.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
+}
+
+/// A gRPC request of `principal`, as the authentication layer would have passed it on.
+fn with_principal<T>(
+    message: T,
+    principal: &Option<trunkline_core::auth::Principal>,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(principal) = principal.clone() {
+        request.extensions_mut().insert(principal);
+    }
+    request
+}
+
+/// The bearer token of an `Authorization` header: `Bearer <token>` as is, or HTTP Basic with
+/// the token as the password (what Kamailio's `httpcon` URL `http://user:token@host` sends).
+fn bearer(
+    authorization: Option<&hyper::header::HeaderValue>,
+) -> Option<hyper::header::HeaderValue> {
+    let value = authorization?;
+    let text = value.to_str().ok()?;
+    let Some(encoded) = text.strip_prefix("Basic ") else {
+        return Some(value.clone());
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (_, token) = decoded.split_once(':')?;
+    format!("Bearer {token}").parse().ok()
+}
+
+fn to_response(answer: Answer) -> hyper::Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&answer.body).unwrap_or_default();
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(answer.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    if answer.status == 405 {
+        response.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, POST"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_authentication_carries_the_token_as_its_password() {
+        let header = |text: &str| hyper::header::HeaderValue::from_str(text).unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode("trunkline:tl1.abc.secret");
+        assert_eq!(
+            bearer(Some(&header(&format!("Basic {basic}")))).unwrap(),
+            "Bearer tl1.abc.secret"
+        );
+        assert_eq!(
+            bearer(Some(&header("Bearer tl1.abc.secret"))).unwrap(),
+            "Bearer tl1.abc.secret"
+        );
+        assert!(bearer(Some(&header("Basic !!!"))).is_none());
+        assert!(bearer(None).is_none());
+    }
+
+    #[test]
+    fn every_endpoint_names_a_route_service_rpc() {
+        for path in [
+            "/v1/outbound",
+            "/v1/leg",
+            "/v1/inbound/",
+            "/v1/registration",
+            "/v1/call-end",
+        ] {
+            let endpoint = Endpoint::from_path(path).unwrap();
+            assert!(endpoint.rpc().starts_with("/trunkline.v1.RouteService/"));
+        }
+        assert!(Endpoint::from_path("/v1/admin").is_none());
+    }
+}

@@ -1,0 +1,354 @@
+//! The parameters of an HTTP request: a query string, an `application/x-www-form-urlencoded`
+//! body, or a JSON object body, read into one list of names and values. What a proxy sends
+//! is checked here before any RPC runs: an unknown name (a typo such as `tennant`), a name
+//! given twice, a value that is not a number or a boolean, each refused naming the field.
+
+use trunkline_core::FieldError;
+
+/// Most parameters one request may carry (each endpoint takes fewer than a dozen; `path` may
+/// repeat).
+const MAX_PARAMETERS: usize = 64;
+
+/// A request's parameters in the order given.
+#[derive(Debug, Default)]
+pub struct Params {
+    fields: Vec<(String, String)>,
+}
+
+/// What the body holds, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Form,
+    Json,
+}
+
+impl BodyKind {
+    /// The kind a `Content-Type` names; `None` for an empty one (a form is assumed when the
+    /// body is not empty, as curl and Kamailio's `http_client_query` send).
+    pub fn from_content_type(content_type: Option<&str>) -> Result<BodyKind, FieldError> {
+        let Some(content_type) = content_type else {
+            return Ok(BodyKind::Form);
+        };
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "" | "application/x-www-form-urlencoded" | "text/plain" => Ok(BodyKind::Form),
+            "application/json" => Ok(BodyKind::Json),
+            other => Err(FieldError::new(
+                "content-type",
+                format!(
+                    "{other:?} is not accepted: send application/x-www-form-urlencoded or \
+                     application/json (or the parameters in the query string)"
+                ),
+            )),
+        }
+    }
+}
+
+impl Params {
+    /// The parameters of a query string and a body together.
+    pub fn parse(query: Option<&str>, body: &[u8], kind: BodyKind) -> Result<Params, FieldError> {
+        let mut params = Params::default();
+        if let Some(query) = query {
+            params.add_form(query)?;
+        }
+        if !body.is_empty() {
+            match kind {
+                BodyKind::Form => {
+                    let text = std::str::from_utf8(body)
+                        .map_err(|_| FieldError::new("body", "is not UTF-8"))?;
+                    params.add_form(text)?;
+                }
+                BodyKind::Json => params.add_json(body)?,
+            }
+        }
+        Ok(params)
+    }
+
+    fn push(&mut self, name: String, value: String) -> Result<(), FieldError> {
+        if self.fields.len() >= MAX_PARAMETERS {
+            return Err(FieldError::new(
+                "body",
+                format!("carries more than {MAX_PARAMETERS} parameters"),
+            ));
+        }
+        self.fields.push((name, value));
+        Ok(())
+    }
+
+    fn add_form(&mut self, text: &str) -> Result<(), FieldError> {
+        for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_decode(name).ok_or_else(|| {
+                FieldError::new("query", format!("{name:?} is not percent-encoded UTF-8"))
+            })?;
+            let value = percent_decode(value)
+                .ok_or_else(|| FieldError::new(name.clone(), "is not percent-encoded UTF-8"))?;
+            self.push(name, value)?;
+        }
+        Ok(())
+    }
+
+    fn add_json(&mut self, body: &[u8]) -> Result<(), FieldError> {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|error| {
+                FieldError::new(
+                    "body",
+                    format!("is not a JSON object of parameters: {error}"),
+                )
+            })?;
+        for (name, value) in object {
+            let mut values = match value {
+                serde_json::Value::Array(items) => items,
+                single => vec![single],
+            };
+            for value in values.drain(..) {
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Number(number) => number.to_string(),
+                    serde_json::Value::Bool(flag) => flag.to_string(),
+                    serde_json::Value::Null => continue,
+                    serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                        return Err(FieldError::new(
+                            name,
+                            "must be a string, a number or a boolean",
+                        ))
+                    }
+                };
+                self.push(name.clone(), text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a name the endpoint does not take, and a name given twice unless it may
+    /// repeat.
+    pub fn check(&self, accepted: &[&str], repeatable: &[&str]) -> Result<(), FieldError> {
+        for (index, (name, _)) in self.fields.iter().enumerate() {
+            if !accepted.contains(&name.as_str()) {
+                return Err(FieldError::new(
+                    name.clone(),
+                    format!(
+                        "is not a parameter here; this endpoint takes {}",
+                        accepted.join(", ")
+                    ),
+                ));
+            }
+            let again = self.fields[..index].iter().any(|(seen, _)| seen == name);
+            if again && !repeatable.contains(&name.as_str()) {
+                return Err(FieldError::new(name.clone(), "is given more than once"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `name`, or an empty string when it is absent (what protobuf's default
+    /// is, so the RPC's own "is required" check speaks).
+    pub fn text(&self, name: &str) -> String {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(field, _)| field == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    fn given(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+
+    pub fn number<T: std::str::FromStr + Default>(&self, name: &str) -> Result<T, FieldError> {
+        match self.given(name) {
+            None => Ok(T::default()),
+            Some(value) => value.trim().parse().map_err(|_| {
+                FieldError::new(
+                    name.to_owned(),
+                    format!("{value:?} is not a whole number in range"),
+                )
+            }),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, FieldError> {
+        match self.given(name).map(str::trim) {
+            None => Ok(false),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(FieldError::new(
+                name.to_owned(),
+                format!("{other:?} is not a boolean: use 1 or 0 (true/false, yes/no)"),
+            )),
+        }
+    }
+
+    /// The value of `name` among `words` (`None` when absent), for the wire's enums.
+    pub fn word<T: Copy>(&self, name: &str, words: &[(&str, T)]) -> Result<Option<T>, FieldError> {
+        let Some(value) = self.given(name) else {
+            return Ok(None);
+        };
+        let value = value.trim().to_ascii_lowercase();
+        words
+            .iter()
+            .find(|(word, _)| *word == value)
+            .map(|(_, meaning)| Some(*meaning))
+            .ok_or_else(|| {
+                let known: Vec<&str> = words.iter().map(|(word, _)| *word).collect();
+                FieldError::new(
+                    name.to_owned(),
+                    format!("{value:?} is not one of {}", known.join(", ")),
+                )
+            })
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; `None` when an
+/// escape is malformed or the bytes are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        match byte {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let high = hex_value(*bytes.get(index + 1)?)?;
+                let low = hex_value(*bytes.get(index + 2)?)?;
+                decoded.push(high << 4 | low);
+                index += 2;
+            }
+            other => decoded.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8(decoded).ok()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_and_a_form_body_are_read_together_and_decoded() {
+        let params = Params::parse(
+            Some("tenant=acme&to=%2B44%20207&from=alice+smith"),
+            b"call_id=abc%40host&explain=1",
+            BodyKind::Form,
+        )
+        .unwrap();
+        assert_eq!(params.text("tenant"), "acme");
+        assert_eq!(params.text("to"), "+44 207");
+        assert_eq!(params.text("from"), "alice smith");
+        assert_eq!(params.text("call_id"), "abc@host");
+        assert!(params.flag("explain").unwrap());
+        assert_eq!(params.text("extension"), "");
+    }
+
+    #[test]
+    fn a_json_body_gives_strings_numbers_booleans_and_lists() {
+        let params = Params::parse(
+            None,
+            br#"{"aor":"sip:a@b","expires_s":3600,"path":["<sip:e1;lr>","<sip:e2;lr>"],"dry_run":true,"received":null}"#,
+            BodyKind::Json,
+        )
+        .unwrap();
+        assert_eq!(params.number::<u32>("expires_s").unwrap(), 3600);
+        assert_eq!(params.all("path"), vec!["<sip:e1;lr>", "<sip:e2;lr>"]);
+        assert!(params.flag("dry_run").unwrap());
+        assert_eq!(params.text("received"), "");
+        let nested = Params::parse(None, br#"{"aor":{"x":1}}"#, BodyKind::Json).unwrap_err();
+        assert_eq!(nested.field(), "aor");
+        let not_object = Params::parse(None, b"[1,2]", BodyKind::Json).unwrap_err();
+        assert_eq!(not_object.field(), "body");
+    }
+
+    #[test]
+    fn unknown_repeated_and_malformed_parameters_are_refused_by_name() {
+        let params = Params::parse(Some("tennant=acme"), b"", BodyKind::Form).unwrap();
+        let error = params.check(&["tenant", "to"], &[]).unwrap_err();
+        assert_eq!(error.field(), "tennant");
+        assert!(error.reason().contains("tenant, to"), "{}", error.reason());
+
+        let twice = Params::parse(Some("to=1&to=2&path=a&path=b"), b"", BodyKind::Form).unwrap();
+        assert_eq!(
+            twice.check(&["to", "path"], &["path"]).unwrap_err().field(),
+            "to"
+        );
+        let paths = Params::parse(Some("path=a&path=b"), b"", BodyKind::Form).unwrap();
+        assert!(paths.check(&["path"], &["path"]).is_ok());
+
+        let bad = Params::parse(Some("sip_code=5o3&dry_run=maybe"), b"", BodyKind::Form).unwrap();
+        assert_eq!(
+            bad.number::<u32>("sip_code").unwrap_err().field(),
+            "sip_code"
+        );
+        assert_eq!(bad.flag("dry_run").unwrap_err().field(), "dry_run");
+        let huge = Params::parse(Some("sip_code=99999999999"), b"", BodyKind::Form).unwrap();
+        assert!(huge.number::<u32>("sip_code").is_err());
+
+        assert_eq!(
+            Params::parse(Some("to=%zz"), b"", BodyKind::Form)
+                .unwrap_err()
+                .field(),
+            "to"
+        );
+        assert!(Params::parse(Some("to=%e2%82"), b"", BodyKind::Form).is_err());
+        assert!(Params::parse(Some("to=%4"), b"", BodyKind::Form).is_err());
+    }
+
+    #[test]
+    fn too_many_parameters_are_refused() {
+        let query = vec!["path=a"; MAX_PARAMETERS + 1].join("&");
+        assert!(Params::parse(Some(&query), b"", BodyKind::Form).is_err());
+    }
+
+    #[test]
+    fn a_word_is_one_of_the_listed_ones() {
+        let params = Params::parse(Some("media=FAX&source=robot"), b"", BodyKind::Form).unwrap();
+        let media = [("voice", 1), ("fax", 2)];
+        assert_eq!(params.word("media", &media).unwrap(), Some(2));
+        assert_eq!(params.word("absent", &media).unwrap(), None);
+        let error = params.word("source", &[("phone", 1)]).unwrap_err();
+        assert_eq!(error.field(), "source");
+        assert!(error.reason().contains("phone"));
+    }
+
+    #[test]
+    fn content_types_are_recognised() {
+        assert_eq!(
+            BodyKind::from_content_type(Some("application/json; charset=utf-8")).unwrap(),
+            BodyKind::Json
+        );
+        assert_eq!(BodyKind::from_content_type(None).unwrap(), BodyKind::Form);
+        assert_eq!(
+            BodyKind::from_content_type(Some("text/xml"))
+                .unwrap_err()
+                .field(),
+            "content-type"
+        );
+    }
+}

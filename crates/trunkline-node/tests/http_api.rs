@@ -1,0 +1,580 @@
+//! The HTTP/1.1 JSON endpoint (docs/http-api.md) against a real node process: what a
+//! Kamailio cfg does with `http_client` — route a call, report a failed leg and get the next
+//! carrier, report the last and get the SIP code to send — on one kept-alive connection, and
+//! every kind of bad input answered with a status, the field and a SIP code, never a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use support::{
+    routing::{gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed},
+    *,
+};
+use trunkline_client::{proto, Client, Retry};
+
+/// One kept-alive HTTP/1.1 connection, as Kamailio's `http_client` keeps one per process.
+struct Http {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    headers: Vec<(String, String)>,
+}
+
+impl Http {
+    fn connect(address: &str) -> Http {
+        let stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Http {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    fn send(&mut self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: trunkline\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        self.writer.write_all(request.as_bytes()).unwrap();
+        self.writer.write_all(body).unwrap();
+        self.read_reply()
+    }
+
+    fn get(&mut self, target: &str) -> Reply {
+        self.send("GET", target, &[], b"")
+    }
+
+    fn read_reply(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_else(|| panic!("not an HTTP status line: {line:?}"))
+            .parse()
+            .unwrap();
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            self.reader.read_line(&mut header).unwrap();
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap();
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            if name == "content-length" {
+                length = value.parse().unwrap();
+            }
+            headers.push((name, value));
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        let body = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)));
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` escaping for a query value.
+fn escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Tenant acme; carriers alpha and beta, each one unprobed gateway, both pricing "44", alpha
+/// the cheaper; a DID whose device is not registered, diverting to a SIP URI.
+async fn setup(client: &Client) -> u64 {
+    put_carrier(client, "alpha", vec![]).await;
+    put_carrier(client, "beta", vec![]).await;
+    for (name, carrier, uri) in [
+        ("alpha-1", "alpha", "sip:192.0.2.10:5060"),
+        ("beta-1", "beta", "sip:192.0.2.20:5080;transport=tcp"),
+    ] {
+        try_put_gateway(client, unprobed(gateway(name, carrier, uri)))
+            .await
+            .unwrap();
+    }
+    import(client, "alpha", &[("44", 1_000)]).await;
+    import(client, "beta", &[("44", 2_000)]).await;
+    put_tenant(client, "acme").await;
+    let device = proto::PutDeviceRequest {
+        device: Some(proto::Device {
+            aor: "sip:alice@acme.example".into(),
+            tenant: "acme".into(),
+            disabled: false,
+            continuity: None,
+        }),
+        mode: proto::PutMode::Unspecified.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let device = device.clone();
+            async move { admin.put_device(device).await }
+        })
+        .await
+        .unwrap();
+    let did = proto::PutDidRequest {
+        did: Some(proto::Did {
+            number: "+14155550100".into(),
+            tenant: "acme".into(),
+            device: "sip:alice@acme.example".into(),
+            continuity: Some(proto::ContinuityPlan {
+                targets: vec![proto::ContinuityTarget {
+                    destination: Some(proto::continuity_target::Destination::SipUri(
+                        "sip:reception@pbx.acme.example".into(),
+                    )),
+                    ring_timeout_ms: 15_000,
+                }],
+                triggers: None,
+            }),
+        }),
+        mode: proto::PutMode::Unspecified.into(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let did = did.clone();
+            async move { admin.put_did(did).await }
+        })
+        .await
+        .unwrap()
+        .applied_index
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(
+        root.path(),
+        1,
+        &["--insecure", "--http-addr", "127.0.0.1:0"],
+    );
+    let client = node.client();
+    client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .init_cluster(proto::InitClusterRequest::default())
+                .await
+        })
+        .await
+        .unwrap();
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    let applied = setup(&client).await;
+    let address = node
+        .http_addr
+        .clone()
+        .expect("the node printed its http address");
+
+    let http = tokio::task::spawn_blocking(move || {
+        let mut http = Http::connect(&address);
+        // The health check a proxy's balancer uses.
+        let health = http.get("/health");
+        assert_eq!(health.status, 200);
+        assert_eq!(health.body["status"], "serving");
+
+        // The call: two carriers in price order, as an rtjson serial document.
+        let call_id = "a1b2c3@10.0.0.1";
+        let first = http.get(&format!(
+            "/v1/outbound?tenant=acme&call_id={}&to={}&from=%2B14155550100&min_applied_index={applied}",
+            escape(call_id),
+            escape("+442071234567")
+        ));
+        assert_eq!(first.status, 200, "{}", first.body);
+        let body = &first.body;
+        assert_eq!(body["version"], "1.0");
+        assert_eq!(body["routing"], "serial");
+        assert_eq!(body["action"], "route");
+        assert_eq!(body["carrier"], "alpha");
+        assert_eq!(body["gateway"], "alpha-1");
+        assert_eq!(body["destination_class"], "international");
+        let routes = body["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0]["uri"], "sip:+442071234567@192.0.2.10:5060");
+        assert_eq!(routes[0]["dst_uri"], "sip:192.0.2.10:5060");
+        assert_eq!(routes[1]["carrier"], "beta");
+        assert!(routes[1]["uri"].as_str().unwrap().ends_with(";transport=tcp"));
+        assert_eq!(routes[0]["fr_timer"], 3_000);
+        assert_eq!(
+            first.headers.iter().find(|(name, _)| name == "content-type").unwrap().1,
+            "application/json"
+        );
+        let token = text(&body["route_token"]);
+        assert!(!token.is_empty());
+
+        // alpha refuses with 503: the report answers with beta, as a form body this time.
+        let form = format!(
+            "call_id={}&route_token={}&carrier=alpha&gateway=alpha-1&sip_code=503",
+            escape(call_id),
+            escape(&token)
+        );
+        let next = http.send(
+            "POST",
+            "/v1/leg",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        );
+        assert_eq!(next.status, 200, "{}", next.body);
+        assert_eq!(next.body["action"], "route");
+        assert_eq!(next.body["carrier"], "beta");
+        assert_eq!(next.body["routes"].as_array().unwrap().len(), 1);
+        let token = text(&next.body["route_token"]);
+
+        // beta gives up too, reported as JSON (what OpenSIPS rest_client sends): no carrier
+        // is left, and the answer says which SIP code to send.
+        let json = serde_json::json!({
+            "call_id": call_id,
+            "route_token": token,
+            "carrier": "beta",
+            "gateway": "beta-1",
+            "sip_code": 502,
+        });
+        let stop = http.send(
+            "POST",
+            "/v1/leg",
+            &[("Content-Type", "application/json")],
+            json.to_string().as_bytes(),
+        );
+        assert_eq!(stop.status, 200, "{}", stop.body);
+        assert_eq!(stop.body["action"], "stop");
+        assert_eq!(stop.body["reason"], "no-more-routes");
+        assert_eq!(stop.body["sip_code"], 503);
+
+        // Inbound: the device never registered, so the continuity target comes first.
+        let inbound = http.get("/v1/inbound?did=%2B14155550100&call_id=in-1");
+        assert_eq!(inbound.status, 200, "{}", inbound.body);
+        assert_eq!(inbound.body["kind"], "continuity");
+        assert_eq!(inbound.body["skip_reason"], "not-registered");
+        assert_eq!(inbound.body["routes"][0]["uri"], "sip:reception@pbx.acme.example");
+        assert_eq!(inbound.body["routes"][0]["fr_inv_timer"], 15_000);
+
+        // An edge reports the REGISTER, its Path as SIP writes it.
+        let registered = http.get(&format!(
+            "/v1/registration?edge=edge1&aor={}&contact={}&expires_s=300&path={}",
+            escape("sip:alice@acme.example"),
+            escape("sip:alice@10.0.0.5:5060"),
+            escape("<sip:edge1.acme.example;lr>")
+        ));
+        assert_eq!(registered.status, 200, "{}", registered.body);
+        let index = registered.body["applied_index"].as_u64().unwrap();
+        let ringing = http.get(&format!(
+            "/v1/inbound?did=%2B14155550100&call_id=in-2&min_applied_index={index}"
+        ));
+        assert_eq!(ringing.body["kind"], "device", "{}", ringing.body);
+        assert_eq!(ringing.body["routing"], "parallel");
+        assert_eq!(ringing.body["routes"][0]["uri"], "sip:alice@10.0.0.5:5060");
+        assert_eq!(ringing.body["routes"][0]["dst_uri"], "sip:edge1.acme.example;lr");
+        assert_eq!(ringing.body["routes"][0]["path"], "<sip:edge1.acme.example;lr>");
+        // The fork ends unanswered: the report moves the call to the continuity target.
+        let diverted = http.get(&format!(
+            "/v1/leg?call_id=in-2&route_token={}&sip_code=486",
+            escape(&text(&ringing.body["route_token"]))
+        ));
+        assert_eq!(diverted.status, 200, "{}", diverted.body);
+        assert_eq!(diverted.body["action"], "route", "{}", diverted.body);
+        assert_eq!(diverted.body["kind"], "continuity");
+        assert_eq!(diverted.body["routes"][0]["uri"], "sip:reception@pbx.acme.example");
+        http
+    })
+    .await
+    .unwrap();
+    drop(http);
+    drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_status_the_field_and_a_sip_code_never_a_panic() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(
+        root.path(),
+        1,
+        &["--insecure", "--http-addr", "127.0.0.1:0"],
+    );
+    let client = node.client();
+    client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .init_cluster(proto::InitClusterRequest::default())
+                .await
+        })
+        .await
+        .unwrap();
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    setup(&client).await;
+    let address = node.http_addr.clone().unwrap();
+
+    tokio::task::spawn_blocking(move || {
+        let mut http = Http::connect(&address);
+        let expect = |reply: Reply, status: u16, field: Option<&str>, sip_code: u64| {
+            assert_eq!(reply.status, status, "{}", reply.body);
+            assert_eq!(reply.body["action"], "stop", "{}", reply.body);
+            assert_eq!(reply.body["sip_code"], sip_code, "{}", reply.body);
+            if let Some(field) = field {
+                assert_eq!(reply.body["field"], field, "{}", reply.body);
+            }
+            reply.body
+        };
+        let missing = expect(
+            http.get("/v1/outbound?tenant=acme&call_id=x"),
+            400,
+            Some("to"),
+            400,
+        );
+        assert!(
+            text(&missing["message"]).contains("is required"),
+            "{missing}"
+        );
+        let unknown = expect(
+            http.get("/v1/outbound?tenant=nobody&call_id=x&to=%2B442071234567"),
+            404,
+            None,
+            403,
+        );
+        assert_eq!(unknown["reason"], "unknown-tenant");
+        expect(
+            http.get("/v1/outbound?tennant=acme&call_id=x&to=1"),
+            400,
+            Some("tennant"),
+            400,
+        );
+        expect(
+            http.get("/v1/outbound?tenant=acme&tenant=b&call_id=x&to=1"),
+            400,
+            Some("tenant"),
+            400,
+        );
+        expect(
+            http.get("/v1/outbound?tenant=acme&call_id=x&to=%2B44&media=telepathy"),
+            400,
+            Some("media"),
+            400,
+        );
+        expect(
+            http.get("/v1/outbound?tenant=acme&call_id=x&to=%ZZ"),
+            400,
+            Some("to"),
+            400,
+        );
+        let number = expect(
+            http.get("/v1/outbound?tenant=acme&call_id=x&to=12ab"),
+            400,
+            None,
+            484,
+        );
+        assert_eq!(number["reason"], "invalid-number");
+        // A forged token, a malformed code, a leg of an outbound call without its carrier.
+        expect(
+            http.get("/v1/leg?call_id=x&route_token=forged&carrier=alpha&sip_code=503"),
+            400,
+            Some("route_token"),
+            400,
+        );
+        expect(
+            http.get("/v1/leg?call_id=x&route_token=t&sip_code=5o3"),
+            400,
+            Some("sip_code"),
+            400,
+        );
+        let routed = http.get("/v1/outbound?tenant=acme&call_id=y&to=%2B442071234567");
+        let token = escape(&text(&routed.body["route_token"]));
+        let no_carrier = expect(
+            http.get(&format!(
+                "/v1/leg?call_id=y&route_token={token}&sip_code=503"
+            )),
+            400,
+            Some("carrier"),
+            400,
+        );
+        assert!(text(&no_carrier["message"]).contains("is required"));
+        expect(
+            http.get(&format!(
+                "/v1/leg?call_id=another&route_token={token}&carrier=alpha&sip_code=503"
+            )),
+            400,
+            Some("route_token"),
+            400,
+        );
+        expect(
+            http.send(
+                "POST",
+                "/v1/outbound",
+                &[("Content-Type", "application/json")],
+                b"{not json",
+            ),
+            400,
+            Some("body"),
+            400,
+        );
+        expect(
+            http.send(
+                "POST",
+                "/v1/outbound",
+                &[("Content-Type", "text/xml")],
+                b"<a/>",
+            ),
+            400,
+            Some("content-type"),
+            400,
+        );
+        expect(
+            http.get("/v1/inbound?did=%2B19995550000&call_id=z"),
+            404,
+            None,
+            404,
+        );
+        let method = expect(http.send("PUT", "/v1/outbound", &[], b""), 405, None, 500);
+        assert_eq!(method["error"], "method_not_allowed");
+        expect(http.get("/v1/admin/tokens"), 404, None, 500);
+        // Still the same connection after every refusal: nothing above closed it.
+        assert_eq!(http.get("/health").status, 200);
+
+        // A body over the bound is refused whole.
+        let oversized = vec![b'a'; 70 * 1024];
+        let reply = http.send(
+            "POST",
+            "/v1/outbound",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &oversized,
+        );
+        assert_eq!(reply.status, 413, "{}", reply.body);
+        // Headers over the bound close the connection with 431, and the node lives on.
+        let mut fresh = Http::connect(&address);
+        let huge = "x".repeat(20 * 1024);
+        let mut request = format!("GET /health HTTP/1.1\r\nHost: t\r\nX-Big: {huge}\r\n\r\n");
+        let _ = fresh.writer.write_all(request.as_bytes());
+        let mut line = String::new();
+        let _ = fresh.reader.read_line(&mut line);
+        assert!(line.contains("431") || line.is_empty(), "{line:?}");
+        request.clear();
+        assert_eq!(Http::connect(&address).get("/health").status, 200);
+    })
+    .await
+    .unwrap();
+    assert!(node.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_endpoint_asks_for_the_same_tokens_as_grpc() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(
+        root.path(),
+        1,
+        &["--insecure", "--require-auth", "--http-addr", "127.0.0.1:0"],
+    );
+    let bootstrap = std::fs::read_to_string(node.data_dir.join("bootstrap.token")).unwrap();
+    let admin = authenticated(&node, bootstrap.trim());
+    let init = admin
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .init_cluster(proto::InitClusterRequest::default())
+                .await
+        })
+        .await
+        .unwrap();
+    let admin = authenticated(&node, &init.admin_token);
+    wait_for_leader(&admin, Duration::from_secs(10)).await;
+    setup(&admin).await;
+    let create = |name: &'static str, tenant: &'static str| {
+        let admin = &admin;
+        async move {
+            let request = proto::CreateTokenRequest {
+                name: name.into(),
+                role: "proxy".into(),
+                tenants: vec![tenant.into()],
+                ..Default::default()
+            };
+            admin
+                .admin(Retry::NotSent, |mut client| {
+                    let request = request.clone();
+                    async move { client.create_token(request).await }
+                })
+                .await
+                .unwrap()
+                .token
+        }
+    };
+    put_tenant(&admin, "globex").await;
+    let proxy = create("acme-proxy", "acme").await;
+    let other_tenant = create("globex-proxy", "globex").await;
+    let address = node.http_addr.clone().unwrap();
+    let call = "/v1/outbound?tenant=acme&call_id=c&to=%2B442071234567";
+
+    tokio::task::spawn_blocking(move || {
+        let mut http = Http::connect(&address);
+        let anonymous = http.get(call);
+        assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+        assert_eq!(anonymous.body["sip_code"], 403);
+        let wrong = http.send(
+            "GET",
+            call,
+            &[("Authorization", "Bearer tl1.nope.nope")],
+            b"",
+        );
+        assert_eq!(wrong.status, 401);
+
+        let bearer = format!("Bearer {proxy}");
+        let routed = http.send("GET", call, &[("Authorization", &bearer)], b"");
+        assert_eq!(routed.status, 200, "{}", routed.body);
+        assert_eq!(routed.body["action"], "route");
+        // What Kamailio's httpcon URL `http://trunkline:TOKEN@node` sends.
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("trunkline:{proxy}"))
+        );
+        let routed = http.send("GET", call, &[("Authorization", &basic)], b"");
+        assert_eq!(routed.status, 200, "{}", routed.body);
+        // A proxy of another tenant learns nothing of acme.
+        let outside = http.send(
+            "GET",
+            call,
+            &[("Authorization", &format!("Bearer {other_tenant}"))],
+            b"",
+        );
+        assert_eq!(outside.status, 403, "{}", outside.body);
+        assert_eq!(outside.body["sip_code"], 403);
+        // Health needs no token: a balancer checks it.
+        assert_eq!(http.get("/health").status, 200);
+    })
+    .await
+    .unwrap();
+    assert!(
+        node.stop(),
+        "the node stops cleanly with HTTP connections open"
+    );
+}
+
+fn authenticated(node: &TestNode, token: &str) -> Client {
+    node.client().with_token(token).unwrap()
+}
