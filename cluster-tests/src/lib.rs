@@ -7,5 +7,6 @@
 
 pub mod checker;
 pub mod history;
+pub mod sip_e2e;
 // `pub mod harness;` goes here: containers, nemeses and workloads (cluster-tests/src/harness/).
 pub mod harness;

@@ -1,0 +1,376 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
+//! Kamailio routing through a Trunkline cluster, end to end (issue 14): three real
+//! `trunkline` processes on loopback, Kamailio running `deploy/kamailio/kamailio.cfg`, carriers'
+//! gateways and callers played by sipp. Each test checks what sipp counted (answered and
+//! failed calls, response times) and what the carriers received.
+//!
+//! The tests run one at a time (each starts its own cluster and Kamailio; on two cores
+//! several at once would turn the timing checks into load tests). Kamailio and sipp are
+//! required: without them every test fails, saying `.ci/run` installs them.
+
+use std::sync::Mutex;
+
+use trunkline_cluster_tests::sip_e2e::{
+    call, configure, http_get, require_tools, wait_for, wait_routable, Caller, Cluster, Kamailio,
+    KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DID,
+    LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO, SETUP_TIMEOUT, TENANT,
+};
+
+/// One test at a time: see the file's docs.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A cluster configured with carriers alpha (tried first) and bravo, the DID's continuity
+/// targets, and Kamailio in front. Fields drop in order: processes first, the folder last.
+struct Environment {
+    kamailio: Kamailio,
+    alpha: SippServer,
+    bravo: SippServer,
+    /// The DID's first continuity target, which refuses with 503.
+    overflow: SippServer,
+    /// The DID's second continuity target, which answers.
+    desk: SippServer,
+    cluster: Cluster,
+    /// Kept (and named on standard error) when the test fails, for its logs.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("logs of the failed test kept in {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+impl Environment {
+    fn start(alpha_scenario: &str) -> Environment {
+        require_tools();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let alpha = SippServer::start(path, "alpha", alpha_scenario);
+        let bravo = SippServer::start(path, "bravo", ANSWER_SCENARIO);
+        let overflow = SippServer::start(path, "overflow", REFUSE_503_SCENARIO);
+        let desk = SippServer::start(path, "desk", ANSWER_SCENARIO);
+        let cluster = Cluster::start(path);
+        let continuity = format!(
+            "sip:overflow@127.0.0.1:{}/20s,sip:desk@127.0.0.1:{}/20s",
+            overflow.port, desk.port
+        );
+        configure(&cluster, alpha.port, bravo.port, &continuity);
+        wait_routable(&cluster);
+        let kamailio = Kamailio::start(path, "kamailio", &kamailio_options(&cluster, None));
+        Environment {
+            kamailio,
+            alpha,
+            bravo,
+            overflow,
+            desk,
+            cluster,
+            dir: Some(dir),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir
+            .as_ref()
+            .expect("the folder is taken only when dropped")
+            .path()
+    }
+
+    /// What to look at when an assertion fails: the proxy's and the nodes' logs.
+    fn diagnostics(&self) -> String {
+        format!(
+            "--- kamailio:\n{}\n{}",
+            self.kamailio.process.log_tail(40),
+            self.cluster.logs()
+        )
+    }
+}
+
+fn kamailio_options(cluster: &Cluster, failsafe_uri: Option<String>) -> KamailioOptions {
+    KamailioOptions {
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|node| node.http_addr.clone())
+            .collect(),
+        token: cluster.proxy_token.clone(),
+        tenant: TENANT.to_owned(),
+        failsafe_uri,
+    }
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn a_carrier_refusing_with_503_sends_every_call_through_the_other() {
+    let _serial = serial();
+    let environment = Environment::start(REFUSE_503_SCENARIO);
+    let calls = 30;
+    let report = call(
+        environment.path(),
+        "refused",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "every call must be answered:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    // Every call ended at bravo; alpha refused the first ones (until its breaker opened).
+    environment.bravo.wait_calls(calls);
+    let refused = environment.alpha.calls_received();
+    assert!(
+        (1..=calls).contains(&refused),
+        "alpha received {refused} calls, expected at least one (it is the cheaper carrier)"
+    );
+}
+
+#[test]
+fn a_silent_carrier_is_skipped_once_its_probes_take_it_down() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path();
+    let port = environment.kamailio.port;
+
+    // Healthy: alpha, the cheaper carrier, takes the calls.
+    let before = call(
+        path,
+        "healthy",
+        CALLER_SCENARIO,
+        port,
+        OUTBOUND_NUMBER,
+        5,
+        10,
+    );
+    assert_eq!(before.successful, 5, "{}", before.screen);
+    environment.alpha.wait_calls(5);
+
+    // Alpha goes silent: calls caught before its probes notice still complete, through
+    // Kamailio's own timer (a proxy_timeout report) and bravo.
+    environment.alpha.process.signal("STOP");
+    let caught = call(
+        path,
+        "caught",
+        CALLER_SCENARIO,
+        port,
+        OUTBOUND_NUMBER,
+        3,
+        10,
+    );
+    assert_eq!(
+        (caught.successful, caught.failed),
+        (3, 0),
+        "{}\n{}",
+        caught.screen,
+        environment.diagnostics()
+    );
+
+    // Once every node's answers leave alpha out, no call goes near it.
+    for node in &environment.cluster.nodes {
+        wait_for(
+            &format!("node {} leaving the silent alpha out", node.id),
+            SETUP_TIMEOUT,
+            || {
+                let path = format!(
+                    "/v1/outbound?tenant={TENANT}&call_id=check-{}&to=%2B{}&dry_run=1",
+                    node.id,
+                    &OUTBOUND_NUMBER[1..]
+                );
+                let (status, body) = http_get(
+                    &node.http_addr,
+                    &path,
+                    Some(&environment.cluster.proxy_token),
+                )?;
+                (status == 200 && !body.contains("alpha-1")).then_some(())
+            },
+        );
+    }
+    let bravo_before = environment.bravo.calls_received();
+    let log_start = environment.kamailio.log_len();
+    let calls = 20;
+    let after = call(
+        path,
+        "after",
+        CALLER_SCENARIO,
+        port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    assert_eq!(
+        (after.successful, after.failed, after.exit_code),
+        (calls, 0, Some(0)),
+        "{}\n{}",
+        after.screen,
+        environment.diagnostics()
+    );
+    environment.bravo.wait_calls(bravo_before + calls);
+    // No call waited out a leg timer on alpha: each went straight to bravo.
+    assert!(
+        after.max_response_ms() < LEG_REPLY_TIMEOUT_MS,
+        "a call took {} ms: it waited on the silent gateway",
+        after.max_response_ms()
+    );
+    let alpha_leg = format!("leg to sip:127.0.0.1:{}", environment.alpha.port);
+    let log = environment.kamailio.log_since(log_start);
+    assert!(
+        log.contains(&format!("leg to sip:127.0.0.1:{}", environment.bravo.port))
+            && !log.contains(&alpha_leg),
+        "after alpha went down Kamailio still sent INVITEs to it:\n{log}"
+    );
+    // Its proxy_timeout reports did not open alpha's breaker: the probes took it down.
+    let health = environment.cluster.trunkctl(&["health"]);
+    let alpha_line = health
+        .lines()
+        .find(|line| line.starts_with("alpha-1"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        alpha_line.contains("down") && !alpha_line.contains("breaker"),
+        "alpha-1 should be down by its probes, not its breaker:\n{health}"
+    );
+    environment.alpha.process.signal("CONT");
+}
+
+#[test]
+fn an_unregistered_device_rings_its_continuity_targets_in_turn() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let calls = 5;
+    let report = call(
+        environment.path(),
+        "inbound",
+        CALLER_SCENARIO,
+        environment.kamailio.carrier_port,
+        DID,
+        calls,
+        5,
+    );
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "every call to the DID must reach a continuity target:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    // The first target refused each call; the report moved it to the second, which answered.
+    environment.overflow.wait_calls(calls);
+    environment.desk.wait_calls(calls);
+    assert_eq!(environment.alpha.calls_received(), 0);
+    assert_eq!(environment.bravo.calls_received(), 0);
+}
+
+#[test]
+fn a_node_killed_mid_run_fails_no_call() {
+    let _serial = serial();
+    let mut environment = Environment::start(REFUSE_503_SCENARIO);
+    let calls = 150;
+    let caller = Caller::start(
+        environment.path(),
+        "kill",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        15,
+    );
+    // Kill the leader once the run is well under way (a third of the calls answered).
+    environment.bravo.wait_calls(calls / 3);
+    let leader = environment.cluster.leader();
+    environment.cluster.kill(leader);
+    let report = caller.finish();
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "no call may fail when node {} dies:\n{}\n{}",
+        leader + 1,
+        report.screen,
+        environment.diagnostics()
+    );
+}
+
+#[test]
+fn every_node_down_fails_safe() {
+    let _serial = serial();
+    let mut environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path().to_path_buf();
+    let fallback = SippServer::start(&path, "fallback", ANSWER_SCENARIO);
+    let static_route = Kamailio::start(
+        &path,
+        "kamailio-fallback",
+        &kamailio_options(
+            &environment.cluster,
+            Some(format!("sip:127.0.0.1:{}", fallback.port)),
+        ),
+    );
+    let routed = call(
+        &path,
+        "routed",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        2,
+        10,
+    );
+    assert_eq!(routed.successful, 2, "{}", routed.screen);
+
+    for index in 0..environment.cluster.nodes.len() {
+        environment.cluster.kill(index);
+    }
+
+    // Default: 503 at once (a refused connection marks a node down; nothing waits).
+    let calls = 10;
+    let refused = call(
+        &path,
+        "all-down",
+        CALLER_REFUSED_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    assert_eq!(
+        (refused.successful, refused.failed, refused.exit_code),
+        (calls, 0, Some(0)),
+        "every call must get the fail-safe 503:\n{}\n{}",
+        refused.screen,
+        environment.diagnostics()
+    );
+    assert!(
+        refused.max_response_ms() < 1_500,
+        "the fail-safe answer took {} ms",
+        refused.max_response_ms()
+    );
+
+    // FAILSAFE_URI: the static fallback route takes the calls instead.
+    let relayed = call(
+        &path,
+        "fallback",
+        CALLER_SCENARIO,
+        static_route.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    assert_eq!(
+        (relayed.successful, relayed.failed, relayed.exit_code),
+        (calls, 0, Some(0)),
+        "every call must reach the fallback route:\n{}\n{}",
+        relayed.screen,
+        static_route.process.log_tail(40)
+    );
+    fallback.wait_calls(calls);
+}
