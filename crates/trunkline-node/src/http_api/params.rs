@@ -217,15 +217,19 @@ impl Params {
     }
 }
 
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; `None` when an
-/// escape is malformed or the bytes are not UTF-8.
+/// Percent-decoding of a query or form value: `%XX` is a byte; `None` when an escape is
+/// malformed or the bytes are not UTF-8.
+///
+/// A `+` stays a plus sign, although HTML forms encode a space as `+`: every E.164 number
+/// starts with one, proxies build queries with escapes that leave it alone (Kamailio's
+/// `s.escape.param`), and no parameter here is ever meant to hold a space. Decoding it as a
+/// space would turn `to=+442071234567` into a number nobody can route.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
         match byte {
-            b'+' => decoded.push(b' '),
             b'%' => {
                 let high = hex_value(*bytes.get(index + 1)?)?;
                 let low = hex_value(*bytes.get(index + 2)?)?;
@@ -255,14 +259,14 @@ mod tests {
     #[test]
     fn a_query_and_a_form_body_are_read_together_and_decoded() {
         let params = Params::parse(
-            Some("tenant=acme&to=%2B44%20207&from=alice+smith"),
+            Some("tenant=acme&to=%2B44%20207&from=+14155550100"),
             b"call_id=abc%40host&explain=1",
             BodyKind::Form,
         )
         .unwrap();
         assert_eq!(params.text("tenant"), "acme");
         assert_eq!(params.text("to"), "+44 207");
-        assert_eq!(params.text("from"), "alice smith");
+        assert_eq!(params.text("from"), "+14155550100", "a plus sign stays one");
         assert_eq!(params.text("call_id"), "abc@host");
         assert!(params.flag("explain").unwrap());
         assert_eq!(params.text("extension"), "");
