@@ -3,6 +3,11 @@
 //!
 //! One task per [`Queue`] writes what queued while the previous write was in flight as one
 //! command of at most [`Kind::MAX_PER_COMMAND`] items, and hands each item its own outcome.
+//! A kind whose items nobody waits for may also *linger* ([`Kind::LINGER`]): a batch of
+//! such items waits that long for company before it is written, so a steady trickle (a
+//! lookup's call record per call, spread over the nodes) becomes a few entries a second
+//! instead of one per item, each replicated and flushed on every node. An item somebody waits
+//! for ends the lingering at once.
 //! The queue is bounded: past [`QUEUE_CAPACITY`] items waiting, new ones are refused at once
 //! as overload. A node that can't write (no quorum) answers every item of the batch with the
 //! error.
@@ -30,6 +35,8 @@ pub trait Kind: Send + 'static {
     /// What the items are, in plural, for messages.
     const WHAT: &'static str;
     const MAX_PER_COMMAND: usize;
+    /// How long a batch of items nobody waits for waits for more before it is written.
+    const LINGER: Duration = Duration::ZERO;
     fn command(items: Vec<Self::Item>) -> Command;
     /// One outcome per item, in order, from the response of the entry at `index`; `None` for
     /// a response of another kind.
@@ -46,13 +53,7 @@ impl<K: Kind> Queue<K> {
         let (sender, mut receiver) = mpsc::channel::<Job<K::Item, K::Outcome>>(QUEUE_CAPACITY);
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < K::MAX_PER_COMMAND {
-                    match receiver.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
+                let batch = gather(&mut receiver, first, K::MAX_PER_COMMAND, K::LINGER).await;
                 write::<K>(&cluster, batch).await;
             }
         });
@@ -102,6 +103,41 @@ impl<K: Kind> Queue<K> {
     }
 }
 
+/// The batch that starts with `first`: whatever else is queued, up to `max` items; and when
+/// nobody waits for any of them, whatever arrives within `linger` of now, until one arrives
+/// that somebody waits for.
+async fn gather<I, O>(
+    receiver: &mut mpsc::Receiver<Job<I, O>>,
+    first: Job<I, O>,
+    max: usize,
+    linger: Duration,
+) -> Vec<Job<I, O>> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    if linger.is_zero() || batch.iter().any(|job| job.reply.is_some()) {
+        return batch;
+    }
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(job)) => {
+                let waited_for = job.reply.is_some();
+                batch.push(job);
+                if waited_for {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    batch
+}
+
 async fn write<K: Kind>(cluster: &Cluster, batch: Vec<Job<K::Item, K::Outcome>>) {
     let (items, replies): (Vec<K::Item>, Vec<_>) =
         batch.into_iter().map(|job| (job.item, job.reply)).unzip();
@@ -129,5 +165,72 @@ async fn write<K: Kind>(cluster: &Cluster, batch: Vec<Job<K::Item, K::Outcome>>)
                 let _ = reply.send(Err(error.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(item: u32) -> Job<u32, ()> {
+        Job { item, reply: None }
+    }
+
+    #[tokio::test]
+    async fn items_nobody_waits_for_linger_for_company_and_others_do_not() {
+        let (sender, mut receiver) = mpsc::channel(16);
+        let late = sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = late.send(job(2)).await;
+        });
+        let batch = gather(&mut receiver, job(1), 10, Duration::from_secs(1)).await;
+        // Without lingering the batch would be [1]: 2 came 50 ms later.
+        assert!(batch.len() >= 2, "{} items", batch.len());
+
+        // Without a linger, only what is queued now.
+        sender.send(job(3)).await.unwrap();
+        let late = sender.clone();
+        let straggler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = late.send(job(4)).await;
+        });
+        let batch = gather(&mut receiver, job(5), 10, Duration::ZERO).await;
+        assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [5, 3]);
+        straggler.await.unwrap();
+        let _ = receiver.try_recv();
+
+        // An item somebody waits for ends the lingering at once: with an hour's linger, the
+        // batch still comes back as soon as it arrives.
+        let waiter = sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (reply, _answer) = oneshot::channel();
+            let _ = waiter
+                .send(Job {
+                    item: 6,
+                    reply: Some(reply),
+                })
+                .await;
+        });
+        let batch = tokio::time::timeout(
+            Duration::from_secs(30),
+            gather(&mut receiver, job(7), 10, Duration::from_secs(3_600)),
+        )
+        .await
+        .expect("an item somebody waits for ends the lingering");
+        assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [7, 6]);
+
+        // A full batch is written without waiting.
+        for item in 10..20 {
+            sender.send(job(item)).await.unwrap();
+        }
+        let batch = tokio::time::timeout(
+            Duration::from_secs(30),
+            gather(&mut receiver, job(9), 4, Duration::from_secs(3_600)),
+        )
+        .await
+        .expect("a full batch does not linger");
+        assert_eq!(batch.len(), 4);
     }
 }

@@ -3,7 +3,8 @@
 //! ([`crate::batch`]) into the replicated log, [`MAX_PER_COMMAND`] to an entry.
 //!
 //! A lookup never waits for its record: it is queued ([`Recorder::note`]) and the answer goes
-//! out. Its record is lost only if this node dies within the batching window, or, past
+//! out. Its record is lost only if this node dies within the batching window (at most
+//! 50 ms: records nobody waits for linger that long for company), or, past
 //! [`QUEUE_CAPACITY`](crate::batch::QUEUE_CAPACITY) records waiting, when the queue is full
 //! (counted in [`Recorder::dropped`], logged). An end is acknowledged to the proxy only after its
 //! record is applied ([`Recorder::record`]): losing any node afterwards loses nothing, and the
@@ -40,6 +41,12 @@ impl Kind for Record {
     type Outcome = Recorded;
     const WHAT: &'static str = "call records";
     const MAX_PER_COMMAND: usize = MAX_PER_COMMAND;
+    /// A lookup's record (nobody waits for it) waits up to this long for others: at a few
+    /// hundred calls a second spread over the nodes, one entry per 50 ms per node instead of
+    /// one per call or two, each replicated and flushed on every node. What it costs: a node
+    /// that dies loses the lookups' records of its last 50 ms (an end's record is never
+    /// lost: its report waits for it, and ends the lingering).
+    const LINGER: Duration = Duration::from_millis(50);
     fn command(records: Vec<Cdr>) -> Command {
         Command::Cdr(CdrCommand::Record(records))
     }

@@ -112,6 +112,26 @@ fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
 
+/// A one-node cluster with the HTTP listener, initialised, without tokens.
+async fn started(root: &std::path::Path) -> (TestNode, Client) {
+    let node = TestNode::start(root, 1, &["--insecure", "--http-addr", "127.0.0.1:0"]);
+    let client = node.client();
+    initialise(&client).await;
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    (node, client)
+}
+
+async fn initialise(client: &Client) -> proto::InitClusterResponse {
+    client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .init_cluster(proto::InitClusterRequest::default())
+                .await
+        })
+        .await
+        .unwrap()
+}
+
 /// Tenant acme; carriers alpha and beta, each one unprobed gateway, both pricing "44", alpha
 /// the cheaper; a DID whose device is not registered, diverting to a SIP URI.
 async fn setup(client: &Client) -> u64 {
@@ -175,21 +195,7 @@ async fn setup(client: &Client) -> u64 {
 async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();
-    let node = TestNode::start(
-        root.path(),
-        1,
-        &["--insecure", "--http-addr", "127.0.0.1:0"],
-    );
-    let client = node.client();
-    client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .init_cluster(proto::InitClusterRequest::default())
-                .await
-        })
-        .await
-        .unwrap();
-    wait_for_leader(&client, Duration::from_secs(10)).await;
+    let (node, client) = started(root.path()).await;
     let applied = setup(&client).await;
     let address = node
         .http_addr
@@ -295,15 +301,16 @@ async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection
         assert_eq!(ringing.body["routes"][0]["uri"], "sip:alice@10.0.0.5:5060");
         assert_eq!(ringing.body["routes"][0]["dst_uri"], "sip:edge1.acme.example;lr");
         assert_eq!(ringing.body["routes"][0]["path"], "<sip:edge1.acme.example;lr>");
-        // The fork ends unanswered: the report moves the call to the continuity target.
-        let diverted = http.get(&format!(
+        // The device is busy: the plan's triggers don't divert a busy device, so the answer
+        // is the stop with the device's own code, for the proxy to relay.
+        let busy = http.get(&format!(
             "/v1/leg?call_id=in-2&route_token={}&sip_code=486",
             escape(&text(&ringing.body["route_token"]))
         ));
-        assert_eq!(diverted.status, 200, "{}", diverted.body);
-        assert_eq!(diverted.body["action"], "route", "{}", diverted.body);
-        assert_eq!(diverted.body["kind"], "continuity");
-        assert_eq!(diverted.body["routes"][0]["uri"], "sip:reception@pbx.acme.example");
+        assert_eq!(busy.status, 200, "{}", busy.body);
+        assert_eq!(busy.body["action"], "stop", "{}", busy.body);
+        assert_eq!(busy.body["reason"], "callee-answer");
+        assert_eq!(busy.body["sip_code"], 486);
         http
     })
     .await
@@ -316,21 +323,7 @@ async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection
 async fn bad_input_gets_a_status_the_field_and_a_sip_code_never_a_panic() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();
-    let node = TestNode::start(
-        root.path(),
-        1,
-        &["--insecure", "--http-addr", "127.0.0.1:0"],
-    );
-    let client = node.client();
-    client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .init_cluster(proto::InitClusterRequest::default())
-                .await
-        })
-        .await
-        .unwrap();
-    wait_for_leader(&client, Duration::from_secs(10)).await;
+    let (node, client) = started(root.path()).await;
     setup(&client).await;
     let address = node.http_addr.clone().unwrap();
 
@@ -494,15 +487,7 @@ async fn the_http_endpoint_asks_for_the_same_tokens_as_grpc() {
         &["--insecure", "--require-auth", "--http-addr", "127.0.0.1:0"],
     );
     let bootstrap = std::fs::read_to_string(node.data_dir.join("bootstrap.token")).unwrap();
-    let admin = authenticated(&node, bootstrap.trim());
-    let init = admin
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .init_cluster(proto::InitClusterRequest::default())
-                .await
-        })
-        .await
-        .unwrap();
+    let init = initialise(&authenticated(&node, bootstrap.trim())).await;
     let admin = authenticated(&node, &init.admin_token);
     wait_for_leader(&admin, Duration::from_secs(10)).await;
     setup(&admin).await;
