@@ -741,6 +741,9 @@ pub const ANSWER_SCENARIO: &str = "answer.xml";
 pub const REFUSE_503_SCENARIO: &str = "refuse503.xml";
 pub const CALLER_SCENARIO: &str = "caller.xml";
 pub const CALLER_REFUSED_SCENARIO: &str = "caller_refused.xml";
+/// A device that registers and answers the call that follows (with [`ANSWER_SCENARIO`] as
+/// its out-of-call scenario: see [`Caller::phone`]).
+pub const PHONE_SCENARIO: &str = "phone.xml";
 
 pub fn scenario(name: &str) -> PathBuf {
     kamailio_dir().join("sipp").join(name)
@@ -863,6 +866,8 @@ impl CallerReport {
 /// `number` from [`CALLER_NUMBER`] with `scenario_name`.
 pub struct Caller {
     pub process: Process,
+    /// The UDP port it sends from (and, for a phone, takes calls on).
+    pub local_port: u16,
     dir: PathBuf,
     stats: PathBuf,
     screen: PathBuf,
@@ -880,6 +885,36 @@ impl Caller {
         calls: u64,
         rate: u64,
     ) -> Caller {
+        Self::launch(dir, name, scenario_name, port, number, (calls, rate), &[])
+    }
+
+    /// A registered device: [`PHONE_SCENARIO`] registers `aor` (without `sip:`) through
+    /// Kamailio's customer socket `port`, and the inbound call that follows, which has a
+    /// Call-ID of its own, is answered by [`ANSWER_SCENARIO`] as sipp's out-of-call scenario,
+    /// on the same socket (where the device registered from).
+    pub fn phone(dir: &Path, name: &str, port: u16, aor: &str) -> Caller {
+        let answer = scenario(ANSWER_SCENARIO).display().to_string();
+        Self::launch(
+            dir,
+            name,
+            PHONE_SCENARIO,
+            port,
+            aor,
+            (1, 1),
+            &["-oocsf", &answer],
+        )
+    }
+
+    fn launch(
+        dir: &Path,
+        name: &str,
+        scenario_name: &str,
+        port: u16,
+        number: &str,
+        (calls, rate): (u64, u64),
+        extra: &[&str],
+    ) -> Caller {
+        let local_port = free_udp_port();
         let run_dir = dir.join(name);
         std::fs::create_dir_all(&run_dir)
             .unwrap_or_else(|error| panic!("can't make the caller's folder: {error}"));
@@ -890,7 +925,8 @@ impl Caller {
             .arg("-sf")
             .arg(scenario(scenario_name))
             .args(["-s", number, "-key", "caller", CALLER_NUMBER])
-            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            .args(["-i", "127.0.0.1", "-p", &local_port.to_string()])
+            .args(extra)
             .arg(format!("127.0.0.1:{port}"))
             .args(["-m", &calls.to_string(), "-r", &rate.to_string()])
             // A call lasts a few seconds at most; 30 s would be a hang, not a slow call.
@@ -910,6 +946,7 @@ impl Caller {
         );
         Caller {
             process,
+            local_port,
             dir: run_dir,
             stats,
             screen,

@@ -11,9 +11,10 @@
 use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
-    call, configure, http_get, require_tools, wait_for, wait_routable, Caller, Cluster, Kamailio,
-    KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DID,
-    LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO, SETUP_TIMEOUT, TENANT,
+    call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
+    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_REFUSED_SCENARIO,
+    CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO,
+    SETUP_TIMEOUT, TENANT,
 };
 
 /// One test at a time: see the file's docs.
@@ -271,6 +272,85 @@ fn an_unregistered_device_rings_its_continuity_targets_in_turn() {
     environment.desk.wait_calls(calls);
     assert_eq!(environment.alpha.calls_received(), 0);
     assert_eq!(environment.bravo.calls_received(), 0);
+}
+
+#[test]
+fn a_device_registered_through_kamailio_takes_the_calls_to_its_did() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path();
+    // The DID's device registers on the customer socket (the edge role), from the socket it
+    // answers calls on.
+    let phone = Caller::phone(
+        path,
+        "phone",
+        environment.kamailio.port,
+        DEVICE.trim_start_matches("sip:"),
+    );
+    let contact = format!("sip:phone@127.0.0.1:{}", phone.local_port);
+    let bindings = wait_explained(
+        "the phone's binding reaching the cluster",
+        SETUP_TIMEOUT,
+        || {
+            let bindings = environment
+                .cluster
+                .trunkctl(&["device", "bindings", DEVICE]);
+            bindings.contains(&contact).then_some(bindings)
+        },
+        || environment.diagnostics(),
+    );
+    assert!(
+        bindings.contains("edge1"),
+        "the binding should name Kamailio's edge:\n{bindings}"
+    );
+
+    let log_start = environment.kamailio.log_len();
+    let report = call(
+        path,
+        "to-phone",
+        CALLER_SCENARIO,
+        environment.kamailio.carrier_port,
+        DID,
+        1,
+        1,
+    );
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (1, 0, Some(0)),
+        "the call to the DID must be answered:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    // The phone answered it, not a continuity target.
+    let log = environment.kamailio.log_since(log_start);
+    assert!(
+        log.contains(&format!("leg to {contact}")),
+        "Kamailio did not ring the registered contact {contact}:\n{log}"
+    );
+    assert_eq!(environment.overflow.calls_received(), 0);
+    assert_eq!(environment.desk.calls_received(), 0);
+
+    // The phone's scenario checked the 200s (the binding echoed with its lifetime) and ended
+    // by unregistering, which removes the binding.
+    let registered = phone.finish();
+    assert_eq!(
+        (
+            registered.successful,
+            registered.failed,
+            registered.exit_code
+        ),
+        (1, 0, Some(0)),
+        "the phone's REGISTERs must get 200 with the binding:\n{}\n{}",
+        registered.screen,
+        environment.diagnostics()
+    );
+    let bindings = environment
+        .cluster
+        .trunkctl(&["device", "bindings", DEVICE]);
+    assert!(
+        !bindings.contains(&contact),
+        "the unregistered binding is still there:\n{bindings}"
+    );
 }
 
 #[test]
