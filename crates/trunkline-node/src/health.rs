@@ -232,6 +232,28 @@ impl HealthMonitor {
         {
             return;
         }
+        let reason = format!(
+            "not probed: back after the {} ms cool-down, calls decide",
+            table.policy().breaker.cool_down_ms
+        );
+        self.propose_recovery(
+            gateway,
+            GatewayLiveness::Up,
+            reason,
+            TransitionSource::Breaker,
+        );
+    }
+
+    /// Proposes a down gateway's change to `to` (a compare-and-set from down), at most one
+    /// at a time per gateway whatever asks for it (an unprobed gateway's cool-down, a trial
+    /// call); a stale one (a probe or another node got there first) is dropped.
+    fn propose_recovery(
+        self: &Arc<Self>,
+        gateway: &str,
+        to: GatewayLiveness,
+        reason: String,
+        source: TransitionSource,
+    ) {
         let Ok(mut recovering) = self.recovering.lock() else {
             return;
         };
@@ -240,22 +262,23 @@ impl HealthMonitor {
         }
         let monitor = self.clone();
         let gateway = gateway.to_owned();
-        let reason = format!(
-            "not probed: back after the {} ms cool-down, calls decide",
-            table.policy().breaker.cool_down_ms
-        );
         tokio::spawn(async move {
             let command = transition_command(
                 &gateway,
                 monitor.cluster.node_id,
                 GatewayLiveness::Down,
-                GatewayLiveness::Up,
-                reason,
-                TransitionSource::Breaker,
+                to,
+                reason.clone(),
+                source,
                 None,
             );
-            if let Err(error) = propose(&monitor.cluster, &monitor.views, command).await {
-                tracing::debug!(%gateway, %error, "unprobed recovery not written");
+            match propose(&monitor.cluster, &monitor.views, command).await {
+                Ok(_) => {
+                    tracing::info!(%gateway, to = to.as_str(), %reason, "a down gateway's recovery written")
+                }
+                Err(error) => {
+                    tracing::debug!(%gateway, %error, "a down gateway's recovery not written")
+                }
             }
             if let Ok(mut recovering) = monitor.recovering.lock() {
                 recovering.remove(&gateway);
@@ -381,35 +404,7 @@ impl HealthMonitor {
             }
             LimiterDecision::Suppress => return,
         };
-        let Ok(mut recovering) = self.recovering.lock() else {
-            return;
-        };
-        if !recovering.insert(gateway.to_owned()) {
-            return;
-        }
-        let monitor = self.clone();
-        let gateway = gateway.to_owned();
-        tokio::spawn(async move {
-            let command = transition_command(
-                &gateway,
-                monitor.cluster.node_id,
-                GatewayLiveness::Down,
-                transition.to,
-                transition.reason.clone(),
-                source,
-                None,
-            );
-            match propose(&monitor.cluster, &monitor.views, command).await {
-                Ok(_) => {
-                    tracing::info!(%gateway, to = transition.to.as_str(), reason = %transition.reason, "half-open breaker: trial call decided");
-                }
-                // Stale (a probe or another node's trial closed it first) or gone.
-                Err(error) => tracing::debug!(%gateway, %error, "trial closing not written"),
-            }
-            if let Ok(mut recovering) = monitor.recovering.lock() {
-                recovering.remove(&gateway);
-            }
-        });
+        self.propose_recovery(gateway, transition.to, transition.reason, source);
     }
 
     /// The live results of the gateways this node probes.
