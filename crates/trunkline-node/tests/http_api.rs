@@ -563,3 +563,83 @@ async fn the_http_endpoint_asks_for_the_same_tokens_as_grpc() {
 fn authenticated(node: &TestNode, token: &str) -> Client {
     node.client().with_token(token).unwrap()
 }
+
+/// One request over a stream and its answer: status and JSON body (the answer is read
+/// whole: the node sends Content-Length).
+async fn exchange<S>(stream: &mut S, target: &str) -> (u16, Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {target} HTTP/1.1\r\nHost: trunkline\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(read > 0, "the connection closed before a whole answer");
+        received.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return (status, serde_json::from_str(&body[..length]).unwrap());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_the_http_endpoint_serves_https_with_the_nodes_certificate_only() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(root.path(), 1, &["--http-addr", "127.0.0.1:0"]);
+    let client = node.client();
+    initialise(&client).await;
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    setup(&client).await;
+    let address = node.http_addr.clone().unwrap();
+    let pki = node.pki.clone().expect("a node with TLS");
+
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_tls(&pki))
+        .connect(name, tcp)
+        .await
+        .expect("the HTTP listener speaks TLS with a certificate of the cluster's CA");
+    let (status, body) = exchange(&mut tls, "/health").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = exchange(
+        &mut tls,
+        "/v1/outbound?tenant=acme&call_id=tls-1&to=+442071234567",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["action"], "route");
+    assert_eq!(body["carrier"], "alpha");
+
+    // Plain HTTP to the TLS listener gets no HTTP answer: it is not a second, open door.
+    let mut plain = tokio::net::TcpStream::connect(&address).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: trunkline\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "a plaintext request was answered"
+    );
+}
