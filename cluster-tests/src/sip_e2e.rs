@@ -741,6 +741,8 @@ pub const ANSWER_SCENARIO: &str = "answer.xml";
 pub const REFUSE_503_SCENARIO: &str = "refuse503.xml";
 pub const CALLER_SCENARIO: &str = "caller.xml";
 pub const CALLER_REFUSED_SCENARIO: &str = "caller_refused.xml";
+/// A caller expecting 500: the cluster's stop once every carrier refused the call.
+pub const CALLER_FAILED_SCENARIO: &str = "caller_failed.xml";
 /// A device that registers and answers the call that follows (with [`ANSWER_SCENARIO`] as
 /// its out-of-call scenario: see [`Caller::phone`]).
 pub const PHONE_SCENARIO: &str = "phone.xml";
@@ -886,6 +888,28 @@ impl Caller {
         rate: u64,
     ) -> Caller {
         Self::launch(dir, name, scenario_name, port, number, (calls, rate), &[])
+    }
+
+    /// [`Caller::start`] with at most one call at a time (`-l 1`): each call starts once the
+    /// one before it has ended, at most `rate` a second.
+    pub fn one_at_a_time(
+        dir: &Path,
+        name: &str,
+        scenario_name: &str,
+        port: u16,
+        number: &str,
+        calls: u64,
+        rate: u64,
+    ) -> Caller {
+        Self::launch(
+            dir,
+            name,
+            scenario_name,
+            port,
+            number,
+            (calls, rate),
+            &["-l", "1"],
+        )
     }
 
     /// A registered device: [`PHONE_SCENARIO`] registers `aor` (without `sip:`) through

@@ -12,9 +12,9 @@ use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
     call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
-    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_REFUSED_SCENARIO,
-    CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO,
-    SETUP_TIMEOUT, TENANT,
+    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_FAILED_SCENARIO,
+    CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER,
+    REFUSE_503_SCENARIO, SETUP_TIMEOUT, TENANT,
 };
 
 /// One test at a time: see the file's docs.
@@ -47,11 +47,15 @@ impl Drop for Environment {
 
 impl Environment {
     fn start(alpha_scenario: &str) -> Environment {
+        Environment::start_with(alpha_scenario, ANSWER_SCENARIO)
+    }
+
+    fn start_with(alpha_scenario: &str, bravo_scenario: &str) -> Environment {
         require_tools();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let alpha = SippServer::start(path, "alpha", alpha_scenario);
-        let bravo = SippServer::start(path, "bravo", ANSWER_SCENARIO);
+        let bravo = SippServer::start(path, "bravo", bravo_scenario);
         let overflow = SippServer::start(path, "overflow", REFUSE_503_SCENARIO);
         let desk = SippServer::start(path, "desk", ANSWER_SCENARIO);
         let cluster = Cluster::start(path);
@@ -88,6 +92,33 @@ impl Environment {
             self.cluster.logs()
         )
     }
+}
+
+/// Gives the tenant a limit of one call at a time, refused with 403 (not the gateways' 503, so
+/// a refusal by the limit is told apart), and waits until the cluster shows it.
+fn limit_to_one_call(cluster: &Cluster) {
+    cluster.trunkctl(&[
+        "usage",
+        "limits",
+        "--tenant",
+        TENANT,
+        "--concurrent-calls",
+        "1",
+        "--refusal-sip-code",
+        "403",
+    ]);
+    wait_for("the concurrent-call limit applied", SETUP_TIMEOUT, || {
+        let shown = cluster.trunkctl(&["-o", "json", "usage", "show", "--tenant", TENANT]);
+        let value: serde_json::Value = serde_json::from_str(&shown).ok()?;
+        (value["limits"]["concurrent_calls"] == 1).then_some(())
+    });
+}
+
+/// The tenant's calls in progress as the cluster counts them.
+fn active_calls(cluster: &Cluster) -> Option<u64> {
+    let shown = cluster.trunkctl(&["-o", "json", "usage", "show", "--tenant", TENANT]);
+    let value: serde_json::Value = serde_json::from_str(&shown).ok()?;
+    value["usage"]["active_calls"].as_u64()
 }
 
 fn kamailio_options(cluster: &Cluster, failsafe_uri: Option<String>) -> KamailioOptions {
@@ -453,4 +484,85 @@ fn every_node_down_fails_safe() {
         static_route.process.log_tail(40)
     );
     fallback.wait_calls(calls);
+}
+
+#[test]
+fn answered_calls_release_the_tenants_slot_when_they_end() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    limit_to_one_call(&environment.cluster);
+    let log_start = environment.kamailio.log_len();
+    // One after another: each call is answered and hung up before the next starts, so a
+    // limit of one call admits them all only if each call's end freed its slot (BYE,
+    // event_route[dialog:end], /v1/call-end). Without the report the second gets 403.
+    let calls = 4;
+    let report = Caller::one_at_a_time(
+        environment.path(),
+        "one-at-a-time",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        2,
+    )
+    .finish();
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "every call must be admitted, the one before it having ended:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    let log = environment.kamailio.log_since(log_start);
+    let reported = log
+        .lines()
+        .filter(|line| line.contains("call end reported") && line.contains("\"released\":true"))
+        .count() as u64;
+    assert_eq!(
+        reported, calls,
+        "each call's end must be reported and release its slot:\n{log}"
+    );
+    assert_eq!(active_calls(&environment.cluster), Some(0));
+}
+
+#[test]
+fn an_unanswered_call_releases_the_tenants_slot_at_once() {
+    let _serial = serial();
+    // Both carriers refuse: every call fails, after a leg report each.
+    let environment = Environment::start_with(REFUSE_503_SCENARIO, REFUSE_503_SCENARIO);
+    limit_to_one_call(&environment.cluster);
+    let log_start = environment.kamailio.log_len();
+    // Each call gets the cluster's 500 after the last gateway's 503; a call refused by the
+    // limit would get 403 and fail the scenario. The failure (event_route[dialog:failed]) is reported answered=0.
+    let calls = 3;
+    let report = Caller::one_at_a_time(
+        environment.path(),
+        "unanswered",
+        CALLER_FAILED_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        2,
+    )
+    .finish();
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "every call must be tried on both carriers and fail with 500, none refused by \
+         the limit:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    environment.alpha.wait_calls(calls);
+    environment.bravo.wait_calls(calls);
+    let log = environment.kamailio.log_since(log_start);
+    let reported = log
+        .lines()
+        .filter(|line| line.contains("call end reported") && line.contains("\"released\":true"))
+        .count() as u64;
+    assert_eq!(
+        reported, calls,
+        "each failed call must be reported and release its slot:\n{log}"
+    );
+    assert_eq!(active_calls(&environment.cluster), Some(0));
 }
