@@ -617,6 +617,8 @@ pub struct KamailioOptions {
     pub tenant: String,
     /// `FAILSAFE_URI`: relay to it when no node answers (else reply 503).
     pub failsafe_uri: Option<String>,
+    /// Further defines, each passed as one `-A` (`NAME="value"`, say `VOICEMAIL_HOST`).
+    pub defines: Vec<String>,
 }
 
 /// Kamailio running `deploy/kamailio/kamailio.cfg` in the foreground, its pid file and
@@ -663,6 +665,9 @@ impl Kamailio {
         }
         if let Some(uri) = &options.failsafe_uri {
             command.args(["-A", &format!("FAILSAFE_URI=\"{uri}\"")]);
+        }
+        for define in &options.defines {
+            command.args(["-A", define]);
         }
         let mut process = Process::spawn(
             &format!("kamailio {name}"),
@@ -743,6 +748,11 @@ pub const CALLER_SCENARIO: &str = "caller.xml";
 pub const CALLER_REFUSED_SCENARIO: &str = "caller_refused.xml";
 /// A caller expecting 500: the cluster's stop once every carrier refused the call.
 pub const CALLER_FAILED_SCENARIO: &str = "caller_failed.xml";
+/// A slow gateway: rings, then takes a CANCEL (200, and 487 to the INVITE) or, without one
+/// within 3 s, answers.
+pub const RING_LONG_SCENARIO: &str = "ring_long.xml";
+/// A caller that cancels its call at the 180 and expects the 487.
+pub const CALLER_CANCEL_SCENARIO: &str = "caller_cancel.xml";
 /// A device that registers and answers the call that follows (with [`ANSWER_SCENARIO`] as
 /// its out-of-call scenario: see [`Caller::phone`]).
 pub const PHONE_SCENARIO: &str = "phone.xml";

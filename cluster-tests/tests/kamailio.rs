@@ -12,9 +12,10 @@ use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
     call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
-    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_FAILED_SCENARIO,
-    CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER,
-    REFUSE_503_SCENARIO, SETUP_TIMEOUT, TENANT,
+    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_CANCEL_SCENARIO,
+    CALLER_FAILED_SCENARIO, CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID,
+    LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO, RING_LONG_SCENARIO, SETUP_TIMEOUT,
+    TENANT,
 };
 
 /// One test at a time: see the file's docs.
@@ -164,6 +165,7 @@ fn kamailio_options(cluster: &Cluster, failsafe_uri: Option<String>) -> Kamailio
         token: cluster.proxy_token.clone(),
         tenant: TENANT.to_owned(),
         failsafe_uri,
+        defines: Vec::new(),
     }
 }
 
@@ -580,4 +582,137 @@ fn an_unanswered_call_releases_the_tenants_slot_at_once() {
     environment.alpha.wait_calls(calls);
     environment.bravo.wait_calls(calls);
     wait_released(&environment, log_start, calls, "each failed call");
+}
+
+#[test]
+fn a_did_whose_continuity_ends_in_voicemail_reaches_the_mailbox() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path();
+    let voicemail = SippServer::start(path, "voicemail", ANSWER_SCENARIO);
+    // A second DID of the same (never registered) device: its first continuity target
+    // refuses with 503, its last is a voicemail box.
+    let did = "+14155550102";
+    let mailbox = "alice";
+    environment.cluster.trunkctl(&[
+        "did",
+        "add",
+        did,
+        "--tenant",
+        TENANT,
+        "--device",
+        DEVICE,
+        "--continuity",
+        &format!(
+            "sip:overflow@127.0.0.1:{}/20s,voicemail:{mailbox}/20s",
+            environment.overflow.port
+        ),
+        "--server-errors",
+        "on",
+    ]);
+    for node in &environment.cluster.nodes {
+        wait_for(
+            &format!("node {} knowing the voicemail DID", node.id),
+            SETUP_TIMEOUT,
+            || {
+                let lookup = format!(
+                    "/v1/inbound?did=%2B{}&call_id=voicemail-ready-{}",
+                    &did[1..],
+                    node.id
+                );
+                let (status, body) = http_get(
+                    &node.http_addr,
+                    &lookup,
+                    Some(&environment.cluster.proxy_token),
+                )?;
+                (status == 200 && body.contains("overflow")).then_some(())
+            },
+        );
+    }
+    let mut options = kamailio_options(&environment.cluster, None);
+    options.defines = vec![format!("VOICEMAIL_HOST=\"127.0.0.1:{}\"", voicemail.port)];
+    let kamailio = Kamailio::start(path, "kamailio-voicemail", &options);
+
+    let report = call(
+        path,
+        "to-voicemail",
+        CALLER_SCENARIO,
+        kamailio.carrier_port,
+        did,
+        1,
+        1,
+    );
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (1, 0, Some(0)),
+        "the call to the DID must be answered by the voicemail server:\n{}\n{}",
+        report.screen,
+        kamailio.process.log_tail(40)
+    );
+    // The overflow target refused it, the leg report's answer was the mailbox, and the
+    // voicemail server took it with the mailbox as the Request-URI's user.
+    environment.overflow.wait_calls(1);
+    voicemail.wait_calls(1);
+    let relay = format!(
+        "leg to voicemail sip:{mailbox}@127.0.0.1:{}",
+        voicemail.port
+    );
+    let log = kamailio.log_since(0);
+    assert!(
+        log.contains(&relay),
+        "Kamailio did not log the relay to the mailbox ({relay}):\n{log}"
+    );
+    assert_eq!(environment.desk.calls_received(), 0);
+    assert_eq!(environment.alpha.calls_received(), 0);
+}
+
+#[test]
+fn a_call_cancelled_while_ringing_releases_the_tenants_slot() {
+    let _serial = serial();
+    // Alpha, tried first, rings and waits for the caller to give up (or answers after 3 s).
+    let environment = Environment::start_with(RING_LONG_SCENARIO, ANSWER_SCENARIO);
+    limit_to_one_call(&environment.cluster);
+    let path = environment.path();
+    let log_start = environment.kamailio.log_len();
+    // The caller cancels at the 180: alpha answers the CANCEL 200 and the INVITE 487, which
+    // reaches the caller; the dialog fails and event_route[dialog:failed] reports it.
+    let cancelled = call(
+        path,
+        "cancelled",
+        CALLER_CANCEL_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        1,
+        1,
+    );
+    assert_eq!(
+        (cancelled.successful, cancelled.failed, cancelled.exit_code),
+        (1, 0, Some(0)),
+        "the cancelled call must end with 487:\n{}\n{}",
+        cancelled.screen,
+        environment.diagnostics()
+    );
+    environment.alpha.wait_calls(1);
+    wait_released(&environment, log_start, 1, "the cancelled call");
+
+    // Its slot is free: the next call is admitted (a refusal by the limit would be 403) and
+    // answered.
+    let log_start = environment.kamailio.log_len();
+    let next = call(
+        path,
+        "after-cancel",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        1,
+        1,
+    );
+    assert_eq!(
+        (next.successful, next.failed, next.exit_code),
+        (1, 0, Some(0)),
+        "the call after the cancelled one must be admitted and answered:\n{}\n{}",
+        next.screen,
+        environment.diagnostics()
+    );
+    wait_released(&environment, log_start, 1, "the answered call's end");
 }
