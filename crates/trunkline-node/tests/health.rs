@@ -639,24 +639,8 @@ async fn report_failed_leg_of(
     proxy_timeout: bool,
 ) {
     let routed = route(client, call_id).await;
-    let leg = routed.legs.first().unwrap();
-    assert_eq!(leg.gateway, gateway, "{routed:?}");
-    let request = proto::ReportLegRequest {
-        call_id: call_id.into(),
-        route_token: routed.route_token.clone(),
-        carrier: leg.carrier.clone(),
-        gateway: leg.gateway.clone(),
-        sip_code,
-        proxy_timeout,
-        ..Default::default()
-    };
-    client
-        .route(Retry::Idempotent, |mut route| {
-            let request = request.clone();
-            async move { route.report_leg(request).await }
-        })
-        .await
-        .unwrap();
+    assert_eq!(routed.legs.first().unwrap().gateway, gateway, "{routed:?}");
+    report_first_leg(client, call_id, &routed, sip_code, proxy_timeout).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -749,12 +733,14 @@ async fn wait_for_gw_a(
     }
 }
 
-/// Reports the first leg of `routed` (call `call_id`) ended with `sip_code`.
+/// Reports the first leg of `routed` (call `call_id`) ended with `sip_code`, as the gateway's
+/// reply or (with `proxy_timeout`) as the proxy's own timer.
 async fn report_first_leg(
     client: &Client,
     call_id: &str,
     routed: &proto::RouteOutboundResponse,
     sip_code: u32,
+    proxy_timeout: bool,
 ) {
     let leg = routed.legs.first().unwrap();
     let request = proto::ReportLegRequest {
@@ -763,6 +749,7 @@ async fn report_first_leg(
         carrier: leg.carrier.clone(),
         gateway: leg.gateway.clone(),
         sip_code,
+        proxy_timeout,
         ..Default::default()
     };
     client
@@ -847,9 +834,9 @@ async fn a_half_open_breaker_lets_sampled_calls_try_the_gateway_and_a_working_tr
     // A failed trial keeps it down; an answered one, reported to node 3, closes it long
     // before the cool-down would end.
     let (failed_id, failed) = &trials[0];
-    report_first_leg(&other, failed_id, failed, 503).await;
+    report_first_leg(&other, failed_id, failed, 503, false).await;
     let (answered_id, answered) = &trials[1];
-    report_first_leg(&other, answered_id, answered, 200).await;
+    report_first_leg(&other, answered_id, answered, 200, false).await;
     // Node 3 proposes the closing; its own ListHealth and events show it once applied.
     let back = wait_for_gw_a(&other, proto::GatewayState::Up, Duration::from_secs(10)).await;
     assert_eq!(back.source, proto::HealthSource::Breaker as i32);

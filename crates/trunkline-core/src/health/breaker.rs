@@ -271,15 +271,10 @@ impl CircuitBreaker {
     /// Whether the breaker is half-open at `now_ms`: open for at least `trial_after_ms` (or
     /// past its cool-down), with trials on, so sampled calls try the gateway.
     pub fn admits_trials(&self, now_ms: u64) -> bool {
-        if self.policy.trial_one_in == 0 {
-            return false;
-        }
         match self.state {
             BreakerState::Closed => false,
-            BreakerState::Open { opened_at_ms } => {
-                now_ms.saturating_sub(opened_at_ms) >= self.policy.trial_after_ms
-            }
-            BreakerState::ProbeDecides { .. } => true,
+            BreakerState::Open { opened_at_ms } => trials_open(&self.policy, opened_at_ms, now_ms),
+            BreakerState::ProbeDecides { .. } => self.policy.trial_one_in != 0,
         }
     }
 
@@ -399,9 +394,14 @@ pub fn is_breaker_trial(
     call_hash: u64,
     gateway: &str,
 ) -> bool {
-    policy.trial_one_in != 0
-        && now_ms.saturating_sub(opened_at_ms) >= policy.trial_after_ms
+    trials_open(policy, opened_at_ms, now_ms)
         && rendezvous_weight(gateway, call_hash).is_multiple_of(u64::from(policy.trial_one_in))
+}
+
+/// Whether a breaker opened at `opened_at_ms` takes trial calls at `now_ms`: trials are on
+/// and `trial_after_ms` has passed since the opening.
+fn trials_open(policy: &BreakerPolicy, opened_at_ms: u64, now_ms: u64) -> bool {
+    policy.trial_one_in != 0 && now_ms.saturating_sub(opened_at_ms) >= policy.trial_after_ms
 }
 
 /// What a route lookup needs to offer breaker-held gateways to sampled calls: the replicated

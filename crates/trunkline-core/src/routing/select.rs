@@ -373,11 +373,13 @@ fn select<'a, R: Rng + ?Sized>(
 
         let first = usable.len();
         for gateway in carrier_gateways {
+            let health = input.health.get(&gateway.name).copied().unwrap_or_default();
             let trial = !waive_breakers
-                && input.health.get(&gateway.name) == Some(&GatewayHealth::BreakerOpen)
+                && health == GatewayHealth::BreakerOpen
                 && trials.is_some_and(|trials| trials.admits(&gateway.name));
             match assess_gateway(
                 gateway,
+                health,
                 input,
                 requires_tls,
                 emergency,
@@ -583,6 +585,7 @@ fn assess_carrier(
 /// Returns the restriction waived for an emergency call, or why the gateway is dropped.
 fn assess_gateway(
     gateway: &Gateway,
+    health: GatewayHealth,
     input: &RouteInput<'_>,
     requires_tls: bool,
     emergency: bool,
@@ -591,7 +594,7 @@ fn assess_gateway(
     if !gateway.enabled {
         return Err(DropReason::GatewayDisabled);
     }
-    match input.health.get(&gateway.name).copied().unwrap_or_default() {
+    match health {
         GatewayHealth::Up => {}
         GatewayHealth::BreakerOpen if waive_breakers => {}
         GatewayHealth::BreakerOpen => return Err(DropReason::GatewayBreakerOpen),

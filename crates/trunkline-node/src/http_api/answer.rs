@@ -50,6 +50,16 @@ fn carrier_route(leg: &proto::Leg, timers: LegTimers, ring_ms: u64) -> Value {
     })
 }
 
+/// The part every answer shares: rtjson's keys and what the proxy does.
+fn document(routing: &str, routes: Vec<Value>, action: &str) -> Map<String, Value> {
+    let mut document = Map::new();
+    document.insert("version".into(), json!("1.0"));
+    document.insert("routing".into(), json!(routing));
+    document.insert("routes".into(), Value::Array(routes));
+    document.insert("action".into(), json!(action));
+    document
+}
+
 /// A document that routes: rtjson's part, `action: route`, and the first route's carrier and
 /// gateway (what the proxy relays to first in serial routing, so its failure route can
 /// report that leg without reading the array).
@@ -58,11 +68,7 @@ fn routing_document(
     routes: Vec<Value>,
     first: Option<&proto::Leg>,
 ) -> Map<String, Value> {
-    let mut document = Map::new();
-    document.insert("version".into(), json!("1.0"));
-    document.insert("routing".into(), json!(routing));
-    document.insert("routes".into(), Value::Array(routes));
-    document.insert("action".into(), json!("route"));
+    let mut document = document(routing, routes, "route");
     document.insert(
         "carrier".into(),
         json!(first.map_or("", |leg| leg.carrier.as_str())),
@@ -76,11 +82,7 @@ fn routing_document(
 
 /// A document that stops the call with `sip_code`; `reason` is a word a cfg can switch on.
 fn stop_document(sip_code: u32, reason: &str, message: &str) -> Map<String, Value> {
-    let mut document = Map::new();
-    document.insert("version".into(), json!("1.0"));
-    document.insert("routing".into(), json!("serial"));
-    document.insert("routes".into(), json!([]));
-    document.insert("action".into(), json!("stop"));
+    let mut document = document("serial", Vec::new(), "stop");
     document.insert("sip_code".into(), json!(sip_code));
     document.insert("reason".into(), json!(reason));
     document.insert("message".into(), json!(message));
@@ -233,11 +235,7 @@ fn inbound_leg_document(legs: &[&proto::InboundLeg], timers: LegTimers) -> Map<S
                 None,
             ),
             Some(proto::continuity_target::Destination::Voicemail(mailbox)) => {
-                let mut document = Map::new();
-                document.insert("version".into(), json!("1.0"));
-                document.insert("routing".into(), json!("serial"));
-                document.insert("routes".into(), json!([]));
-                document.insert("action".into(), json!("voicemail"));
+                let mut document = document("serial", Vec::new(), "voicemail");
                 document.insert("mailbox".into(), json!(mailbox));
                 document
             }
