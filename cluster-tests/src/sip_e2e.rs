@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     io::{Read, Write},
-    net::{TcpListener, TcpStream, UdpSocket},
+    net::{TcpStream, UdpSocket},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -89,20 +89,24 @@ pub fn kamailio_dir() -> PathBuf {
     repository_root().join("deploy").join("kamailio")
 }
 
-/// A port free on 127.0.0.1 for TCP now (the kernel's pick, released for the caller to bind).
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|error| panic!("no free TCP port on 127.0.0.1: {error}"))
-}
-
 /// A port free on 127.0.0.1 for UDP now.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|socket| socket.local_addr())
         .map(|address| address.port())
         .unwrap_or_else(|error| panic!("no free UDP port on 127.0.0.1: {error}"))
+}
+
+/// The api, peer and http addresses a node's banner names, once it has printed them all.
+fn printed_addresses(log: &std::path::Path) -> Option<[String; 3]> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let address = |name: &str| {
+        text.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.next().map(str::to_owned))?
+        })
+    };
+    Some([address("api")?, address("peer")?, address("http")?])
 }
 
 /// A child process in a process group of its own, killed with the whole group when dropped
@@ -293,9 +297,10 @@ impl Cluster {
         let nodes = (1..=NODES as u64)
             .map(|id| {
                 let data_dir = dir.join(format!("node-{id}"));
-                let api_addr = format!("127.0.0.1:{}", free_tcp_port());
-                let peer_addr = format!("127.0.0.1:{}", free_tcp_port());
-                let http_addr = format!("127.0.0.1:{}", free_tcp_port());
+                // Port 0: the node binds what is free and prints it (a port picked here and
+                // released could be taken by any outgoing connection before the node binds
+                // it: seen in CI as a node that never joined).
+                let any_port = "127.0.0.1:0";
                 let mut command = Command::new(&trunkline);
                 command
                     .arg("serve")
@@ -304,14 +309,18 @@ impl Cluster {
                     .args(["--node-id", &id.to_string(), "--cluster-name", "kamailio"])
                     .arg("--data-dir")
                     .arg(&data_dir)
-                    .args(["--api-addr", &api_addr, "--peer-addr", &peer_addr])
-                    .args(["--http-addr", &http_addr, "--probe-addr", "127.0.0.1:0"])
+                    .args(["--api-addr", any_port, "--peer-addr", any_port])
+                    .args(["--http-addr", any_port, "--probe-addr", any_port])
                     .args(["--insecure", "--log-level", "warn"])
                     .env_remove("TRUNKLINE_TOKEN");
-                let process = Process::spawn(
-                    &format!("trunkline node {id}"),
-                    &mut command,
-                    dir.join(format!("node-{id}.log")),
+                let log = dir.join(format!("node-{id}.log"));
+                let process =
+                    Process::spawn(&format!("trunkline node {id}"), &mut command, log.clone());
+                let [api_addr, peer_addr, http_addr] = wait_explained(
+                    &format!("node {id} printing the addresses it listens on"),
+                    SETUP_TIMEOUT,
+                    || printed_addresses(&log),
+                    || std::fs::read_to_string(&log).unwrap_or_default(),
                 );
                 Node {
                     id,
@@ -367,23 +376,28 @@ impl Cluster {
                 )
             };
             // The joining node may still be starting: retry until it answers the leader.
-            wait_for(&format!("node {id} joining"), SETUP_TIMEOUT, || {
-                let output = self.trunkctl_raw(
-                    &first,
-                    Some(&self.admin_token),
-                    &[
-                        "cluster",
-                        "join",
-                        "--node-id",
-                        &id,
-                        "--peer-addr",
-                        &peer,
-                        "--api-addr",
-                        &api,
-                    ],
-                );
-                output.status.success().then_some(())
-            });
+            wait_explained(
+                &format!("node {id} joining"),
+                SETUP_TIMEOUT,
+                || {
+                    let output = self.trunkctl_raw(
+                        &first,
+                        Some(&self.admin_token),
+                        &[
+                            "cluster",
+                            "join",
+                            "--node-id",
+                            &id,
+                            "--peer-addr",
+                            &peer,
+                            "--api-addr",
+                            &api,
+                        ],
+                    );
+                    output.status.success().then_some(())
+                },
+                || self.logs(),
+            );
             // Promotion waits for the learner's first replicated entries.
             wait_explained(
                 &format!("node {id} promoted"),
