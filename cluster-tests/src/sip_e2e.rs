@@ -836,7 +836,8 @@ impl SippServer {
     pub fn wait_calls(&self, count: u64) -> u64 {
         wait_for(
             &format!("{} receiving {count} calls", self.process.name),
-            Duration::from_secs(10),
+            // sipp writes its counts once a second; a loaded CI machine needed more than 10 s.
+            SETUP_TIMEOUT,
             || {
                 let received = self.calls_received();
                 (received >= count).then_some(received)
