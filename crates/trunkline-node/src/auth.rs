@@ -355,6 +355,16 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Option<Principal> {
     request.extensions().get::<Principal>().cloned()
 }
 
+/// A request of `principal` for a handler, as this layer would have passed it on: how the
+/// HTTP endpoint and `RouteStream` call the unary handlers.
+pub fn with_principal<T>(message: T, principal: &Option<Principal>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(principal) = principal.clone() {
+        request.extensions_mut().insert(principal);
+    }
+    request
+}
+
 /// Refuses a caller whose role does not allow `access` to `area` (for RPCs whose area
 /// depends on the request).
 pub fn require(principal: &Option<Principal>, area: Area, access: Access) -> Result<(), Status> {

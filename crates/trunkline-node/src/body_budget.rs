@@ -6,9 +6,15 @@
 //! [`BodyBudgetLayer`] charges every data frame of every request body against one semaphore
 //! whose permits are bytes. A frame that does not fit fails its request with
 //! RESOURCE_EXHAUSTED naming the limit, and the request's bytes are given back at once;
-//! otherwise they are given back when the body is dropped (once tonic has decoded the
-//! message, or the request ended). So the peak is bounded in the first place: memory that was
-//! never taken need not be returned.
+//! otherwise they are given back when tonic can no longer hold them: when the body is dropped
+//! (the request ended), and, for the bytes of whole messages, when tonic asks for the next
+//! frame. tonic asks the body for more only when its buffer holds no whole message, so by
+//! then every whole message read has been decoded and handed on; only the part of a message
+//! still arriving is held ([`Framing`] follows the gRPC message framing to know how much). So
+//! a stream of many small messages (`RouteStream`) holds its budget for one message at a
+//! time, not for everything it ever sent, while a sender stalled inside one big message holds
+//! all of it. The peak is bounded in the first place: memory that was never taken need not be
+//! returned.
 //!
 //! Bytes received but not yet read by a request are bounded separately, by the HTTP/2
 //! flow-control windows set on the server.
@@ -92,6 +98,7 @@ where
                 body,
                 budget,
                 held: None,
+                framing: Framing::default(),
             })
         }))
     }
@@ -101,11 +108,75 @@ where
 struct BudgetedBody {
     body: tonic::body::Body,
     budget: Arc<Budget>,
-    /// The bytes of this request read so far; given back when the body is dropped.
+    /// The bytes of this request read and possibly still in tonic's buffer.
     held: Option<OwnedSemaphorePermit>,
+    /// Where the body is in its gRPC messages.
+    framing: Framing,
+}
+
+/// The gRPC length-prefixed message framing of a body (a flag byte, a 4-byte big-endian
+/// length, the message), followed as its bytes pass: how many bytes of the message still
+/// arriving have been read.
+#[derive(Debug, Default)]
+struct Framing {
+    /// Prefix bytes of the next message read so far (0 to 4; at 5 the prefix is whole).
+    prefix: [u8; 5],
+    prefix_read: usize,
+    /// Bytes of the current message still to come after its prefix.
+    message_left: usize,
+    /// Bytes read of a message not yet whole (its prefix included).
+    partial: usize,
+}
+
+impl Framing {
+    fn read(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.message_left > 0 {
+                let taken = self.message_left.min(data.len());
+                self.message_left -= taken;
+                self.partial += taken;
+                data = &data[taken..];
+                if self.message_left == 0 {
+                    self.partial = 0;
+                }
+                continue;
+            }
+            let taken = (self.prefix.len() - self.prefix_read).min(data.len());
+            self.prefix[self.prefix_read..self.prefix_read + taken].copy_from_slice(&data[..taken]);
+            self.prefix_read += taken;
+            self.partial += taken;
+            data = &data[taken..];
+            if self.prefix_read == self.prefix.len() {
+                self.prefix_read = 0;
+                let [_, a, b, c, d] = self.prefix;
+                // A length beyond memory is refused by tonic's message size limit anyway.
+                self.message_left = usize::try_from(u32::from_be_bytes([a, b, c, d]))
+                    .unwrap_or(usize::MAX);
+                if self.message_left == 0 {
+                    self.partial = 0;
+                }
+            }
+        }
+    }
 }
 
 impl BudgetedBody {
+    /// Gives back the bytes of whole messages: called when tonic asks for the next frame, so
+    /// they have all been decoded.
+    fn release_whole_messages(&mut self) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let keep = self.framing.partial.min(held.num_permits());
+        let release = held.num_permits() - keep;
+        if release > 0 {
+            drop(held.split(release));
+        }
+        if keep == 0 {
+            self.held = None;
+        }
+    }
+
     fn charge(&mut self, bytes: usize) -> Result<(), tonic::Status> {
         if bytes == 0 {
             return Ok(());
@@ -148,6 +219,7 @@ impl HttpBody for BudgetedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
         let this = self.get_mut();
+        this.release_whole_messages();
         let frame = match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
@@ -156,6 +228,7 @@ impl HttpBody for BudgetedBody {
             if let Err(status) = this.charge(data.len()) {
                 return Poll::Ready(Some(Err(status)));
             }
+            this.framing.read(data);
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -174,7 +247,8 @@ mod tests {
     use super::*;
     use tower::{service_fn, Layer, ServiceExt};
 
-    /// Reads a request body to its end or first error, returning the error's code.
+    /// Reads a request body to its end or first error, returning the bytes read or the
+    /// error's code, and the fewest bytes of the budget left after any frame.
     async fn read_body(
         layer: &BodyBudgetLayer,
         chunks: Vec<Bytes>,
@@ -192,11 +266,15 @@ mod tests {
                 async move {
                     let mut body = request.into_body();
                     let mut total = 0;
+                    let mut fewest = probe.available_bytes();
                     while let Some(frame) =
                         std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
                     {
                         match frame {
-                            Ok(frame) => total += frame.data_ref().map_or(0, |data| data.len()),
+                            Ok(frame) => {
+                                total += frame.data_ref().map_or(0, |data| data.len());
+                                fewest = fewest.min(probe.available_bytes());
+                            }
                             Err(status) => {
                                 return Ok::<_, std::convert::Infallible>((
                                     Err(status.code()),
@@ -205,7 +283,7 @@ mod tests {
                             }
                         }
                     }
-                    Ok((Ok(total), probe.available_bytes()))
+                    Ok((Ok(total), fewest))
                 }
             },
         ));
@@ -237,14 +315,27 @@ mod tests {
         }
     }
 
+    /// `count` gRPC messages of `size` bytes each (prefix included), back to back.
+    fn messages(count: usize, size: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 0..count {
+            bytes.push(0);
+            bytes.extend_from_slice(&u32::try_from(size - 5).unwrap().to_be_bytes());
+            bytes.extend(std::iter::repeat_n(7, size - 5));
+        }
+        bytes
+    }
+
+    fn frames(bytes: &[u8], frame: usize) -> Vec<Bytes> {
+        bytes.chunks(frame).map(Bytes::copy_from_slice).collect()
+    }
+
     #[tokio::test]
-    async fn a_body_within_the_budget_is_read_and_its_bytes_held_until_dropped() {
+    async fn a_message_within_the_budget_is_read_and_its_bytes_held_until_dropped() {
         let layer = BodyBudgetLayer::new(100, "limits.test");
-        let (read, available_while_reading) = read_body(
-            &layer,
-            vec![Bytes::from(vec![0; 40]), Bytes::from(vec![0; 50])],
-        )
-        .await;
+        // One 90-byte message arriving in two frames: all of it is held until it is whole.
+        let (read, available_while_reading) =
+            read_body(&layer, frames(&messages(1, 90), 45)).await;
         assert_eq!(read, Ok(90));
         assert_eq!(available_while_reading, 10);
         assert_eq!(
@@ -255,18 +346,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_beyond_the_budget_fails_with_resource_exhausted_and_gives_back_its_bytes() {
+    async fn a_message_beyond_the_budget_fails_with_resource_exhausted_and_gives_back_its_bytes()
+    {
         let layer = BodyBudgetLayer::new(100, "limits.test");
-        let (read, available_after_failure) = read_body(
-            &layer,
-            vec![Bytes::from(vec![0; 60]), Bytes::from(vec![0; 60])],
-        )
-        .await;
+        let (read, available_after_failure) =
+            read_body(&layer, frames(&messages(1, 120), 60)).await;
         assert_eq!(read, Err(tonic::Code::ResourceExhausted));
         assert_eq!(
             available_after_failure, 100,
             "a failed request must not keep what it held"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_small_messages_holds_only_the_message_arriving() {
+        // 1,000 messages of 20 bytes (20,000 bytes) in 50-byte frames, so most frames end in
+        // the middle of a message, through a 100-byte budget: every message is read. Before,
+        // a body held every byte it ever read until it was dropped, so a long `RouteStream`
+        // ran out of the listener's whole budget.
+        let layer = BodyBudgetLayer::new(100, "limits.test");
+        let (read, fewest_available) = read_body(&layer, frames(&messages(1_000, 20), 50)).await;
+        assert_eq!(read, Ok(20_000));
+        // At most a frame and the 19 bytes of a message begun in the frame before.
+        assert!(fewest_available >= 100 - 50 - 19, "{fewest_available}");
+        assert_eq!(layer.available_bytes(), 100);
+    }
+
+    #[test]
+    fn framing_counts_the_part_of_a_message_still_arriving() {
+        let mut framing = Framing::default();
+        let bytes = messages(2, 12);
+        framing.read(&bytes[..3]);
+        assert_eq!(framing.partial, 3, "part of a prefix");
+        framing.read(&bytes[3..10]);
+        assert_eq!(framing.partial, 10);
+        framing.read(&bytes[10..15]);
+        assert_eq!(framing.partial, 3, "the first message is whole");
+        framing.read(&bytes[15..]);
+        assert_eq!(framing.partial, 0);
+        framing.read(&[0, 0, 0, 0, 0]);
+        assert_eq!(framing.partial, 0, "an empty message is whole at its prefix");
     }
 
     #[tokio::test]
@@ -276,6 +395,7 @@ mod tests {
             body: tonic::body::Body::empty(),
             budget: layer.budget.clone(),
             held: None,
+            framing: Framing::default(),
         };
         let status = body.charge(11).unwrap_err();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);

@@ -239,6 +239,7 @@ pub struct LimitsFileConfig {
 pub struct StreamsFileConfig {
     pub max_watch_streams: Option<usize>,
     pub max_export_streams: Option<usize>,
+    pub max_route_streams: Option<usize>,
 }
 
 /// `[answers]`: the size of route answers (see `limits.rs`).
@@ -409,6 +410,9 @@ pub struct Overrides {
     /// Open ExportRates streams this node serves at once; more are refused.
     #[arg(long, env = "TRUNKLINE_MAX_EXPORT_STREAMS")]
     pub max_export_streams: Option<usize>,
+    /// Open RouteStream streams (proxies' lookup streams) this node serves at once.
+    #[arg(long, env = "TRUNKLINE_MAX_ROUTE_STREAMS")]
+    pub max_route_streams: Option<usize>,
     /// Legs in one route answer (RouteOutbound, an inbound number target).
     #[arg(long, env = "TRUNKLINE_MAX_LEGS")]
     pub max_legs: Option<usize>,
@@ -419,6 +423,7 @@ pub struct Overrides {
 pub struct ServiceLimits {
     pub max_watch_streams: usize,
     pub max_export_streams: usize,
+    pub max_route_streams: usize,
     pub max_legs: usize,
 }
 
@@ -427,6 +432,7 @@ impl Default for ServiceLimits {
         ServiceLimits {
             max_watch_streams: limits::DEFAULT_MAX_WATCH_STREAMS,
             max_export_streams: limits::DEFAULT_MAX_EXPORT_STREAMS,
+            max_route_streams: limits::DEFAULT_MAX_ROUTE_STREAMS,
             max_legs: limits::DEFAULT_MAX_LEGS_PER_ANSWER,
         }
     }
@@ -461,6 +467,14 @@ impl ServiceLimits {
                     .max_export_streams
                     .or(streams.max_export_streams)
                     .unwrap_or(defaults.max_export_streams),
+                limits::MAX_STREAMS_LIMIT,
+            )?,
+            max_route_streams: bounded(
+                "streams.max_route_streams",
+                overrides
+                    .max_route_streams
+                    .or(streams.max_route_streams)
+                    .unwrap_or(defaults.max_route_streams),
                 limits::MAX_STREAMS_LIMIT,
             )?,
             max_legs: bounded(
@@ -1363,7 +1377,7 @@ mod tests {
     #[test]
     fn stream_and_answer_limits_come_from_the_file_and_flags() {
         let config = resolve(
-            "node_id = 1\ndata_dir = \"/d\"\n[streams]\nmax_watch_streams = 8\nmax_export_streams = 2\n[answers]\nmax_legs = 10\n",
+            "node_id = 1\ndata_dir = \"/d\"\n[streams]\nmax_watch_streams = 8\nmax_export_streams = 2\nmax_route_streams = 3\n[answers]\nmax_legs = 10\n",
             Overrides {
                 max_legs: Some(12),
                 ..Overrides::default()
@@ -1375,6 +1389,7 @@ mod tests {
             ServiceLimits {
                 max_watch_streams: 8,
                 max_export_streams: 2,
+                max_route_streams: 3,
                 max_legs: 12,
             }
         );

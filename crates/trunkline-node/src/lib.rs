@@ -33,6 +33,7 @@ pub mod peer_check;
 pub mod peer_service;
 pub mod registrar;
 pub mod route_service;
+pub mod route_stream;
 pub mod route_token;
 pub mod routing_view;
 pub mod server;

@@ -204,6 +204,13 @@ pub const DEFAULT_MAX_WATCH_STREAMS: usize = 64;
 /// occasional operator runs; each buffers up to [`EXPORT_CHANNEL_CHUNKS`] chunks of
 /// [`EXPORT_CHUNK_ROWS`] rows (about 100 KiB a chunk) ahead of a slow reader.
 pub const DEFAULT_MAX_EXPORT_STREAMS: usize = 16;
+/// Default open `RouteStream` streams per node (`streams.max_route_streams`). A proxy opens
+/// one or a few per node it talks to; each works on at most [`ROUTE_STREAM_WINDOW`]
+/// requests at a time and buffers as many answers.
+pub const DEFAULT_MAX_ROUTE_STREAMS: usize = 256;
+/// Requests of one `RouteStream` a node works on at once; it reads the stream's next request
+/// only when one of them is answered, so a faster sender waits on HTTP/2 flow control.
+pub const ROUTE_STREAM_WINDOW: usize = 64;
 /// Events a watcher copies out of the published state at a time before it sends them and
 /// looks again; the state itself is never held while a send waits.
 pub const EVENT_BATCH_EVENTS: usize = 64;

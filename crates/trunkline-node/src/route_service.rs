@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use tonic::{metadata::MetadataValue, Code, Request, Response, Status};
+use tokio::sync::OwnedSemaphorePermit;
+use tonic::{metadata::MetadataValue, Code, Request, Response, Status, Streaming};
 use trunkline_api::v1::{self as proto, route_service_server::RouteService};
 use trunkline_core::{
     health::Liveness,
@@ -29,8 +30,10 @@ use crate::{
     limits,
     outbound::{self, Next, Refused},
     registrar::Registrar,
+    route_stream::{self, RouteStreamAnswers},
     route_token,
     routing_view::{RoutingView, RoutingViews},
+    streams::{StreamKind, StreamSlots},
     usage::Admitter,
 };
 
@@ -41,6 +44,7 @@ pub const SIP_CODE_HEADER: &str = "trunkline-sip-code";
 /// Longest dialled or calling number accepted, in characters.
 pub const MAX_NUMBER_CHARS: usize = 64;
 
+#[derive(Clone)]
 pub struct RouteApi {
     cluster: Arc<Cluster>,
     views: Arc<RoutingViews>,
@@ -50,6 +54,8 @@ pub struct RouteApi {
     recorder: Arc<Recorder>,
     /// Legs in one answer (`answers.max_legs`).
     max_legs: usize,
+    /// Open `RouteStream`s (`streams.max_route_streams`).
+    route_streams: StreamSlots,
 }
 
 /// The parts a [`RouteApi`] writes through.
@@ -76,7 +82,13 @@ impl RouteApi {
             admitter: writers.admitter,
             recorder: writers.recorder,
             max_legs: service_limits.max_legs,
+            route_streams: StreamSlots::new(StreamKind::Route, service_limits.max_route_streams),
         }
+    }
+
+    /// A slot for one more open `RouteStream`, or RESOURCE_EXHAUSTED naming the limit.
+    pub(crate) fn route_stream_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.route_streams.acquire()
     }
 
     async fn view(&self, min_applied_index: u64) -> Result<Arc<RoutingView>, Status> {
@@ -304,6 +316,15 @@ fn validate_number_text(field: &str, number: &str, required: bool) -> Result<(),
 
 #[tonic::async_trait]
 impl RouteService for RouteApi {
+    type RouteStreamStream = RouteStreamAnswers;
+
+    async fn route_stream(
+        &self,
+        request: Request<Streaming<proto::RouteStreamRequest>>,
+    ) -> Result<Response<Self::RouteStreamStream>, Status> {
+        route_stream::open(self, request)
+    }
+
     async fn route_outbound(
         &self,
         request: Request<proto::RouteOutboundRequest>,

@@ -1,4 +1,5 @@
-//! The server streams that outlive their request: `WatchEvents` and `ExportRates`.
+//! The server streams that outlive their request: `WatchEvents` and `ExportRates` (and the
+//! slots that count `RouteStream`s, which `route_stream.rs` runs).
 //!
 //! Each stream runs as a task feeding a small channel, and a reader may stop reading at any
 //! time for as long as it likes. So two rules keep a stalled reader cheap:
@@ -59,6 +60,7 @@ pub enum StreamKind {
     Export,
     Audit,
     Records,
+    Route,
 }
 
 impl StreamKind {
@@ -68,6 +70,7 @@ impl StreamKind {
             StreamKind::Export => "ExportRates",
             StreamKind::Audit => "ListAudit",
             StreamKind::Records => "ListCdrs",
+            StreamKind::Route => "RouteStream",
         }
     }
 
@@ -75,6 +78,7 @@ impl StreamKind {
     fn option(self) -> &'static str {
         match self {
             StreamKind::Watch => "streams.max_watch_streams",
+            StreamKind::Route => "streams.max_route_streams",
             // Audit listings are as rare as exports and share their limit's value.
             StreamKind::Export | StreamKind::Audit | StreamKind::Records => {
                 "streams.max_export_streams"

@@ -365,6 +365,47 @@ async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code 
             list_audit,
             proto::ListAuditRequest::default()
         )),
+        // The stream opens for whoever may route calls; each request on it is then checked
+        // as its own RPC: a refusal comes back as the answer's error.
+        "RouteStream" => {
+            let request = proto::RouteStreamRequest {
+                id: 7,
+                request: Some(proto::route_stream_request::Request::RouteOutbound(
+                    proto::RouteOutboundRequest {
+                        tenant: tenant.into(),
+                        call_id: "call-1".into(),
+                        to: "+14155550199".into(),
+                        ..Default::default()
+                    },
+                )),
+            };
+            let answer = client
+                .route(Retry::NotSent, |mut route| {
+                    let request = request.clone();
+                    async move {
+                        let mut answers = route
+                            .route_stream(tokio_stream::iter([request]))
+                            .await?
+                            .into_inner();
+                        Ok(tonic::Response::new(answers.message().await?))
+                    }
+                })
+                .await;
+            match answer {
+                Ok(Some(answer)) => {
+                    assert_eq!(answer.id, 7);
+                    match answer.response {
+                        Some(proto::route_stream_response::Response::Error(error)) => {
+                            Code::from_i32(i32::try_from(error.code).unwrap())
+                        }
+                        Some(_) => Code::Ok,
+                        None => panic!("an answer with nothing in it"),
+                    }
+                }
+                Ok(None) => panic!("the stream ended without an answer"),
+                Err(error) => code::<()>(Err(error)),
+            }
+        }
         "RouteOutbound" => code(route!(
             client,
             route_outbound,
@@ -562,6 +603,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("ReportRegistration", "yynon"),
     ("RouteInbound", "yynon"),
     ("ReportCallEnd", "yynon"),
+    ("RouteStream", "yynon"),
 ];
 
 /// Every `rpc Name(` of the client services, read from the contract itself.

@@ -344,6 +344,11 @@ pub const RPCS: &[(&str, Need)] = {
             "trunkline.v1.RouteService/ReportCallEnd",
             Permission(Calls, Write),
         ),
+        // Each request on the stream is checked by its own RPC's handler.
+        (
+            "trunkline.v1.RouteService/RouteStream",
+            Permission(Calls, Write),
+        ),
     ]
 };
 
@@ -366,6 +371,7 @@ pub const TENANT_CHECKED: &[&str] = &[
     "trunkline.v1.RouteService/ReportRegistration",
     "trunkline.v1.RouteService/RouteInbound",
     "trunkline.v1.RouteService/ReportCallEnd",
+    "trunkline.v1.RouteService/RouteStream",
 ];
 
 /// What the RPC at gRPC `path` (`/package.Service/Method`) needs; `None`: it is not in the

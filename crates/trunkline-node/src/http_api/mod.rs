@@ -40,7 +40,7 @@ use tonic::{transport::server::Connected, Status};
 use trunkline_api::v1::{self as proto, route_service_server::RouteService};
 
 use crate::{
-    auth::Authenticator,
+    auth::{self, Authenticator},
     cluster::now_ms,
     config::LegTimers,
     error::ClusterError,
@@ -381,7 +381,7 @@ impl HttpApi {
                     dry_run: params.flag("dry_run").map_err(field)?,
                 };
                 let response = route
-                    .route_outbound(with_principal(message, &principal))
+                    .route_outbound(auth::with_principal(message, &principal))
                     .await?
                     .into_inner();
                 answer::outbound(response, self.timers)
@@ -413,7 +413,7 @@ impl HttpApi {
                     proxy_timeout: params.flag("proxy_timeout").map_err(field)?,
                 };
                 let response = route
-                    .report_leg(with_principal(message, &principal))
+                    .report_leg(auth::with_principal(message, &principal))
                     .await?
                     .into_inner();
                 answer::leg(response, self.timers)
@@ -426,7 +426,7 @@ impl HttpApi {
                     min_applied_index: params.number("min_applied_index").map_err(field)?,
                 };
                 let response = route
-                    .route_inbound(with_principal(message, &principal))
+                    .route_inbound(auth::with_principal(message, &principal))
                     .await?
                     .into_inner();
                 answer::inbound(response, self.timers)
@@ -441,7 +441,7 @@ impl HttpApi {
                     received: params.text("received"),
                 };
                 let response = route
-                    .report_registration(with_principal(message, &principal))
+                    .report_registration(auth::with_principal(message, &principal))
                     .await?
                     .into_inner();
                 answer::registration(response)
@@ -455,7 +455,7 @@ impl HttpApi {
                     end_time_ms: params.number("end_time_ms").map_err(field)?,
                 };
                 let response = route
-                    .report_call_end(with_principal(message, &principal))
+                    .report_call_end(auth::with_principal(message, &principal))
                     .await?
                     .into_inner();
                 answer::call_end(response)
@@ -478,18 +478,6 @@ impl HttpApi {
 /// Completes once `stop` turns true (or its sender is gone); holds no guard across an await.
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
-}
-
-/// A gRPC request of `principal`, as the authentication layer would have passed it on.
-fn with_principal<T>(
-    message: T,
-    principal: &Option<trunkline_core::auth::Principal>,
-) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(principal) = principal.clone() {
-        request.extensions_mut().insert(principal);
-    }
-    request
 }
 
 /// The bearer token of an `Authorization` header: `Bearer <token>` as is, or HTTP Basic with
