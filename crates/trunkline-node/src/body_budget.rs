@@ -150,8 +150,8 @@ impl Framing {
                 self.prefix_read = 0;
                 let [_, a, b, c, d] = self.prefix;
                 // A length beyond memory is refused by tonic's message size limit anyway.
-                self.message_left = usize::try_from(u32::from_be_bytes([a, b, c, d]))
-                    .unwrap_or(usize::MAX);
+                self.message_left =
+                    usize::try_from(u32::from_be_bytes([a, b, c, d])).unwrap_or(usize::MAX);
                 if self.message_left == 0 {
                     self.partial = 0;
                 }
@@ -334,8 +334,7 @@ mod tests {
     async fn a_message_within_the_budget_is_read_and_its_bytes_held_until_dropped() {
         let layer = BodyBudgetLayer::new(100, "limits.test");
         // One 90-byte message arriving in two frames: all of it is held until it is whole.
-        let (read, available_while_reading) =
-            read_body(&layer, frames(&messages(1, 90), 45)).await;
+        let (read, available_while_reading) = read_body(&layer, frames(&messages(1, 90), 45)).await;
         assert_eq!(read, Ok(90));
         assert_eq!(available_while_reading, 10);
         assert_eq!(
@@ -346,8 +345,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_message_beyond_the_budget_fails_with_resource_exhausted_and_gives_back_its_bytes()
-    {
+    async fn a_message_beyond_the_budget_fails_with_resource_exhausted_and_gives_back_its_bytes() {
         let layer = BodyBudgetLayer::new(100, "limits.test");
         let (read, available_after_failure) =
             read_body(&layer, frames(&messages(1, 120), 60)).await;
@@ -385,7 +383,10 @@ mod tests {
         framing.read(&bytes[15..]);
         assert_eq!(framing.partial, 0);
         framing.read(&[0, 0, 0, 0, 0]);
-        assert_eq!(framing.partial, 0, "an empty message is whole at its prefix");
+        assert_eq!(
+            framing.partial, 0,
+            "an empty message is whole at its prefix"
+        );
     }
 
     #[tokio::test]

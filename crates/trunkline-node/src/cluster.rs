@@ -10,7 +10,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -92,6 +92,55 @@ pub struct ReadState {
 /// Staleness reported when this node has not heard from any leader since it started.
 pub const STALENESS_UNKNOWN: u64 = u64::MAX;
 
+/// The parts of Raft's metrics a lookup's read state needs, as atomics.
+#[derive(Debug, Default)]
+struct Pulse {
+    /// The known leader's id plus one; 0: none known.
+    leader: AtomicU64,
+    /// This node leads.
+    leading: AtomicBool,
+    /// The Raft core stopped (a storage error, shutdown).
+    stopped: AtomicBool,
+    /// Milliseconds since a quorum acknowledged this leader, as last published (what
+    /// `staleness_ms` reads from the metrics); 0 when not known.
+    since_quorum_ack: AtomicU64,
+}
+
+impl Pulse {
+    fn publish(&self, metrics: &RaftMetrics<NodeId, Node>) {
+        self.leader.store(
+            metrics
+                .current_leader
+                .map_or(0, |leader| leader.saturating_add(1)),
+            Ordering::Relaxed,
+        );
+        self.leading
+            .store(metrics.state == ServerState::Leader, Ordering::Relaxed);
+        self.stopped
+            .store(metrics.running_state.is_err(), Ordering::Relaxed);
+        self.since_quorum_ack.store(
+            metrics.millis_since_quorum_ack.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Keeps `pulse` in step with Raft's metrics until the core is gone. The borrow of the watch
+/// is dropped before every await.
+async fn follow_metrics(
+    mut metrics: tokio::sync::watch::Receiver<RaftMetrics<NodeId, Node>>,
+    pulse: Arc<Pulse>,
+) {
+    while metrics.changed().await.is_ok() {
+        pulse.publish(&metrics.borrow_and_update());
+    }
+    pulse.stopped.store(true, Ordering::Relaxed);
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 pub struct Cluster {
     pub node_id: NodeId,
     pub cluster_name: String,
@@ -100,9 +149,14 @@ pub struct Cluster {
     pub raft: Raft<TypeConfig>,
     pub reader: StateReader,
     pub log_store: trunkline_store::LogStore,
-    /// When an AppendEntries from a leader last succeeded here: the bound on how stale this
-    /// node's state may be.
-    leader_contact: Mutex<Option<Instant>>,
+    /// When an AppendEntries from a leader last succeeded here (ms after `epoch`, plus one;
+    /// 0: never): the bound on how stale this node's state may be.
+    leader_contact: AtomicU64,
+    /// What each answer's read state needs of Raft's metrics, kept by a task that follows
+    /// them: a lookup reads a few atomics instead of cloning the metrics, membership and all.
+    pulse: Arc<Pulse>,
+    /// The origin of the millisecond instants above.
+    epoch: Instant,
     /// Connections to the leaders writes were forwarded to, by node id and address.
     forward_clients: Mutex<HashMap<(NodeId, String), RaftServiceClient<Channel>>>,
     /// Refuses client writes while the data folder's disk is below its reserve.
@@ -124,6 +178,10 @@ impl Cluster {
         disk: DiskReserve,
         dialer: network::Dialer,
     ) -> Cluster {
+        let epoch = Instant::now();
+        let pulse = Arc::new(Pulse::default());
+        pulse.publish(&raft.metrics().borrow());
+        tokio::spawn(follow_metrics(raft.metrics(), pulse.clone()));
         Cluster {
             node_id: identity.node_id,
             cluster_name: identity.cluster_name,
@@ -131,7 +189,9 @@ impl Cluster {
             raft,
             reader,
             log_store,
-            leader_contact: Mutex::new(None),
+            leader_contact: AtomicU64::new(0),
+            pulse,
+            epoch,
             forward_clients: Mutex::new(HashMap::new()),
             disk,
             dialer,
@@ -146,18 +206,39 @@ impl Cluster {
     }
 
     pub fn record_leader_contact(&self) {
-        if let Ok(mut contact) = self.leader_contact.lock() {
-            *contact = Some(Instant::now());
-        }
+        self.leader_contact
+            .store(millis_since(self.epoch) + 1, Ordering::Relaxed);
     }
 
     /// How long ago an AppendEntries from a leader last succeeded here, if one ever did.
     pub fn since_leader_contact(&self) -> Option<Duration> {
-        self.leader_contact
-            .lock()
-            .ok()
-            .and_then(|contact| *contact)
-            .map(|at| at.elapsed())
+        match self.leader_contact.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_millis(
+                millis_since(self.epoch).saturating_sub(at - 1),
+            )),
+        }
+    }
+
+    fn staleness_since_leader_contact(&self) -> u64 {
+        self.since_leader_contact()
+            .map_or(STALENESS_UNKNOWN, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            })
+    }
+
+    /// The leader this node knows of and how stale its state may be (as
+    /// [`Cluster::staleness_ms`]), from the pulse: no metrics cloned, no lock.
+    pub fn leader_and_staleness(&self) -> (Option<NodeId>, u64) {
+        let pulse = &self.pulse;
+        let leader = pulse.leader.load(Ordering::Relaxed).checked_sub(1);
+        let staleness =
+            if pulse.stopped.load(Ordering::Relaxed) || !pulse.leading.load(Ordering::Relaxed) {
+                self.staleness_since_leader_contact()
+            } else {
+                pulse.since_quorum_ack.load(Ordering::Relaxed)
+            };
+        (leader, staleness)
     }
 
     pub fn count_refused_peer_message(&self) {
@@ -173,18 +254,12 @@ impl Cluster {
     pub fn staleness_ms(&self, metrics: &RaftMetrics<NodeId, Node>) -> u64 {
         if metrics.running_state.is_err() {
             // A stopped core leads nothing: its state is as old as its last leader contact.
-            return match self.leader_contact.lock().ok().and_then(|contact| *contact) {
-                Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
-                None => STALENESS_UNKNOWN,
-            };
+            return self.staleness_since_leader_contact();
         }
         if metrics.state == ServerState::Leader {
             return metrics.millis_since_quorum_ack.unwrap_or(0);
         }
-        match self.leader_contact.lock().ok().and_then(|contact| *contact) {
-            Some(at) => u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
-            None => STALENESS_UNKNOWN,
-        }
+        self.staleness_since_leader_contact()
     }
 
     pub async fn hello(&self) -> Hello {

@@ -31,7 +31,7 @@ use crate::{
     outbound::{self, Next, Refused},
     registrar::Registrar,
     route_stream::{self, RouteStreamAnswers},
-    route_token,
+    route_token::{self, TokenKey},
     routing_view::{RoutingView, RoutingViews},
     streams::{StreamKind, StreamSlots},
     usage::Admitter,
@@ -102,12 +102,12 @@ impl RouteApi {
     }
 
     fn read_state(&self, view: &RoutingView) -> proto::ReadState {
-        let metrics = self.cluster.metrics();
+        let (leader_id, staleness_ms) = self.cluster.leader_and_staleness();
         ReadState {
             node_id: self.cluster.node_id,
             applied_index: view.applied_index,
-            leader_id: metrics.current_leader,
-            staleness_ms: self.cluster.staleness_ms(&metrics),
+            leader_id,
+            staleness_ms,
         }
         .into()
     }
@@ -199,18 +199,13 @@ impl RouteApi {
         }
     }
 
-    fn token_key(view: &RoutingView) -> Result<Vec<u8>, Status> {
-        view.applied
-            .state
-            .routing()
-            .route_token_key()
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| {
-                Status::failed_precondition(
-                    "this cluster has no route token key yet: it is set when the cluster is \
+    fn token_key(view: &RoutingView) -> Result<&TokenKey, Status> {
+        view.token_key.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "this cluster has no route token key yet: it is set when the cluster is \
                      initialised; wait for the node to catch up",
-                )
-            })
+            )
+        })
     }
 }
 
@@ -434,7 +429,7 @@ impl RouteService for RouteApi {
         let route_token = if outcome.blocked.is_some() || limited || request.dry_run {
             String::new()
         } else {
-            route_token::encode(&outcome.token, &key).map_err(invalid)?
+            route_token::encode(&outcome.token, key).map_err(invalid)?
         };
         if !request.dry_run {
             self.recorder.note(cdrs::lookup_record(
@@ -476,8 +471,9 @@ impl RouteService for RouteApi {
                  this call",
             )));
         }
-        let key = Self::token_key(&self.views.current())?;
-        let token = match route_token::decode_any(&request.route_token, &key).map_err(invalid)? {
+        let current = self.views.current();
+        let key = Self::token_key(&current)?;
+        let token = match route_token::decode_any(&request.route_token, key).map_err(invalid)? {
             route_token::Token::Outbound(token) => token,
             route_token::Token::Inbound(token) => {
                 // The DID's tenant, as the lookup that issued the token saw it.
@@ -485,7 +481,7 @@ impl RouteService for RouteApi {
                 let inbound = view.applied.state.inbound();
                 let tenant = inbound.did(&token.did).map(|did| did.tenant.as_str());
                 auth::require_owner(&principal, tenant)?;
-                return self.report_inbound_leg(request, token, &key).await;
+                return self.report_inbound_leg(request, token, key).await;
             }
         };
         auth::require_tenant(&principal, &token.tenant)?;
@@ -541,7 +537,7 @@ impl RouteService for RouteApi {
             }
         };
         // Always a new token: it records the leg just reported, for the call's record.
-        let route_token = route_token::encode(&token, &key).map_err(invalid)?;
+        let route_token = route_token::encode(&token, key).map_err(invalid)?;
         Ok(Response::new(proto::ReportLegResponse {
             outcome: Some(outcome),
             route_token,
@@ -559,7 +555,7 @@ impl RouteService for RouteApi {
         let view = self.views.current();
         let key = Self::token_key(&view)?;
         // No age limit here: a call's end may come hours after its token was issued.
-        let token = route_token::decode(&request.route_token, &key).map_err(invalid)?;
+        let token = route_token::decode(&request.route_token, key).map_err(invalid)?;
         auth::require_tenant(&principal, &token.tenant)?;
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
             return Err(invalid(Error::invalid(
@@ -723,7 +719,7 @@ impl RouteService for RouteApi {
                 .map(|reason| reason.as_str().to_owned())
                 .unwrap_or_default(),
             read_state: Some(self.read_state(&view)),
-            route_token: route_token::encode_inbound(&token, &key).map_err(invalid)?,
+            route_token: route_token::encode_inbound(&token, key).map_err(invalid)?,
         }))
     }
 }
@@ -735,7 +731,7 @@ impl RouteApi {
         &self,
         request: proto::ReportLegRequest,
         mut token: route_token::InboundToken,
-        key: &[u8],
+        key: &TokenKey,
     ) -> Result<Response<proto::ReportLegResponse>, Status> {
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
             return Err(invalid(Error::invalid(

@@ -37,7 +37,10 @@ pub type RouteStreamAnswers =
     Pin<Box<dyn Stream<Item = Result<proto::RouteStreamResponse, Status>> + Send>>;
 
 /// An answer on its way to the transport, with the window permit it gives back once taken.
-type Ready = (Result<proto::RouteStreamResponse, Status>, OwnedSemaphorePermit);
+type Ready = (
+    Result<proto::RouteStreamResponse, Status>,
+    OwnedSemaphorePermit,
+);
 
 /// Opens a stream: takes a slot (or refuses with RESOURCE_EXHAUSTED naming the limit) and
 /// starts the task that reads the stream's requests.
@@ -121,18 +124,26 @@ async fn answer(
     };
     let call = async {
         Ok(match asked {
-            Asked::RouteOutbound(message) => {
-                Answered::RouteOutbound(api.route_outbound(auth::with_principal(message, principal)).await?.into_inner())
-            }
-            Asked::ReportLeg(message) => {
-                Answered::ReportLeg(api.report_leg(auth::with_principal(message, principal)).await?.into_inner())
-            }
-            Asked::RouteInbound(message) => {
-                Answered::RouteInbound(api.route_inbound(auth::with_principal(message, principal)).await?.into_inner())
-            }
-            Asked::ReportCallEnd(message) => {
-                Answered::ReportCallEnd(api.report_call_end(auth::with_principal(message, principal)).await?.into_inner())
-            }
+            Asked::RouteOutbound(message) => Answered::RouteOutbound(
+                api.route_outbound(auth::with_principal(message, principal))
+                    .await?
+                    .into_inner(),
+            ),
+            Asked::ReportLeg(message) => Answered::ReportLeg(
+                api.report_leg(auth::with_principal(message, principal))
+                    .await?
+                    .into_inner(),
+            ),
+            Asked::RouteInbound(message) => Answered::RouteInbound(
+                api.route_inbound(auth::with_principal(message, principal))
+                    .await?
+                    .into_inner(),
+            ),
+            Asked::ReportCallEnd(message) => Answered::ReportCallEnd(
+                api.report_call_end(auth::with_principal(message, principal))
+                    .await?
+                    .into_inner(),
+            ),
             Asked::ReportRegistration(message) => Answered::ReportRegistration(
                 api.report_registration(auth::with_principal(message, principal))
                     .await?
@@ -215,7 +226,10 @@ mod tests {
     fn a_request_with_nothing_asked_names_the_field() {
         let status = invalid_request("is required");
         let error = stream_error(&status);
-        assert_eq!(error.code, u32::try_from(i32::from(Code::InvalidArgument)).unwrap());
+        assert_eq!(
+            error.code,
+            u32::try_from(i32::from(Code::InvalidArgument)).unwrap()
+        );
         assert_eq!(error.field, "request");
     }
 }

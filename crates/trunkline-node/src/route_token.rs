@@ -110,25 +110,43 @@ pub fn call_id_hash(call_id: &str) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
-fn mac(key: &[u8]) -> Result<HmacSha256, Error> {
-    HmacSha256::new_from_slice(key)
-        .map_err(|_| Error::FailedPrecondition("the route token key is unusable".to_owned()))
+/// The cluster's route token key, ready to sign: HMAC's keyed inner and outer states are
+/// computed once (when the routing view is built), and each token clones them.
+#[derive(Clone)]
+pub struct TokenKey(HmacSha256);
+
+impl TokenKey {
+    pub fn new(key: &[u8]) -> Result<TokenKey, Error> {
+        HmacSha256::new_from_slice(key)
+            .map(TokenKey)
+            .map_err(|_| Error::FailedPrecondition("the route token key is unusable".to_owned()))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        self.0.clone()
+    }
 }
 
-pub fn encode(token: &RouteToken, key: &[u8]) -> Result<String, Error> {
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("TokenKey(..)")
+    }
+}
+
+pub fn encode(token: &RouteToken, key: &TokenKey) -> Result<String, Error> {
     seal(FORMAT_VERSION, token, key)
 }
 
-pub fn encode_inbound(token: &InboundToken, key: &[u8]) -> Result<String, Error> {
+pub fn encode_inbound(token: &InboundToken, key: &TokenKey) -> Result<String, Error> {
     seal(INBOUND_FORMAT_VERSION, token, key)
 }
 
-fn seal<T: Serialize>(version: u8, token: &T, key: &[u8]) -> Result<String, Error> {
+fn seal<T: Serialize>(version: u8, token: &T, key: &TokenKey) -> Result<String, Error> {
     let mut bytes = vec![version];
     bincode::serialize_into(&mut bytes, token).map_err(|error| {
         Error::FailedPrecondition(format!("can't encode a route token: {error}"))
     })?;
-    let mut mac = mac(key)?;
+    let mut mac = key.mac();
     mac.update(&bytes);
     let tag = mac.finalize().into_bytes();
     bytes.extend_from_slice(&tag[..TAG_BYTES]);
@@ -140,7 +158,7 @@ fn invalid(reason: &str) -> Error {
 }
 
 /// The authenticated body of a token: its version byte, then the payload.
-fn open(text: &str, key: &[u8]) -> Result<Vec<u8>, Error> {
+fn open(text: &str, key: &TokenKey) -> Result<Vec<u8>, Error> {
     if text.is_empty() {
         return Err(invalid(
             "is required: pass the token from RouteOutbound, RouteInbound or the last ReportLeg",
@@ -156,7 +174,7 @@ fn open(text: &str, key: &[u8]) -> Result<Vec<u8>, Error> {
         return Err(invalid("is too short to be a route token"));
     }
     let tag = bytes.split_off(bytes.len() - TAG_BYTES);
-    let mut mac = mac(key)?;
+    let mut mac = key.mac();
     mac.update(&bytes);
     mac.verify_truncated_left(&tag).map_err(|_| {
         invalid("failed authentication: it was altered or issued by another cluster")
@@ -164,7 +182,7 @@ fn open(text: &str, key: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-pub fn decode(text: &str, key: &[u8]) -> Result<RouteToken, Error> {
+pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, Error> {
     match decode_any(text, key)? {
         Token::Outbound(token) => Ok(token),
         Token::Inbound(_) => Err(invalid("belongs to an inbound call")),
@@ -172,7 +190,7 @@ pub fn decode(text: &str, key: &[u8]) -> Result<RouteToken, Error> {
 }
 
 /// An outbound or an inbound call's token.
-pub fn decode_any(text: &str, key: &[u8]) -> Result<Token, Error> {
+pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
     let body = open(text, key)?;
     let payload = body.get(1..).unwrap_or_default();
     match body.first() {
@@ -225,16 +243,16 @@ mod tests {
 
     #[test]
     fn a_token_round_trips_under_its_key() {
-        let key = [3u8; 32];
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
         let text = encode(&token(), &key).unwrap();
         assert_eq!(decode(&text, &key).unwrap(), token());
     }
 
     #[test]
     fn an_altered_or_foreign_token_is_refused() {
-        let key = [3u8; 32];
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
         let text = encode(&token(), &key).unwrap();
-        let error = decode(&text, &[4u8; 32]).unwrap_err();
+        let error = decode(&text, &TokenKey::new(&[4u8; 32]).unwrap()).unwrap_err();
         assert!(
             error.to_string().contains("failed authentication"),
             "{error}"
@@ -259,7 +277,7 @@ mod tests {
 
     #[test]
     fn inbound_tokens_round_trip_and_are_told_apart() {
-        let key = [3u8; 32];
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
         let inbound = InboundToken {
             call_id_hash: call_id_hash("in@proxy"),
             did: "+14155550100".into(),

@@ -17,7 +17,7 @@ use trunkline_core::routing::{
 };
 use trunkline_store::{AppliedState, StateReader};
 
-use crate::error::ClusterError;
+use crate::{error::ClusterError, route_token::TokenKey};
 
 /// The settings key holding the operator's high-risk prefixes, comma separated.
 pub use trunkline_core::settings::HIGH_RISK_PREFIXES_KEY;
@@ -35,6 +35,9 @@ pub struct RoutingView {
     pub gateways: Vec<Gateway>,
     pub health: BTreeMap<String, GatewayHealth>,
     pub high_risk: HighRiskList,
+    /// The cluster's route token key, keyed once for every lookup of this view; `None`
+    /// before the cluster set one.
+    pub token_key: Option<TokenKey>,
 }
 
 impl RoutingView {
@@ -63,7 +66,11 @@ impl RoutingView {
             tracing::warn!(%error, "ignoring an invalid high-risk prefix list");
             HighRiskList::default()
         });
+        let token_key = routing
+            .route_token_key()
+            .and_then(|key| TokenKey::new(key).ok());
         RoutingView {
+            token_key,
             applied_index: applied.last_applied.map_or(0, |log_id| log_id.index),
             health: routing.health(applied.state.health()),
             carriers,

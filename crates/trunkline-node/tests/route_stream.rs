@@ -188,6 +188,10 @@ async fn a_stream_answers_every_request_by_id_as_the_unary_calls_do() {
         unreachable!("checked above")
     };
     assert_eq!(unary.legs, streamed.legs);
+    // The read state names the leader the node came to know after it started.
+    let read = streamed.read_state.as_ref().unwrap();
+    assert_eq!((read.node_id, read.leader_id), (1, 1));
+    assert!(read.applied_index >= applied);
 
     // The stream goes on after refusals: alpha fails with 503, the report answers beta.
     sender
