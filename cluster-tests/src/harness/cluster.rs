@@ -92,8 +92,8 @@ impl Default for ClusterOptions {
         ClusterOptions {
             nodes: 3,
             heartbeat_interval_ms: env_number(HEARTBEAT_ENV, 100),
-            election_timeout_min_ms: env_number(ELECTION_MIN_ENV, 400),
-            election_timeout_max_ms: env_number(ELECTION_MAX_ENV, 800),
+            election_timeout_min_ms: env_number(ELECTION_MIN_ENV, 250),
+            election_timeout_max_ms: env_number(ELECTION_MAX_ENV, 350),
             snapshot_logs_since_last: 500,
             log_level: std::env::var(LOG_LEVEL_ENV)
                 .unwrap_or_else(|_| "info,openraft=warn".to_owned()),
@@ -517,6 +517,18 @@ impl Cluster {
             }
         }
         best.map(|(_, node)| node)
+    }
+
+    /// The highest Raft term any member that is up reports (0 when none answers). Every
+    /// election, won or not, moves a term on by one.
+    pub async fn highest_term(&self) -> u64 {
+        let mut highest = 0;
+        for node in self.up_members() {
+            if let Ok(status) = self.status(node).await {
+                highest = highest.max(status.term);
+            }
+        }
+        highest
     }
 
     /// Waits for a leader among the members that are up.

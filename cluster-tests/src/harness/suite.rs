@@ -90,6 +90,8 @@ pub struct Run {
     /// Whether the lookup and admission workers ran (and the limits checker judges them).
     lookups: bool,
     started: Instant,
+    /// The highest Raft term once the cluster was up and warm: elections are counted from it.
+    start_term: u64,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -149,7 +151,9 @@ impl Run {
             options.lookups,
         );
         tokio::time::sleep(WARM_UP).await;
+        let start_term = cluster.highest_term().await;
         Some(Run {
+            start_term,
             suite: suite.to_owned(),
             test: test.to_owned(),
             dir,
@@ -225,7 +229,21 @@ impl Run {
             options.election_timeout_max_ms,
             options.snapshot_logs_since_last
         ));
+        // Elections during the run: each moves the term on, and one that splits the vote
+        // more than once. A leader kill needs one; more are elections nobody forced.
+        let terms = self
+            .cluster
+            .highest_term()
+            .await
+            .saturating_sub(self.start_term);
+        report
+            .measurements
+            .insert("raft_terms_advanced".to_owned(), terms as f64);
         if !self.failover.is_empty() {
+            report.measurements.insert(
+                "raft_terms_per_leader_kill".to_owned(),
+                terms as f64 / self.failover.len() as f64,
+            );
             add_failover(&mut report, &self.failover);
         }
         for entry in self.nemesis.timeline() {
