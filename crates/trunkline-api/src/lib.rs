@@ -47,6 +47,21 @@ pub mod v1 {
         /// as the wire spells it (`rules.allowed_hours`), so a client maps it to its own name
         /// for it without parsing the message.
         pub const FIELD_HEADER: &str = "trunkline-field";
+        /// On an `AdminService` write: `<client>-<sequence>`, the client's random id in hex
+        /// (1 to 16 digits) and the call's number in decimal. A write sent again with the same
+        /// key (because its outcome was unknown) applies once and answers alike.
+        pub const IDEMPOTENCY_HEADER: &str = "trunkline-idempotency-key";
+
+        /// The `(client, sequence)` of an idempotency key's text; `None` when malformed.
+        pub fn parse_idempotency_key(text: &str) -> Option<(u64, u64)> {
+            let (client, sequence) = text.split_once('-')?;
+            if client.is_empty() || client.len() > 16 {
+                return None;
+            }
+            let client = u64::from_str_radix(client, 16).ok()?;
+            let sequence = sequence.parse().ok()?;
+            Some((client, sequence))
+        }
     }
 
     /// Encoded descriptors of the public services, for gRPC server reflection.

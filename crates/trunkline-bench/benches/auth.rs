@@ -98,6 +98,7 @@ fn audited_apply(c: &mut Criterion) {
         state.apply(
             index,
             &Request {
+                idempotency: None,
                 time_ms: index,
                 actor: Some(actor.clone()),
                 command: audited(index),
@@ -112,6 +113,7 @@ fn audited_apply(c: &mut Criterion) {
             black_box(state.apply(
                 index,
                 &Request {
+                    idempotency: None,
                     time_ms: index,
                     actor: Some(actor.clone()),
                     command: audited(index),

@@ -33,6 +33,7 @@ fn state_with_gateways() -> State {
         state.apply(
             index,
             &Request {
+                idempotency: None,
                 time_ms: 1_000 + index,
                 actor: None,
                 command,
@@ -162,6 +163,7 @@ fn health(criterion: &mut Criterion) {
             let response = next.apply(
                 index,
                 &Request {
+                    idempotency: None,
                     time_ms: index,
                     actor: None,
                     command: transition("gw-5000", Liveness::Up, Liveness::Down),

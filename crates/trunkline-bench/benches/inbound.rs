@@ -48,6 +48,7 @@ fn state() -> State {
         let response = state.apply(
             index,
             &Request {
+                idempotency: None,
                 time_ms: 1_000 + index,
                 actor: None,
                 command,
@@ -134,6 +135,7 @@ fn inbound(criterion: &mut Criterion) {
                     let response = next.apply(
                         index,
                         &Request {
+                            idempotency: None,
                             time_ms: 2_000_000,
                             actor: None,
                             command: refreshes.clone(),

@@ -6,13 +6,17 @@
 //! left this process (the connection could not be made) or the node says it was not applied
 //! (it could not reach a leader), because any node forwards a write to the leader itself and
 //! a retry after an unknown outcome could apply it twice. A node that can't reach the leader
-//! names it when it knows it, and the client tries that endpoint next.
+//! names it when it knows it, and the client tries that endpoint next. While no node can take
+//! a write (an election), the client tries again, with pauses, for up to its leader wait (5 s
+//! unless set). A write sent with [`Retry::Write`] carries an idempotency key
+//! (`trunkline-idempotency-key`), so it is also sent again when its outcome is unknown: the
+//! cluster applies a key once and answers a repeat with the first answer.
 
 use std::{
     collections::VecDeque,
     future::Future,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -27,7 +31,7 @@ use tonic::{
 pub use trunkline_api::v1 as proto;
 use trunkline_api::v1::{
     admin_service_client::AdminServiceClient,
-    metadata::{FIELD_HEADER, LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED},
+    metadata::{FIELD_HEADER, IDEMPOTENCY_HEADER, LEADER_HEADER, RETRY_HEADER, RETRY_NOT_APPLIED},
     route_service_client::RouteServiceClient,
 };
 
@@ -49,9 +53,18 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub enum Retry {
     /// Reads: any UNAVAILABLE answer moves on to the next node.
     Idempotent,
-    /// Writes: only a failure to connect moves on.
+    /// Writes: only a failure to connect, or a node saying it was not applied, moves on.
     NotSent,
+    /// Writes whose every effect is decided by the request (not CreateToken, whose secret the
+    /// node draws): sent with an idempotency key, and sent again on an unknown outcome too.
+    Write,
 }
+
+/// How long a write waits, trying again, for a node that can take it (a leader elected).
+pub const DEFAULT_LEADER_WAIT: Duration = Duration::from_secs(5);
+/// The first pause between rounds over the nodes; it doubles up to [`MAX_ROUND_PAUSE`].
+const FIRST_ROUND_PAUSE: Duration = Duration::from_millis(50);
+const MAX_ROUND_PAUSE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -132,25 +145,44 @@ fn endpoint_address(endpoint: &str) -> &str {
         .unwrap_or(endpoint)
 }
 
-/// Adds `authorization: Bearer <token>` to every request when the client has a token.
+/// Adds `authorization: Bearer <token>` to every request when the client has a token, and
+/// the call's idempotency key when it has one.
 #[derive(Clone, Debug, Default)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer {
+    token: Option<MetadataValue<Ascii>>,
+    idempotency: Option<MetadataValue<Ascii>>,
+}
 
 impl Bearer {
     /// A token for the `authorization` header; `None` if it can't be a header value.
     pub fn new(token: &str) -> Option<Bearer> {
         MetadataValue::try_from(format!("Bearer {}", token.trim()))
             .ok()
-            .map(|value| Bearer(Some(value)))
+            .map(|value| Bearer {
+                token: Some(value),
+                idempotency: None,
+            })
+    }
+
+    fn keyed(&self, key: Option<&MetadataValue<Ascii>>) -> Bearer {
+        Bearer {
+            token: self.token.clone(),
+            idempotency: key.cloned(),
+        }
     }
 }
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.token {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(key) = &self.idempotency {
+            request
+                .metadata_mut()
+                .insert(IDEMPOTENCY_HEADER, key.clone());
         }
         Ok(request)
     }
@@ -174,6 +206,12 @@ pub struct Client {
     /// The endpoint that answered last; calls start there.
     preferred: AtomicUsize,
     request_timeout: Duration,
+    /// How long a write waits for a node that can take it.
+    leader_wait: Duration,
+    /// This client's random id, the first half of its idempotency keys.
+    id: u64,
+    /// The number of the last keyed call.
+    sequence: AtomicU64,
 }
 
 impl Client {
@@ -210,6 +248,9 @@ impl Client {
             endpoints,
             preferred: AtomicUsize::new(0),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            leader_wait: DEFAULT_LEADER_WAIT,
+            id: random_id(),
+            sequence: AtomicU64::new(0),
         })
     }
 
@@ -231,9 +272,17 @@ impl Client {
         self
     }
 
+    /// How long a write tries again for a node that can take it; zero: one round only.
+    pub fn with_leader_wait(mut self, wait: Duration) -> Client {
+        self.leader_wait = wait;
+        self
+    }
+
     /// A client of one of the endpoints, with this one's token and timeout.
     pub fn only(&self, endpoint: &str) -> Result<Client, ClientError> {
-        let mut client = Client::new([endpoint])?.with_request_timeout(self.request_timeout);
+        let mut client = Client::new([endpoint])?
+            .with_request_timeout(self.request_timeout)
+            .with_leader_wait(self.leader_wait);
         client.bearer = self.bearer.clone();
         client.tls = self.tls.clone();
         Ok(client)
@@ -332,11 +381,37 @@ impl Client {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let count = self.endpoints.len();
-        let start = self.preferred.load(Ordering::Relaxed);
-        let mut order: VecDeque<usize> =
-            (0..count).map(|offset| (start + offset) % count).collect();
+        let key = (retry == Retry::Write)
+            .then(|| {
+                let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+                MetadataValue::try_from(format!("{:x}-{sequence}", self.id)).ok()
+            })
+            .flatten();
+        let bearer = self.bearer.keyed(key.as_ref());
+        let deadline = tokio::time::Instant::now() + self.leader_wait;
+        let mut pause = FIRST_ROUND_PAUSE;
         let mut attempts = Vec::new();
-        while let Some(index) = order.pop_front() {
+        let mut order: VecDeque<usize> = VecDeque::new();
+        let mut rounds = 0u32;
+        loop {
+            if order.is_empty() {
+                if rounds > 0 {
+                    // A whole round failed in a way that allows another: wait for a leader.
+                    if retry == Retry::Idempotent || tokio::time::Instant::now() + pause > deadline
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_ROUND_PAUSE);
+                    attempts.clear();
+                }
+                rounds += 1;
+                let start = self.preferred.load(Ordering::Relaxed);
+                order = (0..count).map(|offset| (start + offset) % count).collect();
+            }
+            let Some(index) = order.pop_front() else {
+                break;
+            };
             let endpoint = &self.endpoints[index];
             let channel = match self.channel(index).await {
                 Ok(channel) => channel,
@@ -345,7 +420,7 @@ impl Client {
                     continue;
                 }
             };
-            match method(make(InterceptedService::new(channel, self.bearer.clone()))).await {
+            match method(make(InterceptedService::new(channel, bearer.clone()))).await {
                 Ok(response) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(response.into_inner());
@@ -368,8 +443,24 @@ impl Client {
                                 )
                         }
                         Retry::NotSent => not_applied || (transport && never_sent(&status)),
+                        // Keyed: a repeat applies nothing twice, so an unknown outcome (a
+                        // leadership change, a broken connection, a deadline) is retried too.
+                        Retry::Write => {
+                            not_applied
+                                || transport
+                                || matches!(
+                                    status.code(),
+                                    Code::Unavailable
+                                        | Code::Unknown
+                                        | Code::Cancelled
+                                        | Code::DeadlineExceeded
+                                )
+                        }
                     };
-                    if may_retry && !order.is_empty() {
+                    let more = !order.is_empty()
+                        || (retry != Retry::Idempotent
+                            && tokio::time::Instant::now() + pause <= deadline);
+                    if may_retry && more {
                         // Follow the node's leader hint when it names an endpoint we have.
                         if let Some(leader) = header(&status, LEADER_HEADER) {
                             if let Some(position) = order.iter().position(|candidate| {
@@ -448,6 +539,19 @@ fn is_transport_failure(status: &Status) -> bool {
     status
         .source()
         .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+}
+
+/// A random 64-bit id for this client, from the standard library's randomly seeded hasher.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// A transport failure that happened while connecting, so the request never reached a node.

@@ -15,6 +15,7 @@ pub mod health;
 pub mod inbound;
 pub mod policy;
 pub mod routing;
+pub mod sessions;
 pub mod settings;
 pub mod sip;
 pub mod state;

@@ -20,6 +20,7 @@ use crate::{
     health::{HealthCommand, HealthResponse, HealthTable},
     inbound::{InboundCommand, InboundConfig, InboundResponse},
     routing::{ObjectKind, RoutingCommand, RoutingConfig, RoutingResponse},
+    sessions::{ClientSessions, IdempotencyKey},
     settings::{Settings, SettingsCommand, SettingsResponse},
     usage::{UsageBook, UsageCommand, UsageResponse},
 };
@@ -35,6 +36,9 @@ pub struct Request {
     /// how the change ended. `None` for the cluster's own writes (health, registrations,
     /// ticks). A field, not a wrapping command, so a log entry can't nest commands.
     pub actor: Option<Actor>,
+    /// The client's key for this write, when it may send it again: a request whose key was
+    /// seen changes nothing and answers what the first one did ([`ClientSessions`]).
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 /// Everything that can change replicated state.
@@ -119,6 +123,8 @@ pub struct State {
     usage: Arc<UsageBook>,
     cdrs: Arc<CdrBook>,
     alerts: Arc<AlertBook>,
+    /// The answers to clients' recent keyed writes.
+    sessions: Arc<ClientSessions>,
     /// The time of the last applied request; request times never go backwards past it, even
     /// when a new leader's clock is behind the old one's.
     last_time_ms: u64,
@@ -139,10 +145,19 @@ impl State {
         archive: &mut Vec<Cdr>,
     ) -> Response {
         self.last_time_ms = self.last_time_ms.max(request.time_ms);
+        if let Some(key) = &request.idempotency {
+            if let Some(answered) = self.sessions.answered(key) {
+                // Sent again: it was applied once; nothing changes, nothing is recorded.
+                return answered.clone();
+            }
+        }
         let response = match request.command.validate() {
             Ok(()) => self.apply_command(log_index, &request.command, archive),
             Err(error) => Response::Rejected(error),
         };
+        if let Some(key) = &request.idempotency {
+            Arc::make_mut(&mut self.sessions).remember(key, response.clone(), self.last_time_ms);
+        }
         if let Some(actor) = &request.actor {
             let result = match &response {
                 Response::Rejected(error) => format!("rejected: {error}"),
@@ -424,6 +439,7 @@ mod tests {
 
     fn set(time_ms: u64, key: &str, value: &str) -> Request {
         Request {
+            idempotency: None,
             time_ms,
             actor: None,
             command: Command::Settings(SettingsCommand::Set {
@@ -448,6 +464,7 @@ mod tests {
         let mut state = State::default();
         let rule = crate::alerts::AlertRule::PremiumBurst;
         let request = Request {
+            idempotency: None,
             time_ms: 1,
             actor: None,
             command: Command::Alerts(AlertCommand::SetRule {
@@ -459,6 +476,44 @@ mod tests {
         let response = state.apply(1, &request);
         assert!(matches!(response, Response::Rejected(_)), "{response:?}");
         assert!(state.alerts().policy().tenants.is_empty());
+    }
+
+    #[test]
+    fn a_keyed_write_sent_twice_applies_once_and_answers_alike() {
+        let key = crate::sessions::IdempotencyKey {
+            client: 0xfeed,
+            sequence: 1,
+            part: 0,
+        };
+        let keyed = |time_ms: u64, value: &str| Request {
+            idempotency: Some(key),
+            ..set(time_ms, "a", value)
+        };
+        let mut state = State::default();
+        let first = state.apply(1, &keyed(10, "1"));
+        // The retry (even one whose bytes differ) changes nothing and gets the first answer.
+        let again = state.apply(2, &keyed(20, "2"));
+        assert_eq!(again, first);
+        let setting = state.settings().get("a").unwrap();
+        assert_eq!((setting.value.as_str(), setting.version), ("1", 1));
+
+        // Without a key, or with the next sequence, a write applies again.
+        state.apply(3, &set(30, "a", "3"));
+        let next = Request {
+            idempotency: Some(crate::sessions::IdempotencyKey { sequence: 2, ..key }),
+            ..set(40, "a", "4")
+        };
+        state.apply(4, &next);
+        assert_eq!(state.settings().get("a").unwrap().version, 3);
+
+        // A keyed write refused at apply is refused again, not applied on the retry.
+        let bad = Request {
+            idempotency: Some(crate::sessions::IdempotencyKey { sequence: 3, ..key }),
+            ..set(50, "", "x")
+        };
+        let refused = state.apply(5, &bad);
+        assert!(matches!(refused, Response::Rejected(_)), "{refused:?}");
+        assert_eq!(state.apply(6, &bad), refused);
     }
 
     #[test]
@@ -477,6 +532,7 @@ mod tests {
             rpc: "trunkline.v1.AdminService/SetSetting".into(),
         };
         let audited = |time_ms: u64, command: Command| Request {
+            idempotency: None,
             time_ms,
             command,
             actor: Some(actor.clone()),
@@ -490,6 +546,7 @@ mod tests {
         state.apply(
             3,
             &Request {
+                idempotency: None,
                 time_ms: 12,
                 command: Command::Audit(AuditCommand::Record(vec![crate::audit::AuditRecord {
                     actor: Actor::default(),

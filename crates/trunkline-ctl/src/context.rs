@@ -58,6 +58,12 @@ impl Context {
         }
         Ok(Context { client, format })
     }
+
+    /// How long writes try again while no node can take them (`--leader-wait-ms`).
+    pub fn with_leader_wait(mut self, wait: Duration) -> Context {
+        self.client = self.client.with_leader_wait(wait);
+        self
+    }
 }
 
 impl Context {

@@ -9,7 +9,7 @@ mod context;
 mod duration;
 mod output;
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
 
@@ -37,6 +37,11 @@ struct Cli {
     /// Deadline of each request, in milliseconds.
     #[arg(long, global = true, default_value_t = 15_000)]
     timeout_ms: u64,
+    /// How long a write keeps trying while no node can take it (an election), in
+    /// milliseconds; 0 tries each node once. Writes that change only what the command says
+    /// carry an idempotency key, so one whose outcome was unknown is sent again too.
+    #[arg(long, global = true, default_value_t = 5_000)]
+    leader_wait_ms: u64,
     /// The bearer token to call with (`trunkctl token create` makes one).
     #[arg(long, global = true, env = "TRUNKLINE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -88,7 +93,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let token = context::token(cli.token, cli.token_file)?;
         let tls = context::tls(cli.ca_file, cli.cert_file.zip(cli.key_file))?;
-        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms, token, tls)?;
+        let context = Context::new(&cli.endpoints, cli.output, cli.timeout_ms, token, tls)?
+            .with_leader_wait(Duration::from_millis(cli.leader_wait_ms));
         commands::exec(cli.command, &context).await
     });
     match result {

@@ -20,6 +20,7 @@ use std::{
 
 use tonic::{codegen::http, transport::server::TcpConnectInfo, Status};
 use tower::Service;
+use trunkline_api::v1::metadata::{parse_idempotency_key, FIELD_HEADER, IDEMPOTENCY_HEADER};
 use trunkline_core::{
     audit::{Actor, AuditCommand, AuditRecord, MAX_RECORDS_PER_COMMAND},
     auth::{
@@ -54,6 +55,33 @@ tokio::task_local! {
 /// The actor of the admin request this task serves, if it serves one.
 pub fn current_actor() -> Option<Actor> {
     ACTOR.try_with(Actor::clone).ok()
+}
+
+/// The idempotency key of the admin request being served, and how many writes it made.
+#[derive(Debug)]
+pub struct KeyedCall {
+    client: u64,
+    sequence: u64,
+    writes: std::sync::atomic::AtomicU32,
+}
+
+tokio::task_local! {
+    /// The idempotency key the client sent with the admin request being served.
+    pub static IDEMPOTENCY: KeyedCall;
+}
+
+/// The key of the next write the admin request this task serves makes, if the client sent
+/// one: its writes are numbered in order, so a call sent again makes the same keys.
+pub fn next_idempotency_key() -> Option<trunkline_core::sessions::IdempotencyKey> {
+    IDEMPOTENCY
+        .try_with(|call| trunkline_core::sessions::IdempotencyKey {
+            client: call.client,
+            sequence: call.sequence,
+            part: call
+                .writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
+        .ok()
 }
 
 /// Refused and failed calls waiting for the next audit write: bounded, written once a
@@ -550,6 +578,7 @@ where
         if let Some(principal) = principal {
             request.extensions_mut().insert(principal);
         }
+        let request_key = idempotency_key(request.headers());
         let response = self.inner.call(request);
         if !path.starts_with("/trunkline.v1.AdminService/") {
             return Box::pin(response);
@@ -562,8 +591,19 @@ where
             rpc: path.trim_start_matches('/').to_owned(),
         };
         let authenticator = self.authenticator.clone();
+        let keyed = match request_key {
+            Ok(keyed) => keyed,
+            Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
+        };
         Box::pin(async move {
-            let response = ACTOR.scope(actor, response).await?;
+            let response = match keyed {
+                Some(keyed) => {
+                    IDEMPOTENCY
+                        .scope(keyed, ACTOR.scope(actor, response))
+                        .await?
+                }
+                None => ACTOR.scope(actor, response).await?,
+            };
             if response
                 .headers()
                 .get("grpc-status")
@@ -576,6 +616,35 @@ where
             Ok(response)
         })
     }
+}
+
+/// The idempotency key an admin request carries, if any; INVALID_ARGUMENT naming the header
+/// when it is malformed.
+fn idempotency_key(headers: &http::HeaderMap) -> Result<Option<KeyedCall>, Status> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(parse_idempotency_key)
+        .map(|(client, sequence)| {
+            Some(KeyedCall {
+                client,
+                sequence,
+                writes: std::sync::atomic::AtomicU32::new(0),
+            })
+        })
+        .ok_or_else(|| {
+            let mut status = Status::invalid_argument(format!(
+                "{IDEMPOTENCY_HEADER}: must be <client>-<sequence>, the client's id in hex (1 to \
+                 16 digits) and the call's number in decimal"
+            ));
+            if let Ok(field) = tonic::metadata::MetadataValue::try_from(IDEMPOTENCY_HEADER) {
+                status.metadata_mut().insert(FIELD_HEADER, field);
+            }
+            status
+        })
 }
 
 #[cfg(test)]

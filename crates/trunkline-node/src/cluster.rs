@@ -28,7 +28,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use trunkline_api::v1::internal::raft_service_client::RaftServiceClient;
-use trunkline_core::{Command, Request, Response};
+use trunkline_core::{sessions::IdempotencyKey, Command, Request, Response};
 use trunkline_store::{AppliedState, Node, NodeId, StateReader, TypeConfig};
 
 use crate::storage_guard::DiskReserve;
@@ -41,8 +41,9 @@ use crate::{
 /// A request only the leader can carry out; followers forward it over the peer listener.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LeaderRequest {
-    /// A change, with the operator who asked for it when one did (for the audit log).
-    Write(Command, Option<Box<Actor>>),
+    /// A change, with the operator who asked for it when one did (for the audit log), and
+    /// the client's idempotency key for it when it sent one.
+    Write(Command, Option<Box<Actor>>, Option<IdempotencyKey>),
     AddLearner {
         node_id: NodeId,
         node: Node,
@@ -331,7 +332,11 @@ impl Cluster {
         // A change an operator asked for is recorded with who asked (see `auth::ACTOR`); the
         // few hundred bytes this adds stay within the peer message bound's headroom.
         let actor = crate::auth::current_actor().map(Box::new);
-        match self.submit(LeaderRequest::Write(command, actor)).await? {
+        let key = crate::auth::next_idempotency_key();
+        match self
+            .submit(LeaderRequest::Write(command, actor, key))
+            .await?
+        {
             LeaderReply::Written {
                 response: Response::Rejected(error),
                 ..
@@ -425,8 +430,9 @@ impl Cluster {
             });
         }
         match request {
-            LeaderRequest::Write(command, actor) => {
+            LeaderRequest::Write(command, actor, idempotency) => {
                 let request = Request {
+                    idempotency,
                     time_ms: now_ms(),
                     actor: actor.map(|actor| *actor),
                     command,

@@ -584,6 +584,7 @@ mod tests {
         Entry {
             log_id: log_id(term, 2, index),
             payload: EntryPayload::Normal(Request {
+                idempotency: None,
                 time_ms: 1,
                 actor: None,
                 command: Command::Tick,

@@ -357,7 +357,7 @@ impl RaftService for PeerService {
         self.sent_by_member(RPC, &opened)?;
         let request: LeaderRequest = self.decode(RPC, &opened)?;
         self.checked(RPC, &opened, peer_check::forward(&request))?;
-        if let LeaderRequest::Write(command, _) = &request {
+        if let LeaderRequest::Write(command, ..) = &request {
             // The follower validated it too, but this node must not trust that.
             // And the leader's disk: a forwarded write grows this node's log first.
             if let Err(error) = command

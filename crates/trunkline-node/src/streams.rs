@@ -346,6 +346,7 @@ mod tests {
 
     fn apply(state: &mut State, index: u64, command: Command) {
         let request = Request {
+            idempotency: None,
             time_ms: 1_000 + index,
             actor: None,
             command,

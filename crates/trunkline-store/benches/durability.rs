@@ -31,6 +31,7 @@ fn entry(index: u64, value_bytes: usize) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, 1, index),
         payload: EntryPayload::Normal(Request {
+            idempotency: None,
             time_ms: index,
             actor: None,
             command: Command::Settings(SettingsCommand::Set {

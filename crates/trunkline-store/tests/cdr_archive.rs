@@ -53,6 +53,7 @@ fn entry(index: u64, time_ms: u64, command: Command) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, 1, index),
         payload: EntryPayload::Normal(Request {
+            idempotency: None,
             time_ms,
             command,
             actor: None,

@@ -38,6 +38,7 @@ fn entries() -> Vec<Entry<TypeConfig>> {
         .map(|index| Entry {
             log_id: log_id(1, 1, index),
             payload: EntryPayload::Normal(Request {
+                idempotency: None,
                 time_ms: index,
                 actor: None,
                 command: CoreCommand::Settings(SettingsCommand::Set {

@@ -72,6 +72,7 @@ fn entry(index: u64) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1 + index / 100, 1, index),
         payload: EntryPayload::Normal(Request {
+            idempotency: None,
             time_ms: 1_700_000_000_000 + index,
             actor: None,
             command: Command::Settings(SettingsCommand::Set {

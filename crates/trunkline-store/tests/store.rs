@@ -30,6 +30,7 @@ fn set(key: &str, value: &str) -> Request {
     Request {
         time_ms: 1_700_000_000_000,
         actor: None,
+        idempotency: None,
         command: Command::Settings(SettingsCommand::Set {
             key: key.to_owned(),
             value: value.to_owned(),
@@ -41,6 +42,7 @@ fn delete(key: &str) -> Request {
     Request {
         time_ms: 1_700_000_000_000,
         actor: None,
+        idempotency: None,
         command: Command::Settings(SettingsCommand::Delete {
             key: key.to_owned(),
         }),

@@ -241,6 +241,7 @@ fn bad_records_are_refused_naming_the_field() {
 
 fn at(time_ms: u64, command: Command) -> Request {
     Request {
+        idempotency: None,
         time_ms,
         command,
         actor: None,

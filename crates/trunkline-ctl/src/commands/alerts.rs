@@ -234,7 +234,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Ack { id } => {
             let request = proto::AcknowledgeAlertRequest { id };
             let answer = context
-                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                .admin(Retry::Write, request, |mut admin, request| async move {
                     admin.acknowledge_alert(request).await
                 })
                 .await?;
@@ -389,7 +389,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 tenant: tenant.clone().unwrap_or_default(),
             };
             let answer = context
-                .admin(Retry::NotSent, request, |mut admin, request| async move {
+                .admin(Retry::Write, request, |mut admin, request| async move {
                     admin.set_alert_rule(request).await
                 })
                 .await
@@ -432,7 +432,7 @@ pub async fn unblock(context: &Context, tenant: String) -> Result<(), Failure> {
         tenant: tenant.clone(),
     };
     let answer = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.unblock_tenant(request).await
         })
         .await?;

@@ -96,7 +96,7 @@ async fn set_plan(
         plan,
     };
     let response = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.set_tenant_continuity(request).await
         })
         .await

@@ -192,7 +192,7 @@ async fn set_drained(context: &Context, name: String, drained: bool) -> Result<(
         drained,
     };
     let response = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.drain_gateway(request).await
         })
         .await?;

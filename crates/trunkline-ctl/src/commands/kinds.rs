@@ -306,7 +306,7 @@ pub async fn remove<K: Kind>(context: &Context, key: Key<K>) -> Result<(), Failu
         name: key.clone(),
     };
     let response = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.delete_object(request).await
         })
         .await
@@ -476,7 +476,7 @@ where
     F: Fn(Admin, R) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<proto::PutResponse>, tonic::Status>>,
 {
-    let response = context.admin(Retry::NotSent, request, call).await?;
+    let response = context.admin(Retry::Write, request, call).await?;
     print_warnings(&response.warnings);
     Ok(response.applied_index)
 }

@@ -238,7 +238,7 @@ async fn set(
         rules,
     };
     let response = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.set_calling_policy(request).await
         })
         .await

@@ -66,6 +66,7 @@ impl Log {
         self.index += 1;
         self.time_ms += 100;
         let request = Request {
+            idempotency: None,
             time_ms: self.time_ms,
             actor: None,
             command,

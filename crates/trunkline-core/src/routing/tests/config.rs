@@ -87,6 +87,7 @@ impl Log {
         self.index += 1;
         self.time_ms += 10;
         let request = Request {
+            idempotency: None,
             time_ms: self.time_ms,
             actor: None,
             command: Command::Routing(command),

@@ -233,7 +233,7 @@ where
     >,
 {
     check_key(&key)?;
-    let response = context.admin(Retry::NotSent, request, call).await?;
+    let response = context.admin(Retry::Write, request, call).await?;
     #[derive(Serialize)]
     struct WriteResult {
         succeeded: bool,

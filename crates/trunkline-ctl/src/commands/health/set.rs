@@ -240,7 +240,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         policy: Some(after.clone()),
     };
     let response = context
-        .admin(Retry::NotSent, request, |mut admin, request| async move {
+        .admin(Retry::Write, request, |mut admin, request| async move {
             admin.set_health_policy(request).await
         })
         .await?;
