@@ -91,9 +91,9 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
             nodes: 3,
-            heartbeat_interval_ms: env_number(HEARTBEAT_ENV, 100),
-            election_timeout_min_ms: env_number(ELECTION_MIN_ENV, 250),
-            election_timeout_max_ms: env_number(ELECTION_MAX_ENV, 350),
+            heartbeat_interval_ms: env_number(HEARTBEAT_ENV, 50),
+            election_timeout_min_ms: env_number(ELECTION_MIN_ENV, 200),
+            election_timeout_max_ms: env_number(ELECTION_MAX_ENV, 300),
             snapshot_logs_since_last: 500,
             log_level: std::env::var(LOG_LEVEL_ENV)
                 .unwrap_or_else(|_| "info,openraft=warn".to_owned()),
