@@ -356,21 +356,29 @@ impl Cluster {
     pub async fn submit(&self, request: LeaderRequest) -> Result<LeaderReply, ClusterError> {
         let deadline = Instant::now() + limits::WRITE_TIMEOUT;
         for _ in 0..limits::WRITE_MAX_FORWARDS {
-            let metrics = self.metrics();
-            let result = match metrics.current_leader {
+            // Read under the watch's borrow (dropped at once), not a copy of the metrics; and
+            // not the pulse, which may trail Raft by a moment (just after initialising).
+            let (current_leader, leader_node) = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                let leader = metrics.current_leader;
+                let node = leader
+                    .filter(|leader| *leader != self.node_id)
+                    .and_then(|leader| metrics.membership_config.membership().get_node(&leader))
+                    .cloned();
+                (leader, node)
+            };
+            let result = match current_leader {
                 Some(leader) if leader == self.node_id => self.lead(request.clone()).await,
-                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
-                    Some(node) => self.forward(leader, node.clone(), &request).await,
+                Some(leader) => match leader_node {
+                    Some(node) => self.forward(leader, node, &request).await,
                     None => Err(ClusterError::NotLeader { leader_id: None }),
                 },
                 None => Err(ClusterError::NotLeader { leader_id: None }),
             };
             match result {
                 Err(ClusterError::NotLeader { .. }) => {
-                    if !self
-                        .wait_for_new_leader(metrics.current_leader, deadline)
-                        .await
-                    {
+                    if !self.wait_for_new_leader(current_leader, deadline).await {
                         break;
                     }
                 }
@@ -423,10 +431,10 @@ impl Cluster {
     /// Runs a leader-only request here. Refuses with `NotLeader` before doing anything when
     /// this node does not lead; once proposed, a lost leadership is an unknown outcome.
     pub async fn lead(&self, request: LeaderRequest) -> Result<LeaderReply, ClusterError> {
-        let metrics = self.metrics();
-        if metrics.current_leader != Some(self.node_id) {
+        let current_leader = self.raft.metrics().borrow().current_leader;
+        if current_leader != Some(self.node_id) {
             return Err(ClusterError::NotLeader {
-                leader_id: metrics.current_leader,
+                leader_id: current_leader,
             });
         }
         match request {
@@ -483,8 +491,8 @@ impl Cluster {
                 })
             }
             LeaderRequest::AddLearner { node_id, node } => self.add_learner(node_id, node).await,
-            LeaderRequest::Promote { node_id } => self.promote(node_id, &metrics).await,
-            LeaderRequest::Remove { node_id } => self.remove(node_id, &metrics).await,
+            LeaderRequest::Promote { node_id } => self.promote(node_id, &self.metrics()).await,
+            LeaderRequest::Remove { node_id } => self.remove(node_id, &self.metrics()).await,
         }
     }
 

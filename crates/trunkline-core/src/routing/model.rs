@@ -579,53 +579,83 @@ impl SipUri {
     /// `sip:+442071234567@gw.example:5060;transport=tcp`. Characters a SIP user part can't
     /// hold as they are (`#` of a tech prefix, for one) are %-escaped (RFC 3261, 25.1).
     pub fn request_uri(&self, user: &str) -> String {
-        let mut escaped = String::with_capacity(user.len());
-        for byte in user.bytes() {
-            let plain = byte.is_ascii_alphanumeric()
-                || matches!(
-                    byte,
-                    b'-' | b'_'
-                        | b'.'
-                        | b'!'
-                        | b'~'
-                        | b'*'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'&'
-                        | b'='
-                        | b'+'
-                        | b'$'
-                        | b','
-                        | b';'
-                        | b'?'
-                        | b'/'
-                );
-            if plain {
-                escaped.push(char::from(byte));
-            } else {
-                escaped.push_str(&format!("%{byte:02X}"));
+        let mut uri = String::with_capacity(self.host.len() + user.len() + 24);
+        // Writing to a String can't fail.
+        let _ = self.write(Some(user), &mut uri);
+        uri
+    }
+
+    /// The URI into `out`, with `user` (escaped as RFC 3261's `user` allows) when given:
+    /// built with pushes, not the formatting machinery, because every leg of every answer
+    /// writes two.
+    fn write<W: fmt::Write>(&self, user: Option<&str>, out: &mut W) -> fmt::Result {
+        out.write_str(match self.scheme {
+            SipScheme::Sip => "sip:",
+            SipScheme::Sips => "sips:",
+        })?;
+        if let Some(user) = user {
+            for byte in user.bytes() {
+                let plain = byte.is_ascii_alphanumeric()
+                    || matches!(
+                        byte,
+                        b'-' | b'_'
+                            | b'.'
+                            | b'!'
+                            | b'~'
+                            | b'*'
+                            | b'\''
+                            | b'('
+                            | b')'
+                            | b'&'
+                            | b'='
+                            | b'+'
+                            | b'$'
+                            | b','
+                            | b';'
+                            | b'?'
+                            | b'/'
+                    );
+                if plain {
+                    out.write_char(char::from(byte))?;
+                } else {
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    out.write_char('%')?;
+                    out.write_char(char::from(HEX[usize::from(byte >> 4)]))?;
+                    out.write_char(char::from(HEX[usize::from(byte & 0x0f)]))?;
+                }
+            }
+            out.write_char('@')?;
+        }
+        out.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            out.write_char(':')?;
+            let mut digits = [0u8; 5];
+            let mut rest = port;
+            let mut start = digits.len();
+            loop {
+                start -= 1;
+                // A digit: 0 to 9.
+                digits[start] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            for &digit in &digits[start..] {
+                out.write_char(char::from(digit))?;
             }
         }
-        let uri = self.to_string();
-        let (scheme, rest) = uri.split_once(':').unwrap_or(("sip", &uri));
-        format!("{scheme}:{escaped}@{rest}")
+        if self.scheme == SipScheme::Sip && self.transport != Transport::Udp {
+            out.write_str(";transport=")?;
+            out.write_str(self.transport.as_str())?;
+        }
+        Ok(())
     }
 }
 
 impl fmt::Display for SipUri {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.scheme {
-            SipScheme::Sip => write!(formatter, "sip:{}", self.host)?,
-            SipScheme::Sips => write!(formatter, "sips:{}", self.host)?,
-        }
-        if let Some(port) = self.port {
-            write!(formatter, ":{port}")?;
-        }
-        if self.scheme == SipScheme::Sip && self.transport != Transport::Udp {
-            write!(formatter, ";transport={}", self.transport)?;
-        }
-        Ok(())
+        self.write(None, formatter)
     }
 }
 

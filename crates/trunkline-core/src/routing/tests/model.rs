@@ -356,4 +356,13 @@ fn a_request_uri_puts_the_dial_string_in_the_gateways_uri() {
         uri("sip:gw.example.net", "1010#*44"),
         "sip:1010%23*44@gw.example.net"
     );
+    // Every width of port, and the URI alone as Display writes it.
+    for port in ["1", "10", "506", "5060", "65535"] {
+        let text = format!("sip:gw.example.net:{port};transport=tls");
+        assert_eq!(SipUri::parse(&text).unwrap().to_string(), text);
+        assert_eq!(
+            uri(&text, "1"),
+            format!("sip:1@gw.example.net:{port};transport=tls")
+        );
+    }
 }
