@@ -21,6 +21,7 @@ mod deck;
 pub mod dev_node;
 mod dialled;
 pub mod load;
+pub mod loadgen;
 
 use rand::Rng;
 use trunkline_core::routing::{

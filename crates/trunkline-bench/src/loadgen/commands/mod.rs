@@ -1,0 +1,51 @@
+//! One file per `loadgen` subcommand, each with its flags and an `exec`; and what several
+//! share: gRPC connections spread over nodes, and printing a run's result.
+
+pub mod cluster;
+pub mod load_decks;
+pub mod pg;
+pub mod redis;
+pub mod report;
+pub mod route;
+pub mod write;
+
+use std::io::Write;
+
+use anyhow::Context;
+use tonic::transport::{Channel, Endpoint};
+
+use super::driver::RunResult;
+
+/// Most addresses a run spreads over.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// `connections` gRPC connections, connection `i` to `addrs[i % addrs.len()]`. Each
+/// `Endpoint::connect` opens its own HTTP/2 connection, which the caller's workers share.
+pub async fn grpc_connections(
+    addrs: &[String],
+    connections: usize,
+) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(connections);
+    for connection in 0..connections {
+        let addr = &addrs[connection % addrs.len()];
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .with_context(|| format!("can't connect to {addr}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Prints `result`: its JSON on stdout (one line), its human line on stderr. A closed stdout
+/// (`loadgen ... | head`) is not an error.
+pub fn print(result: &RunResult) -> anyhow::Result<()> {
+    eprintln!("{}", result.human_line());
+    let line = serde_json::to_string(result)?;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}
