@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 use support::{
-    routing::{gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed},
+    routing::{alpha_and_beta, put_tenant},
     *,
 };
 use trunkline_client::{proto, Client, Retry};
@@ -135,19 +135,7 @@ async fn initialise(client: &Client) -> proto::InitClusterResponse {
 /// Tenant acme; carriers alpha and beta, each one unprobed gateway, both pricing "44", alpha
 /// the cheaper; a DID whose device is not registered, diverting to a SIP URI.
 async fn setup(client: &Client) -> u64 {
-    put_carrier(client, "alpha", vec![]).await;
-    put_carrier(client, "beta", vec![]).await;
-    for (name, carrier, uri) in [
-        ("alpha-1", "alpha", "sip:192.0.2.10:5060"),
-        ("beta-1", "beta", "sip:192.0.2.20:5080;transport=tcp"),
-    ] {
-        try_put_gateway(client, unprobed(gateway(name, carrier, uri)))
-            .await
-            .unwrap();
-    }
-    import(client, "alpha", &[("44", 1_000)]).await;
-    import(client, "beta", &[("44", 2_000)]).await;
-    put_tenant(client, "acme").await;
+    alpha_and_beta(client).await;
     let device = proto::PutDeviceRequest {
         device: Some(proto::Device {
             aor: "sip:alice@acme.example".into(),

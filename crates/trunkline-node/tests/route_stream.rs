@@ -10,7 +10,7 @@ mod support;
 use std::{collections::BTreeMap, time::Duration};
 
 use support::{
-    routing::{gateway, import, outbound, put_carrier, put_tenant, try_put_gateway, unprobed},
+    routing::{alpha_and_beta, outbound},
     *,
 };
 use tokio::sync::mpsc;
@@ -23,23 +23,6 @@ use trunkline_client::{
     },
     Client, Retry,
 };
-
-/// Tenant acme; carriers alpha (cheaper) and beta pricing "44", one unprobed gateway each.
-async fn setup(client: &Client) -> u64 {
-    put_carrier(client, "alpha", vec![]).await;
-    put_carrier(client, "beta", vec![]).await;
-    for (name, carrier, uri) in [
-        ("alpha-1", "alpha", "sip:192.0.2.10:5060"),
-        ("beta-1", "beta", "sip:192.0.2.20:5060"),
-    ] {
-        try_put_gateway(client, unprobed(gateway(name, carrier, uri)))
-            .await
-            .unwrap();
-    }
-    import(client, "alpha", &[("44", 1_000)]).await;
-    import(client, "beta", &[("44", 2_000)]).await;
-    put_tenant(client, "acme").await
-}
 
 async fn started(root: &std::path::Path, extra: &[&str]) -> (TestNode, Client) {
     let node = TestNode::start(root, 1, extra);
@@ -109,7 +92,7 @@ async fn a_stream_answers_every_request_by_id_as_the_unary_calls_do() {
         &["--api-max-buffered-request-bytes", &BUDGET.to_string()],
     )
     .await;
-    let applied = setup(&client).await;
+    let applied = alpha_and_beta(&client).await;
 
     let (sender, mut answers) = open(&node).await.unwrap();
     let writer = tokio::spawn(async move {

@@ -207,3 +207,21 @@ pub async fn report_call_end(
         })
         .await
 }
+
+/// Tenant acme; carriers alpha and beta, each one unprobed gateway (alpha-1 on UDP, beta-1 on
+/// TCP port 5080), both pricing "44", alpha the cheaper. The index of the last write.
+pub async fn alpha_and_beta(client: &Client) -> u64 {
+    put_carrier(client, "alpha", vec![]).await;
+    put_carrier(client, "beta", vec![]).await;
+    for (name, carrier, uri) in [
+        ("alpha-1", "alpha", "sip:192.0.2.10:5060"),
+        ("beta-1", "beta", "sip:192.0.2.20:5080;transport=tcp"),
+    ] {
+        try_put_gateway(client, unprobed(gateway(name, carrier, uri)))
+            .await
+            .unwrap();
+    }
+    import(client, "alpha", &[("44", 1_000)]).await;
+    import(client, "beta", &[("44", 2_000)]).await;
+    put_tenant(client, "acme").await
+}

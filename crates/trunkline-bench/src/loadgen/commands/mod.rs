@@ -14,7 +14,11 @@ use std::io::Write;
 use anyhow::Context;
 use tonic::transport::{Channel, Endpoint};
 
-use super::driver::RunResult;
+use super::{
+    cli::RunArgs,
+    driver::{self, Request, RunResult, RunShape},
+    histogram::Latencies,
+};
 
 /// Most addresses a run spreads over.
 pub const MAX_ADDRESSES: usize = 16;
@@ -36,6 +40,34 @@ pub async fn grpc_connections(
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// Runs an anchor's `workers`, one a connection to `target`, and prints the result.
+pub async fn run_anchor<R: Request>(
+    run: &RunArgs,
+    backend: &str,
+    target: &str,
+    latencies: Latencies,
+    workers: Vec<R>,
+) -> anyhow::Result<()> {
+    let shape = RunShape {
+        backend: backend.to_owned(),
+        target: target.to_owned(),
+        connections: run.connections,
+        streams_per_connection: 1,
+        window_per_stream: None,
+    };
+    let label = run.label(&shape);
+    let result = driver::run(
+        &label,
+        shape,
+        run.plan(),
+        &run.server_pids,
+        latencies,
+        workers,
+    )
+    .await?;
+    print(&result).context("can't print the result")
 }
 
 /// Prints `result`: its JSON on stdout (one line), its human line on stderr. A closed stdout

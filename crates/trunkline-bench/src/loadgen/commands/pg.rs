@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::loadgen::{
     cli::{self, NumbersArgs, RunArgs},
     decks::{prefixes_of, LPM_QUERY},
-    driver::{self, CallError, Outcome, Request, RunShape},
+    driver::{CallError, Outcome, Request},
     histogram::Latencies,
     postgres::{text_array, PgConnection, TEXT_ARRAY_OID},
 };
@@ -85,22 +85,5 @@ pub async fn exec(args: Args) -> anyhow::Result<()> {
             numbers: numbers.clone(),
         });
     }
-    let shape = RunShape {
-        backend: "postgres-lpm".to_owned(),
-        target: args.addr.clone(),
-        connections: args.run.connections,
-        streams_per_connection: 1,
-        window_per_stream: None,
-    };
-    let label = args.run.label(&shape);
-    let result = driver::run(
-        &label,
-        shape,
-        args.run.plan(),
-        &args.run.server_pids,
-        latencies,
-        workers,
-    )
-    .await?;
-    super::print(&result).context("can't print the result")
+    super::run_anchor(&args.run, "postgres-lpm", &args.addr, latencies, workers).await
 }

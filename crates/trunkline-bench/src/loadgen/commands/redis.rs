@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::loadgen::{
     cli::{self, NumbersArgs, RunArgs},
     decks::{longest_per_carrier, prefixes_of, REDIS_KEY_PREFIX},
-    driver::{self, CallError, Outcome, Request, RunShape},
+    driver::{CallError, Outcome, Request},
     histogram::Latencies,
     resp::RedisConnection,
 };
@@ -67,22 +67,5 @@ pub async fn exec(args: Args) -> anyhow::Result<()> {
             numbers: numbers.clone(),
         });
     }
-    let shape = RunShape {
-        backend: "redis-lpm".to_owned(),
-        target: args.addr.clone(),
-        connections: args.run.connections,
-        streams_per_connection: 1,
-        window_per_stream: None,
-    };
-    let label = args.run.label(&shape);
-    let result = driver::run(
-        &label,
-        shape,
-        args.run.plan(),
-        &args.run.server_pids,
-        latencies,
-        workers,
-    )
-    .await?;
-    super::print(&result).context("can't print the result")
+    super::run_anchor(&args.run, "redis-lpm", &args.addr, latencies, workers).await
 }
