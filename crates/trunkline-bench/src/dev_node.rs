@@ -191,19 +191,23 @@ impl Drop for Node {
     }
 }
 
-/// `127.0.0.1:P` where P and P + 1 (the dev node's peer listener) were both free just now.
+/// `127.0.0.1:P` where P, P + 1 and P + 2 (the dev node's peer and HTTP listeners) were all
+/// free just now.
 pub fn free_port_pair() -> anyhow::Result<String> {
+    // `trunkline dev` takes the port, the next (peer) and the one after (HTTP).
     for _ in 0..100 {
         let first = TcpListener::bind("127.0.0.1:0").context("can't bind a local port")?;
         let port = first.local_addr()?.port();
-        let Some(next) = port.checked_add(1) else {
+        let (Some(peer), Some(http)) = (port.checked_add(1), port.checked_add(2)) else {
             continue;
         };
-        if TcpListener::bind(("127.0.0.1", next)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", peer)).is_ok()
+            && TcpListener::bind(("127.0.0.1", http)).is_ok()
+        {
             return Ok(format!("127.0.0.1:{port}"));
         }
     }
-    bail!("found no two free consecutive local ports")
+    bail!("found no three free consecutive local ports")
 }
 
 /// The log file a node's stderr is appended to, and where this process's part starts.
