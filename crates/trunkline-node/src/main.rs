@@ -6,12 +6,6 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-/// mimalloc: a lookup allocates and frees many small strings and messages across threads,
-/// where glibc's malloc spent about a third of the node's CPU (consolidating and unlinking
-/// chunks) under a RouteStream load; see docs/performance.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use trunkline_node::{
     config::{Config, FileConfig, Overrides},
