@@ -6,6 +6,10 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
+/// mimalloc, tuned to give freed memory back at once: see `trunkline_alloc`.
+#[global_allocator]
+static ALLOCATOR: trunkline_alloc::Allocator = trunkline_alloc::Allocator;
+
 use clap::{Parser, Subcommand};
 use trunkline_node::{
     config::{Config, FileConfig, Overrides},
