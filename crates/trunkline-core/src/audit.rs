@@ -229,6 +229,7 @@ pub fn object_of(command: &Command) -> String {
             crate::alerts::AlertCommand::Delivered { .. } => "alert webhook".to_owned(),
         },
         Command::Tick => "clock".to_owned(),
+        Command::Batch(writes) => format!("{} writes", writes.len()),
     }
 }
 

@@ -23,4 +23,4 @@ pub mod usage;
 
 pub use error::Error;
 pub use field::FieldError;
-pub use state::{Command, Request, Response, State};
+pub use state::{BatchedWrite, Command, Request, Response, State};

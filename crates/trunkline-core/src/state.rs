@@ -62,7 +62,25 @@ pub enum Command {
     /// every node alike in a quiet cluster. The leader proposes one when the log has been
     /// idle for a while.
     Tick,
+    /// Writes that queued on one node while its previous entry was in flight, in one entry
+    /// (group commit: one proposal, one replication round and one flush on every node for
+    /// all of them). Each is applied as if it were an entry of its own, in order, with its
+    /// own actor and idempotency key, and answered by its own response in
+    /// [`Response::Batch`]. A batch holds no batch, and its request carries no actor or key
+    /// of its own (its writes do).
+    Batch(Vec<BatchedWrite>),
 }
+
+/// One write inside a [`Command::Batch`]: what a [`Request`] carries for a lone write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchedWrite {
+    pub command: Command,
+    pub actor: Option<Actor>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// The most writes one [`Command::Batch`] holds (its bytes are bounded by the node too).
+pub const MAX_BATCHED_WRITES: usize = 1_024;
 
 impl Command {
     /// Checks the command before it is proposed, so a bad one never reaches the log.
@@ -78,8 +96,38 @@ impl Command {
             Command::Cdr(command) => Ok(command.validate()?),
             Command::Alerts(command) => Ok(command.validate()?),
             Command::Tick => Ok(()),
+            // Before proposing, every write of a batch must be valid; in the log, each is
+            // checked again on its own (`State::apply`), so one bad write refuses only itself.
+            Command::Batch(writes) => {
+                batch_shape(writes)?;
+                writes.iter().try_for_each(|write| write.command.validate())
+            }
         }
     }
+}
+
+/// What a batch must be, whatever its writes are: 1 to [`MAX_BATCHED_WRITES`] of them, none a
+/// batch itself.
+fn batch_shape(writes: &[BatchedWrite]) -> Result<(), crate::Error> {
+    if writes.is_empty() || writes.len() > MAX_BATCHED_WRITES {
+        return Err(crate::Error::invalid(
+            "command",
+            format!(
+                "a batch holds 1 to {MAX_BATCHED_WRITES} writes, not {}",
+                writes.len()
+            ),
+        ));
+    }
+    if writes
+        .iter()
+        .any(|write| matches!(write.command, Command::Batch(_)))
+    {
+        return Err(crate::Error::invalid(
+            "command",
+            "a batch of writes can't hold another batch",
+        ));
+    }
+    Ok(())
 }
 
 /// Gateways and edges share one namespace: health is keyed by name.
@@ -106,6 +154,8 @@ pub enum Response {
     Alerts(AlertResponse),
     /// The request was refused at apply time; nothing changed.
     Rejected(crate::Error),
+    /// The responses to a [`Command::Batch`]'s writes, in their order.
+    Batch(Vec<Response>),
 }
 
 /// The whole replicated state. Cloning is cheap: each part sits behind an [`Arc`] and is
@@ -145,25 +195,72 @@ impl State {
         archive: &mut Vec<Cdr>,
     ) -> Response {
         self.last_time_ms = self.last_time_ms.max(request.time_ms);
-        if let Some(key) = &request.idempotency {
+        match &request.command {
+            Command::Batch(writes) => {
+                if request.actor.is_some() || request.idempotency.is_some() {
+                    return Response::Rejected(crate::Error::invalid(
+                        "request",
+                        "a batch of writes carries no actor or idempotency key of its own \
+                         (each of its writes does)",
+                    ));
+                }
+                if let Err(error) = batch_shape(writes) {
+                    return Response::Rejected(error);
+                }
+                Response::Batch(
+                    writes
+                        .iter()
+                        .map(|write| {
+                            self.apply_write(
+                                log_index,
+                                &write.command,
+                                write.actor.as_ref(),
+                                write.idempotency.as_ref(),
+                                archive,
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            command => self.apply_write(
+                log_index,
+                command,
+                request.actor.as_ref(),
+                request.idempotency.as_ref(),
+                archive,
+            ),
+        }
+    }
+
+    /// One write, alone in its entry or in a batch: answered again if its key was seen,
+    /// validated, applied, remembered under its key and recorded under its actor.
+    fn apply_write(
+        &mut self,
+        log_index: u64,
+        command: &Command,
+        actor: Option<&Actor>,
+        idempotency: Option<&IdempotencyKey>,
+        archive: &mut Vec<Cdr>,
+    ) -> Response {
+        if let Some(key) = idempotency {
             if let Some(answered) = self.sessions.answered(key) {
                 // Sent again: it was applied once; nothing changes, nothing is recorded.
                 return answered.clone();
             }
         }
-        let response = match request.command.validate() {
-            Ok(()) => self.apply_command(log_index, &request.command, archive),
+        let response = match command.validate() {
+            Ok(()) => self.apply_command(log_index, command, archive),
             Err(error) => Response::Rejected(error),
         };
-        if let Some(key) = &request.idempotency {
+        if let Some(key) = idempotency {
             Arc::make_mut(&mut self.sessions).remember(key, response.clone(), self.last_time_ms);
         }
-        if let Some(actor) = &request.actor {
+        if let Some(actor) = actor {
             let result = match &response {
                 Response::Rejected(error) => format!("rejected: {error}"),
                 _ => "ok".to_owned(),
             };
-            self.record(log_index, actor, &object_of(&request.command), &result);
+            self.record(log_index, actor, &object_of(command), &result);
         }
         response
     }
@@ -287,6 +384,11 @@ impl State {
                     Err(error) => Response::Rejected(error),
                 }
             }
+            // Validation refuses a batch inside a batch before it gets here.
+            Command::Batch(_) => Response::Rejected(crate::Error::invalid(
+                "command",
+                "a batch of writes can't hold another batch",
+            )),
             Command::Tick => {
                 if self.inbound.registrations().expiry_due(self.last_time_ms) {
                     Arc::make_mut(&mut self.inbound).expire(self.last_time_ms);
@@ -514,6 +616,139 @@ mod tests {
         let refused = state.apply(5, &bad);
         assert!(matches!(refused, Response::Rejected(_)), "{refused:?}");
         assert_eq!(state.apply(6, &bad), refused);
+    }
+
+    fn batch(time_ms: u64, writes: Vec<BatchedWrite>) -> Request {
+        Request {
+            idempotency: None,
+            time_ms,
+            actor: None,
+            command: Command::Batch(writes),
+        }
+    }
+
+    fn lone(request: Request) -> BatchedWrite {
+        BatchedWrite {
+            command: request.command,
+            actor: request.actor,
+            idempotency: request.idempotency,
+        }
+    }
+
+    #[test]
+    fn a_batch_applies_each_write_as_its_own_entry_would() {
+        let actor = |name: &str| Actor {
+            name: name.into(),
+            source: "192.0.2.7".into(),
+            rpc: "trunkline.v1.AdminService/SetSetting".into(),
+        };
+        let key = crate::sessions::IdempotencyKey {
+            client: 0xbeef,
+            sequence: 1,
+            part: 0,
+        };
+        let writes = vec![
+            BatchedWrite {
+                actor: Some(actor("alice")),
+                ..lone(set(0, "a", "1"))
+            },
+            // Refused: the others still apply.
+            BatchedWrite {
+                actor: Some(actor("bob")),
+                ..lone(set(0, "", "x"))
+            },
+            BatchedWrite {
+                idempotency: Some(key),
+                ..lone(set(0, "b", "2"))
+            },
+            lone(set(0, "a", "3")),
+        ];
+
+        // One entry holding all four, against four entries of one each.
+        let mut batched = State::default();
+        let response = batched.apply(7, &batch(100, writes.clone()));
+        let Response::Batch(responses) = response else {
+            panic!("{response:?}");
+        };
+        let mut alone = State::default();
+        let separate: Vec<Response> = writes
+            .iter()
+            .map(|write| {
+                let request = Request {
+                    time_ms: 100,
+                    command: write.command.clone(),
+                    actor: write.actor.clone(),
+                    idempotency: write.idempotency,
+                };
+                alone.apply(7, &request)
+            })
+            .collect();
+        assert_eq!(responses, separate);
+        assert_eq!(batched, alone);
+        assert!(
+            matches!(responses[1], Response::Rejected(_)),
+            "{responses:?}"
+        );
+        let a = batched.settings().get("a").unwrap();
+        assert_eq!((a.value.as_str(), a.version), ("3", 2));
+
+        // Each actor is in the audit log with how its own write ended.
+        let audited: Vec<(&str, bool)> = batched
+            .audit()
+            .iter()
+            .map(|entry| (entry.actor.as_str(), entry.result == "ok"))
+            .collect();
+        assert_eq!(audited, [("alice", true), ("bob", false)]);
+
+        // A keyed write sent again in a later batch is answered, not applied again.
+        let again = batched.apply(
+            8,
+            &batch(
+                200,
+                vec![BatchedWrite {
+                    idempotency: Some(key),
+                    ..lone(set(0, "b", "changed"))
+                }],
+            ),
+        );
+        assert_eq!(again, Response::Batch(vec![responses[2].clone()]));
+        assert_eq!(batched.settings().get("b").unwrap().value, "2");
+    }
+
+    #[test]
+    fn a_malformed_batch_is_refused_whole() {
+        let nested = batch(
+            1,
+            vec![
+                lone(batch(1, vec![lone(set(0, "a", "1"))])),
+                lone(set(0, "b", "1")),
+            ],
+        );
+        let carrying_a_key = Request {
+            idempotency: Some(crate::sessions::IdempotencyKey {
+                client: 1,
+                sequence: 1,
+                part: 0,
+            }),
+            ..batch(1, vec![lone(set(0, "a", "1"))])
+        };
+        let oversized = batch(
+            1,
+            (0..=MAX_BATCHED_WRITES)
+                .map(|n| lone(set(0, &format!("k{n}"), "v")))
+                .collect(),
+        );
+        for request in [nested, carrying_a_key, batch(1, Vec::new()), oversized] {
+            let mut state = State::default();
+            let response = state.apply(1, &request);
+            assert!(matches!(response, Response::Rejected(_)), "{response:?}");
+            assert!(request.command.validate().is_err() || request.idempotency.is_some());
+            assert!(state.settings().is_empty());
+        }
+        // Before proposing, one bad write makes the batch invalid (in the log it refuses only
+        // itself: the test above).
+        let with_a_bad_write = batch(1, vec![lone(set(0, "a", "1")), lone(set(0, "", "x"))]);
+        assert!(with_a_bad_write.command.validate().is_err());
     }
 
     #[test]

@@ -28,14 +28,15 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use trunkline_api::v1::internal::raft_service_client::RaftServiceClient;
-use trunkline_core::{sessions::IdempotencyKey, Command, Request, Response};
+use trunkline_core::{sessions::IdempotencyKey, BatchedWrite, Command, Request, Response};
 use trunkline_store::{AppliedState, Node, NodeId, StateReader, TypeConfig};
 
 use crate::storage_guard::DiskReserve;
 use crate::{
     error::ClusterError,
-    limits,
+    group_commit, limits,
     network::{self, PeerCall},
+    wire,
 };
 
 /// A request only the leader can carry out; followers forward it over the peer listener.
@@ -167,6 +168,9 @@ pub struct Cluster {
     /// Peer messages refused since start (malformed, or failing `peer_check`), shown in the
     /// cluster status: a count that grows says someone sends this node bad Raft traffic.
     refused_peer_messages: AtomicU64,
+    /// Where writes queue to be proposed together ([`crate::group_commit`]), once
+    /// [`Cluster::start_group_commit`] ran; before that each write is proposed alone.
+    group_commit: std::sync::OnceLock<tokio::sync::mpsc::Sender<group_commit::Pending>>,
 }
 
 impl Cluster {
@@ -197,7 +201,15 @@ impl Cluster {
             disk,
             dialer,
             refused_peer_messages: AtomicU64::new(0),
+            group_commit: std::sync::OnceLock::new(),
         }
+    }
+
+    /// From now on, writes that queue while others are in flight share Raft entries. The
+    /// task holds the cluster weakly and ends when the cluster is dropped.
+    pub fn start_group_commit(self: &Arc<Self>) {
+        self.group_commit
+            .get_or_init(|| group_commit::start(Arc::downgrade(self)));
     }
 
     /// A snapshot of Raft's metrics. Cloned out at once: a borrow of the watch must never be
@@ -327,26 +339,66 @@ impl Cluster {
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
         command.validate()?;
-        check_command_size(&command)?;
+        let size = check_command_size(&command)?;
         self.check_disk(&command)?;
         // A change an operator asked for is recorded with who asked (see `auth::ACTOR`); the
         // few hundred bytes this adds stay within the peer message bound's headroom.
-        let actor = crate::auth::current_actor().map(Box::new);
+        let actor = crate::auth::current_actor();
         let key = crate::auth::next_idempotency_key();
-        match self
-            .submit(LeaderRequest::Write(command, actor, key))
-            .await?
-        {
-            LeaderReply::Written {
-                response: Response::Rejected(error),
-                ..
-            } => Err(ClusterError::Domain(error)),
-            LeaderReply::Written {
-                response,
-                log_index,
-            } => Ok((response, log_index)),
-            other => Err(ClusterError::internal(format!(
-                "unexpected reply to a write: {other:?}"
+        let Some(queue) = self.group_commit.get() else {
+            return match self
+                .submit(LeaderRequest::Write(command, actor.map(Box::new), key))
+                .await?
+            {
+                LeaderReply::Written {
+                    response: Response::Rejected(error),
+                    ..
+                } => Err(ClusterError::Domain(error)),
+                LeaderReply::Written {
+                    response,
+                    log_index,
+                } => Ok((response, log_index)),
+                other => Err(ClusterError::internal(format!(
+                    "unexpected reply to a write: {other:?}"
+                ))),
+            };
+        };
+        let bytes = size
+            .saturating_add(actor.as_ref().and_then(wire::encoded_size).unwrap_or(0))
+            .saturating_add(WRITE_FRAMING_BYTES);
+        let (pending, answer) = group_commit::Pending::new(
+            BatchedWrite {
+                command,
+                actor,
+                idempotency: key,
+            },
+            bytes,
+        );
+        queue.try_send(pending).map_err(|error| match error {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                ClusterError::ResourceExhausted(format!(
+                    "node {} has {} writes waiting to be proposed; the write was not applied: \
+                     retry shortly",
+                    self.node_id,
+                    group_commit::QUEUE_CAPACITY
+                ))
+            }
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => ClusterError::Unavailable(
+                "the node is shutting down; the write was not applied".to_owned(),
+            ),
+        })?;
+        // The batches ahead and this one's own proposal (which may wait for a leader and be
+        // forwarded) are bounded; this only guards against a bug leaving it unanswered.
+        match tokio::time::timeout(GROUP_COMMIT_WAIT, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ClusterError::Unavailable(
+                "the node stopped while the write was in flight; it may or may not have been \
+                 applied: read the value back before retrying"
+                    .to_owned(),
+            )),
+            Err(_) => Err(ClusterError::DeadlineExceeded(format!(
+                "the write was not answered within {GROUP_COMMIT_WAIT:?}; it may or may not \
+                 have been applied: read the value back before retrying"
             ))),
         }
     }
@@ -846,10 +898,20 @@ pub fn now_ms() -> u64 {
 /// Refuses a command too large to replicate (see [`limits::MAX_COMMAND_WIRE_BYTES`]) before
 /// it is proposed: once in the log, an entry no AppendEntries can carry would stall
 /// replication for good.
-fn check_command_size(command: &Command) -> Result<(), ClusterError> {
+/// What a write adds to a batch's encoding beside its command and actor (its idempotency
+/// key and the options' tags), rounded up.
+const WRITE_FRAMING_BYTES: u64 = 64;
+
+/// How long a write waits for its answer from the group-commit queue at most: the batches in
+/// flight ahead of it and its own, each bounded by the write timeout and forwarding.
+const GROUP_COMMIT_WAIT: Duration =
+    Duration::from_secs(3 * limits::WRITE_TIMEOUT.as_secs() + limits::FORWARD_MARGIN.as_secs());
+
+/// The command's encoded size, when one write may carry it.
+fn check_command_size(command: &Command) -> Result<u64, ClusterError> {
     let size = crate::wire::encoded_size(command);
-    if size.is_some_and(|size| size <= limits::MAX_COMMAND_WIRE_BYTES) {
-        return Ok(());
+    if let Some(size) = size.filter(|size| *size <= limits::MAX_COMMAND_WIRE_BYTES) {
+        return Ok(size);
     }
     Err(ClusterError::Domain(trunkline_core::Error::invalid(
         "request",

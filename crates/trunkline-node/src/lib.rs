@@ -22,6 +22,7 @@ mod convert;
 pub mod demo;
 pub mod dev;
 pub mod error;
+pub mod group_commit;
 pub mod health;
 pub mod http_api;
 pub mod limits;

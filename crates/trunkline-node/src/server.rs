@@ -181,6 +181,7 @@ impl NodeServer {
             DiskReserve::new(config.data_dir.clone(), config.min_free_bytes),
             dialer,
         ));
+        cluster.start_group_commit();
         if let Some(tls) = &tls {
             crate::tls::watch(tls.clone());
         }

@@ -73,10 +73,11 @@ impl DiskReserve {
 /// The log's own upkeep: small entries the cluster needs to stay correct (registration
 /// expiry moves with ticks; health changes keep calls off dead gateways).
 fn is_housekeeping(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Tick | Command::Health(HealthCommand::Transition { .. })
-    )
+    match command {
+        Command::Tick | Command::Health(HealthCommand::Transition { .. }) => true,
+        Command::Batch(writes) => writes.iter().all(|write| is_housekeeping(&write.command)),
+        _ => false,
+    }
 }
 
 fn mebibytes(bytes: u64) -> String {

@@ -333,7 +333,16 @@ async fn certificates_reload_on_sighup_and_a_bad_file_changes_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(node.log().contains("TLS certificates reloaded"));
+    // The node logs the reload just after swapping the certificate in: the new one may be
+    // served a moment before the line is written.
+    while !node.log().contains("TLS certificates reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload logged:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The open connection goes on, and so does a new one.
     support::status(&client).await.unwrap();
     support::status(&node.client()).await.unwrap();
