@@ -218,6 +218,11 @@ impl Cluster {
         self.raft.metrics().borrow().clone()
     }
 
+    /// The Raft core stopped (a storage error, or shutdown): it will neither lead nor vote.
+    pub fn is_stopped(&self) -> bool {
+        self.pulse.stopped.load(Ordering::Relaxed)
+    }
+
     pub fn record_leader_contact(&self) {
         self.leader_contact
             .store(millis_since(self.epoch) + 1, Ordering::Relaxed);

@@ -43,6 +43,7 @@ pub mod sip_probe;
 pub mod sip_responder;
 pub mod storage_guard;
 pub mod streams;
+pub mod successor;
 pub mod ticker;
 pub mod tls;
 pub mod usage;

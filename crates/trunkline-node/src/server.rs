@@ -194,6 +194,15 @@ impl NodeServer {
             cluster.clone(),
             std::time::Duration::from_millis(config.peer_liveness_timeout_ms),
         );
+        crate::successor::start(
+            cluster.clone(),
+            crate::successor::Timing {
+                lease: std::time::Duration::from_millis(config.raft.election_timeout_max_ms),
+                margin: std::time::Duration::from_millis(config.raft.heartbeat_interval_ms),
+                stagger: std::time::Duration::from_millis(2 * config.raft.heartbeat_interval_ms),
+                retry: std::time::Duration::from_millis(config.raft.election_timeout_max_ms),
+            },
+        );
         let health = HealthMonitor::start(cluster.clone(), views.clone(), liveness, prober);
         let writers = Writers {
             registrar: Registrar::start(cluster.clone()),
