@@ -554,14 +554,13 @@ where
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
-        let path = request.uri().path().to_owned();
         let certificate = request
             .extensions()
             .get::<ConnectionInfo>()
             .and_then(|info| info.peer.as_ref())
             .map(|peer| peer.token.clone());
         let checked = self.authenticator.check(
-            &path,
+            request.uri().path(),
             request.headers().get(http::header::AUTHORIZATION),
             certificate.as_ref(),
             source,
@@ -571,6 +570,25 @@ where
             Ok(principal) => principal,
             Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
         };
+        // Lookups and everything else but admin calls go straight on: no actor, no key.
+        if !request
+            .uri()
+            .path()
+            .starts_with("/trunkline.v1.AdminService/")
+        {
+            if let Some(principal) = principal {
+                request.extensions_mut().insert(principal);
+            }
+            return Box::pin(self.inner.call(request));
+        }
+        // An admin request: its changes are recorded with who made them, and a refusal by
+        // its handler (a tenant outside the token's) is recorded too. A malformed
+        // idempotency key refuses it before the handler sees it.
+        let keyed = match idempotency_key(request.headers()) {
+            Ok(keyed) => keyed,
+            Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
+        };
+        let path = request.uri().path().to_owned();
         let name = principal.as_ref().map_or_else(
             || "anonymous".to_owned(),
             |principal| principal.name.clone(),
@@ -578,23 +596,13 @@ where
         if let Some(principal) = principal {
             request.extensions_mut().insert(principal);
         }
-        let request_key = idempotency_key(request.headers());
         let response = self.inner.call(request);
-        if !path.starts_with("/trunkline.v1.AdminService/") {
-            return Box::pin(response);
-        }
-        // An admin request: its changes are recorded with who made them, and a refusal by
-        // its handler (a tenant outside the token's) is recorded too.
         let actor = Actor {
             name: name.clone(),
             source: source.to_string(),
             rpc: path.trim_start_matches('/').to_owned(),
         };
         let authenticator = self.authenticator.clone();
-        let keyed = match request_key {
-            Ok(keyed) => keyed,
-            Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
-        };
         Box::pin(async move {
             let response = match keyed {
                 Some(keyed) => {

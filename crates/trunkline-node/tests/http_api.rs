@@ -113,23 +113,8 @@ fn text(value: &Value) -> String {
 }
 
 /// A one-node cluster with the HTTP listener, initialised, without tokens.
-async fn started(root: &std::path::Path) -> (TestNode, Client) {
-    let node = TestNode::start(root, 1, &["--insecure", "--http-addr", "127.0.0.1:0"]);
-    let client = node.client();
-    initialise(&client).await;
-    wait_for_leader(&client, Duration::from_secs(10)).await;
-    (node, client)
-}
-
-async fn initialise(client: &Client) -> proto::InitClusterResponse {
-    client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .init_cluster(proto::InitClusterRequest::default())
-                .await
-        })
-        .await
-        .unwrap()
+async fn started_http(root: &std::path::Path) -> (TestNode, Client) {
+    started(root, &["--insecure", "--http-addr", "127.0.0.1:0"]).await
 }
 
 /// Tenant acme; carriers alpha and beta, each one unprobed gateway, both pricing "44", alpha
@@ -183,7 +168,7 @@ async fn setup(client: &Client) -> u64 {
 async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();
-    let (node, client) = started(root.path()).await;
+    let (node, client) = started_http(root.path()).await;
     let applied = setup(&client).await;
     let address = node
         .http_addr
@@ -311,7 +296,7 @@ async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection
 async fn bad_input_gets_a_status_the_field_and_a_sip_code_never_a_panic() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();
-    let (node, client) = started(root.path()).await;
+    let (node, client) = started_http(root.path()).await;
     setup(&client).await;
     let address = node.http_addr.clone().unwrap();
 

@@ -16,28 +16,10 @@ use support::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use trunkline_client::{
-    proto::{
-        self, route_service_client::RouteServiceClient, route_stream_request::Request as Asked,
-        route_stream_response::Response as Answered,
-    },
-    Client, Retry,
+use trunkline_client::proto::{
+    self, route_service_client::RouteServiceClient, route_stream_request::Request as Asked,
+    route_stream_response::Response as Answered,
 };
-
-async fn started(root: &std::path::Path, extra: &[&str]) -> (TestNode, Client) {
-    let node = TestNode::start(root, 1, extra);
-    let client = node.client();
-    client
-        .admin(Retry::NotSent, |mut admin| async move {
-            admin
-                .init_cluster(proto::InitClusterRequest::default())
-                .await
-        })
-        .await
-        .unwrap();
-    wait_for_leader(&client, Duration::from_secs(10)).await;
-    (node, client)
-}
 
 /// A stream whose requests are sent through the returned sender.
 async fn open(

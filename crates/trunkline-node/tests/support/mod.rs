@@ -525,6 +525,28 @@ pub async fn wait_for_snapshot(client: &Client, index: u64, timeout: Duration) {
     }
 }
 
+/// Initialises a cluster through `client` (one node's); the answer names the first admin
+/// token when the node requires authentication.
+pub async fn initialise(client: &Client) -> proto::InitClusterResponse {
+    client
+        .admin(Retry::NotSent, |mut admin| async move {
+            admin
+                .init_cluster(proto::InitClusterRequest::default())
+                .await
+        })
+        .await
+        .unwrap()
+}
+
+/// One node started in `root` with `extra` flags, initialised as a cluster of one, leading.
+pub async fn started(root: &Path, extra: &[&str]) -> (TestNode, Client) {
+    let node = TestNode::start(root, 1, extra);
+    let client = node.client();
+    initialise(&client).await;
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    (node, client)
+}
+
 pub async fn wait_for_leader(client: &Client, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
