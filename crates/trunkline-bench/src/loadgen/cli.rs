@@ -48,6 +48,9 @@ pub enum Command {
     LoadDecks(commands::load_decks::Args),
     /// Starts a Trunkline cluster of real processes on loopback, prints where, and waits.
     Cluster(commands::cluster::Args),
+    /// What a rate deck row costs in resident memory: a node restarted with 1M and 5M rows,
+    /// and Redis holding the same rows as keys.
+    DeckMemory(commands::deck_memory::Args),
     /// Turns the runs' JSON lines into docs/performance.md's report and its JSON.
     Report(commands::report::Args),
 }
@@ -61,6 +64,7 @@ impl Cli {
             Command::Pg(args) => args.numbers.validate(),
             Command::Write(args) => args.validate(),
             Command::Cluster(args) => args.validate(),
+            Command::DeckMemory(args) => args.validate(),
             Command::LoadDecks(_) | Command::Report(_) => Ok(()),
         }
     }

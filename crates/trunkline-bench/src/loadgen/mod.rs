@@ -41,6 +41,7 @@ pub async fn exec(command: Command) -> anyhow::Result<()> {
         Command::Write(args) => commands::write::exec(args).await,
         Command::LoadDecks(args) => commands::load_decks::exec(args).await,
         Command::Cluster(args) => commands::cluster::exec(args).await,
+        Command::DeckMemory(args) => commands::deck_memory::exec(args).await,
         Command::Report(args) => commands::report::exec(args).await,
     }
 }

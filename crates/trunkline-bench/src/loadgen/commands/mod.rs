@@ -2,6 +2,7 @@
 //! share: gRPC connections spread over nodes, and printing a run's result.
 
 pub mod cluster;
+pub mod deck_memory;
 pub mod load_decks;
 pub mod pg;
 pub mod redis;
