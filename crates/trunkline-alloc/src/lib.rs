@@ -1,5 +1,5 @@
 //! The node's allocator: [mimalloc](https://github.com/microsoft/mimalloc), tuned to hand
-//! freed memory back to the system at once.
+//! freed memory back to the system within a few milliseconds.
 //!
 //! Why not glibc's malloc: a lookup allocates and frees many small strings and messages on
 //! every worker thread, and under a RouteStream load glibc spent about a third of the node's
@@ -9,8 +9,13 @@
 //! after a delay, and committing whole arenas eagerly), so under the stalled-bodies attack
 //! (`trunkline-node/tests/limits.rs`: 200 stalled ~4 MiB request bodies against a 64 MiB
 //! budget) the node's resident memory grew 336 MiB against a bound of 156 MiB, where glibc
-//! grew 83 MiB. With purging at once and arenas committed on demand it grows about 72 MiB,
-//! and a lookup costs the same CPU within noise. The options must be set before mimalloc's
+//! grew 83 MiB. With arenas committed on demand it grows about 72 MiB purging at once and
+//! 87 MiB purging after 10 ms, which is the setting: purging at once turned freed pages over
+//! so often (madvise, then page faults and zeroing) that, on a 2-core machine running
+//! Kamailio, sipp and three nodes at saturation, calls per second fell from 0.61 of the
+//! static route list's to 0.55 (glibc: 0.67). Lookups over RouteStream with call records run
+//! 35-40k/s at 27-35 µs of node CPU with it against 22.7k/s at 56.7 µs with glibc on the same
+//! quiet machine. The options must be set before mimalloc's
 //! first arena is made, which is its first allocation; [`Allocator`] sets them then, so no
 //! environment variable or start-up order is involved.
 
@@ -27,7 +32,7 @@ use mimalloc::MiMalloc;
 /// mimalloc 3.3.2). `tests/options.rs` reads them back.
 const ARENA_EAGER_COMMIT: mi_option_t = 4;
 /// mimalloc 3.x's `mi_option_purge_delay`, in milliseconds (arenas purge after this times
-/// `arena_purge_mult`, so 0 is at once for both).
+/// `arena_purge_mult`, 10: arenas after 100 ms).
 const PURGE_DELAY: mi_option_t = 15;
 
 /// The options [`Allocator`] sets, as mimalloc reports them.
@@ -35,14 +40,14 @@ const PURGE_DELAY: mi_option_t = 15;
 pub struct Options {
     /// 0: arenas are committed as they are used, not all at once.
     pub arena_eager_commit: c_long,
-    /// 0: freed pages go back to the system at once.
+    /// Freed pages go back to the system after this many milliseconds.
     pub purge_delay_ms: c_long,
 }
 
 /// What [`Allocator`] sets before its first allocation.
 pub const TUNED: Options = Options {
     arena_eager_commit: 0,
-    purge_delay_ms: 0,
+    purge_delay_ms: 10,
 };
 
 /// mimalloc's options as they stand now.

@@ -141,7 +141,8 @@ async fn gather<I, O>(
 async fn write<K: Kind>(cluster: &Cluster, batch: Vec<Job<K::Item, K::Outcome>>) {
     let (items, replies): (Vec<K::Item>, Vec<_>) =
         batch.into_iter().map(|job| (job.item, job.reply)).unzip();
-    let written = cluster.write(K::command(items)).await;
+    // Already a batch of its kind: proposed at once, not queued behind other writes.
+    let written = cluster.write_alone(K::command(items)).await;
     let outcomes = match written {
         Ok((Response::Rejected(error), _)) => Err(ClusterError::Domain(error)),
         Ok((response, index)) => K::outcomes(response, index)

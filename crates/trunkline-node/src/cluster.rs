@@ -250,13 +250,23 @@ impl Cluster {
     pub fn leader_and_staleness(&self) -> (Option<NodeId>, u64) {
         let pulse = &self.pulse;
         let leader = pulse.leader.load(Ordering::Relaxed).checked_sub(1);
-        let staleness =
-            if pulse.stopped.load(Ordering::Relaxed) || !pulse.leading.load(Ordering::Relaxed) {
-                self.staleness_since_leader_contact()
-            } else {
-                pulse.since_quorum_ack.load(Ordering::Relaxed)
-            };
+        let staleness = self.staleness(
+            pulse.stopped.load(Ordering::Relaxed),
+            pulse.leading.load(Ordering::Relaxed),
+            pulse.since_quorum_ack.load(Ordering::Relaxed),
+        );
         (leader, staleness)
+    }
+
+    /// The one rule for how stale this node's state may be: a leader's is as old as its
+    /// quorum's last acknowledgement; anyone else's (and a stopped core's, which leads
+    /// nothing) as old as its last contact with a leader.
+    fn staleness(&self, stopped: bool, leading: bool, since_quorum_ack_ms: u64) -> u64 {
+        if stopped || !leading {
+            self.staleness_since_leader_contact()
+        } else {
+            since_quorum_ack_ms
+        }
     }
 
     pub fn count_refused_peer_message(&self) {
@@ -270,14 +280,11 @@ impl Cluster {
 
     /// Milliseconds since this node last heard from a leader; 0 on a leader with a quorum.
     pub fn staleness_ms(&self, metrics: &RaftMetrics<NodeId, Node>) -> u64 {
-        if metrics.running_state.is_err() {
-            // A stopped core leads nothing: its state is as old as its last leader contact.
-            return self.staleness_since_leader_contact();
-        }
-        if metrics.state == ServerState::Leader {
-            return metrics.millis_since_quorum_ack.unwrap_or(0);
-        }
-        self.staleness_since_leader_contact()
+        self.staleness(
+            metrics.running_state.is_err(),
+            metrics.state == ServerState::Leader,
+            metrics.millis_since_quorum_ack.unwrap_or(0),
+        )
     }
 
     pub async fn hello(&self) -> Hello {
@@ -343,6 +350,21 @@ impl Cluster {
 
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
+        self.propose(command, true).await
+    }
+
+    /// [`Cluster::write`] in an entry of its own, proposed at once: for writers that batch
+    /// their own items (`batch.rs`: call records, admissions, call ends, registrations),
+    /// whose entries are on the call path and must not queue behind other writes' batches.
+    pub async fn write_alone(&self, command: Command) -> Result<(Response, u64), ClusterError> {
+        self.propose(command, false).await
+    }
+
+    async fn propose(
+        &self,
+        command: Command,
+        grouped: bool,
+    ) -> Result<(Response, u64), ClusterError> {
         command.validate()?;
         let size = check_command_size(&command)?;
         self.check_disk(&command)?;
@@ -350,7 +372,7 @@ impl Cluster {
         // few hundred bytes this adds stay within the peer message bound's headroom.
         let actor = crate::auth::current_actor();
         let key = crate::auth::next_idempotency_key();
-        let Some(queue) = self.group_commit.get() else {
+        let Some(queue) = self.group_commit.get().filter(|_| grouped) else {
             return match self
                 .submit(LeaderRequest::Write(command, actor.map(Box::new), key))
                 .await?
