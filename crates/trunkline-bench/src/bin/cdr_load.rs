@@ -17,7 +17,7 @@
 //!
 //! Exit codes: 0 measured, 1 the node or a request failed, 2 bad arguments.
 
-use std::{path::Path, process::ExitCode, time::Instant};
+use std::{process::ExitCode, time::Instant};
 
 use anyhow::{bail, Context};
 use tonic::transport::Channel;
@@ -48,21 +48,6 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kilobytes * 1024)
 }
 
-/// Bytes of every file under `path`.
-fn folder_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(metadata) if metadata.is_dir() => folder_bytes(&entry.path()),
-            Ok(metadata) => metadata.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 async fn applied_index(channel: Channel) -> anyhow::Result<u64> {
     let status = AdminServiceClient::new(channel)
         .cluster_status(proto::ClusterStatusRequest::default())
@@ -86,7 +71,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         args.calls, args.concurrency, args.nodes
     );
     let rss_before = rss_bytes(nodes[0].pid)?;
-    let disk_before = folder_bytes(&data);
+    let disk_before = trunkline_bench::folder_bytes(&data);
     let index_before = applied_index(channel.clone()).await?;
 
     println!("{}", header(40));
@@ -149,7 +134,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         exported as f64 / elapsed.as_secs_f64()
     );
     let rss_after = rss_bytes(nodes[0].pid)?;
-    let disk_after = folder_bytes(&data);
+    let disk_after = trunkline_bench::folder_bytes(&data);
     let per_million = 1_000_000.0 / exported as f64;
     println!(
         "node memory: {} -> {} ({} per million archived records)",

@@ -63,9 +63,10 @@ impl Cli {
             Command::Redis(args) => args.numbers.validate(),
             Command::Pg(args) => args.numbers.validate(),
             Command::Write(args) => args.validate(),
-            Command::Cluster(args) => args.validate(),
-            Command::DeckMemory(args) => args.validate(),
-            Command::LoadDecks(_) | Command::Report(_) => Ok(()),
+            Command::Cluster(_)
+            | Command::DeckMemory(_)
+            | Command::LoadDecks(_)
+            | Command::Report(_) => Ok(()),
         }
     }
 }
@@ -179,6 +180,16 @@ fn warmup_duration(text: &str) -> Result<Duration, String> {
     duration(text)
 }
 
+/// A path to a file that exists (a binary to run).
+pub fn existing_file(text: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(text);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{text}: no such file"))
+    }
+}
+
 /// A whole number from `low` to `high`.
 pub fn count_between(text: &str, low: u64, high: u64) -> Result<u64, String> {
     text.parse::<u64>()
@@ -216,6 +227,15 @@ pub fn address(text: &str) -> Result<String, String> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_to_run_must_be_a_file_that_exists() {
+        let here = std::env::current_exe().unwrap();
+        assert_eq!(existing_file(here.to_str().unwrap()), Ok(here));
+        let error = existing_file("/nonexistent/trunkline").unwrap_err();
+        assert!(error.contains("no such file"), "{error}");
+        assert!(existing_file("/").is_err(), "a folder is not a binary");
+    }
 
     /// Parses `arguments` (after `loadgen`; `NUMBERS` stands for a numbers file that exists);
     /// the error message when it fails.

@@ -19,7 +19,7 @@ const MAX_NODES: u64 = 7;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// The `trunkline` binary.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::loadgen::cli::existing_file)]
     pub trunkline: PathBuf,
     /// A folder for the nodes' data folders and logs (`node-N`, `node-N.log`).
     #[arg(long)]
@@ -31,19 +31,6 @@ pub struct Args {
 
 fn nodes(text: &str) -> Result<u64, String> {
     crate::loadgen::cli::count_between(text, 1, MAX_NODES)
-}
-
-impl Args {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.trunkline.is_file() {
-            Ok(())
-        } else {
-            Err(format!(
-                "--trunkline {}: no such file",
-                self.trunkline.display()
-            ))
-        }
-    }
 }
 
 pub async fn exec(args: Args) -> anyhow::Result<()> {

@@ -54,7 +54,7 @@ const MSETS_PER_PIPELINE: usize = 16;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// The `trunkline` binary.
-    #[arg(long)]
+    #[arg(long, value_parser = cli::existing_file)]
     pub trunkline: PathBuf,
     /// A folder for the nodes' data folders and logs.
     #[arg(long)]
@@ -73,19 +73,6 @@ pub struct Args {
 
 fn rows(text: &str) -> Result<u64, String> {
     cli::count_between(text, 1, MAX_ROWS)
-}
-
-impl Args {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.trunkline.is_file() {
-            Ok(())
-        } else {
-            Err(format!(
-                "--trunkline {}: no such file",
-                self.trunkline.display()
-            ))
-        }
-    }
 }
 
 /// One size's result.
@@ -185,20 +172,6 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     process::kib_field(&status, "VmRSS:").context("no VmRSS in the node's status")
 }
 
-fn folder_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => folder_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// The node's RSS (KiB) restarted without the deck and restarted with it, and its data
 /// folder's size with it.
 async fn trunkline(
@@ -293,7 +266,7 @@ async fn trunkline(
     tokio::time::sleep(SETTLE).await;
     let loaded = rss_kib(node.pid)?;
     tokio::task::block_in_place(|| node.stop());
-    Ok((baseline, loaded, folder_bytes(&data_dir)))
+    Ok((baseline, loaded, crate::folder_bytes(&data_dir)))
 }
 
 /// Redis's `used_memory` and `used_memory_rss` growth (bytes) for `deck` as keys.
