@@ -29,6 +29,8 @@ pub const MIN_PEER_LIVENESS_TIMEOUT_MS: u64 = 300;
 /// Free space kept on the data folder's disk by default: room for a few thousand of the
 /// largest writes (4 MiB), sled's own rewrites and a snapshot of a typical state.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+/// sled's page cache unless `storage.cache_bytes` says otherwise.
+pub const DEFAULT_STORE_CACHE_BYTES: u64 = trunkline_store::DEFAULT_CACHE_BYTES;
 /// Log bytes appended since the last snapshot that make a node build one (and then purge):
 /// sled keeps the log's values in memory, so this bounds that memory where the entry count
 /// alone (`raft.snapshot_logs_since_last`) would let 10,000 rate-deck chunks hold 2.5 GB.
@@ -216,6 +218,8 @@ impl EncryptionKeys {
 pub struct StorageFileConfig {
     /// Client writes are refused while the data folder's disk has less free space than this.
     pub min_free_bytes: Option<u64>,
+    /// sled's page cache, in bytes (mostly the log tail replication reads).
+    pub cache_bytes: Option<u64>,
 }
 
 /// The `[limits]` section: bounds on what clients and peers can make a listener hold.
@@ -377,6 +381,10 @@ pub struct Overrides {
     /// space than this many bytes; 0 turns the check off.
     #[arg(long, env = "TRUNKLINE_MIN_FREE_BYTES")]
     pub min_free_bytes: Option<u64>,
+    /// sled's page cache in bytes (default 64 MiB, at least 1 MiB): part of the node's
+    /// resident memory whatever the decks' size.
+    #[arg(long, env = "TRUNKLINE_STORE_CACHE_BYTES")]
+    pub store_cache_bytes: Option<u64>,
     /// Open connections on the client listener; beyond it new ones are closed at once.
     #[arg(long, env = "TRUNKLINE_API_MAX_CONNECTIONS")]
     pub api_max_connections: Option<usize>,
@@ -650,6 +658,8 @@ pub struct Config {
     /// Free space kept on the data folder's disk: client writes are refused below it, so
     /// they never drive the store to ENOSPC (`storage.min_free_bytes`).
     pub min_free_bytes: u64,
+    /// sled's page cache (`storage.cache_bytes`).
+    pub store_cache_bytes: u64,
     pub limits: LimitsConfig,
     pub service_limits: ServiceLimits,
     /// Client calls need a token (`--require-auth`).
@@ -868,6 +878,19 @@ impl Config {
             .min_free_bytes
             .or(file.storage.min_free_bytes)
             .unwrap_or(DEFAULT_MIN_FREE_BYTES);
+        let store_cache_bytes = overrides
+            .store_cache_bytes
+            .or(file.storage.cache_bytes)
+            .unwrap_or(trunkline_store::DEFAULT_CACHE_BYTES);
+        if store_cache_bytes < trunkline_store::MIN_CACHE_BYTES {
+            return Err(invalid(
+                "storage.cache_bytes",
+                format!(
+                    "must be at least {} (1 MiB)",
+                    trunkline_store::MIN_CACHE_BYTES
+                ),
+            ));
+        }
 
         let limits = resolve_limits(&file.limits, overrides, &raft)?;
         let service_limits = ServiceLimits::resolve(&file.streams, &file.answers, overrides)?;
@@ -895,6 +918,7 @@ impl Config {
             probe_addr,
             peer_liveness_timeout_ms,
             min_free_bytes,
+            store_cache_bytes,
             limits,
             service_limits,
             require_auth: match (overrides.require_auth, overrides.no_auth) {
@@ -1108,6 +1132,39 @@ mod tests {
 
     fn resolve_exactly(text: &str, overrides: Overrides) -> Result<Config, ConfigError> {
         Config::resolve(FileConfig::parse(Path::new("node.toml"), text)?, &overrides)
+    }
+
+    #[test]
+    fn the_store_cache_is_bounded_by_configuration() {
+        let base = "node_id = 1\ndata_dir = \"/d\"\n";
+        let default = resolve(base, Overrides::default()).unwrap();
+        assert_eq!(
+            default.store_cache_bytes,
+            trunkline_store::DEFAULT_CACHE_BYTES
+        );
+        let from_file = resolve(
+            &format!("{base}[storage]\ncache_bytes = 8388608\n"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(from_file.store_cache_bytes, 8 * 1024 * 1024);
+        let overridden = resolve(
+            &format!("{base}[storage]\ncache_bytes = 8388608\n"),
+            Overrides {
+                store_cache_bytes: Some(2 * 1024 * 1024),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(overridden.store_cache_bytes, 2 * 1024 * 1024);
+        let error = resolve(
+            &format!("{base}[storage]\ncache_bytes = 4096\n"),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("storage.cache_bytes"), "{error}");
+        assert!(error.contains("at least"), "{error}");
     }
 
     #[test]

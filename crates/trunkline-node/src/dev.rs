@@ -92,6 +92,7 @@ impl DevArgs {
             probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             peer_liveness_timeout_ms: crate::config::DEFAULT_PEER_LIVENESS_TIMEOUT_MS,
             min_free_bytes: crate::config::DEFAULT_MIN_FREE_BYTES,
+            store_cache_bytes: crate::config::DEFAULT_STORE_CACHE_BYTES,
             limits: crate::config::LimitsConfig::default(),
             service_limits: crate::config::ServiceLimits::default(),
             require_auth: !self.no_auth,

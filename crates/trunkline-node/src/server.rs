@@ -144,9 +144,11 @@ impl NodeServer {
         let data_dir = config.data_dir.clone();
         // Opening checks and locks the folder with blocking file I/O.
         let keys = config.encryption_keys.as_ref().map(|keys| keys.0.clone());
-        let store =
-            tokio::task::spawn_blocking(move || Store::open_with_keys(&data_dir, &identity, keys))
-                .await??;
+        let cache_bytes = config.store_cache_bytes;
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_with(&data_dir, &identity, keys, cache_bytes)
+        })
+        .await??;
         let resealer = store.resealer();
         let cdr_archive = store.cdr_archive();
         let log_store = store.log_store();

@@ -39,10 +39,13 @@ pub(crate) const TREE_CDRS: &str = "cdrs";
 /// In [`TREE_META`]: the [`Identity`] the folder was created for.
 const KEY_IDENTITY: &str = "identity";
 
-/// sled's page cache. Most of what it holds is the log tail replication reads; the applied
-/// state lives in memory outside it. sled's default (1 GiB) is far more than a node needs, and
-/// several nodes share one machine in the cluster tests.
-const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache by default (`storage.cache_bytes`). Most of what it holds is the log tail
+/// replication reads; the applied state lives in memory outside it. sled's default (1 GiB) is
+/// far more than a node needs, and several nodes share one machine in the cluster tests.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest cache accepted: below it sled reads the log tail from disk for every
+/// replication round.
+pub const MIN_CACHE_BYTES: u64 = 1024 * 1024;
 
 /// The message sled 0.34.7 puts in the I/O error when another handle holds its lock; we take
 /// our own lock first, so this only shows up if something else opened the database directly.
@@ -96,6 +99,7 @@ impl Database {
         folder: DataFolder,
         identity: &Identity,
         keys: Option<Arc<KeyRing>>,
+        cache_bytes: u64,
     ) -> Result<Database, StoreError> {
         let path = folder.path.clone();
         let keys_error = |detail: String| StoreError::Keys {
@@ -121,7 +125,7 @@ impl Database {
         };
         let config = sled::Config::new()
             .path(path.join(DATABASE_DIR))
-            .cache_capacity(CACHE_CAPACITY_BYTES);
+            .cache_capacity(cache_bytes.max(MIN_CACHE_BYTES));
         // sled 0.34 panics on some damaged files (a database file cut in half) instead of
         // returning an error; that is a damaged folder, not a crash of this process.
         let open = || {

@@ -31,7 +31,7 @@ mod verify;
 
 pub use acknowledged::{read_acknowledged, Acknowledged};
 pub use cdr_archive::{ArchiveStats, ArchivedCdr, Backfill, BackfillOutcome, CdrArchive};
-pub use database::{ResealProgress, RESEAL_PROGRESS_EVERY};
+pub use database::{ResealProgress, DEFAULT_CACHE_BYTES, MIN_CACHE_BYTES, RESEAL_PROGRESS_EVERY};
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};

@@ -81,8 +81,24 @@ impl Store {
         identity: &Identity,
         keys: Option<Arc<crate::seal::KeyRing>>,
     ) -> Result<Store, StoreError> {
+        Store::open_with(
+            data_dir,
+            identity,
+            keys,
+            crate::database::DEFAULT_CACHE_BYTES,
+        )
+    }
+
+    /// [`Store::open_with_keys`] with sled's page cache bounded to `cache_bytes` (at least
+    /// [`crate::MIN_CACHE_BYTES`]).
+    pub fn open_with(
+        data_dir: &Path,
+        identity: &Identity,
+        keys: Option<Arc<crate::seal::KeyRing>>,
+        cache_bytes: u64,
+    ) -> Result<Store, StoreError> {
         let folder = folder::claim(data_dir, identity)?;
-        let database = Arc::new(Database::open(folder, identity, keys)?);
+        let database = Arc::new(Database::open(folder, identity, keys, cache_bytes)?);
         verify::check(&database)?;
         let archive = CdrArchive::open(Arc::clone(&database))?;
         let log_growth = LogGrowth(Arc::clone(&database.log_bytes_since_snapshot));

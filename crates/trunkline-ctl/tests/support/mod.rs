@@ -90,6 +90,7 @@ pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Nod
         probe_addr: "127.0.0.1:0".parse().unwrap(),
         peer_liveness_timeout_ms: 1_000,
         min_free_bytes: trunkline_node::config::DEFAULT_MIN_FREE_BYTES,
+        store_cache_bytes: trunkline_node::config::DEFAULT_STORE_CACHE_BYTES,
         limits: trunkline_node::config::LimitsConfig::default(),
         service_limits: Default::default(),
         require_auth,
