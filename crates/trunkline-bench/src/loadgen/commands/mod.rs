@@ -24,6 +24,17 @@ use super::{
 /// Most addresses a run spreads over.
 pub const MAX_ADDRESSES: usize = 16;
 
+/// Refuses more `--addrs` than a run spreads over.
+pub fn check_addresses(addrs: &[String]) -> Result<(), String> {
+    if addrs.len() > MAX_ADDRESSES {
+        return Err(format!(
+            "--addrs: {} addresses; the limit is {MAX_ADDRESSES}",
+            addrs.len()
+        ));
+    }
+    Ok(())
+}
+
 /// `connections` gRPC connections, connection `i` to `addrs[i % addrs.len()]`. Each
 /// `Endpoint::connect` opens its own HTTP/2 connection, which the caller's workers share.
 pub async fn grpc_connections(

@@ -63,13 +63,7 @@ pub struct Args {
 
 impl Args {
     pub fn validate(&self) -> Result<(), String> {
-        if self.addrs.len() > super::MAX_ADDRESSES {
-            return Err(format!(
-                "--addrs: {} addresses; the limit is {}",
-                self.addrs.len(),
-                super::MAX_ADDRESSES
-            ));
-        }
+        super::check_addresses(&self.addrs)?;
         if self.window.is_some() && self.target != Target::Stream {
             return Err("--window applies only to --target stream".to_owned());
         }

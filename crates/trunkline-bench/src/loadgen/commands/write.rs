@@ -77,13 +77,7 @@ fn value_bytes(text: &str) -> Result<usize, String> {
 
 impl Args {
     pub fn validate(&self) -> Result<(), String> {
-        if self.addrs.len() > super::MAX_ADDRESSES {
-            return Err(format!(
-                "--addrs: {} addresses; the limit is {}",
-                self.addrs.len(),
-                super::MAX_ADDRESSES
-            ));
-        }
+        super::check_addresses(&self.addrs)?;
         if self.to == Member::Follower && self.addrs.len() < 2 {
             return Err(
                 "--to follower needs two or more --addrs: the members, to find one that does \
