@@ -36,20 +36,8 @@ pub use deck::{
 };
 pub use dialled::{dial_plan, HOME_AREA_CODE};
 
-/// Bytes of every file under `path` (0 for what can't be read).
-pub fn folder_bytes(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(metadata) if metadata.is_dir() => folder_bytes(&entry.path()),
-            Ok(metadata) => metadata.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
+/// Bytes of every file under a folder (the store's measure, which `/metrics` shows too).
+pub use trunkline_store::folder_bytes;
 
 /// Seed of the routing configuration, distinct from the decks'.
 pub const SETUP_SEED: u64 = 0x6761_7465_7761_7973;

@@ -35,6 +35,7 @@ use crate::storage_guard::DiskReserve;
 use crate::{
     error::ClusterError,
     group_commit, limits,
+    metrics::NodeMetrics,
     network::{self, PeerCall},
     wire,
 };
@@ -132,9 +133,15 @@ impl Pulse {
 async fn follow_metrics(
     mut metrics: tokio::sync::watch::Receiver<RaftMetrics<NodeId, Node>>,
     pulse: Arc<Pulse>,
+    meters: Arc<NodeMetrics>,
 ) {
     while metrics.changed().await.is_ok() {
-        pulse.publish(&metrics.borrow_and_update());
+        let (term, leader) = {
+            let current = metrics.borrow_and_update();
+            pulse.publish(&current);
+            (current.current_term, current.current_leader)
+        };
+        meters.raft_observed(term, leader);
     }
     pulse.stopped.store(true, Ordering::Relaxed);
 }
@@ -168,6 +175,8 @@ pub struct Cluster {
     /// Peer messages refused since start (malformed, or failing `peer_check`), shown in the
     /// cluster status: a count that grows says someone sends this node bad Raft traffic.
     refused_peer_messages: AtomicU64,
+    /// What the node counts as it works, for `/metrics`.
+    pub meters: Arc<NodeMetrics>,
     /// Where writes queue to be proposed together ([`crate::group_commit`]), once
     /// [`Cluster::start_group_commit`] ran; before that each write is proposed alone.
     group_commit: std::sync::OnceLock<tokio::sync::mpsc::Sender<group_commit::Pending>>,
@@ -186,7 +195,12 @@ impl Cluster {
         let epoch = Instant::now();
         let pulse = Arc::new(Pulse::default());
         pulse.publish(&raft.metrics().borrow());
-        tokio::spawn(follow_metrics(raft.metrics(), pulse.clone()));
+        let meters = Arc::new(NodeMetrics::default());
+        tokio::spawn(follow_metrics(
+            raft.metrics(),
+            pulse.clone(),
+            meters.clone(),
+        ));
         Cluster {
             node_id: identity.node_id,
             cluster_name: identity.cluster_name,
@@ -201,6 +215,7 @@ impl Cluster {
             disk,
             dialer,
             refused_peer_messages: AtomicU64::new(0),
+            meters,
             group_commit: std::sync::OnceLock::new(),
         }
     }
@@ -518,25 +533,33 @@ impl Cluster {
         }
         match request {
             LeaderRequest::Write(command, actor, idempotency) => {
+                let writes = match &command {
+                    Command::Batch(writes) => writes.len(),
+                    _ => 1,
+                };
                 let request = Request {
                     idempotency,
                     time_ms: now_ms(),
                     actor: actor.map(|actor| *actor),
                     command,
                 };
+                let proposed = Instant::now();
                 let written =
                     tokio::time::timeout(limits::WRITE_TIMEOUT, self.raft.client_write(request))
-                        .await
-                        .map_err(|_| {
-                            ClusterError::DeadlineExceeded(format!(
+                        .await;
+                self.meters
+                    .proposal(writes, proposed, matches!(written, Ok(Ok(_))));
+                let written = written
+                    .map_err(|_| {
+                        ClusterError::DeadlineExceeded(format!(
                         "the write was not committed within {:?}: the leader (node {}) may have \
                          lost its quorum; it may still be applied: read back before retrying",
                         limits::WRITE_TIMEOUT,
                         self.node_id
                     ))
-                        })?
-                        .map_err(|error| {
-                            match error {
+                    })?
+                    .map_err(|error| {
+                        match error {
                     RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
                         ClusterError::Unavailable(
                             "leadership changed while the write was in flight; it may or may \
@@ -552,7 +575,7 @@ impl Cluster {
                         self.node_id
                     )),
                 }
-                        })?;
+                    })?;
                 Ok(LeaderReply::Written {
                     response: written.data,
                     log_index: written.log_id.index,

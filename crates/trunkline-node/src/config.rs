@@ -51,6 +51,9 @@ pub struct FileConfig {
     /// The HTTP/1.1 JSON listener for proxies without gRPC (`docs/http-api.md`); off when
     /// left out.
     pub http_addr: Option<String>,
+    /// The Prometheus `/metrics` listener (plain HTTP, or TLS like the client listener);
+    /// off when left out.
+    pub metrics_addr: Option<String>,
     pub advertise_api_addr: Option<String>,
     pub advertise_peer_addr: Option<String>,
     #[serde(default)]
@@ -306,6 +309,10 @@ pub struct Overrides {
     /// http_client with rtjson (docs/http-api.md); off unless given.
     #[arg(long, env = "TRUNKLINE_HTTP_ADDR")]
     pub http_addr: Option<String>,
+    /// Prometheus metrics listener (host:port) serving /metrics; off unless given. Bind it
+    /// where only your monitoring reaches: it needs no token.
+    #[arg(long, env = "TRUNKLINE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// Client address other nodes and clients should use, when it differs from --api-addr.
     #[arg(long, env = "TRUNKLINE_ADVERTISE_API_ADDR")]
     pub advertise_api_addr: Option<String>,
@@ -646,6 +653,8 @@ pub struct Config {
     pub peer_addr: SocketAddr,
     /// The HTTP/1.1 JSON listener; `None`: off.
     pub http_addr: Option<SocketAddr>,
+    /// The Prometheus `/metrics` listener; `None`: off.
+    pub metrics_addr: Option<SocketAddr>,
     /// The timers an HTTP route answer gives the proxy for each leg.
     pub leg_timers: LegTimers,
     /// `None`: advertise the address actually bound.
@@ -770,13 +779,27 @@ impl Config {
             Some(value) => Some(parse_addr("http_addr", Some(value), "")?),
             None => None,
         };
-        if let Some(http_addr) = http_addr {
-            if http_addr.port() != 0 && (http_addr == api_addr || http_addr == peer_addr) {
+        let metrics_addr = match overrides
+            .metrics_addr
+            .as_deref()
+            .or(file.metrics_addr.as_deref())
+        {
+            Some(value) => Some(parse_addr("metrics_addr", Some(value), "")?),
+            None => None,
+        };
+        let mut taken = vec![("api_addr", api_addr), ("peer_addr", peer_addr)];
+        for (key, address) in [("http_addr", http_addr), ("metrics_addr", metrics_addr)] {
+            let Some(address) = address else { continue };
+            if let Some((other, _)) = taken
+                .iter()
+                .find(|(_, used)| address.port() != 0 && *used == address)
+            {
                 return Err(invalid(
-                    "http_addr",
-                    format!("{http_addr} is also api_addr or peer_addr; each listener needs its own port"),
+                    key,
+                    format!("{address} is also {other}; each listener needs its own port"),
                 ));
             }
+            taken.push((key, address));
         }
         let leg_timers = LegTimers::resolve(&file.answers)?;
         let advertise_api_addr = overrides
@@ -910,6 +933,7 @@ impl Config {
             api_addr,
             peer_addr,
             http_addr,
+            metrics_addr,
             leg_timers,
             advertise_api_addr,
             advertise_peer_addr,

@@ -77,6 +77,16 @@ impl DevArgs {
             })?;
             http_addr.set_port(http_port);
         }
+        // Prometheus's /metrics on the port after that.
+        let mut metrics_addr = self.listen;
+        if port != 0 {
+            let metrics_port = port.checked_add(3).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--listen: port {port} leaves no room for the metrics listener three ports on"
+                )
+            })?;
+            metrics_addr.set_port(metrics_port);
+        }
         Ok(Config {
             node_id: DEV_NODE_ID,
             cluster_name: DEV_CLUSTER_NAME.to_owned(),
@@ -84,6 +94,7 @@ impl DevArgs {
             api_addr: self.listen,
             peer_addr,
             http_addr: Some(http_addr),
+            metrics_addr: Some(metrics_addr),
             leg_timers: crate::config::LegTimers::default(),
             advertise_api_addr: None,
             advertise_peer_addr: None,

@@ -743,6 +743,7 @@ impl GatewayProber {
                 .prober
                 .probe(&uri, Duration::from_millis(probe_policy.timeout_ms))
                 .await;
+            self.cluster.meters.probe(&result);
             let now = now_ms();
             let Some(keeper) = self.keeper.as_mut() else {
                 continue;

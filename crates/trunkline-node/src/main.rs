@@ -209,6 +209,11 @@ async fn run(config: Config, dev: bool) -> anyhow::Result<()> {
             "  http  {http_addr}  (HTTP/1.1 JSON for Kamailio and scripts: docs/http-api.md)\n"
         ));
     }
+    if let Some(metrics_addr) = server.metrics_addr {
+        banner.push_str(&format!(
+            "  metrics {metrics_addr}  (Prometheus: http://{metrics_addr}/metrics)\n"
+        ));
+    }
     if dev && config.require_auth {
         banner.push_str(&format!(
             "  token {}  (trunkctl run in this folder finds it)\n",

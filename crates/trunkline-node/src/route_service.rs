@@ -2,7 +2,7 @@
 //! (never Raft, never a lock the apply path holds); leg reports carry the call's state in the
 //! route token, so they can land on any node.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::{metadata::MetadataValue, Code, Request, Response, Status, Streaming};
@@ -28,6 +28,7 @@ use crate::{
     error::ClusterError,
     health::HealthMonitor,
     limits,
+    metrics::{Outcome, Rpc},
     outbound::{self, Next, Refused},
     registrar::Registrar,
     route_stream::{self, RouteStreamAnswers},
@@ -164,13 +165,19 @@ impl RouteApi {
         };
         let (tenant, call, attempt) = (admission.tenant.clone(), admission.call, admission.attempt);
         match self.admitter.admit(admission).await {
-            Ok(Admitted::Yes { max_duration_ms }) => Ok(max_duration_ms),
-            Ok(Admitted::No { limit, message }) => Err(proto::Refusal {
-                reason: limit_reason(limit).into(),
-                message,
-                sip_code: u32::from(refusal_sip_code),
-                scope: String::new(),
-            }),
+            Ok(Admitted::Yes { max_duration_ms }) => {
+                self.cluster.meters.admission(true);
+                Ok(max_duration_ms)
+            }
+            Ok(Admitted::No { limit, message }) => {
+                self.cluster.meters.admission(false);
+                Err(proto::Refusal {
+                    reason: limit_reason(limit).into(),
+                    message,
+                    sip_code: u32::from(refusal_sip_code),
+                    scope: String::new(),
+                })
+            }
             Err(error) => {
                 // The admission may still apply after this answer: end the call too, so a
                 // refused call never holds a slot until its grant runs out. (An end of a call
@@ -324,6 +331,100 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::RouteOutboundRequest>,
     ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
+        let started = Instant::now();
+        let answered = self.serve_route_outbound(request).await;
+        let meters = &self.cluster.meters;
+        let outcome = match &answered {
+            Ok(response) => match &response.get_ref().refusal {
+                Some(refusal) => {
+                    meters.refusal(refusal.reason);
+                    Outcome::Refused
+                }
+                None => Outcome::Ok,
+            },
+            Err(status) if meters.status_refusal(status) => Outcome::Refused,
+            Err(_) => Outcome::Error,
+        };
+        meters.request(Rpc::RouteOutbound, outcome, started);
+        answered
+    }
+
+    async fn report_leg(
+        &self,
+        request: Request<proto::ReportLegRequest>,
+    ) -> Result<Response<proto::ReportLegResponse>, Status> {
+        let started = Instant::now();
+        // 0 for a transport error or the proxy's own timeout (no reply came).
+        let sip_code = request.get_ref().sip_code;
+        let answered = self.serve_report_leg(request).await;
+        let meters = &self.cluster.meters;
+        let outcome = match &answered {
+            Ok(response) => {
+                use proto::report_leg_response::Outcome as Leg;
+                match &response.get_ref().outcome {
+                    Some(Leg::Next(_) | Leg::NextInbound(_)) => meters.leg_verdict(Some(sip_code)),
+                    Some(Leg::Stop(_)) | None => meters.leg_verdict(None),
+                }
+                Outcome::Ok
+            }
+            Err(_) => Outcome::Error,
+        };
+        meters.request(Rpc::ReportLeg, outcome, started);
+        answered
+    }
+
+    async fn report_call_end(
+        &self,
+        request: Request<proto::ReportCallEndRequest>,
+    ) -> Result<Response<proto::ReportCallEndResponse>, Status> {
+        let started = Instant::now();
+        let answered = self.serve_report_call_end(request).await;
+        self.cluster
+            .meters
+            .request(Rpc::ReportCallEnd, plain_outcome(&answered), started);
+        answered
+    }
+
+    async fn report_registration(
+        &self,
+        request: Request<proto::ReportRegistrationRequest>,
+    ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
+        let started = Instant::now();
+        let answered = self.serve_report_registration(request).await;
+        self.cluster
+            .meters
+            .request(Rpc::ReportRegistration, plain_outcome(&answered), started);
+        answered
+    }
+
+    async fn route_inbound(
+        &self,
+        request: Request<proto::RouteInboundRequest>,
+    ) -> Result<Response<proto::RouteInboundResponse>, Status> {
+        let started = Instant::now();
+        let answered = self.serve_route_inbound(request).await;
+        self.cluster
+            .meters
+            .request(Rpc::RouteInbound, plain_outcome(&answered), started);
+        answered
+    }
+}
+
+/// The outcome label of a call that answers or fails, and has no refusal of its own.
+fn plain_outcome<T>(answered: &Result<T, Status>) -> Outcome {
+    if answered.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Error
+    }
+}
+
+/// The bodies of the route service's RPCs; the trait's methods above measure them.
+impl RouteApi {
+    async fn serve_route_outbound(
+        &self,
+        request: Request<proto::RouteOutboundRequest>,
+    ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
         let principal = auth::principal(&request);
         let request = request.into_inner();
         validate_name("tenant", &request.tenant).map_err(invalid)?;
@@ -457,7 +558,7 @@ impl RouteService for RouteApi {
         }))
     }
 
-    async fn report_leg(
+    async fn serve_report_leg(
         &self,
         request: Request<proto::ReportLegRequest>,
     ) -> Result<Response<proto::ReportLegResponse>, Status> {
@@ -545,7 +646,7 @@ impl RouteService for RouteApi {
         }))
     }
 
-    async fn report_call_end(
+    async fn serve_report_call_end(
         &self,
         request: Request<proto::ReportCallEndRequest>,
     ) -> Result<Response<proto::ReportCallEndResponse>, Status> {
@@ -631,7 +732,7 @@ impl RouteService for RouteApi {
         }))
     }
 
-    async fn report_registration(
+    async fn serve_report_registration(
         &self,
         request: Request<proto::ReportRegistrationRequest>,
     ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
@@ -657,7 +758,7 @@ impl RouteService for RouteApi {
         }))
     }
 
-    async fn route_inbound(
+    async fn serve_route_inbound(
         &self,
         request: Request<proto::RouteInboundRequest>,
     ) -> Result<Response<proto::RouteInboundResponse>, Status> {

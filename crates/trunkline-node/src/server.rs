@@ -52,10 +52,13 @@ pub struct NodeServer {
     peer_listener: TcpListener,
     /// The HTTP/1.1 JSON listener, when configured.
     http_listener: Option<TcpListener>,
+    /// The Prometheus `/metrics` listener, when configured, and what it reads.
+    metrics_listener: Option<(TcpListener, crate::metrics::MetricsEndpoint)>,
     leg_timers: crate::config::LegTimers,
     pub api_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     /// Whether stopping ends the process within the grace period, whatever hangs. Set by the
     /// daemon; a node embedded in a test process must not end that process.
     exit_watchdog: bool,
@@ -101,6 +104,14 @@ impl NodeServer {
         let peer_listener = bind("peer_addr", config.peer_addr).await?;
         let http_listener = match config.http_addr {
             Some(address) => Some(bind("http_addr", address).await?),
+            None => None,
+        };
+        let metrics_listener = match config.metrics_addr {
+            Some(address) => Some(bind("metrics_addr", address).await?),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
         let http_addr = match &http_listener {
@@ -150,6 +161,7 @@ impl NodeServer {
         })
         .await??;
         let resealer = store.resealer();
+        let store_metrics = store.metrics();
         let cdr_archive = store.cdr_archive();
         let log_store = store.log_store();
         let log_growth = store.log_growth();
@@ -245,6 +257,15 @@ impl NodeServer {
             bootstrap,
             pending_audit.clone(),
         ));
+        let metrics_listener = metrics_listener.map(|listener| {
+            let endpoint = crate::metrics::MetricsEndpoint::new(
+                cluster.clone(),
+                store_metrics,
+                writers.recorder.clone(),
+                config.data_dir.clone(),
+            );
+            (listener, endpoint)
+        });
         Ok(NodeServer {
             cluster,
             views,
@@ -255,10 +276,12 @@ impl NodeServer {
             api_listener,
             peer_listener,
             http_listener,
+            metrics_listener,
             leg_timers: config.leg_timers,
             api_addr,
             peer_addr,
             http_addr,
+            metrics_addr,
             exit_watchdog: false,
             limits: config.limits.clone(),
             authenticator,
@@ -338,7 +361,23 @@ impl NodeServer {
                 tls: self.tls.clone().map(|tls| (tls, Side::Api)),
                 refusals: self.pending_audit.clone(),
             };
-            tokio::spawn(http.serve(listener, limits, stop.clone()))
+            tokio::spawn(crate::http1::serve(http, listener, limits, stop.clone()))
+        });
+        let metrics_task = self.metrics_listener.map(|(listener, endpoint)| {
+            let limits = ListenerLimits {
+                name: "metrics",
+                max_connections_key: "limits.api_max_connections",
+                max_connections: configured.api_max_connections,
+                idle_timeout: configured.connection_idle_timeout(),
+                tls: self.tls.clone().map(|tls| (tls, Side::Api)),
+                refusals: self.pending_audit.clone(),
+            };
+            tokio::spawn(crate::http1::serve(
+                Arc::new(endpoint),
+                listener,
+                limits,
+                stop.clone(),
+            ))
         });
         // One stack for every client-facing service: each concern one layer.
         let client_layers = ServiceBuilder::new()
@@ -472,8 +511,8 @@ impl NodeServer {
         let drained = tokio::time::timeout(limits::SHUTDOWN_DRAIN, async {
             let _ = api_task.await;
             let _ = peer_task.await;
-            if let Some(http_task) = http_task {
-                let _ = http_task.await;
+            for task in [http_task, metrics_task].into_iter().flatten() {
+                let _ = task.await;
             }
         })
         .await;

@@ -84,6 +84,8 @@ pub(crate) struct Database {
     /// Bytes of log entries appended since the last snapshot was stored: sled holds what the
     /// log holds in memory, so the node snapshots (and purges) by size too, not only by count.
     pub(crate) log_bytes_since_snapshot: Arc<AtomicU64>,
+    /// What `/metrics` shows of the store.
+    pub(crate) metrics: Arc<crate::StoreMetrics>,
     /// Serialises flushes: concurrent flushes are where sled 0.34.7 has deadlocked.
     flush_lock: tokio::sync::Mutex<()>,
     /// With keys, every value written to sled is sealed (see [`crate::seal`]).
@@ -219,6 +221,7 @@ impl Database {
             db,
             acknowledged: Mutex::new(acknowledged),
             log_bytes_since_snapshot: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::default(),
             flush_lock: tokio::sync::Mutex::new(()),
             keys,
             _folder: folder,

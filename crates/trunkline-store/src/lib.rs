@@ -22,6 +22,7 @@ mod database;
 mod error;
 mod folder;
 mod log_store;
+mod metrics;
 mod recover;
 pub mod seal;
 mod snapshot_store;
@@ -35,6 +36,7 @@ pub use database::{ResealProgress, DEFAULT_CACHE_BYTES, MIN_CACHE_BYTES, RESEAL_
 pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};
+pub use metrics::StoreMetrics;
 pub use recover::{recover, Recovered};
 pub use state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
 pub use store::{LogGrowth, Resealer, Store};
@@ -42,6 +44,21 @@ pub use store::{LogGrowth, Resealer, Store};
 /// Bytes free for this process on the disk holding `path` (what `df` shows as available).
 pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {
     fs2::available_space(path)
+}
+
+/// Bytes of every file under `path` (0 for what can't be read): a data folder's disk use.
+pub fn folder_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => folder_bytes(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// A node's id in the cluster; chosen by the operator, unique and never reused.

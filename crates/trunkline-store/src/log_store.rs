@@ -249,6 +249,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
         let written = match committed {
             Some(committed) => {
+                self.database.metrics.committed_index.set(committed.index);
                 let bytes = self.database.encode(&committed).map_err(|error| {
                     storage_error(ErrorSubject::Store, ErrorVerb::Write, &error)
                 })?;

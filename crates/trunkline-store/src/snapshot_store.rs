@@ -48,6 +48,10 @@ impl SnapshotStore {
         }
     }
 
+    pub(crate) fn metrics(&self) -> &crate::StoreMetrics {
+        &self.database.metrics
+    }
+
     /// Builds a snapshot of `applied` and stores it as the current one, unless the stored one
     /// is newer (an install overtook this build); flushed before it returns.
     pub(crate) async fn build(
@@ -58,6 +62,7 @@ impl SnapshotStore {
             openraft::StorageIOError::write_snapshot(None, openraft::AnyError::error(error)).into()
         };
         let _one_writer = self.write_lock.lock().await;
+        let started = std::time::Instant::now();
 
         let data = codec::encode(applied).map_err(|error| write_error(&error))?;
         let counter = self.counter()?.saturating_add(1);
@@ -107,6 +112,11 @@ impl SnapshotStore {
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
         self.flush(&meta).await?;
+        let metrics = self.metrics();
+        metrics.snapshot_build_seconds.observe(started.elapsed());
+        if newest {
+            metrics.snapshot_bytes.set(data.len() as u64);
+        }
 
         Ok(Snapshot {
             meta,
@@ -141,7 +151,10 @@ impl SnapshotStore {
             .snapshot
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
-        self.flush(meta).await
+        self.flush(meta).await?;
+        self.metrics().snapshots_installed.inc();
+        self.metrics().snapshot_bytes.set(data.len() as u64);
+        Ok(())
     }
 
     /// The current snapshot's meta and data, if one was ever built or installed.

@@ -229,6 +229,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let _one_writer = self.machine.apply_lock.lock().await;
+        let started = std::time::Instant::now();
         let mut next = AppliedState::clone(&self.machine.current.load());
         let mut responses = Vec::new();
         let mut archive = Vec::new();
@@ -271,6 +272,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if !responses.is_empty() {
             self.machine.publish(next);
         }
+        let metrics = self.machine.snapshots.metrics();
+        metrics.apply_seconds.observe(started.elapsed());
+        metrics.entries_applied.add(responses.len() as u64);
         Ok(responses)
     }
 

@@ -124,6 +124,11 @@ impl Store {
         self.state_machine.clone()
     }
 
+    /// What the store measures, for the node's `/metrics`.
+    pub fn metrics(&self) -> Arc<crate::StoreMetrics> {
+        Arc::clone(&self.resealer.0.metrics)
+    }
+
     /// Bytes appended to the log since the last snapshot.
     pub fn log_growth(&self) -> LogGrowth {
         self.log_growth.clone()

@@ -82,6 +82,7 @@ pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Nod
         api_addr: "127.0.0.1:0".parse().unwrap(),
         peer_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: None,
+        metrics_addr: None,
         leg_timers: Default::default(),
         advertise_api_addr: None,
         advertise_peer_addr: None,

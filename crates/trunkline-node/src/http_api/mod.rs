@@ -9,7 +9,7 @@
 //! documents and errors.
 //!
 //! Bounds, like the client listener's: the same accept loop (connection cap, idle timeout,
-//! TLS), at most [`MAX_HEADER_BYTES`] of request head and [`MAX_BODY_BYTES`] of body, a
+//! TLS), at most [`crate::http1::MAX_HEADER_BYTES`] of request head and [`MAX_BODY_BYTES`] of body, a
 //! header read deadline, [`limits::API_MAX_IN_FLIGHT`] requests in flight (more are answered
 //! 429 at once, never queued), and [`limits::API_DEFAULT_TIMEOUT`] for each request.
 
@@ -17,26 +17,18 @@ pub mod answer;
 pub mod params;
 
 use std::{
-    convert::Infallible,
     net::{IpAddr, Ipv4Addr},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Duration,
 };
 
 use base64::Engine;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Bytes, server::conn::http1, service::service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{
-    net::TcpListener,
-    sync::{watch, Semaphore},
-    task::JoinSet,
-};
-use tokio_stream::StreamExt;
-use tonic::{transport::server::Connected, Status};
+use hyper::body::Bytes;
+use tokio::sync::Semaphore;
+use tonic::Status;
 use trunkline_api::v1::{self as proto, route_service_server::RouteService};
 
 use crate::{
@@ -44,19 +36,16 @@ use crate::{
     cluster::now_ms,
     config::LegTimers,
     error::ClusterError,
+    http1::{Handler, HttpResponse},
     limits,
-    listener::{self, ConnectionInfo, ListenerLimits},
+    listener::ConnectionInfo,
     route_service::RouteApi,
 };
 use answer::Answer;
 use params::{BodyKind, Params};
 
-/// Most bytes of a request's line and headers (hyper's smallest read buffer is 8 KiB).
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most bytes of a request body: parameters are small (a Path of ten entries, a token).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How long a client may take to send a request's head once it starts one.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one request asks for: an RPC of `RouteService`, or the node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,77 +159,7 @@ impl HttpApi {
         }
     }
 
-    /// Accepts and serves connections until `stop` turns true, then lets each connection
-    /// finish the request it is on (bounded by [`limits::SHUTDOWN_DRAIN`]).
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        limits: ListenerLimits,
-        stop: watch::Receiver<bool>,
-    ) {
-        let mut incoming = listener::accept(listener, limits);
-        let mut connections = JoinSet::new();
-        let mut stopping = stop.clone();
-        loop {
-            tokio::select! {
-                accepted = incoming.next() => match accepted {
-                    Some(Ok(connection)) => {
-                        connections.spawn(self.clone().serve_connection(connection, stop.clone()));
-                    }
-                    Some(Err(error)) => tracing::debug!(%error, "an HTTP connection failed to start"),
-                    None => break,
-                },
-                () = stopped(&mut stopping) => break,
-                // Reap finished connections so the set does not grow with the listener's life.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        drop(incoming);
-        let drained = tokio::time::timeout(limits::SHUTDOWN_DRAIN, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            connections.abort_all();
-        }
-    }
-
-    async fn serve_connection(
-        self: Arc<Self>,
-        connection: listener::Connection,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let info = connection.connect_info();
-        let api = self.clone();
-        let service = service_fn(move |request| {
-            let api = api.clone();
-            let info = info.clone();
-            async move {
-                let answer = api.handle(request, &info).await;
-                Ok::<_, Infallible>(to_response(answer))
-            }
-        });
-        let served = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEADER_BYTES)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(connection), service);
-        tokio::pin!(served);
-        tokio::select! {
-            result = served.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "HTTP connection ended with an error");
-                }
-            }
-            () = stopped(&mut stop) => {
-                served.as_mut().graceful_shutdown();
-                let _ = served.await;
-            }
-        }
-    }
-
-    async fn handle(
+    async fn answer_within_bounds(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
         info: &ConnectionInfo,
@@ -476,10 +395,6 @@ impl HttpApi {
 }
 
 /// Completes once `stop` turns true (or its sender is gone); holds no guard across an await.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
-}
-
 /// The bearer token of an `Authorization` header: `Bearer <token>` as is, or HTTP Basic with
 /// the token as the password (what Kamailio's `httpcon` URL `http://user:token@host` sends).
 fn bearer(
@@ -496,6 +411,16 @@ fn bearer(
     let decoded = String::from_utf8(decoded).ok()?;
     let (_, token) = decoded.split_once(':')?;
     format!("Bearer {token}").parse().ok()
+}
+
+impl Handler for HttpApi {
+    async fn handle(
+        self: Arc<Self>,
+        request: hyper::Request<hyper::body::Incoming>,
+        info: ConnectionInfo,
+    ) -> HttpResponse {
+        to_response(self.answer_within_bounds(request, &info).await)
+    }
 }
 
 fn to_response(answer: Answer) -> hyper::Response<Full<Bytes>> {

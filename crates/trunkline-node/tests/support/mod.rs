@@ -46,6 +46,8 @@ pub struct TestNode {
     pub peer_addr: String,
     /// The HTTP JSON listener's address, when started with `--http-addr`.
     pub http_addr: Option<String>,
+    /// The Prometheus listener's address, when started with `--metrics-addr`.
+    pub metrics_addr: Option<String>,
     /// The folder of the CA and this node's certificate; `None`: `--insecure`.
     pub pki: Option<PathBuf>,
     extra: Vec<String>,
@@ -154,6 +156,7 @@ impl TestNode {
             api_addr: "127.0.0.1:0".into(),
             peer_addr: "127.0.0.1:0".into(),
             http_addr: None,
+            metrics_addr: None,
             extra: extra.iter().map(|arg| arg.to_string()).collect(),
             child: None,
         };
@@ -222,8 +225,14 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut api, mut peer) = (None, None);
         self.http_addr = None;
+        self.metrics_addr = None;
         let wants_http = self.extra.iter().any(|arg| arg == "--http-addr");
-        while api.is_none() || peer.is_none() || (wants_http && self.http_addr.is_none()) {
+        let wants_metrics = self.extra.iter().any(|arg| arg == "--metrics-addr");
+        while api.is_none()
+            || peer.is_none()
+            || (wants_http && self.http_addr.is_none())
+            || (wants_metrics && self.metrics_addr.is_none())
+        {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(remaining) {
                 Ok(line) => {
@@ -232,6 +241,7 @@ impl TestNode {
                         ["api", address, ..] => api = Some(address.to_string()),
                         ["peer", address, ..] => peer = Some(address.to_string()),
                         ["http", address, ..] => self.http_addr = Some(address.to_string()),
+                        ["metrics", address, ..] => self.metrics_addr = Some(address.to_string()),
                         _ => {}
                     }
                 }
