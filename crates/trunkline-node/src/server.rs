@@ -358,7 +358,7 @@ impl NodeServer {
                 max_connections_key: "limits.api_max_connections",
                 max_connections: configured.api_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
-                tls: self.tls.clone().map(|tls| (tls, Side::Api)),
+                tls: self.tls.clone().map(|tls| (tls, Side::Http1)),
                 refusals: self.pending_audit.clone(),
             };
             tokio::spawn(crate::http1::serve(http, listener, limits, stop.clone()))
@@ -369,7 +369,7 @@ impl NodeServer {
                 max_connections_key: "limits.api_max_connections",
                 max_connections: configured.api_max_connections,
                 idle_timeout: configured.connection_idle_timeout(),
-                tls: self.tls.clone().map(|tls| (tls, Side::Api)),
+                tls: self.tls.clone().map(|tls| (tls, Side::Http1)),
                 refusals: self.pending_audit.clone(),
             };
             tokio::spawn(crate::http1::serve(

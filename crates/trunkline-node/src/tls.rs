@@ -32,6 +32,9 @@ struct Loaded {
     /// The cluster CA, to check a client certificate before a token is bound to it.
     roots: Arc<RootCertStore>,
     api: Arc<ServerConfig>,
+    /// The client listener's, offering HTTP/1.1 instead of HTTP/2 (ALPN): the HTTP JSON and
+    /// metrics listeners speak HTTP/1.1, and a client offered only `h2` would speak HTTP/2.
+    http1: Arc<ServerConfig>,
     peer: Arc<ServerConfig>,
     dial: Arc<ClientConfig>,
     /// The files' bytes when read, to notice a change.
@@ -59,6 +62,9 @@ impl std::fmt::Debug for NodeTls {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Api,
+    /// The HTTP/1.1 listeners (JSON endpoint, metrics): the client listener's certificate
+    /// and client-certificate rule, ALPN `http/1.1`.
+    Http1,
     Peer,
 }
 
@@ -66,6 +72,7 @@ impl Side {
     pub fn name(self) -> &'static str {
         match self {
             Side::Api => "client",
+            Side::Http1 => "http",
             Side::Peer => "peer",
         }
     }
@@ -120,6 +127,7 @@ impl NodeTls {
         let loaded = self.loaded.load();
         match side {
             Side::Api => loaded.api.clone(),
+            Side::Http1 => loaded.http1.clone(),
             Side::Peer => loaded.peer.clone(),
         }
     }
@@ -177,9 +185,13 @@ fn load(files: &TlsFiles, cluster_name: &str, node_id: u64) -> Result<Loaded, Tl
     let material = Material::load(files)?;
     material.check_node(cluster_name, node_id, files)?;
     warn_if_expiring(&material, files, cluster_name, node_id);
+    let api = material.server_config(ClientCertificates::Optional)?;
+    let mut http1 = api.clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Loaded {
         roots: material.roots.clone(),
-        api: Arc::new(material.server_config(ClientCertificates::Optional)?),
+        api: Arc::new(api),
+        http1: Arc::new(http1),
         peer: Arc::new(material.server_config(ClientCertificates::Required)?),
         dial: Arc::new(material.client_config()?),
         content,

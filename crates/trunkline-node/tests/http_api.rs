@@ -587,10 +587,20 @@ async fn with_tls_the_http_endpoint_serves_https_with_the_nodes_certificate_only
 
     let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
     let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client_tls(&pki))
+    // Offered as curl and libcurl (Kamailio's http_client) offer them: the listener speaks
+    // HTTP/1.1, so it must pick http/1.1, not h2 (it did, and the client then spoke HTTP/2
+    // to an HTTP/1.1 server).
+    let mut offering = (*client_tls(&pki)).clone();
+    offering.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(offering))
         .connect(name, tcp)
         .await
         .expect("the HTTP listener speaks TLS with a certificate of the cluster's CA");
+    assert_eq!(
+        tls.get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "the HTTP listener negotiates HTTP/1.1"
+    );
     let (status, body) = exchange(&mut tls, "/health").await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = exchange(
