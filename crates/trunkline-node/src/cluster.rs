@@ -1077,6 +1077,51 @@ impl Cluster {
     }
 }
 
+/// Keeps this node's own membership entry at the addresses it advertises: a node restored
+/// from a backup (whose entry has none yet) or moved to new addresses sets its entry once it
+/// leads. Only its own entry changes, never who votes. Ends when Raft stops.
+pub async fn keep_own_address(cluster: Arc<Cluster>) {
+    let mut metrics = cluster.raft.metrics();
+    loop {
+        let stale = {
+            let current = metrics.borrow_and_update();
+            current.current_leader == Some(cluster.node_id)
+                && current
+                    .membership_config
+                    .membership()
+                    .get_node(&cluster.node_id)
+                    .is_some_and(|node| *node != cluster.self_node)
+        };
+        if stale {
+            let nodes = BTreeMap::from([(cluster.node_id, cluster.self_node.clone())]);
+            let changed = tokio::time::timeout(
+                limits::WRITE_TIMEOUT,
+                cluster
+                    .raft
+                    .change_membership(openraft::ChangeMembers::SetNodes(nodes), false),
+            )
+            .await;
+            match changed {
+                Ok(Ok(_)) => tracing::info!(
+                    node = %cluster.self_node,
+                    "set this node's addresses in the cluster's membership"
+                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "can't set this node's addresses in the membership yet")
+                }
+                Err(_) => {
+                    tracing::warn!("setting this node's addresses in the membership timed out")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -721,6 +721,30 @@ impl FileConfig {
     }
 }
 
+/// A node id is a positive number.
+pub fn check_node_id(node_id: u64) -> Result<(), ConfigError> {
+    if node_id == 0 {
+        return Err(invalid("node_id", "must be a positive number"));
+    }
+    Ok(())
+}
+
+/// A cluster name is 1 to 64 letters, digits, '-', '_' or '.'.
+pub fn check_cluster_name(cluster_name: &str) -> Result<(), ConfigError> {
+    if cluster_name.is_empty()
+        || cluster_name.len() > 64
+        || !cluster_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(invalid(
+            "cluster_name",
+            format!("{cluster_name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Merges file and overrides, fills defaults and validates everything.
     pub fn resolve(file: FileConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
@@ -730,25 +754,13 @@ impl Config {
                 "is not set: put `node_id = N` in the config file or pass --node-id / TRUNKLINE_NODE_ID",
             )
         })?;
-        if node_id == 0 {
-            return Err(invalid("node_id", "must be a positive number"));
-        }
+        check_node_id(node_id)?;
         let cluster_name = overrides
             .cluster_name
             .clone()
             .or(file.cluster_name)
             .unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_owned());
-        if cluster_name.is_empty()
-            || cluster_name.len() > 64
-            || !cluster_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(invalid(
-                "cluster_name",
-                format!("{cluster_name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
-            ));
-        }
+        check_cluster_name(&cluster_name)?;
         let data_dir = overrides
             .data_dir
             .clone()

@@ -47,6 +47,24 @@ enum Command {
         #[arg(long)]
         forget_vote: bool,
     },
+    /// Make the first node of a new cluster from a backup (`trunkctl backup FILE`): the
+    /// folder gets the backup's state and this node as the cluster's one voter. Start it with
+    /// `trunkline serve` on the same folder, then join new nodes to it.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The new node's data folder: must be new or empty.
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        node_id: u64,
+        #[arg(long)]
+        cluster_name: String,
+        /// The encryption key file (`ID HEX` lines): opens a sealed backup, and seals the new
+        /// folder; the node must then run with the same file.
+        #[arg(long, value_name = "FILE")]
+        encryption_key_file: Option<PathBuf>,
+    },
 }
 
 /// The exit code of a node that refused its damaged data folder.
@@ -60,6 +78,22 @@ fn main() -> ExitCode {
     } = &cli.command
     {
         return recover(data_dir, *forget_vote);
+    }
+    if let Command::Restore {
+        file,
+        data_dir,
+        node_id,
+        cluster_name,
+        encryption_key_file,
+    } = &cli.command
+    {
+        return restore(
+            file,
+            data_dir,
+            *node_id,
+            cluster_name,
+            encryption_key_file.as_deref(),
+        );
     }
     let (config, dev) = match resolve(&cli.command) {
         Ok(resolved) => resolved,
@@ -149,6 +183,71 @@ fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
     }
 }
 
+fn restore(
+    file: &std::path::Path,
+    data_dir: &std::path::Path,
+    node_id: u64,
+    cluster_name: &str,
+    key_file: Option<&std::path::Path>,
+) -> ExitCode {
+    let refuse = |message: String| {
+        eprintln!("trunkline: restore: {message}; nothing was changed");
+        ExitCode::from(2)
+    };
+    if let Err(error) = trunkline_node::config::check_node_id(node_id)
+        .and_then(|()| trunkline_node::config::check_cluster_name(cluster_name))
+    {
+        return refuse(error.to_string());
+    }
+    let keys = match key_file
+        .map(trunkline_store::seal::KeyRing::read)
+        .transpose()
+    {
+        Ok(keys) => keys.map(std::sync::Arc::new),
+        Err(reason) => return refuse(reason),
+    };
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(error) => return refuse(format!("can't read {}: {error}", file.display())),
+    };
+    // Everything that can be checked is, before the folder is made.
+    let checked = trunkline_store::backup::check(&bytes)
+        .and_then(|checked| checked.state(keys.as_deref()).map(|_| ()));
+    if let Err(error) = checked {
+        return refuse(format!("{}: {error}", file.display()));
+    }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    let identity = trunkline_store::Identity {
+        cluster_name: cluster_name.to_owned(),
+        node_id,
+    };
+    match runtime.block_on(trunkline_store::backup::restore(
+        &bytes, data_dir, &identity, keys,
+    )) {
+        Ok(restored) => {
+            println!(
+                "trunkline: restored {} into {}
+  node {node_id} of the new cluster {cluster_name:?},                  at log index {} of the backup taken from node {} of {:?}.
+  Start it with                  `trunkline serve --data-dir {} --node-id {node_id} --cluster-name {cluster_name}`                  (and its addresses); it leads alone, then join new nodes with `trunkctl cluster join`.",
+                file.display(),
+                data_dir.display(),
+                restored.index,
+                restored.header.node_id,
+                restored.header.cluster_name,
+                data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error @ trunkline_store::backup::BackupError::NotEmpty(_)) => refuse(error.to_string()),
+        Err(error) => {
+            eprintln!("trunkline: restore: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn resolve(command: &Command) -> anyhow::Result<(Config, bool)> {
     match command {
         Command::Serve { config, overrides } => {
@@ -159,7 +258,9 @@ fn resolve(command: &Command) -> anyhow::Result<(Config, bool)> {
             Ok((Config::resolve(file, overrides)?, false))
         }
         Command::Dev(args) => Ok((args.config()?, true)),
-        Command::Recover { .. } => anyhow::bail!("recover runs without a node configuration"),
+        Command::Recover { .. } | Command::Restore { .. } => {
+            anyhow::bail!("recover and restore run without a node configuration")
+        }
     }
 }
 

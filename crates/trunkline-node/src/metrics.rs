@@ -292,7 +292,8 @@ impl NodeMetrics {
         if last_term != 0 && term > last_term {
             self.elections.add(term - last_term);
         }
-        if leader.is_some() && leader != last_leader {
+        // Likewise the first leader seen: a restart is not a leader change.
+        if last_term != 0 && leader.is_some() && leader != last_leader {
             self.leader_changes.inc();
         }
         *seen = (term.max(last_term), leader.or(last_leader));

@@ -196,6 +196,7 @@ impl NodeServer {
             dialer,
         ));
         cluster.start_group_commit();
+        tokio::spawn(crate::cluster::keep_own_address(cluster.clone()));
         if let Some(tls) = &tls {
             crate::tls::watch(tls.clone());
         }

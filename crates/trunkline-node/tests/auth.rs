@@ -360,6 +360,7 @@ async fn call(client: &Client, admin: &Client, rpc: &str, tenant: &str) -> Code 
             rotate_keys,
             proto::RotateKeysRequest::default()
         )),
+        "Backup" => code(admin!(client, backup, proto::BackupRequest::default())),
         "ListAudit" => code(admin!(
             client,
             list_audit,
@@ -598,6 +599,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("RevokeToken", "ynnnn"),
     ("ListAudit", "ynynn"),
     ("RotateKeys", "ynnnn"),
+    ("Backup", "ynnnn"),
     ("RouteOutbound", "yynon"),
     ("ReportLeg", "yynon"),
     ("ReportRegistration", "yynon"),

@@ -27,6 +27,8 @@ type Point = (f64, f64);
 
 struct Scrape {
     samples: Samples,
+    /// Every family announced, with its kind.
+    families: HashMap<String, String>,
 }
 
 impl Scrape {
@@ -236,7 +238,10 @@ fn parse(text: &str) -> Scrape {
             assert_eq!(last, count, "{family} {labels:?}: +Inf bucket vs count");
         }
     }
-    Scrape { samples }
+    Scrape {
+        samples,
+        families: types,
+    }
 }
 
 fn scrape(address: &str) -> Scrape {
@@ -417,6 +422,37 @@ async fn metrics_count_what_the_node_did_in_the_prometheus_text_format() {
         after.get("trunkline_raft_applied_index", &[])
             > before.get("trunkline_raft_applied_index", &[])
     );
+
+    // Every metric the shipped alert rules and dashboard use is one the node exports.
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/trunkline.json",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut used = 0;
+        for (at, _) in text.match_indices("trunkline_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix)
+                        .filter(|base| after.families.get(*base).is_some_and(|k| k == "histogram"))
+                })
+                .unwrap_or(&name);
+            assert!(
+                after.families.contains_key(family),
+                "{file} uses {name}, which the node does not export"
+            );
+            used += 1;
+        }
+        assert!(used > 10, "{file} uses {used} metrics");
+    }
 
     // Only GET /metrics.
     let (status, _, _) = http_get(&address, "GET", "/other");

@@ -89,7 +89,7 @@ pub(crate) struct Database {
     /// Serialises flushes: concurrent flushes are where sled 0.34.7 has deadlocked.
     flush_lock: tokio::sync::Mutex<()>,
     /// With keys, every value written to sled is sealed (see [`crate::seal`]).
-    keys: Option<Arc<KeyRing>>,
+    pub(crate) keys: Option<Arc<KeyRing>>,
     /// Declared last so it is dropped last: the folder lock outlives every sled handle.
     _folder: DataFolder,
 }

@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod acknowledged;
+pub mod backup;
 mod cdr_archive;
 pub mod codec;
 mod database;

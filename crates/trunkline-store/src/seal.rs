@@ -71,6 +71,13 @@ impl KeyRing {
         Ok(KeyRing { keys })
     }
 
+    /// Reads a key file (`ID HEX` lines); the error names the file and the line.
+    pub fn read(path: &std::path::Path) -> Result<KeyRing, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("can't read the key file {}: {error}", path.display()))?;
+        KeyRing::parse(&text).map_err(|reason| format!("the key file {}: {reason}", path.display()))
+    }
+
     /// The id of the key new values are sealed with.
     pub fn current_id(&self) -> u32 {
         self.keys.last().map_or(0, |(id, _)| *id)

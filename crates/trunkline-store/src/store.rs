@@ -32,6 +32,11 @@ impl std::fmt::Debug for Resealer {
 }
 
 impl Resealer {
+    /// The node's keys, which seal its backups as they seal its folder; `None` without keys.
+    pub fn keys(&self) -> Option<Arc<crate::seal::KeyRing>> {
+        self.0.keys.clone()
+    }
+
     /// The key new values are sealed with; `None` without keys.
     pub fn key_id(&self) -> Option<u32> {
         self.0.key_id()

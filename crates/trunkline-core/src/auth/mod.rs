@@ -324,6 +324,11 @@ pub const RPCS: &[(&str, Need)] = {
             "trunkline.v1.AdminService/RotateKeys",
             Permission(Cluster, Write),
         ),
+        // Everything, secrets included (token records, the route token key): admins only.
+        (
+            "trunkline.v1.AdminService/Backup",
+            Permission(Cluster, Write),
+        ),
         (
             "trunkline.v1.RouteService/RouteOutbound",
             Permission(Calls, Write),

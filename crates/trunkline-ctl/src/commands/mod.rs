@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod backup;
 pub mod carrier;
 pub mod cdr;
 pub mod certs;
@@ -86,6 +87,8 @@ pub enum Command {
     /// The audit log: every admin change and refused call; `audit verify` checks its chain.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Backups: `backup FILE` takes one from a node; `backup verify FILE` checks one.
+    Backup(backup::Args),
     /// Encryption at rest: re-seal stored data with each node's newest key.
     #[command(subcommand)]
     Keys(keys::Command),
@@ -116,6 +119,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Token(command) => token::exec(command, context).await,
         Command::Audit(command) => audit::exec(command, context).await,
         Command::Keys(command) => keys::exec(command, context).await,
+        Command::Backup(args) => backup::exec(args, context).await,
         Command::Certs(command) => certs::exec(command, context).await,
     }
 }

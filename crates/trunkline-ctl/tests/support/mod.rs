@@ -73,6 +73,20 @@ pub fn start_node_with(require_auth: bool) -> (Node, String) {
 
 /// A node of cluster `cli` serving the certificate in `files`, and its first admin token.
 pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Node, String) {
+    start_node_sealed(require_auth, files, None)
+}
+
+/// [`start_node_on`], sealing its data folder with `keys` (`ID HEX` lines) when given.
+pub fn start_node_sealed(
+    require_auth: bool,
+    files: trunkline_tls::TlsFiles,
+    keys: Option<&str>,
+) -> (Node, String) {
+    let encryption_keys = keys.map(|text| {
+        trunkline_node::config::EncryptionKeys(std::sync::Arc::new(
+            trunkline_store::seal::KeyRing::parse(text).unwrap(),
+        ))
+    });
     let ca_file = files.ca.clone();
     let data = tempfile::tempdir().unwrap();
     let config = Config {
@@ -95,7 +109,7 @@ pub fn start_node_on(require_auth: bool, files: trunkline_tls::TlsFiles) -> (Nod
         limits: trunkline_node::config::LimitsConfig::default(),
         service_limits: Default::default(),
         require_auth,
-        encryption_keys: None,
+        encryption_keys,
         transport: trunkline_node::config::Transport::Tls(files),
         webhook_ca_file: None,
     };

@@ -1,6 +1,7 @@
 //! The audit log, streamed oldest first with optional filters (entries are made by the state
 //! machine, `trunkline_core::audit`, from the changes and refusals the auth layer records); and
-//! re-sealing this node's data folder with its newest key, with progress.
+//! re-sealing this node's data folder with its newest key, with progress; and backups of the
+//! applied state, sealed with that key.
 
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -64,4 +65,58 @@ impl AdminApi {
         });
         Ok(ReceiverStream::new(receiver))
     }
+
+    pub(super) async fn backup(
+        &self,
+        _request: proto::BackupRequest,
+    ) -> Result<ReceiverStream<Result<proto::BackupChunk, Status>>, Status> {
+        let permit = self.backing_up.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(
+                "a backup of this node is being taken already; try again when it ends",
+            )
+        })?;
+        let applied = self.cluster.reader.current();
+        let identity = trunkline_store::Identity {
+            cluster_name: self.cluster.cluster_name.clone(),
+            node_id: self.cluster.node_id,
+        };
+        let keys = self.resealer.keys();
+        // Encoded (and sealed) off the runtime's threads; the state's Arc is dropped there,
+        // before the first byte is sent.
+        let file = tokio::task::spawn_blocking(move || {
+            trunkline_store::backup::encode(
+                &applied,
+                &identity,
+                crate::cluster::now_ms(),
+                keys.as_deref(),
+            )
+        })
+        .await
+        .map_err(|error| Status::internal(format!("the backup task failed: {error}")))?
+        .map_err(|error| Status::internal(format!("can't make the backup: {error}")))?;
+        let index = trunkline_store::backup::check(&file)
+            .map_err(|error| Status::internal(format!("the backup made is unreadable: {error}")))?
+            .header
+            .index;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let _one_at_a_time = permit;
+            let total_bytes = file.len() as u64;
+            for (number, data) in file.chunks(BACKUP_CHUNK_BYTES).enumerate() {
+                let first = number == 0;
+                let chunk = proto::BackupChunk {
+                    total_bytes: if first { total_bytes } else { 0 },
+                    index: if first { index } else { 0 },
+                    data: data.to_vec(),
+                };
+                if sender.send(Ok(chunk)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        Ok(ReceiverStream::new(receiver))
+    }
 }
+
+/// Bytes of a backup per streamed chunk.
+const BACKUP_CHUNK_BYTES: usize = 1024 * 1024;

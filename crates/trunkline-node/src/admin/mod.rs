@@ -63,6 +63,8 @@ pub struct AdminApi {
     resealer: trunkline_store::Resealer,
     /// At most one re-seal at a time.
     resealing: Arc<tokio::sync::Semaphore>,
+    /// At most one backup at a time (it is held in memory while it streams).
+    backing_up: Arc<tokio::sync::Semaphore>,
 }
 
 impl AdminApi {
@@ -85,6 +87,7 @@ impl AdminApi {
             cdr_archive,
             resealer,
             resealing: Arc::new(tokio::sync::Semaphore::new(1)),
+            backing_up: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -564,5 +567,14 @@ impl AdminService for AdminApi {
         self.rotate_keys(request.into_inner())
             .await
             .map(Response::new)
+    }
+
+    type BackupStream = ReceiverStream<Result<proto::BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        request: Request<proto::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        self.backup(request.into_inner()).await.map(Response::new)
     }
 }
