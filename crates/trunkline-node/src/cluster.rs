@@ -1102,10 +1102,17 @@ pub async fn keep_own_address(cluster: Arc<Cluster>) {
             )
             .await;
             match changed {
-                Ok(Ok(_)) => tracing::info!(
-                    node = %cluster.self_node,
-                    "set this node's addresses in the cluster's membership"
-                ),
+                Ok(Ok(_)) => {
+                    tracing::info!(
+                        node = %cluster.self_node,
+                        "set this node's addresses in the cluster's membership"
+                    );
+                    // The snapshot a joining node is sent carries the membership: one with
+                    // the addresses, not the entry they replaced (which peers refuse).
+                    if let Err(error) = cluster.raft.trigger().snapshot().await {
+                        tracing::warn!(%error, "can't build a snapshot with the new addresses");
+                    }
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "can't set this node's addresses in the membership yet")
                 }

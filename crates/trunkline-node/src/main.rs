@@ -46,6 +46,15 @@ enum Command {
         /// removed from the cluster (`trunkctl cluster remove N`); join it again afterwards.
         #[arg(long)]
         forget_vote: bool,
+        /// When a quorum of voters is gone for good: make this stopped voter or learner the
+        /// one voter of a new cluster with everything it saw committed, which new nodes then
+        /// join. Entries never replicated to it are lost. Refused while a quorum of the old
+        /// voters still answers at their peer addresses.
+        #[arg(long, conflicts_with = "forget_vote")]
+        force_new_cluster: bool,
+        /// The node's encryption key file, when its folder is sealed.
+        #[arg(long, value_name = "FILE", requires = "force_new_cluster")]
+        encryption_key_file: Option<PathBuf>,
     },
     /// Make the first node of a new cluster from a backup (`trunkctl backup FILE`): the
     /// folder gets the backup's state and this node as the cluster's one voter. Start it with
@@ -75,8 +84,13 @@ fn main() -> ExitCode {
     if let Command::Recover {
         data_dir,
         forget_vote,
+        force_new_cluster,
+        encryption_key_file,
     } = &cli.command
     {
+        if *force_new_cluster {
+            return recover_new_cluster(data_dir, encryption_key_file.as_deref());
+        }
         return recover(data_dir, *forget_vote);
     }
     if let Command::Restore {
@@ -183,6 +197,94 @@ fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
     }
 }
 
+/// How long a peer address may take to accept a connection before its node counts as gone.
+const PEER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn recover_new_cluster(data_dir: &std::path::Path, key_file: Option<&std::path::Path>) -> ExitCode {
+    let refuse = |message: String| {
+        eprintln!("trunkline: recover --force-new-cluster: {message}; nothing was changed");
+        ExitCode::from(2)
+    };
+    let keys = match key_file
+        .map(trunkline_store::seal::KeyRing::read)
+        .transpose()
+    {
+        Ok(keys) => keys.map(std::sync::Arc::new),
+        Err(reason) => return refuse(reason),
+    };
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async {
+        let survivor = match trunkline_store::inspect(data_dir, keys.clone()).await {
+            Ok(survivor) => survivor,
+            Err(error) => return refuse(error.to_string()),
+        };
+        let node_id = survivor.identity.node_id;
+        let voters = survivor.voters().to_vec();
+        let mut answering = Vec::new();
+        for (id, node) in voters.iter().filter(|(id, _)| *id != node_id) {
+            let connected = tokio::time::timeout(
+                PEER_ANSWER_TIMEOUT,
+                tokio::net::TcpStream::connect(node.peer_addr.as_str()),
+            )
+            .await;
+            if matches!(connected, Ok(Ok(_))) {
+                answering.push(format!("{id} ({})", node.peer_addr));
+            }
+        }
+        let alive = answering.len() + usize::from(voters.iter().any(|(id, _)| *id == node_id));
+        if alive * 2 > voters.len() {
+            return refuse(format!(
+                "the cluster still has a quorum: of its {} voters, {} answer at their peer \
+                 addresses{}{}. A new cluster beside it would split routing in two: restart \
+                 this node instead (it catches up), or stop the others for good first",
+                voters.len(),
+                answering.len(),
+                if answering.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", answering.join(", "))
+                },
+                if alive > answering.len() {
+                    " and this node is one"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let after_committed = survivor.after_committed;
+        let identity = survivor.identity.clone();
+        match trunkline_store::force_new_cluster(data_dir, survivor, keys).await {
+            Ok(forced) => {
+                let kept = if after_committed > 0 {
+                    format!(
+                        " (the last {after_committed} it had not seen committed are kept; the \
+                         old cluster may not have committed them)"
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "trunkline: node {} is now the one voter of a new cluster {:?}, with \
+                     everything in its log, to index {}{kept}.\n  Its old folder is kept at \
+                     {}.\n  Start it as before: it leads alone; then join new nodes with \
+                     `trunkctl cluster join` and promote them.",
+                    identity.node_id,
+                    identity.cluster_name,
+                    forced.index,
+                    forced.moved_to.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("trunkline: recover --force-new-cluster: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 fn restore(
     file: &std::path::Path,
     data_dir: &std::path::Path,
@@ -228,9 +330,11 @@ fn restore(
     )) {
         Ok(restored) => {
             println!(
-                "trunkline: restored {} into {}
-  node {node_id} of the new cluster {cluster_name:?},                  at log index {} of the backup taken from node {} of {:?}.
-  Start it with                  `trunkline serve --data-dir {} --node-id {node_id} --cluster-name {cluster_name}`                  (and its addresses); it leads alone, then join new nodes with `trunkctl cluster join`.",
+                "trunkline: restored {} into {}\n  node {node_id} of the new cluster \
+                 {cluster_name:?}, at log index {} of the backup taken from node {} of {:?}.\n  \
+                 Start it with `trunkline serve --data-dir {} --node-id {node_id} \
+                 --cluster-name {cluster_name}` (and its addresses); it leads alone, then join \
+                 new nodes with `trunkctl cluster join`.",
                 file.display(),
                 data_dir.display(),
                 restored.index,

@@ -336,4 +336,20 @@ async fn a_backup_taken_under_load_restores_into_a_new_cluster_with_everything_a
     let last_before = acknowledged_before.last().unwrap().2;
     let written = set(&client, "after/restore", "yes").await.unwrap();
     assert!(written.applied_index > last_before);
+
+    // A fresh node joins it (sent a snapshot whose membership has the restored node's
+    // addresses) and serves what the backup held.
+    let fresh = TestNode::start(root.path(), 8, &["--insecure"]);
+    join_and_promote(&client, &fresh, &|| restored.log()).await;
+    assert_eq!(
+        value_at(&fresh.client(), "after/restore", written.applied_index)
+            .await
+            .as_deref(),
+        Some("yes")
+    );
+    let (key, value, index) = acknowledged_before.first().unwrap();
+    assert_eq!(
+        value_at(&fresh.client(), key, *index).await.as_deref(),
+        Some(value.as_str())
+    );
 }

@@ -235,7 +235,27 @@ pub async fn restore(
     keys: Option<std::sync::Arc<KeyRing>>,
 ) -> Result<Restored, BackupError> {
     let checked = check(file)?;
-    let mut applied = checked.state(keys.as_deref())?;
+    let applied = checked.state(keys.as_deref())?;
+    let index = first_node_from(applied, data_dir, identity, Node::default(), keys, 0).await?;
+    Ok(Restored {
+        header: checked.header,
+        index,
+    })
+}
+
+/// Makes `data_dir` (missing or empty) the folder of the one voter of a new cluster holding
+/// `applied`, the node's entry in the membership `self_node` (empty addresses when not known:
+/// it sets them when it first leads), with a vote in the later of `applied`'s last term and
+/// `min_vote_term`, so the node's first election is for a term after both. Returns the log
+/// index it starts from.
+pub(crate) async fn first_node_from(
+    mut applied: AppliedState,
+    data_dir: &Path,
+    identity: &Identity,
+    self_node: Node,
+    keys: Option<std::sync::Arc<KeyRing>>,
+    min_vote_term: u64,
+) -> Result<u64, BackupError> {
     if let Ok(mut entries) = std::fs::read_dir(data_dir) {
         if entries.next().is_some() {
             return Err(BackupError::NotEmpty(data_dir.to_owned()));
@@ -247,7 +267,7 @@ pub async fn restore(
         ));
     };
     // The new cluster's one voter; its addresses come when it serves.
-    let members = std::collections::BTreeMap::from([(identity.node_id, Node::default())]);
+    let members = std::collections::BTreeMap::from([(identity.node_id, self_node)]);
     let membership = Membership::new(
         vec![std::collections::BTreeSet::from([identity.node_id])],
         members,
@@ -282,11 +302,11 @@ pub async fn restore(
     // every entry it appends comes after the restored ones.
     store
         .log_store()
-        .save_vote(&Vote::new(last.leader_id.term, identity.node_id))
+        .save_vote(&Vote::new(
+            last.leader_id.term.max(min_vote_term),
+            identity.node_id,
+        ))
         .await
         .map_err(storage)?;
-    Ok(Restored {
-        header: checked.header,
-        index: last.index,
-    })
+    Ok(last.index)
 }

@@ -38,7 +38,7 @@ pub use error::StoreError;
 pub use folder::{Identity, MAX_CLUSTER_NAME_BYTES};
 pub use log_store::{LogStore, MAX_READ_BYTES};
 pub use metrics::StoreMetrics;
-pub use recover::{recover, Recovered};
+pub use recover::{force_new_cluster, inspect, recover, Forced, Recovered, Survivor};
 pub use state_machine::{AppliedState, SnapshotBuilder, StateMachineStore, StateReader};
 pub use store::{LogGrowth, Resealer, Store};
 

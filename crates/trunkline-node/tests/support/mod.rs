@@ -626,3 +626,43 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Joins `node` through the cluster `client` reaches and promotes it to voter once it has
+/// replicated; `leader_log` is shown if it never does.
+pub async fn join_and_promote(client: &Client, node: &TestNode, leader_log: &dyn Fn() -> String) {
+    let request = proto::JoinClusterRequest {
+        node_id: node.node_id,
+        peer_addr: node.peer_addr.clone(),
+        api_addr: node.api_addr.clone(),
+    };
+    client
+        .admin(Retry::NotSent, |mut admin| {
+            let request = request.clone();
+            async move { admin.join_cluster(request).await }
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let node_id = node.node_id;
+        let promoted = client
+            .admin(Retry::NotSent, |mut admin| async move {
+                admin
+                    .promote_member(proto::PromoteMemberRequest { node_id })
+                    .await
+            })
+            .await;
+        match promoted {
+            Ok(_) => return,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "can't promote {node_id}: {error}\n==== its log ====\n{}\n==== the leader's ====\n{}",
+                    node.log(),
+                    leader_log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
