@@ -39,6 +39,7 @@ use crate::{
     network::{self, PeerCall},
     wire,
 };
+use tracing::Instrument;
 
 /// A request only the leader can carry out; followers forward it over the peer listener.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -365,14 +366,18 @@ impl Cluster {
 
     /// Proposes a command and returns what applying it produced, with its log index.
     pub async fn write(&self, command: Command) -> Result<(Response, u64), ClusterError> {
-        self.propose(command, true).await
+        self.propose(command, true)
+            .instrument(crate::span!("raft_write"))
+            .await
     }
 
     /// [`Cluster::write`] in an entry of its own, proposed at once: for writers that batch
     /// their own items (`batch.rs`: call records, admissions, call ends, registrations),
     /// whose entries are on the call path and must not queue behind other writes' batches.
     pub async fn write_alone(&self, command: Command) -> Result<(Response, u64), ClusterError> {
-        self.propose(command, false).await
+        self.propose(command, false)
+            .instrument(crate::span!("raft_write"))
+            .await
     }
 
     async fn propose(
@@ -546,6 +551,7 @@ impl Cluster {
                 let proposed = Instant::now();
                 let written =
                     tokio::time::timeout(limits::WRITE_TIMEOUT, self.raft.client_write(request))
+                        .instrument(crate::span!("raft_propose", writes))
                         .await;
                 self.meters
                     .proposal(writes, proposed, matches!(written, Ok(Ok(_))));
@@ -617,6 +623,7 @@ impl Cluster {
             request,
             timeout,
         )
+        .instrument(crate::span!("forward_to_leader", leader))
         .await;
         match reply {
             Ok(result) => result,

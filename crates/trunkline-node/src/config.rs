@@ -285,6 +285,10 @@ pub struct RaftFileConfig {
 pub struct LogFileConfig {
     /// A tracing filter such as `info` or `trunkline_node=debug,info`.
     pub level: Option<String>,
+    /// `text` (the default) or `json`: one JSON object a line.
+    pub format: Option<crate::telemetry::LogFormat>,
+    /// Where spans go over OTLP/gRPC (`http://collector:4317`); no traces when left out.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Options given on the command line or in the environment; they override the file.
@@ -338,6 +342,13 @@ pub struct Overrides {
     /// A tracing filter such as `info` or `trunkline_node=debug,info`.
     #[arg(long, env = "TRUNKLINE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// How log lines are written to standard error: text, or json (one object a line).
+    #[arg(long, env = "TRUNKLINE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::telemetry::LogFormat>,
+    /// An OpenTelemetry collector's OTLP/gRPC endpoint (http://host:4317): the node exports
+    /// a span per RPC (continuing a caller's W3C traceparent) and its steps. Off unless given.
+    #[arg(long, env = "TRUNKLINE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// host:port the UDP OPTIONS probes to gateways leave from.
     #[arg(long, env = "TRUNKLINE_PROBE_ADDR")]
     pub probe_addr: Option<String>,
@@ -662,6 +673,9 @@ pub struct Config {
     pub advertise_peer_addr: Option<String>,
     pub raft: RaftConfig,
     pub log_level: String,
+    pub log_format: crate::telemetry::LogFormat,
+    /// The OTLP/gRPC collector spans go to; `None`: no traces.
+    pub otlp_endpoint: Option<String>,
     pub probe_addr: SocketAddr,
     pub peer_liveness_timeout_ms: u64,
     /// Free space kept on the data folder's disk: client writes are refused below it, so
@@ -891,6 +905,19 @@ impl Config {
             .clone()
             .or(file.log.level)
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+        let log_format = overrides.log_format.or(file.log.format).unwrap_or_default();
+        let otlp_endpoint = overrides.otlp_endpoint.clone().or(file.log.otlp_endpoint);
+        if let Some(endpoint) = &otlp_endpoint {
+            let usable = endpoint.parse::<http::Uri>().ok().filter(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+            });
+            if usable.is_none() {
+                return Err(invalid(
+                    "log.otlp_endpoint",
+                    format!("{endpoint:?} is not an http:// or https:// URL with a host (such as http://collector:4317)"),
+                ));
+            }
+        }
         let probe_addr = parse_addr(
             "health.probe_addr",
             overrides
@@ -951,6 +978,8 @@ impl Config {
             advertise_peer_addr,
             raft,
             log_level,
+            log_format,
+            otlp_endpoint,
             probe_addr,
             peer_liveness_timeout_ms,
             min_free_bytes,

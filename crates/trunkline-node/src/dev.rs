@@ -100,6 +100,8 @@ impl DevArgs {
             advertise_peer_addr: None,
             raft: RaftConfig::default(),
             log_level: crate::config::DEFAULT_LOG_LEVEL.to_owned(),
+            log_format: crate::telemetry::LogFormat::Text,
+            otlp_endpoint: None,
             probe_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             peer_liveness_timeout_ms: crate::config::DEFAULT_PEER_LIVENESS_TIMEOUT_MS,
             min_free_bytes: crate::config::DEFAULT_MIN_FREE_BYTES,

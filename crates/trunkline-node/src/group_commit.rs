@@ -19,6 +19,7 @@
 //! unknown for each of its writes, and is safe to retry with an idempotency key).
 
 use std::sync::{Arc, Weak};
+use tracing::Instrument;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use trunkline_core::{state::MAX_BATCHED_WRITES, BatchedWrite, Command, Response};
@@ -44,6 +45,9 @@ pub struct Pending {
     /// What the write adds to an entry's encoding.
     bytes: u64,
     reply: oneshot::Sender<Outcome>,
+    /// The span of the write's caller (none when traces are off): the batch's span is a child
+    /// of the first's and follows from the others.
+    span: tracing::Span,
 }
 
 impl Pending {
@@ -54,6 +58,7 @@ impl Pending {
                 write,
                 bytes,
                 reply,
+                span: tracing::Span::current(),
             },
             answer,
         )
@@ -121,7 +126,23 @@ fn gather(
     (batch, None)
 }
 
-async fn propose(cluster: &Cluster, mut batch: Vec<Pending>) {
+async fn propose(cluster: &Cluster, batch: Vec<Pending>) {
+    let span = match batch.first() {
+        Some(first) if crate::telemetry::enabled() => {
+            let span = first
+                .span
+                .in_scope(|| crate::span!("group_commit", writes = batch.len()));
+            for pending in batch.iter().skip(1) {
+                span.follows_from(&pending.span);
+            }
+            span
+        }
+        _ => tracing::Span::none(),
+    };
+    propose_batch(cluster, batch).instrument(span).await;
+}
+
+async fn propose_batch(cluster: &Cluster, mut batch: Vec<Pending>) {
     if batch.len() == 1 {
         if let Some(Pending { write, reply, .. }) = batch.pop() {
             let BatchedWrite {

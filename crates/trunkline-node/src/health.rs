@@ -36,6 +36,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tracing::Instrument;
 
 use serde::{Deserialize, Serialize};
 use tokio::{task::JoinHandle, time::Instant};
@@ -742,6 +743,7 @@ impl GatewayProber {
             let result = self
                 .prober
                 .probe(&uri, Duration::from_millis(probe_policy.timeout_ms))
+                .instrument(crate::span!("probe", gateway = %self.name))
                 .await;
             self.cluster.meters.probe(&result);
             let now = now_ms();

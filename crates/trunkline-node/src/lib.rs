@@ -46,6 +46,7 @@ pub mod sip_responder;
 pub mod storage_guard;
 pub mod streams;
 pub mod successor;
+pub mod telemetry;
 pub mod ticker;
 pub mod tls;
 pub mod usage;

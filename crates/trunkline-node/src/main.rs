@@ -52,8 +52,9 @@ enum Command {
         /// voters still answers at their peer addresses.
         #[arg(long, conflicts_with = "forget_vote")]
         force_new_cluster: bool,
-        /// The node's encryption key file, when its folder is sealed.
-        #[arg(long, value_name = "FILE", requires = "force_new_cluster")]
+        /// The node's encryption key file, when its folder is sealed: the new folder is
+        /// sealed with it too.
+        #[arg(long, value_name = "FILE")]
         encryption_key_file: Option<PathBuf>,
     },
     /// Make the first node of a new cluster from a backup (`trunkctl backup FILE`): the
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
         if *force_new_cluster {
             return recover_new_cluster(data_dir, encryption_key_file.as_deref());
         }
-        return recover(data_dir, *forget_vote);
+        return recover(data_dir, *forget_vote, encryption_key_file.as_deref());
     }
     if let Command::Restore {
         file,
@@ -116,11 +117,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(&config.log_level);
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    let result = runtime.block_on(run(config, dev));
+    let result = runtime.block_on(async {
+        let origin = trunkline_node::telemetry::Origin {
+            node_id: config.node_id,
+            cluster_name: &config.cluster_name,
+        };
+        // Held until the node stops: dropping it flushes the spans still queued.
+        let _telemetry = trunkline_node::telemetry::init(
+            &config.log_level,
+            config.log_format,
+            config.otlp_endpoint.as_deref(),
+            &origin,
+        )?;
+        run(config, dev).await
+    });
     // Tasks still blocked on the disk (a flush on a full disk) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
@@ -168,11 +181,25 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
     }
 }
 
-fn recover(data_dir: &std::path::Path, forget_vote: bool) -> ExitCode {
+fn recover(
+    data_dir: &std::path::Path,
+    forget_vote: bool,
+    key_file: Option<&std::path::Path>,
+) -> ExitCode {
+    let keys = match key_file
+        .map(trunkline_store::seal::KeyRing::read)
+        .transpose()
+    {
+        Ok(keys) => keys.map(std::sync::Arc::new),
+        Err(reason) => {
+            eprintln!("trunkline: recover: {reason}; nothing was changed");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(trunkline_store::recover(data_dir, forget_vote)) {
+    match runtime.block_on(trunkline_store::recover(data_dir, forget_vote, keys)) {
         Ok(recovered) => {
             let vote = match recovered.vote {
                 Some(vote) => format!("kept its last vote ({vote})"),
@@ -366,16 +393,6 @@ fn resolve(command: &Command) -> anyhow::Result<(Config, bool)> {
             anyhow::bail!("recover and restore run without a node configuration")
         }
     }
-}
-
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 async fn run(config: Config, dev: bool) -> anyhow::Result<()> {

@@ -332,6 +332,7 @@ impl RouteService for RouteApi {
         request: Request<proto::RouteOutboundRequest>,
     ) -> Result<Response<proto::RouteOutboundResponse>, Status> {
         let started = Instant::now();
+        crate::telemetry::record_call(&request.get_ref().tenant, &request.get_ref().call_id);
         let answered = self.serve_route_outbound(request).await;
         let meters = &self.cluster.meters;
         let outcome = match &answered {
@@ -356,6 +357,7 @@ impl RouteService for RouteApi {
         let started = Instant::now();
         // 0 for a transport error or the proxy's own timeout (no reply came).
         let sip_code = request.get_ref().sip_code;
+        crate::telemetry::record_call("", &request.get_ref().call_id);
         let answered = self.serve_report_leg(request).await;
         let meters = &self.cluster.meters;
         let outcome = match &answered {
@@ -378,6 +380,7 @@ impl RouteService for RouteApi {
         request: Request<proto::ReportCallEndRequest>,
     ) -> Result<Response<proto::ReportCallEndResponse>, Status> {
         let started = Instant::now();
+        crate::telemetry::record_call("", &request.get_ref().call_id);
         let answered = self.serve_report_call_end(request).await;
         self.cluster
             .meters
@@ -402,6 +405,7 @@ impl RouteService for RouteApi {
         request: Request<proto::RouteInboundRequest>,
     ) -> Result<Response<proto::RouteInboundResponse>, Status> {
         let started = Instant::now();
+        crate::telemetry::record_call("", &request.get_ref().call_id);
         let answered = self.serve_route_inbound(request).await;
         self.cluster
             .meters
@@ -460,13 +464,16 @@ impl RouteApi {
             )
         };
         // The route takes the token; a number it can't read needs one again, for its record.
-        let mut outcome = match outbound::route(
-            &view,
-            issue(extension.clone()),
-            request.explain,
-            now_ms,
-            self.max_legs,
-        ) {
+        let decided = crate::span!("route_decision").in_scope(|| {
+            outbound::route(
+                &view,
+                issue(extension.clone()),
+                request.explain,
+                now_ms,
+                self.max_legs,
+            )
+        });
+        let mut outcome = match decided {
             Ok(outcome) => outcome,
             Err(Refused::InvalidNumber(error)) => {
                 if !request.dry_run {
@@ -619,8 +626,9 @@ impl RouteApi {
         let (outcome, token) = match next {
             Next::Stop(stop, token) => (proto::report_leg_response::Outcome::Stop(stop), token),
             Next::Reroute(token) => {
-                let routed =
-                    outbound::route(&view, token, false, now_ms, self.max_legs).map_err(refused)?;
+                let routed = crate::span!("route_decision")
+                    .in_scope(|| outbound::route(&view, token, false, now_ms, self.max_legs))
+                    .map_err(refused)?;
                 match routed.legs.into_iter().next() {
                     Some(leg) => (proto::report_leg_response::Outcome::Next(leg), routed.token),
                     None => (

@@ -382,6 +382,7 @@ impl NodeServer {
         });
         // One stack for every client-facing service: each concern one layer.
         let client_layers = ServiceBuilder::new()
+            .layer(crate::telemetry::TraceLayer)
             .layer(ConnectionActivityLayer)
             .layer(AuthLayer::new(self.authenticator.clone()))
             .load_shed()

@@ -209,3 +209,46 @@ async fn a_new_key_is_rotated_in_and_then_the_old_one_can_go() {
     support::wait_for_leader(&client, Duration::from_secs(10)).await;
     assert!(did_listed(&client).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_on_a_sealed_node_makes_a_sealed_folder_that_catches_up() {
+    let _serial = serial();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("keys");
+    std::fs::write(&key_file, KEY).unwrap();
+    let key_arg = ["--encryption-key-file", key_file.to_str().unwrap()];
+    let mut extra = key_arg.to_vec();
+    extra.extend(support::FAST_RAFT);
+    let mut cluster = TestCluster::start(3, &extra).await;
+    let written = support::set(&cluster.client(), "sealed/key", "before")
+        .await
+        .unwrap();
+    assert!(cluster.node(3).stop());
+
+    let recovered = std::process::Command::new(support::trunkline_binary())
+        .args(["recover", "--data-dir"])
+        .arg(&cluster.get(3).data_dir)
+        .args(key_arg)
+        .output()
+        .unwrap();
+    assert!(
+        recovered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    // The new folder is sealed like the old: the node starts on it with its keys (a folder
+    // made without them was refused, "made without encryption") and catches up.
+    cluster.node(3).restart();
+    assert_eq!(
+        support::value_at(
+            &cluster.get(3).client(),
+            "sealed/key",
+            written.applied_index
+        )
+        .await
+        .as_deref(),
+        Some("before")
+    );
+    assert!(cluster.node(3).stop());
+    assert!(files_holding(&cluster.get(3).data_dir, "before").is_empty());
+}

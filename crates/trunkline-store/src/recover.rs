@@ -38,7 +38,13 @@ pub struct Recovered {
 /// same cluster and node that keeps the last acknowledged vote. Refuses when the folder is in
 /// use, is not a data folder, or its vote can't be read (unless `forget_vote`: safe only for
 /// a node that was removed from the cluster's membership first).
-pub async fn recover(data_dir: &Path, forget_vote: bool) -> Result<Recovered, StoreError> {
+/// `keys`: the node's encryption keys when its folder is sealed; the new folder is sealed
+/// with them too (a node with keys refuses a folder made without).
+pub async fn recover(
+    data_dir: &Path,
+    forget_vote: bool,
+    keys: Option<std::sync::Arc<crate::seal::KeyRing>>,
+) -> Result<Recovered, StoreError> {
     let identity = folder::identity_of(data_dir)?;
     let vote = {
         // Held while reading and moving: no node may run on the folder meanwhile.
@@ -70,14 +76,14 @@ pub async fn recover(data_dir: &Path, forget_vote: bool) -> Result<Recovered, St
         };
         vote
     };
-    let moved_to = aside(data_dir)?;
+    let moved_to = aside(data_dir, "damaged")?;
     std::fs::rename(data_dir, &moved_to).map_err(|source| StoreError::Io {
         action: "move aside",
         path: data_dir.to_owned(),
         source,
     })?;
 
-    let store = Store::open(data_dir, &identity)?;
+    let store = Store::open_with_keys(data_dir, &identity, keys)?;
     if let Some(vote) = vote {
         let mut log_store = store.log_store();
         log_store
@@ -96,8 +102,8 @@ pub async fn recover(data_dir: &Path, forget_vote: bool) -> Result<Recovered, St
     })
 }
 
-/// A free sibling name for the damaged folder: `<name>.damaged-<unix seconds>[-n]`.
-fn aside(data_dir: &Path) -> Result<PathBuf, StoreError> {
+/// A free sibling name for a folder moved aside: `<name>.<why>-<unix seconds>[-n]`.
+fn aside(data_dir: &Path, why: &str) -> Result<PathBuf, StoreError> {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
@@ -107,9 +113,9 @@ fn aside(data_dir: &Path) -> Result<PathBuf, StoreError> {
         .unwrap_or_else(|| "data".to_owned());
     for attempt in 0..100u32 {
         let suffix = if attempt == 0 {
-            format!("{name}.damaged-{seconds}")
+            format!("{name}.{why}-{seconds}")
         } else {
-            format!("{name}.damaged-{seconds}-{attempt}")
+            format!("{name}.{why}-{seconds}-{attempt}")
         };
         let candidate = data_dir.with_file_name(suffix);
         if !candidate.exists() {
@@ -119,7 +125,7 @@ fn aside(data_dir: &Path) -> Result<PathBuf, StoreError> {
     Err(StoreError::Io {
         action: "find a free name beside",
         path: data_dir.to_owned(),
-        source: std::io::Error::other("100 earlier damaged copies are in the way"),
+        source: std::io::Error::other("100 earlier copies moved aside are in the way"),
     })
 }
 
@@ -291,7 +297,7 @@ pub async fn force_new_cluster(
     drop((log_store, state_machine));
     // Closed (and the folder unlocked) before it moves.
     drop(store);
-    let moved_to = aside(data_dir)?;
+    let moved_to = aside(data_dir, "before-new-cluster")?;
     std::fs::rename(data_dir, &moved_to).map_err(|source| StoreError::Io {
         action: "move aside",
         path: data_dir.to_owned(),

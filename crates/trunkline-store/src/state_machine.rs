@@ -229,6 +229,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let _one_writer = self.machine.apply_lock.lock().await;
+        // Exported when traces are on (the node's trace layer takes this crate's spans);
+        // below the log lines' level otherwise, so it costs nothing.
+        let _span = tracing::debug_span!("apply").entered();
         let started = std::time::Instant::now();
         let mut next = AppliedState::clone(&self.machine.current.load());
         let mut responses = Vec::new();

@@ -102,6 +102,8 @@ pub fn start_node_sealed(
         advertise_peer_addr: None,
         raft: RaftConfig::default(),
         log_level: "warn".into(),
+        log_format: Default::default(),
+        otlp_endpoint: None,
         probe_addr: "127.0.0.1:0".parse().unwrap(),
         peer_liveness_timeout_ms: 1_000,
         min_free_bytes: trunkline_node::config::DEFAULT_MIN_FREE_BYTES,

@@ -419,7 +419,13 @@ impl Handler for HttpApi {
         request: hyper::Request<hyper::body::Incoming>,
         info: ConnectionInfo,
     ) -> HttpResponse {
-        to_response(self.answer_within_bounds(request, &info).await)
+        use tracing::Instrument;
+        let span = crate::telemetry::rpc_span("http", request.uri().path(), request.headers());
+        to_response(
+            self.answer_within_bounds(request, &info)
+                .instrument(span)
+                .await,
+        )
     }
 }
 
