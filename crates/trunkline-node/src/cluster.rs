@@ -360,6 +360,11 @@ impl Cluster {
 
     /// Refuses a client write while this node's data disk is below its reserve. `write`
     /// checks the receiving node; the peer service checks the leader for a forwarded write.
+    /// Free bytes on the data folder's disk (`None`: unknown) and the reserve kept.
+    pub fn disk_status(&self) -> (Option<u64>, u64) {
+        self.disk.status()
+    }
+
     pub fn check_disk(&self, command: &Command) -> Result<(), ClusterError> {
         self.disk.check(command)
     }

@@ -422,6 +422,7 @@ impl NodeServer {
                     self.service_limits,
                     self.resealer.clone(),
                     self.cdr_archive.clone(),
+                    self.tls.clone(),
                 ))
                 .max_decoding_message_size(limits::API_MAX_MESSAGE_BYTES),
             )

@@ -42,6 +42,14 @@ impl DiskReserve {
         }
     }
 
+    /// Free bytes on the data folder's disk (`None` when they can't be read), and the reserve.
+    pub fn status(&self) -> (Option<u64>, u64) {
+        (
+            trunkline_store::free_space(&self.data_dir).ok(),
+            self.min_free_bytes,
+        )
+    }
+
     /// Refuses `command` when it is a client write and the disk is below the reserve. One
     /// `statvfs` a write: microseconds, against the milliseconds of a replicated write.
     pub fn check(&self, command: &Command) -> Result<(), ClusterError> {

@@ -213,6 +213,36 @@ fn warn_if_expiring(material: &Material, files: &TlsFiles, cluster_name: &str, n
 }
 
 impl NodeTls {
+    /// Whole days the certificate and its CA stay valid from now (0 within a day or
+    /// expired); `None` when the files can't be read now. At most ten years is told apart.
+    pub fn days_left(&self) -> Option<u32> {
+        let material = Material::load(&self.files).ok()?;
+        let valid_for = |days: u32| {
+            !material.expires_within(
+                &self.cluster_name,
+                self.node_id,
+                std::time::Duration::from_secs(u64::from(days) * 86_400),
+            )
+        };
+        // The largest number of days it is still valid after: a binary search.
+        let (mut low, mut high) = (0u32, 3_650u32);
+        if !valid_for(low) {
+            return Some(0);
+        }
+        if valid_for(high) {
+            return Some(high);
+        }
+        while high - low > 1 {
+            let middle = low + (high - low) / 2;
+            if valid_for(middle) {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        Some(low)
+    }
+
     /// Warns again if the certificate is close to expiry (run once a day).
     fn check_expiry(&self) {
         if let Ok(material) = Material::load(&self.files) {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod continuity;
 pub mod device;
 pub mod did;
+pub mod doctor;
 pub mod edge;
 pub mod events;
 pub mod gateway;
@@ -87,6 +88,9 @@ pub enum Command {
     /// The audit log: every admin change and refused call; `audit verify` checks its chain.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Check the cluster end to end from every endpoint: reachable, one leader, lag, clock
+    /// skew, gateways down, disk free, certificates expiring. Exit code 3 when one fails.
+    Doctor(doctor::Args),
     /// Backups: `backup FILE` takes one from a node; `backup verify FILE` checks one.
     Backup(backup::Args),
     /// Encryption at rest: re-seal stored data with each node's newest key.
@@ -120,6 +124,7 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Audit(command) => audit::exec(command, context).await,
         Command::Keys(command) => keys::exec(command, context).await,
         Command::Backup(args) => backup::exec(args, context).await,
+        Command::Doctor(args) => doctor::exec(args, context).await,
         Command::Certs(command) => certs::exec(command, context).await,
     }
 }

@@ -67,6 +67,22 @@ impl AdminApi {
         _request: proto::ClusterStatusRequest,
     ) -> Result<proto::ClusterStatusResponse, Status> {
         let status = self.cluster.status().await;
+        let (disk_free_bytes, disk_reserve_bytes) = {
+            let cluster = self.cluster.clone();
+            tokio::task::spawn_blocking(move || cluster.disk_status())
+                .await
+                .unwrap_or((None, 0))
+        };
+        let certificate_days_left = match &self.tls {
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::task::spawn_blocking(move || tls.days_left())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            None => None,
+        };
         Ok(proto::ClusterStatusResponse {
             node_id: status.node_id,
             cluster_name: status.cluster_name,
@@ -90,6 +106,10 @@ impl AdminApi {
                 .collect(),
             uninitialized: !status.initialized,
             refused_peer_messages: status.refused_peer_messages,
+            node_time_ms: crate::cluster::now_ms(),
+            disk_free_bytes,
+            disk_reserve_bytes,
+            certificate_days_left,
         })
     }
 

@@ -65,6 +65,8 @@ pub struct AdminApi {
     resealing: Arc<tokio::sync::Semaphore>,
     /// At most one backup at a time (it is held in memory while it streams).
     backing_up: Arc<tokio::sync::Semaphore>,
+    /// The node's certificates, for the days they stay valid; `None`: no TLS.
+    tls: Option<Arc<crate::tls::NodeTls>>,
 }
 
 impl AdminApi {
@@ -75,6 +77,7 @@ impl AdminApi {
         service_limits: ServiceLimits,
         resealer: trunkline_store::Resealer,
         cdr_archive: trunkline_store::CdrArchive,
+        tls: Option<Arc<crate::tls::NodeTls>>,
     ) -> Self {
         AdminApi {
             cluster,
@@ -88,6 +91,7 @@ impl AdminApi {
             resealer,
             resealing: Arc::new(tokio::sync::Semaphore::new(1)),
             backing_up: Arc::new(tokio::sync::Semaphore::new(1)),
+            tls,
         }
     }
 
