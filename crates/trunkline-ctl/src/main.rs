@@ -8,10 +8,11 @@ mod commands;
 mod context;
 mod duration;
 mod output;
+mod progress;
 
 use std::{process::ExitCode, time::Duration};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::{
     context::{Context, Failure},
@@ -80,6 +81,19 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        commands::Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "trunkctl",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        commands::Command::Man { out_dir } => return man(out_dir.as_deref()),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,6 +123,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Request(message)) => {
+            eprintln!("trunkctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The man page on standard output, or one page per command written into `out_dir`.
+fn man(out_dir: Option<&std::path::Path>) -> ExitCode {
+    let written = match out_dir {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+            .map_err(|error| format!("can't write the man pages into {}: {error}", dir.display())),
+        None => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|error| format!("can't write the man page: {error}")),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
             eprintln!("trunkctl: {message}");
             ExitCode::FAILURE
         }

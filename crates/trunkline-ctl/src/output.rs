@@ -1,4 +1,4 @@
-//! Printing results: aligned tables for people, JSON for scripts.
+//! Printing results: aligned tables for people, JSON or YAML for scripts and config tools.
 
 use std::io::Write;
 
@@ -10,6 +10,7 @@ use crate::context::Failure;
 pub enum Format {
     Table,
     Json,
+    Yaml,
 }
 
 /// Prints `value` as JSON, or the text `human` makes, according to the format.
@@ -21,6 +22,7 @@ pub fn emit<T: Serialize>(
     let text = match format {
         Format::Json => serde_json::to_string_pretty(value)
             .map_err(|error| Failure::Request(format!("can't encode JSON: {error}")))?,
+        Format::Yaml => yaml(value)?,
         Format::Table => human(value),
     };
     let mut stdout = std::io::stdout().lock();
@@ -39,6 +41,8 @@ pub fn emit_line<T: Serialize>(
     let text = match format {
         Format::Json => serde_json::to_string(value)
             .map_err(|error| Failure::Request(format!("can't encode JSON: {error}")))?,
+        // A stream is a sequence of YAML documents.
+        Format::Yaml => format!("---\n{}", yaml(value)?.trim_end()),
         Format::Table => human(value),
     };
     let mut stdout = std::io::stdout().lock();
@@ -104,8 +108,105 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// `value` as block-style YAML. Strings are written double-quoted with JSON's escapes (a
+/// valid YAML scalar that never reads back as a number, a boolean or null), keys plain when
+/// they are simple words.
+fn yaml<T: Serialize>(value: &T) -> Result<String, Failure> {
+    let value = serde_json::to_value(value)
+        .map_err(|error| Failure::Request(format!("can't encode YAML: {error}")))?;
+    let mut text = String::new();
+    write_yaml(&mut text, &value, 0);
+    Ok(text)
+}
+
+fn write_yaml(text: &mut String, value: &serde_json::Value, indent: usize) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, item) in map {
+                text.push_str(&pad);
+                text.push_str(&yaml_key(key));
+                text.push(':');
+                write_yaml_child(text, item, indent);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                text.push_str(&pad);
+                text.push('-');
+                match item {
+                    Value::Object(map) if !map.is_empty() => {
+                        // The first key on the dash's line, the rest aligned under it.
+                        let mut nested = String::new();
+                        write_yaml(&mut nested, item, indent + 2);
+                        text.push(' ');
+                        text.push_str(nested.trim_start());
+                    }
+                    _ => write_yaml_child(text, item, indent),
+                }
+            }
+        }
+        scalar => {
+            text.push_str(&pad);
+            text.push_str(&yaml_scalar(scalar));
+            text.push('\n');
+        }
+    }
+}
+
+/// After `key:` or `-`: a scalar on the same line, a collection on the lines below.
+fn write_yaml_child(text: &mut String, value: &serde_json::Value, indent: usize) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            text.push('\n');
+            write_yaml(text, value, indent + 2);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            text.push('\n');
+            write_yaml(text, value, indent + 2);
+        }
+        scalar => {
+            text.push(' ');
+            text.push_str(&yaml_scalar(scalar));
+            text.push('\n');
+        }
+    }
+}
+
+fn yaml_scalar(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Object(_) => "{}".to_owned(),
+        Value::Array(_) => "[]".to_owned(),
+        // Numbers and booleans as JSON writes them; strings quoted.
+        other => other.to_string(),
+    }
+}
+
+fn yaml_key(key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !key.starts_with('-')
+        && !matches!(
+            key.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
+        )
+        && key.parse::<f64>().is_err();
+    if plain {
+        key.to_owned()
+    } else {
+        serde_json::Value::String(key.to_owned()).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -118,5 +219,35 @@ mod tests {
             ],
         );
         assert_eq!(text, "ID  ADDRESS\n1   10.0.0.1:7400\n12  x\n");
+    }
+
+    #[test]
+    fn yaml_nests_maps_and_lists_and_quotes_every_string() {
+        let value = serde_json::json!({
+            "name": "acme",
+            "count": 3,
+            "on": true,
+            "empty": [],
+            "none": null,
+            "tricky": "yes: no\n\"quoted\"",
+            "legs": [{"carrier": "alpha", "rate": 10}, {"carrier": "beta", "rate": 20}],
+            "codes": [500, 503],
+            "nested": {"inner": {"deep": "x"}},
+            "7": "key that is a number"
+        });
+        let text = yaml(&value).unwrap();
+        assert_eq!(
+            text,
+            "\"7\": \"key that is a number\"\n\
+             codes:\n  - 500\n  - 503\n\
+             count: 3\n\
+             empty: []\n\
+             legs:\n  - carrier: \"alpha\"\n    rate: 10\n  - carrier: \"beta\"\n    rate: 20\n\
+             name: \"acme\"\n\
+             nested:\n  inner:\n    deep: \"x\"\n\
+             none: null\n\
+             \"on\": true\n\
+             tricky: \"yes: no\\n\\\"quoted\\\"\"\n"
+        );
     }
 }

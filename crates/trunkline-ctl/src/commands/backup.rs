@@ -14,6 +14,7 @@ use trunkline_store::seal::KeyRing;
 use crate::{
     context::{Context, Failure},
     output,
+    progress::{Progress, Unit},
 };
 
 #[derive(clap::Args)]
@@ -93,7 +94,7 @@ async fn take(file: &Path, context: &Context) -> Result<(), Failure> {
         .await?;
     let mut bytes = Vec::new();
     let mut total = 0u64;
-    let mut next_report = 0u64;
+    let mut progress = Progress::new("backup", 0, Unit::Bytes, true);
     while let Some(chunk) = stream.message().await.map_err(|status| {
         Failure::Request(format!(
             "the backup stream broke: {}: {}; nothing was written, run it again",
@@ -103,18 +104,12 @@ async fn take(file: &Path, context: &Context) -> Result<(), Failure> {
     })? {
         if chunk.total_bytes > 0 {
             total = chunk.total_bytes;
+            progress.set_total(total);
         }
         bytes.extend_from_slice(&chunk.data);
-        if total > 0 && bytes.len() as u64 >= next_report {
-            output::note(&format!(
-                "backup: {} of {} bytes ({}%)",
-                bytes.len(),
-                total,
-                bytes.len() as u64 * 100 / total
-            ));
-            next_report = bytes.len() as u64 + total / 10;
-        }
+        progress.set(bytes.len() as u64);
     }
+    progress.finish();
     if bytes.len() as u64 != total {
         return Err(Failure::Request(format!(
             "the node sent {} of the backup's {total} bytes; nothing was written, run it again",

@@ -8,6 +8,7 @@ use trunkline_client::{proto, Retry};
 use crate::{
     context::{Context, Failure},
     output,
+    progress::{Progress, Unit},
 };
 
 #[derive(clap::Subcommand)]
@@ -37,6 +38,12 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 admin.rotate_keys(proto::RotateKeysRequest {}).await
             })
             .await?;
+        let mut bar = Progress::new(
+            &format!("re-sealing {endpoint}"),
+            0,
+            Unit::Items("values"),
+            true,
+        );
         loop {
             let progress = stream.message().await.map_err(|status| {
                 Failure::Request(format!(
@@ -51,12 +58,11 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
                 )));
             };
             if !progress.done {
-                output::note(&format!(
-                    "{endpoint}: {} of {} values examined, {} re-sealed",
-                    progress.examined, progress.total, progress.resealed
-                ));
+                bar.set_total(progress.total);
+                bar.set(progress.examined);
                 continue;
             }
+            bar.finish();
             let rotated = Rotated {
                 endpoint: endpoint.clone(),
                 key_id: progress.key_id,

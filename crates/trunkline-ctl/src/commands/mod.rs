@@ -88,6 +88,16 @@ pub enum Command {
     /// The audit log: every admin change and refused call; `audit verify` checks its chain.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Print a shell completion script: `trunkctl completions bash > /etc/bash_completion.d/trunkctl`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --out-dir write one page per command there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// Check the cluster end to end from every endpoint: reachable, one leader, lag, clock
     /// skew, gateways down, disk free, certificates expiring. Exit code 3 when one fails.
     Doctor(doctor::Args),
@@ -125,6 +135,8 @@ pub async fn exec(command: Command, context: &Context) -> Result<(), Failure> {
         Command::Keys(command) => keys::exec(command, context).await,
         Command::Backup(args) => backup::exec(args, context).await,
         Command::Doctor(args) => doctor::exec(args, context).await,
+        // Answered in main before any connection is made.
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Certs(command) => certs::exec(command, context).await,
     }
 }

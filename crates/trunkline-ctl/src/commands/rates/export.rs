@@ -69,6 +69,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         let (_rows, _stdout) = write_deck(
             &mut stream,
             BufWriter::with_capacity(WRITE_BUFFER_BYTES, stdout),
+            None,
         )
         .await?;
         return Ok(());
@@ -104,17 +105,28 @@ async fn write_file(
         Failure::Request(format!("{}: can't {action}: {error}", path.display()))
     };
     let file = File::create(&partial).map_err(|error| file_failure("create", error))?;
-    let result = write_deck(stream, BufWriter::with_capacity(WRITE_BUFFER_BYTES, file))
-        .await
-        .and_then(|(rows, file)| {
-            file.sync_all()
-                .map_err(|error| file_failure("write", error))?;
-            Ok(rows)
-        })
-        .and_then(|rows| {
-            std::fs::rename(&partial, path).map_err(|error| file_failure("replace", error))?;
-            Ok(rows)
-        });
+    // A bar only when the rows go to a file: on standard output they would cross it.
+    let progress = crate::progress::Progress::new(
+        &format!("exporting to {}", path.display()),
+        0,
+        crate::progress::Unit::Items("rows"),
+        false,
+    );
+    let result = write_deck(
+        stream,
+        BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+        Some(progress),
+    )
+    .await
+    .and_then(|(rows, file)| {
+        file.sync_all()
+            .map_err(|error| file_failure("write", error))?;
+        Ok(rows)
+    })
+    .and_then(|rows| {
+        std::fs::rename(&partial, path).map_err(|error| file_failure("replace", error))?;
+        Ok(rows)
+    });
     if result.is_err() {
         // Best effort: the partial file is hidden and named as such if it stays.
         let _ = std::fs::remove_file(&partial);
@@ -127,6 +139,7 @@ async fn write_file(
 async fn write_deck<W: Write>(
     stream: &mut Streaming<proto::ExportRatesChunk>,
     writer: BufWriter<W>,
+    mut progress: Option<crate::progress::Progress>,
 ) -> Result<(u64, W), Failure> {
     let mut deck = RateCsvWriter::new(writer)?;
     let mut rows = 0_u64;
@@ -146,6 +159,12 @@ async fn write_deck<W: Write>(
             }
             deck.write(&trunkline_api::convert::rate_from_proto(rate))?;
         }
+        if let Some(progress) = progress.as_mut() {
+            progress.set(rows);
+        }
+    }
+    if let Some(progress) = &progress {
+        progress.finish();
     }
     let writer = deck.finish()?;
     let writer = writer

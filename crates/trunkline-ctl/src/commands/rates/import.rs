@@ -17,7 +17,7 @@
 
 use std::{
     fs::File,
-    io::{BufReader, IsTerminal, Write},
+    io::{BufReader, Write},
     path::{Path, PathBuf},
 };
 
@@ -29,6 +29,7 @@ use crate::{
     commands::check,
     context::{Context, Failure},
     output,
+    progress::{Progress, Unit},
 };
 
 /// Rows in one StageRates request: the most the node accepts.
@@ -67,8 +68,7 @@ struct Imported {
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     check::check_name("--carrier", &args.carrier)?;
     let file_name = args.file.display().to_string();
-    let mut progress = Progress::new();
-    let rows = check_file(&args.file, &file_name, &mut progress)?;
+    let rows = check_file(&args.file, &file_name)?;
     if rows == 0 {
         return Err(Failure::Usage(format!(
             "{file_name}: no rows under the header; nothing to import"
@@ -84,7 +84,13 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         id: &import_id,
         owner: &owner,
     };
-    let sent = send_file(context, &args, &file_name, import, rows, &mut progress).await;
+    let mut progress = Progress::new(
+        &format!("sending {file_name}"),
+        rows,
+        Unit::Items("rows"),
+        false,
+    );
+    let sent = send_file(context, &args, &file_name, import, &mut progress).await;
     progress.finish();
     let sent = sent?;
     if sent != rows {
@@ -144,7 +150,6 @@ async fn send_file(
     args: &Args,
     file_name: &str,
     import: Import<'_>,
-    rows: u64,
     progress: &mut Progress,
 ) -> Result<u64, Failure> {
     let mut reader = open(&args.file, file_name).map_err(|failure| match failure {
@@ -160,10 +165,7 @@ async fn send_file(
             let rates = std::mem::replace(&mut chunk, Vec::with_capacity(ROWS_PER_CHUNK));
             sent += rates.len() as u64;
             stage(context, &args.carrier, import, rates, first_line).await?;
-            progress.show(format_args!(
-                "sending {file_name}: {sent}/{rows} rows ({}%)",
-                sent * 100 / rows.max(1)
-            ));
+            progress.set(sent);
         }
         match row {
             None => return Ok(sent),
@@ -196,8 +198,14 @@ fn located(file_name: &str, error: &RateCsvError) -> String {
 }
 
 /// The first pass: every row checked, every bad one reported. Returns the number of rows.
-fn check_file(path: &Path, file_name: &str, progress: &mut Progress) -> Result<u64, Failure> {
+fn check_file(path: &Path, file_name: &str) -> Result<u64, Failure> {
     let reader = open(path, file_name)?;
+    let mut progress = Progress::new(
+        &format!("checking {file_name}"),
+        0,
+        Unit::Items("rows"),
+        false,
+    );
     let mut rows = 0_u64;
     let mut next_progress_at = CHECK_PROGRESS_EVERY_ROWS;
     let mut bad_rows = 0_usize;
@@ -207,21 +215,20 @@ fn check_file(path: &Path, file_name: &str, progress: &mut Progress) -> Result<u
             Ok(_) => {
                 rows += 1;
                 if rows == next_progress_at {
-                    progress.show(format_args!("checking {file_name}: {rows} rows"));
+                    progress.set(rows);
                     next_progress_at += CHECK_PROGRESS_EVERY_ROWS;
                 }
             }
             Err(error) => {
                 bad_rows += 1;
                 if bad_rows <= MAX_REPORTED_ERRORS {
-                    progress.clear();
                     // Nothing better to do when standard error itself fails.
-                    let _ = writeln!(stderr, "{}", located(file_name, &error));
+                    progress.suspend(|| writeln!(stderr, "{}", located(file_name, &error)).ok());
                 }
             }
         }
     }
-    progress.clear();
+    progress.finish();
     if bad_rows > MAX_REPORTED_ERRORS {
         let _ = writeln!(
             stderr,
@@ -263,42 +270,4 @@ async fn stage(
             ))
         })?;
     Ok(())
-}
-
-/// A one-line progress indicator on standard error, rewritten in place; silent when standard
-/// error is not a terminal (a log file or a pipe gets no carriage returns).
-struct Progress {
-    enabled: bool,
-    /// Whether a progress line is on screen, to be cleared before other output.
-    showing: bool,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            enabled: std::io::stderr().is_terminal(),
-            showing: false,
-        }
-    }
-
-    fn show(&mut self, text: std::fmt::Arguments<'_>) {
-        if self.enabled {
-            let _ = write!(std::io::stderr(), "\r\x1b[K{text}");
-            self.showing = true;
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.showing {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
-            self.showing = false;
-        }
-    }
-
-    fn finish(&mut self) {
-        if self.showing {
-            let _ = writeln!(std::io::stderr());
-            self.showing = false;
-        }
-    }
 }
