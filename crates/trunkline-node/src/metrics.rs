@@ -317,6 +317,8 @@ pub struct MetricsEndpoint {
     data_dir: PathBuf,
     /// Scrapes rendered at once; more are answered 429.
     rendering: Semaphore,
+    /// When the process started, unix seconds (about: when this endpoint was made).
+    started_s: f64,
 }
 
 /// Scrapes rendered at once on one node.
@@ -335,27 +337,32 @@ impl MetricsEndpoint {
             recorder,
             data_dir,
             rendering: Semaphore::new(MAX_CONCURRENT_SCRAPES),
+            started_s: now_ms() as f64 / 1e3,
         }
     }
 
     /// Every metric, in Prometheus's text format.
     pub async fn render(&self) -> String {
         let data_dir = self.data_dir.clone();
-        // Walking the folder and statvfs block: off the runtime's threads.
-        let disk = tokio::task::spawn_blocking(move || {
+        // Walking the folder, statvfs and /proc block: off the runtime's threads.
+        let (disk, process) = tokio::task::spawn_blocking(move || {
             (
-                trunkline_store::folder_bytes(&data_dir),
-                trunkline_store::free_space(&data_dir).ok(),
+                (
+                    trunkline_store::folder_bytes(&data_dir),
+                    trunkline_store::free_space(&data_dir).ok(),
+                ),
+                Process::read(),
             )
         })
         .await
-        .unwrap_or((0, None));
+        .unwrap_or(((0, None), Process::default()));
         let mut out = Exposition::new();
         self.node(&mut out);
         self.requests(&mut out);
         self.raft(&mut out);
         self.state(&mut out);
         self.store(&mut out, disk);
+        process.write(&mut out, self.started_s);
         out.finish()
     }
 
@@ -769,6 +776,18 @@ impl MetricsEndpoint {
             Kind::Counter,
             counts.fraud_alerts as f64,
         );
+        out.single(
+            "trunkline_cdrs_archived_total",
+            "Call records finished and archived since the cluster began (the same on every node).",
+            Kind::Counter,
+            state.cdrs().archived() as f64,
+        );
+        out.single(
+            "trunkline_calls_open",
+            "Calls in progress: looked up and not yet ended.",
+            Kind::Gauge,
+            state.cdrs().open_count() as f64,
+        );
         let open_alerts = state
             .alerts()
             .alerts()
@@ -880,6 +899,88 @@ impl MetricsEndpoint {
                 Kind::Gauge,
                 free as f64,
             );
+        }
+        out.single(
+            "trunkline_store_disk_reserve_bytes",
+            "Free bytes the node keeps: client writes are refused below it (0: no reserve).",
+            Kind::Gauge,
+            self.cluster.disk_status().1 as f64,
+        );
+    }
+}
+
+/// The process's own figures, from /proc (Linux); absent elsewhere.
+#[derive(Debug, Default)]
+struct Process {
+    resident_bytes: Option<u64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+}
+
+impl Process {
+    fn read() -> Process {
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|value| {
+                        value
+                            .trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
+            })
+            .map(|kib| kib * 1024);
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|entries| entries.count() as u64);
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| {
+                limits
+                    .lines()
+                    .find(|line| line.starts_with("Max open files"))
+                    .and_then(|line| line.split_whitespace().nth(3))
+                    .and_then(|soft| soft.parse().ok())
+            });
+        Process {
+            resident_bytes,
+            open_fds,
+            max_fds,
+        }
+    }
+
+    fn write(&self, out: &mut Exposition, started_s: f64) {
+        out.single(
+            "process_start_time_seconds",
+            "When the process started, unix seconds.",
+            Kind::Gauge,
+            started_s,
+        );
+        for (name, help, value) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory of the process.",
+                self.resident_bytes,
+            ),
+            (
+                "process_open_fds",
+                "File descriptors the process has open.",
+                self.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "The most file descriptors the process may open.",
+                self.max_fds,
+            ),
+        ] {
+            if let Some(value) = value {
+                out.single(name, help, Kind::Gauge, value as f64);
+            }
         }
     }
 }

@@ -304,6 +304,13 @@ async fn metrics_count_what_the_node_did_in_the_prometheus_text_format() {
     assert!(before.get("trunkline_store_disk_used_bytes", &[]) > 0.0);
     assert!(before.get("trunkline_store_disk_free_bytes", &[]) > 0.0);
     assert_eq!(
+        before.get("trunkline_store_disk_reserve_bytes", &[]),
+        256.0 * 1024.0 * 1024.0
+    );
+    assert!(before.get("process_resident_memory_bytes", &[]) > 1e6);
+    assert!(before.get("process_open_fds", &[]) > 3.0);
+    assert_eq!(before.get("trunkline_calls_open", &[]), 0.0);
+    assert_eq!(
         before.get("trunkline_config_objects", &[("kind", "gateway")]),
         2.0
     );
