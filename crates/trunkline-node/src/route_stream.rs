@@ -14,6 +14,7 @@
 //! answers, and no request's task waits on the reader while holding the routing view.
 
 use std::{pin::Pin, sync::Arc};
+use tracing::Instrument;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
@@ -53,10 +54,12 @@ pub fn open(
     let requests = request.into_inner();
     let (sender, receiver) = mpsc::channel::<Ready>(limits::ROUTE_STREAM_WINDOW);
     let api = Arc::new(api.clone());
+    // The stream's RPC span (none when traces are off): each request's span is its child.
+    let stream_span = tracing::Span::current();
     tokio::spawn(async move {
         // The slot is held for as long as requests may still be read.
         let _slot = slot;
-        read_requests(api, requests, principal, sender).await;
+        read_requests(api, requests, principal, sender, stream_span).await;
     });
     let answers = ReceiverStream::new(receiver).map(|(answer, permit)| {
         drop(permit);
@@ -72,6 +75,7 @@ async fn read_requests(
     mut requests: Streaming<proto::RouteStreamRequest>,
     principal: Option<Principal>,
     sender: mpsc::Sender<Ready>,
+    stream_span: tracing::Span,
 ) {
     let window = Arc::new(Semaphore::new(limits::ROUTE_STREAM_WINDOW));
     loop {
@@ -90,12 +94,23 @@ async fn read_requests(
         match request {
             Ok(Some(request)) => {
                 let (api, principal, sender) = (api.clone(), principal.clone(), sender.clone());
-                tokio::spawn(async move {
-                    let answer = answer(&api, request, &principal).await;
-                    // The channel holds a whole window, so this never waits; it fails only
-                    // when the client has gone.
-                    let _ = sender.send((Ok(answer), permit)).await;
+                let span = stream_span.in_scope(|| {
+                    crate::span!(
+                        "stream_request",
+                        id = request.id,
+                        tenant = tracing::field::Empty,
+                        call_id = tracing::field::Empty
+                    )
                 });
+                tokio::spawn(
+                    async move {
+                        let answer = answer(&api, request, &principal).await;
+                        // The channel holds a whole window, so this never waits; it fails
+                        // only when the client has gone.
+                        let _ = sender.send((Ok(answer), permit)).await;
+                    }
+                    .instrument(span),
+                );
             }
             Ok(None) => return,
             Err(status) => {

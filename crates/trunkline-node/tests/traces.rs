@@ -99,6 +99,7 @@ impl Collector {
 
 const LOOKUP_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const WRITE_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const STREAM_TRACE: &str = "5b8efff798038103d269b633813fc60c";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 fn traceparent(trace_id: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
@@ -118,7 +119,7 @@ async fn rpcs_continue_the_callers_trace_with_their_steps_as_children() {
     // Spans leave the node's batch a tenth of a second after they end.
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
     let root = tempfile::tempdir().unwrap();
-    let (_node, client) = started(root.path(), &["--insecure", "--otlp-endpoint", &endpoint]).await;
+    let (node, client) = started(root.path(), &["--insecure", "--otlp-endpoint", &endpoint]).await;
     let index = alpha_and_beta(&client).await;
 
     let lookup = proto::RouteOutboundRequest {
@@ -175,6 +176,36 @@ async fn rpcs_continue_the_callers_trace_with_their_steps_as_children() {
     let group = collector.span("group_commit", WRITE_TRACE).await;
     assert_eq!(group.parent_span_id, write.span_id);
     assert_eq!(proposal.parent_span_id, group.span_id);
+
+    // A RouteStream: each request a span of its own beneath the stream's, naming its call.
+    let mut route =
+        trunkline_api::v1::route_service_client::RouteServiceClient::new(node.channel().await);
+    let mut streamed = tonic::Request::new(tokio_stream::iter(vec![proto::RouteStreamRequest {
+        id: 7,
+        request: Some(proto::route_stream_request::Request::RouteOutbound(
+            proto::RouteOutboundRequest {
+                call_id: "streamed-call".into(),
+                ..lookup.clone()
+            },
+        )),
+    }]));
+    streamed
+        .metadata_mut()
+        .insert("traceparent", traceparent(STREAM_TRACE));
+    let mut answers = route.route_stream(streamed).await.unwrap().into_inner();
+    assert!(answers.message().await.unwrap().is_some());
+    let stream = collector
+        .span("trunkline.v1.RouteService/RouteStream", STREAM_TRACE)
+        .await;
+    let request = collector.span("stream_request", STREAM_TRACE).await;
+    assert_eq!(request.parent_span_id, stream.span_id);
+    assert_eq!(
+        attribute(&request, "call_id").as_deref(),
+        Some("streamed-call")
+    );
+    assert_eq!(attribute(&request, "tenant").as_deref(), Some("acme"));
+    let decision = collector.span("route_decision", STREAM_TRACE).await;
+    assert_eq!(decision.parent_span_id, request.span_id);
 
     assert!(collector
         .services
