@@ -341,7 +341,10 @@ fn restore(
     };
     // Everything that can be checked is, before the folder is made.
     let checked = trunkline_store::backup::check(&bytes)
-        .and_then(|checked| checked.state(keys.as_deref()).map(|_| ()));
+        .map_err(trunkline_store::backup::BackupError::from)
+        .and_then(|checked| {
+            trunkline_store::backup::state_of(&checked, keys.as_deref()).map(|_| ())
+        });
     if let Err(error) = checked {
         return refuse(format!("{}: {error}", file.display()));
     }

@@ -157,6 +157,10 @@ async fn take_backup(client: &Client) -> Vec<u8> {
 
 /// `trunkline restore`: its exit code and what it printed.
 fn restore(file: &Path, data_dir: &Path, node_id: u64) -> (i32, String) {
+    restore_with(file, data_dir, node_id, &[])
+}
+
+fn restore_with(file: &Path, data_dir: &Path, node_id: u64, extra: &[&str]) -> (i32, String) {
     let output = Command::new(trunkline_binary())
         .arg("restore")
         .arg(file)
@@ -164,6 +168,7 @@ fn restore(file: &Path, data_dir: &Path, node_id: u64) -> (i32, String) {
         .arg(data_dir)
         .args(["--node-id", &node_id.to_string()])
         .args(["--cluster-name", CLUSTER_NAME])
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -351,5 +356,55 @@ async fn a_backup_taken_under_load_restores_into_a_new_cluster_with_everything_a
     assert_eq!(
         value_at(&fresh.client(), key, *index).await.as_deref(),
         Some(value.as_str())
+    );
+}
+
+const KEY: &str = "7 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+const WRONG_KEY: &str = "7 ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealed_backup_restores_only_with_its_key_into_a_sealed_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let keys = root.path().join("keys");
+    std::fs::write(&keys, KEY).unwrap();
+    let wrong = root.path().join("wrong-keys");
+    std::fs::write(&wrong, WRONG_KEY).unwrap();
+    let key_arg = ["--encryption-key-file", keys.to_str().unwrap()];
+    let mut args = vec!["--insecure"];
+    args.extend(key_arg);
+    let (mut node, client) = started(root.path(), &args).await;
+    let written = set(&client, "sealed/number", "+14155559876").await.unwrap();
+    let bytes = take_backup(&client).await;
+    node.kill();
+    let file = root.path().join("sealed.backup");
+    std::fs::write(&file, &bytes).unwrap();
+    assert!(!bytes
+        .windows(b"+14155559876".len())
+        .any(|window| window == b"+14155559876"));
+
+    let target = root.path().join("node-9");
+    let (code, said) = restore(&file, &target, 9);
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("sealed with key 7"), "{said}");
+    let (code, said) = restore_with(
+        &file,
+        &target,
+        9,
+        &["--encryption-key-file", wrong.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("does not open"), "{said}");
+    assert!(!target.exists());
+
+    let (code, said) = restore_with(&file, &target, 9, &key_arg);
+    assert_eq!(code, 0, "{said}");
+    let restored = TestNode::start(root.path(), 9, &args);
+    let client = restored.client();
+    wait_for_leader(&client, Duration::from_secs(10)).await;
+    assert_eq!(
+        value_at(&client, "sealed/number", written.applied_index)
+            .await
+            .as_deref(),
+        Some("+14155559876")
     );
 }

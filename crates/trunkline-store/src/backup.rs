@@ -6,64 +6,26 @@
 //! published [`AppliedState`] (never a state half-way through an entry). Finished call
 //! records live in the archive beside the state, not in it, and are not in a backup.
 //!
-//! The file:
-//!
-//! ```text
-//! "TLBACKUP"  u32 format (LE)  u32 header length (LE)  header (JSON)  state  SHA-256 of all before
-//! ```
-//!
-//! The state is the snapshot encoding ([`codec`]: versioned, CRC-checked), sealed with the
-//! node's newest key when the node has keys (encryption at rest), so a backup is as secret as
-//! the data folder it came from. The digest at the end catches any damaged or truncated byte
-//! before anything is decoded.
+//! The file's framing is the core's ([`trunkline_core::backup`]: magic, format, a JSON header,
+//! a SHA-256 of everything); here is the state inside it: the snapshot encoding ([`codec`]:
+//! versioned, CRC-checked), sealed with the node's newest key when the node has keys
+//! (encryption at rest), so a backup is as secret as the data folder it came from.
 
 use std::io::Cursor;
 use std::path::Path;
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{Membership, SnapshotMeta, StoredMembership, Vote};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+pub use trunkline_core::backup::{check, BackupHeader, CheckedBackup, Contents};
 
 use crate::seal::{self, KeyRing};
 use crate::{codec, AppliedState, Identity, Node, NodeId, Store, StoreError};
 
-/// The first bytes of every backup file.
-pub const MAGIC: &[u8; 8] = b"TLBACKUP";
-/// The format this build writes and reads.
-pub const FORMAT: u32 = 1;
-const DIGEST_BYTES: usize = 32;
-/// Largest header accepted: it is a few hundred bytes of JSON.
-const MAX_HEADER_BYTES: u32 = 64 * 1024;
-
-/// What a backup says about itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupHeader {
-    /// The cluster and node it was taken from.
-    pub cluster_name: String,
-    pub node_id: NodeId,
-    /// Wall-clock time it was taken, unix milliseconds.
-    pub taken_ms: u64,
-    /// The last log entry in the state: its index and term.
-    pub index: u64,
-    pub term: u64,
-    /// Bytes of the (sealed) state that follows the header.
-    pub state_bytes: u64,
-    /// The key the state is sealed with; `None`: not sealed.
-    pub sealed_with: Option<u32>,
-    /// The build that wrote it.
-    pub version: String,
-}
-
-/// Why a backup file can't be used.
+/// Why a backup can't be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("not a Trunkline backup (it does not start with TLBACKUP)")]
-    Foreign,
-    #[error("backup format {0} is not one this build reads (it reads format {FORMAT})")]
-    Format(u32),
-    #[error("the backup is truncated: {0}")]
-    Truncated(String),
+    #[error(transparent)]
+    File(#[from] trunkline_core::backup::BackupError),
     #[error("the backup is damaged: {0}")]
     Damaged(String),
     #[error("{0}")]
@@ -96,123 +58,54 @@ pub fn encode(
         taken_ms,
         index: last.map_or(0, |log_id| log_id.index),
         term: last.map_or(0, |log_id| log_id.leader_id.term),
-        state_bytes: state.len() as u64,
+        state_bytes: 0,
         sealed_with,
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        contents: Contents::of(&applied.state),
     };
-    let header = serde_json::to_vec(&header)
-        .map_err(|error| BackupError::Damaged(format!("can't encode the header: {error}")))?;
-    let header_len = u32::try_from(header.len())
-        .map_err(|_| BackupError::Damaged("the header is too long".to_owned()))?;
-    let mut file = Vec::with_capacity(MAGIC.len() + 8 + header.len() + state.len() + DIGEST_BYTES);
-    file.extend_from_slice(MAGIC);
-    file.extend_from_slice(&FORMAT.to_le_bytes());
-    file.extend_from_slice(&header_len.to_le_bytes());
-    file.extend_from_slice(&header);
-    file.extend_from_slice(&state);
-    let digest = Sha256::digest(&file);
-    file.extend_from_slice(&digest);
-    Ok(file)
+    Ok(trunkline_core::backup::frame(header, &state)?)
 }
 
-/// A backup whose bytes are whole (digest checked), its header read.
-#[derive(Debug)]
-pub struct CheckedBackup<'a> {
-    pub header: BackupHeader,
-    state: &'a [u8],
-}
-
-/// Checks a backup file's framing and digest and reads its header, without decoding the state
-/// (which may need keys).
-pub fn check(file: &[u8]) -> Result<CheckedBackup<'_>, BackupError> {
-    if file.len() < MAGIC.len() || &file[..MAGIC.len()] != MAGIC {
-        return Err(BackupError::Foreign);
-    }
-    let fixed = MAGIC.len() + 8;
-    if file.len() < fixed + DIGEST_BYTES {
-        return Err(BackupError::Truncated(format!(
-            "{} bytes is shorter than any backup",
-            file.len()
-        )));
-    }
-    let word = |at: usize| {
-        let mut bytes = [0u8; 4];
-        bytes.copy_from_slice(&file[at..at + 4]);
-        u32::from_le_bytes(bytes)
+/// Decodes a checked backup's state, opening it with `keys` when it is sealed.
+pub fn state_of(
+    checked: &CheckedBackup<'_>,
+    keys: Option<&KeyRing>,
+) -> Result<AppliedState, BackupError> {
+    let plain = match (checked.header.sealed_with, keys) {
+        (None, _) => std::borrow::Cow::Borrowed(checked.state),
+        (Some(id), None) => {
+            return Err(BackupError::Keys(format!(
+                "the backup is sealed with key {id}: give the key file that holds it \
+                 (--encryption-key-file)"
+            )))
+        }
+        (Some(_), Some(keys)) => std::borrow::Cow::Owned(
+            keys.open(checked.state)
+                .map_err(|reason| BackupError::Keys(format!("can't open the backup: {reason}")))?,
+        ),
     };
-    let format = word(MAGIC.len());
-    if format != FORMAT {
-        return Err(BackupError::Format(format));
-    }
-    let header_len = word(MAGIC.len() + 4);
-    if header_len > MAX_HEADER_BYTES {
-        return Err(BackupError::Damaged(format!(
-            "its header claims {header_len} bytes"
-        )));
-    }
-    let body_end = file.len() - DIGEST_BYTES;
-    let header_end = fixed + header_len as usize;
-    if header_end > body_end {
-        return Err(BackupError::Truncated(
-            "it ends inside its header".to_owned(),
-        ));
-    }
-    // The digest first: nothing of a damaged file is trusted, the header included.
-    let digest = Sha256::digest(&file[..body_end]);
-    if digest.as_slice() != &file[body_end..] {
+    if checked.header.sealed_with.is_none() && seal::key_id_of(&plain).is_some() {
         return Err(BackupError::Damaged(
-            "its SHA-256 does not match its content (a damaged, truncated or altered file)"
-                .to_owned(),
+            "its header says it is not sealed but its state is".to_owned(),
         ));
     }
-    let header: BackupHeader = serde_json::from_slice(&file[fixed..header_end])
-        .map_err(|error| BackupError::Damaged(format!("its header is unreadable: {error}")))?;
-    let state = &file[header_end..body_end];
-    if state.len() as u64 != header.state_bytes {
-        return Err(BackupError::Truncated(format!(
-            "its header says {} bytes of state, it holds {}",
-            header.state_bytes,
-            state.len()
+    let applied: AppliedState = codec::decode(&plain)
+        .map_err(|error| BackupError::Damaged(format!("its state is unreadable: {error}")))?;
+    let last = applied.last_applied;
+    if last.map_or(0, |log_id| log_id.index) != checked.header.index
+        || last.map_or(0, |log_id| log_id.leader_id.term) != checked.header.term
+    {
+        return Err(BackupError::Damaged(format!(
+            "its header says index {} term {}, its state ends at {last:?}",
+            checked.header.index, checked.header.term
         )));
     }
-    Ok(CheckedBackup { header, state })
-}
-
-impl CheckedBackup<'_> {
-    /// Decodes the state, opening it with `keys` when it is sealed.
-    pub fn state(&self, keys: Option<&KeyRing>) -> Result<AppliedState, BackupError> {
-        let plain = match (self.header.sealed_with, keys) {
-            (None, _) => std::borrow::Cow::Borrowed(self.state),
-            (Some(id), None) => {
-                return Err(BackupError::Keys(format!(
-                    "the backup is sealed with key {id}: give the key file that holds it \
-                     (--keys-file)"
-                )))
-            }
-            (Some(_), Some(keys)) => {
-                std::borrow::Cow::Owned(keys.open(self.state).map_err(|reason| {
-                    BackupError::Keys(format!("can't open the backup: {reason}"))
-                })?)
-            }
-        };
-        if self.header.sealed_with.is_none() && seal::key_id_of(&plain).is_some() {
-            return Err(BackupError::Damaged(
-                "its header says it is not sealed but its state is".to_owned(),
-            ));
-        }
-        let applied: AppliedState = codec::decode(&plain)
-            .map_err(|error| BackupError::Damaged(format!("its state is unreadable: {error}")))?;
-        let last = applied.last_applied;
-        if last.map_or(0, |log_id| log_id.index) != self.header.index
-            || last.map_or(0, |log_id| log_id.leader_id.term) != self.header.term
-        {
-            return Err(BackupError::Damaged(format!(
-                "its header says index {} term {}, its state ends at {last:?}",
-                self.header.index, self.header.term
-            )));
-        }
-        Ok(applied)
+    if Contents::of(&applied.state) != checked.header.contents {
+        return Err(BackupError::Damaged(
+            "its state does not hold what its header counts".to_owned(),
+        ));
     }
+    Ok(applied)
 }
 
 /// What [`restore`] made.
@@ -235,7 +128,7 @@ pub async fn restore(
     keys: Option<std::sync::Arc<KeyRing>>,
 ) -> Result<Restored, BackupError> {
     let checked = check(file)?;
-    let applied = checked.state(keys.as_deref())?;
+    let applied = state_of(&checked, keys.as_deref())?;
     let index = first_node_from(applied, data_dir, identity, Node::default(), keys, 0).await?;
     Ok(Restored {
         header: checked.header,

@@ -1,15 +1,15 @@
 //! `trunkctl backup FILE` and `trunkctl backup verify FILE`: a node's applied state saved to
 //! a file (streamed from the first endpoint that answers, written beside FILE, checked, then
 //! renamed into place, so FILE is either a whole, checked backup or absent), and the check of
-//! a file's framing, digest and (with the key file, for a sealed one) its whole content.
+//! a file's framing, SHA-256 and header (the core's reader: trunkctl knows no store). The
+//! state itself is decoded, and opened with the key when sealed, by `trunkline restore`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use trunkline_client::{proto, Retry};
-use trunkline_store::backup::{self, BackupHeader};
-use trunkline_store::seal::KeyRing;
+use trunkline_core::backup::{self, BackupHeader};
 
 use crate::{
     context::{Context, Failure},
@@ -28,14 +28,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Check a backup file: its framing and SHA-256, and with the key file (for a sealed
-    /// backup) every byte of its state. Exit code 3 when it is not usable.
-    Verify {
-        file: PathBuf,
-        /// The node's encryption key file (`ID HEX` lines), to open a sealed backup.
-        #[arg(long, value_name = "FILE")]
-        encryption_key_file: Option<PathBuf>,
-    },
+    /// Check a backup file: its framing, its SHA-256 over every byte, and its header (what
+    /// it holds). Exit code 3 when it is not usable.
+    Verify { file: PathBuf },
 }
 
 /// What a backup holds, as printed after taking or verifying one.
@@ -45,31 +40,11 @@ struct Summary {
     bytes: u64,
     #[serde(flatten)]
     header: BackupHeader,
-    /// Counts of what the state holds; `None` when a sealed backup was checked without keys.
-    contents: Option<Contents>,
-}
-
-#[derive(Serialize)]
-struct Contents {
-    settings: usize,
-    tenants: usize,
-    carriers: usize,
-    gateways: usize,
-    rate_rows: usize,
-    dids: usize,
-    devices: usize,
-    edges: usize,
 }
 
 pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
     match (args.command, args.file) {
-        (
-            Some(Command::Verify {
-                file,
-                encryption_key_file,
-            }),
-            _,
-        ) => verify(&file, encryption_key_file.as_deref(), context),
+        (Some(Command::Verify { file }), _) => verify(&file, context),
         (None, Some(file)) => take(&file, context).await,
         (None, None) => Err(Failure::Usage(
             "give the file to write (`trunkctl backup FILE`) or `trunkctl backup verify FILE`"
@@ -125,7 +100,6 @@ async fn take(file: &Path, context: &Context) -> Result<(), Failure> {
         file: file.display().to_string(),
         bytes: bytes.len() as u64,
         header: checked.header.clone(),
-        contents: checked.state(None).ok().map(|state| contents(&state)),
     };
     write_whole(&partial, &bytes).map_err(|error| {
         let _ = std::fs::remove_file(&partial);
@@ -142,50 +116,17 @@ async fn take(file: &Path, context: &Context) -> Result<(), Failure> {
     print(context, &summary, "backup written")
 }
 
-fn verify(file: &Path, key_file: Option<&Path>, context: &Context) -> Result<(), Failure> {
+fn verify(file: &Path, context: &Context) -> Result<(), Failure> {
     let bytes = std::fs::read(file)
         .map_err(|error| Failure::Usage(format!("can't read {}: {error}", file.display())))?;
-    let keys = key_file
-        .map(KeyRing::read)
-        .transpose()
-        .map_err(Failure::Usage)?;
-    let unusable = |error: backup::BackupError| {
-        Failure::ConditionFailed(format!("{}: {error}", file.display()))
-    };
-    let checked = backup::check(&bytes).map_err(unusable)?;
-    let contents = match (checked.header.sealed_with, &keys) {
-        (Some(id), None) => {
-            output::note(&format!(
-                "the backup is sealed with key {id}: its framing and SHA-256 were checked; \
-                 give --encryption-key-file to check its content too"
-            ));
-            None
-        }
-        _ => Some(contents(&checked.state(keys.as_ref()).map_err(unusable)?)),
-    };
+    let checked = backup::check(&bytes)
+        .map_err(|error| Failure::ConditionFailed(format!("{}: {error}", file.display())))?;
     let summary = Summary {
         file: file.display().to_string(),
         bytes: bytes.len() as u64,
         header: checked.header,
-        contents,
     };
     print(context, &summary, "backup verified")
-}
-
-fn contents(applied: &trunkline_store::AppliedState) -> Contents {
-    let state = &applied.state;
-    let routing = state.routing();
-    let inbound = state.inbound();
-    Contents {
-        settings: state.settings().len(),
-        tenants: routing.tenants().count(),
-        carriers: routing.carriers().count(),
-        gateways: routing.gateways().count(),
-        rate_rows: routing.decks().map(|(_, deck)| deck.len()).sum(),
-        dids: inbound.dids().count(),
-        devices: inbound.devices().count(),
-        edges: inbound.edges().count(),
-    }
 }
 
 fn print(context: &Context, summary: &Summary, what: &str) -> Result<(), Failure> {
@@ -205,7 +146,8 @@ fn print(context: &Context, summary: &Summary, what: &str) -> Result<(), Failure
                 None => String::new(),
             }
         );
-        if let Some(contents) = &summary.contents {
+        let contents = &header.contents;
+        {
             text.push_str(&format!(
                 "  {} settings, {} tenants, {} carriers, {} gateways, {} rate rows, {} DIDs, {} devices, {} edges\n",
                 contents.settings,
