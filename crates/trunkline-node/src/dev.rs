@@ -49,6 +49,19 @@ pub struct DevArgs {
 }
 
 impl DevArgs {
+    /// `--listen` with its port `offset` further (port 0 stays 0: a free port each).
+    fn after_listen(&self, offset: u16, what: &str) -> anyhow::Result<SocketAddr> {
+        let mut address = self.listen;
+        let port = self.listen.port();
+        if port != 0 {
+            let moved = port.checked_add(offset).ok_or_else(|| {
+                anyhow::anyhow!("--listen: port {port} leaves no room for {what} {offset} ports on")
+            })?;
+            address.set_port(moved);
+        }
+        Ok(address)
+    }
+
     pub fn config(&self) -> anyhow::Result<Config> {
         if !self.listen.ip().is_loopback() {
             anyhow::bail!(
@@ -57,36 +70,11 @@ impl DevArgs {
                 self.listen
             );
         }
-        let mut peer_addr = self.listen;
-        let port = self.listen.port();
-        if port != 0 {
-            let peer_port = port.checked_add(1).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--listen: port {port} leaves no room for the peer listener on the next port"
-                )
-            })?;
-            peer_addr.set_port(peer_port);
-        }
-        // The HTTP JSON listener (for Kamailio and scripts) on the port after the peer's.
-        let mut http_addr = self.listen;
-        if port != 0 {
-            let http_port = port.checked_add(2).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--listen: port {port} leaves no room for the HTTP listener two ports on"
-                )
-            })?;
-            http_addr.set_port(http_port);
-        }
-        // Prometheus's /metrics on the port after that.
-        let mut metrics_addr = self.listen;
-        if port != 0 {
-            let metrics_port = port.checked_add(3).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--listen: port {port} leaves no room for the metrics listener three ports on"
-                )
-            })?;
-            metrics_addr.set_port(metrics_port);
-        }
+        // The other listeners on the ports after --listen (all on free ports with port 0):
+        // peer, the HTTP JSON listener (for Kamailio and scripts), Prometheus's /metrics.
+        let peer_addr = self.after_listen(1, "the peer listener")?;
+        let http_addr = self.after_listen(2, "the HTTP listener")?;
+        let metrics_addr = self.after_listen(3, "the metrics listener")?;
         Ok(Config {
             node_id: DEV_NODE_ID,
             cluster_name: DEV_CLUSTER_NAME.to_owned(),

@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -161,24 +160,12 @@ fn restore(file: &Path, data_dir: &Path, node_id: u64) -> (i32, String) {
 }
 
 fn restore_with(file: &Path, data_dir: &Path, node_id: u64, extra: &[&str]) -> (i32, String) {
-    let output = Command::new(trunkline_binary())
-        .arg("restore")
-        .arg(file)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--node-id", &node_id.to_string()])
-        .args(["--cluster-name", CLUSTER_NAME])
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    let mut args: Vec<std::ffi::OsString> = vec!["restore".into(), file.into()];
+    args.extend(["--data-dir".into(), data_dir.into()]);
+    args.extend(["--node-id".into(), node_id.to_string().into()]);
+    args.extend(["--cluster-name".into(), CLUSTER_NAME.into()]);
+    args.extend(extra.iter().map(Into::into));
+    run_trunkline(&args)
 }
 
 #[tokio::test(flavor = "multi_thread")]

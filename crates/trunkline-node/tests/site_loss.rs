@@ -9,7 +9,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::{
@@ -19,21 +18,12 @@ use support::{
 use trunkline_client::{proto, Retry};
 
 fn force_new_cluster(data_dir: &Path) -> (i32, String) {
-    let output = Command::new(trunkline_binary())
-        .arg("recover")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--force-new-cluster")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    run_trunkline(&[
+        "recover".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "--force-new-cluster".as_ref(),
+    ])
 }
 
 /// A folder's files and their sizes, to show a refused recover changed nothing that matters.

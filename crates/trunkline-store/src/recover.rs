@@ -196,26 +196,16 @@ pub async fn inspect(
         .map_or(0, |log_id| log_id.index);
     let applied = store.reader().current();
     let mut membership = applied.membership.membership().clone();
-    let mut next = applied.last_applied.map_or(0, |log_id| log_id.index + 1);
-    while next <= last_log_index {
-        let entries = log_store
-            .try_get_log_entries(next..=last_log_index)
-            .await
-            .map_err(storage)?;
-        let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
-            return Err(StoreError::Corrupt {
-                path: data_dir.to_owned(),
-                detail: format!(
-                    "log entry {next} is missing though the log goes to {last_log_index}"
-                ),
-            });
-        };
+    let mut runs = LogRuns {
+        next: applied.last_applied.map_or(0, |log_id| log_id.index + 1),
+        to: last_log_index,
+    };
+    while let Some(entries) = runs.next(&mut log_store, data_dir).await? {
         for entry in &entries {
             if let openraft::EntryPayload::Membership(changed) = &entry.payload {
                 membership = changed.clone();
             }
         }
-        next = last + 1;
     }
     let voters = membership
         .voter_ids()
@@ -277,21 +267,16 @@ pub async fn force_new_cluster(
         .unwrap_or_default();
     let mut log_store = store.log_store();
     let mut state_machine = store.state_machine();
-    let mut next = store
-        .reader()
-        .current()
-        .last_applied
-        .map_or(0, |log_id| log_id.index + 1);
-    while next <= last_log_index {
-        let entries = log_store
-            .try_get_log_entries(next..=last_log_index)
-            .await
-            .map_err(storage)?;
-        let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
-            break;
-        };
+    let mut runs = LogRuns {
+        next: store
+            .reader()
+            .current()
+            .last_applied
+            .map_or(0, |log_id| log_id.index + 1),
+        to: last_log_index,
+    };
+    while let Some(entries) = runs.next(&mut log_store, data_dir).await? {
         state_machine.apply(entries).await.map_err(storage)?;
-        next = last + 1;
     }
     let applied = AppliedState::clone(&store.reader().current());
     drop((log_store, state_machine));
@@ -326,6 +311,39 @@ pub async fn force_new_cluster(
         }
     }
     Ok(Forced { moved_to, index })
+}
+
+/// The log's entries from `next` to `to`, a bounded run at a time (the log's read limit).
+struct LogRuns {
+    next: u64,
+    to: u64,
+}
+
+impl LogRuns {
+    async fn next(
+        &mut self,
+        log_store: &mut crate::LogStore,
+        data_dir: &Path,
+    ) -> Result<Option<Vec<openraft::Entry<crate::TypeConfig>>>, StoreError> {
+        if self.next > self.to {
+            return Ok(None);
+        }
+        let entries = log_store
+            .try_get_log_entries(self.next..=self.to)
+            .await
+            .map_err(|error| io(data_dir.to_owned(), &error.to_string()))?;
+        let Some(last) = entries.last().map(|entry| entry.log_id.index) else {
+            return Err(StoreError::Corrupt {
+                path: data_dir.to_owned(),
+                detail: format!(
+                    "log entry {} is missing though the log goes to {}",
+                    self.next, self.to
+                ),
+            });
+        };
+        self.next = last + 1;
+        Ok(Some(entries))
+    }
 }
 
 fn io(path: PathBuf, detail: &str) -> StoreError {

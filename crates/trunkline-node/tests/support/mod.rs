@@ -38,6 +38,22 @@ pub fn trunkline_binary() -> &'static str {
     env!("CARGO_BIN_EXE_trunkline")
 }
 
+/// Runs `trunkline` with `args` to its end: its exit code and everything it printed.
+pub fn run_trunkline<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
+    let output = Command::new(trunkline_binary())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
 pub struct TestNode {
     pub node_id: u64,
     pub data_dir: PathBuf,
