@@ -133,6 +133,10 @@ pub async fn call<Req: Serialize, Reply: DeserializeOwned>(
         payload: wire::encode(request)?,
     });
     message.set_timeout(timeout);
+    if matches!(which, PeerCall::Forward) {
+        // The leader's work on a forwarded request continues the caller's trace.
+        crate::telemetry::inject(message.metadata_mut());
+    }
     let call = async {
         match which {
             PeerCall::AppendEntries => client.append_entries(message).await,

@@ -353,6 +353,7 @@ impl RaftService for PeerService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         const RPC: &str = "Forward";
+        let span = crate::telemetry::forwarded_span(request.metadata());
         let opened = self.open(RPC, request)?;
         self.sent_by_member(RPC, &opened)?;
         let request: LeaderRequest = self.decode(RPC, &opened)?;
@@ -369,7 +370,7 @@ impl RaftService for PeerService {
                 return self.reply(&result);
             }
         }
-        let result = self.cluster.lead(request).await;
+        let result = tracing::Instrument::instrument(self.cluster.lead(request), span).await;
         self.reply(&result)
     }
 

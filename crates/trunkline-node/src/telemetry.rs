@@ -15,7 +15,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -161,6 +161,39 @@ pub fn rpc_span(system: &'static str, path: &str, headers: &http::HeaderMap) -> 
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
     // A span without a remote parent starts its own trace.
     let _ = span.set_parent(parent);
+    span
+}
+
+/// Writes the current span's trace context into an outgoing peer request's metadata (a
+/// write forwarded to the leader), so the leader's work continues the caller's trace.
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    if !enabled() {
+        return;
+    }
+    struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+    impl Injector for Metadata<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value.as_str()),
+            ) {
+                self.0.insert(key, value);
+            }
+        }
+    }
+    let context = Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut Metadata(metadata));
+}
+
+/// The span of a request another node forwarded here, continuing the trace its metadata
+/// carries; `Span::none()` when traces are off.
+pub fn forwarded_span(metadata: &tonic::metadata::MetadataMap) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(target: "trunkline::rpc", "forwarded", otel.kind = "server");
+    let headers = metadata.clone().into_headers();
+    let _ = span.set_parent(TraceContextPropagator::new().extract(&Headers(&headers)));
     span
 }
 

@@ -97,17 +97,12 @@ impl Collector {
     }
 }
 
-const LOOKUP_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-const WRITE_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
-const STREAM_TRACE: &str = "5b8efff798038103d269b633813fc60c";
-const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-fn traceparent(trace_id: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
-    format!("00-{trace_id}-{CALLER_SPAN}-01").parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rpcs_continue_the_callers_trace_with_their_steps_as_children() {
+/// A collector listening on a free port: it, its endpoint URL, and its server task.
+async fn collector() -> (
+    Collector,
+    String,
+    tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) {
     let collector = Collector::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -116,8 +111,24 @@ async fn rpcs_continue_the_callers_trace_with_their_steps_as_children() {
             .add_service(TraceServiceServer::new(collector.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    // Spans leave the node's batch a tenth of a second after they end.
+    // Spans leave the nodes' batches a tenth of a second after they end.
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
+    (collector, endpoint, server)
+}
+
+const LOOKUP_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const WRITE_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const STREAM_TRACE: &str = "5b8efff798038103d269b633813fc60c";
+const FORWARD_TRACE: &str = "6e0c63257de34c926f9efcd03899ddd1";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn traceparent(trace_id: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+    format!("00-{trace_id}-{CALLER_SPAN}-01").parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rpcs_continue_the_callers_trace_with_their_steps_as_children() {
+    let (collector, endpoint, server) = collector().await;
     let root = tempfile::tempdir().unwrap();
     let (node, client) = started(root.path(), &["--insecure", "--otlp-endpoint", &endpoint]).await;
     let index = alpha_and_beta(&client).await;
@@ -232,4 +243,39 @@ async fn with_log_format_json_every_log_line_is_a_json_object() {
     }
     // The unauthenticated-mode warning every --no-auth node logs, as an object.
     assert!(log.contains("\"level\":\"WARN\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_forwarded_to_the_leader_continues_the_callers_trace_there() {
+    let _serial = serial();
+    let (collector, endpoint, server) = collector().await;
+    let mut extra = vec!["--insecure", "--otlp-endpoint", endpoint.as_str()];
+    extra.extend(FAST_RAFT);
+    let cluster = TestCluster::start(2, &extra).await;
+    let leader = cluster.leader().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let write = proto::SetSettingRequest {
+        key: "forwarded/key".into(),
+        value: "v".into(),
+    };
+    cluster
+        .get(follower)
+        .client()
+        .admin(Retry::NotSent, |mut admin| {
+            let mut request = tonic::Request::new(write.clone());
+            request
+                .metadata_mut()
+                .insert("traceparent", traceparent(FORWARD_TRACE));
+            async move { admin.set_setting(request).await }
+        })
+        .await
+        .unwrap();
+    // On the follower: the RPC, its write, the batch, the forwarding; on the leader: the
+    // forwarded request beneath the forwarding, and the proposal beneath that.
+    let forward = collector.span("forward_to_leader", FORWARD_TRACE).await;
+    let forwarded = collector.span("forwarded", FORWARD_TRACE).await;
+    assert_eq!(forwarded.parent_span_id, forward.span_id);
+    let proposal = collector.span("raft_propose", FORWARD_TRACE).await;
+    assert_eq!(proposal.parent_span_id, forwarded.span_id);
+    server.abort();
 }
