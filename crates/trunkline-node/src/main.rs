@@ -186,11 +186,8 @@ fn recover(
     forget_vote: bool,
     key_file: Option<&std::path::Path>,
 ) -> ExitCode {
-    let keys = match key_file
-        .map(trunkline_store::seal::KeyRing::read)
-        .transpose()
-    {
-        Ok(keys) => keys.map(std::sync::Arc::new),
+    let keys = match read_keys(key_file) {
+        Ok(keys) => keys,
         Err(reason) => {
             eprintln!("trunkline: recover: {reason}; nothing was changed");
             return ExitCode::from(2);
@@ -232,11 +229,8 @@ fn recover_new_cluster(data_dir: &std::path::Path, key_file: Option<&std::path::
         eprintln!("trunkline: recover --force-new-cluster: {message}; nothing was changed");
         ExitCode::from(2)
     };
-    let keys = match key_file
-        .map(trunkline_store::seal::KeyRing::read)
-        .transpose()
-    {
-        Ok(keys) => keys.map(std::sync::Arc::new),
+    let keys = match read_keys(key_file) {
+        Ok(keys) => keys,
         Err(reason) => return refuse(reason),
     };
     let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
@@ -312,6 +306,16 @@ fn recover_new_cluster(data_dir: &std::path::Path, key_file: Option<&std::path::
     })
 }
 
+/// The keys of `key_file` (`ID HEX` lines), or why they can't be read.
+fn read_keys(
+    key_file: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<trunkline_store::seal::KeyRing>>, String> {
+    key_file
+        .map(trunkline_store::seal::KeyRing::read)
+        .transpose()
+        .map(|keys| keys.map(std::sync::Arc::new))
+}
+
 fn restore(
     file: &std::path::Path,
     data_dir: &std::path::Path,
@@ -328,26 +332,14 @@ fn restore(
     {
         return refuse(error.to_string());
     }
-    let keys = match key_file
-        .map(trunkline_store::seal::KeyRing::read)
-        .transpose()
-    {
-        Ok(keys) => keys.map(std::sync::Arc::new),
+    let keys = match read_keys(key_file) {
+        Ok(keys) => keys,
         Err(reason) => return refuse(reason),
     };
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
         Err(error) => return refuse(format!("can't read {}: {error}", file.display())),
     };
-    // Everything that can be checked is, before the folder is made.
-    let checked = trunkline_store::backup::check(&bytes)
-        .map_err(trunkline_store::backup::BackupError::from)
-        .and_then(|checked| {
-            trunkline_store::backup::state_of(&checked, keys.as_deref()).map(|_| ())
-        });
-    if let Err(error) = checked {
-        return refuse(format!("{}: {error}", file.display()));
-    }
     let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
@@ -374,11 +366,14 @@ fn restore(
             );
             ExitCode::SUCCESS
         }
+        // The file and the folder are checked, and the state decoded, before the folder is
+        // made: these change nothing.
         Err(error @ trunkline_store::backup::BackupError::NotEmpty(_)) => refuse(error.to_string()),
-        Err(error) => {
+        Err(trunkline_store::backup::BackupError::Store(error)) => {
             eprintln!("trunkline: restore: {error}");
             ExitCode::FAILURE
         }
+        Err(error) => refuse(format!("{}: {error}", file.display())),
     }
 }
 

@@ -123,11 +123,9 @@ pub struct NodeMetrics {
     /// Calls of tenants with limits admitted and refused.
     admitted: Counter,
     admission_refused: Counter,
-    /// Events counted from the replicated event log, from where the first scrape found it.
-    events: Mutex<EventCounts>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct EventCounts {
     /// The newest event index counted; `None` before the first scrape.
     last_index: Option<u64>,
@@ -181,7 +179,6 @@ impl Default for NodeMetrics {
             raft_seen: Mutex::new((0, None)),
             admitted: Counter::new(),
             admission_refused: Counter::new(),
-            events: Mutex::new(EventCounts::default()),
         }
     }
 }
@@ -192,22 +189,15 @@ impl std::fmt::Debug for NodeMetrics {
     }
 }
 
-fn rpc_slot(rpc: Rpc) -> usize {
-    RPCS.iter().position(|known| *known == rpc).unwrap_or(0)
-}
-
-fn outcome_slot(outcome: Outcome) -> usize {
-    OUTCOMES
-        .iter()
-        .position(|known| *known == outcome)
-        .unwrap_or(0)
+/// A call's histogram among `requests`: by RPC, then outcome (the enums' order).
+fn request_slot(rpc: Rpc, outcome: Outcome) -> usize {
+    rpc as usize * OUTCOMES.len() + outcome as usize
 }
 
 impl NodeMetrics {
     /// One call of the route service, from when it was received.
     pub fn request(&self, rpc: Rpc, outcome: Outcome, started: Instant) {
-        let slot = rpc_slot(rpc) * OUTCOMES.len() + outcome_slot(outcome);
-        if let Some(histogram) = self.requests.get(slot) {
+        if let Some(histogram) = self.requests.get(request_slot(rpc, outcome)) {
             histogram.observe(started.elapsed());
         }
     }
@@ -319,6 +309,8 @@ pub struct MetricsEndpoint {
     rendering: Semaphore,
     /// When the process started, unix seconds (about: when this endpoint was made).
     started_s: f64,
+    /// Events counted from the replicated event log, from where the first scrape found it.
+    events: Mutex<EventCounts>,
 }
 
 /// Scrapes rendered at once on one node.
@@ -338,30 +330,34 @@ impl MetricsEndpoint {
             data_dir,
             rendering: Semaphore::new(MAX_CONCURRENT_SCRAPES),
             started_s: now_ms() as f64 / 1e3,
+            events: Mutex::new(EventCounts::default()),
         }
     }
 
     /// Every metric, in Prometheus's text format.
     pub async fn render(&self) -> String {
         let data_dir = self.data_dir.clone();
+        let cluster = self.cluster.clone();
         // Walking the folder, statvfs and /proc block: off the runtime's threads.
         let (disk, process) = tokio::task::spawn_blocking(move || {
+            let (free, reserve) = cluster.disk_status();
             (
-                (
-                    trunkline_store::folder_bytes(&data_dir),
-                    trunkline_store::free_space(&data_dir).ok(),
-                ),
+                Disk {
+                    used: trunkline_store::folder_bytes(&data_dir),
+                    free,
+                    reserve,
+                },
                 Process::read(),
             )
         })
         .await
-        .unwrap_or(((0, None), Process::default()));
+        .unwrap_or_default();
         let mut out = Exposition::new();
         self.node(&mut out);
         self.requests(&mut out);
         self.raft(&mut out);
         self.state(&mut out);
-        self.store(&mut out, disk);
+        self.store(&mut out, &disk);
         process.write(&mut out, self.started_s);
         out.finish()
     }
@@ -394,8 +390,7 @@ impl MetricsEndpoint {
         );
         for rpc in RPCS {
             for outcome in OUTCOMES {
-                let slot = rpc_slot(rpc) * OUTCOMES.len() + outcome_slot(outcome);
-                if let Some(histogram) = metrics.requests.get(slot) {
+                if let Some(histogram) = metrics.requests.get(request_slot(rpc, outcome)) {
                     out.histogram(
                         "trunkline_route_request_duration_seconds",
                         &[("rpc", rpc.as_str()), ("outcome", outcome.as_str())],
@@ -853,13 +848,8 @@ impl MetricsEndpoint {
 
     /// Counts the events applied since the last scrape (from the first scrape on: what was
     /// in the log before it is history, not this process's count).
-    fn count_events(&self, log: &trunkline_core::events::EventLog) -> EventCountsView {
-        let mut counts = self
-            .cluster
-            .meters
-            .events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    fn count_events(&self, log: &trunkline_core::events::EventLog) -> EventCounts {
+        let mut counts = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         let newest = log.iter().next_back().map_or(0, |event| event.index);
         match counts.last_index {
             None => counts.last_index = Some(newest),
@@ -878,21 +868,17 @@ impl MetricsEndpoint {
                 counts.last_index = Some(newest.max(last));
             }
         }
-        EventCountsView {
-            transitions: counts.transitions,
-            security_alerts: counts.security_alerts,
-            fraud_alerts: counts.fraud_alerts,
-        }
+        counts.clone()
     }
 
-    fn store(&self, out: &mut Exposition, (used, free): (u64, Option<u64>)) {
+    fn store(&self, out: &mut Exposition, disk: &Disk) {
         out.single(
             "trunkline_store_disk_used_bytes",
             "Bytes of every file in the data folder (sled, snapshots, the call record archive).",
             Kind::Gauge,
-            used as f64,
+            disk.used as f64,
         );
-        if let Some(free) = free {
+        if let Some(free) = disk.free {
             out.single(
                 "trunkline_store_disk_free_bytes",
                 "Bytes free for the node on the data folder's disk.",
@@ -904,9 +890,17 @@ impl MetricsEndpoint {
             "trunkline_store_disk_reserve_bytes",
             "Free bytes the node keeps: client writes are refused below it (0: no reserve).",
             Kind::Gauge,
-            self.cluster.disk_status().1 as f64,
+            disk.reserve as f64,
         );
     }
+}
+
+/// The data folder's disk: bytes the folder holds, free (`None`: unknown), the reserve.
+#[derive(Debug, Default)]
+struct Disk {
+    used: u64,
+    free: Option<u64>,
+    reserve: u64,
 }
 
 /// The process's own figures, from /proc (Linux); absent elsewhere.
@@ -983,12 +977,6 @@ impl Process {
             }
         }
     }
-}
-
-struct EventCountsView {
-    transitions: [[u64; 3]; 2],
-    security_alerts: u64,
-    fraud_alerts: u64,
 }
 
 impl Handler for MetricsEndpoint {

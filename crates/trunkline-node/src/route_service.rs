@@ -379,47 +379,48 @@ impl RouteService for RouteApi {
         &self,
         request: Request<proto::ReportCallEndRequest>,
     ) -> Result<Response<proto::ReportCallEndResponse>, Status> {
-        let started = Instant::now();
         crate::telemetry::record_call("", &request.get_ref().call_id);
-        let answered = self.serve_report_call_end(request).await;
-        self.cluster
-            .meters
-            .request(Rpc::ReportCallEnd, plain_outcome(&answered), started);
-        answered
+        self.measured(Rpc::ReportCallEnd, self.serve_report_call_end(request))
+            .await
     }
 
     async fn report_registration(
         &self,
         request: Request<proto::ReportRegistrationRequest>,
     ) -> Result<Response<proto::ReportRegistrationResponse>, Status> {
-        let started = Instant::now();
-        let answered = self.serve_report_registration(request).await;
-        self.cluster
-            .meters
-            .request(Rpc::ReportRegistration, plain_outcome(&answered), started);
-        answered
+        self.measured(
+            Rpc::ReportRegistration,
+            self.serve_report_registration(request),
+        )
+        .await
     }
 
     async fn route_inbound(
         &self,
         request: Request<proto::RouteInboundRequest>,
     ) -> Result<Response<proto::RouteInboundResponse>, Status> {
-        let started = Instant::now();
         crate::telemetry::record_call("", &request.get_ref().call_id);
-        let answered = self.serve_route_inbound(request).await;
-        self.cluster
-            .meters
-            .request(Rpc::RouteInbound, plain_outcome(&answered), started);
-        answered
+        self.measured(Rpc::RouteInbound, self.serve_route_inbound(request))
+            .await
     }
 }
 
-/// The outcome label of a call that answers or fails, and has no refusal of its own.
-fn plain_outcome<T>(answered: &Result<T, Status>) -> Outcome {
-    if answered.is_ok() {
-        Outcome::Ok
-    } else {
-        Outcome::Error
+impl RouteApi {
+    /// Runs the body of an RPC that answers or fails (no refusal of its own) and counts it.
+    async fn measured<T>(
+        &self,
+        rpc: Rpc,
+        body: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let answered = body.await;
+        let outcome = if answered.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        };
+        self.cluster.meters.request(rpc, outcome, started);
+        answered
     }
 }
 

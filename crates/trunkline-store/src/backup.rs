@@ -67,7 +67,7 @@ pub fn encode(
 }
 
 /// Decodes a checked backup's state, opening it with `keys` when it is sealed.
-pub fn state_of(
+fn state_of(
     checked: &CheckedBackup<'_>,
     keys: Option<&KeyRing>,
 ) -> Result<AppliedState, BackupError> {

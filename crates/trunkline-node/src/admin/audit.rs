@@ -76,6 +76,7 @@ impl AdminApi {
             )
         })?;
         let applied = self.cluster.reader.current();
+        let index = applied.last_applied.map_or(0, |log_id| log_id.index);
         let identity = trunkline_store::Identity {
             cluster_name: self.cluster.cluster_name.clone(),
             node_id: self.cluster.node_id,
@@ -94,10 +95,6 @@ impl AdminApi {
         .await
         .map_err(|error| Status::internal(format!("the backup task failed: {error}")))?
         .map_err(|error| Status::internal(format!("can't make the backup: {error}")))?;
-        let index = trunkline_store::backup::check(&file)
-            .map_err(|error| Status::internal(format!("the backup made is unreadable: {error}")))?
-            .header
-            .index;
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let _one_at_a_time = permit;
