@@ -88,11 +88,9 @@ fn build_index(applied: &AppliedState) -> Result<PrefixIndex, String> {
     let rows: usize = routing.decks().map(|(_, deck)| deck.len()).sum();
     let mut builder = PrefixIndexBuilder::with_capacity(rows);
     for (carrier, deck) in routing.decks() {
-        for rate in deck.iter() {
-            builder
-                .add(carrier, rate)
-                .map_err(|error| error.to_string())?;
-        }
+        builder
+            .add_deck(carrier, deck)
+            .map_err(|error| error.to_string())?;
     }
     builder.finish().map_err(|error| error.to_string())
 }

@@ -29,7 +29,7 @@ use std::{
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tonic::Status;
 use trunkline_api::v1 as proto;
-use trunkline_core::routing::Rate;
+use trunkline_core::routing::Deck;
 use trunkline_store::{AppliedState, StateReader};
 
 use crate::{convert, limits};
@@ -262,7 +262,7 @@ pub fn list_audit<S: StateSource>(
 pub fn export_rates<S: StateSource>(
     source: S,
     carrier: String,
-    deck: Option<&Arc<Vec<Rate>>>,
+    deck: Option<&Arc<Deck>>,
     permit: OwnedSemaphorePermit,
     channel_chunks: usize,
 ) -> mpsc::Receiver<Result<proto::ExportRatesChunk, Status>> {
@@ -299,7 +299,7 @@ pub fn export_rates<S: StateSource>(
 fn export_chunk(
     applied: &AppliedState,
     carrier: &str,
-    started_with: &Weak<Vec<Rate>>,
+    started_with: &Weak<Deck>,
     offset: usize,
 ) -> Option<proto::ExportRatesChunk> {
     let current = applied.state.routing().deck(carrier)?;
@@ -308,12 +308,12 @@ fn export_chunk(
     if !std::ptr::eq(started_with.as_ptr(), Arc::as_ptr(current)) {
         return None;
     }
-    let end = offset
-        .saturating_add(limits::EXPORT_CHUNK_ROWS)
-        .min(current.len());
-    let rows = current.get(offset..end).unwrap_or_default();
+    let end = offset.saturating_add(limits::EXPORT_CHUNK_ROWS);
     Some(proto::ExportRatesChunk {
-        rates: rows.iter().map(convert::rate_to_proto).collect(),
+        rates: current
+            .rows_in(offset..end)
+            .map(|row| convert::rate_to_proto(row.to_rate()))
+            .collect(),
     })
 }
 
@@ -323,7 +323,7 @@ mod tests {
 
     use trunkline_core::{
         health::{HealthCommand, Liveness, TransitionSource},
-        routing::{Carrier, Gateway, PutMode, RoutingCommand, SipUri, Translation},
+        routing::{Carrier, Gateway, PutMode, Rate, RoutingCommand, SipUri, Translation},
         Command, Request, State,
     };
 
@@ -593,7 +593,7 @@ mod tests {
         while let Some(chunk) = stream.recv().await {
             prefixes.extend(chunk.unwrap().rates.into_iter().map(|rate| rate.prefix));
         }
-        let expected: Vec<String> = deck.unwrap().iter().map(|r| r.prefix.clone()).collect();
+        let expected: Vec<String> = deck.unwrap().rates().map(|r| r.prefix).collect();
         assert_eq!(prefixes, expected);
     }
 }

@@ -149,6 +149,31 @@ mod tests {
         ));
     }
 
+    /// Snapshots and backups written while a deck was a `Vec<Rate>` must keep loading, and
+    /// a packed deck must write the same bytes.
+    #[test]
+    fn a_packed_deck_encodes_as_the_rows_it_holds() {
+        use trunkline_core::routing::{Deck, Rate};
+        let rates: Vec<Rate> = (0..300_u64)
+            .map(|n| Rate {
+                prefix: format!("0{n}"),
+                rate_micros_per_minute: n * 1_000_003,
+                connect_fee_micros: n,
+                description: if n % 3 == 0 {
+                    "Mobile".into()
+                } else {
+                    String::new()
+                },
+                effective_from_ms: (n % 5 == 0).then_some(n * 7),
+                effective_until_ms: (n % 7 == 0).then_some(u64::MAX - n),
+            })
+            .collect();
+        let deck = Deck::from_rates(&rates).unwrap();
+        let bytes = encode(&rates).unwrap();
+        assert_eq!(encode(&deck).unwrap(), bytes);
+        assert_eq!(decode::<Deck>(&bytes).unwrap(), deck);
+    }
+
     #[test]
     fn an_empty_value_is_an_error() {
         assert!(matches!(decode::<u64>(&[]), Err(StoreError::EmptyValue)));

@@ -15,12 +15,12 @@ pub fn rate_from_proto(rate: proto::Rate) -> Rate {
     }
 }
 
-pub fn rate_to_proto(rate: &Rate) -> proto::Rate {
+pub fn rate_to_proto(rate: Rate) -> proto::Rate {
     proto::Rate {
-        prefix: rate.prefix.clone(),
+        prefix: rate.prefix,
         rate_micros_per_minute: rate.rate_micros_per_minute,
         connect_fee_micros: rate.connect_fee_micros,
-        description: rate.description.clone(),
+        description: rate.description,
         effective_from_ms: rate.effective_from_ms.unwrap_or(0),
         effective_until_ms: rate.effective_until_ms.unwrap_or(0),
     }

@@ -22,7 +22,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{model::validate_name, Capability, Carrier, Gateway, GatewayHealth, Rate, Tenant};
+use super::{
+    model::validate_name, Capability, Carrier, Deck, Gateway, GatewayHealth, Rate, Tenant,
+};
 use crate::policy::{PolicyRules, PolicyScope};
 use crate::{Error, FieldError};
 
@@ -204,7 +206,7 @@ pub struct RoutingConfig {
     gateways: BTreeMap<String, Gateway>,
     drained: BTreeSet<String>,
     /// Each carrier's deck sorted by prefix, then effective_from.
-    decks: BTreeMap<String, Arc<Vec<Rate>>>,
+    decks: BTreeMap<String, Arc<Deck>>,
     staged: BTreeMap<String, StagedImport>,
     /// Bumped whenever any deck changes, so the node knows when to rebuild the prefix index.
     decks_version: u64,
@@ -381,11 +383,11 @@ impl RoutingConfig {
         combined
     }
 
-    pub fn deck(&self, carrier: &str) -> Option<&Arc<Vec<Rate>>> {
+    pub fn deck(&self, carrier: &str) -> Option<&Arc<Deck>> {
         self.decks.get(carrier)
     }
 
-    pub fn decks(&self) -> impl Iterator<Item = (&String, &Arc<Vec<Rate>>)> {
+    pub fn decks(&self) -> impl Iterator<Item = (&String, &Arc<Deck>)> {
         self.decks.iter()
     }
 
@@ -809,28 +811,12 @@ impl RoutingConfig {
             (&a.prefix, a.effective_from_ms, line_a).cmp(&(&b.prefix, b.effective_from_ms, line_b))
         });
         check_overlaps(&incoming)?;
-        let incoming: Vec<Rate> = incoming.into_iter().map(|(_, rate)| rate).collect();
-        let deck = if replace {
-            incoming
-        } else {
+        // Staging checked every row, so this refuses nothing in practice.
+        let incoming = Deck::from_rates(incoming.iter().map(|(_, rate)| rate))?;
+        let deck = match self.decks.get(carrier) {
             // Merge: every prefix in the import replaces all rows of that prefix.
-            let replaced: BTreeSet<&str> =
-                incoming.iter().map(|rate| rate.prefix.as_str()).collect();
-            let mut merged: Vec<Rate> = self
-                .decks
-                .get(carrier)
-                .map(|deck| {
-                    deck.iter()
-                        .filter(|rate| !replaced.contains(rate.prefix.as_str()))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            merged.extend(incoming);
-            merged.sort_by(|a, b| {
-                (&a.prefix, a.effective_from_ms).cmp(&(&b.prefix, b.effective_from_ms))
-            });
-            merged
+            Some(current) if !replace => current.merged(&incoming),
+            _ => incoming,
         };
         if deck.len() > MAX_DECK_ROWS {
             return Err(Error::LimitReached(format!(

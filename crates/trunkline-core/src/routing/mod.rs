@@ -19,6 +19,7 @@
 
 mod classify;
 mod config;
+mod deck;
 mod model;
 mod numbers;
 mod prefix;
@@ -42,6 +43,7 @@ pub use config::{
     MAX_ROWS_PER_CHUNK, MAX_STAGED_IMPORTS, MAX_STAGED_IMPORTS_PER_OWNER, MAX_STAGED_ROWS,
     MIN_OWNER_TOKEN_CHARS, ROUTE_TOKEN_KEY_BYTES, STAGED_IMPORT_IDLE_MS, STAGED_IMPORT_TTL_MS,
 };
+pub use deck::{Deck, DeckBuilder, DeckRow, PrefixDigits, PrefixKey};
 pub use model::{
     validate_name, Capability, Carrier, DialPlan, Gateway, GatewayHealth, Rate, SipScheme, SipUri,
     Strategy, Tenant, Translation, Transport, MAX_ALLOWED_CARRIERS, MAX_DESCRIPTION_BYTES,

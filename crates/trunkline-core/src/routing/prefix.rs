@@ -43,6 +43,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::deck::{Deck, PrefixKey, LENGTH_SHIFT};
 use super::model::{validate_name, Rate, MAX_PREFIX_DIGITS};
 use crate::FieldError;
 
@@ -54,8 +55,6 @@ pub const MAX_INDEX_CARRIERS: usize = 65_536;
 /// Most matches a lookup reserves room for up front; more carriers than this still work, with
 /// the answer growing as needed.
 const MAX_MATCHES_RESERVED: usize = 64;
-/// Bit position of the prefix length in a key; 10^15 < 2^50.
-const LENGTH_SHIFT: u32 = 50;
 /// The key of an unused slot; no key is 0 because every prefix has at least one digit.
 const EMPTY_KEY: u64 = 0;
 /// Set in [`Slot::first`] when the prefix's rows are in `overflow`.
@@ -401,21 +400,54 @@ impl PrefixIndexBuilder {
 
     /// Adds one row of `carrier`'s deck, after checking it.
     pub fn add(&mut self, carrier: &str, rate: &Rate) -> Result<(), IndexError> {
-        rate.validate().map_err(|source| IndexError::InvalidRate {
+        let invalid = |source| IndexError::InvalidRate {
             carrier: carrier.to_owned(),
             prefix: rate.prefix.clone(),
             source,
+        };
+        rate.validate().map_err(invalid)?;
+        let prefix = PrefixKey::parse(&rate.prefix).ok_or_else(|| {
+            invalid(FieldError::new(
+                "prefix",
+                format!("must be 1 to {MAX_PREFIX_DIGITS} digits"),
+            ))
         })?;
+        let carrier_number = self.carrier_number(carrier)?;
+        self.push(
+            carrier_number,
+            prefix,
+            Tariff {
+                rate_micros_per_minute: rate.rate_micros_per_minute,
+                connect_fee_micros: rate.connect_fee_micros,
+                effective_from_ms: rate.effective_from_ms.unwrap_or(0),
+                effective_until_ms: rate.effective_until_ms.unwrap_or(NEVER_MS),
+            },
+        )
+    }
+
+    /// Adds every row of `carrier`'s deck; the deck's rows were checked when it was built.
+    pub fn add_deck(&mut self, carrier: &str, deck: &Deck) -> Result<(), IndexError> {
+        let carrier_number = self.carrier_number(carrier)?;
+        self.rows.reserve(deck.len().min(MAX_INDEX_ROWS));
+        for row in deck.rows() {
+            self.push(
+                carrier_number,
+                row.prefix,
+                Tariff {
+                    rate_micros_per_minute: row.rate_micros_per_minute,
+                    connect_fee_micros: row.connect_fee_micros,
+                    effective_from_ms: row.effective_from_ms.unwrap_or(0),
+                    effective_until_ms: row.effective_until_ms.unwrap_or(NEVER_MS),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, carrier: u32, prefix: PrefixKey, tariff: Tariff) -> Result<(), IndexError> {
         if self.rows.len() >= MAX_INDEX_ROWS {
             return Err(IndexError::TooManyRows);
         }
-        let carrier_number = self.carrier_number(carrier)?;
-        let tariff = Tariff {
-            rate_micros_per_minute: rate.rate_micros_per_minute,
-            connect_fee_micros: rate.connect_fee_micros,
-            effective_from_ms: rate.effective_from_ms.unwrap_or(0),
-            effective_until_ms: rate.effective_until_ms.unwrap_or(NEVER_MS),
-        };
         let tariff_number = match self.tariff_numbers.get(&tariff) {
             Some(number) => *number,
             None => {
@@ -427,13 +459,9 @@ impl PrefixIndexBuilder {
                 number
             }
         };
-        let value = rate
-            .prefix
-            .bytes()
-            .fold(0_u64, |value, byte| value * 10 + u64::from(byte - b'0'));
         self.rows.push(Row {
-            key: key(rate.prefix.len(), value),
-            carrier: carrier_number,
+            key: prefix.raw(),
+            carrier,
             tariff: tariff_number,
         });
         Ok(())
@@ -574,14 +602,12 @@ impl PrefixIndexBuilder {
 
 /// The key of a prefix of `length` digits whose decimal value is `value`.
 fn key(length: usize, value: u64) -> u64 {
-    ((length as u64) << LENGTH_SHIFT) | value
+    PrefixKey::from_parts(length, value).raw()
 }
 
 /// The prefix digits a key stands for, for messages.
 fn key_to_prefix(key: u64) -> String {
-    let length = (key >> LENGTH_SHIFT) as usize;
-    let value = key & ((1 << LENGTH_SHIFT) - 1);
-    format!("{value:0length$}")
+    PrefixKey::from_raw(key).digits().to_string()
 }
 
 /// Where the probe for `key` starts in a table of `capacity` slots: a multiplicative hash

@@ -108,8 +108,8 @@ impl Log {
             .routing()
             .deck(carrier)
             .map(|deck| {
-                deck.iter()
-                    .map(|rate| (rate.prefix.clone(), rate.rate_micros_per_minute))
+                deck.rates()
+                    .map(|rate| (rate.prefix, rate.rate_micros_per_minute))
                     .collect()
             })
             .unwrap_or_default()

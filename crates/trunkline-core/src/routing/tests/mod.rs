@@ -5,6 +5,7 @@
 
 mod classify;
 mod config;
+mod deck;
 mod model;
 mod numbers;
 mod prefix;

@@ -179,7 +179,7 @@ async fn send_file(
                 if chunk.is_empty() {
                     first_line = line;
                 }
-                chunk.push(trunkline_api::convert::rate_to_proto(&rate));
+                chunk.push(trunkline_api::convert::rate_to_proto(rate));
             }
         }
     }
