@@ -172,6 +172,16 @@ mod tests {
         let bytes = encode(&rates).unwrap();
         assert_eq!(encode(&deck).unwrap(), bytes);
         assert_eq!(decode::<Deck>(&bytes).unwrap(), deck);
+
+        // A staged chunk was the rows with their file lines.
+        let lined: Vec<(u64, Rate)> = rates
+            .into_iter()
+            .enumerate()
+            .map(|(offset, rate)| (41 + offset as u64, rate))
+            .collect();
+        let bytes = encode(&lined).unwrap();
+        let chunk = decode::<trunkline_core::routing::StagedChunk>(&bytes).unwrap();
+        assert_eq!(encode(&chunk).unwrap(), bytes);
     }
 
     #[test]

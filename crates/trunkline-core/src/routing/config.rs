@@ -23,7 +23,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    model::validate_name, Capability, Carrier, Deck, Gateway, GatewayHealth, Rate, Tenant,
+    model::validate_name, Capability, Carrier, Deck, DeckBuilder, DeckRow, Gateway, GatewayHealth,
+    Rate, Tenant,
 };
 use crate::policy::{PolicyRules, PolicyScope};
 use crate::{Error, FieldError};
@@ -181,15 +182,51 @@ pub enum RoutingResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StagedImport {
     pub carrier: String,
-    /// Each chunk's rows with their lines in the imported file. Chunks are shared, so copying
-    /// the configuration on apply never copies staged rows.
-    pub chunks: Vec<Arc<Vec<(u64, Rate)>>>,
+    /// Each chunk's rows, packed, with their lines in the imported file. Chunks are shared,
+    /// so copying the configuration on apply never copies staged rows.
+    pub chunks: Vec<Arc<StagedChunk>>,
     pub rows: u64,
     pub started_ms: u64,
     /// Log time of the last chunk: an import idle for [`STAGED_IMPORT_IDLE_MS`] may be evicted.
     pub last_chunk_ms: u64,
     /// The token the first chunk carried; never shown by reads.
     pub owner: String,
+}
+
+/// One StageRates chunk: its rows packed (in the file's order) and the file line of the
+/// first; row `n` is on line `first_line + n`. Serialised as the `(line, Rate)` pairs it once
+/// was, so snapshots taken during an import keep loading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagedChunk {
+    first_line: u64,
+    rows: Deck,
+}
+
+impl StagedChunk {
+    fn line(&self, row: usize) -> u64 {
+        self.first_line.saturating_add(row as u64)
+    }
+}
+
+impl Serialize for StagedChunk {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.rows.len()))?;
+        for (offset, row) in self.rows.rows().enumerate() {
+            seq.serialize_element(&(self.line(offset), row.to_rate()))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StagedChunk {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(u64, Rate)>::deserialize(deserializer)?;
+        let first_line = pairs.first().map_or(0, |(line, _)| *line);
+        let rows = Deck::from_rates(pairs.iter().map(|(_, rate)| rate))
+            .map_err(serde::de::Error::custom)?;
+        Ok(StagedChunk { first_line, rows })
+    }
 }
 
 impl StagedImport {
@@ -760,13 +797,11 @@ impl RoutingConfig {
                 last_chunk_ms: time_ms,
                 owner: owner.to_owned(),
             });
-        staged.chunks.push(Arc::new(
-            rates
-                .iter()
-                .enumerate()
-                .map(|(offset, rate)| (first_line.saturating_add(offset as u64), rate.clone()))
-                .collect(),
-        ));
+        // `validate` checked every row.
+        staged.chunks.push(Arc::new(StagedChunk {
+            first_line,
+            rows: Deck::from_rates(rates)?,
+        }));
         staged.rows += rates.len() as u64;
         staged.last_chunk_ms = time_ms;
         Ok(RoutingResponse::Staged {
@@ -802,17 +837,30 @@ impl RoutingConfig {
         let Some(staged) = self.staged.remove(import_id) else {
             return Err(Error::not_found("import", import_id));
         };
-        let mut incoming: Vec<(u64, Rate)> = staged
+        // Every staged row as (its line, the row), sorted into deck order without copying.
+        let mut incoming: Vec<(u64, DeckRow<'_>)> = staged
             .chunks
             .iter()
-            .flat_map(|chunk| chunk.iter().cloned())
+            .flat_map(|chunk| {
+                chunk
+                    .rows
+                    .rows()
+                    .enumerate()
+                    .map(|(offset, row)| (chunk.line(offset), row))
+            })
             .collect();
         incoming.sort_by(|(line_a, a), (line_b, b)| {
-            (&a.prefix, a.effective_from_ms, line_a).cmp(&(&b.prefix, b.effective_from_ms, line_b))
+            a.prefix
+                .cmp_digits(b.prefix)
+                .then(a.effective_from_ms.cmp(&b.effective_from_ms))
+                .then(line_a.cmp(line_b))
         });
         check_overlaps(&incoming)?;
-        // Staging checked every row, so this refuses nothing in practice.
-        let incoming = Deck::from_rates(incoming.iter().map(|(_, rate)| rate))?;
+        let mut builder = DeckBuilder::with_capacity(incoming.len());
+        for (_, row) in incoming {
+            builder.push(row);
+        }
+        let incoming = builder.finish();
         let deck = match self.decks.get(carrier) {
             // Merge: every prefix in the import replaces all rows of that prefix.
             Some(current) if !replace => current.merged(&incoming),
@@ -833,7 +881,7 @@ impl RoutingConfig {
 
 /// Rows sorted by prefix then start: two rows of one prefix whose effective windows overlap
 /// are a duplicate.
-fn check_overlaps(rows: &[(u64, Rate)]) -> Result<(), Error> {
+fn check_overlaps(rows: &[(u64, DeckRow<'_>)]) -> Result<(), Error> {
     for pair in rows.windows(2) {
         let [(first_line, first), (second_line, second)] = pair else {
             continue;
@@ -849,7 +897,7 @@ fn check_overlaps(rows: &[(u64, Rate)]) -> Result<(), Error> {
                 format!(
                     "line {second_line}: duplicate prefix {} (also on line {first_line}) with an \
                      overlapping effective period",
-                    second.prefix
+                    second.prefix.digits()
                 ),
             ));
         }
