@@ -204,6 +204,7 @@ impl NodeServer {
             cluster.raft.clone(),
             log_growth,
             config.raft.snapshot_after_log_bytes,
+            cluster.reader.clone(),
         ));
         let liveness = Liveness::start(
             cluster.clone(),

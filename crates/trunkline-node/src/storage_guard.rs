@@ -98,36 +98,61 @@ const LOG_SIZE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_m
 /// (one may be refused while another is being built or installed).
 const SNAPSHOT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Log appended since the last snapshot past which a deck commit builds one at once.
+pub const SNAPSHOT_AFTER_DECK_COMMIT_BYTES: u64 = 1024 * 1024;
+
 /// Asks Raft for a snapshot whenever `threshold_bytes` of log were appended since the last
-/// one was stored (0: never; the entry-count policy still applies). Ends when Raft stops.
+/// one was stored (0: never; the entry-count policy still applies), and when a rate deck was
+/// committed with at least [`SNAPSHOT_AFTER_DECK_COMMIT_BYTES`] of log behind it: the
+/// import's chunks in the log are dead once the deck is committed, but sled holds them in
+/// memory, and a restart would stage them all again, until a snapshot lets them be purged.
+/// Ends when Raft stops.
 pub async fn snapshot_by_log_size(
     raft: Raft<TypeConfig>,
     growth: trunkline_store::LogGrowth,
     threshold_bytes: u64,
+    state: trunkline_store::StateReader,
 ) {
     if threshold_bytes == 0 {
         return;
     }
+    let decks_version = || state.current().state.routing().decks_version();
+    let after_commit_bytes = SNAPSHOT_AFTER_DECK_COMMIT_BYTES.min(threshold_bytes);
+    let mut decks_seen = decks_version();
+    let mut commit_pending = false;
     let mut asked_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(LOG_SIZE_CHECK_INTERVAL).await;
         let grown = growth.bytes_since_snapshot();
-        if grown < threshold_bytes {
+        let decks_now = decks_version();
+        if decks_now != decks_seen {
+            decks_seen = decks_now;
+            commit_pending = true;
+        }
+        let reason = if grown >= threshold_bytes {
+            "the log grew past raft.snapshot_after_log_bytes since the last snapshot"
+        } else if commit_pending && grown >= after_commit_bytes {
+            "a rate deck was committed: compacting its import out of the log"
+        } else {
+            // A commit with little log behind it (or one a snapshot already covers) leaves
+            // nothing worth compacting.
+            commit_pending = false;
             asked_at = None;
             continue;
-        }
+        };
         if asked_at.is_some_and(|at| at.elapsed() < SNAPSHOT_RETRY_AFTER) {
             continue;
         }
         tracing::info!(
             grown_bytes = grown,
             threshold_bytes,
-            "the log grew past raft.snapshot_after_log_bytes since the last snapshot: building one"
+            "{reason}: building a snapshot"
         );
         if raft.trigger().snapshot().await.is_err() {
             // The core stopped: nothing more to snapshot.
             return;
         }
+        commit_pending = false;
         asked_at = Some(tokio::time::Instant::now());
     }
 }

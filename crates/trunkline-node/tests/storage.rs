@@ -394,3 +394,77 @@ async fn a_log_grown_by_its_byte_threshold_is_snapshotted() {
     // By entry count (raft.snapshot_logs_since_last, 10,000) there would be none.
     println!("log size: snapshot at index {snapshot_index} after 40 writes of 60 KiB");
 }
+
+/// A committed deck leaves its import's chunks in the log as dead weight that sled holds in
+/// memory and a restart would stage again: the node snapshots right after the commit, far
+/// below `raft.snapshot_after_log_bytes` (64 MiB by default). Before, nothing was compacted
+/// until 64 MiB more of log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_committed_deck_is_compacted_out_of_the_log() {
+    let _serial = support::serial();
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(root.path(), 1, FAST_RAFT);
+    init_single(&node).await;
+    let client = node.client();
+    support::routing::put_carrier(&client, "bulk", vec![]).await;
+    let import_id = "compacted".to_owned();
+    let rows_per_chunk = trunkline_core::routing::MAX_ROWS_PER_CHUNK;
+    let chunks = 6;
+    for chunk in 0..chunks {
+        let rates = (0..rows_per_chunk)
+            .map(|row| proto::Rate {
+                prefix: format!("4{:08}", chunk * rows_per_chunk + row),
+                rate_micros_per_minute: 1_000 + row as u64,
+                description: "a description long enough to make the log grow".into(),
+                ..Default::default()
+            })
+            .collect();
+        let stage = proto::StageRatesRequest {
+            carrier: "bulk".into(),
+            import_id: import_id.clone(),
+            owner: support::routing::OWNER.into(),
+            rates,
+            first_line: (chunk * rows_per_chunk + 2) as u64,
+        };
+        client
+            .admin(Retry::NotSent, |mut admin| {
+                let stage = stage.clone();
+                async move { admin.stage_rates(stage).await }
+            })
+            .await
+            .unwrap();
+    }
+    let before = status(&client).await.unwrap().snapshot_index;
+    let commit = proto::CommitRatesRequest {
+        carrier: "bulk".into(),
+        import_id,
+        owner: support::routing::OWNER.into(),
+        replace: true,
+        expected_rows: (chunks * rows_per_chunk) as u64,
+    };
+    let committed_at = client
+        .admin(Retry::NotSent, |mut admin| {
+            let commit = commit.clone();
+            async move { admin.commit_rates(commit).await }
+        })
+        .await
+        .unwrap()
+        .applied_index;
+    assert!(
+        before < committed_at,
+        "a snapshot covered the commit before it was made"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let index = status(&client).await.unwrap().snapshot_index;
+        if index >= committed_at {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot covers the commit at {committed_at} (latest at {index}):\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

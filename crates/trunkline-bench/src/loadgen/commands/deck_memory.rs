@@ -5,8 +5,9 @@
 //! again (its resident memory then is the baseline: the demo's decks, no bulk deck); a deck of
 //! that many rows with random 4 to 10 digit prefixes (distinct, fixed seed) is imported into
 //! one carrier through the admin API as an operator's import goes (StageRates in chunks of
-//! 5,000 rows, then CommitRates); the node is stopped and started again, so what is measured
-//! is the state it loads (snapshot, log, prefix index, sled's cache), not the import's
+//! 5,000 rows, then CommitRates); once the node has compacted the import out of its log with
+//! a snapshot (it does after every deck commit) it is stopped and started again, so what is
+//! measured is the state it loads (snapshot, prefix index, sled's cache), not the import's
 //! garbage; its `VmRSS` above the baseline, divided by the rows, is the cost of a row. Redis,
 //! when given, gets the same rows as keys (`trunkline:rate:<prefix>` → `bulk,<rate>,0`, the
 //! layout `load-decks` uses) after a FLUSHALL, and its `used_memory` and `used_memory_rss`
@@ -256,6 +257,29 @@ async fn trunkline(
                 "the deck holds {rows} rows {COMMIT_WAIT:?} after the commit, not {}",
                 deck.len()
             );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The node compacts a committed import out of its log with a snapshot; a node restarted
+    // before that would measure the import staged again from the log, not the deck.
+    let applied = admin
+        .cluster_status(proto::ClusterStatusRequest {})
+        .await
+        .context("ClusterStatus")?
+        .into_inner()
+        .applied_index;
+    loop {
+        let snapshot = admin
+            .cluster_status(proto::ClusterStatusRequest {})
+            .await
+            .context("ClusterStatus")?
+            .into_inner()
+            .snapshot_index;
+        if snapshot >= applied {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no snapshot covers the committed deck (at {applied}; latest at {snapshot})");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
