@@ -11,6 +11,7 @@
 //!   a second process gets [`StoreError::InUse`] instead of sled's raw lock error.
 //! - [`DATABASE_DIR`]: the sled database.
 //! - [`ARCHIVE_DIR`]: the call record archive's segment files (see [`crate::cdr_archive`]).
+//! - [`SNAPSHOT_DIR`]: the current snapshot's data (see [`crate::snapshot_store`]).
 //!
 //! [`claim`] validates the identity, inspects the folder read-only, and refuses a mismatch or a
 //! foreign folder before it writes anything.
@@ -36,6 +37,8 @@ pub(crate) const LOCK_FILE: &str = "trunkline.lock";
 pub(crate) const DATABASE_DIR: &str = "db";
 /// The call record archive's segment files, inside the data folder.
 pub(crate) const ARCHIVE_DIR: &str = "cdrs";
+/// The current snapshot's data file, inside the data folder (see [`crate::snapshot_store`]).
+pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
 /// Version of the identity file's layout.
 const IDENTITY_FILE_FORMAT: u32 = 1;

@@ -5,15 +5,24 @@
 //! openraft re-applies at start-up. So a snapshot is flushed before it is reported built or
 //! installed: openraft purges the log up to it right after.
 //!
-//! The snapshot tree holds the meta and the data (the codec's encoding of an
-//! [`AppliedState`]), always written together in one batch, and a counter that makes every
-//! snapshot id unique even across restarts.
+//! The data (the codec's encoding of an [`AppliedState`], sealed when the node has keys) is a
+//! file in [`SNAPSHOT_DIR`], written beside its final name, synced and renamed into place;
+//! the snapshot tree then names it, with the meta and a counter that makes every snapshot id
+//! and file name unique even across restarts, in one batch, so meta and data never disagree.
+//! Files no batch names (a crash between the rename and the batch, a replaced snapshot) are
+//! removed after the next snapshot is stored. The data used to be a value in the tree: sled
+//! 0.34 keeps a value that large resident for good (beyond its cache bound) and each replaced
+//! one until enough later activity, which cost a 5M-row deck's node 85 MiB to 170 MiB; a
+//! folder written so still loads, and its next snapshot moves out.
 
 // The helpers here return openraft's `StorageError`, the error type of the trait methods they
 // serve; its size is openraft's choice, and boxing it would only be undone at every call.
 #![allow(clippy::result_large_err)]
 
-use std::io::Cursor;
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::{ErrorSubject, ErrorVerb, Snapshot, SnapshotMeta, StorageError};
@@ -21,15 +30,23 @@ use openraft::{ErrorSubject, ErrorVerb, Snapshot, SnapshotMeta, StorageError};
 use crate::codec;
 use crate::database::Database;
 use crate::error::storage_error;
+use crate::folder::SNAPSHOT_DIR;
 use crate::state_machine::AppliedState;
 use crate::{Node, NodeId, TypeConfig};
 
 /// The [`SnapshotMeta`] of the current snapshot.
 pub(crate) const KEY_META: &str = "meta";
-/// The data of the current snapshot, as sent to followers.
+/// The name of the current snapshot's data file in [`SNAPSHOT_DIR`].
+const KEY_FILE: &str = "file";
+/// The data of the current snapshot, where earlier builds kept it; removed by the next
+/// snapshot stored.
 const KEY_DATA: &str = "data";
-/// How many snapshots this folder has built; part of every snapshot id.
+/// How many snapshots this folder has built or installed; part of every snapshot id and
+/// data file name.
 const KEY_COUNTER: &str = "counter";
+/// Data file names: this, the counter, and [`FILE_SUFFIX`].
+const FILE_PREFIX: &str = "snapshot-";
+const FILE_SUFFIX: &str = ".bin";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 type Meta = SnapshotMeta<NodeId, Node>;
@@ -88,18 +105,17 @@ impl SnapshotStore {
                 .map_err(|error| write_error(&error))?,
         );
         if newest {
-            batch.insert(
-                KEY_META,
-                self.database
-                    .encode(&meta)
-                    .map_err(|error| write_error(&error))?,
-            );
             // Stored sealed; handed to openraft (and sent to followers) plain.
             let sealed = self
                 .database
                 .seal(data.clone())
                 .map_err(|error| write_error(&error))?;
-            batch.insert(KEY_DATA, sealed);
+            let file = self
+                .write_file(counter, sealed)
+                .await
+                .map_err(|error| write_error(&error))?;
+            self.name_in_batch(&mut batch, &meta, &file)
+                .map_err(|error| write_error(&error))?;
         } else {
             tracing::info!(
                 built = %meta.snapshot_id,
@@ -112,6 +128,7 @@ impl SnapshotStore {
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
         self.flush(&meta).await?;
+        self.remove_unnamed_files();
         let metrics = self.metrics();
         metrics.snapshot_build_seconds.observe(started.elapsed());
         if newest {
@@ -135,23 +152,30 @@ impl SnapshotStore {
             .into()
         };
         let _one_writer = self.write_lock.lock().await;
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            KEY_META,
-            self.database
-                .encode(meta)
-                .map_err(|error| write_error(&error))?,
-        );
+        let counter = self.counter()?.saturating_add(1);
         let sealed = self
             .database
             .seal(data.to_vec())
             .map_err(|error| write_error(&error))?;
-        batch.insert(KEY_DATA, sealed);
+        let file = self
+            .write_file(counter, sealed)
+            .await
+            .map_err(|error| write_error(&error))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            KEY_COUNTER,
+            self.database
+                .encode(&counter)
+                .map_err(|error| write_error(&error))?,
+        );
+        self.name_in_batch(&mut batch, meta, &file)
+            .map_err(|error| write_error(&error))?;
         self.database
             .snapshot
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
         self.flush(meta).await?;
+        self.remove_unnamed_files();
         self.metrics().snapshots_installed.inc();
         self.metrics().snapshot_bytes.set(data.len() as u64);
         Ok(())
@@ -169,21 +193,158 @@ impl SnapshotStore {
             )
             .into()
         };
-        let data = self
+        let named = self
             .database
             .snapshot
-            .get(KEY_DATA)
-            .map_err(|error| read_error(&error))?
-            .ok_or_else(|| {
-                read_error(&std::io::Error::other(
-                    "the snapshot's meta is stored but its data is missing",
-                ))
-            })?;
-        let data = self
+            .get(KEY_FILE)
+            .map_err(|error| read_error(&error))?;
+        let data = match named {
+            Some(name) => {
+                let path = self.file_path(&name).map_err(|error| read_error(&error))?;
+                fs::read(&path).map_err(|error| {
+                    read_error(&std::io::Error::new(
+                        error.kind(),
+                        format!("the snapshot's data file {}: {error}", path.display()),
+                    ))
+                })?
+            }
+            None => self
+                .database
+                .snapshot
+                .get(KEY_DATA)
+                .map_err(|error| read_error(&error))?
+                .ok_or_else(|| {
+                    read_error(&std::io::Error::other(
+                        "the snapshot's meta is stored but its data is missing",
+                    ))
+                })?
+                .to_vec(),
+        };
+        let opened = match self
             .database
             .unseal(&data)
-            .map_err(|error| read_error(&error))?;
-        Ok(Some((meta, data.into_owned())))
+            .map_err(|error| read_error(&error))?
+        {
+            Cow::Owned(opened) => Some(opened),
+            Cow::Borrowed(_) => None,
+        };
+        Ok(Some((meta, opened.unwrap_or(data))))
+    }
+
+    fn directory(&self) -> PathBuf {
+        self.database.path.join(SNAPSHOT_DIR)
+    }
+
+    /// Where the data file `name` (as the snapshot tree holds it) is; refuses a name that is
+    /// not one this store makes.
+    fn file_path(&self, name: &[u8]) -> std::io::Result<PathBuf> {
+        std::str::from_utf8(name)
+            .ok()
+            .filter(|name| is_data_file(name))
+            .map(|name| self.directory().join(name))
+            .ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "the snapshot tree names {:?}, which is not a snapshot data file",
+                    String::from_utf8_lossy(name)
+                ))
+            })
+    }
+
+    /// Writes `sealed` as the data file of snapshot number `counter`, durably, on a blocking
+    /// thread; returns its name.
+    async fn write_file(&self, counter: u64, sealed: Vec<u8>) -> std::io::Result<String> {
+        let name = format!("{FILE_PREFIX}{counter:020}{FILE_SUFFIX}");
+        let directory = self.directory();
+        let written = name.clone();
+        tokio::task::spawn_blocking(move || write_durably(&directory, &written, &sealed))
+            .await
+            .map_err(|join_error| {
+                std::io::Error::other(format!("the snapshot writer did not finish: {join_error}"))
+            })??;
+        Ok(name)
+    }
+
+    /// Puts the meta and the data file's name in `batch`, and drops data kept the old way.
+    fn name_in_batch(
+        &self,
+        batch: &mut sled::Batch,
+        meta: &Meta,
+        file: &str,
+    ) -> Result<(), crate::StoreError> {
+        batch.insert(KEY_META, self.database.encode(meta)?);
+        batch.insert(KEY_FILE, file.as_bytes());
+        batch.remove(KEY_DATA);
+        Ok(())
+    }
+
+    /// Removes every data file the snapshot tree does not name (replaced snapshots, files of
+    /// builds a crash or a failure cut short). Best effort: a file left over only takes room
+    /// until the next snapshot.
+    fn remove_unnamed_files(&self) {
+        let current = match self.database.snapshot.get(KEY_FILE) {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "can't read which snapshot file is current; keeping them all");
+                return;
+            }
+        };
+        let directory = self.directory();
+        let entries = match fs::read_dir(&directory) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, path = %directory.display(), "can't list the snapshot files");
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = is_data_file(&name) || is_temporary_file(&name);
+            if !ours || current.as_deref() == Some(name.as_bytes()) {
+                continue;
+            }
+            if let Err(error) = fs::remove_file(entry.path()) {
+                tracing::warn!(%error, path = %entry.path().display(), "can't remove an old snapshot file");
+            }
+        }
+    }
+
+    /// Seals the current data file again with the current key when another key sealed it.
+    /// Blocking. Returns whether it was rewritten.
+    pub(crate) fn reseal_file(
+        &self,
+        reseal: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, crate::StoreError>,
+    ) -> Result<bool, crate::StoreError> {
+        let database_error = |source: sled::Error| crate::StoreError::Database {
+            path: self.database.path.clone(),
+            source,
+        };
+        let Some(name) = self
+            .database
+            .snapshot
+            .get(KEY_FILE)
+            .map_err(database_error)?
+        else {
+            return Ok(false);
+        };
+        let io_error = |action: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| crate::StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let path = self
+            .file_path(&name)
+            .map_err(io_error("name", &self.directory()))?;
+        let data = fs::read(&path).map_err(io_error("read", &path))?;
+        let Some(sealed) = reseal(&data)? else {
+            return Ok(false);
+        };
+        let file_name = String::from_utf8_lossy(&name).into_owned();
+        write_durably(&self.directory(), &file_name, &sealed).map_err(io_error("write", &path))?;
+        Ok(true)
     }
 
     pub(crate) fn load_meta(&self) -> StorageResult<Option<Meta>> {
@@ -242,4 +403,28 @@ impl SnapshotStore {
             .await
             .map_err(|error| storage_error(subject, ErrorVerb::Write, &error))
     }
+}
+
+fn is_data_file(name: &str) -> bool {
+    name.strip_prefix(FILE_PREFIX)
+        .and_then(|rest| rest.strip_suffix(FILE_SUFFIX))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_temporary_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Writes `bytes` as `directory/name`: to a temporary file first, synced, renamed over the
+/// name, and the directory synced, so the name holds either nothing, the old bytes or all of
+/// the new ones.
+fn write_durably(directory: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(directory)?;
+    let temporary = directory.join(format!(".{name}.tmp"));
+    let mut file = File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temporary, directory.join(name))?;
+    File::open(directory)?.sync_all()
 }
