@@ -71,9 +71,12 @@ impl SnapshotStore {
 
     /// Builds a snapshot of `applied` and stores it as the current one, unless the stored one
     /// is newer (an install overtook this build); flushed before it returns.
+    /// `covered_bytes`: the log bytes counted since the last snapshot when `applied` was
+    /// taken ([`SnapshotStore::log_bytes`]).
     pub(crate) async fn build(
         &self,
         applied: &AppliedState,
+        covered_bytes: u64,
     ) -> StorageResult<Snapshot<TypeConfig>> {
         let write_error = |error: &dyn std::error::Error| -> StorageError<NodeId> {
             openraft::StorageIOError::write_snapshot(None, openraft::AnyError::error(error)).into()
@@ -127,7 +130,7 @@ impl SnapshotStore {
             .snapshot
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
-        self.flush(&meta).await?;
+        self.flush(&meta, covered_bytes).await?;
         self.remove_unnamed_files();
         let metrics = self.metrics();
         metrics.snapshot_build_seconds.observe(started.elapsed());
@@ -143,6 +146,8 @@ impl SnapshotStore {
 
     /// Stores a snapshot received from the leader as the current one; flushed before it returns.
     pub(crate) async fn install(&self, meta: &Meta, data: &[u8]) -> StorageResult<()> {
+        // Everything appended before is behind the installed state, or replaced by it.
+        let covered_bytes = self.log_bytes();
         let signature = Some(meta.signature());
         let write_error = |error: &dyn std::error::Error| -> StorageError<NodeId> {
             openraft::StorageIOError::write_snapshot(
@@ -174,7 +179,7 @@ impl SnapshotStore {
             .snapshot
             .apply_batch(batch)
             .map_err(|error| write_error(&error))?;
-        self.flush(meta).await?;
+        self.flush(meta, covered_bytes).await?;
         self.remove_unnamed_files();
         self.metrics().snapshots_installed.inc();
         self.metrics().snapshot_bytes.set(data.len() as u64);
@@ -229,6 +234,13 @@ impl SnapshotStore {
             Cow::Borrowed(_) => None,
         };
         Ok(Some((meta, opened.unwrap_or(data))))
+    }
+
+    /// Log bytes appended since the last snapshot was stored, as counted now.
+    pub(crate) fn log_bytes(&self) -> u64 {
+        self.database
+            .log_bytes_since_snapshot
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn directory(&self) -> PathBuf {
@@ -378,16 +390,20 @@ impl SnapshotStore {
 
     /// Flushes, then records the snapshot in the acknowledged record (at least this one is
     /// stored now: this one, or a newer one that overtook it).
-    async fn flush(&self, meta: &Meta) -> StorageResult<()> {
+    async fn flush(&self, meta: &Meta, covered_bytes: u64) -> StorageResult<()> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         self.database
             .flush()
             .await
             .map_err(|error| storage_error(subject.clone(), ErrorVerb::Write, &error))?;
-        // The log before this snapshot may now be purged: start counting again.
-        self.database
-            .log_bytes_since_snapshot
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        // The log before this snapshot may now be purged: count only what was appended since
+        // its state was taken. (Starting again from zero lost what was appended while a large
+        // snapshot was built: a deck committed meanwhile was never compacted.)
+        let _ = self.database.log_bytes_since_snapshot.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |bytes| Some(bytes.saturating_sub(covered_bytes)),
+        );
         let Some(covered) = meta.last_log_id else {
             return Ok(());
         };

@@ -283,6 +283,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
+            covered_bytes: self.machine.snapshots.log_bytes(),
             applied: self.machine.current.load_full(),
             machine: Arc::clone(&self.machine),
         }
@@ -339,6 +340,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 /// alongside apply without blocking it.
 pub struct SnapshotBuilder {
     applied: Arc<AppliedState>,
+    /// Log bytes counted since the last snapshot when `applied` was taken: what this
+    /// snapshot lets be purged.
+    covered_bytes: u64,
     machine: Arc<Machine>,
 }
 
@@ -358,6 +362,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         self.machine.cdrs.sync().await.map_err(|error| {
             storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &error)
         })?;
-        self.machine.snapshots.build(&self.applied).await
+        self.machine
+            .snapshots
+            .build(&self.applied, self.covered_bytes)
+            .await
     }
 }

@@ -745,3 +745,27 @@ async fn a_snapshot_kept_in_the_database_still_loads_and_moves_out() {
     );
     assert!(tree.get("file").unwrap().is_some());
 }
+
+/// A snapshot lets purge only the log its state covers: bytes appended while it was built
+/// still count towards the next one. Before, storing a snapshot started the count again
+/// from zero, so a deck committed while a large snapshot was built was never compacted.
+#[tokio::test]
+async fn log_appended_while_a_snapshot_is_built_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &identity("prod-east", 1)).unwrap();
+    let mut log_store = store.log_store();
+    let mut machine = store.state_machine();
+    log_store.blocking_append(history()).await.unwrap();
+    machine.apply(history()).await.unwrap();
+    let growth = store.log_growth();
+    let before = growth.bytes_since_snapshot();
+    assert!(before > 0);
+    let mut builder = machine.get_snapshot_builder().await;
+    let later: Vec<Entry<TypeConfig>> = (6..=9)
+        .map(|index| normal(index, set(&format!("later-{index}"), "x")))
+        .collect();
+    log_store.blocking_append(later).await.unwrap();
+    let after_append = growth.bytes_since_snapshot();
+    builder.build_snapshot().await.unwrap();
+    assert_eq!(growth.bytes_since_snapshot(), after_append - before);
+}
