@@ -11,6 +11,7 @@
 //! comes after its key was forgotten applies again: clients retry within seconds.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +33,12 @@ pub struct IdempotencyKey {
     pub part: u32,
 }
 
-/// The remembered answers of every client.
+/// The remembered answers of every client. Each client's answers are shared between copies
+/// (serialised as they were before, the `rc` way), so the copy every applied batch makes of
+/// the state copies up to [`MAX_CLIENTS`] pointers, not up to 32,768 answers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientSessions {
-    clients: BTreeMap<u64, Session>,
+    clients: BTreeMap<u64, Arc<Session>>,
     /// `(last use, client)` of every client: the idle ones first.
     by_use: BTreeSet<(u64, u64)>,
 }
@@ -63,7 +66,7 @@ impl ClientSessions {
     /// the bounds say to.
     pub fn remember(&mut self, key: &IdempotencyKey, response: Response, now_ms: u64) {
         self.expire(now_ms);
-        let session = self.clients.entry(key.client).or_default();
+        let session = Arc::make_mut(self.clients.entry(key.client).or_default());
         self.by_use.remove(&(session.last_ms, key.client));
         session.last_ms = now_ms;
         self.by_use.insert((now_ms, key.client));
