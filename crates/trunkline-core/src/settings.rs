@@ -244,7 +244,7 @@ impl Settings {
                     .take(limit)
             })
             .collect();
-        found.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        found.sort_unstable_by_key(|&(key, _)| key);
         found.truncate(limit);
         found.into_iter()
     }
