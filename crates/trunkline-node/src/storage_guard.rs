@@ -32,14 +32,42 @@ pub struct DiskReserve {
     data_dir: PathBuf,
     /// Free bytes to keep; 0 turns the check off.
     min_free_bytes: u64,
+    /// The last reading of the free space, and when it was taken.
+    last_reading: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
+
+/// How long a reading of the free space stands in for the next writes while the disk has
+/// more than twice the reserve free: at thousands of writes a second, a `statvfs` each was
+/// measurable, and no 100 ms of writes gets near a margin that large.
+const FREE_SPACE_READING_LIFETIME: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl DiskReserve {
     pub fn new(data_dir: PathBuf, min_free_bytes: u64) -> Self {
         DiskReserve {
             data_dir,
             min_free_bytes,
+            last_reading: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Free bytes now, or from a reading of the last [`FREE_SPACE_READING_LIFETIME`] that
+    /// showed more than twice the reserve.
+    fn free_space(&self) -> std::io::Result<u64> {
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last_reading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((read_at, free)) = *last {
+            if now.duration_since(read_at) < FREE_SPACE_READING_LIFETIME
+                && free / 2 >= self.min_free_bytes
+            {
+                return Ok(free);
+            }
+        }
+        let free = trunkline_store::free_space(&self.data_dir)?;
+        *last = Some((now, free));
+        Ok(free)
     }
 
     /// Free bytes on the data folder's disk (`None` when they can't be read), and the reserve.
@@ -50,13 +78,12 @@ impl DiskReserve {
         )
     }
 
-    /// Refuses `command` when it is a client write and the disk is below the reserve. One
-    /// `statvfs` a write: microseconds, against the milliseconds of a replicated write.
+    /// Refuses `command` when it is a client write and the disk is below the reserve.
     pub fn check(&self, command: &Command) -> Result<(), ClusterError> {
         if self.min_free_bytes == 0 || is_housekeeping(command) {
             return Ok(());
         }
-        let free = match trunkline_store::free_space(&self.data_dir) {
+        let free = match self.free_space() {
             Ok(free) => free,
             Err(error) => {
                 // Not knowing is no reason to refuse: the store reports a real failure itself.
