@@ -1,5 +1,5 @@
 //! Group commit on real processes: writes sent at once through the leader and through a
-//! follower share Raft entries (far fewer entries than writes), and each write still gets
+//! follower share Raft entries (a handful for hundreds of writes), and each write still gets
 //! its own answer and lands on every node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
@@ -45,14 +45,16 @@ async fn writes_sent_at_once_share_entries_and_each_gets_its_own_answer() {
         assert_eq!((&current.key, &current.value), (key, value));
         assert_eq!(current.version, 1);
     }
-    // Entries were shared: one entry per write would give as many indexes as writes.
+    // Entries were shared: one entry per write would give as many indexes as writes. One
+    // batch of small writes in flight per node makes each batch all that queued behind the
+    // last: a few entries (4 here; with four batches in flight, 10).
     let indexes: BTreeSet<u64> = answers
         .iter()
         .map(|(_, _, written)| written.applied_index)
         .collect();
     println!("{} writes in {} entries", answers.len(), indexes.len());
     assert!(
-        indexes.len() * 2 <= answers.len(),
+        indexes.len() * 30 <= answers.len(),
         "{} writes took {} entries",
         answers.len(),
         indexes.len()
