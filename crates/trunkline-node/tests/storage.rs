@@ -407,7 +407,6 @@ async fn a_committed_deck_is_compacted_out_of_the_log() {
     init_single(&node).await;
     let client = node.client();
     support::routing::put_carrier(&client, "bulk", vec![]).await;
-    let import_id = "compacted".to_owned();
     let rows_per_chunk = trunkline_core::routing::MAX_ROWS_PER_CHUNK;
     let chunks = 6;
     for chunk in 0..chunks {
@@ -419,37 +418,12 @@ async fn a_committed_deck_is_compacted_out_of_the_log() {
                 ..Default::default()
             })
             .collect();
-        let stage = proto::StageRatesRequest {
-            carrier: "bulk".into(),
-            import_id: import_id.clone(),
-            owner: support::routing::OWNER.into(),
-            rates,
-            first_line: (chunk * rows_per_chunk + 2) as u64,
-        };
-        client
-            .admin(Retry::NotSent, |mut admin| {
-                let stage = stage.clone();
-                async move { admin.stage_rates(stage).await }
-            })
-            .await
-            .unwrap();
+        let first_line = (chunk * rows_per_chunk + 2) as u64;
+        support::routing::stage(&client, "bulk", "compacted", rates, first_line).await;
     }
     let before = status(&client).await.unwrap().snapshot_index;
-    let commit = proto::CommitRatesRequest {
-        carrier: "bulk".into(),
-        import_id,
-        owner: support::routing::OWNER.into(),
-        replace: true,
-        expected_rows: (chunks * rows_per_chunk) as u64,
-    };
-    let committed_at = client
-        .admin(Retry::NotSent, |mut admin| {
-            let commit = commit.clone();
-            async move { admin.commit_rates(commit).await }
-        })
-        .await
-        .unwrap()
-        .applied_index;
+    let rows = (chunks * rows_per_chunk) as u64;
+    let committed_at = support::routing::commit(&client, "bulk", "compacted", rows).await;
     assert!(
         before < committed_at,
         "a snapshot covered the commit before it was made"

@@ -572,6 +572,26 @@ async fn a_reader_learns_when_the_state_machine_is_gone() {
     let _: Option<LogId<NodeId>> = reader.current().last_applied;
 }
 
+/// Builds a snapshot of what `machine` applied.
+#[allow(clippy::unwrap_used)] // A test helper: its failure is the test's.
+async fn build(machine: &mut trunkline_store::StateMachineStore) -> openraft::Snapshot<TypeConfig> {
+    machine
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
+/// A folder in `dir` whose state is [`history`] and which holds a snapshot of it.
+#[allow(clippy::unwrap_used)] // A test helper: its failure is the test's.
+async fn snapshotted(dir: &Path, me: &Identity) -> openraft::Snapshot<TypeConfig> {
+    let store = Store::open(dir, me).unwrap();
+    let mut machine = store.state_machine();
+    machine.apply(history()).await.unwrap();
+    build(&mut machine).await
+}
+
 /// The names in the folder's snapshot directory.
 fn snapshot_files(root: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
@@ -593,12 +613,7 @@ async fn the_snapshot_is_one_file_beside_the_database_and_old_ones_go() {
         let store = Store::open(dir.path(), &me).unwrap();
         let mut machine = store.state_machine();
         machine.apply(history()).await.unwrap();
-        machine
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        build(&mut machine).await;
         let first = snapshot_files(dir.path()).unwrap();
         assert_eq!(first.len(), 1, "{first:?}");
         // What a crash between the rename and the batch, or during the write, leaves.
@@ -610,12 +625,7 @@ async fn the_snapshot_is_one_file_beside_the_database_and_old_ones_go() {
         .unwrap();
         fs::write(dir.path().join("snapshots/.snapshot-x.bin.tmp"), b"partial").unwrap();
         fs::write(dir.path().join("snapshots/operator-notes.txt"), b"mine").unwrap();
-        let built = machine
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let built = build(&mut machine).await;
         let second = snapshot_files(dir.path()).unwrap();
         assert_eq!(second.len(), 2, "{second:?}");
         assert!(second.contains(&"operator-notes.txt".to_owned()));
@@ -645,17 +655,7 @@ async fn a_damaged_or_missing_snapshot_file_is_refused_naming_it() {
     for damage in ["flip", "truncate", "delete"] {
         let dir = tempfile::tempdir().unwrap();
         let me = identity("prod-east", 1);
-        {
-            let store = Store::open(dir.path(), &me).unwrap();
-            let mut machine = store.state_machine();
-            machine.apply(history()).await.unwrap();
-            machine
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap();
-        }
+        snapshotted(dir.path(), &me).await;
         let file = dir
             .path()
             .join("snapshots")
@@ -695,17 +695,7 @@ async fn a_damaged_or_missing_snapshot_file_is_refused_naming_it() {
 async fn a_snapshot_kept_in_the_database_still_loads_and_moves_out() {
     let dir = tempfile::tempdir().unwrap();
     let me = identity("prod-east", 1);
-    let built = {
-        let store = Store::open(dir.path(), &me).unwrap();
-        let mut machine = store.state_machine();
-        machine.apply(history()).await.unwrap();
-        machine
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap()
-    };
+    let built = snapshotted(dir.path(), &me).await;
     // Rewrite the folder as earlier builds left it: the data under "data", no file.
     let file = dir
         .path()
@@ -728,12 +718,7 @@ async fn a_snapshot_kept_in_the_database_still_loads_and_moves_out() {
         setting(&store.reader().current(), "fraud.max_cps").as_deref(),
         Some("55")
     );
-    machine
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    build(&mut machine).await;
     assert_eq!(snapshot_files(dir.path()).unwrap().len(), 1);
     drop(machine);
     drop(store);

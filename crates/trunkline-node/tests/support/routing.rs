@@ -121,12 +121,24 @@ pub async fn import_priced(client: &Client, carrier: &str, rows: &[(&str, u64, u
             ..Default::default()
         })
         .collect();
+    stage(client, carrier, &import_id, rates, 2).await;
+    commit(client, carrier, &import_id, rows.len() as u64).await
+}
+
+/// Stages one chunk of an import, its first row on `first_line`.
+pub async fn stage(
+    client: &Client,
+    carrier: &str,
+    import_id: &str,
+    rates: Vec<proto::Rate>,
+    first_line: u64,
+) {
     let stage = proto::StageRatesRequest {
         carrier: carrier.into(),
-        import_id: import_id.clone(),
+        import_id: import_id.into(),
         owner: OWNER.into(),
         rates,
-        first_line: 2,
+        first_line,
     };
     client
         .admin(Retry::NotSent, |mut admin| {
@@ -135,12 +147,16 @@ pub async fn import_priced(client: &Client, carrier: &str, rows: &[(&str, u64, u
         })
         .await
         .unwrap();
+}
+
+/// Commits an import of `rows` rows as `carrier`'s whole deck; the commit's log index.
+pub async fn commit(client: &Client, carrier: &str, import_id: &str, rows: u64) -> u64 {
     let commit = proto::CommitRatesRequest {
         carrier: carrier.into(),
-        import_id,
+        import_id: import_id.into(),
         owner: OWNER.into(),
         replace: true,
-        expected_rows: rows.len() as u64,
+        expected_rows: rows,
     };
     client
         .admin(Retry::NotSent, |mut admin| {
