@@ -353,21 +353,8 @@ impl Database {
         change: impl FnOnce(&mut Acknowledged) + Send + 'static,
     ) -> Result<(), StoreError> {
         let database = Arc::clone(self);
-        let written = tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock can only come from a bug in `change`; the record
-            // in the file is still whole, so carry on with it.
-            let mut file = match database.acknowledged.lock() {
-                Ok(file) => file,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let mut record = file.record().clone();
-            change(&mut record);
-            if &record == file.record() {
-                return Ok(());
-            }
-            file.write(record)
-        })
-        .await;
+        let written =
+            tokio::task::spawn_blocking(move || database.acknowledge_blocking(change)).await;
         match written {
             Ok(result) => result,
             Err(join_error) => Err(StoreError::Io {
@@ -376,6 +363,47 @@ impl Database {
                 source: io::Error::other(format!("the write did not finish: {join_error}")),
             }),
         }
+    }
+
+    /// [`Database::flush`], then [`Database::acknowledge`] with `change`, in one trip to
+    /// tokio's blocking pool: an append does both, and each trip is a thread woken and
+    /// switched to and back on every member, for every entry.
+    pub(crate) async fn flush_and_acknowledge(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Acknowledged) + Send + 'static,
+    ) -> Result<(), String> {
+        let _one_at_a_time = self.flush_lock.lock().await;
+        let database = Arc::clone(self);
+        let done = tokio::task::spawn_blocking(move || {
+            database.db.flush().map_err(|error| error.to_string())?;
+            database
+                .acknowledge_blocking(change)
+                .map_err(|error| error.to_string())
+        })
+        .await;
+        match done {
+            Ok(result) => result,
+            Err(join_error) => Err(format!("the flush task did not finish: {join_error}")),
+        }
+    }
+
+    /// The record changed by `change`, written and synced when that changed it. Blocking.
+    fn acknowledge_blocking(
+        &self,
+        change: impl FnOnce(&mut Acknowledged),
+    ) -> Result<(), StoreError> {
+        // A panic while holding the lock can only come from a bug in `change`; the record in
+        // the file is still whole, so carry on with it.
+        let mut file = match self.acknowledged.lock() {
+            Ok(file) => file,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut record = file.record().clone();
+        change(&mut record);
+        if &record == file.record() {
+            return Ok(());
+        }
+        file.write(record)
     }
 
     /// Makes every write made so far durable, blocking the calling thread: for open, before

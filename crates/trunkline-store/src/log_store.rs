@@ -300,17 +300,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .log_bytes_since_snapshot
             .fetch_add(appended_bytes, std::sync::atomic::Ordering::Relaxed);
 
-        let flushed = match self.database.flush().await {
-            Ok(()) => match previous {
-                // Sled holds the batch durably: record that before acknowledging it.
-                Some(last) => self
-                    .database
-                    .acknowledge(move |record| record.last_log_id = Some(last))
+        // Once sled holds the batch durably, record that, before acknowledging it.
+        let flushed = match previous {
+            Some(last) => {
+                self.database
+                    .flush_and_acknowledge(move |record| record.last_log_id = Some(last))
                     .await
-                    .map_err(|error| error.to_string()),
-                None => Ok(()),
-            },
-            Err(error) => Err(error.to_string()),
+            }
+            None => self
+                .database
+                .flush()
+                .await
+                .map_err(|error| error.to_string()),
         };
         match flushed {
             Ok(()) => {
