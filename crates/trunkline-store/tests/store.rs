@@ -592,6 +592,23 @@ async fn snapshotted(dir: &Path, me: &Identity) -> openraft::Snapshot<TypeConfig
     build(&mut machine).await
 }
 
+/// sled opened on `dir`, once the store that had it is gone: a dropped sled database lets go
+/// of its lock file when its flusher thread ends, a moment later.
+#[allow(clippy::unwrap_used)] // A test helper: its failure is the test's.
+fn sled_once_free(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(error) if std::time::Instant::now() < deadline => {
+                assert!(error.to_string().contains("lock"), "{error}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("sled stays locked: {error}"),
+        }
+    }
+}
+
 /// The names in the folder's snapshot directory.
 fn snapshot_files(root: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
@@ -702,7 +719,7 @@ async fn a_snapshot_kept_in_the_database_still_loads_and_moves_out() {
         .join("snapshots")
         .join(&snapshot_files(dir.path()).unwrap()[0]);
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = sled_once_free(&dir.path().join("db"));
         let tree = db.open_tree("snapshot").unwrap();
         tree.insert("data", fs::read(&file).unwrap()).unwrap();
         tree.remove("file").unwrap();
@@ -722,7 +739,7 @@ async fn a_snapshot_kept_in_the_database_still_loads_and_moves_out() {
     assert_eq!(snapshot_files(dir.path()).unwrap().len(), 1);
     drop(machine);
     drop(store);
-    let db = sled::open(dir.path().join("db")).unwrap();
+    let db = sled_once_free(&dir.path().join("db"));
     let tree = db.open_tree("snapshot").unwrap();
     assert!(
         tree.get("data").unwrap().is_none(),
