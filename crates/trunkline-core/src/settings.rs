@@ -145,15 +145,15 @@ type Shard = BTreeMap<String, Setting>;
 
 /// The namespace: every key in one of [`SHARDS`] shared maps by a hash of the key. Reads
 /// come out in key order, and it serialises as one map in key order, as it always has.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(from = "SettingsWire", into = "SettingsWire")]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "SettingsWire")]
 pub struct Settings {
     shards: Box<[Arc<Shard>; SHARDS]>,
     len: usize,
 }
 
 /// How [`Settings`] is written in snapshots and backups.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct SettingsWire {
     entries: BTreeMap<String, Setting>,
 }
@@ -169,16 +169,17 @@ impl From<SettingsWire> for Settings {
     }
 }
 
-impl From<Settings> for SettingsWire {
-    fn from(settings: Settings) -> SettingsWire {
-        SettingsWire {
-            entries: settings
-                .shards
-                .iter()
-                .flat_map(|shard| shard.iter())
-                .map(|(key, setting)| (key.clone(), setting.clone()))
-                .collect(),
+impl Serialize for Settings {
+    /// As [`SettingsWire`], borrowing every entry.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            entries: BTreeMap<&'a String, &'a Setting>,
         }
+        Borrowed {
+            entries: self.shards.iter().flat_map(|shard| shard.iter()).collect(),
+        }
+        .serialize(serializer)
     }
 }
 

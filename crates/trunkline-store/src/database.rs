@@ -241,7 +241,6 @@ impl Database {
                 detail: "the node has no encryption keys: nothing to re-seal".to_owned(),
             });
         };
-        let current = keys.current_id();
         let database_error = |source: sled::Error| StoreError::Database {
             path: self.path.clone(),
             source,
@@ -270,9 +269,7 @@ impl Database {
             for item in tree.iter() {
                 let (key, value) = item.map_err(database_error)?;
                 report.examined += 1;
-                if crate::seal::key_id_of(&value).is_some_and(|id| id != current) {
-                    let plain = keys.open(&value).map_err(keys_error)?;
-                    let sealed = keys.seal(&plain).map_err(keys_error)?;
+                if let Some(sealed) = resealed(keys, &value).map_err(keys_error)? {
                     // Written meanwhile (under the current key): leave it.
                     if tree
                         .compare_and_swap(&key, Some(&value), Some(sealed))
@@ -289,6 +286,18 @@ impl Database {
         }
         self.db.flush().map_err(database_error)?;
         Ok(report)
+    }
+
+    /// `value` sealed again with the current key, when the node has keys and another key
+    /// sealed it; `None` when it needs nothing.
+    pub(crate) fn resealed(&self, value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(keys) = &self.keys else {
+            return Ok(None);
+        };
+        resealed(keys, value).map_err(|detail| StoreError::Keys {
+            path: self.path.clone(),
+            detail,
+        })
     }
 
     pub(crate) fn key_id(&self) -> Option<u32> {
@@ -424,6 +433,14 @@ impl Database {
             )))),
         }
     }
+}
+
+/// `value` sealed again with the newest of `keys`, when an older one sealed it.
+fn resealed(keys: &KeyRing, value: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    if crate::seal::key_id_of(value).is_none_or(|id| id == keys.current_id()) {
+        return Ok(None);
+    }
+    keys.seal(&keys.open(value)?).map(Some)
 }
 
 /// Removes the partial snapshot files (`snap.*.generating`) a failed sled start leaves

@@ -100,38 +100,15 @@ impl SnapshotStore {
         let newest = stored
             .as_ref()
             .is_none_or(|stored| stored.last_log_id <= meta.last_log_id);
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            KEY_COUNTER,
-            self.database
-                .encode(&counter)
-                .map_err(|error| write_error(&error))?,
-        );
-        if newest {
-            // Stored sealed; handed to openraft (and sent to followers) plain.
-            let sealed = self
-                .database
-                .seal(data.clone())
-                .map_err(|error| write_error(&error))?;
-            let file = self
-                .write_file(counter, sealed)
-                .await
-                .map_err(|error| write_error(&error))?;
-            self.name_in_batch(&mut batch, &meta, &file)
-                .map_err(|error| write_error(&error))?;
-        } else {
+        if !newest {
             tracing::info!(
                 built = %meta.snapshot_id,
                 stored = ?stored.map(|stored| stored.snapshot_id),
                 "a newer snapshot was installed while this one was built; keeping the newer one"
             );
         }
-        self.database
-            .snapshot
-            .apply_batch(batch)
-            .map_err(|error| write_error(&error))?;
-        self.flush(&meta, covered_bytes).await?;
-        self.remove_unnamed_files();
+        self.store(counter, &meta, newest.then_some(&data[..]), covered_bytes)
+            .await?;
         let metrics = self.metrics();
         metrics.snapshot_build_seconds.observe(started.elapsed());
         if newest {
@@ -148,39 +125,9 @@ impl SnapshotStore {
     pub(crate) async fn install(&self, meta: &Meta, data: &[u8]) -> StorageResult<()> {
         // Everything appended before is behind the installed state, or replaced by it.
         let covered_bytes = self.log_bytes();
-        let signature = Some(meta.signature());
-        let write_error = |error: &dyn std::error::Error| -> StorageError<NodeId> {
-            openraft::StorageIOError::write_snapshot(
-                signature.clone(),
-                openraft::AnyError::error(error),
-            )
-            .into()
-        };
         let _one_writer = self.write_lock.lock().await;
         let counter = self.counter()?.saturating_add(1);
-        let sealed = self
-            .database
-            .seal(data.to_vec())
-            .map_err(|error| write_error(&error))?;
-        let file = self
-            .write_file(counter, sealed)
-            .await
-            .map_err(|error| write_error(&error))?;
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            KEY_COUNTER,
-            self.database
-                .encode(&counter)
-                .map_err(|error| write_error(&error))?,
-        );
-        self.name_in_batch(&mut batch, meta, &file)
-            .map_err(|error| write_error(&error))?;
-        self.database
-            .snapshot
-            .apply_batch(batch)
-            .map_err(|error| write_error(&error))?;
-        self.flush(meta, covered_bytes).await?;
-        self.remove_unnamed_files();
+        self.store(counter, meta, Some(data), covered_bytes).await?;
         self.metrics().snapshots_installed.inc();
         self.metrics().snapshot_bytes.set(data.len() as u64);
         Ok(())
@@ -276,16 +223,57 @@ impl SnapshotStore {
         Ok(name)
     }
 
-    /// Puts the meta and the data file's name in `batch`, and drops data kept the old way.
-    fn name_in_batch(
+    /// Stores snapshot number `counter` (the caller holds the write lock): with `data`, as
+    /// the current one — its file written, then named in one batch with `meta`, and data kept
+    /// the old way dropped; without (an install overtook the build), only the counter. Flushed
+    /// before it returns; files no longer named are removed after.
+    async fn store(
         &self,
-        batch: &mut sled::Batch,
+        counter: u64,
         meta: &Meta,
-        file: &str,
-    ) -> Result<(), crate::StoreError> {
-        batch.insert(KEY_META, self.database.encode(meta)?);
-        batch.insert(KEY_FILE, file.as_bytes());
-        batch.remove(KEY_DATA);
+        data: Option<&[u8]>,
+        covered_bytes: u64,
+    ) -> StorageResult<()> {
+        let signature = Some(meta.signature());
+        let write_error = |error: &dyn std::error::Error| -> StorageError<NodeId> {
+            openraft::StorageIOError::write_snapshot(
+                signature.clone(),
+                openraft::AnyError::error(error),
+            )
+            .into()
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            KEY_COUNTER,
+            self.database
+                .encode(&counter)
+                .map_err(|error| write_error(&error))?,
+        );
+        if let Some(data) = data {
+            // Stored sealed; handed to openraft (and sent to followers) plain.
+            let sealed = self
+                .database
+                .seal(data.to_vec())
+                .map_err(|error| write_error(&error))?;
+            let file = self
+                .write_file(counter, sealed)
+                .await
+                .map_err(|error| write_error(&error))?;
+            batch.insert(
+                KEY_META,
+                self.database
+                    .encode(meta)
+                    .map_err(|error| write_error(&error))?,
+            );
+            batch.insert(KEY_FILE, file.as_bytes());
+            batch.remove(KEY_DATA);
+        }
+        self.database
+            .snapshot
+            .apply_batch(batch)
+            .map_err(|error| write_error(&error))?;
+        self.flush(meta, covered_bytes).await?;
+        self.remove_unnamed_files();
         Ok(())
     }
 
@@ -323,10 +311,7 @@ impl SnapshotStore {
 
     /// Seals the current data file again with the current key when another key sealed it.
     /// Blocking. Returns whether it was rewritten.
-    pub(crate) fn reseal_file(
-        &self,
-        reseal: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, crate::StoreError>,
-    ) -> Result<bool, crate::StoreError> {
+    pub(crate) fn reseal_file(&self) -> Result<bool, crate::StoreError> {
         let database_error = |source: sled::Error| crate::StoreError::Database {
             path: self.database.path.clone(),
             source,
@@ -351,7 +336,7 @@ impl SnapshotStore {
             .file_path(&name)
             .map_err(io_error("name", &self.directory()))?;
         let data = fs::read(&path).map_err(io_error("read", &path))?;
-        let Some(sealed) = reseal(&data)? else {
+        let Some(sealed) = self.database.resealed(&data)? else {
             return Ok(false);
         };
         let file_name = String::from_utf8_lossy(&name).into_owned();

@@ -52,22 +52,7 @@ impl Resealer {
         let mut report = self.0.reseal(&mut progress)?;
         report.total += 1;
         report.examined += 1;
-        let keys = self.0.keys.clone();
-        let current = self.0.key_id();
-        let rewritten = SnapshotStore::new(Arc::clone(&self.0)).reseal_file(|data| {
-            let (Some(keys), Some(current)) = (&keys, current) else {
-                return Ok(None);
-            };
-            if crate::seal::key_id_of(data).is_none_or(|id| id == current) {
-                return Ok(None);
-            }
-            let keys_error = |detail: String| StoreError::Keys {
-                path: self.0.path.clone(),
-                detail,
-            };
-            let plain = keys.open(data).map_err(keys_error)?;
-            keys.seal(&plain).map(Some).map_err(keys_error)
-        })?;
+        let rewritten = SnapshotStore::new(Arc::clone(&self.0)).reseal_file()?;
         if rewritten {
             report.resealed += 1;
         }
