@@ -124,16 +124,18 @@ fn active_calls(cluster: &Cluster) -> Option<u64> {
 
 /// Waits until Kamailio has logged `calls` call-end reports since `log_start`, each releasing
 /// its slot, and the cluster counts no call in progress. The reports leave from Kamailio's
-/// reporter processes (a queue they look at every 20 ms), so the last call's may still be on
-/// its way when the caller is done.
+/// reporter processes (a queue they look at every 50 ms, sent in batches: one logged line per
+/// batch, with each report's answer), so the last call's may still be on its way when the
+/// caller is done.
 fn wait_released(environment: &Environment, log_start: u64, calls: u64, what: &str) {
     let reported = || {
         environment
             .kamailio
             .log_since(log_start)
             .lines()
-            .filter(|line| line.contains("call end reported") && line.contains("\"released\":true"))
-            .count() as u64
+            .filter(|line| line.contains("call ends reported"))
+            .map(|line| line.matches("\"released\":true").count() as u64)
+            .sum::<u64>()
     };
     wait_explained(
         &format!("{what} reported, releasing its slot"),

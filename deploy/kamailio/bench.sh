@@ -23,8 +23,11 @@
 # Binaries: TRUNKLINE_BIN / TRUNKCTL_BIN, else the release build in $CARGO_TARGET_DIR (or
 # target/), else the debug build (said in the output: a debug node is several times slower).
 # Needs kamailio, sipp and ss (.ci/run installs them). KEEP=1 keeps the logs and statistics.
+# ONLY=trunkline skips the static run (to profile the cluster's side alone).
 # KAMAILIO_OPTS: options for both Kamailio command lines; by default 256 MB of shared memory
-# (-m 256): with a dialog per call, Debian's default 64 MB runs out at 300 calls/s.
+# (-m 256: with a dialog per call, Debian's default 64 MB runs out at 300 calls/s) and the TLSF
+# memory manager for shared and private memory (-x tlsf -X tlsf: Debian's default, qm, spent
+# 15 % of Kamailio's CPU in qm_malloc at 800 calls/s; KAMAILIO_OPTS="-m 256" measures with it).
 set -euo pipefail
 
 SECONDS_TO_RUN=${1:-20}
@@ -99,8 +102,20 @@ pids+=($!)
 (cd "$work" && exec sipp -sf "$here/sipp/answer.xml" -aa -i 127.0.0.1 -p "$answering_port" -nostdin >/dev/null 2>&1) &
 pids+=($!)
 
+# CPU time (clock ticks) of processes: where a run's CPU went.
+process_ticks() { # PIDS...
+  local pid total=0 fields
+  for pid in "$@"; do
+    # Fields 14 and 15: user and system time (the command, field 2, has no spaces here).
+    read -r -a fields <"/proc/$pid/stat" 2>/dev/null || continue
+    total=$((total + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
+
 # The cluster: three nodes, formed as the README says.
-api=() peer=() http=()
+api=() peer=() http=() node_pids=()
 for n in 1 2 3; do
   api[n]=127.0.0.1:$(free_port)
   peer[n]=127.0.0.1:$(free_port)
@@ -109,6 +124,7 @@ for n in 1 2 3; do
     --api-addr "${api[n]}" --peer-addr "${peer[n]}" --http-addr "${http[n]}" \
     --probe-addr 127.0.0.1:0 --insecure --log-level warn >"$work/node-$n.log" 2>&1 &
   pids+=($!)
+  node_pids+=($!)
 done
 wait_until "node 1's bootstrap token" test -f "$work/node-1/bootstrap.token"
 ctl() { "$trunkctl" --endpoints "${api[1]},${api[2]},${api[3]}" --timeout-ms 10000 "$@"; }
@@ -137,6 +153,14 @@ for n in 1 2 3; do
       | grep -q bravo-1"
 done
 
+# The Raft log index node 1 has applied (a dry-run lookup's answer says it): entries written
+# during a run are the difference.
+applied_index() {
+  curl -sf -H "Authorization: Bearer $proxy_token" \
+    "http://${http[1]}/v1/outbound?tenant=acme&call_id=index&to=%2B442071234567&dry_run=1" |
+    sed -n 's/.*"applied_index": *\([0-9]*\).*/\1/p'
+}
+
 # One Kamailio run and one sipp caller run; writes "answered_per_second failed mean p50 p99"
 # to $work/NAME/result.
 run() { # NAME KAMAILIO_DEFINES...
@@ -146,18 +170,28 @@ run() { # NAME KAMAILIO_DEFINES...
   carrier_port=$(free_port)
   mkdir -p "$dir"
   # shellcheck disable=SC2086 # KAMAILIO_OPTS is a list of options on purpose.
-  setsid kamailio ${KAMAILIO_OPTS:--m 256} -DD -E -f "$here/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" \
+  setsid kamailio ${KAMAILIO_OPTS:--m 256 -x tlsf -X tlsf} -DD -E -f "$here/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" \
     -A "LISTEN=udp:127.0.0.1:$port" -A "CARRIER_LISTEN=udp:127.0.0.1:$carrier_port" \
     -A "CARRIER_PORT=$carrier_port" -A LOG_LEVEL=0 -A CHILDREN=8 "$@" >"$dir/kamailio.log" 2>&1 &
   local kamailio=$!
   groups+=("$kamailio")
   wait_until "kamailio ($name)" test -s "$dir/kamailio.pid"
   sleep 1 # its workers are forked after the pid file is written
+  local nodes_before index_before
+  index_before=$(applied_index)
+  nodes_before=$(process_ticks "${node_pids[@]}")
   (cd "$dir" && sipp -sf "$here/sipp/caller.xml" -s +442071234567 -key caller +14155550111 \
     -i 127.0.0.1 -p "$(free_port)" "127.0.0.1:$port" -r "$RATE" -m $((RATE * SECONDS_TO_RUN)) \
     -l $((RATE * 4)) -timeout $((SECONDS_TO_RUN + 60))s -recv_timeout 10s -nostdin \
     -trace_stat -stf stats.csv -fd 1 -trace_rtt -rtt_freq 1 -trace_err -error_file errors.log \
     >/dev/null 2>&1) || true
+  # CPU of the run: Kamailio's processes (all of them, started with the run), and the nodes'
+  # since the run began.
+  local kamailio_ticks nodes_ticks
+  # shellcheck disable=SC2046 # one PID per word
+  kamailio_ticks=$(process_ticks $(ps -o pid= -g "$kamailio"))
+  nodes_ticks=$(($(process_ticks "${node_pids[@]}") - nodes_before))
+  echo $(($(applied_index) - index_before)) >"$dir/entries"
   { kill -KILL -- "-$kamailio" && wait "$kamailio"; } 2>/dev/null || true
   # Answered calls per second: the answered calls over the time of the last answer (the rtt
   # file stamps each in ms since the start), so calls still waiting at the end don't dilute
@@ -166,7 +200,8 @@ run() { # NAME KAMAILIO_DEFINES...
     FNR == 1 { for (i = 1; i <= NF; i++) column[$i] = i; next }
     { last = $0 }
     END { split(last, field, ";"); print field[column["FailedCall(C)"]] }' "$dir/stats.csv" >"$dir/failed"
-  cat "$dir"/*_rtt.csv | awk -F';' 'NR > 1 && $2 ~ /^[0-9.]+$/ { print $1, $2 }' | sort -k2,2n |
+  cat "$dir"/*_rtt.csv | awk -F';' 'NR > 1 && $2 ~ /^[0-9.]+$/ { print $1, $2 }' >"$dir/answered"
+  sort -k2,2n "$dir/answered" |
     awk -v failed="$(cat "$dir/failed")" '
       { value[NR] = $2; sum += $2; if ($1 > end) end = $1 }
       END {
@@ -174,12 +209,25 @@ run() { # NAME KAMAILIO_DEFINES...
         printf "%.1f %d %.1f %d %d\n", NR / (end / 1000), failed, sum / NR,
           value[int((NR - 1) * 0.5) + 1], value[int((NR - 1) * 0.99) + 1]
       }' >"$dir/result"
+  # CPU ms per answered call: Kamailio's, the nodes'.
+  awk -v calls="$(wc -l <"$dir/answered")" -v k="$kamailio_ticks" -v n="$nodes_ticks" \
+    -v hz="$ticks_per_second" 'BEGIN {
+      per = (calls > 0 ? 1000 / hz / calls : 0)
+      printf "%.3f %.3f\n", k * per, n * per
+    }' >"$dir/cpu"
 }
 
 echo "trunkline: $trunkline"
 echo "$SECONDS_TO_RUN s at $RATE calls/s, first gateway refusing with $REFUSE_CODE, the second answering"
-run static -A STATIC_ROUTES -A "STATIC_GW1=\"127.0.0.1:$refusing_port\"" \
-  -A "STATIC_GW2=\"127.0.0.1:$answering_port\""
+if [[ ${ONLY:-} == trunkline ]]; then
+  # Profiling the cluster's side alone: no static run, its figures zero.
+  mkdir -p "$work/static"
+  echo "0 0 0 0 0" >"$work/static/result"
+  echo "0 0" >"$work/static/cpu"
+else
+  run static -A STATIC_ROUTES -A "STATIC_GW1=\"127.0.0.1:$refusing_port\"" \
+    -A "STATIC_GW2=\"127.0.0.1:$answering_port\""
+fi
 run trunkline -A 'TL_TENANT="acme"' \
   -A "TL_NODE1=\"tl1=>http://bench:$proxy_token@${http[1]}\"" \
   -A "TL_NODE2=\"tl2=>http://bench:$proxy_token@${http[2]}\"" \
@@ -187,9 +235,17 @@ run trunkline -A 'TL_TENANT="acme"' \
 read -r static_cps static_failed static_mean static_p50 static_p99 <"$work/static/result"
 read -r tl_cps tl_failed tl_mean tl_p50 tl_p99 <"$work/trunkline/result"
 
-printf '\n%-10s %14s %8s %14s %9s %9s\n' "" "answered/s" "failed" "PDD mean ms" "p50 ms" "p99 ms"
-printf '%-10s %14s %8s %14s %9s %9s\n' static "$static_cps" "$static_failed" "$static_mean" "$static_p50" "$static_p99"
-printf '%-10s %14s %8s %14s %9s %9s\n' trunkline "$tl_cps" "$tl_failed" "$tl_mean" "$tl_p50" "$tl_p99"
+read -r static_kamailio static_nodes <"$work/static/cpu"
+read -r tl_kamailio tl_nodes <"$work/trunkline/cpu"
+
+printf '\n%-10s %11s %7s %12s %7s %7s %16s %13s\n' "" "answered/s" "failed" "PDD mean ms" \
+  "p50 ms" "p99 ms" "Kamailio CPU ms" "nodes CPU ms"
+printf '%-10s %11s %7s %12s %7s %7s %16s %13s\n' static "$static_cps" "$static_failed" \
+  "$static_mean" "$static_p50" "$static_p99" "$static_kamailio" "$static_nodes"
+printf '%-10s %11s %7s %12s %7s %7s %16s %13s\n' trunkline "$tl_cps" "$tl_failed" \
+  "$tl_mean" "$tl_p50" "$tl_p99" "$tl_kamailio" "$tl_nodes"
+echo "(CPU ms: the processes' CPU time during the run over its answered calls.)"
+echo "Raft entries written during the runs: static $(cat "$work/static/entries" 2>/dev/null || echo 0), trunkline $(cat "$work/trunkline/entries")"
 awk -v a="$tl_cps" -v b="$static_cps" -v c="$tl_mean" -v d="$static_mean" 'BEGIN {
   printf "\ntrunkline / static: %.2f of the answered calls per second; PDD mean %s ms more\n",
     (b > 0 ? a / b : 0), c - d

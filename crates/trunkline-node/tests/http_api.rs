@@ -292,6 +292,148 @@ async fn a_proxy_routes_fails_over_and_stops_over_one_kept_alive_http_connection
     drop(node);
 }
 
+/// A proxy's call-end reporter sends what queued as one `/v1/call-ends` request: the node
+/// answers each report as `/v1/call-end` would, in order, and writes the batch's records
+/// together, in a few Raft entries (a request each would make an entry each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_call_ends_is_written_together_and_each_report_answered() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (node, client) = started_http(root.path()).await;
+    let applied = setup(&client).await;
+    let address = node.http_addr.clone().unwrap();
+    const CALLS: usize = 20;
+
+    tokio::task::spawn_blocking(move || {
+        let mut http = Http::connect(&address);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let mut lines = Vec::new();
+        let mut first_token = String::new();
+        for call in 0..CALLS {
+            let routed = http.get(&format!(
+                "/v1/outbound?tenant=acme&call_id=batch-{call}&to=%2B442071234567&min_applied_index={applied}"
+            ));
+            assert_eq!(routed.status, 200, "{}", routed.body);
+            let token = text(&routed.body["route_token"]);
+            if call == 0 {
+                first_token = token.clone();
+            }
+            lines.push(format!(
+                "call_id=batch-{call}&route_token={}&answered=1&answer_time_ms={}&end_time_ms={}",
+                escape(&token),
+                now_ms + 1_000,
+                now_ms + 61_000 + call as u64
+            ));
+        }
+        // Two reports that can't be taken: a token of another call, an unknown parameter.
+        lines.insert(
+            5,
+            format!("call_id=someone-else&route_token={}", escape(&first_token)),
+        );
+        lines.push("call_id=batch-x&tennant=acme".to_owned());
+
+        let reply = http.send(
+            "POST",
+            "/v1/call-ends",
+            &[("Content-Type", "text/plain")],
+            lines.join("\r\n").as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["reports"], CALLS + 2, "{}", reply.body);
+        assert_eq!(reply.body["ended"], CALLS, "{}", reply.body);
+        assert_eq!(reply.body["failed"], 2, "{}", reply.body);
+        let results = reply.body["results"].as_array().unwrap();
+        assert_eq!(results.len(), CALLS + 2);
+        for (index, result) in results.iter().enumerate() {
+            assert_eq!(result["line"], index + 1, "{result}");
+        }
+        assert_eq!(results[0]["status"], 200, "{}", results[0]);
+        assert_eq!(results[5]["status"], 400, "{}", results[5]);
+        assert_eq!(results[5]["field"], "route_token", "{}", results[5]);
+        assert_eq!(results[CALLS + 1]["status"], 400);
+        assert_eq!(results[CALLS + 1]["field"], "tennant");
+
+        // Sent again (a reporter whose answer was lost): duplicates, answered alike, and
+        // as a JSON array this time.
+        let again: Vec<Value> = (0..2)
+            .map(|call| {
+                serde_json::json!({
+                    "call_id": format!("batch-{call}"),
+                    "route_token": first_token,
+                    "answered": false,
+                })
+            })
+            .collect();
+        let again = http.send(
+            "POST",
+            "/v1/call-ends",
+            &[("Content-Type", "application/json")],
+            Value::Array(again).to_string().as_bytes(),
+        );
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.body["reports"], 2, "{}", again.body);
+        assert_eq!(again.body["results"][1]["field"], "route_token", "{}", again.body);
+
+        // The batch as a whole refused, naming what to fix.
+        let query = http.send("POST", "/v1/call-ends?call_id=x", &[], lines[0].as_bytes());
+        assert_eq!((query.status, text(&query.body["field"])), (400, "query".to_owned()));
+        let empty = http.send("POST", "/v1/call-ends", &[], b"\n\n");
+        assert_eq!((empty.status, text(&empty.body["field"])), (400, "body".to_owned()));
+        assert!(text(&empty.body["message"]).contains("no report"), "{}", empty.body);
+        let many = vec!["call_id=x"; 257].join("\n");
+        let many = http.send("POST", "/v1/call-ends", &[], many.as_bytes());
+        assert_eq!((many.status, text(&many.body["field"])), (400, "body".to_owned()));
+        assert!(text(&many.body["message"]).contains("256"), "{}", many.body);
+        let not_json = http.send(
+            "POST",
+            "/v1/call-ends",
+            &[("Content-Type", "application/json")],
+            b"{\"call_id\": 1}",
+        );
+        assert_eq!(not_json.status, 400, "{}", not_json.body);
+        assert_eq!(not_json.body["sip_code"], 400);
+        http
+    })
+    .await
+    .unwrap();
+
+    // Every routed call has its whole record, written in far fewer entries than reports.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        let mut stream = client
+            .admin(Retry::Idempotent, |mut admin| async move {
+                admin.list_cdrs(proto::ListCdrsRequest::default()).await
+            })
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        while let Some(chunk) = stream.message().await.unwrap() {
+            records.extend(chunk.records);
+        }
+        records.retain(|record| record.call_id.starts_with("batch-") && record.end_ms > 0);
+        if records.len() >= CALLS || tokio::time::Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended.len(), CALLS, "{ended:?}");
+    assert!(ended.iter().all(
+        |record| record.disposition == "answered" && record.end_ms - record.answer_ms >= 60_000
+    ));
+    let mut entries: Vec<u64> = ended.iter().map(|record| record.log_index).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    assert!(
+        entries.len() <= 4,
+        "{CALLS} call ends in one request took {} Raft entries: {entries:?}",
+        entries.len()
+    );
+    drop(node);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_status_the_field_and_a_sip_code_never_a_panic() {
     let _serial = serial();

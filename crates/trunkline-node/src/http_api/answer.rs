@@ -325,6 +325,42 @@ pub fn call_end(response: proto::ReportCallEndResponse) -> Answer {
     }))
 }
 
+/// The answer to a batch of reports (`/v1/call-ends`): how many there were, ended and
+/// failed, and each report's own answer in order, with its line (from 1) and HTTP status.
+/// The batch's status is 200 unless every report failed for a reason another node might not
+/// have (all 5xx): then the first one's, so a proxy's node walk sends the batch to the next
+/// node (a report already written there is a duplicate the record store ignores).
+pub fn batch(answers: Vec<Answer>) -> Answer {
+    let reports = answers.len();
+    let failed = answers.iter().filter(|answer| answer.status != 200).count();
+    let status = match answers.first() {
+        Some(first) if answers.iter().all(|answer| answer.status >= 500) => first.status,
+        _ => 200,
+    };
+    let results: Vec<Value> = answers
+        .into_iter()
+        .enumerate()
+        .map(|(index, answer)| {
+            let mut result = match answer.body {
+                Value::Object(object) => object,
+                other => Map::from_iter([("answer".to_owned(), other)]),
+            };
+            result.insert("line".into(), json!(index + 1));
+            result.insert("status".into(), json!(answer.status));
+            Value::Object(result)
+        })
+        .collect();
+    Answer {
+        status,
+        body: json!({
+            "reports": reports,
+            "ended": reports - failed,
+            "failed": failed,
+            "results": results,
+        }),
+    }
+}
+
 /// The HTTP status for a gRPC code. Every 5xx means "ask another node": Kamailio's
 /// `http_client` fails over at 500 and above and hands the cfg no 5xx body, so only what
 /// another node could answer differently is a 5xx.
@@ -420,6 +456,36 @@ pub fn http_error(status: u16, error: &str, message: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_refused_as_a_whole_only_when_every_report_could_go_elsewhere() {
+        let ended = || call_end(proto::ReportCallEndResponse::default());
+        let unavailable = || error(&Status::unavailable("no leader"));
+        let invalid = || error(&Status::invalid_argument("bad"));
+
+        let mixed = batch(vec![ended(), invalid(), unavailable()]);
+        assert_eq!(mixed.status, 200);
+        assert_eq!(mixed.body["reports"], 3);
+        assert_eq!(mixed.body["ended"], 1);
+        assert_eq!(mixed.body["failed"], 2);
+        assert_eq!(mixed.body["results"][0]["line"], 1);
+        assert_eq!(mixed.body["results"][0]["status"], 200);
+        assert_eq!(mixed.body["results"][1]["status"], 400);
+        assert_eq!(mixed.body["results"][2]["status"], 503);
+
+        let all_failed_here = batch(vec![
+            unavailable(),
+            error(&Status::deadline_exceeded("slow")),
+        ]);
+        assert_eq!(all_failed_here.status, 503, "the node walk moves on");
+        assert_eq!(all_failed_here.body["failed"], 2);
+
+        assert_eq!(
+            batch(vec![invalid(), invalid()]).status,
+            200,
+            "another node can't do better"
+        );
+    }
     use tonic::metadata::MetadataValue;
 
     fn leg(carrier: &str, gateway: &str) -> proto::Leg {

@@ -55,6 +55,8 @@ enum Endpoint {
     Inbound,
     Registration,
     CallEnd,
+    /// Many call ends in one request (`/v1/call-ends`): each line of the body one report.
+    CallEnds,
 }
 
 impl Endpoint {
@@ -65,6 +67,7 @@ impl Endpoint {
             "/v1/inbound" => Endpoint::Inbound,
             "/v1/registration" => Endpoint::Registration,
             "/v1/call-end" => Endpoint::CallEnd,
+            "/v1/call-ends" => Endpoint::CallEnds,
             _ => return None,
         })
     }
@@ -76,7 +79,8 @@ impl Endpoint {
             Endpoint::Leg => "/trunkline.v1.RouteService/ReportLeg",
             Endpoint::Inbound => "/trunkline.v1.RouteService/RouteInbound",
             Endpoint::Registration => "/trunkline.v1.RouteService/ReportRegistration",
-            Endpoint::CallEnd => "/trunkline.v1.RouteService/ReportCallEnd",
+            // Each report of a batch is a ReportCallEnd, with the same permission.
+            Endpoint::CallEnd | Endpoint::CallEnds => "/trunkline.v1.RouteService/ReportCallEnd",
         }
     }
 
@@ -118,7 +122,7 @@ impl Endpoint {
                 &["edge", "aor", "contact", "expires_s", "path", "received"],
                 &["path"],
             ),
-            Endpoint::CallEnd => (
+            Endpoint::CallEnd | Endpoint::CallEnds => (
                 &[
                     "call_id",
                     "route_token",
@@ -196,7 +200,7 @@ impl HttpApi {
                 "not_found",
                 &format!(
                     "{} is not an endpoint: use /v1/outbound, /v1/leg, /v1/inbound, \
-                     /v1/registration, /v1/call-end or /health",
+                     /v1/registration, /v1/call-end, /v1/call-ends or /health",
                     parts.uri.path()
                 ),
             );
@@ -229,15 +233,28 @@ impl HttpApi {
             .headers
             .get(hyper::header::CONTENT_TYPE)
             .map(|value| value.to_str().unwrap_or("?"));
-        let params = BodyKind::from_content_type(content_type).and_then(|kind| {
+        let (accepted, repeatable) = endpoint.parameters();
+        let input = BodyKind::from_content_type(content_type).and_then(|kind| {
+            if endpoint == Endpoint::CallEnds {
+                let reports = Params::parse_batch(parts.uri.query(), &body, kind)?;
+                return Ok(Input::Batch(
+                    reports
+                        .into_iter()
+                        .map(|report| {
+                            let params = report?;
+                            params.check(accepted, repeatable)?;
+                            Ok(params)
+                        })
+                        .collect(),
+                ));
+            }
             let params = Params::parse(parts.uri.query(), &body, kind)?;
-            let (accepted, repeatable) = endpoint.parameters();
             params.check(accepted, repeatable)?;
-            Ok(params)
+            Ok(Input::One(params))
         });
-        let params = match params {
-            Ok(params) => params,
-            Err(error) => return answer::error(&Status::from(ClusterError::from(error))),
+        let input = match input {
+            Ok(input) => input,
+            Err(error) => return answer::error(&field_status(error)),
         };
 
         let source = info
@@ -256,8 +273,42 @@ impl HttpApi {
             Ok(principal) => principal,
             Err(status) => return answer::error(&status),
         };
-        let result = self.call(endpoint, &params, principal).await;
-        result.unwrap_or_else(|status| answer::error(&status))
+        match input {
+            Input::One(params) => self
+                .call(endpoint, &params, principal)
+                .await
+                .unwrap_or_else(|status| answer::error(&status)),
+            Input::Batch(reports) => self.call_ends(reports, principal).await,
+        }
+    }
+
+    /// The reports of a `/v1/call-ends` batch, all at once: their records are written
+    /// together (one Raft entry for the lot, where a request each makes an entry each).
+    /// Each report's answer is what `/v1/call-end` would have answered, with its line and
+    /// HTTP status (`answer::batch` says what the batch's own status is).
+    async fn call_ends(
+        &self,
+        reports: Vec<Result<Params, trunkline_core::FieldError>>,
+        principal: Option<trunkline_core::auth::Principal>,
+    ) -> Answer {
+        let route = &*self.route;
+        let answers = join_all(reports.into_iter().map(|report| {
+            let principal = principal.clone();
+            async move {
+                let message = call_end_request(&report.map_err(field_status)?)?;
+                let response = route
+                    .report_call_end(auth::with_principal(message, &principal))
+                    .await?;
+                Ok::<_, Status>(answer::call_end(response.into_inner()))
+            }
+        }))
+        .await;
+        answer::batch(
+            answers
+                .into_iter()
+                .map(|answer| answer.unwrap_or_else(|status| answer::error(&status)))
+                .collect(),
+        )
     }
 
     /// Runs the endpoint's RPC on the route service, as a gRPC call of `principal` would.
@@ -267,7 +318,7 @@ impl HttpApi {
         params: &Params,
         principal: Option<trunkline_core::auth::Principal>,
     ) -> Result<Answer, Status> {
-        let field = |error: trunkline_core::FieldError| Status::from(ClusterError::from(error));
+        let field = field_status;
         let route = &*self.route;
         Ok(match endpoint {
             Endpoint::Outbound => {
@@ -365,14 +416,8 @@ impl HttpApi {
                     .into_inner();
                 answer::registration(response)
             }
-            Endpoint::CallEnd => {
-                let message = proto::ReportCallEndRequest {
-                    call_id: params.text("call_id"),
-                    route_token: params.text("route_token"),
-                    answered: params.flag("answered").map_err(field)?,
-                    answer_time_ms: params.number("answer_time_ms").map_err(field)?,
-                    end_time_ms: params.number("end_time_ms").map_err(field)?,
-                };
+            Endpoint::CallEnd | Endpoint::CallEnds => {
+                let message = call_end_request(params)?;
                 let response = route
                     .report_call_end(auth::with_principal(message, &principal))
                     .await?
@@ -394,7 +439,53 @@ impl HttpApi {
     }
 }
 
-/// Completes once `stop` turns true (or its sender is gone); holds no guard across an await.
+/// A request's parameters: one report, or a batch's (each read on its own).
+enum Input {
+    One(Params),
+    Batch(Vec<Result<Params, trunkline_core::FieldError>>),
+}
+
+fn field_status(error: trunkline_core::FieldError) -> Status {
+    Status::from(ClusterError::from(error))
+}
+
+/// A call-end report's RPC request, from its parameters (a request's, or a batch line's).
+fn call_end_request(params: &Params) -> Result<proto::ReportCallEndRequest, Status> {
+    Ok(proto::ReportCallEndRequest {
+        call_id: params.text("call_id"),
+        route_token: params.text("route_token"),
+        answered: params.flag("answered").map_err(field_status)?,
+        answer_time_ms: params.number("answer_time_ms").map_err(field_status)?,
+        end_time_ms: params.number("end_time_ms").map_err(field_status)?,
+    })
+}
+
+/// Runs `futures` together on this task and returns their outputs in order (a batch's
+/// reports: at most [`params::MAX_BATCH_REPORTS`], so polling each pending one on every wake
+/// costs little).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// The bearer token of an `Authorization` header: `Bearer <token>` as is, or HTTP Basic with
 /// the token as the password (what Kamailio's `httpcon` URL `http://user:token@host` sends).
 fn bearer(
@@ -475,6 +566,7 @@ mod tests {
             "/v1/inbound/",
             "/v1/registration",
             "/v1/call-end",
+            "/v1/call-ends",
         ] {
             let endpoint = Endpoint::from_path(path).unwrap();
             assert!(endpoint.rpc().starts_with("/trunkline.v1.RouteService/"));

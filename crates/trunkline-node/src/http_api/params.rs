@@ -9,6 +9,9 @@ use trunkline_core::FieldError;
 /// repeat).
 const MAX_PARAMETERS: usize = 64;
 
+/// Most reports one batch request may carry (`/v1/call-ends`).
+pub const MAX_BATCH_REPORTS: usize = 256;
+
 /// A request's parameters in the order given.
 #[derive(Debug, Default)]
 pub struct Params {
@@ -69,6 +72,67 @@ impl Params {
         Ok(params)
     }
 
+    /// The reports of a batch request, each read as a request of its own would be: one per
+    /// line of a text or form body (a line is a query string), or one per object of a JSON
+    /// array body. The batch as a whole is refused (a query string, no report, too many);
+    /// a report that can't be read is that report's error only.
+    pub fn parse_batch(
+        query: Option<&str>,
+        body: &[u8],
+        kind: BodyKind,
+    ) -> Result<Vec<Result<Params, FieldError>>, FieldError> {
+        if query.is_some_and(|query| !query.is_empty()) {
+            return Err(FieldError::new(
+                "query",
+                "is not taken here: send the reports in the body, one per line",
+            ));
+        }
+        let reports: Vec<Result<Params, FieldError>> = match kind {
+            BodyKind::Form => std::str::from_utf8(body)
+                .map_err(|_| FieldError::new("body", "is not UTF-8"))?
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .take(MAX_BATCH_REPORTS + 1)
+                .map(|line| {
+                    let mut params = Params::default();
+                    params.add_form(line).map(|()| params)
+                })
+                .collect(),
+            BodyKind::Json => {
+                let objects: Vec<serde_json::Value> =
+                    serde_json::from_slice(body).map_err(|error| {
+                        FieldError::new("body", format!("is not a JSON array of reports: {error}"))
+                    })?;
+                objects
+                    .into_iter()
+                    .take(MAX_BATCH_REPORTS + 1)
+                    .map(|object| {
+                        let serde_json::Value::Object(object) = object else {
+                            return Err(FieldError::new(
+                                "body",
+                                "each report must be a JSON object of parameters",
+                            ));
+                        };
+                        let mut params = Params::default();
+                        params.add_object(object).map(|()| params)
+                    })
+                    .collect()
+            }
+        };
+        match reports.len() {
+            0 => Err(FieldError::new(
+                "body",
+                "carries no report: one per line, each the parameters of a single report",
+            )),
+            count if count > MAX_BATCH_REPORTS => Err(FieldError::new(
+                "body",
+                format!("carries more than {MAX_BATCH_REPORTS} reports: split the batch"),
+            )),
+            _ => Ok(reports),
+        }
+    }
+
     fn push(&mut self, name: String, value: String) -> Result<(), FieldError> {
         if self.fields.len() >= MAX_PARAMETERS {
             return Err(FieldError::new(
@@ -101,6 +165,13 @@ impl Params {
                     format!("is not a JSON object of parameters: {error}"),
                 )
             })?;
+        self.add_object(object)
+    }
+
+    fn add_object(
+        &mut self,
+        object: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), FieldError> {
         for (name, value) in object {
             let mut values = match value {
                 serde_json::Value::Array(items) => items,
@@ -255,6 +326,49 @@ fn hex_value(digit: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_a_report_a_line_or_an_object_each_read_on_its_own() {
+        let body = b"call_id=a&answered=1\r\n\r\ncall_id=b%ZZ\ncall_id=c\n";
+        let reports = Params::parse_batch(None, body, BodyKind::Form).unwrap();
+        assert_eq!(reports.len(), 3, "blank lines are no reports");
+        assert_eq!(reports[0].as_ref().unwrap().text("call_id"), "a");
+        assert!(reports[0].as_ref().unwrap().flag("answered").unwrap());
+        assert_eq!(reports[1].as_ref().unwrap_err().field(), "call_id");
+        assert_eq!(reports[2].as_ref().unwrap().text("call_id"), "c");
+
+        let json = br#"[{"call_id": "a", "answered": true}, 7]"#;
+        let reports = Params::parse_batch(None, json, BodyKind::Json).unwrap();
+        assert_eq!(reports[0].as_ref().unwrap().text("answered"), "true");
+        assert_eq!(reports[1].as_ref().unwrap_err().field(), "body");
+
+        let refused = |query: Option<&str>, body: &[u8], kind| {
+            Params::parse_batch(query, body, kind)
+                .unwrap_err()
+                .field()
+                .to_owned()
+        };
+        assert_eq!(
+            refused(Some("call_id=a"), b"call_id=b", BodyKind::Form),
+            "query"
+        );
+        assert_eq!(refused(None, b" \n", BodyKind::Form), "body");
+        assert_eq!(refused(None, b"[]", BodyKind::Json), "body");
+        assert_eq!(
+            refused(None, br#"{"call_id": "a"}"#, BodyKind::Json),
+            "body"
+        );
+        assert_eq!(refused(None, b"\xff", BodyKind::Form), "body");
+        let at_most = vec!["call_id=a"; MAX_BATCH_REPORTS].join("\n");
+        assert_eq!(
+            Params::parse_batch(None, at_most.as_bytes(), BodyKind::Form)
+                .unwrap()
+                .len(),
+            MAX_BATCH_REPORTS
+        );
+        let over = vec!["call_id=a"; MAX_BATCH_REPORTS + 1].join("\n");
+        assert_eq!(refused(None, over.as_bytes(), BodyKind::Form), "body");
+    }
 
     #[test]
     fn a_query_and_a_form_body_are_read_together_and_decoded() {
