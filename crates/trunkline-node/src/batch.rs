@@ -7,7 +7,9 @@
 //! such items waits that long for company before it is written, so a steady trickle (a
 //! lookup's call record per call, spread over the nodes) becomes a few entries a second
 //! instead of one per item, each replicated and flushed on every node. An item somebody waits
-//! for ends the lingering at once.
+//! for ends the lingering; a kind may then still wait a moment for the rest of a burst
+//! ([`Kind::COMPANY`]): a batch request's reports are queued one by one, and the writer would
+//! otherwise take the first alone and the rest as a second entry.
 //! The queue is bounded: past [`QUEUE_CAPACITY`] items waiting, new ones are refused at once
 //! as overload. A node that can't write (no quorum) answers every item of the batch with the
 //! error.
@@ -37,6 +39,9 @@ pub trait Kind: Send + 'static {
     const MAX_PER_COMMAND: usize;
     /// How long a batch of items nobody waits for waits for more before it is written.
     const LINGER: Duration = Duration::ZERO;
+    /// How long a batch somebody waits for still takes what else arrives before it is
+    /// written: a burst queued together (the reports of one batch request) becomes one entry.
+    const COMPANY: Duration = Duration::ZERO;
     fn command(items: Vec<Self::Item>) -> Command;
     /// One outcome per item, in order, from the response of the entry at `index`; `None` for
     /// a response of another kind.
@@ -53,7 +58,11 @@ impl<K: Kind> Queue<K> {
         let (sender, mut receiver) = mpsc::channel::<Job<K::Item, K::Outcome>>(QUEUE_CAPACITY);
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
-                let batch = gather(&mut receiver, first, K::MAX_PER_COMMAND, K::LINGER).await;
+                let waits = Waits {
+                    linger: K::LINGER,
+                    company: K::COMPANY,
+                };
+                let batch = gather(&mut receiver, first, K::MAX_PER_COMMAND, waits).await;
                 write::<K>(&cluster, batch).await;
             }
         });
@@ -103,14 +112,21 @@ impl<K: Kind> Queue<K> {
     }
 }
 
-/// The batch that starts with `first`: whatever else is queued, up to `max` items; and when
+/// How long a batch waits for more items ([`Kind::LINGER`], [`Kind::COMPANY`]).
+#[derive(Clone, Copy)]
+struct Waits {
+    linger: Duration,
+    company: Duration,
+}
+
+/// The batch that starts with `first`: whatever else is queued, up to `max` items; while
 /// nobody waits for any of them, whatever arrives within `linger` of now, until one arrives
-/// that somebody waits for.
+/// that somebody waits for; then whatever arrives within `company`.
 async fn gather<I, O>(
     receiver: &mut mpsc::Receiver<Job<I, O>>,
     first: Job<I, O>,
     max: usize,
-    linger: Duration,
+    waits: Waits,
 ) -> Vec<Job<I, O>> {
     let mut batch = vec![first];
     while batch.len() < max {
@@ -119,20 +135,33 @@ async fn gather<I, O>(
             Err(_) => break,
         }
     }
-    if linger.is_zero() || batch.iter().any(|job| job.reply.is_some()) {
-        return batch;
-    }
-    let deadline = tokio::time::Instant::now() + linger;
-    while batch.len() < max {
-        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-            Ok(Some(job)) => {
-                let waited_for = job.reply.is_some();
-                batch.push(job);
-                if waited_for {
-                    break;
-                }
+    let waited_for = |batch: &[Job<I, O>]| batch.iter().any(|job| job.reply.is_some());
+    if !waits.linger.is_zero() && !waited_for(&batch) {
+        let deadline = tokio::time::Instant::now() + waits.linger;
+        loop {
+            if batch.len() >= max {
+                return batch;
             }
-            Ok(None) | Err(_) => break,
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(job)) => {
+                    let waited_for = job.reply.is_some();
+                    batch.push(job);
+                    if waited_for {
+                        break;
+                    }
+                }
+                // Nobody waits for this batch: it has waited long enough.
+                Ok(None) | Err(_) => return batch,
+            }
+        }
+    }
+    if !waits.company.is_zero() && waited_for(&batch) {
+        let deadline = tokio::time::Instant::now() + waits.company;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                Ok(None) | Err(_) => break,
+            }
         }
     }
     batch
@@ -177,6 +206,75 @@ mod tests {
         Job { item, reply: None }
     }
 
+    fn waited_job(item: u32) -> Job<u32, ()> {
+        let (reply, answer) = oneshot::channel();
+        // The answer is never read here: dropping its receiver is harmless.
+        drop(answer);
+        Job {
+            item,
+            reply: Some(reply),
+        }
+    }
+
+    fn lingering(linger: Duration) -> Waits {
+        Waits {
+            linger,
+            company: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waited_for_batch_takes_the_rest_of_its_burst_within_the_company_window() {
+        let (sender, mut receiver) = mpsc::channel(16);
+        let waits = Waits {
+            linger: Duration::ZERO,
+            company: Duration::from_millis(200),
+        };
+        // The rest of a burst, queued just after the writer took its first item.
+        let burst = sender.clone();
+        let producer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for item in 2..5 {
+                let _ = burst.send(waited_job(item)).await;
+            }
+        });
+        let batch = gather(&mut receiver, waited_job(1), 10, waits).await;
+        producer.await.unwrap();
+        assert_eq!(
+            batch.iter().map(|job| job.item).collect::<Vec<_>>(),
+            [1, 2, 3, 4],
+            "one batch for the burst"
+        );
+
+        // Without the window, the first item goes alone.
+        let burst = sender.clone();
+        let producer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = burst.send(waited_job(6)).await;
+        });
+        let batch = gather(&mut receiver, waited_job(5), 10, lingering(Duration::ZERO)).await;
+        assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [5]);
+        producer.await.unwrap();
+        let _ = receiver.try_recv();
+
+        // A batch nobody waits for is not held by the window once its linger is over.
+        let batch = tokio::time::timeout(
+            Duration::from_secs(30),
+            gather(
+                &mut receiver,
+                job(7),
+                10,
+                Waits {
+                    linger: Duration::from_millis(10),
+                    company: Duration::from_secs(3_600),
+                },
+            ),
+        )
+        .await
+        .expect("the linger ends a batch nobody waits for");
+        assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [7]);
+    }
+
     #[tokio::test]
     async fn items_nobody_waits_for_linger_for_company_and_others_do_not() {
         let (sender, mut receiver) = mpsc::channel(16);
@@ -185,7 +283,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let _ = late.send(job(2)).await;
         });
-        let batch = gather(&mut receiver, job(1), 10, Duration::from_secs(1)).await;
+        let batch = gather(&mut receiver, job(1), 10, lingering(Duration::from_secs(1))).await;
         // Without lingering the batch would be [1]: 2 came 50 ms later.
         assert!(batch.len() >= 2, "{} items", batch.len());
 
@@ -196,7 +294,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let _ = late.send(job(4)).await;
         });
-        let batch = gather(&mut receiver, job(5), 10, Duration::ZERO).await;
+        let batch = gather(&mut receiver, job(5), 10, lingering(Duration::ZERO)).await;
         assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [5, 3]);
         straggler.await.unwrap();
         let _ = receiver.try_recv();
@@ -216,7 +314,12 @@ mod tests {
         });
         let batch = tokio::time::timeout(
             Duration::from_secs(30),
-            gather(&mut receiver, job(7), 10, Duration::from_secs(3_600)),
+            gather(
+                &mut receiver,
+                job(7),
+                10,
+                lingering(Duration::from_secs(3_600)),
+            ),
         )
         .await
         .expect("an item somebody waits for ends the lingering");
@@ -228,7 +331,12 @@ mod tests {
         }
         let batch = tokio::time::timeout(
             Duration::from_secs(30),
-            gather(&mut receiver, job(9), 4, Duration::from_secs(3_600)),
+            gather(
+                &mut receiver,
+                job(9),
+                4,
+                lingering(Duration::from_secs(3_600)),
+            ),
         )
         .await
         .expect("a full batch does not linger");

@@ -427,7 +427,7 @@ async fn a_batch_of_call_ends_is_written_together_and_each_report_answered() {
     entries.sort_unstable();
     entries.dedup();
     assert!(
-        entries.len() <= 4,
+        entries.len() <= 3,
         "{CALLS} call ends in one request took {} Raft entries: {entries:?}",
         entries.len()
     );
