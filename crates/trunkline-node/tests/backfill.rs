@@ -13,24 +13,7 @@ use support::{
     routing::{outbound, put_tenant, route_outbound},
     *,
 };
-use trunkline_client::{proto, Client, Retry};
-
-/// Every record on the node behind `client`, and from when its archive says it is whole.
-async fn list(client: &Client) -> (Vec<proto::CallRecord>, u64) {
-    let mut stream = client
-        .admin(Retry::Idempotent, |mut admin| async move {
-            admin.list_cdrs(proto::ListCdrsRequest::default()).await
-        })
-        .await
-        .unwrap();
-    let mut records = Vec::new();
-    let mut complete_since_ms = u64::MAX;
-    while let Some(chunk) = stream.message().await.unwrap() {
-        complete_since_ms = chunk.complete_since_ms;
-        records.extend(chunk.records);
-    }
-    (records, complete_since_ms)
-}
+use trunkline_client::{proto, Client};
 
 /// Waits until `check` holds for the node's listing, or panics with the last listing.
 async fn eventually(
@@ -42,7 +25,7 @@ async fn eventually(
 ) -> (Vec<proto::CallRecord>, u64) {
     let deadline = Instant::now() + within;
     loop {
-        let (records, complete_since_ms) = list(client).await;
+        let (records, complete_since_ms) = call_records(client).await;
         if check(&records, complete_since_ms) {
             return (records, complete_since_ms);
         }
@@ -139,7 +122,7 @@ async fn a_node_that_caught_up_by_snapshot_fetches_the_older_records_from_a_peer
     // It stays whole through a restart, and records made later are there too.
     cluster.node(4).stop();
     cluster.node(4).restart();
-    let (records, complete_since_ms) = list(&cluster.get(4).client()).await;
+    let (records, complete_since_ms) = call_records(&cluster.get(4).client()).await;
     assert_eq!(complete_since_ms, 0);
     assert_eq!(records, expected);
 }

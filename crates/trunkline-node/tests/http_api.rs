@@ -403,16 +403,7 @@ async fn a_batch_of_call_ends_is_written_together_and_each_report_answered() {
     // Every routed call has its whole record, written in far fewer entries than reports.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let ended = loop {
-        let mut stream = client
-            .admin(Retry::Idempotent, |mut admin| async move {
-                admin.list_cdrs(proto::ListCdrsRequest::default()).await
-            })
-            .await
-            .unwrap();
-        let mut records = Vec::new();
-        while let Some(chunk) = stream.message().await.unwrap() {
-            records.extend(chunk.records);
-        }
+        let (mut records, _) = call_records(&client).await;
         records.retain(|record| record.call_id.starts_with("batch-") && record.end_ms > 0);
         if records.len() >= CALLS || tokio::time::Instant::now() > deadline {
             break records;

@@ -682,3 +682,22 @@ pub async fn join_and_promote(client: &Client, node: &TestNode, leader_log: &dyn
         }
     }
 }
+
+/// Every call record on the node behind `client`, and from when its archive says it is
+/// whole (`complete_since_ms` of the listing's last chunk).
+#[allow(clippy::unwrap_used, dead_code)]
+pub async fn call_records(client: &Client) -> (Vec<proto::CallRecord>, u64) {
+    let mut stream = client
+        .admin(Retry::Idempotent, |mut admin| async move {
+            admin.list_cdrs(proto::ListCdrsRequest::default()).await
+        })
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    let mut complete_since_ms = u64::MAX;
+    while let Some(chunk) = stream.message().await.unwrap() {
+        complete_since_ms = chunk.complete_since_ms;
+        records.extend(chunk.records);
+    }
+    (records, complete_since_ms)
+}
