@@ -56,12 +56,12 @@ pub struct Queue<K: Kind> {
 impl<K: Kind> Queue<K> {
     pub fn start(cluster: Arc<Cluster>) -> Self {
         let (sender, mut receiver) = mpsc::channel::<Job<K::Item, K::Outcome>>(QUEUE_CAPACITY);
+        let waits = Waits {
+            linger: K::LINGER,
+            company: K::COMPANY,
+        };
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
-                let waits = Waits {
-                    linger: K::LINGER,
-                    company: K::COMPANY,
-                };
                 let batch = gather(&mut receiver, first, K::MAX_PER_COMMAND, waits).await;
                 write::<K>(&cluster, batch).await;
             }

@@ -456,6 +456,7 @@ pub fn http_error(status: u16, error: &str, message: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::metadata::MetadataValue;
 
     #[test]
     fn a_batch_is_refused_as_a_whole_only_when_every_report_could_go_elsewhere() {
@@ -486,7 +487,6 @@ mod tests {
             "another node can't do better"
         );
     }
-    use tonic::metadata::MetadataValue;
 
     fn leg(carrier: &str, gateway: &str) -> proto::Leg {
         proto::Leg {

@@ -291,15 +291,11 @@ impl HttpApi {
         reports: Vec<Result<Params, trunkline_core::FieldError>>,
         principal: Option<trunkline_core::auth::Principal>,
     ) -> Answer {
-        let route = &*self.route;
         let answers = join_all(reports.into_iter().map(|report| {
             let principal = principal.clone();
             async move {
-                let message = call_end_request(&report.map_err(field_status)?)?;
-                let response = route
-                    .report_call_end(auth::with_principal(message, &principal))
-                    .await?;
-                Ok::<_, Status>(answer::call_end(response.into_inner()))
+                self.call(Endpoint::CallEnd, &report.map_err(field_status)?, principal)
+                    .await
             }
         }))
         .await;
@@ -416,8 +412,15 @@ impl HttpApi {
                     .into_inner();
                 answer::registration(response)
             }
+            // A batch's reports come here one by one (`call_ends`).
             Endpoint::CallEnd | Endpoint::CallEnds => {
-                let message = call_end_request(params)?;
+                let message = proto::ReportCallEndRequest {
+                    call_id: params.text("call_id"),
+                    route_token: params.text("route_token"),
+                    answered: params.flag("answered").map_err(field)?,
+                    answer_time_ms: params.number("answer_time_ms").map_err(field)?,
+                    end_time_ms: params.number("end_time_ms").map_err(field)?,
+                };
                 let response = route
                     .report_call_end(auth::with_principal(message, &principal))
                     .await?
@@ -447,17 +450,6 @@ enum Input {
 
 fn field_status(error: trunkline_core::FieldError) -> Status {
     Status::from(ClusterError::from(error))
-}
-
-/// A call-end report's RPC request, from its parameters (a request's, or a batch line's).
-fn call_end_request(params: &Params) -> Result<proto::ReportCallEndRequest, Status> {
-    Ok(proto::ReportCallEndRequest {
-        call_id: params.text("call_id"),
-        route_token: params.text("route_token"),
-        answered: params.flag("answered").map_err(field_status)?,
-        answer_time_ms: params.number("answer_time_ms").map_err(field_status)?,
-        end_time_ms: params.number("end_time_ms").map_err(field_status)?,
-    })
 }
 
 /// Runs `futures` together on this task and returns their outputs in order (a batch's
