@@ -194,6 +194,7 @@ pub async fn end_calls(
                     answered: true,
                     answer_time_ms: 1_796_000_000_000,
                     end_time_ms: 1_796_000_060_000,
+                    legs: Vec::new(),
                 })
                 .await?
                 .into_inner();

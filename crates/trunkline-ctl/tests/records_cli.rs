@@ -39,6 +39,7 @@ fn call(api_addr: &str, call_id: &str, to: &str, talk_ms: Option<u64>) -> Option
                 answered: true,
                 answer_time_ms: 1_796_000_000_000,
                 end_time_ms: 1_796_000_000_000 + talk_ms,
+                legs: Vec::new(),
             };
             client
                 .route(Retry::NotSent, |mut route| {

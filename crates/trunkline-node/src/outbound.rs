@@ -149,12 +149,17 @@ fn tenant<'a>(view: &'a RoutingView, name: &str) -> Result<&'a Tenant, Refused> 
 /// already excluded. The answer has at most `max_legs` legs (the first ones in order); a
 /// reroute after a failed carrier routes again without it, so carriers beyond the first
 /// answer are still reached. The explanation is bounded too (see [`explanation_lines`]).
+///
+/// With `plan` the proxy fails over on its own: the legs are the first gateway of each
+/// carrier (what reroutes would offer one by one, since a failed carrier is excluded), and
+/// the token keeps them priced ([`RouteToken::plan`]) for the call's end report.
 pub fn route(
     view: &RoutingView,
     mut token: RouteToken,
     explain: bool,
     now_ms: u64,
     max_legs: usize,
+    plan: bool,
 ) -> Result<Outcome, Refused> {
     let tenant = tenant(view, &token.tenant)?;
     let normalized = normalize(&token.dialled, &tenant.dial_plan)
@@ -222,10 +227,23 @@ pub fn route(
     };
     let decision =
         input.select_with_trials(&trials, &mut StdRng::seed_from_u64(outcome.token.seed));
+    let mut carriers_seen: Vec<&str> = Vec::new();
     outcome.legs = decision
         .legs
         .iter()
-        .take(max_legs)
+        .filter(|leg| {
+            if carriers_seen.contains(&leg.carrier.name.as_str()) {
+                return !plan;
+            }
+            carriers_seen.push(&leg.carrier.name);
+            true
+        })
+        // A plan's legs all go in the token: no more than the legs a call may try.
+        .take(if plan {
+            max_legs.min(MAX_ATTEMPTS as usize)
+        } else {
+            max_legs
+        })
         .map(|leg| {
             let dial_string = leg.dial_string();
             proto::Leg {
@@ -237,15 +255,22 @@ pub fn route(
                 rate_micros_per_minute: leg.rate.rate_micros_per_minute,
                 connect_fee_micros: leg.rate.connect_fee_micros,
                 prefix: leg.rate.prefix.to_owned(),
+                final_codes: leg.carrier.final_codes.iter().copied().map(u32::from).collect(),
             }
         })
         .collect();
-    outcome.token.offered = outcome.legs.first().map(|leg| OfferedLeg {
+    let offer = |leg: &proto::Leg| OfferedLeg {
         carrier: leg.carrier.clone(),
         gateway: leg.gateway.clone(),
         rate_micros_per_minute: leg.rate_micros_per_minute,
         connect_fee_micros: leg.connect_fee_micros,
-    });
+    };
+    outcome.token.offered = outcome.legs.first().map(offer);
+    outcome.token.plan = if plan {
+        outcome.legs.iter().map(offer).collect()
+    } else {
+        Vec::new()
+    };
     outcome.explanation = explanation_lines(&decision.explanation, max_legs);
     outcome.degraded = decision.degraded;
     if decision.degraded {
@@ -383,6 +408,7 @@ pub fn first_token(
         seed: call_id_hash,
         issued_ms: now_ms,
         applied_index,
+        plan: Vec::new(),
     }
 }
 
@@ -552,4 +578,106 @@ pub fn leg_outcome(request: &proto::ReportLegRequest) -> Option<LegOutcome> {
     (200..=699)
         .contains(&status_code)
         .then_some(LegOutcome::Answer { status_code })
+}
+
+/// A call routed with a plan, at its end: `legs` are the legs the proxy tried, in order (an
+/// answered call's last one the leg that answered), checked against the plan in its token.
+/// The failed ones join the token's legs, for the call's record, and the answered one's
+/// price becomes the price the call is billed at. No legs: the token as it is (its legs were
+/// reported one by one, or the call never got to a leg).
+pub fn with_tried_legs(
+    mut token: RouteToken,
+    legs: &[proto::CallLeg],
+    answered: bool,
+) -> Result<RouteToken, Error> {
+    let Some(last) = legs.len().checked_sub(1) else {
+        return Ok(token);
+    };
+    if token.plan.is_empty() {
+        return Err(Error::invalid(
+            "legs",
+            "are for a call routed with a plan (RouteOutbound with plan): this call's token \
+             already has the legs reported one by one",
+        ));
+    }
+    if legs.len() > MAX_TOKEN_LEGS {
+        return Err(Error::invalid(
+            "legs",
+            format!("{} legs: a call tries at most {MAX_TOKEN_LEGS}", legs.len()),
+        ));
+    }
+    for (index, leg) in legs.iter().enumerate() {
+        let number = index + 1;
+        let offer = token
+            .plan
+            .iter()
+            .find(|offer| offer.carrier == leg.carrier && offer.gateway == leg.gateway)
+            .cloned()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "legs",
+                    format!(
+                        "leg {number} ({}/{}) is not one this call's answer offered",
+                        leg.carrier, leg.gateway
+                    ),
+                )
+            })?;
+        let transport = match leg.transport_error.as_str() {
+            "" => None,
+            "timeout" => Some(LegTransport::Timeout),
+            "refused" => Some(LegTransport::Refused),
+            "unreachable" => Some(LegTransport::Unreachable),
+            other => {
+                return Err(Error::invalid(
+                    "legs",
+                    format!(
+                        "leg {number}: {other:?} is not a transport error (timeout, refused or \
+                         unreachable)"
+                    ),
+                ))
+            }
+        };
+        let sip_code = match transport {
+            Some(_) => 0,
+            None => u16::try_from(leg.sip_code)
+                .ok()
+                .filter(|code| (200..=699).contains(code))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "legs",
+                        format!(
+                            "leg {number}: {} is not a final SIP code (200 to 699); a leg no \
+                             reply ended has a transport error instead",
+                            leg.sip_code
+                        ),
+                    )
+                })?,
+        };
+        let answered_here = (200..300).contains(&sip_code);
+        if answered_here != (answered && index == last) {
+            return Err(Error::invalid(
+                "legs",
+                if answered_here {
+                    format!(
+                        "leg {number} answered ({sip_code}), so it must be the last leg of an \
+                         answered call"
+                    )
+                } else {
+                    "an answered call's last leg is the one that answered: its 2xx is missing"
+                        .to_owned()
+                },
+            ));
+        }
+        if answered_here {
+            token.offered = Some(offer);
+        } else if token.legs.len() < MAX_TOKEN_LEGS {
+            token.legs.push(LegRecord {
+                carrier: offer.carrier,
+                gateway: offer.gateway,
+                sip_code,
+                transport,
+            });
+        }
+    }
+    Ok(token)
 }

@@ -472,6 +472,7 @@ impl RouteApi {
                 request.explain,
                 now_ms,
                 self.max_legs,
+                request.plan,
             )
         });
         let mut outcome = match decided {
@@ -628,7 +629,7 @@ impl RouteApi {
             Next::Stop(stop, token) => (proto::report_leg_response::Outcome::Stop(stop), token),
             Next::Reroute(token) => {
                 let routed = crate::span!("route_decision")
-                    .in_scope(|| outbound::route(&view, token, false, now_ms, self.max_legs))
+                    .in_scope(|| outbound::route(&view, token, false, now_ms, self.max_legs, false))
                     .map_err(refused)?;
                 match routed.legs.into_iter().next() {
                     Some(leg) => (proto::report_leg_response::Outcome::Next(leg), routed.token),
@@ -673,6 +674,8 @@ impl RouteApi {
                 "was issued for another call_id",
             )));
         }
+        let token =
+            outbound::with_tried_legs(token, &request.legs, request.answered).map_err(invalid)?;
         let talk_ms = if request.answered {
             if request.answer_time_ms == 0 {
                 return Err(invalid(Error::invalid(
@@ -1002,7 +1005,7 @@ fn inbound_leg(
                 applied_index: view.applied_index,
             },
         );
-        if let Ok(routed) = outbound::route(view, token, false, now_ms, max_legs) {
+        if let Ok(routed) = outbound::route(view, token, false, now_ms, max_legs, false) {
             wire.outbound_legs = routed.legs;
         }
     }

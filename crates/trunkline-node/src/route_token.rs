@@ -11,10 +11,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trunkline_core::{cdr::LegRecord, policy::SourceKind, routing::Media, Error};
 
-/// 4 since outbound tokens carry what the call's record needs (the calling number, the node
-/// that routed it, the legs tried and the price of the leg offered); 3 did not, and 1 had no
-/// source or extension either.
-const FORMAT_VERSION: u8 = 4;
+/// 5 since outbound tokens carry a plan's priced legs ([`RouteToken::plan`]); 4 ended with
+/// the fields before it (and is still read, see [`decode_any`]); 3 did not carry what the
+/// call's record needs, and 1 had no source or extension either.
+const FORMAT_VERSION: u8 = 5;
+/// Outbound tokens without [`RouteToken::plan`], issued before it: still read, so a call
+/// routed before an upgrade reports its end afterwards.
+const PLANLESS_FORMAT_VERSION: u8 = 4;
 /// The first byte of an inbound call's token ([`InboundToken`]).
 const INBOUND_FORMAT_VERSION: u8 = 2;
 /// Outbound tokens of older releases: refused with a word on why.
@@ -60,6 +63,10 @@ pub struct RouteToken {
     /// next report first catches up to it, so a report never sees older configuration than
     /// the lookup did.
     pub applied_index: u64,
+    /// A call routed with a plan (the proxy fails over on its own): every leg of the answer,
+    /// in order and priced, so its end report can name the legs it tried and the one that
+    /// answered. Empty otherwise. Last, so a version 4 token is this one without it.
+    pub plan: Vec<OfferedLeg>,
 }
 
 /// The leg a proxy tries next, as priced when it was offered.
@@ -197,6 +204,15 @@ pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
         Some(&FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Outbound)
             .map_err(|_| invalid("is malformed")),
+        Some(&PLANLESS_FORMAT_VERSION) => {
+            // Version 4 is version 5 without the plan, its last field: bincode writes a
+            // field after another and an empty Vec as its length, a u64 of 0.
+            let mut payload = payload.to_vec();
+            payload.extend_from_slice(&0u64.to_le_bytes());
+            bincode::deserialize(&payload)
+                .map(Token::Outbound)
+                .map_err(|_| invalid("is malformed"))
+        }
         Some(&INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Inbound)
             .map_err(|_| invalid("is malformed")),
@@ -238,6 +254,7 @@ mod tests {
             seed: 7,
             issued_ms: 1_000,
             applied_index: 12,
+            plan: Vec::new(),
         }
     }
 
@@ -246,6 +263,41 @@ mod tests {
         let key = TokenKey::new(&[3u8; 32]).unwrap();
         let text = encode(&token(), &key).unwrap();
         assert_eq!(decode(&text, &key).unwrap(), token());
+    }
+
+    #[test]
+    fn a_plans_legs_round_trip_and_a_token_from_before_plans_is_still_read() {
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
+        let planned = RouteToken {
+            plan: vec![
+                OfferedLeg {
+                    carrier: "alpha".into(),
+                    gateway: "alpha-1".into(),
+                    rate_micros_per_minute: 7_000,
+                    connect_fee_micros: 100,
+                },
+                OfferedLeg {
+                    carrier: "beta".into(),
+                    gateway: "beta-1".into(),
+                    rate_micros_per_minute: 9_000,
+                    connect_fee_micros: 0,
+                },
+            ],
+            ..token()
+        };
+        let text = encode(&planned, &key).unwrap();
+        assert_eq!(decode(&text, &key).unwrap(), planned);
+
+        // A version 4 token: the same fields, without the plan.
+        let mut payload = bincode::serialize(&token()).unwrap();
+        assert_eq!(payload.split_off(payload.len() - 8), [0u8; 8]);
+        let mut bytes = vec![PLANLESS_FORMAT_VERSION];
+        bytes.extend_from_slice(&payload);
+        let mut mac = key.mac();
+        mac.update(&bytes);
+        bytes.extend_from_slice(&mac.finalize().into_bytes()[..TAG_BYTES]);
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(decode(&old, &key).unwrap(), token());
     }
 
     #[test]

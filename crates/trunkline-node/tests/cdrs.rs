@@ -313,6 +313,7 @@ async fn bad_call_ends_are_refused_and_add_no_record() {
         answered: true,
         answer_time_ms: ANSWER_MS,
         end_time_ms: ANSWER_MS - 1,
+        legs: Vec::new(),
     };
     for (request, field) in [
         (early.clone(), "end_time_ms"),

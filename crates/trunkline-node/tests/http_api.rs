@@ -14,7 +14,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 use support::{
-    routing::{alpha_and_beta, put_tenant},
+    routing::{
+        alpha_and_beta, gateway, import, put_carrier, put_tenant, try_put_gateway, unprobed,
+    },
     *,
 };
 use trunkline_client::{proto, Client, Retry};
@@ -422,6 +424,155 @@ async fn a_batch_of_call_ends_is_written_together_and_each_report_answered() {
         "{CALLS} call ends in one request took {} Raft entries: {entries:?}",
         entries.len()
     );
+    drop(node);
+}
+
+/// A proxy that asks once a call (`plan=1`): one leg per carrier, each with its carrier's
+/// final codes, as words a cfg can pick; the failed legs reported in a `/v1/legs` batch reach
+/// the gateway's breaker; the call's end names the legs tried, which the record keeps, and
+/// the leg that answered prices the call. A leg the answer never offered is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_following_a_plan_asks_once_and_reports_its_legs_after() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (node, client) = started_http(root.path()).await;
+    // alpha with two gateways; beta with one, marking 503 as the callee's final answer.
+    put_carrier(&client, "alpha", vec![]).await;
+    put_carrier(&client, "beta", vec![503]).await;
+    // alpha-2 is alpha's second choice: it comes first only while alpha-1's breaker is open.
+    for (name, carrier, uri, priority) in [
+        ("alpha-1", "alpha", "sip:192.0.2.10:5060", 1),
+        ("alpha-2", "alpha", "sip:192.0.2.11:5060", 2),
+        ("beta-1", "beta", "sip:192.0.2.20:5060", 1),
+    ] {
+        let gateway = proto::Gateway {
+            priority,
+            ..unprobed(gateway(name, carrier, uri))
+        };
+        try_put_gateway(&client, gateway).await.unwrap();
+    }
+    import(&client, "alpha", &[("44", 1_000)]).await;
+    import(&client, "beta", &[("44", 2_000)]).await;
+    let applied = put_tenant(&client, "acme").await;
+    let address = node.http_addr.clone().unwrap();
+
+    tokio::task::spawn_blocking(move || {
+        let mut http = Http::connect(&address);
+        let ask = |http: &mut Http, call_id: &str, plan: bool| {
+            http.get(&format!(
+                "/v1/outbound?tenant=acme&call_id={call_id}&to=%2B442071234567&min_applied_index={applied}&plan={}",
+                u8::from(plan)
+            ))
+        };
+        // Without a plan every gateway is a route; with one, the first of each carrier.
+        let whole = ask(&mut http, "whole-1", false);
+        assert_eq!(whole.body["routes"].as_array().unwrap().len(), 3, "{}", whole.body);
+        let planned = ask(&mut http, "plan-1", true);
+        assert_eq!(planned.status, 200, "{}", planned.body);
+        let body = &planned.body;
+        let routes = body["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 2, "{body}");
+        assert_eq!(routes[0]["carrier"], "alpha");
+        assert_eq!(routes[1]["carrier"], "beta");
+        assert_eq!(routes[1]["final_codes"], serde_json::json!([503]));
+        assert_eq!(body["route_carriers"], "alpha beta");
+        let alpha_first = text(&routes[0]["gateway"]);
+        assert_eq!(alpha_first, "alpha-1");
+        assert_eq!(body["route_gateways"], "alpha-1 beta-1");
+        assert_eq!(body["route_final_codes"], "- 503");
+        let token = text(&body["route_token"]);
+
+        // The failed legs of five calls, sent after the fact in one batch: each is answered,
+        // and the gateway's breaker counts them.
+        let lines: Vec<String> = (0..5)
+            .map(|call| {
+                let routed = ask(&mut http, &format!("plan-fail-{call}"), true);
+                format!(
+                    "call_id=plan-fail-{call}&route_token={}&carrier=alpha&gateway={alpha_first}&sip_code=503",
+                    escape(&text(&routed.body["route_token"]))
+                )
+            })
+            .collect();
+        let reported = http.send("POST", "/v1/legs", &[], lines.join("\n").as_bytes());
+        assert_eq!(reported.status, 200, "{}", reported.body);
+        assert_eq!(reported.body["reports"], 5, "{}", reported.body);
+        assert_eq!(reported.body["failed"], 0, "{}", reported.body);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Calls sampled as the breaker's trials still get the gateway: another Call-ID each.
+        for attempt in 0.. {
+            let again = ask(&mut http, &format!("plan-after-{attempt}"), true);
+            let first = text(&again.body["routes"][0]["gateway"]);
+            if first != alpha_first {
+                assert_eq!(first, "alpha-2", "{}", again.body);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the batch's failures never opened {alpha_first}'s breaker"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        // The call's end: alpha failed, beta answered; the record keeps alpha's failure and
+        // the call is priced at beta's rate.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let end = |http: &mut Http, legs: &[&str], answered: bool| {
+            let legs: String = legs.iter().map(|leg| format!("&legs={}", escape(leg))).collect();
+            http.get(&format!(
+                "/v1/call-end?call_id=plan-1&route_token={}&answered={}&answer_time_ms={}&end_time_ms={}{legs}",
+                escape(&token),
+                u8::from(answered),
+                now_ms,
+                now_ms + 60_000
+            ))
+        };
+        let alpha_leg = format!("alpha/{alpha_first}/503");
+        for (legs, answered, why) in [
+            (vec!["alpha/alpha-9/503", "beta/beta-1/200"], true, "not one this call"),
+            (vec![alpha_leg.as_str(), "beta/beta-1/486"], true, "2xx is missing"),
+            (vec!["beta/beta-1/200", alpha_leg.as_str()], true, "must be the last"),
+            (vec![alpha_leg.as_str(), "beta/beta-1/180"], false, "not a final SIP code"),
+        ] {
+            let refused = end(&mut http, &legs, answered);
+            assert_eq!(refused.status, 400, "{legs:?}: {}", refused.body);
+            assert_eq!(refused.body["field"], "legs", "{}", refused.body);
+            assert!(text(&refused.body["message"]).contains(why), "{}", refused.body);
+        }
+        let ended = end(&mut http, &[alpha_leg.as_str(), "beta/beta-1/200"], true);
+        assert_eq!(ended.status, 200, "{}", ended.body);
+        // A call routed without a plan has its legs in its token: none are taken here.
+        let whole_token = text(&whole.body["route_token"]);
+        let planless = http.get(&format!(
+            "/v1/call-end?call_id=whole-1&route_token={}&answered=0&legs=alpha%2Falpha-1%2F503",
+            escape(&whole_token)
+        ));
+        assert_eq!(planless.status, 400, "{}", planless.body);
+        assert_eq!(planless.body["field"], "legs", "{}", planless.body);
+        alpha_first
+    })
+    .await
+    .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let (records, _) = call_records(&client).await;
+        if let Some(record) = records
+            .into_iter()
+            .find(|record| record.call_id == "plan-1" && record.end_ms > 0)
+        {
+            break record;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no record of plan-1's end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record.disposition, "answered", "{record:?}");
+    assert_eq!(record.legs.len(), 1, "{record:?}");
+    assert_eq!((record.legs[0].carrier.as_str(), record.legs[0].sip_code), ("alpha", 503));
+    // 60 s at beta's 2,000 micros a minute, not alpha's 1,000.
+    assert_eq!(record.cost_micros, 2_000, "{record:?}");
     drop(node);
 }
 

@@ -47,7 +47,37 @@ fn carrier_route(leg: &proto::Leg, timers: LegTimers, ring_ms: u64) -> Value {
         "fr_inv_timer": ring_ms,
         "carrier": leg.carrier,
         "gateway": leg.gateway,
+        "final_codes": leg.final_codes,
     })
+}
+
+/// Each route's carrier, gateway and final codes as words a cfg picks with `{s.select,N, }`
+/// (Kamailio's `json` module reads no arrays): a proxy following a plan looks up the leg that
+/// failed by its position. Final codes are comma-separated, `-` for none.
+fn route_words(legs: &[proto::Leg], document: &mut Map<String, Value>) {
+    let words = |word: fn(&proto::Leg) -> String| {
+        legs.iter().map(word).collect::<Vec<_>>().join(" ")
+    };
+    document.insert(
+        "route_carriers".into(),
+        json!(words(|leg| leg.carrier.clone())),
+    );
+    document.insert(
+        "route_gateways".into(),
+        json!(words(|leg| leg.gateway.clone())),
+    );
+    document.insert(
+        "route_final_codes".into(),
+        json!(words(|leg| if leg.final_codes.is_empty() {
+            "-".to_owned()
+        } else {
+            leg.final_codes
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })),
+    );
 }
 
 /// The part every answer shares: rtjson's keys and what the proxy does.
@@ -109,7 +139,9 @@ pub fn outbound(response: proto::RouteOutboundResponse, timers: LegTimers) -> An
                 .iter()
                 .map(|leg| carrier_route(leg, timers, timers.ring_ms))
                 .collect();
-            routing_document("serial", routes, response.legs.first())
+            let mut document = routing_document("serial", routes, response.legs.first());
+            route_words(&response.legs, &mut document);
+            document
         }
     };
     document.insert("route_token".into(), json!(response.route_token));

@@ -57,9 +57,21 @@ enum Endpoint {
     CallEnd,
     /// Many call ends in one request (`/v1/call-ends`): each line of the body one report.
     CallEnds,
+    /// Many leg reports in one request (`/v1/legs`), each line a `/v1/leg`: what a proxy
+    /// following a plan sends for the gateways' breakers, without waiting on each.
+    Legs,
 }
 
 impl Endpoint {
+    /// A batch endpoint's reports: each is a request of this endpoint.
+    fn report(self) -> Option<Endpoint> {
+        match self {
+            Endpoint::CallEnds => Some(Endpoint::CallEnd),
+            Endpoint::Legs => Some(Endpoint::Leg),
+            _ => None,
+        }
+    }
+
     fn from_path(path: &str) -> Option<Endpoint> {
         Some(match path.trim_end_matches('/') {
             "/v1/outbound" => Endpoint::Outbound,
@@ -68,6 +80,7 @@ impl Endpoint {
             "/v1/registration" => Endpoint::Registration,
             "/v1/call-end" => Endpoint::CallEnd,
             "/v1/call-ends" => Endpoint::CallEnds,
+            "/v1/legs" => Endpoint::Legs,
             _ => return None,
         })
     }
@@ -76,10 +89,10 @@ impl Endpoint {
     fn rpc(self) -> &'static str {
         match self {
             Endpoint::Outbound => "/trunkline.v1.RouteService/RouteOutbound",
-            Endpoint::Leg => "/trunkline.v1.RouteService/ReportLeg",
+            // Each report of a batch is a ReportLeg or a ReportCallEnd, with its permission.
+            Endpoint::Leg | Endpoint::Legs => "/trunkline.v1.RouteService/ReportLeg",
             Endpoint::Inbound => "/trunkline.v1.RouteService/RouteInbound",
             Endpoint::Registration => "/trunkline.v1.RouteService/ReportRegistration",
-            // Each report of a batch is a ReportCallEnd, with the same permission.
             Endpoint::CallEnd | Endpoint::CallEnds => "/trunkline.v1.RouteService/ReportCallEnd",
         }
     }
@@ -99,10 +112,11 @@ impl Endpoint {
                     "source",
                     "extension",
                     "dry_run",
+                    "plan",
                 ],
                 &[],
             ),
-            Endpoint::Leg => (
+            Endpoint::Leg | Endpoint::Legs => (
                 &[
                     "call_id",
                     "route_token",
@@ -129,8 +143,9 @@ impl Endpoint {
                     "answered",
                     "answer_time_ms",
                     "end_time_ms",
+                    "legs",
                 ],
-                &[],
+                &["legs"],
             ),
         }
     }
@@ -200,7 +215,7 @@ impl HttpApi {
                 "not_found",
                 &format!(
                     "{} is not an endpoint: use /v1/outbound, /v1/leg, /v1/inbound, \
-                     /v1/registration, /v1/call-end, /v1/call-ends or /health",
+                     /v1/registration, /v1/call-end, /v1/call-ends, /v1/legs or /health",
                     parts.uri.path()
                 ),
             );
@@ -235,7 +250,7 @@ impl HttpApi {
             .map(|value| value.to_str().unwrap_or("?"));
         let (accepted, repeatable) = endpoint.parameters();
         let input = BodyKind::from_content_type(content_type).and_then(|kind| {
-            if endpoint == Endpoint::CallEnds {
+            if endpoint.report().is_some() {
                 let reports = Params::parse_batch(parts.uri.query(), &body, kind)?;
                 return Ok(Input::Batch(
                     reports
@@ -278,23 +293,28 @@ impl HttpApi {
                 .call(endpoint, &params, principal)
                 .await
                 .unwrap_or_else(|status| answer::error(&status)),
-            Input::Batch(reports) => self.call_ends(reports, principal).await,
+            Input::Batch(reports) => {
+                // A batch endpoint names the one its reports are each (`Endpoint::report`).
+                let each = endpoint.report().unwrap_or(endpoint);
+                self.batch(each, reports, principal).await
+            }
         }
     }
 
-    /// The reports of a `/v1/call-ends` batch, all at once: their records are written
-    /// together (one Raft entry for the lot, where a request each makes an entry each).
-    /// Each report's answer is what `/v1/call-end` would have answered, with its line and
-    /// HTTP status (`answer::batch` says what the batch's own status is).
-    async fn call_ends(
+    /// The reports of a batch (`/v1/call-ends`, `/v1/legs`), all at once: call ends' records
+    /// are written together (one Raft entry for the lot, where a request each makes an entry
+    /// each). Each report's answer is what the single endpoint `each` would have answered,
+    /// with its line and HTTP status (`answer::batch` says what the batch's own status is).
+    async fn batch(
         &self,
+        each: Endpoint,
         reports: Vec<Result<Params, trunkline_core::FieldError>>,
         principal: Option<trunkline_core::auth::Principal>,
     ) -> Answer {
         let answers = join_all(reports.into_iter().map(|report| {
             let principal = principal.clone();
             async move {
-                self.call(Endpoint::CallEnd, &report.map_err(field_status)?, principal)
+                self.call(each, &report.map_err(field_status)?, principal)
                     .await
             }
         }))
@@ -345,6 +365,7 @@ impl HttpApi {
                         .map_or(0, i32::from),
                     extension: params.text("extension"),
                     dry_run: params.flag("dry_run").map_err(field)?,
+                    plan: params.flag("plan").map_err(field)?,
                 };
                 let response = route
                     .route_outbound(auth::with_principal(message, &principal))
@@ -352,7 +373,8 @@ impl HttpApi {
                     .into_inner();
                 answer::outbound(response, self.timers)
             }
-            Endpoint::Leg => {
+            // A batch's reports come here one by one (`batch`).
+            Endpoint::Leg | Endpoint::Legs => {
                 let message = proto::ReportLegRequest {
                     call_id: params.text("call_id"),
                     route_token: params.text("route_token"),
@@ -412,7 +434,6 @@ impl HttpApi {
                     .into_inner();
                 answer::registration(response)
             }
-            // A batch's reports come here one by one (`call_ends`).
             Endpoint::CallEnd | Endpoint::CallEnds => {
                 let message = proto::ReportCallEndRequest {
                     call_id: params.text("call_id"),
@@ -420,6 +441,12 @@ impl HttpApi {
                     answered: params.flag("answered").map_err(field)?,
                     answer_time_ms: params.number("answer_time_ms").map_err(field)?,
                     end_time_ms: params.number("end_time_ms").map_err(field)?,
+                    legs: params
+                        .all("legs")
+                        .iter()
+                        .map(|leg| params::call_leg(leg))
+                        .collect::<Result<_, _>>()
+                        .map_err(field)?,
                 };
                 let response = route
                     .report_call_end(auth::with_principal(message, &principal))
@@ -559,6 +586,7 @@ mod tests {
             "/v1/registration",
             "/v1/call-end",
             "/v1/call-ends",
+            "/v1/legs",
         ] {
             let endpoint = Endpoint::from_path(path).unwrap();
             assert!(endpoint.rpc().starts_with("/trunkline.v1.RouteService/"));

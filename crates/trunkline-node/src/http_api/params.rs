@@ -9,7 +9,7 @@ use trunkline_core::FieldError;
 /// repeat).
 const MAX_PARAMETERS: usize = 64;
 
-/// Most reports one batch request may carry (`/v1/call-ends`).
+/// Most reports one batch request may carry (`/v1/call-ends`, `/v1/legs`).
 pub const MAX_BATCH_REPORTS: usize = 256;
 
 /// A request's parameters in the order given.
@@ -288,6 +288,44 @@ impl Params {
     }
 }
 
+/// One leg of a call-end report's `legs`: `carrier/gateway/how`, where `how` is the final
+/// SIP code or, when no reply came, `timeout`, `refused` or `unreachable` (names never hold a
+/// `/`). Whether the leg was offered is the RPC's to check.
+pub fn call_leg(text: &str) -> Result<trunkline_api::v1::CallLeg, FieldError> {
+    let mut parts = text.split('/');
+    let (Some(carrier), Some(gateway), Some(how), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(FieldError::new(
+            "legs",
+            format!(
+                "{text:?} is not carrier/gateway/code (the code a SIP code, or timeout, refused \
+                 or unreachable)"
+            ),
+        ));
+    };
+    let (sip_code, transport_error) = match how {
+        "timeout" | "refused" | "unreachable" => (0, how.to_owned()),
+        code => (
+            code.parse().map_err(|_| {
+                FieldError::new(
+                    "legs",
+                    format!(
+                        "{text:?}: {code:?} is not a SIP code, timeout, refused or unreachable"
+                    ),
+                )
+            })?,
+            String::new(),
+        ),
+    };
+    Ok(trunkline_api::v1::CallLeg {
+        carrier: carrier.to_owned(),
+        gateway: gateway.to_owned(),
+        sip_code,
+        transport_error,
+    })
+}
+
 /// Percent-decoding of a query or form value: `%XX` is a byte; `None` when an escape is
 /// malformed or the bytes are not UTF-8.
 ///
@@ -453,6 +491,22 @@ mod tests {
         let error = params.word("source", &[("phone", 1)]).unwrap_err();
         assert_eq!(error.field(), "source");
         assert!(error.reason().contains("phone"));
+    }
+
+    #[test]
+    fn a_call_end_leg_is_carrier_gateway_and_code_or_transport_error() {
+        let leg = call_leg("alpha/alpha-1/503").unwrap();
+        assert_eq!(
+            (leg.carrier.as_str(), leg.gateway.as_str(), leg.sip_code),
+            ("alpha", "alpha-1", 503)
+        );
+        assert!(leg.transport_error.is_empty());
+        let leg = call_leg("beta/beta-2/timeout").unwrap();
+        assert_eq!((leg.sip_code, leg.transport_error.as_str()), (0, "timeout"));
+        for bad in ["alpha/503", "alpha/alpha-1/503/x", "alpha/alpha-1/busy", ""] {
+            let error = call_leg(bad).unwrap_err();
+            assert_eq!(error.field(), "legs", "{bad}");
+        }
     }
 
     #[test]

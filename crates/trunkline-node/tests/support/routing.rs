@@ -215,6 +215,7 @@ pub async fn report_call_end(
         answered: talk_ms.is_some(),
         answer_time_ms: talk_ms.map_or(0, |_| ANSWER_MS),
         end_time_ms: ANSWER_MS + talk_ms.unwrap_or(0),
+        legs: Vec::new(),
     };
     client
         .route(Retry::NotSent, |mut route| {

@@ -138,6 +138,7 @@ pub async fn exec(args: Args, context: &Context) -> Result<(), Failure> {
         extension: args.extension.clone(),
         // A test must not hold one of a limited tenant's slots.
         dry_run: true,
+        plan: false,
     };
     let response = context
         .route(
