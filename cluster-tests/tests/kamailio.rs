@@ -198,12 +198,47 @@ fn a_carrier_refusing_with_503_sends_every_call_through_the_other() {
         report.screen,
         environment.diagnostics()
     );
-    // Every call ended at bravo; alpha refused the first ones (until its breaker opened).
+    // Every call ended at bravo; alpha refused the first ones (until its breaker opened, on
+    // the failed legs Kamailio's reporters sent in batches).
     environment.bravo.wait_calls(calls);
     let refused = environment.alpha.calls_received();
     assert!(
         (1..=calls).contains(&refused),
         "alpha received {refused} calls, expected at least one (it is the cheaper carrier)"
+    );
+    // Kamailio asked once a call and failed over on its own: each call's record has the
+    // legs its end report named, alpha's 503 for exactly the calls alpha refused.
+    let records = wait_for("every call's record, ended", SETUP_TIMEOUT, || {
+        let export = environment
+            .cluster
+            .trunkctl(&["cdr", "export", "--format", "jsonl", "--tenant", TENANT]);
+        let ended: Vec<serde_json::Value> = export
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| record["end"] != "")
+            .collect();
+        (ended.len() as u64 == calls).then_some(ended)
+    });
+    assert!(
+        records.iter().all(|record| record["disposition"] == "answered"),
+        "{records:#?}"
+    );
+    let with_alpha = records
+        .iter()
+        .filter(|record| record["legs"] == "alpha/alpha-1:503")
+        .count() as u64;
+    let without = records.iter().filter(|record| record["legs"] == "").count() as u64;
+    assert_eq!(
+        (with_alpha, without),
+        (refused, calls - refused),
+        "legs: {:?}",
+        records.iter().map(|record| &record["legs"]).collect::<Vec<_>>()
+    );
+    // The failed legs went to the breakers in batches (a node walk each), not a request a leg.
+    let log = environment.kamailio.log_since(0);
+    assert!(
+        log.contains("leg reports reported"),
+        "no batch of leg reports in Kamailio's log:\n{log}"
     );
 }
 
