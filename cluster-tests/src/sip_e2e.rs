@@ -758,10 +758,14 @@ pub struct SippServer {
 /// The scenarios in `deploy/kamailio/sipp/`.
 pub const ANSWER_SCENARIO: &str = "answer.xml";
 pub const REFUSE_503_SCENARIO: &str = "refuse503.xml";
+/// A gateway whose callee is busy: 486 to every call.
+pub const BUSY_486_SCENARIO: &str = "busy486.xml";
 pub const CALLER_SCENARIO: &str = "caller.xml";
 pub const CALLER_REFUSED_SCENARIO: &str = "caller_refused.xml";
 /// A caller expecting 500: the cluster's stop once every carrier refused the call.
 pub const CALLER_FAILED_SCENARIO: &str = "caller_failed.xml";
+/// A caller expecting 486: the callee's answer, which ends the call on the first carrier.
+pub const CALLER_BUSY_SCENARIO: &str = "caller_busy.xml";
 /// A slow gateway: rings, then takes a CANCEL (200, and 487 to the INVITE) or, without one
 /// within 3 s, answers.
 pub const RING_LONG_SCENARIO: &str = "ring_long.xml";

@@ -12,10 +12,10 @@ use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
     call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
-    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, CALLER_CANCEL_SCENARIO,
-    CALLER_FAILED_SCENARIO, CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID,
-    LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO, RING_LONG_SCENARIO, SETUP_TIMEOUT,
-    TENANT,
+    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, BUSY_486_SCENARIO,
+    CALLER_BUSY_SCENARIO, CALLER_CANCEL_SCENARIO, CALLER_FAILED_SCENARIO, CALLER_REFUSED_SCENARIO,
+    CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO,
+    RING_LONG_SCENARIO, SETUP_TIMEOUT, TENANT,
 };
 
 /// One test at a time: see the file's docs.
@@ -157,6 +157,20 @@ fn wait_released(environment: &Environment, log_start: u64, calls: u64, what: &s
     );
 }
 
+/// The tenant's call records once `calls` of them have their end (the reporters send the ends
+/// a moment after the callers are done), as `trunkctl cdr export` writes them.
+fn ended_records(cluster: &Cluster, calls: u64) -> Vec<serde_json::Value> {
+    wait_for("every call's record, ended", SETUP_TIMEOUT, || {
+        let export = cluster.trunkctl(&["cdr", "export", "--format", "jsonl", "--tenant", TENANT]);
+        let ended: Vec<serde_json::Value> = export
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|record| record["end"] != "")
+            .collect();
+        (ended.len() as u64 == calls).then_some(ended)
+    })
+}
+
 fn kamailio_options(cluster: &Cluster, failsafe_uri: Option<String>) -> KamailioOptions {
     KamailioOptions {
         nodes: cluster
@@ -208,19 +222,11 @@ fn a_carrier_refusing_with_503_sends_every_call_through_the_other() {
     );
     // Kamailio asked once a call and failed over on its own: each call's record has the
     // legs its end report named, alpha's 503 for exactly the calls alpha refused.
-    let records = wait_for("every call's record, ended", SETUP_TIMEOUT, || {
-        let export = environment
-            .cluster
-            .trunkctl(&["cdr", "export", "--format", "jsonl", "--tenant", TENANT]);
-        let ended: Vec<serde_json::Value> = export
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|record| record["end"] != "")
-            .collect();
-        (ended.len() as u64 == calls).then_some(ended)
-    });
+    let records = ended_records(&environment.cluster, calls);
     assert!(
-        records.iter().all(|record| record["disposition"] == "answered"),
+        records
+            .iter()
+            .all(|record| record["disposition"] == "answered"),
         "{records:#?}"
     );
     let with_alpha = records
@@ -232,13 +238,54 @@ fn a_carrier_refusing_with_503_sends_every_call_through_the_other() {
         (with_alpha, without),
         (refused, calls - refused),
         "legs: {:?}",
-        records.iter().map(|record| &record["legs"]).collect::<Vec<_>>()
+        records
+            .iter()
+            .map(|record| &record["legs"])
+            .collect::<Vec<_>>()
     );
     // The failed legs went to the breakers in batches (a node walk each), not a request a leg.
     let log = environment.kamailio.log_since(0);
     assert!(
         log.contains("leg reports reported"),
         "no batch of leg reports in Kamailio's log:\n{log}"
+    );
+}
+
+/// A busy callee is the callee's answer: Kamailio, following the plan, ends the call with it
+/// rather than trying the next carrier (whose callee would be as busy), and the record says so.
+#[test]
+fn a_busy_callee_ends_the_call_without_another_carrier() {
+    let _serial = serial();
+    let environment = Environment::start(BUSY_486_SCENARIO);
+    let calls = 10;
+    let report = call(
+        environment.path(),
+        "busy",
+        CALLER_BUSY_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    assert_eq!(
+        (report.successful, report.failed, report.exit_code),
+        (calls, 0, Some(0)),
+        "every call must end with the callee's 486:\n{}\n{}",
+        report.screen,
+        environment.diagnostics()
+    );
+    environment.alpha.wait_calls(calls);
+    assert_eq!(
+        environment.bravo.calls_received(),
+        0,
+        "a busy callee's call was tried on another carrier"
+    );
+    let records = ended_records(&environment.cluster, calls);
+    assert!(
+        records
+            .iter()
+            .all(|record| record["legs"] == "alpha/alpha-1:486" && record["sip_code"] == 486),
+        "{records:#?}"
     );
 }
 

@@ -9,8 +9,9 @@
 # so every call fails over once.
 #   static:    Kamailio with deploy/kamailio/kamailio.cfg -A STATIC_ROUTES (the two gateways
 #              in a fixed rtjson document, no cluster);
-#   trunkline: the same cfg asking a three-node Trunkline cluster on this machine (two HTTP
-#              requests a call: /v1/outbound, then /v1/leg for the refused leg).
+#   trunkline: the same cfg asking a three-node Trunkline cluster on this machine (one HTTP
+#              request a call, /v1/outbound with plan=1; the refused leg and the call's end
+#              go out later in batches from the reporter processes).
 # Printed for each: calls answered per second, the failed calls, and the post-dial delay
 # (sipp's response time, INVITE to 200: mean, p50, p99; sipp's clock ticks every few ms under
 # load, so the mean says more than the percentiles), then the ratios.

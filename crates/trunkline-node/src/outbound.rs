@@ -255,7 +255,13 @@ pub fn route(
                 rate_micros_per_minute: leg.rate.rate_micros_per_minute,
                 connect_fee_micros: leg.rate.connect_fee_micros,
                 prefix: leg.rate.prefix.to_owned(),
-                final_codes: leg.carrier.final_codes.iter().copied().map(u32::from).collect(),
+                final_codes: leg
+                    .carrier
+                    .final_codes
+                    .iter()
+                    .copied()
+                    .map(u32::from)
+                    .collect(),
             }
         })
         .collect();

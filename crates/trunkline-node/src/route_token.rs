@@ -103,6 +103,8 @@ pub struct InboundToken {
 
 /// Either kind of token, as a leg report carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Decoded once a request and taken apart at once: a Box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Token {
     Outbound(RouteToken),
     Inbound(InboundToken),

@@ -64,7 +64,8 @@ pub use rate_csv::{
     MONEY_DECIMAL_PLACES, RATE_CSV_HEADER,
 };
 pub use reroute::{
-    leg_verdict, LegEnding, LegTransportError, LegVerdict, StopCause, CALLEE_FINAL_CODES,
+    leg_verdict, reroute_codes, LegEnding, LegTransportError, LegVerdict, StopCause,
+    CALLEE_FINAL_CODES,
 };
 pub use select::{
     select_route, Candidate, DropReason, Leg, Media, RouteDecision, RouteInput, Verdict,

@@ -74,6 +74,22 @@ pub enum LegVerdict {
     UnknownCode { code: u32 },
 }
 
+/// The final codes (300 to 699) that move a call on to the next carrier, given the carrier's
+/// `final_codes`: [`leg_verdict`] asked for each, so a proxy that follows a plan on its own
+/// applies this very rule (a transport error always moves the call on).
+pub fn reroute_codes(final_codes: &BTreeSet<u16>) -> Vec<u16> {
+    (300..=699)
+        .filter(|&code| {
+            leg_verdict(
+                LegEnding::Reply {
+                    code: u32::from(code),
+                },
+                final_codes,
+            ) == LegVerdict::Reroute
+        })
+        .collect()
+}
+
 /// Decides what a leg's `ending` means for the call, given the `final_codes` of the carrier
 /// the leg went through. A transport error, 408 and 5xx reroute unless the carrier marks the
 /// code final; 1xx decides nothing; 2xx is the answer; every other 3xx to 6xx stops the call

@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 use tonic::{Code, Status};
 use trunkline_api::v1::{self as proto, metadata::FIELD_HEADER};
+use trunkline_core::routing::reroute_codes;
 
 use crate::{
     config::LegTimers,
@@ -48,36 +49,104 @@ fn carrier_route(leg: &proto::Leg, timers: LegTimers, ring_ms: u64) -> Value {
         "carrier": leg.carrier,
         "gateway": leg.gateway,
         "final_codes": leg.final_codes,
+        "next_codes": next_codes_pattern(&leg.final_codes),
     })
 }
 
-/// Each route's carrier, gateway and final codes as words a cfg picks with `{s.select,N, }`
-/// (Kamailio's `json` module reads no arrays): a proxy following a plan looks up the leg that
-/// failed by its position. Final codes are comma-separated, `-` for none.
-fn route_words(legs: &[proto::Leg], document: &mut Map<String, Value>) {
-    let words = |word: fn(&proto::Leg) -> String| {
-        legs.iter().map(word).collect::<Vec<_>>().join(" ")
+/// The reply codes that move a call on from this leg to the next (the core's rule, with the
+/// leg's carrier's final codes), as a POSIX extended regular expression a cfg matches the
+/// code against: `^(408|5[0-9][0-9])$` with no final codes, `^(408|50[0-24-9]|5[1-9][0-9])$`
+/// when 503 is final. Digits are grouped by hundreds and tens, so it stays short.
+fn next_codes_pattern(final_codes: &[u32]) -> String {
+    let finals = final_codes
+        .iter()
+        .filter_map(|code| u16::try_from(*code).ok())
+        .collect();
+    let codes = reroute_codes(&finals);
+    let digits = |from: &[u16], of: fn(u16) -> u16| -> String {
+        from.iter()
+            .map(|&code| char::from(b'0' + of(code) as u8))
+            .collect()
     };
-    document.insert(
-        "route_carriers".into(),
-        json!(words(|leg| leg.carrier.clone())),
-    );
-    document.insert(
-        "route_gateways".into(),
-        json!(words(|leg| leg.gateway.clone())),
-    );
-    document.insert(
-        "route_final_codes".into(),
-        json!(words(|leg| if leg.final_codes.is_empty() {
-            "-".to_owned()
-        } else {
-            leg.final_codes
+    // A class of ascending digits, runs of three or more as ranges: "[0-24-9]".
+    let class = |digits: String| {
+        if digits.len() == 1 {
+            return digits;
+        }
+        let bytes = digits.as_bytes();
+        let mut class = String::from("[");
+        let mut start = 0;
+        while start < bytes.len() {
+            let mut end = start;
+            while end + 1 < bytes.len() && bytes[end + 1] == bytes[end] + 1 {
+                end += 1;
+            }
+            if end - start >= 2 {
+                class.push_str(&format!(
+                    "{}-{}",
+                    char::from(bytes[start]),
+                    char::from(bytes[end])
+                ));
+            } else {
+                class.extend(bytes[start..=end].iter().map(|&byte| char::from(byte)));
+            }
+            start = end + 1;
+        }
+        class.push(']');
+        class
+    };
+    let mut alternatives = Vec::new();
+    for hundred in 3..=6u16 {
+        let in_hundred: Vec<u16> = codes
+            .iter()
+            .copied()
+            .filter(|c| c / 100 == hundred)
+            .collect();
+        if in_hundred.len() == 100 {
+            alternatives.push(format!("{hundred}[0-9][0-9]"));
+            continue;
+        }
+        let full_tens: Vec<u16> = (0..10)
+            .filter(|ten| in_hundred.iter().filter(|&&c| c / 10 % 10 == *ten).count() == 10)
+            .collect();
+        if !full_tens.is_empty() {
+            alternatives.push(format!(
+                "{hundred}{}[0-9]",
+                class(digits(&full_tens, |ten| ten))
+            ));
+        }
+        for ten in (0..10).filter(|ten| !full_tens.contains(ten)) {
+            let units: Vec<u16> = in_hundred
                 .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        })),
-    );
+                .copied()
+                .filter(|c| c / 10 % 10 == ten)
+                .collect();
+            if !units.is_empty() {
+                alternatives.push(format!(
+                    "{hundred}{ten}{}",
+                    class(digits(&units, |code| code % 10))
+                ));
+            }
+        }
+    }
+    format!("^({})$", alternatives.join("|"))
+}
+
+/// Each route as a word a cfg picks with `{s.select,N, }` (Kamailio's `json` module reads no
+/// arrays), `carrier/gateway/next-codes` (names never hold a `/` or a space, nor the pattern):
+/// a proxy following a plan finds the leg that failed by its position.
+fn route_legs(legs: &[proto::Leg]) -> String {
+    legs.iter()
+        .map(|leg| {
+            format!(
+                "{}/{}/{}",
+                leg.carrier,
+                leg.gateway,
+                next_codes_pattern(&leg.final_codes)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The part every answer shares: rtjson's keys and what the proxy does.
@@ -140,7 +209,7 @@ pub fn outbound(response: proto::RouteOutboundResponse, timers: LegTimers) -> An
                 .map(|leg| carrier_route(leg, timers, timers.ring_ms))
                 .collect();
             let mut document = routing_document("serial", routes, response.legs.first());
-            route_words(&response.legs, &mut document);
+            document.insert("route_legs".into(), json!(route_legs(&response.legs)));
             document
         }
     };
@@ -571,6 +640,57 @@ mod tests {
         assert_eq!(routes[0]["fr_timer"], 2_000);
         assert_eq!(routes[0]["fr_inv_timer"], 90_000);
         assert_eq!(routes[1]["carrier"], "carrier-b");
+    }
+
+    #[test]
+    fn the_next_codes_pattern_is_the_cores_rule_grouped_by_digits() {
+        assert_eq!(next_codes_pattern(&[]), "^(408|5[0-9][0-9])$");
+        assert_eq!(next_codes_pattern(&[503]), "^(408|5[1-9][0-9]|50[0-24-9])$");
+        assert_eq!(next_codes_pattern(&[408, 486]), "^(5[0-9][0-9])$");
+        // Every code the pattern matches is one the core reroutes, and the other way round.
+        let finals = [502, 503, 580, 408];
+        let pattern = next_codes_pattern(&finals);
+        let rerouted = reroute_codes(&finals.iter().map(|&c| c as u16).collect());
+        for code in 300..=699u16 {
+            assert_eq!(
+                matches(&pattern, code),
+                rerouted.contains(&code),
+                "{code} against {pattern}"
+            );
+        }
+    }
+
+    /// Whether `code` matches `pattern` as this module writes them: `^(a|b|…)$`, each
+    /// alternative three digits or `[…]` classes of digits and ranges.
+    fn matches(pattern: &str, code: u16) -> bool {
+        let inner = &pattern[2..pattern.len() - 2];
+        let code = code.to_string();
+        inner.split('|').any(|alternative| {
+            let mut rest = alternative;
+            code.chars().all(|digit| {
+                if let Some(class) = rest.strip_prefix('[') {
+                    let (class, after) = class.split_once(']').unwrap();
+                    rest = after;
+                    let bytes = class.as_bytes();
+                    let mut index = 0;
+                    let mut found = false;
+                    while index < bytes.len() {
+                        if index + 2 < bytes.len() && bytes[index + 1] == b'-' {
+                            found |= (bytes[index]..=bytes[index + 2]).contains(&(digit as u8));
+                            index += 3;
+                        } else {
+                            found |= bytes[index] == digit as u8;
+                            index += 1;
+                        }
+                    }
+                    found
+                } else {
+                    let first = rest.chars().next();
+                    rest = &rest[1..];
+                    first == Some(digit)
+                }
+            }) && rest.is_empty()
+        })
     }
 
     #[test]
