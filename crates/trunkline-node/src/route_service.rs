@@ -625,6 +625,14 @@ impl RouteApi {
         if let Some(outcome) = outbound::leg_outcome(&request) {
             self.health.record_leg(&request.gateway, outcome);
         }
+        if request.planned {
+            // The proxy follows its plan: no next leg to work out, no token to sign.
+            return Ok(Response::new(proto::ReportLegResponse {
+                outcome: None,
+                route_token: String::new(),
+                read_state: Some(self.read_state(&view)),
+            }));
+        }
         let (outcome, token) = match next {
             Next::Stop(stop, token) => (proto::report_leg_response::Outcome::Stop(stop), token),
             Next::Reroute(token) => {

@@ -492,7 +492,7 @@ async fn a_proxy_following_a_plan_asks_once_and_reports_its_legs_after() {
             .map(|call| {
                 let routed = ask(&mut http, &format!("plan-fail-{call}"), true);
                 format!(
-                    "call_id=plan-fail-{call}&route_token={}&carrier=alpha&gateway={alpha_first}&sip_code=503",
+                    "call_id=plan-fail-{call}&route_token={}&carrier=alpha&gateway={alpha_first}&sip_code=503&planned=1",
                     escape(&text(&routed.body["route_token"]))
                 )
             })
@@ -501,6 +501,10 @@ async fn a_proxy_following_a_plan_asks_once_and_reports_its_legs_after() {
         assert_eq!(reported.status, 200, "{}", reported.body);
         assert_eq!(reported.body["reports"], 5, "{}", reported.body);
         assert_eq!(reported.body["failed"], 0, "{}", reported.body);
+        // Planned: checked and counted, with no next leg worked out and no token signed.
+        let first = &reported.body["results"][0];
+        assert_eq!(first["action"], "recorded", "{first}");
+        assert!(first.get("route_token").is_none(), "{first}");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // Calls sampled as the breaker's trials still get the gateway: another Call-ID each.
         for attempt in 0.. {

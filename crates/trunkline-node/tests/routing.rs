@@ -79,6 +79,7 @@ async fn report(
         time_to_failure_ms: 200,
         no_answer: false,
         proxy_timeout: false,
+        planned: false,
     };
     client
         .route(Retry::Idempotent, |mut route| {

@@ -404,9 +404,16 @@ pub fn leg(response: proto::ReportLegResponse, timers: LegTimers) -> Answer {
             ),
             &stop.message,
         ),
-        None => stop_document(500, "unknown", "the node gave no outcome"),
+        // A planned report: taken, and nothing to follow (the proxy has the plan).
+        None => {
+            let mut document = Map::new();
+            document.insert("action".into(), json!("recorded"));
+            document
+        }
     };
-    document.insert("route_token".into(), json!(response.route_token));
+    if !response.route_token.is_empty() {
+        document.insert("route_token".into(), json!(response.route_token));
+    }
     document.insert(
         "applied_index".into(),
         json!(applied_index(response.read_state.as_ref())),

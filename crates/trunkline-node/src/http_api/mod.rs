@@ -128,6 +128,7 @@ impl Endpoint {
                     "time_to_failure_ms",
                     "no_answer",
                     "proxy_timeout",
+                    "planned",
                 ],
                 &[],
             ),
@@ -399,6 +400,7 @@ impl HttpApi {
                     time_to_failure_ms: params.number("time_to_failure_ms").map_err(field)?,
                     no_answer: params.flag("no_answer").map_err(field)?,
                     proxy_timeout: params.flag("proxy_timeout").map_err(field)?,
+                    planned: params.flag("planned").map_err(field)?,
                 };
                 let response = route
                     .report_leg(auth::with_principal(message, &principal))
