@@ -12,10 +12,10 @@ use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
     call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
-    Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO, BUSY_486_SCENARIO,
-    CALLER_BUSY_SCENARIO, CALLER_CANCEL_SCENARIO, CALLER_FAILED_SCENARIO, CALLER_REFUSED_SCENARIO,
-    CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER, REFUSE_503_SCENARIO,
-    RING_LONG_SCENARIO, SETUP_TIMEOUT, TENANT,
+    CallerReport, Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO,
+    BUSY_486_SCENARIO, CALLER_BUSY_SCENARIO, CALLER_CANCEL_SCENARIO, CALLER_FAILED_SCENARIO,
+    CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER,
+    REFUSE_503_SCENARIO, RING_LONG_SCENARIO, SETUP_TIMEOUT, TENANT,
 };
 
 /// One test at a time: see the file's docs.
@@ -83,6 +83,18 @@ impl Environment {
             .as_ref()
             .expect("the folder is taken only when dropped")
             .path()
+    }
+
+    /// Asserts that every one of `calls` calls in `report` went as its scenario expects (none
+    /// failed, sipp exited 0), saying `what` should have happened and showing the logs if not.
+    fn assert_all_succeeded(&self, report: &CallerReport, calls: u64, what: &str) {
+        assert_eq!(
+            (report.successful, report.failed, report.exit_code),
+            (calls, 0, Some(0)),
+            "{what}:\n{}\n{}",
+            report.screen,
+            self.diagnostics()
+        );
     }
 
     /// What to look at when an assertion fails: the proxy's and the nodes' logs.
@@ -205,13 +217,7 @@ fn a_carrier_refusing_with_503_sends_every_call_through_the_other() {
         calls,
         10,
     );
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (calls, 0, Some(0)),
-        "every call must be answered:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
-    );
+    environment.assert_all_succeeded(&report, calls, "every call must be answered");
     // Every call ended at bravo; alpha refused the first ones (until its breaker opened, on
     // the failed legs Kamailio's reporters sent in batches).
     environment.bravo.wait_calls(calls);
@@ -267,13 +273,7 @@ fn a_busy_callee_ends_the_call_without_another_carrier() {
         calls,
         10,
     );
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (calls, 0, Some(0)),
-        "every call must end with the callee's 486:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
-    );
+    environment.assert_all_succeeded(&report, calls, "every call must end with the callee's 486");
     environment.alpha.wait_calls(calls);
     assert_eq!(
         environment.bravo.calls_received(),
@@ -361,12 +361,10 @@ fn a_silent_carrier_is_skipped_once_its_probes_take_it_down() {
         calls,
         10,
     );
-    assert_eq!(
-        (after.successful, after.failed, after.exit_code),
-        (calls, 0, Some(0)),
-        "{}\n{}",
-        after.screen,
-        environment.diagnostics()
+    environment.assert_all_succeeded(
+        &after,
+        calls,
+        "every call after alpha went down must be answered",
     );
     environment.bravo.wait_calls(bravo_before + calls);
     // No call waited out a leg timer on alpha: each went straight to bravo.
@@ -410,12 +408,10 @@ fn an_unregistered_device_rings_its_continuity_targets_in_turn() {
         calls,
         5,
     );
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (calls, 0, Some(0)),
-        "every call to the DID must reach a continuity target:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
+    environment.assert_all_succeeded(
+        &report,
+        calls,
+        "every call to the DID must reach a continuity target",
     );
     // The first target refused each call; the report moved it to the second, which answered.
     environment.overflow.wait_calls(calls);
@@ -464,13 +460,7 @@ fn a_device_registered_through_kamailio_takes_the_calls_to_its_did() {
         1,
         1,
     );
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (1, 0, Some(0)),
-        "the call to the DID must be answered:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
-    );
+    environment.assert_all_succeeded(&report, 1, "the call to the DID must be answered");
     // The phone answered it, not a continuity target.
     let log = environment.kamailio.log_since(log_start);
     assert!(
@@ -572,13 +562,7 @@ fn every_node_down_fails_safe() {
         calls,
         10,
     );
-    assert_eq!(
-        (refused.successful, refused.failed, refused.exit_code),
-        (calls, 0, Some(0)),
-        "every call must get the fail-safe 503:\n{}\n{}",
-        refused.screen,
-        environment.diagnostics()
-    );
+    environment.assert_all_succeeded(&refused, calls, "every call must get the fail-safe 503");
     assert!(
         refused.max_response_ms() < 1_500,
         "the fail-safe answer took {} ms",
@@ -625,12 +609,10 @@ fn answered_calls_release_the_tenants_slot_when_they_end() {
         2,
     )
     .finish();
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (calls, 0, Some(0)),
-        "every call must be admitted, the one before it having ended:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
+    environment.assert_all_succeeded(
+        &report,
+        calls,
+        "every call must be admitted, the one before it having ended",
     );
     wait_released(&environment, log_start, calls, "each call's end");
 }
@@ -655,13 +637,10 @@ fn an_unanswered_call_releases_the_tenants_slot_at_once() {
         2,
     )
     .finish();
-    assert_eq!(
-        (report.successful, report.failed, report.exit_code),
-        (calls, 0, Some(0)),
-        "every call must be tried on both carriers and fail with 500, none refused by \
-         the limit:\n{}\n{}",
-        report.screen,
-        environment.diagnostics()
+    environment.assert_all_succeeded(
+        &report,
+        calls,
+        "every call must be tried on both carriers and fail with 500, none refused by the limit",
     );
     environment.alpha.wait_calls(calls);
     environment.bravo.wait_calls(calls);
@@ -769,13 +748,7 @@ fn a_call_cancelled_while_ringing_releases_the_tenants_slot() {
         1,
         1,
     );
-    assert_eq!(
-        (cancelled.successful, cancelled.failed, cancelled.exit_code),
-        (1, 0, Some(0)),
-        "the cancelled call must end with 487:\n{}\n{}",
-        cancelled.screen,
-        environment.diagnostics()
-    );
+    environment.assert_all_succeeded(&cancelled, 1, "the cancelled call must end with 487");
     environment.alpha.wait_calls(1);
     wait_released(&environment, log_start, 1, "the cancelled call");
 
@@ -791,12 +764,10 @@ fn a_call_cancelled_while_ringing_releases_the_tenants_slot() {
         1,
         1,
     );
-    assert_eq!(
-        (next.successful, next.failed, next.exit_code),
-        (1, 0, Some(0)),
-        "the call after the cancelled one must be admitted and answered:\n{}\n{}",
-        next.screen,
-        environment.diagnostics()
+    environment.assert_all_succeeded(
+        &next,
+        1,
+        "the call after the cancelled one must be admitted and answered",
     );
     wait_released(&environment, log_start, 1, "the answered call's end");
 }
