@@ -687,3 +687,105 @@ pub fn with_tried_legs(
     }
     Ok(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned() -> RouteToken {
+        let mut token = first_token(
+            "acme",
+            "call-1@proxy",
+            "+442071234567",
+            Media::Voice,
+            Caller::default(),
+            Issuer {
+                node: 1,
+                now_ms: 1_000,
+                applied_index: 5,
+            },
+        );
+        token.plan = ["alpha", "beta"]
+            .iter()
+            .enumerate()
+            .map(|(index, carrier)| OfferedLeg {
+                carrier: (*carrier).to_owned(),
+                gateway: format!("{carrier}-1"),
+                rate_micros_per_minute: 1_000 * (index as u64 + 1),
+                connect_fee_micros: 0,
+            })
+            .collect();
+        token.offered = token.plan.first().cloned();
+        token
+    }
+
+    fn leg(carrier: &str, sip_code: u32, transport_error: &str) -> proto::CallLeg {
+        proto::CallLeg {
+            carrier: carrier.to_owned(),
+            gateway: format!("{carrier}-1"),
+            sip_code,
+            transport_error: transport_error.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_planned_calls_legs_are_kept_and_the_answering_one_prices_it() {
+        let token = with_tried_legs(
+            planned(),
+            &[leg("alpha", 0, "timeout"), leg("beta", 200, "")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(token.legs.len(), 1);
+        assert_eq!(token.legs[0].transport, Some(LegTransport::Timeout));
+        assert_eq!(token.offered.unwrap().carrier, "beta");
+
+        // Unanswered: every leg kept, the price left as offered.
+        let token = with_tried_legs(
+            planned(),
+            &[leg("alpha", 503, ""), leg("beta", 486, "")],
+            false,
+        )
+        .unwrap();
+        let codes: Vec<u16> = token.legs.iter().map(|leg| leg.sip_code).collect();
+        assert_eq!(codes, [503, 486]);
+        assert_eq!(token.offered.unwrap().carrier, "alpha");
+
+        // No legs: the token as it was, with or without a plan.
+        assert_eq!(with_tried_legs(planned(), &[], true).unwrap(), planned());
+    }
+
+    #[test]
+    fn legs_beyond_the_bound_or_malformed_are_refused_naming_legs() {
+        let too_many: Vec<proto::CallLeg> = (0..=MAX_TOKEN_LEGS)
+            .map(|_| leg("alpha", 503, ""))
+            .collect();
+        for (legs, answered, says) in [
+            (too_many, false, "at most"),
+            (
+                vec![leg("alpha", 0, "lost")],
+                false,
+                "not a transport error",
+            ),
+            (vec![leg("alpha", 99, "")], false, "not a final SIP code"),
+            (
+                vec![leg("gamma", 503, "")],
+                false,
+                "not one this call's answer offered",
+            ),
+            (
+                vec![leg("alpha", 200, "")],
+                false,
+                "must be the last leg of an answered",
+            ),
+        ] {
+            let error = with_tried_legs(planned(), &legs, answered).unwrap_err();
+            let text = error.to_string();
+            assert!(text.starts_with("legs: ") && text.contains(says), "{text}");
+        }
+        let mut planless = planned();
+        planless.plan.clear();
+        let error = with_tried_legs(planless, &[leg("alpha", 503, "")], false).unwrap_err();
+        assert!(error.to_string().contains("plan"), "{error}");
+    }
+}
