@@ -223,6 +223,19 @@ mod tests {
         }
     }
 
+    /// [`gather`] that must end long before its hour-long windows would: `why` it must.
+    async fn gather_soon(
+        receiver: &mut mpsc::Receiver<Job<u32, ()>>,
+        first: Job<u32, ()>,
+        max: usize,
+        waits: Waits,
+        why: &str,
+    ) -> Vec<Job<u32, ()>> {
+        tokio::time::timeout(Duration::from_secs(30), gather(receiver, first, max, waits))
+            .await
+            .expect(why)
+    }
+
     #[tokio::test]
     async fn a_waited_for_batch_takes_the_rest_of_its_burst_within_the_company_window() {
         let (sender, mut receiver) = mpsc::channel(16);
@@ -258,20 +271,17 @@ mod tests {
         let _ = receiver.try_recv();
 
         // A batch nobody waits for is not held by the window once its linger is over.
-        let batch = tokio::time::timeout(
-            Duration::from_secs(30),
-            gather(
-                &mut receiver,
-                job(7),
-                10,
-                Waits {
-                    linger: Duration::from_millis(10),
-                    company: Duration::from_secs(3_600),
-                },
-            ),
+        let batch = gather_soon(
+            &mut receiver,
+            job(7),
+            10,
+            Waits {
+                linger: Duration::from_millis(10),
+                company: Duration::from_secs(3_600),
+            },
+            "the linger ends a batch nobody waits for",
         )
-        .await
-        .expect("the linger ends a batch nobody waits for");
+        .await;
         assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [7]);
     }
 
@@ -312,34 +322,28 @@ mod tests {
                 })
                 .await;
         });
-        let batch = tokio::time::timeout(
-            Duration::from_secs(30),
-            gather(
-                &mut receiver,
-                job(7),
-                10,
-                lingering(Duration::from_secs(3_600)),
-            ),
+        let batch = gather_soon(
+            &mut receiver,
+            job(7),
+            10,
+            lingering(Duration::from_secs(3_600)),
+            "an item somebody waits for ends the lingering",
         )
-        .await
-        .expect("an item somebody waits for ends the lingering");
+        .await;
         assert_eq!(batch.iter().map(|job| job.item).collect::<Vec<_>>(), [7, 6]);
 
         // A full batch is written without waiting.
         for item in 10..20 {
             sender.send(job(item)).await.unwrap();
         }
-        let batch = tokio::time::timeout(
-            Duration::from_secs(30),
-            gather(
-                &mut receiver,
-                job(9),
-                4,
-                lingering(Duration::from_secs(3_600)),
-            ),
+        let batch = gather_soon(
+            &mut receiver,
+            job(9),
+            4,
+            lingering(Duration::from_secs(3_600)),
+            "a full batch does not linger",
         )
-        .await
-        .expect("a full batch does not linger");
+        .await;
         assert_eq!(batch.len(), 4);
     }
 }

@@ -231,9 +231,14 @@ pub fn route(
     outcome.legs = decision
         .legs
         .iter()
+        // A plan takes a carrier's first gateway only (tracked only for a plan: this is the
+        // lookup's hot path).
         .filter(|leg| {
+            if !plan {
+                return true;
+            }
             if carriers_seen.contains(&leg.carrier.name.as_str()) {
-                return !plan;
+                return false;
             }
             carriers_seen.push(&leg.carrier.name);
             true

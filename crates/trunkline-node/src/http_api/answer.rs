@@ -56,8 +56,19 @@ fn carrier_route(leg: &proto::Leg, timers: LegTimers, ring_ms: u64) -> Value {
 /// The reply codes that move a call on from this leg to the next (the core's rule, with the
 /// leg's carrier's final codes), as a POSIX extended regular expression a cfg matches the
 /// code against: `^(408|5[0-9][0-9])$` with no final codes, `^(408|50[0-24-9]|5[1-9][0-9])$`
-/// when 503 is final. Digits are grouped by hundreds and tens, so it stays short.
+/// when 503 is final. Digits are grouped by hundreds and tens, so it stays short. Most
+/// carriers mark no code final: their pattern is made once, not on every answer.
 fn next_codes_pattern(final_codes: &[u32]) -> String {
+    static WITHOUT_FINAL_CODES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if final_codes.is_empty() {
+        return WITHOUT_FINAL_CODES
+            .get_or_init(|| build_next_codes_pattern(&[]))
+            .clone();
+    }
+    build_next_codes_pattern(final_codes)
+}
+
+fn build_next_codes_pattern(final_codes: &[u32]) -> String {
     let finals = final_codes
         .iter()
         .filter_map(|code| u16::try_from(*code).ok())
@@ -133,16 +144,19 @@ fn next_codes_pattern(final_codes: &[u32]) -> String {
 }
 
 /// Each route as a word a cfg picks with `{s.select,N, }` (Kamailio's `json` module reads no
-/// arrays), `carrier/gateway/next-codes` (names never hold a `/` or a space, nor the pattern):
-/// a proxy following a plan finds the leg that failed by its position.
-fn route_legs(legs: &[proto::Leg]) -> String {
-    legs.iter()
-        .map(|leg| {
+/// arrays), `carrier/gateway/next-codes` (names never hold a `/` or a space, nor the pattern),
+/// from the routes as [`carrier_route`] wrote them: a proxy following a plan finds the leg
+/// that failed by its position.
+fn route_legs(routes: &[Value]) -> String {
+    routes
+        .iter()
+        .map(|route| {
+            let part = |name: &str| route[name].as_str().unwrap_or_default().to_owned();
             format!(
                 "{}/{}/{}",
-                leg.carrier,
-                leg.gateway,
-                next_codes_pattern(&leg.final_codes)
+                part("carrier"),
+                part("gateway"),
+                part("next_codes")
             )
         })
         .collect::<Vec<_>>()
@@ -203,13 +217,14 @@ pub fn outbound(response: proto::RouteOutboundResponse, timers: LegTimers) -> An
         }
         (None, true) => stop_document(503, "no-route", "no carrier can take this call now"),
         (None, false) => {
-            let routes = response
+            let routes: Vec<Value> = response
                 .legs
                 .iter()
                 .map(|leg| carrier_route(leg, timers, timers.ring_ms))
                 .collect();
+            let legs = route_legs(&routes);
             let mut document = routing_document("serial", routes, response.legs.first());
-            document.insert("route_legs".into(), json!(route_legs(&response.legs)));
+            document.insert("route_legs".into(), json!(legs));
             document
         }
     };
