@@ -522,6 +522,72 @@ fn a_node_killed_mid_run_fails_no_call() {
     );
 }
 
+/// The CI failure this guards against: under load, every node's answer was slow or failed
+/// once within a few seconds (an election on a starved machine), each got marked down, and
+/// every call then failed with 503 until the marks expired, with every node answering again.
+#[test]
+fn calls_go_through_once_a_stalled_cluster_answers_again() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path().to_path_buf();
+    // Marks that outlive the test, so only asking a marked node can route the calls after.
+    let proxy = Kamailio::start(
+        &path,
+        "kamailio-marks",
+        &KamailioOptions {
+            defines: vec!["TL_NODE_DOWN_S=600".to_owned()],
+            ..kamailio_options(&environment.cluster, None)
+        },
+    );
+    for node in &environment.cluster.nodes {
+        node.process.signal("STOP");
+    }
+    // Every node times out (1 s each) and is marked down: the call gets the fail-safe 503.
+    let stalled = call(
+        &path,
+        "stalled",
+        CALLER_REFUSED_SCENARIO,
+        proxy.port,
+        OUTBOUND_NUMBER,
+        1,
+        1,
+    );
+    for node in &environment.cluster.nodes {
+        node.process.signal("CONT");
+    }
+    environment.assert_all_succeeded(&stalled, 1, "a call while no node answers gets 503");
+    let stall_log = proxy.log_since(0);
+    for n in 1..=environment.cluster.nodes.len() {
+        assert!(
+            stall_log.contains(&format!("tl{n} marked down")),
+            "every node is marked down:\n{stall_log}"
+        );
+    }
+
+    let calls = 6;
+    let mark = proxy.log_len();
+    let after = call(
+        &path,
+        "after",
+        CALLER_SCENARIO,
+        proxy.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    let log = proxy.log_since(mark);
+    assert_eq!(
+        (after.successful, after.failed, after.exit_code),
+        (calls, 0, Some(0)),
+        "with every node marked down, calls ask one anyway:\n{}\n{log}",
+        after.screen
+    );
+    assert!(
+        log.contains("every node is marked down, asking"),
+        "the proxy says it asked a marked node:\n{log}"
+    );
+}
+
 #[test]
 fn every_node_down_fails_safe() {
     let _serial = serial();
