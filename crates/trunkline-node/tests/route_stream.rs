@@ -1,7 +1,7 @@
 //! `RouteStream` against a real node process: many lookups and a leg report on one HTTP/2
 //! stream, answered by id exactly as the unary RPCs answer; refusals as tagged errors on a
 //! stream that goes on; more bytes through one stream than the listener's whole request
-//! budget; and open streams counted.
+//! budget; a request that waits holding up none after it; and open streams counted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
 
@@ -191,6 +191,50 @@ async fn a_stream_answers_every_request_by_id_as_the_unary_calls_do() {
         .await
         .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+/// A request that waits (here a read at an index the node won't reach) goes on in its own
+/// task: the lookups sent after it on the same stream are answered first, and it is answered
+/// once its wait ends. (Most lookups are answered by the task reading the stream.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_waits_holds_up_none_sent_after_it() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (node, client) = started(root.path(), &[]).await;
+    let applied = alpha_and_beta(&client).await;
+    let (sender, mut answers) = open(&node).await.unwrap();
+
+    let mut waiting = outbound(
+        "acme",
+        "waits@10.0.0.1",
+        "+442071234567",
+        applied + 1_000_000,
+    );
+    waiting.dry_run = true;
+    sender.send(lookup(1, waiting)).await.unwrap();
+    for id in 2..=6 {
+        let mut request = outbound("acme", &format!("{id}@10.0.0.1"), "+442071234567", 0);
+        request.dry_run = true;
+        sender.send(lookup(id, request)).await.unwrap();
+    }
+    let mut order = Vec::new();
+    for _ in 1..=6 {
+        let answer = tokio::time::timeout(Duration::from_secs(30), answers.message())
+            .await
+            .expect("the stream answers")
+            .unwrap()
+            .expect("the stream is still open");
+        match (answer.id, &answer.response) {
+            (1, Some(Answered::Error(error))) => {
+                assert_eq!(error.code, Code::DeadlineExceeded as u32, "{error:?}")
+            }
+            (1, other) => panic!("the waiting read: {other:?}"),
+            (_, Some(Answered::RouteOutbound(answer))) => assert_eq!(answer.legs.len(), 2),
+            (id, other) => panic!("answer to {id}: {other:?}"),
+        }
+        order.push(answer.id);
+    }
+    assert_eq!(order, [2, 3, 4, 5, 6, 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
