@@ -522,6 +522,45 @@ fn a_node_killed_mid_run_fails_no_call() {
     );
 }
 
+/// The first cause of the CI failure the next test guards against: a call-end batch is a
+/// write, which a live node holds past the proxy's HTTP timeout while it has no quorum (an
+/// election), and that marked every node down although each still answered lookups.
+#[test]
+fn a_report_held_for_a_quorum_marks_no_node_down() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path().to_path_buf();
+    // Node 1 alone: it answers lookups from its own state but can't commit a write.
+    for node in &environment.cluster.nodes[1..] {
+        node.process.signal("STOP");
+    }
+    let mark = environment.kamailio.log_len();
+    let calls = 4;
+    let answered = call(
+        &path,
+        "no-quorum",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        2,
+    );
+    // The reporters send the call ends to node 1 (the others are marked down by then).
+    let log = wait_for("a call-end batch tried on node 1", SETUP_TIMEOUT, || {
+        let log = environment.kamailio.log_since(mark);
+        (log.contains("tl1 can't take a report now") || log.contains("tl1 marked down"))
+            .then_some(log)
+    });
+    for node in &environment.cluster.nodes[1..] {
+        node.process.signal("CONT");
+    }
+    environment.assert_all_succeeded(&answered, calls, "node 1 answers the lookups");
+    assert!(
+        !log.contains("tl1 marked down"),
+        "a report held for a quorum must not mark the node down:\n{log}"
+    );
+}
+
 /// The CI failure this guards against: under load, every node's answer was slow or failed
 /// once within a few seconds (an election on a starved machine), each got marked down, and
 /// every call then failed with 503 until the marks expired, with every node answering again.
