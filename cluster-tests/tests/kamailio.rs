@@ -522,7 +522,7 @@ fn a_node_killed_mid_run_fails_no_call() {
     );
 }
 
-/// The first cause of the CI failure the next test guards against: a call-end batch is a
+/// The cause of a CI failure (40 calls refused 503 with two nodes up): a call-end batch is a
 /// write, which a live node holds past the proxy's HTTP timeout while it has no quorum (an
 /// election), and that marked every node down although each still answered lookups.
 #[test]
@@ -561,9 +561,9 @@ fn a_report_held_for_a_quorum_marks_no_node_down() {
     );
 }
 
-/// The CI failure this guards against: under load, every node's answer was slow or failed
-/// once within a few seconds (an election on a starved machine), each got marked down, and
-/// every call then failed with 503 until the marks expired, with every node answering again.
+/// The same CI failure's second half: with every node marked down (there by held reports;
+/// here by every node's lookups timing out once), every call failed with 503 until the marks
+/// expired, with every node answering again.
 #[test]
 fn calls_go_through_once_a_stalled_cluster_answers_again() {
     let _serial = serial();

@@ -10,8 +10,9 @@
 //! reading the stream polls each request once as it arrives: most (a lookup) are answered
 //! then, costing no task of their own (a task spawned and woken a lookup was about a tenth of
 //! a node's CPU under a RouteStream load); one that waits (a write, a read at an applied
-//! index) goes on in its own task, so none waits behind it. A request takes a permit of the window before it is read, and its answer gives
-//! it back only when the response stream hands the answer to the transport. So a sender faster
+//! index) goes on in its own task, so none waits behind it. A request takes a permit of the
+//! window before it is read, and its answer gives it back only when the response stream
+//! hands the answer to the transport. So a sender faster
 //! than the node waits on HTTP/2 flow control (the node stops reading), and a reader that stops
 //! reading stops the node taking requests: the node then holds at most a window of small
 //! answers, and no request's task waits on the reader while holding the routing view.
@@ -24,10 +25,7 @@ use std::{
 };
 use tracing::Instrument;
 
-use tokio::sync::{
-    mpsc::{self, error::TrySendError},
-    OwnedSemaphorePermit, Semaphore,
-};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use trunkline_api::v1::{
@@ -120,29 +118,23 @@ async fn read_requests(
                 // here, they cost no task of their own. One that waits (a write, a read at an
                 // applied index) goes on in its own task, which polls it again with a real
                 // waker.
-                let mut cx = Context::from_waker(Waker::noop());
-                let ready = match answering.as_mut().poll(&mut cx) {
-                    Poll::Ready(answer) => (Ok(answer), permit),
+                let polled = answering
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                // The channel holds a whole window, so a send never waits; it fails only when
+                // the client has gone.
+                match polled {
+                    Poll::Ready(answer) => {
+                        if sender.send((Ok(answer), permit)).await.is_err() {
+                            return;
+                        }
+                    }
                     Poll::Pending => {
                         tokio::spawn(async move {
                             let answer = answering.await;
-                            // The channel holds a whole window, so this never waits; it fails
-                            // only when the client has gone.
                             let _ = sender.send((Ok(answer), permit)).await;
                         });
-                        continue;
                     }
-                };
-                match sender.try_send(ready) {
-                    Ok(()) => {}
-                    // Not while this request holds one of the window's permits; sent by a
-                    // task of its own all the same rather than dropped.
-                    Err(TrySendError::Full(ready)) => {
-                        tokio::spawn(async move {
-                            let _ = sender.send(ready).await;
-                        });
-                    }
-                    Err(TrySendError::Closed(_)) => return,
                 }
             }
             Ok(None) => return,

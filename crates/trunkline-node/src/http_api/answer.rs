@@ -4,6 +4,11 @@
 //! (`docs/http-api.md`). Refusals, stops and errors share one shape (`action: stop` with the
 //! SIP code to send), so a cfg handles all three the same way.
 
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, PoisonError},
+};
+
 use serde_json::{json, Map, Value};
 use tonic::{Code, Status};
 use trunkline_api::v1::{self as proto, metadata::FIELD_HEADER};
@@ -56,17 +61,25 @@ fn carrier_route(leg: &proto::Leg, timers: LegTimers, ring_ms: u64) -> Value {
 /// The reply codes that move a call on from this leg to the next (the core's rule, with the
 /// leg's carrier's final codes), as a POSIX extended regular expression a cfg matches the
 /// code against: `^(408|5[0-9][0-9])$` with no final codes, `^(408|50[0-24-9]|5[1-9][0-9])$`
-/// when 503 is final. Digits are grouped by hundreds and tens, so it stays short. Most
-/// carriers mark no code final: their pattern is made once, not on every answer.
+/// when 503 is final. Digits are grouped by hundreds and tens, so it stays short. Making one
+/// asks the core about 400 codes: each set of final codes (a carrier's configuration, so a
+/// handful) is made once and remembered, not on every answer, up to [`PATTERNS_KEPT`] sets.
 fn next_codes_pattern(final_codes: &[u32]) -> String {
-    static WITHOUT_FINAL_CODES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if final_codes.is_empty() {
-        return WITHOUT_FINAL_CODES
-            .get_or_init(|| build_next_codes_pattern(&[]))
-            .clone();
+    static PATTERNS: Mutex<BTreeMap<Vec<u32>, String>> = Mutex::new(BTreeMap::new());
+    let mut patterns = PATTERNS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pattern) = patterns.get(final_codes) {
+        return pattern.clone();
     }
-    build_next_codes_pattern(final_codes)
+    let pattern = build_next_codes_pattern(final_codes);
+    if patterns.len() < PATTERNS_KEPT {
+        patterns.insert(final_codes.to_vec(), pattern.clone());
+    }
+    pattern
 }
+
+/// Sets of final codes whose pattern [`next_codes_pattern`] remembers; past them (carriers
+/// reconfigured that often), a pattern is made each time.
+const PATTERNS_KEPT: usize = 256;
 
 fn build_next_codes_pattern(final_codes: &[u32]) -> String {
     let finals = final_codes
