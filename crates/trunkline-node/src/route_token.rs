@@ -4,6 +4,12 @@
 //! A token is `base64url(version ‖ bincode(RouteToken) ‖ tag)` where the tag is the first 16
 //! bytes of HMAC-SHA256 under the cluster's route token key (replicated, set once at cluster
 //! initialisation). A proxy can read nothing useful from it and can't forge or alter it.
+//!
+//! The payload is bincode with variable-length integers ([`compact`]): a proxy carries the
+//! token in every answer it reads, keeps it in the call's dialog and sends it back in every
+//! report, and with fixed eight-byte lengths and counts half of it was zeros (a planned
+//! call's token: 470 characters, 262 with varints). Tokens of the fixed-width formats (4, 5,
+//! and inbound 2) issued before an upgrade are still read.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -11,15 +17,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trunkline_core::{cdr::LegRecord, policy::SourceKind, routing::Media, Error};
 
-/// 5 since outbound tokens carry a plan's priced legs ([`RouteToken::plan`]); 4 ended with
-/// the fields before it (and is still read, see [`decode_any`]); 3 did not carry what the
-/// call's record needs, and 1 had no source or extension either.
-const FORMAT_VERSION: u8 = 5;
-/// Outbound tokens without [`RouteToken::plan`], issued before it: still read, so a call
-/// routed before an upgrade reports its end afterwards.
+/// 6: [`RouteToken`] in [`compact`] bincode. 5 was the same fields in fixed-width bincode
+/// (still read, see [`decode_any`]); 4 ended before [`RouteToken::plan`] (still read too); 3
+/// did not carry what the call's record needs, and 1 had no source or extension either.
+const FORMAT_VERSION: u8 = 6;
+/// Outbound tokens in fixed-width bincode, with the plan (5) and from before it (4): still
+/// read, so a call routed before an upgrade reports its end afterwards.
+const FIXED_FORMAT_VERSION: u8 = 5;
 const PLANLESS_FORMAT_VERSION: u8 = 4;
-/// The first byte of an inbound call's token ([`InboundToken`]).
-const INBOUND_FORMAT_VERSION: u8 = 2;
+/// The first byte of an inbound call's token ([`InboundToken`]) in [`compact`] bincode; 2 is
+/// the same in fixed-width bincode, still read.
+const INBOUND_FORMAT_VERSION: u8 = 7;
+const FIXED_INBOUND_FORMAT_VERSION: u8 = 2;
 /// Outbound tokens of older releases: refused with a word on why.
 const OLD_FORMAT_VERSIONS: [u8; 2] = [1, 3];
 const TAG_BYTES: usize = 16;
@@ -150,11 +159,26 @@ pub fn encode_inbound(token: &InboundToken, key: &TokenKey) -> Result<String, Er
     seal(INBOUND_FORMAT_VERSION, token, key)
 }
 
+/// The bincode of current tokens: integers and lengths as varints (a string's length, a
+/// count, an attempt number: one byte instead of eight), little-endian, nothing left over
+/// after the token, and no value read longer than a token can be.
+fn compact() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_little_endian()
+        .reject_trailing_bytes()
+        .with_limit(MAX_TOKEN_CHARS as u64)
+}
+
 fn seal<T: Serialize>(version: u8, token: &T, key: &TokenKey) -> Result<String, Error> {
+    use bincode::Options;
     let mut bytes = vec![version];
-    bincode::serialize_into(&mut bytes, token).map_err(|error| {
-        Error::FailedPrecondition(format!("can't encode a route token: {error}"))
-    })?;
+    compact()
+        .serialize_into(&mut bytes, token)
+        .map_err(|error| {
+            Error::FailedPrecondition(format!("can't encode a route token: {error}"))
+        })?;
     let mut mac = key.mac();
     mac.update(&bytes);
     let tag = mac.finalize().into_bytes();
@@ -200,10 +224,19 @@ pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, Error> {
 
 /// An outbound or an inbound call's token.
 pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
+    use bincode::Options;
     let body = open(text, key)?;
     let payload = body.get(1..).unwrap_or_default();
     match body.first() {
-        Some(&FORMAT_VERSION) => bincode::deserialize(payload)
+        Some(&FORMAT_VERSION) => compact()
+            .deserialize(payload)
+            .map(Token::Outbound)
+            .map_err(|_| invalid("is malformed")),
+        Some(&INBOUND_FORMAT_VERSION) => compact()
+            .deserialize(payload)
+            .map(Token::Inbound)
+            .map_err(|_| invalid("is malformed")),
+        Some(&FIXED_FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Outbound)
             .map_err(|_| invalid("is malformed")),
         Some(&PLANLESS_FORMAT_VERSION) => {
@@ -215,7 +248,7 @@ pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
                 .map(Token::Outbound)
                 .map_err(|_| invalid("is malformed"))
         }
-        Some(&INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
+        Some(&FIXED_INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
             .map(Token::Inbound)
             .map_err(|_| invalid("is malformed")),
         Some(version) if OLD_FORMAT_VERSIONS.contains(version) => Err(invalid(
@@ -290,16 +323,91 @@ mod tests {
         let text = encode(&planned, &key).unwrap();
         assert_eq!(decode(&text, &key).unwrap(), planned);
 
-        // A version 4 token: the same fields, without the plan.
+        // A version 4 token: the same fields in fixed-width bincode, without the plan.
         let mut payload = bincode::serialize(&token()).unwrap();
         assert_eq!(payload.split_off(payload.len() - 8), [0u8; 8]);
-        let mut bytes = vec![PLANLESS_FORMAT_VERSION];
+        let old = sealed_as(PLANLESS_FORMAT_VERSION, payload, &key);
+        assert_eq!(decode(&old, &key).unwrap(), token());
+    }
+
+    /// A token as a release that wrote `version` sealed it, from its payload's bytes.
+    fn sealed_as(version: u8, payload: Vec<u8>, key: &TokenKey) -> String {
+        let mut bytes = vec![version];
         bytes.extend_from_slice(&payload);
         let mut mac = key.mac();
         mac.update(&bytes);
         bytes.extend_from_slice(&mac.finalize().into_bytes()[..TAG_BYTES]);
-        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        assert_eq!(decode(&old, &key).unwrap(), token());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn tokens_are_written_compact_and_fixed_width_ones_are_still_read() {
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
+        let planned = RouteToken {
+            plan: vec![
+                OfferedLeg {
+                    carrier: "alpha".into(),
+                    gateway: "alpha-1".into(),
+                    rate_micros_per_minute: 7_000,
+                    connect_fee_micros: 100,
+                },
+                OfferedLeg {
+                    carrier: "beta".into(),
+                    gateway: "beta-1".into(),
+                    rate_micros_per_minute: 9_000,
+                    connect_fee_micros: 0,
+                },
+            ],
+            issued_ms: 1_796_000_000_000,
+            ..token()
+        };
+        let short = encode(&planned, &key).unwrap();
+        let fixed = sealed_as(
+            FIXED_FORMAT_VERSION,
+            bincode::serialize(&planned).unwrap(),
+            &key,
+        );
+        // What a proxy carries and sends back with every report: lengths and small numbers
+        // in a byte each, not eight.
+        assert!(
+            short.len() * 10 < fixed.len() * 6,
+            "compact {} characters, fixed-width {}",
+            short.len(),
+            fixed.len()
+        );
+        assert_eq!(decode(&short, &key).unwrap(), planned);
+        assert_eq!(decode(&fixed, &key).unwrap(), planned);
+
+        let inbound = InboundToken {
+            call_id_hash: call_id_hash("in@proxy"),
+            did: "+14155550100".into(),
+            step: InboundStep::DeviceFork,
+            attempts: 0,
+            issued_ms: 1_796_000_000_000,
+            applied_index: 9,
+        };
+        let fixed = sealed_as(
+            FIXED_INBOUND_FORMAT_VERSION,
+            bincode::serialize(&inbound).unwrap(),
+            &key,
+        );
+        let short = encode_inbound(&inbound, &key).unwrap();
+        assert!(short.len() < fixed.len());
+        for text in [short, fixed] {
+            assert_eq!(
+                decode_any(&text, &key).unwrap(),
+                Token::Inbound(inbound.clone())
+            );
+        }
+
+        // A compact body with a byte left over is not a token this node wrote.
+        let mut payload = {
+            use bincode::Options;
+            compact().serialize(&planned).unwrap()
+        };
+        payload.push(0);
+        let error = decode(&sealed_as(FORMAT_VERSION, payload, &key), &key).unwrap_err();
+        assert!(error.to_string().contains("malformed"), "{error}");
     }
 
     #[test]

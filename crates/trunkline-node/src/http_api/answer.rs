@@ -215,6 +215,34 @@ fn stop_document(sip_code: u32, reason: &str, message: &str) -> Map<String, Valu
     document
 }
 
+/// Adds `follow`: what a cfg needs to follow the answer, as words it picks with
+/// `{s.select,N, }` after a single `{json.parse,follow}` — `action`, `route_token`, `carrier`,
+/// `gateway` (`-` when empty), then `route_legs`' words (a plan's routes). Kamailio's `json`
+/// module parses the whole document for every field it reads: four fields and the plan's
+/// legs were five parses of the answer a call; this is one. No word holds a space: names
+/// and patterns can't, and a token is base64url.
+fn with_follow(mut document: Map<String, Value>) -> Value {
+    let word = |name: &str| match document.get(name).and_then(Value::as_str) {
+        Some(value) if !value.is_empty() => value.to_owned(),
+        _ => "-".to_owned(),
+    };
+    let mut follow = [
+        word("action"),
+        word("route_token"),
+        word("carrier"),
+        word("gateway"),
+    ]
+    .join(" ");
+    if let Some(legs) = document.get("route_legs").and_then(Value::as_str) {
+        if !legs.is_empty() {
+            follow.push(' ');
+            follow.push_str(legs);
+        }
+    }
+    document.insert("follow".into(), Value::String(follow));
+    Value::Object(document)
+}
+
 pub fn outbound(response: proto::RouteOutboundResponse, timers: LegTimers) -> Answer {
     let mut document = match (&response.refusal, response.legs.is_empty()) {
         (Some(refusal), _) => {
@@ -275,7 +303,7 @@ pub fn outbound(response: proto::RouteOutboundResponse, timers: LegTimers) -> An
             .collect();
         document.insert("explanation".into(), Value::Array(explanation));
     }
-    Answer::ok(Value::Object(document))
+    Answer::ok(with_follow(document))
 }
 
 /// One inbound leg as a document: a device's contact (forked in parallel with the other
@@ -412,7 +440,7 @@ pub fn inbound(response: proto::RouteInboundResponse, timers: LegTimers) -> Answ
         "applied_index".into(),
         json!(applied_index(response.read_state.as_ref())),
     );
-    Answer::ok(Value::Object(document))
+    Answer::ok(with_follow(document))
 }
 
 pub fn leg(response: proto::ReportLegResponse, timers: LegTimers) -> Answer {
@@ -446,7 +474,7 @@ pub fn leg(response: proto::ReportLegResponse, timers: LegTimers) -> Answer {
         "applied_index".into(),
         json!(applied_index(response.read_state.as_ref())),
     );
-    Answer::ok(Value::Object(document))
+    Answer::ok(with_follow(document))
 }
 
 pub fn registration(response: proto::ReportRegistrationResponse) -> Answer {
@@ -675,6 +703,12 @@ mod tests {
         assert_eq!(routes[0]["fr_timer"], 2_000);
         assert_eq!(routes[0]["fr_inv_timer"], 90_000);
         assert_eq!(routes[1]["carrier"], "carrier-b");
+        // One field a cfg parses once, the rest picked as words.
+        assert_eq!(
+            body["follow"],
+            "route token carrier-a gw1 carrier-a/gw1/^(408|5[0-9][0-9])$ \
+             carrier-b/gw2/^(408|5[0-9][0-9])$"
+        );
     }
 
     #[test]
@@ -747,6 +781,7 @@ mod tests {
         assert_eq!(answer.body["sip_code"], 403);
         assert_eq!(answer.body["reason"], "policy-premium");
         assert_eq!(answer.body["routes"], json!([]));
+        assert_eq!(answer.body["follow"], "stop - - -");
     }
 
     #[test]
@@ -763,6 +798,7 @@ mod tests {
         assert_eq!(next.body["carrier"], "b");
         assert_eq!(next.body["routes"].as_array().unwrap().len(), 1);
         assert_eq!(next.body["route_token"], "t2");
+        assert_eq!(next.body["follow"], "route t2 b gw2");
         let stop = super::leg(
             proto::ReportLegResponse {
                 outcome: Some(proto::report_leg_response::Outcome::Stop(proto::Stop {
@@ -778,6 +814,7 @@ mod tests {
         assert_eq!(stop.body["action"], "stop");
         assert_eq!(stop.body["reason"], "no-more-routes");
         assert_eq!(stop.body["sip_code"], 503);
+        assert_eq!(stop.body["follow"], "stop t3 - -");
     }
 
     #[test]
