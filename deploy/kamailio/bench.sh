@@ -24,7 +24,10 @@
 # Binaries: TRUNKLINE_BIN / TRUNKCTL_BIN, else the release build in $CARGO_TARGET_DIR (or
 # target/), else the debug build (said in the output: a debug node is several times slower).
 # Needs kamailio, sipp and ss (.ci/run installs them). KEEP=1 keeps the logs and statistics.
-# ONLY=trunkline skips the static run (to profile the cluster's side alone).
+# ONLY=trunkline skips the static run (to profile the cluster's side alone). CHILDREN: Kamailio's
+# SIP workers (8). The nodes take their tokio worker threads from TOKIO_WORKER_THREADS when
+# set (sharing this machine's two cores with Kamailio and sipp, 1 spends less on waking
+# threads).
 # KAMAILIO_OPTS: options for both Kamailio command lines; by default 256 MB of shared memory
 # (-m 256: with a dialog per call, Debian's default 64 MB runs out at 300 calls/s) and the TLSF
 # memory manager for shared and private memory (-x tlsf -X tlsf: Debian's default, qm, spent
@@ -100,8 +103,10 @@ refusing_port=$(free_port)
 answering_port=$(free_port)
 (cd "$work" && exec sipp -sf refuse.xml -aa -i 127.0.0.1 -p "$refusing_port" -nostdin >/dev/null 2>&1) &
 pids+=($!)
+gateway_pids=($!)
 (cd "$work" && exec sipp -sf "$here/sipp/answer.xml" -aa -i 127.0.0.1 -p "$answering_port" -nostdin >/dev/null 2>&1) &
 pids+=($!)
+gateway_pids+=($!)
 
 # CPU time (clock ticks) of processes: where a run's CPU went.
 process_ticks() { # PIDS...
@@ -114,6 +119,18 @@ process_ticks() { # PIDS...
   echo "$total"
 }
 ticks_per_second=$(getconf CLK_TCK)
+# CPU time (clock ticks) of this shell's finished children, user and system: a sipp caller's
+# once it has run. (Not /proc/stat: its busy time is sampled at the timer tick and missed
+# most of the short bursts of SIP work here, less than Kamailio's own.)
+children_ticks() {
+  local line user system
+  line=$(times | tail -1)
+  read -r user system <<<"$line"
+  awk -v u="$user" -v s="$system" -v hz="$ticks_per_second" 'BEGIN {
+    split(u, a, /[ms]/); split(s, b, /[ms]/)
+    printf "%d\n", ((a[1] * 60 + a[2]) + (b[1] * 60 + b[2])) * hz
+  }'
+}
 
 # The cluster: three nodes, formed as the README says.
 api=() peer=() http=() node_pids=()
@@ -173,14 +190,15 @@ run() { # NAME KAMAILIO_DEFINES...
   # shellcheck disable=SC2086 # KAMAILIO_OPTS is a list of options on purpose.
   setsid kamailio ${KAMAILIO_OPTS:--m 256 -x tlsf -X tlsf} -DD -E -f "$here/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" \
     -A "LISTEN=udp:127.0.0.1:$port" -A "CARRIER_LISTEN=udp:127.0.0.1:$carrier_port" \
-    -A "CARRIER_PORT=$carrier_port" -A LOG_LEVEL=0 -A CHILDREN=8 "$@" >"$dir/kamailio.log" 2>&1 &
+    -A "CARRIER_PORT=$carrier_port" -A LOG_LEVEL=0 -A "CHILDREN=${CHILDREN:-8}" "$@" >"$dir/kamailio.log" 2>&1 &
   local kamailio=$!
   groups+=("$kamailio")
   wait_until "kamailio ($name)" test -s "$dir/kamailio.pid"
   sleep 1 # its workers are forked after the pid file is written
-  local nodes_before index_before
+  local nodes_before index_before sipp_before
   index_before=$(applied_index)
   nodes_before=$(process_ticks "${node_pids[@]}")
+  sipp_before=$(($(process_ticks "${gateway_pids[@]}") + $(children_ticks)))
   (cd "$dir" && sipp -sf "$here/sipp/caller.xml" -s +442071234567 -key caller +14155550111 \
     -i 127.0.0.1 -p "$(free_port)" "127.0.0.1:$port" -r "$RATE" -m $((RATE * SECONDS_TO_RUN)) \
     -l $((RATE * 4)) -timeout $((SECONDS_TO_RUN + 60))s -recv_timeout 10s -nostdin \
@@ -188,10 +206,11 @@ run() { # NAME KAMAILIO_DEFINES...
     >/dev/null 2>&1) || true
   # CPU of the run: Kamailio's processes (all of them, started with the run), and the nodes'
   # since the run began.
-  local kamailio_ticks nodes_ticks
+  local kamailio_ticks nodes_ticks sipp_ticks
   # shellcheck disable=SC2046 # one PID per word
   kamailio_ticks=$(process_ticks $(ps -o pid= -g "$kamailio"))
   nodes_ticks=$(($(process_ticks "${node_pids[@]}") - nodes_before))
+  sipp_ticks=$(($(process_ticks "${gateway_pids[@]}") + $(children_ticks) - sipp_before))
   echo $(($(applied_index) - index_before)) >"$dir/entries"
   { kill -KILL -- "-$kamailio" && wait "$kamailio"; } 2>/dev/null || true
   # Answered calls per second: the answered calls over the time of the last answer (the rtt
@@ -210,11 +229,11 @@ run() { # NAME KAMAILIO_DEFINES...
         printf "%.1f %d %.1f %d %d\n", NR / (end / 1000), failed, sum / NR,
           value[int((NR - 1) * 0.5) + 1], value[int((NR - 1) * 0.99) + 1]
       }' >"$dir/result"
-  # CPU ms per answered call: Kamailio's, the nodes'.
+  # CPU ms per answered call: Kamailio's, the nodes', sipp's (the caller and both gateways).
   awk -v calls="$(wc -l <"$dir/answered")" -v k="$kamailio_ticks" -v n="$nodes_ticks" \
-    -v hz="$ticks_per_second" 'BEGIN {
+    -v s="$sipp_ticks" -v hz="$ticks_per_second" 'BEGIN {
       per = (calls > 0 ? 1000 / hz / calls : 0)
-      printf "%.3f %.3f\n", k * per, n * per
+      printf "%.3f %.3f %.3f\n", k * per, n * per, s * per
     }' >"$dir/cpu"
 }
 
@@ -224,7 +243,7 @@ if [[ ${ONLY:-} == trunkline ]]; then
   # Profiling the cluster's side alone: no static run, its figures zero.
   mkdir -p "$work/static"
   echo "0 0 0 0 0" >"$work/static/result"
-  echo "0 0" >"$work/static/cpu"
+  echo "0 0 0" >"$work/static/cpu"
 else
   run static -A STATIC_ROUTES -A "STATIC_GW1=\"127.0.0.1:$refusing_port\"" \
     -A "STATIC_GW2=\"127.0.0.1:$answering_port\""
@@ -236,16 +255,17 @@ run trunkline -A 'TL_TENANT="acme"' \
 read -r static_cps static_failed static_mean static_p50 static_p99 <"$work/static/result"
 read -r tl_cps tl_failed tl_mean tl_p50 tl_p99 <"$work/trunkline/result"
 
-read -r static_kamailio static_nodes <"$work/static/cpu"
-read -r tl_kamailio tl_nodes <"$work/trunkline/cpu"
+read -r static_kamailio static_nodes static_sipp <"$work/static/cpu"
+read -r tl_kamailio tl_nodes tl_sipp <"$work/trunkline/cpu"
 
-printf '\n%-10s %11s %7s %12s %7s %7s %16s %13s\n' "" "answered/s" "failed" "PDD mean ms" \
-  "p50 ms" "p99 ms" "Kamailio CPU ms" "nodes CPU ms"
-printf '%-10s %11s %7s %12s %7s %7s %16s %13s\n' static "$static_cps" "$static_failed" \
-  "$static_mean" "$static_p50" "$static_p99" "$static_kamailio" "$static_nodes"
-printf '%-10s %11s %7s %12s %7s %7s %16s %13s\n' trunkline "$tl_cps" "$tl_failed" \
-  "$tl_mean" "$tl_p50" "$tl_p99" "$tl_kamailio" "$tl_nodes"
-echo "(CPU ms: the processes' CPU time during the run over its answered calls.)"
+printf '\n%-10s %11s %7s %12s %7s %7s %16s %13s %12s\n' "" "answered/s" "failed" "PDD mean ms" \
+  "p50 ms" "p99 ms" "Kamailio CPU ms" "nodes CPU ms" "sipp CPU ms"
+printf '%-10s %11s %7s %12s %7s %7s %16s %13s %12s\n' static "$static_cps" "$static_failed" \
+  "$static_mean" "$static_p50" "$static_p99" "$static_kamailio" "$static_nodes" "$static_sipp"
+printf '%-10s %11s %7s %12s %7s %7s %16s %13s %12s\n' trunkline "$tl_cps" "$tl_failed" \
+  "$tl_mean" "$tl_p50" "$tl_p99" "$tl_kamailio" "$tl_nodes" "$tl_sipp"
+echo "(CPU ms: the processes' CPU time during the run over its answered calls; sipp's is the"
+echo "caller's and both gateways'.)"
 echo "Raft entries written during the runs: static $(cat "$work/static/entries" 2>/dev/null || echo 0), trunkline $(cat "$work/trunkline/entries")"
 awk -v a="$tl_cps" -v b="$static_cps" -v c="$tl_mean" -v d="$static_mean" 'BEGIN {
   printf "\ntrunkline / static: %.2f of the answered calls per second; PDD mean %s ms more\n",

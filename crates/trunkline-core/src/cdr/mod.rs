@@ -247,7 +247,7 @@ impl Cdr {
     }
 
     fn key(&self) -> CallKey {
-        (self.tenant.clone(), self.call_id.clone())
+        Arc::new((self.tenant.clone(), self.call_id.clone()))
     }
 }
 
@@ -289,8 +289,11 @@ pub enum CdrResponse {
     Recorded(Vec<Recorded>),
 }
 
-/// A call is known by its tenant and Call-ID.
-type CallKey = (String, String);
+/// A call is known by its tenant and Call-ID. Shared: a shard holds each key twice (by call and
+/// by when it is due), and applying a batch copies every shard it touches (readers hold the
+/// previous state), tombstones of the last two minutes' calls included: a copy of a key is a
+/// count, not two strings (serialised as the pair, as before).
+type CallKey = Arc<(String, String)>;
 
 /// Shards of the book: applying a batch copies only the shards it touches (readers hold the
 /// previous state, so every change is a copy on write), a few dozen calls each at the bound.
@@ -508,18 +511,14 @@ impl CdrBook {
     /// Drops a deleted tenant's calls in progress, archiving them as they are.
     pub fn remove_tenant(&mut self, tenant: &str, archive: &mut Vec<Cdr>) {
         for index in 0..SHARDS {
-            if !self.shards[index]
-                .calls
-                .keys()
-                .any(|(owner, _)| owner == tenant)
-            {
+            if !self.shards[index].calls.keys().any(|key| key.0 == tenant) {
                 continue;
             }
             let shard = Arc::make_mut(&mut self.shards[index]);
             let keys: Vec<CallKey> = shard
                 .calls
                 .keys()
-                .filter(|(owner, _)| owner == tenant)
+                .filter(|key| key.0 == tenant)
                 .cloned()
                 .collect();
             for key in keys {

@@ -337,3 +337,44 @@ fn applying_a_record_copies_one_shard_not_the_book() {
     assert_eq!(book.open_count(), 19_999);
     assert_eq!(published.open_count(), 20_000);
 }
+
+#[test]
+fn a_copied_shard_shares_its_keys_and_they_serialise_as_the_pair_they_were() {
+    // Tombstones of the last two minutes' calls are most of a shard at high rates, and every
+    // shard a batch touches is copied: the copy must not copy their strings.
+    let mut book = CdrBook::default();
+    let mut archive = Vec::new();
+    let ended: Vec<Cdr> = (0..20_000).map(|n| answered(&format!("e{n}"))).collect();
+    for batch in ended.chunks(MAX_PER_COMMAND) {
+        book.record(1_000, batch, &mut archive);
+    }
+    let published = book.clone();
+    book.record(
+        2_000,
+        &[record("new", Disposition::InProgress)],
+        &mut archive,
+    );
+    let index = shard_of(&Arc::new(("acme".to_owned(), "new".to_owned())));
+    let (now, before) = (&book.shards[index], &published.shards[index]);
+    assert!(!Arc::ptr_eq(now, before), "the touched shard is a copy");
+    let shared = before
+        .calls
+        .keys()
+        .filter(|key| now.calls.keys().any(|copy| Arc::ptr_eq(key, copy)))
+        .count();
+    assert!(shared > 0);
+    assert_eq!(
+        shared,
+        before.calls.len(),
+        "every key of the copy is shared"
+    );
+
+    // Snapshots written before keys were shared hold plain pairs: a shared key serialises as
+    // its pair (serde's `rc`), so a shard reads and writes the same bytes as before.
+    let keys: Vec<&CallKey> = now.calls.keys().collect();
+    let pairs: Vec<(String, String)> = keys.iter().map(|key| (***key).clone()).collect();
+    let old = serde_json::to_string(&pairs).unwrap();
+    assert_eq!(serde_json::to_string(&keys).unwrap(), old);
+    let read: Vec<CallKey> = serde_json::from_str(&old).unwrap();
+    assert_eq!(read.iter().collect::<Vec<_>>(), keys);
+}
