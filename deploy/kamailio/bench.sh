@@ -28,10 +28,12 @@
 # SIP workers (8). The nodes take their tokio worker threads from TOKIO_WORKER_THREADS when
 # set (sharing this machine's two cores with Kamailio and sipp, 1 spends less on waking
 # threads).
-# KAMAILIO_OPTS: options for both Kamailio command lines; by default 256 MB of shared memory
-# (-m 256: with a dialog per call, Debian's default 64 MB runs out at 300 calls/s) and the TLSF
-# memory manager for shared and private memory (-x tlsf -X tlsf: Debian's default, qm, spent
-# 15 % of Kamailio's CPU in qm_malloc at 800 calls/s; KAMAILIO_OPTS="-m 256" measures with it).
+# KAMAILIO_OPTS: options for both Kamailio command lines; by default 512 MB of shared memory
+# (-m 512: transactions, their AVPs and a dialog per call live there; Debian's default 64 MB
+# runs out at 300 calls/s, 256 MB near 1,400, and a call Kamailio can't allocate for is
+# refused 500 at once) and the TLSF memory manager for shared and private memory (-x tlsf -X
+# tlsf: Debian's default, qm, spent 15 % of Kamailio's CPU in qm_malloc at 800 calls/s;
+# KAMAILIO_OPTS="-m 512" measures with it).
 set -euo pipefail
 
 SECONDS_TO_RUN=${1:-20}
@@ -188,7 +190,7 @@ run() { # NAME KAMAILIO_DEFINES...
   carrier_port=$(free_port)
   mkdir -p "$dir"
   # shellcheck disable=SC2086 # KAMAILIO_OPTS is a list of options on purpose.
-  setsid kamailio ${KAMAILIO_OPTS:--m 256 -x tlsf -X tlsf} -DD -E -f "$here/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" \
+  setsid kamailio ${KAMAILIO_OPTS:--m 512 -x tlsf -X tlsf} -DD -E -f "$here/kamailio.cfg" -P "$dir/kamailio.pid" -Y "$dir" \
     -A "LISTEN=udp:127.0.0.1:$port" -A "CARRIER_LISTEN=udp:127.0.0.1:$carrier_port" \
     -A "CARRIER_PORT=$carrier_port" -A LOG_LEVEL=0 -A "CHILDREN=${CHILDREN:-8}" "$@" >"$dir/kamailio.log" 2>&1 &
   local kamailio=$!
