@@ -293,17 +293,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_token_round_trips_under_its_key() {
-        let key = TokenKey::new(&[3u8; 32]).unwrap();
-        let text = encode(&token(), &key).unwrap();
-        assert_eq!(decode(&text, &key).unwrap(), token());
-    }
-
-    #[test]
-    fn a_plans_legs_round_trip_and_a_token_from_before_plans_is_still_read() {
-        let key = TokenKey::new(&[3u8; 32]).unwrap();
-        let planned = RouteToken {
+    /// A call routed with a plan of two carriers.
+    fn planned() -> RouteToken {
+        RouteToken {
             plan: vec![
                 OfferedLeg {
                     carrier: "alpha".into(),
@@ -319,7 +311,20 @@ mod tests {
                 },
             ],
             ..token()
-        };
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_under_its_key() {
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
+        let text = encode(&token(), &key).unwrap();
+        assert_eq!(decode(&text, &key).unwrap(), token());
+    }
+
+    #[test]
+    fn a_plans_legs_round_trip_and_a_token_from_before_plans_is_still_read() {
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
+        let planned = planned();
         let text = encode(&planned, &key).unwrap();
         assert_eq!(decode(&text, &key).unwrap(), planned);
 
@@ -344,22 +349,8 @@ mod tests {
     fn tokens_are_written_compact_and_fixed_width_ones_are_still_read() {
         let key = TokenKey::new(&[3u8; 32]).unwrap();
         let planned = RouteToken {
-            plan: vec![
-                OfferedLeg {
-                    carrier: "alpha".into(),
-                    gateway: "alpha-1".into(),
-                    rate_micros_per_minute: 7_000,
-                    connect_fee_micros: 100,
-                },
-                OfferedLeg {
-                    carrier: "beta".into(),
-                    gateway: "beta-1".into(),
-                    rate_micros_per_minute: 9_000,
-                    connect_fee_micros: 0,
-                },
-            ],
             issued_ms: 1_796_000_000_000,
-            ..token()
+            ..planned()
         };
         let short = encode(&planned, &key).unwrap();
         let fixed = sealed_as(
