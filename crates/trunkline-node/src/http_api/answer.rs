@@ -603,7 +603,7 @@ pub fn error(status: &Status) -> Answer {
     }
     Answer {
         status: http_status(code),
-        body: Value::Object(document),
+        body: with_follow(document),
     }
 }
 
@@ -613,7 +613,7 @@ pub fn http_error(status: u16, error: &str, message: &str) -> Answer {
     document.insert("error".into(), json!(error));
     Answer {
         status,
-        body: Value::Object(document),
+        body: with_follow(document),
     }
 }
 
@@ -896,6 +896,8 @@ mod tests {
         assert_eq!(answer.body["sip_code"], 484);
         assert_eq!(answer.body["reason"], "invalid-number");
         assert_eq!(answer.body["error"], "invalid_argument");
+        // A cfg reading the words of every answer finds an error's too: a stop.
+        assert_eq!(answer.body["follow"], "stop - - -");
 
         let unavailable = error(&Status::unavailable("no leader"));
         assert_eq!(unavailable.status, 503);
