@@ -627,6 +627,59 @@ fn calls_go_through_once_a_stalled_cluster_answers_again() {
     );
 }
 
+/// A proxy given `MAX_CPS` refuses the calls past it with 503 at once, statelessly, and takes
+/// the rest: offered more than it and the cluster keep up with, it levels off instead of
+/// collapsing (`deploy/kamailio/bench.sh`). Without it the same burst is all taken.
+#[test]
+fn calls_past_max_cps_are_refused_at_once_and_the_rest_go_through() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path().to_path_buf();
+    let mut options = kamailio_options(&environment.cluster, None);
+    options.defines = vec!["MAX_CPS=1".to_owned()];
+    let capped = Kamailio::start(&path, "kamailio-capped", &options);
+    // 20 calls at 20 a second, one taken a second: however slowly sipp sends them here, far
+    // fewer seconds than calls.
+    let calls = 20;
+    let report = call(
+        &path,
+        "capped",
+        CALLER_SCENARIO,
+        capped.port,
+        OUTBOUND_NUMBER,
+        calls,
+        20,
+    );
+    assert_eq!(
+        report.successful + report.failed,
+        calls,
+        "{}",
+        report.screen
+    );
+    assert!(
+        report.successful >= 1,
+        "the calls within MAX_CPS must go through:\n{}",
+        report.screen
+    );
+    assert!(
+        report.failed >= 10 && report.screen.contains("503 Overloaded"),
+        "the calls past MAX_CPS must be refused 503 Overloaded ({} were):\n{}",
+        report.failed,
+        report.screen
+    );
+
+    let uncapped = call(
+        &path,
+        "uncapped",
+        CALLER_SCENARIO,
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        20,
+    );
+    environment.assert_all_succeeded(&uncapped, calls, "without MAX_CPS every call goes through");
+}
+
 #[test]
 fn every_node_down_fails_safe() {
     let _serial = serial();

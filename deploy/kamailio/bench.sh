@@ -27,7 +27,7 @@
 # ONLY=trunkline skips the static run (to profile the cluster's side alone). CHILDREN: Kamailio's
 # SIP workers (8). The nodes take their tokio worker threads from TOKIO_WORKER_THREADS when
 # set (sharing this machine's two cores with Kamailio and sipp, 1 spends less on waking
-# threads).
+# threads). TL_MAX_CPS: MAX_CPS for the cluster's Kamailio (see below).
 # KAMAILIO_OPTS: options for both Kamailio command lines; by default 512 MB of shared memory
 # (-m 512: transactions, their AVPs and a dialog per call live there; Debian's default 64 MB
 # runs out at 300 calls/s, 256 MB near 1,400, and a call Kamailio can't allocate for is
@@ -250,7 +250,11 @@ else
   run static -A STATIC_ROUTES -A "STATIC_GW1=\"127.0.0.1:$refusing_port\"" \
     -A "STATIC_GW2=\"127.0.0.1:$answering_port\""
 fi
-run trunkline -A 'TL_TENANT="acme"' \
+# TL_MAX_CPS: the cluster's run only, with MAX_CPS (the cfg refuses calls past it, 503): how
+# it levels off past what it keeps up with (the static run's rate is never capped).
+max_cps=()
+if [[ -n ${TL_MAX_CPS:-} ]]; then max_cps=(-A "MAX_CPS=$TL_MAX_CPS"); fi
+run trunkline "${max_cps[@]}" -A 'TL_TENANT="acme"' \
   -A "TL_NODE1=\"tl1=>http://bench:$proxy_token@${http[1]}\"" \
   -A "TL_NODE2=\"tl2=>http://bench:$proxy_token@${http[2]}\"" \
   -A "TL_NODE3=\"tl3=>http://bench:$proxy_token@${http[3]}\""
