@@ -11,8 +11,8 @@
 use std::sync::Mutex;
 
 use trunkline_cluster_tests::sip_e2e::{
-    call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable, Caller,
-    CallerReport, Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO,
+    self, call, configure, http_get, require_tools, wait_explained, wait_for, wait_routable,
+    Caller, CallerReport, Cluster, Kamailio, KamailioOptions, SippServer, ANSWER_SCENARIO,
     BUSY_486_SCENARIO, CALLER_BUSY_SCENARIO, CALLER_CANCEL_SCENARIO, CALLER_FAILED_SCENARIO,
     CALLER_REFUSED_SCENARIO, CALLER_SCENARIO, DEVICE, DID, LEG_REPLY_TIMEOUT_MS, OUTBOUND_NUMBER,
     REFUSE_503_SCENARIO, RING_LONG_SCENARIO, SETUP_TIMEOUT, TENANT,
@@ -558,6 +558,80 @@ fn a_report_held_for_a_quorum_marks_no_node_down() {
     assert!(
         !log.contains("tl1 marked down"),
         "a report held for a quorum must not mark the node down:\n{log}"
+    );
+}
+
+/// A batch of call ends no node takes (here every node SIGSTOPped while the calls end: each
+/// times out) is sent again every second until one does: the calls' slots are freed then, not
+/// hours later when the cluster would release them itself. Before, the batch was dropped.
+#[test]
+fn call_ends_no_node_took_are_sent_again_once_one_does() {
+    let _serial = serial();
+    let environment = Environment::start(ANSWER_SCENARIO);
+    let path = environment.path().to_path_buf();
+    // The caller holds each call 3 s before its BYE: long enough to stop every node after the
+    // lookups and before the ends.
+    let caller = std::fs::read_to_string(sip_e2e::scenario(CALLER_SCENARIO)).unwrap();
+    let bye = caller.rfind("<send retrans=\"500\">").unwrap();
+    let held = path.join("caller_held.xml");
+    std::fs::write(
+        &held,
+        format!(
+            "{}<pause milliseconds=\"3000\"/>\n  {}",
+            &caller[..bye],
+            &caller[bye..]
+        ),
+    )
+    .unwrap();
+    let mark = environment.kamailio.log_len();
+    let calls = 3;
+    let running = Caller::start(
+        &path,
+        "held",
+        held.to_str().unwrap(),
+        environment.kamailio.port,
+        OUTBOUND_NUMBER,
+        calls,
+        10,
+    );
+    wait_explained(
+        "every call answered and held",
+        SETUP_TIMEOUT,
+        || (active_calls(&environment.cluster) == Some(calls)).then_some(()),
+        || format!("active calls: {:?}", active_calls(&environment.cluster)),
+    );
+    for node in &environment.cluster.nodes {
+        node.process.signal("STOP");
+    }
+    wait_for("a call-end batch no node took", SETUP_TIMEOUT, || {
+        environment
+            .kamailio
+            .log_since(mark)
+            .contains("sending them again in a second")
+            .then_some(())
+    });
+    for node in &environment.cluster.nodes {
+        node.process.signal("CONT");
+    }
+    let report = running.finish();
+    environment.assert_all_succeeded(&report, calls, "every call is answered and hung up");
+    // Sent again until a node took it: the ends are reported, and no call is left holding
+    // its slot.
+    wait_explained(
+        "the batch sent again and taken",
+        SETUP_TIMEOUT,
+        || {
+            let log = environment.kamailio.log_since(mark);
+            let retried = log.find("sending them again in a second")?;
+            log[retried..].contains("call ends reported").then_some(())
+        },
+        || environment.kamailio.log_since(mark),
+    );
+    wait_explained(
+        "no call in progress left",
+        SETUP_TIMEOUT,
+        || (active_calls(&environment.cluster) == Some(0)).then_some(()),
+        || format!("active calls: {:?}", active_calls(&environment.cluster)),
     );
 }
 
