@@ -109,21 +109,21 @@ impl Environment {
 
 /// Gives the tenant a limit of one call at a time, refused with 403 (not the gateways' 503, so
 /// a refusal by the limit is told apart), and waits until the cluster shows it.
-fn limit_to_one_call(cluster: &Cluster) {
+fn limit_concurrent_calls(cluster: &Cluster, calls: u64) {
     cluster.trunkctl(&[
         "usage",
         "limits",
         "--tenant",
         TENANT,
         "--concurrent-calls",
-        "1",
+        &calls.to_string(),
         "--refusal-sip-code",
         "403",
     ]);
     wait_for("the concurrent-call limit applied", SETUP_TIMEOUT, || {
         let shown = cluster.trunkctl(&["-o", "json", "usage", "show", "--tenant", TENANT]);
         let value: serde_json::Value = serde_json::from_str(&shown).ok()?;
-        (value["limits"]["concurrent_calls"] == 1).then_some(())
+        (value["limits"]["concurrent_calls"] == calls).then_some(())
     });
 }
 
@@ -569,6 +569,8 @@ fn call_ends_no_node_took_are_sent_again_once_one_does() {
     let _serial = serial();
     let environment = Environment::start(ANSWER_SCENARIO);
     let path = environment.path().to_path_buf();
+    // A limit, so the cluster counts the calls in progress (each end frees its slot).
+    limit_concurrent_calls(&environment.cluster, 10);
     // The caller holds each call 3 s before its BYE: long enough to stop every node after the
     // lookups and before the ends.
     let caller = std::fs::read_to_string(sip_e2e::scenario(CALLER_SCENARIO)).unwrap();
@@ -825,7 +827,7 @@ fn every_node_down_fails_safe() {
 fn answered_calls_release_the_tenants_slot_when_they_end() {
     let _serial = serial();
     let environment = Environment::start(ANSWER_SCENARIO);
-    limit_to_one_call(&environment.cluster);
+    limit_concurrent_calls(&environment.cluster, 1);
     let log_start = environment.kamailio.log_len();
     // One after another: each call is answered and hung up before the next starts, so a
     // limit of one call admits them all only if each call's end freed its slot (BYE,
@@ -854,7 +856,7 @@ fn an_unanswered_call_releases_the_tenants_slot_at_once() {
     let _serial = serial();
     // Both carriers refuse: every call fails, after a leg report each.
     let environment = Environment::start_with(REFUSE_503_SCENARIO, REFUSE_503_SCENARIO);
-    limit_to_one_call(&environment.cluster);
+    limit_concurrent_calls(&environment.cluster, 1);
     let log_start = environment.kamailio.log_len();
     // Each call gets the cluster's 500 after the last gateway's 503; a call refused by the
     // limit would get 403 and fail the scenario. The failure (event_route[dialog:failed]) is reported answered=0.
@@ -966,7 +968,7 @@ fn a_call_cancelled_while_ringing_releases_the_tenants_slot() {
     let _serial = serial();
     // Alpha, tried first, rings and waits for the caller to give up (or answers after 3 s).
     let environment = Environment::start_with(RING_LONG_SCENARIO, ANSWER_SCENARIO);
-    limit_to_one_call(&environment.cluster);
+    limit_concurrent_calls(&environment.cluster, 1);
     let path = environment.path();
     let log_start = environment.kamailio.log_len();
     // The caller cancels at the 180: alpha answers the CANCEL 200 and the INVITE 487, which
