@@ -134,6 +134,16 @@ fn active_calls(cluster: &Cluster) -> Option<u64> {
     value["usage"]["active_calls"].as_u64()
 }
 
+/// Waits until the cluster counts no call of the tenant in progress.
+fn wait_no_call_in_progress(cluster: &Cluster) {
+    wait_explained(
+        "no call in progress left",
+        SETUP_TIMEOUT,
+        || (active_calls(cluster) == Some(0)).then_some(()),
+        || format!("active calls: {:?}", active_calls(cluster)),
+    );
+}
+
 /// Waits until Kamailio has logged `calls` call-end reports since `log_start`, each releasing
 /// its slot, and the cluster counts no call in progress. The reports leave from Kamailio's
 /// reporter processes (a queue they look at every 50 ms, sent in batches: one logged line per
@@ -161,12 +171,7 @@ fn wait_released(environment: &Environment, log_start: u64, calls: u64, what: &s
             )
         },
     );
-    wait_explained(
-        "no call in progress left",
-        SETUP_TIMEOUT,
-        || (active_calls(&environment.cluster) == Some(0)).then_some(()),
-        || format!("active calls: {:?}", active_calls(&environment.cluster)),
-    );
+    wait_no_call_in_progress(&environment.cluster);
 }
 
 /// The tenant's call records once `calls` of them have their end (the reporters send the ends
@@ -629,12 +634,7 @@ fn call_ends_no_node_took_are_sent_again_once_one_does() {
         },
         || environment.kamailio.log_since(mark),
     );
-    wait_explained(
-        "no call in progress left",
-        SETUP_TIMEOUT,
-        || (active_calls(&environment.cluster) == Some(0)).then_some(()),
-        || format!("active calls: {:?}", active_calls(&environment.cluster)),
-    );
+    wait_no_call_in_progress(&environment.cluster);
 }
 
 /// The same CI failure's second half: with every node marked down (there by held reports;

@@ -8,7 +8,7 @@
 //! The payload is bincode with variable-length integers ([`compact`]): a proxy carries the
 //! token in every answer it reads, keeps it in the call's dialog and sends it back in every
 //! report, and with fixed eight-byte lengths and counts half of it was zeros (a planned
-//! call's token: 470 characters, 262 with varints). Tokens of the fixed-width formats (4, 5,
+//! call's token: 470 characters, 212 with varints). Tokens of the fixed-width formats (4, 5,
 //! and inbound 2) issued before an upgrade are still read.
 
 use base64::Engine;
@@ -227,35 +227,26 @@ pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
     use bincode::Options;
     let body = open(text, key)?;
     let payload = body.get(1..).unwrap_or_default();
-    match body.first() {
-        Some(&FORMAT_VERSION) => compact()
-            .deserialize(payload)
-            .map(Token::Outbound)
-            .map_err(|_| invalid("is malformed")),
-        Some(&INBOUND_FORMAT_VERSION) => compact()
-            .deserialize(payload)
-            .map(Token::Inbound)
-            .map_err(|_| invalid("is malformed")),
-        Some(&FIXED_FORMAT_VERSION) => bincode::deserialize(payload)
-            .map(Token::Outbound)
-            .map_err(|_| invalid("is malformed")),
+    let decoded = match body.first() {
+        Some(&FORMAT_VERSION) => compact().deserialize(payload).map(Token::Outbound),
+        Some(&INBOUND_FORMAT_VERSION) => compact().deserialize(payload).map(Token::Inbound),
+        Some(&FIXED_FORMAT_VERSION) => bincode::deserialize(payload).map(Token::Outbound),
         Some(&PLANLESS_FORMAT_VERSION) => {
             // Version 4 is version 5 without the plan, its last field: bincode writes a
             // field after another and an empty Vec as its length, a u64 of 0.
             let mut payload = payload.to_vec();
             payload.extend_from_slice(&0u64.to_le_bytes());
-            bincode::deserialize(&payload)
-                .map(Token::Outbound)
-                .map_err(|_| invalid("is malformed"))
+            bincode::deserialize(&payload).map(Token::Outbound)
         }
-        Some(&FIXED_INBOUND_FORMAT_VERSION) => bincode::deserialize(payload)
-            .map(Token::Inbound)
-            .map_err(|_| invalid("is malformed")),
-        Some(version) if OLD_FORMAT_VERSIONS.contains(version) => Err(invalid(
-            "was issued by an older release: start the call again with RouteOutbound",
-        )),
-        _ => Err(invalid("has an unknown format version")),
-    }
+        Some(&FIXED_INBOUND_FORMAT_VERSION) => bincode::deserialize(payload).map(Token::Inbound),
+        Some(version) if OLD_FORMAT_VERSIONS.contains(version) => {
+            return Err(invalid(
+                "was issued by an older release: start the call again with RouteOutbound",
+            ))
+        }
+        _ => return Err(invalid("has an unknown format version")),
+    };
+    decoded.map_err(|_| invalid("is malformed"))
 }
 
 #[cfg(test)]
