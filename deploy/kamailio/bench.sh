@@ -24,7 +24,8 @@
 # Binaries: TRUNKLINE_BIN / TRUNKCTL_BIN, else the release build in $CARGO_TARGET_DIR (or
 # target/), else the debug build (said in the output: a debug node is several times slower).
 # Needs kamailio, sipp and ss (.ci/run installs them). KEEP=1 keeps the logs and statistics.
-# ONLY=trunkline skips the static run (to profile the cluster's side alone). CHILDREN: Kamailio's
+# ONLY=trunkline skips the static run (to profile the cluster's side alone); ONLY=static skips
+# the cluster's run (to find the static list's own limit). CHILDREN: Kamailio's
 # SIP workers (8). The nodes take their tokio worker threads from TOKIO_WORKER_THREADS when
 # set (sharing this machine's two cores with Kamailio and sipp, 1 spends less on waking
 # threads). TL_MAX_CPS: MAX_CPS for the cluster's Kamailio (see below).
@@ -254,10 +255,17 @@ fi
 # it levels off past what it keeps up with (the static run's rate is never capped).
 max_cps=()
 if [[ -n ${TL_MAX_CPS:-} ]]; then max_cps=(-A "MAX_CPS=$TL_MAX_CPS"); fi
-run trunkline "${max_cps[@]}" -A 'TL_TENANT="acme"' \
-  -A "TL_NODE1=\"tl1=>http://bench:$proxy_token@${http[1]}\"" \
-  -A "TL_NODE2=\"tl2=>http://bench:$proxy_token@${http[2]}\"" \
-  -A "TL_NODE3=\"tl3=>http://bench:$proxy_token@${http[3]}\""
+if [[ ${ONLY:-} == static ]]; then
+  mkdir -p "$work/trunkline"
+  echo "0 0 0 0 0" >"$work/trunkline/result"
+  echo "0 0 0" >"$work/trunkline/cpu"
+  echo 0 >"$work/trunkline/entries"
+else
+  run trunkline "${max_cps[@]}" -A 'TL_TENANT="acme"' \
+    -A "TL_NODE1=\"tl1=>http://bench:$proxy_token@${http[1]}\"" \
+    -A "TL_NODE2=\"tl2=>http://bench:$proxy_token@${http[2]}\"" \
+    -A "TL_NODE3=\"tl3=>http://bench:$proxy_token@${http[3]}\""
+fi
 read -r static_cps static_failed static_mean static_p50 static_p99 <"$work/static/result"
 read -r tl_cps tl_failed tl_mean tl_p50 tl_p99 <"$work/trunkline/result"
 

@@ -583,7 +583,7 @@ impl RouteApi {
         }
         let current = self.views.current();
         let key = Self::token_key(&current)?;
-        let token = match route_token::decode_any(&request.route_token, key).map_err(invalid)? {
+        let token = match route_token::decode_any(&request.route_token, key)? {
             route_token::Token::Outbound(token) => token,
             route_token::Token::Inbound(token) => {
                 // The DID's tenant, as the lookup that issued the token saw it.
@@ -674,7 +674,7 @@ impl RouteApi {
         let view = self.views.current();
         let key = Self::token_key(&view)?;
         // No age limit here: a call's end may come hours after its token was issued.
-        let token = route_token::decode(&request.route_token, key).map_err(invalid)?;
+        let token = route_token::decode(&request.route_token, key)?;
         auth::require_tenant(&principal, &token.tenant)?;
         if token.call_id_hash != route_token::call_id_hash(&request.call_id) {
             return Err(invalid(Error::invalid(

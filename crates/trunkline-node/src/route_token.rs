@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trunkline_core::{cdr::LegRecord, policy::SourceKind, routing::Media, Error};
 
+use crate::error::ClusterError;
+
 /// 6: [`RouteToken`] in [`compact`] bincode. 5 was the same fields in fixed-width bincode
 /// (still read, see [`decode_any`]); 4 ended before [`RouteToken::plan`] (still read too); 3
 /// did not carry what the call's record needs, and 1 had no source or extension either.
@@ -186,12 +188,12 @@ fn seal<T: Serialize>(version: u8, token: &T, key: &TokenKey) -> Result<String, 
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn invalid(reason: &str) -> Error {
-    Error::invalid("route_token", reason)
+fn invalid(reason: &str) -> ClusterError {
+    ClusterError::Domain(Error::invalid("route_token", reason))
 }
 
 /// The authenticated body of a token: its version byte, then the payload.
-fn open(text: &str, key: &TokenKey) -> Result<Vec<u8>, Error> {
+fn open(text: &str, key: &TokenKey) -> Result<Vec<u8>, ClusterError> {
     if text.is_empty() {
         return Err(invalid(
             "is required: pass the token from RouteOutbound, RouteInbound or the last ReportLeg",
@@ -215,7 +217,7 @@ fn open(text: &str, key: &TokenKey) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
-pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, Error> {
+pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, ClusterError> {
     match decode_any(text, key)? {
         Token::Outbound(token) => Ok(token),
         Token::Inbound(_) => Err(invalid("belongs to an inbound call")),
@@ -223,7 +225,12 @@ pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, Error> {
 }
 
 /// An outbound or an inbound call's token.
-pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
+///
+/// A token this cluster issued (its tag checks) in a format this node doesn't know was
+/// issued by a newer release, during a rolling upgrade: refused as not applied (gRPC
+/// `UNAVAILABLE`, HTTP 503), so a client or a proxy's node walk sends the report to another
+/// node, an upgraded one, instead of dropping it as malformed.
+pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, ClusterError> {
     use bincode::Options;
     let body = open(text, key)?;
     let payload = body.get(1..).unwrap_or_default();
@@ -244,7 +251,16 @@ pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, Error> {
                 "was issued by an older release: start the call again with RouteOutbound",
             ))
         }
-        _ => return Err(invalid("has an unknown format version")),
+        Some(version) => {
+            return Err(ClusterError::NotApplied {
+                message: format!(
+                    "route_token: was issued by a newer release than this node's (format \
+                     {version}): send the report to an upgraded node"
+                ),
+                leader_api_addr: None,
+            })
+        }
+        None => return Err(invalid("is too short to be a route token")),
     };
     decoded.map_err(|_| invalid("is malformed"))
 }
@@ -417,6 +433,43 @@ mod tests {
             let error = decode(garbage, &key).unwrap_err();
             assert!(error.to_string().starts_with("route_token: "), "{error}");
         }
+    }
+
+    #[test]
+    fn a_token_of_a_newer_release_is_sent_elsewhere_and_one_of_an_older_is_refused() {
+        let key = TokenKey::new(&[3u8; 32]).unwrap();
+        let payload = {
+            use bincode::Options;
+            compact().serialize(&token()).unwrap()
+        };
+        // Tagged under this cluster's key, in a format this release doesn't write: a newer
+        // node issued it. Refused as not applied, so a client or a proxy's node walk takes
+        // it to another node (gRPC UNAVAILABLE with the not-applied mark: HTTP 503).
+        for version in [8, 0xff] {
+            let error = decode(&sealed_as(version, payload.clone(), &key), &key).unwrap_err();
+            assert!(
+                matches!(error, ClusterError::NotApplied { .. }),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("newer release"), "{error}");
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            assert_eq!(
+                status
+                    .metadata()
+                    .get(trunkline_api::v1::metadata::RETRY_HEADER)
+                    .and_then(|value| value.to_str().ok()),
+                Some(trunkline_api::v1::metadata::RETRY_NOT_APPLIED)
+            );
+        }
+        // Not under this cluster's key: not a token of any release, refused as invalid.
+        let foreign = sealed_as(8, payload.clone(), &TokenKey::new(&[4u8; 32]).unwrap());
+        let status = tonic::Status::from(decode(&foreign, &key).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        // A format of an older release: no node reads it any more.
+        let status = tonic::Status::from(decode(&sealed_as(3, payload, &key), &key).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("older release"), "{status:?}");
     }
 
     #[test]
