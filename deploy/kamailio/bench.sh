@@ -240,13 +240,18 @@ run() { # NAME KAMAILIO_DEFINES...
     }' >"$dir/cpu"
 }
 
+# A run skipped (ONLY): its figures zero.
+skipped() { # NAME
+  mkdir -p "$work/$1"
+  echo "0 0 0 0 0" >"$work/$1/result"
+  echo "0 0 0" >"$work/$1/cpu"
+  echo 0 >"$work/$1/entries"
+}
+
 echo "trunkline: $trunkline"
 echo "$SECONDS_TO_RUN s at $RATE calls/s, first gateway refusing with $REFUSE_CODE, the second answering"
 if [[ ${ONLY:-} == trunkline ]]; then
-  # Profiling the cluster's side alone: no static run, its figures zero.
-  mkdir -p "$work/static"
-  echo "0 0 0 0 0" >"$work/static/result"
-  echo "0 0 0" >"$work/static/cpu"
+  skipped static # profiling the cluster's side alone
 else
   run static -A STATIC_ROUTES -A "STATIC_GW1=\"127.0.0.1:$refusing_port\"" \
     -A "STATIC_GW2=\"127.0.0.1:$answering_port\""
@@ -256,10 +261,7 @@ fi
 max_cps=()
 if [[ -n ${TL_MAX_CPS:-} ]]; then max_cps=(-A "MAX_CPS=$TL_MAX_CPS"); fi
 if [[ ${ONLY:-} == static ]]; then
-  mkdir -p "$work/trunkline"
-  echo "0 0 0 0 0" >"$work/trunkline/result"
-  echo "0 0 0" >"$work/trunkline/cpu"
-  echo 0 >"$work/trunkline/entries"
+  skipped trunkline # the static list's own limit
 else
   run trunkline "${max_cps[@]}" -A 'TL_TENANT="acme"' \
     -A "TL_NODE1=\"tl1=>http://bench:$proxy_token@${http[1]}\"" \
@@ -280,7 +282,7 @@ printf '%-10s %11s %7s %12s %7s %7s %16s %13s %12s\n' trunkline "$tl_cps" "$tl_f
   "$tl_mean" "$tl_p50" "$tl_p99" "$tl_kamailio" "$tl_nodes" "$tl_sipp"
 echo "(CPU ms: the processes' CPU time during the run over its answered calls; sipp's is the"
 echo "caller's and both gateways'.)"
-echo "Raft entries written during the runs: static $(cat "$work/static/entries" 2>/dev/null || echo 0), trunkline $(cat "$work/trunkline/entries")"
+echo "Raft entries written during the runs: static $(cat "$work/static/entries"), trunkline $(cat "$work/trunkline/entries")"
 awk -v a="$tl_cps" -v b="$static_cps" -v c="$tl_mean" -v d="$static_mean" 'BEGIN {
   printf "\ntrunkline / static: %.2f of the answered calls per second; PDD mean %s ms more\n",
     (b > 0 ? a / b : 0), c - d

@@ -233,25 +233,27 @@ pub fn decode(text: &str, key: &TokenKey) -> Result<RouteToken, ClusterError> {
 pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, ClusterError> {
     use bincode::Options;
     let body = open(text, key)?;
-    let payload = body.get(1..).unwrap_or_default();
-    let decoded = match body.first() {
-        Some(&FORMAT_VERSION) => compact().deserialize(payload).map(Token::Outbound),
-        Some(&INBOUND_FORMAT_VERSION) => compact().deserialize(payload).map(Token::Inbound),
-        Some(&FIXED_FORMAT_VERSION) => bincode::deserialize(payload).map(Token::Outbound),
-        Some(&PLANLESS_FORMAT_VERSION) => {
+    let Some((&version, payload)) = body.split_first() else {
+        return Err(invalid("is too short to be a route token"));
+    };
+    let decoded = match version {
+        FORMAT_VERSION => compact().deserialize(payload).map(Token::Outbound),
+        INBOUND_FORMAT_VERSION => compact().deserialize(payload).map(Token::Inbound),
+        FIXED_FORMAT_VERSION => bincode::deserialize(payload).map(Token::Outbound),
+        PLANLESS_FORMAT_VERSION => {
             // Version 4 is version 5 without the plan, its last field: bincode writes a
             // field after another and an empty Vec as its length, a u64 of 0.
             let mut payload = payload.to_vec();
             payload.extend_from_slice(&0u64.to_le_bytes());
             bincode::deserialize(&payload).map(Token::Outbound)
         }
-        Some(&FIXED_INBOUND_FORMAT_VERSION) => bincode::deserialize(payload).map(Token::Inbound),
-        Some(version) if OLD_FORMAT_VERSIONS.contains(version) => {
+        FIXED_INBOUND_FORMAT_VERSION => bincode::deserialize(payload).map(Token::Inbound),
+        version if OLD_FORMAT_VERSIONS.contains(&version) => {
             return Err(invalid(
                 "was issued by an older release: start the call again with RouteOutbound",
             ))
         }
-        Some(version) => {
+        version => {
             return Err(ClusterError::NotApplied {
                 message: format!(
                     "route_token: was issued by a newer release than this node's (format \
@@ -260,7 +262,6 @@ pub fn decode_any(text: &str, key: &TokenKey) -> Result<Token, ClusterError> {
                 leader_api_addr: None,
             })
         }
-        None => return Err(invalid("is too short to be a route token")),
     };
     decoded.map_err(|_| invalid("is malformed"))
 }
@@ -342,6 +343,12 @@ mod tests {
         assert_eq!(decode(&old, &key).unwrap(), token());
     }
 
+    /// A token's payload as this release writes it.
+    fn compact_bytes<T: Serialize>(token: &T) -> Vec<u8> {
+        use bincode::Options;
+        compact().serialize(token).unwrap()
+    }
+
     /// A token as a release that wrote `version` sealed it, from its payload's bytes.
     fn sealed_as(version: u8, payload: Vec<u8>, key: &TokenKey) -> String {
         let mut bytes = vec![version];
@@ -399,10 +406,7 @@ mod tests {
         }
 
         // A compact body with a byte left over is not a token this node wrote.
-        let mut payload = {
-            use bincode::Options;
-            compact().serialize(&planned).unwrap()
-        };
+        let mut payload = compact_bytes(&planned);
         payload.push(0);
         let error = decode(&sealed_as(FORMAT_VERSION, payload, &key), &key).unwrap_err();
         assert!(error.to_string().contains("malformed"), "{error}");
@@ -438,10 +442,7 @@ mod tests {
     #[test]
     fn a_token_of_a_newer_release_is_sent_elsewhere_and_one_of_an_older_is_refused() {
         let key = TokenKey::new(&[3u8; 32]).unwrap();
-        let payload = {
-            use bincode::Options;
-            compact().serialize(&token()).unwrap()
-        };
+        let payload = compact_bytes(&token());
         // Tagged under this cluster's key, in a format this release doesn't write: a newer
         // node issued it. Refused as not applied, so a client or a proxy's node walk takes
         // it to another node (gRPC UNAVAILABLE with the not-applied mark: HTTP 503).
